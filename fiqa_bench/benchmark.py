@@ -1,0 +1,71 @@
+"""The protocol-independent view of an evaluation that the runner works on.
+
+Every protocol reduces to the same two tables:
+
+* ``faces``: one row per image — ``path`` (relative to ``root``), ``identity`` (str), ``group`` (int64: the
+  template, video or — for single-image protocols like LFW — the image itself), ``media`` (int64: IJB media
+  id, else same as group), ``face_score`` (float, NaN if unknown) and 10 landmark columns ``lx0, ly0, ...,
+  lx4, ly4`` in image pixels (NaN where landmarks must be detected). Landmark order is ArcFace's: left eye,
+  right eye (as seen in the image), nose tip, left and right mouth corner.
+* ``pairs``: one row per comparison — ``a``, ``b`` (group ids), ``label`` (1 genuine, 0 impostor) and
+  ``fold`` (0..k-1 for k-fold protocols, -1 otherwise).
+
+``metric`` says how pair scores become numbers: ``tpr_at_fpr`` (template 1:1) or ``kfold_accuracy``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+LANDMARK_COLUMNS = [f"{axis}{i}" for i in range(5) for axis in ("lx", "ly")]
+FACE_COLUMNS = ["path", "identity", "group", "media", "face_score", *LANDMARK_COLUMNS]
+PAIR_COLUMNS = ["a", "b", "label", "fold"]
+
+
+@dataclass
+class Benchmark:
+    name: str
+    root: Path
+    faces: pd.DataFrame
+    pairs: pd.DataFrame
+    metric: str
+    version: str = "1"
+    source_files: list[Path] = field(default_factory=list)
+    detect_pad: float = 0.0  # fraction of the image size padded on each side before detection (tight crops)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        missing = [c for c in FACE_COLUMNS if c not in self.faces.columns]
+        if missing:
+            raise ValueError(f"faces table lacks columns {missing}")
+        missing = [c for c in PAIR_COLUMNS if c not in self.pairs.columns]
+        if missing:
+            raise ValueError(f"pairs table lacks columns {missing}")
+        if self.metric not in ("tpr_at_fpr", "kfold_accuracy"):
+            raise ValueError(f"unknown metric {self.metric!r}")
+
+    def landmarks(self) -> np.ndarray:
+        """(N, 5, 2) float32 landmarks; rows of NaN where they must be detected."""
+        return self.faces[LANDMARK_COLUMNS].to_numpy(np.float32).reshape(-1, 5, 2)
+
+    def fingerprint(self) -> dict[str, str]:
+        """Hashes of the template/image list and the pair list: results record exactly what was compared."""
+        f = self.faces
+        h_faces = hashlib.sha256()
+        h_faces.update("\n".join(f["path"].astype(str)).encode())
+        h_faces.update(f["group"].to_numpy(np.int64).tobytes())
+        h_faces.update(f["media"].to_numpy(np.int64).tobytes())
+        h_faces.update(np.nan_to_num(f[LANDMARK_COLUMNS].to_numpy(np.float64), nan=-1.0).round(3).tobytes())
+        h_pairs = hashlib.sha256()
+        for col in PAIR_COLUMNS:
+            h_pairs.update(self.pairs[col].to_numpy(np.int64).tobytes())
+        return {"faces_sha256": h_faces.hexdigest(), "pairs_sha256": h_pairs.hexdigest()}
+
+
+def empty_landmarks(n: int) -> dict[str, np.ndarray]:
+    return {c: np.full(n, np.nan, dtype=np.float32) for c in LANDMARK_COLUMNS}

@@ -1,0 +1,59 @@
+"""Exceptions users see: each names the file, line or adapter at fault."""
+
+
+class FiqaBenchError(Exception):
+    """Base class; the CLI prints these as one clear message instead of a traceback."""
+
+
+class UnknownNameError(FiqaBenchError, KeyError):
+    """A method, backbone or protocol name that is not registered (message carries 'did you mean')."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class PluginLoadError(FiqaBenchError):
+    """An entry point that is registered but fails to import."""
+
+
+class ImageError(FiqaBenchError):
+    """An image that is missing, unreadable or corrupt."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class NoFaceError(ImageError):
+    """No face was detected in an image that needs one."""
+
+    def __init__(self, path, reason: str = "no face detected"):
+        super().__init__(path, reason)
+
+
+class ProtocolFormatError(FiqaBenchError):
+    """A malformed protocol file; carries the file and 1-based line number."""
+
+    def __init__(self, path, line: int | None, reason: str):
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+        where = f"{path}:{line}" if line is not None else f"{path}"
+        super().__init__(f"{where}: {reason}")
+
+
+class ChecksumError(FiqaBenchError):
+    """A downloaded or local weights/data file whose sha256 is not the pinned one."""
+
+
+class DownloadError(FiqaBenchError):
+    """A download that could not be completed (no network, HTTP error, interrupted transfer)."""
+
+
+class AdapterError(FiqaBenchError):
+    """A quality method or backbone that raised, or returned NaN/inf or the wrong shape, at run time."""
+
+
+class MissingDependencyError(FiqaBenchError, ImportError):
+    """An optional package is needed; the message says which extra installs it."""
