@@ -1,0 +1,510 @@
+"""Reports: Markdown and HTML tables laid out like the paper's, as a pure function of results files.
+
+One results file per (method, backbone, protocol) run (see ``docs``/design "Results file"). Tables are built
+per protocol and selection strategy; rows are grouped by FR model, then method:
+
+* template 1:1 protocols (``metrics.tpr_at_fpr``): TPR in percent at each FPR, like the paper's Tables 3-4;
+* k-fold protocols (``metrics.accuracy``): accuracy ``mean ± std`` in percent, like Table 5.
+
+Within each FR-model block the best value of each column is bold (every row that shows it, when at least
+two rows have a value). A missing value (``null``) shows as "—" with a footnote giving the reason. The
+output depends on the results only (no clock, no paths outside the folder), so re-running gives the same
+bytes. Results of one protocol name made with different protocol versions or pair lists are refused.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import atomic
+from .errors import FiqaBenchError
+
+SCHEMA_VERSION = 1
+SOURCE_KEY = "_source"  # added by load_results: the file a result came from (not part of the schema)
+BASELINE_METHODS = ("none", "random")  # listed first in every block, in this order
+NULL = "—"
+
+__all__ = ["SCHEMA_VERSION", "load_results", "render_markdown", "render_html", "write_report"]
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+
+def _source(result: dict) -> str:
+    return str(result.get(SOURCE_KEY, "<results dict>"))
+
+
+def _get(result: dict, dotted: str) -> Any:
+    node: Any = result
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _is_fraction(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and 0 <= x <= 1
+
+
+def _validate(result: dict) -> None:
+    """Raise FiqaBenchError naming the file when a results dict breaks the schema."""
+    where = _source(result)
+    if result.get("schema_version") != SCHEMA_VERSION:
+        raise FiqaBenchError(
+            f"{where}: results schema_version {result.get('schema_version')!r} is not supported "
+            f"(this fiqa-bench reads version {SCHEMA_VERSION})"
+        )
+    missing = [k for k in ("method.name", "backbone.name", "protocol.name", "protocol.version") if _get(result, k) in (None, "")]
+    if missing:
+        raise FiqaBenchError(f"{where}: results file lacks {', '.join(missing)}")
+    metrics = result.get("metrics")
+    tpr = metrics.get("tpr_at_fpr") if isinstance(metrics, dict) else None
+    acc = metrics.get("accuracy") if isinstance(metrics, dict) else None
+    if (tpr is None) == (acc is None):
+        raise FiqaBenchError(f"{where}: metrics must hold exactly one of 'tpr_at_fpr' and 'accuracy'")
+    if tpr is not None:
+        if not isinstance(tpr, dict) or not tpr:
+            raise FiqaBenchError(f"{where}: metrics.tpr_at_fpr must be a non-empty object")
+        for key, value in tpr.items():
+            try:
+                ok_key = float(key) > 0
+            except ValueError:
+                ok_key = False
+            if not ok_key:
+                raise FiqaBenchError(f"{where}: metrics.tpr_at_fpr key {key!r} is not an FPR like '1e-3'")
+            if value is not None and not _is_fraction(value):
+                raise FiqaBenchError(f"{where}: metrics.tpr_at_fpr[{key!r}] = {value!r} is not a fraction in [0, 1] or null")
+    else:
+        if not isinstance(acc, dict):
+            raise FiqaBenchError(f"{where}: metrics.accuracy must be an object with mean and std")
+        for key in ("mean", "std"):
+            if acc.get(key) is not None and not _is_fraction(acc.get(key)):
+                raise FiqaBenchError(f"{where}: metrics.accuracy.{key} = {acc.get(key)!r} is not a fraction in [0, 1] or null")
+
+
+def _variant(result: dict) -> tuple:
+    return (
+        str(_get(result, "protocol.version")),
+        _get(result, "protocol.pairs_sha256"),
+        _get(result, "protocol.faces_sha256"),
+    )
+
+
+def _check_comparable(results: list[dict]) -> None:
+    """Refuse one protocol name with several versions / pair lists, and two results for one table cell."""
+    by_protocol: dict[str, dict[tuple, list[str]]] = {}
+    for r in results:
+        by_protocol.setdefault(str(_get(r, "protocol.name")), {}).setdefault(_variant(r), []).append(_source(r))
+    for name, variants in sorted(by_protocol.items()):
+        if len(variants) > 1:
+            lines = [
+                f"  version {v}, pairs {(p or '?')[:12]}, faces {(f or '?')[:12]}: {', '.join(sorted(files))}"
+                for (v, p, f), files in sorted(variants.items(), key=lambda kv: str(kv[0]))
+            ]
+            raise FiqaBenchError(
+                f"results for protocol {name!r} come from different protocol versions or pair/face lists and "
+                "cannot share a table:\n" + "\n".join(lines) + "\nput each set in its own folder"
+            )
+    cells: dict[tuple, str] = {}
+    for r in results:
+        cell = (str(_get(r, "protocol.name")), _selection(r), _backbone_key(r), _method_key(r))
+        if cell in cells:
+            raise FiqaBenchError(
+                f"two results for the same table cell (protocol {cell[0]!r}, selection {cell[1]!r}, "
+                f"FR model {cell[2][0]!r}, method {cell[3][0]!r}): {cells[cell]} and {_source(r)}"
+            )
+        cells[cell] = _source(r)
+
+
+def load_results(folder: str | Path) -> list[dict]:
+    """Every results file (``*.json``, searched recursively) in ``folder``, sorted by path.
+
+    JSON files that are not results files (no ``schema_version`` and ``metrics``) are skipped with a
+    warning; a results file that breaks the schema, or results that cannot share a table (see module
+    docstring), raise :class:`FiqaBenchError`. Each dict gets ``"_source"``: the path it was read from.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise FiqaBenchError(f"{root}: no such results folder")
+    results = []
+    for path in sorted(root.rglob("*.json")):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            warnings.warn(f"{path}: not readable as JSON ({exc}); skipped", stacklevel=2)
+            continue
+        if not (isinstance(obj, dict) and "schema_version" in obj and "metrics" in obj):
+            warnings.warn(f"{path}: not a fiqa-bench results file (no schema_version/metrics); skipped", stacklevel=2)
+            continue
+        obj[SOURCE_KEY] = str(path)
+        _validate(obj)
+        results.append(obj)
+    _check_comparable(results)
+    return results
+
+
+# ------------------------------------------------------------------------------------ table model
+
+
+def _selection(result: dict) -> str:
+    sel = _get(result, "config.selection")
+    return "n/a" if sel in (None, "") else str(sel)
+
+
+def _backbone_key(result: dict) -> tuple:
+    return (str(_get(result, "backbone.name")), str(_get(result, "backbone.weights_sha256") or ""))
+
+
+def _method_key(result: dict) -> tuple:
+    return (str(_get(result, "method.name")), str(_get(result, "method.version") or ""), str(_get(result, "method.card_hash") or ""))
+
+
+def _labels(keys: Iterable[tuple], kind: str) -> dict[tuple, str]:
+    """Display names: the plain name unless one name stands for several identities in the report."""
+    keys = sorted(set(keys))
+    by_name: dict[str, list[tuple]] = {}
+    for k in keys:
+        by_name.setdefault(k[0], []).append(k)
+    labels = {}
+    for name, group in by_name.items():
+        for k in group:
+            if len(group) == 1:
+                labels[k] = name
+            elif kind == "method" and len({g[1] for g in group}) == len(group):
+                labels[k] = f"{name} v{k[1]}"
+            elif kind == "method":
+                labels[k] = f"{name} v{k[1]} (card {k[2][:8]})"
+            else:
+                labels[k] = f"{name} (weights {k[1][:8] or '?'})"
+    return labels
+
+
+def _method_order(label: str, name: str) -> tuple:
+    base = BASELINE_METHODS.index(name) if name in BASELINE_METHODS else len(BASELINE_METHODS)
+    return (base, label.casefold(), label)
+
+
+@dataclass
+class _Cell:
+    text: str  # plain text, e.g. "93.21" or "97.02 ± 0.51" or NULL
+    value: float | None  # what "best" compares (rounded as shown)
+    bold: bool = False
+    note: int | None = None  # footnote number for a null
+
+
+@dataclass
+class _Row:
+    method: str
+    cells: list[_Cell]
+    result: dict
+
+
+@dataclass
+class _Block:
+    backbone: str
+    rows: list[_Row]
+
+
+@dataclass
+class _Table:
+    protocol: str
+    selection: str
+    kind: str  # "tpr_at_fpr" or "accuracy"
+    columns: list[str]
+    blocks: list[_Block]
+    meta: list[str]
+    notes: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _fpr_sort_key(key: str) -> tuple:
+    return (-float(key), key)
+
+
+def _null_reason(result: dict, key: str) -> str:
+    """Why a TPR is null: the run's own reason (``metrics.tpr_at_fpr_detail``, the output of
+    ``metrics.tpr_at_fpr_detailed``), else what the impostor count implies, else a generic line."""
+    for detail_key in ("tpr_at_fpr_detail", "tpr_at_fpr_detailed"):
+        detailed = _get(result, f"metrics.{detail_key}")
+        if isinstance(detailed, dict) and isinstance(detailed.get(key), dict) and detailed[key].get("reason"):
+            return str(detailed[key]["reason"])
+    if key not in (_get(result, "metrics.tpr_at_fpr") or {}):
+        return f"FPR {key} was not computed in this run"
+    n_imp = _get(result, "counts.impostor")
+    if n_imp is None:
+        n_imp = _get(result, "counts.impostor_pairs")
+    if isinstance(n_imp, int) and n_imp * float(key) < 1:
+        return f"FPR {key} needs at least {math.ceil(1 / float(key) - 1e-9)} impostor pairs; this protocol has {n_imp}"
+    return f"TPR at FPR {key} could not be measured in this run (the results file gives no reason)"
+
+
+def _tpr_reading(result: dict) -> str | None:
+    """How TPR was read off the ROC ("conservative" / "nearest"), when the results file says."""
+    for key in ("metrics.fpr_reading", "metrics.tpr_at_fpr_mode"):
+        value = _get(result, key)
+        if value is not None:
+            return str(value)
+    return None
+
+
+def _build_tables(results: list[dict]) -> list[_Table]:
+    results = list(results)
+    for r in results:
+        _validate(r)
+    _check_comparable(results)
+    backbone_labels = _labels((_backbone_key(r) for r in results), "backbone")
+    method_labels = _labels((_method_key(r) for r in results), "method")
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((str(_get(r, "protocol.name")), _selection(r)), []).append(r)
+
+    tables, note_texts = [], {}  # footnote numbers are global to the report, one per distinct reason
+    for (protocol, selection), rs in sorted(groups.items(), key=lambda kv: (kv[0][0].casefold(), kv[0][0], kv[0][1])):
+        kinds = {"tpr_at_fpr" if _get(r, "metrics.tpr_at_fpr") is not None else "accuracy" for r in rs}
+        if len(kinds) > 1:
+            raise FiqaBenchError(f"protocol {protocol!r} has both TPR@FPR and accuracy results: " + ", ".join(_source(r) for r in rs))
+        kind = kinds.pop()
+        modes = {m for m in (_tpr_reading(r) for r in rs) if m is not None}
+        if len(modes) > 1:
+            raise FiqaBenchError(
+                f"protocol {protocol!r} (selection {selection!r}) mixes TPR@FPR readings {sorted(modes)}: "
+                + ", ".join(_source(r) for r in rs)
+            )
+        if kind == "tpr_at_fpr":
+            columns = sorted({k for r in rs for k in _get(r, "metrics.tpr_at_fpr")}, key=_fpr_sort_key)
+        else:
+            columns = ["accuracy"]
+        version, pairs_sha, _ = _variant(rs[0])
+        meta = [f"protocol version {version}"]
+        if pairs_sha:
+            meta.append(f"pairs sha256 {pairs_sha[:12]}")
+        if modes:
+            meta.append(f"TPR read {modes.pop()}")
+        meta.append(f"{len(rs)} result{'s' if len(rs) != 1 else ''}")
+        table = _Table(protocol, selection, kind, columns, [], meta)
+
+        by_backbone: dict[str, list[dict]] = {}
+        for r in rs:
+            by_backbone.setdefault(backbone_labels[_backbone_key(r)], []).append(r)
+        for backbone in sorted(by_backbone, key=lambda b: (b.casefold(), b)):
+            rows = []
+            for r in by_backbone[backbone]:
+                label = method_labels[_method_key(r)]
+                cells = []
+                for col in columns:
+                    if kind == "tpr_at_fpr":
+                        v = (_get(r, "metrics.tpr_at_fpr") or {}).get(col)
+                        if v is None:
+                            reason = _null_reason(r, col)
+                            num = note_texts.setdefault(reason, len(note_texts) + 1)
+                            cells.append(_Cell(NULL, None, note=num))
+                            if (num, reason) not in table.notes:
+                                table.notes.append((num, reason))
+                        else:
+                            text = f"{100 * v:.2f}"
+                            cells.append(_Cell(text, float(text)))
+                    else:
+                        mean, std = _get(r, "metrics.accuracy.mean"), _get(r, "metrics.accuracy.std")
+                        if mean is None:
+                            reason = "accuracy could not be measured in this run"
+                            num = note_texts.setdefault(reason, len(note_texts) + 1)
+                            cells.append(_Cell(NULL, None, note=num))
+                            if (num, reason) not in table.notes:
+                                table.notes.append((num, reason))
+                        else:
+                            shown = f"{100 * mean:.2f}"
+                            text = shown + (f" ± {100 * std:.2f}" if std is not None else "")
+                            cells.append(_Cell(text, float(shown)))
+                rows.append(_Row(label, cells, r))
+            rows.sort(key=lambda row: _method_order(row.method, str(_get(row.result, "method.name"))))
+            for j in range(len(columns)):
+                values = [row.cells[j].value for row in rows if row.cells[j].value is not None]
+                if len(values) >= 2:
+                    best = max(values)
+                    for row in rows:
+                        row.cells[j].bold = row.cells[j].value == best
+            table.blocks.append(_Block(backbone, rows))
+        table.notes.sort()
+        tables.append(table)
+    return tables
+
+
+def _column_title(kind: str, col: str) -> str:
+    return f"TPR (%) @ FPR={col}" if kind == "tpr_at_fpr" else "Accuracy (%) mean ± std"
+
+
+def _provenance(results: list[dict]) -> list[str]:
+    suites = sorted({(str(_get(r, "suite.version") or "?"), str(_get(r, "suite.git_commit") or "?")[:12]) for r in results})
+    return [f"fiqa-bench {v} (commit {c})" for v, c in suites]
+
+
+def _run_rows(results: list[dict]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        rows.append([
+            str(_get(r, "protocol.name")),
+            _selection(r),
+            str(_get(r, "backbone.name")),
+            str(_get(r, "backbone.weights_sha256") or "")[:12],
+            str(_get(r, "method.name")),
+            str(_get(r, "method.version") or ""),
+            str(_get(r, "method.card_hash") or "")[:12],
+            str(_get(r, "config.seed") if _get(r, "config.seed") is not None else ""),
+            str(_get(r, "suite.git_commit") or "")[:12],
+            Path(_source(r)).name,
+        ])
+    rows.sort()
+    return rows
+
+
+RUN_COLUMNS = ["Protocol", "Selection", "FR model", "Weights sha256", "Method", "Version", "Card hash", "Seed", "Commit", "File"]
+
+
+# ---------------------------------------------------------------------------------------- Markdown
+
+
+def _md(text: str) -> str:
+    """Escape text for a Markdown table cell."""
+    out = str(text).replace("\\", "\\\\").replace("\r", " ").replace("\n", " ")
+    for ch in "|*_`[]<>#":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def render_markdown(results: list[dict]) -> str:
+    """The report as GitHub-flavoured Markdown (bold best values, "—" nulls with footnotes)."""
+    results = list(results)
+    tables = _build_tables(results)
+    lines = ["# fiqa-bench report", ""]
+    if not results:
+        return "\n".join(lines + ["No results.", ""])
+    lines += [f"Made from {len(results)} results file{'s' if len(results) != 1 else ''}; " + "; ".join(_md(p) for p in _provenance(results)) + ".", ""]
+    for t in tables:
+        lines += [f"## {_md(t.protocol)} — selection: {_md(t.selection)}", "", " · ".join(_md(m) for m in t.meta), ""]
+        header = ["FR model", "Method"] + [_column_title(t.kind, c) for c in t.columns]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join(["---", "---"] + ["---:"] * len(t.columns)) + "|")
+        for block in t.blocks:
+            for i, row in enumerate(block.rows):
+                cells = []
+                for c in row.cells:
+                    if c.note is not None:
+                        cells.append(f"{NULL}[^{c.note}]")
+                    else:
+                        cells.append(f"**{c.text}**" if c.bold else c.text)
+                lines.append("| " + " | ".join([_md(block.backbone) if i == 0 else "", _md(row.method)] + cells) + " |")
+        lines += ["", "Bold: best in the column within each FR model.", ""]
+        for num, reason in t.notes:
+            lines.append(f"[^{num}]: {NULL} {_md(reason)}")
+        if t.notes:
+            lines.append("")
+    lines += ["## Runs", "", "| " + " | ".join(RUN_COLUMNS) + " |", "|" + "|".join(["---"] * len(RUN_COLUMNS)) + "|"]
+    for row in _run_rows(results):
+        lines.append("| " + " | ".join(_md(x) for x in row) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------------- HTML
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto; max-width: 72rem;
+       padding: 0 1rem; color: #1b1b1b; line-height: 1.4; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2.2rem; }
+p.meta { color: #555; margin: 0.2rem 0 0.8rem; }
+table { border-collapse: collapse; margin: 0.5rem 0; font-variant-numeric: tabular-nums; }
+th, td { padding: 0.25rem 0.7rem; border-bottom: 1px solid #ddd; text-align: left; }
+th { background: #f3f3f3; border-bottom: 2px solid #999; }
+td.num { text-align: right; }
+tbody + tbody { border-top: 2px solid #999; }
+td.fr { font-weight: 600; vertical-align: top; }
+sup { font-size: 0.7em; }
+ol.notes { color: #555; font-size: 0.9rem; }
+table.runs td, table.runs th { font-size: 0.85rem; }
+""".strip()
+
+
+def _h(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def render_html(results: list[dict]) -> str:
+    """The report as one self-contained HTML page (inline CSS, no scripts, no external assets)."""
+    results = list(results)
+    tables = _build_tables(results)
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        '<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>fiqa-bench report</title><style>{_CSS}</style></head>",
+        "<body>",
+        "<h1>fiqa-bench report</h1>",
+    ]
+    if not results:
+        out += ["<p>No results.</p>", "</body>", "</html>", ""]
+        return "\n".join(out)
+    out.append(
+        f"<p class=\"meta\">Made from {len(results)} results file{'s' if len(results) != 1 else ''}; "
+        + "; ".join(_h(p) for p in _provenance(results)) + ".</p>"
+    )
+    for t in tables:
+        out.append("<section>")
+        out.append(f"<h2>{_h(t.protocol)} — selection: {_h(t.selection)}</h2>")
+        out.append(f"<p class=\"meta\">{' · '.join(_h(m) for m in t.meta)}</p>")
+        out.append("<table>")
+        header = "".join(f"<th>{_h(x)}</th>" for x in ["FR model", "Method"] + [_column_title(t.kind, c) for c in t.columns])
+        out.append(f"<thead><tr>{header}</tr></thead>")
+        for block in t.blocks:
+            out.append("<tbody>")
+            for i, row in enumerate(block.rows):
+                tds = []
+                if i == 0:
+                    tds.append(f'<td class="fr" rowspan="{len(block.rows)}">{_h(block.backbone)}</td>')
+                tds.append(f"<td>{_h(row.method)}</td>")
+                for c in row.cells:
+                    if c.note is not None:
+                        tds.append(f'<td class="num">{NULL}<sup><a href="#note-{c.note}">{c.note}</a></sup></td>')
+                    elif c.bold:
+                        tds.append(f'<td class="num"><b>{_h(c.text)}</b></td>')
+                    else:
+                        tds.append(f'<td class="num">{_h(c.text)}</td>')
+                out.append(f"<tr>{''.join(tds)}</tr>")
+            out.append("</tbody>")
+        out.append("</table>")
+        out.append("<p class=\"meta\">Bold: best in the column within each FR model.</p>")
+        if t.notes:
+            out.append('<ol class="notes">')
+            for num, reason in t.notes:
+                out.append(f'<li id="note-{num}" value="{num}">{NULL} {_h(reason)}</li>')
+            out.append("</ol>")
+        out.append("</section>")
+    out.append("<section><h2>Runs</h2><table class=\"runs\">")
+    out.append("<thead><tr>" + "".join(f"<th>{_h(c)}</th>" for c in RUN_COLUMNS) + "</tr></thead><tbody>")
+    for row in _run_rows(results):
+        out.append("<tr>" + "".join(f"<td>{_h(x)}</td>" for x in row) + "</tr>")
+    out += ["</tbody></table></section>", "</body>", "</html>", ""]
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+def write_report(folder: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Read the results in ``folder`` and write ``report.md`` and ``report.html`` (atomically) into
+    ``out_dir`` (default: ``folder``). Returns the two paths."""
+    results = load_results(folder)
+    if not results:
+        raise FiqaBenchError(f"{folder}: no results files found (looked for *.json with schema_version)")
+    target = Path(out_dir) if out_dir is not None else Path(folder)
+    md_path, html_path = target / "report.md", target / "report.html"
+    atomic.write_text(md_path, render_markdown(results))
+    atomic.write_text(html_path, render_html(results))
+    return [md_path, html_path]
