@@ -1,0 +1,484 @@
+"""The evaluation runner: protocol -> quality -> selection -> embeddings -> pair scores -> metrics -> results.
+
+Quality is cheap and FR is expensive (the paper's argument), so for ``top1``/``topk`` selection only the
+selected images are embedded. Every per-image result (detections, quality scores, embeddings) goes through an
+on-disk cache written in atomic shards: rerunning is served from the caches and an interrupted run resumes.
+Library code only; the CLI is a thin layer over :func:`run`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from . import registry
+from .api import check_embeddings, check_scores
+from .benchmark import Benchmark
+from .cache import ArrayCache, image_key
+from .errors import AdapterError, FiqaBenchError, ImageError, NoFaceError
+from .results import SCHEMA_VERSION, suite_info, write_results
+
+log = logging.getLogger(__name__)
+
+SELECTIONS = ("top1", "topk", "weighted", "all")
+FPR_TARGETS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one run. The CLI is built from these fields."""
+
+    protocol: str
+    backbone: str
+    method: str | None = None
+    data: str | None = None
+    selection: str = "top1"
+    k: int = 3
+    seed: int = 0
+    flip: bool = False
+    detector: str = "yunet"
+    on_bad_image: str = "error"  # "error" | "skip"
+    on_no_face: str = "error"  # "error" | "skip" | "center"
+    fpr_mode: str = "conservative"  # "conservative" | "nearest"
+    batch_size: int = 32
+    workers: int = 2
+    out: str = "results"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.selection not in SELECTIONS:
+            raise FiqaBenchError(f"unknown selection {self.selection!r}; choose from {', '.join(SELECTIONS)}")
+        if self.on_bad_image not in ("error", "skip"):
+            raise FiqaBenchError("on_bad_image must be 'error' or 'skip'")
+        if self.on_no_face not in ("error", "skip", "center"):
+            raise FiqaBenchError("on_no_face must be 'error', 'skip' or 'center'")
+        if self.k < 1:
+            raise FiqaBenchError("k must be >= 1")
+
+
+# ----------------------------------------------------------------------------------------------- protocol
+def open_protocol(spec: str, data: str | None = None):
+    """A protocol instance from a registered name (``lfw``, ``ijbc``, ``ijb-layout:PATH``) or a folder written by
+    ``fiqa-bench prepare`` (its ``benchmark.json`` says which layout)."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        layout = None
+        meta = path / "benchmark.json"
+        if meta.is_file():
+            layout = json.loads(meta.read_text()).get("layout")
+        elif list((path / "meta").glob("*_face_tid_mid.txt")):
+            layout = "ijb"
+        elif (path / "splits.txt").is_file():
+            layout = "ytf"
+        if layout not in ("ijb", "ytf"):
+            raise FiqaBenchError(f"{path}: not a benchmark folder (no benchmark.json, IJB meta/ or YTF splits.txt)")
+        return registry.create("protocol", f"{layout}-layout:{path}")
+    name, arg = registry.split_spec(spec)
+    cls = registry.load_class("protocol", name)
+    if getattr(cls, "argument", None):
+        return registry.create("protocol", spec)
+    return registry.create("protocol", spec, root=data)
+
+
+def _accepts(cls_or_fn: Callable, name: str) -> bool:
+    try:
+        params = inspect.signature(cls_or_fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+# ----------------------------------------------------------------------------------------------- faces
+@dataclass
+class Skipped:
+    row: int
+    path: str
+    reason: str
+
+
+class FaceSource:
+    """Decodes a benchmark's images and supplies landmarks: as the protocol gives them, else detected (cached)."""
+
+    DET_WIDTH = 15  # box (4), landmarks (10), score (1); NaN row = no face found
+
+    def __init__(self, bench: Benchmark, detector: str, on_bad_image: str, on_no_face: str, workers: int):
+        self.bench = bench
+        self.detector_name = detector
+        self.on_bad_image = on_bad_image
+        self.on_no_face = on_no_face
+        self.workers = max(1, workers)
+        self.paths = bench.faces["path"].astype(str).to_numpy()
+        self.given = bench.landmarks()
+        self.given_ok = np.isfinite(self.given).all(axis=(1, 2))
+        self._local = threading.local()
+        self._det_cache: ArrayCache | None = None
+        self._det_identity: str | None = None
+        self._lock = threading.Lock()
+        self.fallback_rows: set[int] = set()
+
+    # -- detection cache -------------------------------------------------------------------------
+    def _detector(self):
+        det = getattr(self._local, "detector", None)
+        if det is None:
+            from .faces.detect import make_detector
+
+            det = make_detector(self.detector_name)
+            self._local.detector = det
+        return det
+
+    def _cache(self) -> ArrayCache:
+        if self._det_cache is None:
+            ident = self._detector().identity() + f"|pad={self.bench.detect_pad}"
+            self._det_identity = ident
+            self._det_cache = ArrayCache.for_producer("detections", ident, self.bench.name, self.DET_WIDTH)
+        return self._det_cache
+
+    def detector_identity(self) -> str | None:
+        return self._det_identity
+
+    # -- loading ---------------------------------------------------------------------------------
+    def _load_one(self, row: int):
+        from .faces.io import load_image
+        from .faces.pipeline import Face, fallback_landmarks
+
+        rel = self.paths[row]
+        full = self.bench.root / rel
+        try:
+            image = load_image(full)
+        except ImageError as exc:
+            if self.on_bad_image == "skip":
+                return Skipped(row, rel, f"bad image: {exc.reason}")
+            raise
+        if self.given_ok[row]:
+            return Face(image=image, landmarks=self.given[row], box=None, path=rel, detected=False, fallback=False)
+        cache = self._cache()
+        key = image_key(self.bench.root, rel)
+        hit = cache.get(key)
+        if hit is None:
+            from .faces.detect import detect_face
+
+            det = detect_face(self._detector(), image, pad=self.bench.detect_pad)
+            if det is None:
+                hit = np.full(self.DET_WIDTH, np.nan, np.float32)
+            else:
+                hit = np.concatenate([det.box, det.landmarks.reshape(-1), [det.score]]).astype(np.float32)
+            with self._lock:
+                cache.put_many([key], hit[None])
+        if not np.isfinite(hit).all():
+            if self.on_no_face == "center":
+                with self._lock:
+                    self.fallback_rows.add(row)
+                return Face(image=image, landmarks=fallback_landmarks(image.shape), box=None, path=rel,
+                            detected=False, fallback=True)
+            if self.on_no_face == "skip":
+                return Skipped(row, rel, "no face detected")
+            raise NoFaceError(full, "no face detected (use --on-no-face skip or center to go on)")
+        return Face(image=image, landmarks=hit[4:14].reshape(5, 2), box=hit[:4], path=rel, detected=True,
+                    fallback=False)
+
+    def load(self, rows: np.ndarray, pool: ThreadPoolExecutor) -> list:
+        return list(pool.map(self._load_one, rows.tolist()))
+
+    def flush(self) -> None:
+        if self._det_cache is not None:
+            self._det_cache.flush()
+
+
+def _crop_key(root: Path, face) -> str:
+    """Cache key of an image as an adapter sees it: file identity plus the landmarks/box used to crop it."""
+    extra = np.round(np.asarray(face.landmarks, np.float64), 2).tobytes()
+    if face.box is not None:
+        extra += np.round(np.asarray(face.box, np.float64), 2).tobytes()
+    return image_key(root, face.path, extra)
+
+
+# ----------------------------------------------------------------------------------------------- stages
+def _progress(iterable, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+
+
+def _batches(rows: np.ndarray, size: int) -> list[np.ndarray]:
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
+def _per_image_stage(
+    name: str,
+    rows: np.ndarray,
+    source: FaceSource,
+    cache: ArrayCache,
+    width: int,
+    compute: Callable[[list], np.ndarray],
+    cfg: RunConfig,
+    pool: ThreadPoolExecutor,
+    skipped: dict[int, Skipped],
+) -> tuple[np.ndarray, int]:
+    """Run ``compute`` on the faces of ``rows`` (cached); returns (values (len(rows), width), n computed)."""
+    values = np.full((len(rows), width), np.nan, dtype=np.float32)
+    computed = 0
+    position = {r: i for i, r in enumerate(rows.tolist())}
+    batches = _batches(rows, cfg.batch_size)
+    try:
+        for batch in _progress(batches, len(batches), name, cfg.progress):
+            batch = np.asarray([r for r in batch.tolist() if r not in skipped], dtype=np.int64)
+            if not len(batch):
+                continue
+            loaded = source.load(batch, pool)
+            faces, face_rows = [], []
+            for r, item in zip(batch.tolist(), loaded):
+                if isinstance(item, Skipped):
+                    skipped[r] = item
+                else:
+                    faces.append(item)
+                    face_rows.append(r)
+            if not faces:
+                continue
+            keys = [_crop_key(source.bench.root, f) for f in faces]
+            found, vals = cache.get_many(keys)
+            todo = np.flatnonzero(~found)
+            if len(todo):
+                new = compute([faces[i] for i in todo])
+                cache.put_many([keys[i] for i in todo], new)
+                vals[todo] = new
+                computed += len(todo)
+            for r, v in zip(face_rows, vals):
+                values[position[r]] = v
+    finally:
+        cache.flush()
+        source.flush()
+    return values, computed
+
+
+def _select(bench: Benchmark, quality: np.ndarray, available: np.ndarray, selection: str, k: int) -> np.ndarray:
+    """Rows chosen per group. Ties are broken by the row order of the protocol's image list (deterministic)."""
+    df = pd.DataFrame({"group": bench.faces["group"].to_numpy(np.int64), "q": quality,
+                       "row": np.arange(len(quality))})
+    df = df[available]
+    if selection in ("all", "weighted"):
+        return df["row"].to_numpy()
+    df = df.sort_values(["group", "q", "row"], ascending=[True, False, True], kind="mergesort")
+    take = 1 if selection == "top1" else k
+    return df.groupby("group", sort=False).head(take)["row"].to_numpy()
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+def _group_features(bench: Benchmark, rows: np.ndarray, emb: np.ndarray, quality: np.ndarray | None,
+                    selection: str) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted group ids, L2-normalised features) from the embeddings of the kept ``rows``.
+
+    * ``top1``: the one kept image's embedding;
+    * ``topk``: the mean of the kept images' L2-normalised embeddings;
+    * ``weighted``: every image, weighted by its quality rank among all scored images, in (0, 1] — scale-free,
+      so methods whose scores live on different ranges pool the same way, and every image keeps some weight;
+    * ``all``: insightface's pooling, quality ignored: mean per media, sum across media, L2-normalise.
+    """
+    from .pairscore import pool_templates
+
+    groups = bench.faces["group"].to_numpy(np.int64)[rows]
+    media = bench.faces["media"].to_numpy(np.int64)[rows]
+    feats = _l2(emb.astype(np.float32))
+    if selection == "all":
+        return pool_templates(feats, groups, media, mode="all")
+    weights = None
+    if selection == "weighted":
+        ranks = pd.Series(quality[rows]).rank(method="average").to_numpy()
+        weights = (ranks / len(ranks)).astype(np.float32)
+    return pool_templates(feats, groups, None, mode="mean", weights=weights)
+
+
+def _pairs_present(gids: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairs whose two groups both have a feature (the others lost every image to a counted skip)."""
+    if len(gids) and gids.min() >= 0 and gids.max() < 50_000_000:
+        have = np.zeros(int(max(gids.max(), a.max(initial=0), b.max(initial=0))) + 1, dtype=bool)
+        have[gids] = True
+        ok = (a >= 0) & (b >= 0)
+        return ok & have[np.where(ok, a, 0)] & have[np.where(ok, b, 0)]
+    return np.isin(a, gids) & np.isin(b, gids)
+
+
+# ----------------------------------------------------------------------------------------------- run
+def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
+    """Run one evaluation and write its results file; returns (path, record)."""
+    from . import metrics as M
+    from .pairscore import pair_scores
+
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    protocol = open_protocol(cfg.protocol, cfg.data)
+    bench: Benchmark = protocol.load()
+    timings["load_protocol_s"] = time.perf_counter() - t0
+    faces = bench.faces
+    n = len(faces)
+    groups = faces["group"].to_numpy(np.int64)
+    max_group = int(pd.Series(groups).value_counts().max()) if n else 0
+    needs_quality = cfg.selection in ("top1", "topk", "weighted") and max_group > 1
+    if needs_quality and cfg.method is None:
+        raise FiqaBenchError(
+            f"protocol {bench.name!r} has templates of several images: choose a quality method with --method "
+            f"(or --selection all to pool every image)"
+        )
+
+    backbone_kwargs = {"flip": cfg.flip} if cfg.flip else {}
+    backbone = registry.create("backbone", cfg.backbone, **backbone_kwargs)
+    method = None
+    if needs_quality:
+        mcls = registry.load_class("method", cfg.method)
+        kwargs: dict[str, Any] = {}
+        if _accepts(mcls, "seed"):
+            kwargs["seed"] = cfg.seed
+        if getattr(mcls.card, "needs_backbone", False):
+            kwargs["backbone"] = backbone
+        method = registry.create("method", cfg.method, **kwargs)
+
+    source = FaceSource(bench, cfg.detector, cfg.on_bad_image, cfg.on_no_face, cfg.workers)
+    skipped: dict[int, Skipped] = {}
+    dataset_id = f"{bench.name}-{bench.fingerprint()['faces_sha256'][:16]}"
+    quality = np.zeros(n, dtype=np.float32)
+    n_scored = n_scored_new = 0
+    from .faces.pipeline import to_input
+
+    with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
+        if method is not None:
+            who = f"quality method {cfg.method!r}"
+            qcache = ArrayCache.for_producer("quality", method.identity(), dataset_id, 1)
+
+            def score(batch_faces: list) -> np.ndarray:
+                try:
+                    out = method.score(to_input(batch_faces, method.card.input))
+                except FiqaBenchError:
+                    raise
+                except Exception as exc:
+                    raise AdapterError(f"{who} raised {type(exc).__name__}: {exc} "
+                                       f"(first image of the batch: {batch_faces[0].path})") from exc
+                return check_scores(out, len(batch_faces), who)[:, None]
+
+            t = time.perf_counter()
+            values, n_scored_new = _per_image_stage("quality", np.arange(n), source, qcache, 1, score, cfg, pool,
+                                                    skipped)
+            quality = values[:, 0]
+            n_scored = int(np.isfinite(quality).sum())
+            timings["quality_s"] = time.perf_counter() - t
+
+        available = np.ones(n, dtype=bool)
+        available[list(skipped)] = False
+        if method is not None:
+            available &= np.isfinite(quality)
+        selected = _select(bench, np.nan_to_num(quality, nan=-np.inf), available, cfg.selection, cfg.k)
+
+        who_b = f"backbone {cfg.backbone!r}"
+        ecache = ArrayCache.for_producer("embeddings", backbone.identity(), dataset_id, backbone.card.embedding_dim)
+
+        def embed(batch_faces: list) -> np.ndarray:
+            try:
+                out = backbone.embed(to_input(batch_faces, backbone.card.input))
+            except FiqaBenchError:
+                raise
+            except Exception as exc:
+                raise AdapterError(f"{who_b} raised {type(exc).__name__}: {exc} "
+                                   f"(first image of the batch: {batch_faces[0].path})") from exc
+            return check_embeddings(out, len(batch_faces), backbone.card.embedding_dim, who_b)
+
+        t = time.perf_counter()
+        emb, n_embedded_new = _per_image_stage("embed", selected, source, ecache, backbone.card.embedding_dim,
+                                               embed, cfg, pool, skipped)
+        timings["embed_s"] = time.perf_counter() - t
+
+    ok = np.isfinite(emb).all(axis=1)
+    rows_ok, emb = selected[ok], emb[ok]
+    t = time.perf_counter()
+    gids, gfeats = _group_features(bench, rows_ok, emb, quality, cfg.selection)
+    pairs = bench.pairs
+    a = pairs["a"].to_numpy(np.int64)
+    b = pairs["b"].to_numpy(np.int64)
+    labels = pairs["label"].to_numpy(np.int8)
+    present = _pairs_present(gids, a, b)
+    dropped_pairs = int((~present).sum())
+    scores = pair_scores(gids, gfeats, a[present], b[present])
+    labels_p = labels[present]
+    timings["pair_scores_s"] = time.perf_counter() - t
+
+    metrics: dict[str, Any] = {}
+    if bench.metric == "tpr_at_fpr":
+        n_neg = int((labels_p == 0).sum())
+        targets = [f for f in FPR_TARGETS if f >= 1e-5 or f * n_neg >= 1]
+        detail = M.tpr_at_fpr_detailed(scores, labels_p, targets, mode=cfg.fpr_mode)
+        metrics["tpr_at_fpr"] = {k: v["tpr"] for k, v in detail.items()}
+        metrics["tpr_at_fpr_detail"] = detail
+        metrics["fpr_reading"] = cfg.fpr_mode
+    else:
+        folds = pairs["fold"].to_numpy(np.int64)[present]
+        acc = M.kfold_accuracy(scores, labels_p, folds)
+        metrics["accuracy"] = {"mean": acc["mean"], "std": acc["std"], "folds": acc["folds"]}
+        metrics["thresholds"] = acc.get("thresholds")
+
+    reasons: dict[str, int] = {}
+    for s in skipped.values():
+        reasons[s.reason] = reasons.get(s.reason, 0) + 1
+    fp = bench.fingerprint()
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "suite": suite_info(),
+        "method": (
+            {"name": cfg.method, "version": method.card.version, "card_hash": method.card.card_hash(),
+             "identity": method.identity()}
+            if method is not None
+            else {"name": "none", "version": None, "card_hash": None, "identity": None}
+        ),
+        "backbone": {
+            "name": cfg.backbone if not cfg.backbone.startswith("onnx:") else f"onnx:{Path(cfg.backbone[5:]).name}",
+            "spec": cfg.backbone,
+            "version": backbone.card.version,
+            "weights_sha256": getattr(backbone.card.weights, "sha256", None) if backbone.card.weights else None,
+            "card_hash": backbone.card.card_hash(),
+            "identity": backbone.identity(),
+        },
+        "protocol": {
+            "name": bench.name,
+            "version": bench.version,
+            "metric": bench.metric,
+            "root": str(bench.root),
+            **fp,
+        },
+        "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "progress", "workers", "batch_size")},
+        "detector": source.detector_identity(),
+        "counts": {
+            "images": n,
+            "templates": int(len(np.unique(groups))),
+            "pairs": int(len(pairs)),
+            "pairs_scored": int(present.sum()),
+            "pairs_dropped": dropped_pairs,
+            "genuine": int((labels_p == 1).sum()),
+            "impostor": int((labels_p == 0).sum()),
+            "images_scored": n_scored,
+            "images_scored_new": int(n_scored_new),
+            "images_embedded": int(len(rows_ok)),
+            "images_embedded_new": int(n_embedded_new),
+            "fallback_landmarks": len(source.fallback_rows),
+            "skipped": len(skipped),
+            "skipped_reasons": reasons,
+            "skipped_files": [s.path for s in sorted(skipped.values(), key=lambda s: s.row)][:100],
+        },
+        "timings": {k: round(v, 3) for k, v in {**timings, "total_s": time.perf_counter() - t0}.items()},
+        "metrics": metrics,
+        "notes": list(bench.notes),
+    }
+    path = write_results(Path(cfg.out), record)
+    return path, record

@@ -1,0 +1,92 @@
+"""The plugin registry: entry points only, did-you-mean errors, visible load failures, cheap listing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from fiqa_bench import registry
+from fiqa_bench.errors import PluginLoadError, UnknownNameError
+
+
+def _fake_distribution(tmp_path, name: str, group: str, entries: dict[str, str]):
+    """A minimal installed distribution (dist-info on sys.path) declaring entry points, as pip would leave it."""
+    info = tmp_path / f"{name}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    lines = [f"[{group}]"] + [f"{k} = {v}" for k, v in entries.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+def test_builtins_are_registered_through_entry_points():
+    assert {"dlib", "onnx", "r50", "r100", "mbf"} <= set(registry.entries("backbone"))
+    assert {"lfw", "ijbb", "ijbc", "ytf", "lfw-templates"} <= set(registry.entries("protocol"))
+    assert {"random", "blur", "jpeg"} <= set(registry.entries("method"))
+    assert registry.entries("backbone")["r50"].distribution == "fiqa-bench"
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(UnknownNameError) as err:
+        registry.load_class("backbone", "r5O")
+    msg = str(err.value)
+    assert "Did you mean" in msg and "'r50'" in msg
+    with pytest.raises(UnknownNameError, match="Did you mean 'blur'"):
+        registry.load_class("method", "blurr")
+
+
+def test_split_spec_keeps_paths_with_colons_intact():
+    assert registry.split_spec("onnx:/m/a:b.onnx") == ("onnx", "/m/a:b.onnx")
+    assert registry.split_spec("r50") == ("r50", None)
+
+
+def test_argument_rules():
+    with pytest.raises(UnknownNameError, match="onnx:PATH"):
+        registry.create("backbone", "onnx")
+    with pytest.raises(UnknownNameError, match="takes no argument"):
+        registry.create("backbone", "r50:x")
+
+
+def test_broken_plugin_is_reported_not_dropped(tmp_path, monkeypatch):
+    site = _fake_distribution(tmp_path, "broken_fiqa_plugin", "fiqa_bench.methods",
+                              {"broken-method": "no_such_module_for_fiqa:Thing"})
+    monkeypatch.syspath_prepend(str(site))
+    assert "broken-method" in registry.entries("method")
+    with pytest.raises(PluginLoadError, match="broken_fiqa_plugin.*failed to load: ModuleNotFoundError"):
+        registry.load_class("method", "broken-method")
+    assert ("method", "broken-method") in registry.failures()
+
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = subprocess.run([sys.executable, "-m", "fiqa_bench.cli", "list", "--kind", "method"], capture_output=True,
+                         text=True, env=env)
+    assert out.returncode == 1
+    assert "FAILED to load method 'broken-method'" in out.stderr
+    assert "blur" in out.stdout  # the healthy plugins are still listed
+
+
+def test_list_shows_cards_without_heavy_imports():
+    code = textwrap.dedent(
+        """
+        import json, sys
+        from click.testing import CliRunner
+        from fiqa_bench.cli import main
+        res = CliRunner().invoke(main, ["list", "--json"])
+        heavy = sorted(m for m in ("torch", "onnxruntime", "dlib", "tensorflow") if m in sys.modules)
+        print(json.dumps({"code": res.exit_code, "out": res.output, "heavy": heavy}))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["heavy"] == [], f"listing imported {res['heavy']}"
+    payload = json.loads(res["out"])
+    assert res["code"] == 0, res["out"]
+    for name in ("dlib", "r50", "r100", "mbf", "onnx:PATH"):
+        assert name in payload["backbone"], name
+        labels = [row[0] for row in payload["backbone"][name]["card"]]
+        assert {"input", "embedding", "licence", "weights"} <= set(labels)
+    assert "lfw" in payload["protocol"]
