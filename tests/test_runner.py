@@ -1,0 +1,197 @@
+"""End to end on real faces: prepare a small IJB-layout benchmark from celeba-wild, run the paper's protocol.
+
+Pins the runner's contract: results files with metrics, only kept images embedded, reruns served from caches,
+an interrupted run resumes to the same numbers, bad input named or counted, misbehaving adapters named.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fiqa_bench.errors import AdapterError, ImageError
+from fiqa_bench.runner import RunConfig, run
+
+
+@pytest.fixture(scope="module")
+def small_bench(tmp_path_factory, request) -> Path:
+    """6 celeba-wild identities x up to 8 photos, 2 templates each, 30% of each template degraded."""
+    shared = request.getfixturevalue("shared")
+    from fiqa_bench.protocols.prepare import prepare_benchmark
+
+    src = tmp_path_factory.mktemp("src")
+    root = shared / "data/celeba-wild/images"
+    ids = [p.name for p in sorted(root.iterdir()) if len(list(p.glob("*.jpg"))) >= 8][:6]
+    for ident in ids:
+        (src / ident).mkdir()
+        for photo in sorted((shared / "data/celeba-wild/images" / ident).glob("*.jpg"))[:8]:
+            shutil.copy(photo, src / ident / photo.name)
+    out = tmp_path_factory.mktemp("bench") / "mini"
+    prepare_benchmark(src, out, name="mini", seed=0, layout="ijb", degrade_fraction=0.3, progress=False)
+    return out
+
+
+@pytest.fixture()
+def mbf(shared) -> str:
+    return f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}"
+
+
+def _cfg(bench, backbone, tmp_path, **kw) -> RunConfig:
+    return RunConfig(protocol=str(bench), backbone=backbone, out=str(tmp_path / "out"), progress=False, **kw)
+
+
+def test_top1_embeds_only_kept_images_and_rerun_is_cached(small_bench, mbf, tmp_path, isolated_cache):
+    path, rec = run(_cfg(small_bench, mbf, tmp_path, method="blur"))
+    assert path.is_file() and json.loads(path.read_text())["metrics"] == json.loads(json.dumps(rec["metrics"]))
+    tpr = rec["metrics"]["tpr_at_fpr"]
+    assert set(tpr) >= {"1e-1", "1e-2"} and 0.0 <= tpr["1e-1"] <= 1.0
+    c = rec["counts"]
+    assert c["images_embedded"] == c["templates"] == 12
+    assert c["images_scored"] == c["images"] > c["templates"]
+    assert c["genuine"] == 6 and c["impostor"] == 60
+    # 60 impostor pairs: FPR 1e-2 is readable, 1e-3 is not: null with a reason, never extrapolated
+    assert tpr["1e-3"] is None and "impostor" in rec["metrics"]["tpr_at_fpr_detail"]["1e-3"]["reason"]
+
+    _, again = run(_cfg(small_bench, mbf, tmp_path, method="blur"))
+    assert again["counts"]["images_scored_new"] == 0 and again["counts"]["images_embedded_new"] == 0
+    assert again["metrics"]["tpr_at_fpr"] == tpr
+
+
+def test_selection_all_pools_every_image(small_bench, mbf, tmp_path, isolated_cache):
+    _, rec = run(_cfg(small_bench, mbf, tmp_path, selection="all"))
+    assert rec["method"]["name"] == "none"
+    assert rec["counts"]["images_embedded"] == rec["counts"]["images"]
+    assert rec["counts"]["images_scored"] == 0
+
+
+def test_quality_changes_the_kept_image(small_bench, mbf, tmp_path, isolated_cache):
+    """blur and random keep different images in at least one template (else the benchmark measures nothing)."""
+    _, blur = run(_cfg(small_bench, mbf, tmp_path, method="blur"))
+    _, rnd = run(_cfg(small_bench, mbf, tmp_path, method="random"))
+    # the second run embeds at least one image the first did not keep
+    assert rnd["counts"]["images_embedded_new"] > 0
+
+
+INTERRUPTING_METHOD = """
+import os
+import numpy as np
+from fiqa_bench.api import QualityMethod
+from fiqa_bench.cards import InputSpec, MethodCard
+
+class Flaky(QualityMethod):
+    card = MethodCard(name="flaky", version="1", summary="mean intensity; misbehaves on request (tests)",
+                      licence="MIT", input=InputSpec("aligned", 64, "RGB"))
+    calls = 0
+
+    def score(self, images):
+        mode = os.environ.get("FLAKY_MODE", "")
+        Flaky.calls += 1
+        if mode == "interrupt" and Flaky.calls == 3:
+            raise KeyboardInterrupt
+        out = np.asarray(images, dtype=np.float32).reshape(len(images), -1).mean(axis=1)
+        if mode == "nan":
+            out[0] = np.nan
+        if mode == "shape":
+            out = out[:-1]
+        if mode == "raise":
+            raise RuntimeError("model exploded")
+        return out
+"""
+
+
+@pytest.fixture()
+def flaky_plugin(tmp_path, monkeypatch):
+    """A third-party method installed the way pip leaves one: a module plus a dist-info with an entry point."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "flaky_fiqa.py").write_text(textwrap.dedent(INTERRUPTING_METHOD))
+    info = site / "flaky_fiqa-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: flaky-fiqa\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[fiqa_bench.methods]\nflaky = flaky_fiqa:Flaky\n")
+    monkeypatch.syspath_prepend(str(site))
+    yield
+    sys.modules.pop("flaky_fiqa", None)
+
+
+@pytest.mark.parametrize("mode,message", [("nan", "non-finite"), ("shape", "shape"), ("raise", "model exploded")])
+def test_misbehaving_adapter_is_named(small_bench, mbf, tmp_path, isolated_cache, flaky_plugin, monkeypatch,
+                                      mode, message):
+    monkeypatch.setenv("FLAKY_MODE", mode)
+    with pytest.raises(AdapterError, match=rf"quality method 'flaky'.*{message}|{message}.*"):
+        run(_cfg(small_bench, mbf, tmp_path, method="flaky", batch_size=8))
+
+
+def test_interrupted_run_resumes_to_the_same_numbers(small_bench, mbf, tmp_path, isolated_cache, flaky_plugin,
+                                                    monkeypatch):
+    monkeypatch.setenv("FLAKY_MODE", "interrupt")
+    with pytest.raises(KeyboardInterrupt):
+        run(_cfg(small_bench, mbf, tmp_path, method="flaky", batch_size=8))
+    monkeypatch.setenv("FLAKY_MODE", "")
+    _, resumed = run(_cfg(small_bench, mbf, tmp_path, method="flaky", batch_size=8))
+    # the two batches finished before the interruption were not scored again
+    assert resumed["counts"]["images_scored_new"] == resumed["counts"]["images"] - 16
+
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "fresh-cache"))
+    _, fresh = run(_cfg(small_bench, mbf, tmp_path, method="flaky", batch_size=8))
+    assert fresh["counts"]["images_scored_new"] == fresh["counts"]["images"]
+    assert fresh["metrics"]["tpr_at_fpr"] == resumed["metrics"]["tpr_at_fpr"]
+
+
+def test_corrupt_image_is_named_or_counted(small_bench, mbf, tmp_path, isolated_cache):
+    broken = tmp_path / "broken"
+    shutil.copytree(small_bench, broken)
+    victim = sorted((broken / "loose_crop").iterdir())[3]
+    victim.write_bytes(victim.read_bytes()[:200])  # truncated JPEG
+    with pytest.raises(ImageError, match=victim.name):
+        run(_cfg(broken, mbf, tmp_path, method="blur"))
+    _, rec = run(_cfg(broken, mbf, tmp_path, method="blur", on_bad_image="skip"))
+    assert rec["counts"]["skipped"] == 1
+    assert rec["counts"]["skipped_files"] == [f"{victim.name}"] or rec["counts"]["skipped_files"][0].endswith(
+        victim.name)
+    assert sum(rec["counts"]["skipped_reasons"].values()) == 1
+
+
+def test_missing_image_is_named(small_bench, mbf, tmp_path, isolated_cache):
+    broken = tmp_path / "missing"
+    shutil.copytree(small_bench, broken)
+    victim = sorted((broken / "loose_crop").iterdir())[5]
+    victim.unlink()
+    with pytest.raises(Exception, match=victim.name):
+        run(_cfg(broken, mbf, tmp_path, method="blur"))
+
+
+def test_no_face_policy(tmp_path, mbf, isolated_cache, shared):
+    """An image without a face: error naming it by default, counted skip or centred fallback on request."""
+    import cv2
+
+    from fiqa_bench.protocols.prepare import prepare_benchmark
+
+    src = tmp_path / "src"
+    root = shared / "data/celeba-wild/images"
+    ids = [p.name for p in sorted(root.iterdir()) if len(list(p.glob("*.jpg"))) >= 4][:3]
+    for ident in ids:
+        (src / ident).mkdir(parents=True)
+        for photo in sorted((shared / "data/celeba-wild/images" / ident).glob("*.jpg"))[:4]:
+            shutil.copy(photo, src / ident / photo.name)
+    out = tmp_path / "bench"
+    prepare_benchmark(src, out, name="noface", seed=0, progress=False)
+    # replace one prepared image by a face-free picture and drop its landmarks so it must be detected
+    meta = out / "meta" / "noface_name_5pts_score.txt"
+    lines = meta.read_text().splitlines()
+    first = lines[0].split()[0]
+    meta.write_text("\n".join([first + " nan" * 11, *lines[1:]]) + "\n")
+    flat = np.full((160, 160, 3), 127, np.uint8)
+    cv2.imwrite(str(out / "loose_crop" / first), flat)
+    with pytest.raises(Exception, match=first):
+        run(_cfg(out, mbf, tmp_path, method="blur"))
+    _, rec = run(_cfg(out, mbf, tmp_path, method="blur", on_no_face="skip"))
+    assert rec["counts"]["skipped_reasons"] == {"no face detected": 1}
+    _, rec = run(_cfg(out, mbf, tmp_path, method="blur", on_no_face="center"))
+    assert rec["counts"]["fallback_landmarks"] == 1 and rec["counts"]["skipped"] == 0
