@@ -36,3 +36,44 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
     d = tmp_path / "cache"
     monkeypatch.setenv("FIQA_BENCH_CACHE", str(d))
     return d
+
+
+def _copy_identities(shared: Path, dest: Path, n_ids: int, per_id: int) -> Path:
+    """The first ``n_ids`` celeba-wild identities with at least ``per_id`` photos, ``per_id`` photos each."""
+    import shutil
+
+    root = shared / "data/celeba-wild/images"
+    ids = [p.name for p in sorted(root.iterdir()) if len(list(p.glob("*.jpg"))) >= per_id][:n_ids]
+    for ident in ids:
+        (dest / ident).mkdir(parents=True)
+        for photo in sorted((root / ident).glob("*.jpg"))[:per_id]:
+            shutil.copy(photo, dest / ident / photo.name)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def small_bench(tmp_path_factory, shared) -> Path:
+    """IJB layout: 6 celeba-wild identities x 8 photos, 2 templates each, 30% of each template degraded."""
+    from fiqa_bench.protocols.prepare import prepare_benchmark
+
+    src = _copy_identities(shared, tmp_path_factory.mktemp("src"), 6, 8)
+    out = tmp_path_factory.mktemp("bench") / "mini"
+    prepare_benchmark(src, out, name="mini", seed=0, layout="ijb", degrade_fraction=0.3, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_ytf(tmp_path_factory, shared) -> Path:
+    """YTF layout: 20 identities x 6 photos as 2 'videos' each, 10 identity-disjoint folds."""
+    from fiqa_bench.protocols.prepare import prepare_benchmark
+
+    src = _copy_identities(shared, tmp_path_factory.mktemp("src-ytf"), 20, 6)
+    out = tmp_path_factory.mktemp("bench") / "mini-ytf"
+    prepare_benchmark(src, out, name="miniytf", seed=0, layout="ytf", degrade_fraction=0.3, progress=False)
+    return out
+
+
+@pytest.fixture()
+def mbf(shared) -> str:
+    """The shared MobileFaceNet through the generic ONNX backbone."""
+    return f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}"

@@ -115,3 +115,22 @@ def test_the_packages_own_tests_pass_against_the_installed_copy(example_package,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "failed" not in proc.stdout
+
+
+def test_installed_adapter_runs_through_the_cli(example_package, small_bench, mbf, tmp_path):
+    """The outside adapter, found by its entry point, drives a whole `fiqa-bench run` without editing the suite."""
+    import json
+
+    env = {**os.environ, "FIQA_BENCH_CACHE": str(tmp_path / "cache"), "OPENCV_LOG_LEVEL": "ERROR"}
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fiqa_bench.cli", "run", "--method", NAME, "--fr", mbf, "--protocol", str(small_bench),
+         "--out", str(out), "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (result,) = out.glob(f"*__{NAME}__*.json")
+    record = json.loads(result.read_text())
+    assert record["method"]["name"] == NAME
+    assert record["counts"]["images_embedded"] == record["counts"]["templates"]
+    assert NAME in (out / "report.md").read_text()

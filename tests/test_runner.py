@@ -19,29 +19,6 @@ from fiqa_bench.errors import AdapterError, ImageError
 from fiqa_bench.runner import RunConfig, run
 
 
-@pytest.fixture(scope="module")
-def small_bench(tmp_path_factory, request) -> Path:
-    """6 celeba-wild identities x up to 8 photos, 2 templates each, 30% of each template degraded."""
-    shared = request.getfixturevalue("shared")
-    from fiqa_bench.protocols.prepare import prepare_benchmark
-
-    src = tmp_path_factory.mktemp("src")
-    root = shared / "data/celeba-wild/images"
-    ids = [p.name for p in sorted(root.iterdir()) if len(list(p.glob("*.jpg"))) >= 8][:6]
-    for ident in ids:
-        (src / ident).mkdir()
-        for photo in sorted((shared / "data/celeba-wild/images" / ident).glob("*.jpg"))[:8]:
-            shutil.copy(photo, src / ident / photo.name)
-    out = tmp_path_factory.mktemp("bench") / "mini"
-    prepare_benchmark(src, out, name="mini", seed=0, layout="ijb", degrade_fraction=0.3, progress=False)
-    return out
-
-
-@pytest.fixture()
-def mbf(shared) -> str:
-    return f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}"
-
-
 def _cfg(bench, backbone, tmp_path, **kw) -> RunConfig:
     return RunConfig(protocol=str(bench), backbone=backbone, out=str(tmp_path / "out"), progress=False, **kw)
 
@@ -195,3 +172,12 @@ def test_no_face_policy(tmp_path, mbf, isolated_cache, shared):
     assert rec["counts"]["skipped_reasons"] == {"no face detected": 1}
     _, rec = run(_cfg(out, mbf, tmp_path, method="blur", on_no_face="center"))
     assert rec["counts"]["fallback_landmarks"] == 1 and rec["counts"]["skipped"] == 0
+
+
+def test_ytf_layout_runs_end_to_end(small_ytf, mbf, tmp_path, isolated_cache):
+    _, rec = run(_cfg(small_ytf, mbf, tmp_path, method="blur"))
+    acc = rec["metrics"]["accuracy"]
+    assert len(acc["folds"]) == 10 and 0.5 <= acc["mean"] <= 1.0
+    assert rec["counts"]["images_embedded"] == rec["counts"]["templates"]
+    _, pooled = run(_cfg(small_ytf, mbf, tmp_path, selection="all"))
+    assert len(pooled["metrics"]["accuracy"]["folds"]) == 10
