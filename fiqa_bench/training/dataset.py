@@ -1,0 +1,217 @@
+"""The tinyFQnet training set: aligned crops with Eq. 1 labels, built from photos through the face pipeline.
+
+:func:`build_training_set` runs, for every photo: decode and detect (:func:`fiqa_bench.faces.load_face`), then
+the photo itself plus ``degraded_copies`` seeded degraded versions of it (:func:`fiqa_bench.degradations.apply_random`
+on the whole loose photo, so blur/JPEG/noise act at the photo's own resolution, then aligned like any photo). Each
+version gives two crops: one for the FR backbone (its card's input spec) and one for the network (aligned
+``size`` x ``size`` RGB, exactly what :class:`fiqa_bench.methods.tinyfq.TinyFQ` receives at inference). Labels
+are Eq. 1 (:func:`.labels.quality_labels`) with the centres built from the undegraded photos only and each photo
+left out together with its copies. The degraded copies spread the labels towards low quality, which the clean
+photos of a curated dataset rarely reach.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .labels import quality_labels
+
+
+@dataclass
+class TrainingSet:
+    """Rows: ``images`` uint8 (N, S, S, 3) RGB aligned crops, ``labels`` float32 (N,) Eq. 1 cosines (NaN: no
+    centre), ``identities`` str (N,), ``sources`` str (N,) photo paths, ``degradations`` (N,) record or None."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    identities: np.ndarray
+    sources: np.ndarray | None = None
+    degradations: list | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        self.labels = np.asarray(self.labels, dtype=np.float32).reshape(-1)
+        self.identities = np.asarray(self.identities).astype(str).reshape(-1)
+        if self.sources is None:
+            self.sources = np.array([""] * n)
+        self.sources = np.asarray(self.sources).astype(str).reshape(-1)
+        if self.degradations is None:
+            self.degradations = [None] * n
+        images = self.images
+        if images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2] or images.dtype != np.uint8:
+            raise ValueError(f"images must be uint8 (N, S, S, 3), got {images.dtype} {images.shape}")
+        for name in ("labels", "identities", "sources"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} rows, images {n}")
+        if len(self.degradations) != n:
+            raise ValueError(f"degradations has {len(self.degradations)} rows, images {n}")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[1])
+
+    def subset(self, index: np.ndarray) -> "TrainingSet":
+        """Rows ``index`` (repeats allowed, e.g. from :func:`.sampling.sample_indices`)."""
+        index = np.asarray(index, dtype=np.int64)
+        return TrainingSet(np.asarray(self.images[index]), self.labels[index], self.identities[index],
+                           self.sources[index], [self.degradations[i] for i in index], dict(self.meta))
+
+    def fingerprint(self) -> str:
+        """sha256 over labels, identities and image shape: ties a checkpoint to its data."""
+        h = hashlib.sha256()
+        h.update(repr(tuple(self.images.shape)).encode())
+        h.update(np.ascontiguousarray(self.labels).tobytes())
+        h.update("\n".join(self.identities.tolist()).encode())
+        return h.hexdigest()[:16]
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """``images.npy``, ``labels.npy``, ``identities.npy`` and ``meta.json`` (sources, degradations, meta)."""
+        from ..atomic import atomic_path, write_json
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, arr in (("images", np.ascontiguousarray(self.images)), ("labels", self.labels),
+                          ("identities", self.identities)):
+            with atomic_path(folder / f"{name}.npy", suffix=".npy") as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, arr, allow_pickle=False)
+        labels = self.labels.astype(np.float64)
+        write_json(folder / "meta.json", {
+            "rows": len(self), "size": self.size, "meta": self.meta,
+            "sources": self.sources.tolist(), "degradations": self.degradations,
+            "labelled": int(np.isfinite(labels).sum()),
+        })
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, mmap: bool = True) -> "TrainingSet":
+        """Read :meth:`save`'s folder; ``mmap``: images stay on disk (memory-mapped, read-only)."""
+        folder = Path(folder)
+        info = json.loads((folder / "meta.json").read_text())
+        images = np.load(folder / "images.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+        return cls(images, np.load(folder / "labels.npy", allow_pickle=False),
+                   np.load(folder / "identities.npy", allow_pickle=False), np.array(info["sources"]),
+                   info["degradations"], info.get("meta", {}))
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".webp")
+
+
+def images_by_identity_folder(root: str | os.PathLike, min_images: int = 2) -> tuple[list[Path], list[str]]:
+    """(paths, identities) of a ``root/<identity>/<image>`` tree (e.g. ``celeba-wild/images``), sorted, keeping
+    identities with at least ``min_images`` images (Eq. 1 needs two to define a leave-one-out centre)."""
+    root = Path(root)
+    if not root.is_dir():
+        from ..errors import FiqaBenchError
+
+        raise FiqaBenchError(f"{root}: not a folder of identity folders")
+    paths: list[Path] = []
+    identities: list[str] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if len(files) >= int(min_images):
+            paths.extend(files)
+            identities.extend([folder.name] * len(files))
+    return paths, identities
+
+
+def build_training_set(
+    paths: Sequence[str | os.PathLike],
+    identities: Sequence,
+    *,
+    backbone: Any = "mbf",
+    backbone_options: dict | None = None,
+    detector: Any = "yunet",
+    size: int = 64,
+    degraded_copies: int = 1,
+    seed: int = 0,
+    leave_one_out: bool = True,
+    pad: float = 0.0,
+    on_no_face: str = "skip",
+    batch_size: int = 64,
+    progress: bool = True,
+) -> TrainingSet:
+    """Photos + identities -> :class:`TrainingSet` with Eq. 1 labels from ``backbone``.
+
+    ``backbone``: a registered name (``fiqa_bench.registry.create("backbone", name, **backbone_options)``) or a
+    backbone object; ``detector``: ``"yunet"``/``"scrfd"`` or a detector object. Photos without a face are
+    skipped (``on_no_face="skip"``, listed in ``meta["skipped"]``) or raise (``"error"``). Degradation draws use
+    ``numpy.random.default_rng([seed, i])`` for photo ``i``, so a photo's copies do not depend on the others.
+    """
+    from tqdm.auto import tqdm
+
+    from ..cards import InputSpec
+    from ..degradations import apply_random
+    from ..faces import Face, load_face, make_detector, to_input
+    from ..registry import create
+
+    if len(paths) != len(identities):
+        raise ValueError(f"{len(paths)} paths but {len(identities)} identities")
+    if isinstance(backbone, str):
+        backbone = create("backbone", backbone, **(backbone_options or {}))
+    if isinstance(detector, str):
+        detector = make_detector(detector)
+    net_spec = InputSpec("aligned", int(size), "RGB")
+    fr_spec = backbone.card.input
+
+    crops: list[np.ndarray] = []
+    rows_id: list[str] = []
+    rows_src: list[str] = []
+    rows_group: list[int] = []
+    rows_deg: list[dict | None] = []
+    embeddings: list[np.ndarray] = []
+    pending: list[Face] = []
+    skipped: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            embeddings.append(np.asarray(backbone.embed(to_input(pending, fr_spec)), dtype=np.float32))
+            pending.clear()
+
+    for i, (path, ident) in enumerate(tqdm(list(zip(paths, identities)), desc="faces", disable=not progress)):
+        face = load_face(path, detector, pad=pad, on_no_face=on_no_face)
+        if face is None:
+            skipped.append(str(path))
+            continue
+        rng = np.random.default_rng([int(seed), i])
+        versions: list[tuple[np.ndarray, dict | None]] = [(face.image, None)]
+        for _ in range(int(degraded_copies)):
+            versions.append(apply_random(face.image, rng, box=face.box))
+        for image, record in versions:
+            version = Face(image, face.landmarks, face.box, str(path), face.detected, face.fallback)
+            crops.append(to_input([version], net_spec)[0])
+            pending.append(version)
+            rows_id.append(str(ident))
+            rows_src.append(str(path))
+            rows_group.append(i)
+            rows_deg.append(record)
+            if len(pending) >= batch_size:
+                flush()
+    flush()
+    n = len(crops)
+    emb = np.concatenate(embeddings) if embeddings else np.zeros((0, 1), np.float32)
+    reference = np.array([d is None for d in rows_deg], bool)
+    labels = quality_labels(emb, rows_id, leave_one_out, groups=rows_group, reference=reference)
+    images = np.stack(crops) if n else np.zeros((0, size, size, 3), np.uint8)
+    ident = getattr(backbone, "identity", None)
+    det_ident = getattr(detector, "identity", None)
+    meta = {
+        "backbone": ident() if callable(ident) else type(backbone).__name__,
+        "detector": det_ident() if callable(det_ident) else type(detector).__name__,
+        "size": int(size), "degraded_copies": int(degraded_copies), "seed": int(seed),
+        "leave_one_out": bool(leave_one_out), "photos": len(paths), "skipped": skipped,
+        "label_rule": "Eq. 1: cosine to the mean of the identity's L2-normalised undegraded embeddings, "
+                      + ("the photo and its copies left out" if leave_one_out else "nothing left out"),
+    }
+    return TrainingSet(images, labels, np.array(rows_id), np.array(rows_src), rows_deg, meta)

@@ -1,0 +1,294 @@
+"""Training tinyFQnet (Peng et al., section 3.2): regression of Eq. 1 labels, SGD, step schedule, exact resume.
+
+Paper settings are the defaults: SGD (momentum 0.9), learning rate 0.01 divided by 10 every 5 epochs, batch 1024,
+weight decay 1e-4, 17 epochs.
+
+**Loss.** Eq. 2 is ``L = 1/N sum_i ||phi(x_i) - q_i||_2``: the mean of the L2 *norm* (not squared) of the error.
+For a scalar quality the norm is the absolute value, so Eq. 2 read literally is the mean absolute error, which is
+what ``loss="l1"`` (default) trains; the text calls it an "L2 regression loss", so ``loss="mse"`` (mean squared
+error) is available as the other reading. Targets are the labels clipped to [0, 1]
+(:func:`.sampling.to_unit_interval`), the range of the sigmoid output.
+
+**Validation.** Identities, not images, are split: ``val_fraction`` of the identities (drawn with ``seed``) are
+held out, so validation measures generalisation to unseen people. The held-out identities are recorded in the
+result and in every checkpoint. Metrics after each epoch, on the validation rows with a finite label: MAE,
+Pearson and Spearman correlation between prediction and target.
+
+**Sampling** (section 3.4) is applied to the training identities only (``sampling="smooth"`` or ``"random"``),
+after the split, so the validation set keeps the natural label distribution and no identity crosses the split.
+
+**Reproducibility.** ``torch.manual_seed(seed)`` before building the network, deterministic algorithms, data
+read in the main process (no workers), and the order of epoch ``e`` drawn from
+``numpy.random.default_rng([seed, e])``: the same call gives bitwise the same weights. A checkpoint
+(``checkpoint_dir/last.pt``, written atomically after every epoch, every ``checkpoint_every`` steps and when
+``max_steps`` stops a run) holds the model, optimiser, scheduler and RNG states, the position (epoch, step) and
+the history; with ``resume=True`` a run continues from it and ends with the same weights as an uninterrupted
+run. A checkpoint whose settings or data fingerprint differ from the call's is refused, not silently mixed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import require_torch
+from .export import preprocess
+from .sampling import STRATEGIES, sample_indices, to_unit_interval
+
+CHECKPOINT_NAME = "last.pt"
+LOSSES = ("l1", "mse")
+
+
+def identity_split(identities: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, list[str]]:
+    """(validation mask over rows, sorted validation identities): ``round(val_fraction * #ids)`` identities,
+    at least one when ``val_fraction > 0`` and there are two or more identities."""
+    ids = np.asarray(identities).astype(str)
+    unique = np.unique(ids)
+    k = int(round(float(val_fraction) * unique.size))
+    if val_fraction > 0 and unique.size >= 2:
+        k = min(max(k, 1), unique.size - 1)
+    else:
+        k = 0
+    rng = np.random.default_rng([int(seed), 7919])
+    val_ids = sorted(rng.choice(unique, k, replace=False).tolist()) if k else []
+    return np.isin(ids, val_ids), val_ids
+
+
+def regression_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """MAE, Pearson and Spearman correlation (NaN when undefined, e.g. constant predictions)."""
+    from scipy import stats
+
+    pred = np.asarray(pred, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    out = {"n": int(pred.size), "mae": float(np.abs(pred - target).mean()) if pred.size else float("nan")}
+    if pred.size >= 2 and pred.std() > 0 and target.std() > 0:
+        out["pearson"] = float(stats.pearsonr(pred, target)[0])
+        out["spearman"] = float(stats.spearmanr(pred, target)[0])
+    else:
+        out["pearson"] = out["spearman"] = float("nan")
+    return out
+
+
+def predict(model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Model outputs (N,) float32 for uint8 RGB crops, in eval mode, without gradients."""
+    torch = require_torch()
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x = torch.from_numpy(preprocess(np.asarray(images[start:start + batch_size])))
+            out.append(model(x).reshape(-1).numpy())
+    return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
+
+
+@contextlib.contextmanager
+def _deterministic(torch):
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    torch = require_torch()
+    from ..atomic import atomic_path
+
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+
+
+def _rng_states(torch) -> dict:
+    return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]), "python_version":
+            random.getstate()[0], "python_gauss": random.getstate()[2]}
+
+
+def _restore_rng(torch, states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    random.setstate((states["python_version"], tuple(states["python"]), states["python_gauss"]))
+
+
+def train(
+    dataset,
+    *,
+    net: str = "tinyfqnet",
+    epochs: int = 17,
+    lr: float = 0.01,
+    lr_step: int = 5,
+    gamma: float = 0.1,
+    weight_decay: float = 1e-4,
+    momentum: float = 0.9,
+    batch_size: int = 1024,
+    loss: str = "l1",
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    sampling: str | None = None,
+    sampling_options: dict | None = None,
+    hflip: bool = False,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    max_steps: int | None = None,
+) -> dict[str, Any]:
+    """Train a quality network on ``dataset`` (anything with ``images`` uint8 (N, S, S, 3) RGB, ``labels`` (N,)
+    and ``identities`` (N,), e.g. a :class:`.dataset.TrainingSet`) and return a result dict.
+
+    ``net``: a name in :data:`.nets.NETS` whose input size must equal S. ``hflip``: mirror each training image
+    with probability 1/2 (drawn from the epoch's generator; not in the paper, off by default). ``max_steps``:
+    stop after this many optimiser steps in total (a checkpoint is written; calling again resumes).
+
+    Result: ``model`` (the torch module, eval mode), ``net``, ``input_size``, ``completed`` (all epochs run),
+    ``epoch``, ``global_step``, ``history`` (per epoch: lr, train_loss, val metrics), ``val`` (last validation
+    metrics), ``split`` (validation identities, row counts), ``config`` (every setting), ``checkpoint``
+    (path or None).
+    """
+    torch = require_torch()
+    from tqdm.auto import tqdm
+
+    from ..errors import FiqaBenchError
+    from .nets import net_spec
+
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if sampling is not None and sampling not in STRATEGIES:
+        raise ValueError(f"sampling must be None or one of {STRATEGIES}, got {sampling!r}")
+    spec = net_spec(net)
+    images = dataset.images
+    if images.ndim != 4 or images.shape[1:] != (spec.input_size, spec.input_size, 3) or images.dtype != np.uint8:
+        raise ValueError(f"{net} takes uint8 crops (N, {spec.input_size}, {spec.input_size}, 3), "
+                         f"got {images.dtype} {tuple(images.shape)}")
+    labels = np.asarray(dataset.labels, dtype=np.float64).reshape(-1)
+    identities = np.asarray(dataset.identities).astype(str).reshape(-1)
+    if not (len(labels) == len(identities) == len(images)):
+        raise ValueError("images, labels and identities must have the same number of rows")
+
+    finite = np.isfinite(labels)
+    val_mask, val_ids = identity_split(identities, val_fraction, seed)
+    train_rows = np.flatnonzero(finite & ~val_mask)
+    val_rows = np.flatnonzero(finite & val_mask)
+    if sampling is not None:
+        picked = sample_indices(labels[train_rows], identities[train_rows], strategy=sampling, seed=seed,
+                                **(sampling_options or {}))
+        train_rows = train_rows[picked]
+    if train_rows.size == 0:
+        raise FiqaBenchError("no training rows with a finite label after the split and sampling")
+    targets = to_unit_interval(labels).astype(np.float32)
+    steps_per_epoch = -(-train_rows.size // int(batch_size))
+
+    fingerprint = getattr(dataset, "fingerprint", None)
+    config = {
+        "net": net, "input_size": spec.input_size, "epochs": int(epochs), "lr": float(lr), "lr_step": int(lr_step),
+        "gamma": float(gamma), "weight_decay": float(weight_decay), "momentum": float(momentum),
+        "batch_size": int(batch_size), "loss": loss, "seed": int(seed), "val_fraction": float(val_fraction),
+        "sampling": sampling, "sampling_options": dict(sampling_options or {}), "hflip": bool(hflip),
+        "rows": int(len(labels)), "train_rows": int(train_rows.size), "val_rows": int(val_rows.size),
+        "data_fingerprint": fingerprint() if callable(fingerprint) else None,
+        "normalisation": "(x - 127.5) / 128, RGB, NCHW",
+    }
+    split = {"val_identities": val_ids, "n_val_identities": len(val_ids),
+             "n_train_identities": int(np.unique(identities[train_rows]).size),
+             "train_rows": int(train_rows.size), "val_rows": int(val_rows.size)}
+
+    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    with _deterministic(torch):
+        torch.manual_seed(int(seed))
+        random.seed(int(seed))
+        model = spec.build()
+        optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=int(lr_step), gamma=gamma)
+        epoch, step_in_epoch, global_step, history = 0, 0, 0, []
+        running = {"loss_sum": 0.0, "count": 0}
+        if ckpt_path is not None and resume and ckpt_path.is_file():
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            if state["config"] != config:
+                changed = sorted(k for k in set(config) | set(state["config"])
+                                 if config.get(k) != state["config"].get(k))
+                raise FiqaBenchError(f"{ckpt_path}: checkpoint is from a run with different settings or data "
+                                     f"({', '.join(changed)}); use another checkpoint_dir or resume=False")
+            model.load_state_dict(state["model"])
+            optimiser.load_state_dict(state["optimiser"])
+            scheduler.load_state_dict(state["scheduler"])
+            _restore_rng(torch, state["rng"])
+            epoch, step_in_epoch, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
+            history, running = state["history"], state["running"]
+
+        def checkpoint() -> None:
+            if ckpt_path is None:
+                return
+            _save_checkpoint(ckpt_path, {
+                "config": config, "split": split, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": _rng_states(torch), "epoch": epoch,
+                "step_in_epoch": step_in_epoch, "global_step": global_step, "history": history,
+                "running": running,
+            })
+
+        criterion = torch.nn.L1Loss() if loss == "l1" else torch.nn.MSELoss()
+        stopped = False
+        while epoch < epochs and not stopped:
+            rng = np.random.default_rng([int(seed), epoch])
+            order = train_rows[rng.permutation(train_rows.size)]
+            flips = rng.random(order.size) < 0.5 if hflip else None
+            model.train()
+            bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, desc=f"epoch {epoch + 1}/{epochs}",
+                       disable=not progress, leave=False)
+            while step_in_epoch < steps_per_epoch:
+                if max_steps is not None and global_step >= max_steps:
+                    stopped = True
+                    break
+                sl = slice(step_in_epoch * batch_size, (step_in_epoch + 1) * batch_size)
+                rows = order[sl]
+                batch = np.asarray(images[np.sort(rows)])[np.argsort(np.argsort(rows))]  # sorted reads (mmap)
+                if flips is not None:
+                    batch = np.where(flips[sl][:, None, None, None], batch[:, :, ::-1], batch)
+                x = torch.from_numpy(preprocess(batch))
+                y = torch.from_numpy(targets[rows]).reshape(-1, 1)
+                optimiser.zero_grad(set_to_none=True)
+                value = criterion(model(x), y)
+                value.backward()
+                optimiser.step()
+                running["loss_sum"] += value.item() * len(rows)
+                running["count"] += len(rows)
+                step_in_epoch += 1
+                global_step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{running['loss_sum'] / running['count']:.4f}")
+                if checkpoint_every and global_step % int(checkpoint_every) == 0 and step_in_epoch < steps_per_epoch:
+                    checkpoint()
+            bar.close()
+            if stopped:
+                break
+            val = regression_metrics(predict(model, images[val_rows]), targets[val_rows]) if val_rows.size else {}
+            history.append({"epoch": epoch + 1, "lr": optimiser.param_groups[0]["lr"],
+                            "train_loss": running["loss_sum"] / max(running["count"], 1), "val": val})
+            scheduler.step()
+            epoch += 1
+            step_in_epoch = 0
+            running = {"loss_sum": 0.0, "count": 0}
+            checkpoint()
+        if stopped:
+            checkpoint()
+    model.eval()
+    return {
+        "model": model, "net": net, "input_size": spec.input_size, "completed": epoch >= epochs,
+        "epoch": epoch, "global_step": global_step, "history": history,
+        "val": history[-1]["val"] if history else {}, "split": split, "config": config,
+        "checkpoint": str(ckpt_path) if ckpt_path is not None else None,
+    }
+
+
+def training_card(result: dict, *, command: str = "", data: str = "", backbone: str = "") -> dict:
+    """The JSON card stored beside exported weights (and in the ONNX metadata): how the weights were made."""
+    return {
+        "command": command, "data": data, "backbone": backbone, "net": result["net"],
+        "input_size": result["input_size"], "seed": result["config"]["seed"], "config": result["config"],
+        "split": {k: v for k, v in result["split"].items() if k != "val_identities"},
+        "val_identities": result["split"]["val_identities"], "validation": result["val"],
+        "history": result["history"], "completed": result["completed"],
+    }

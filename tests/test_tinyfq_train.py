@@ -1,0 +1,150 @@
+"""The whole tinyFQnet path on real faces: labels -> training -> exact resume -> ONNX -> the ``tinyfq`` method.
+
+Data: 4 CelebA identities x 5 photos from the shared dev set, faces found by YuNet, aligned, labelled by the shared
+MobileFaceNet (Eq. 1, leave-one-out), each with one seeded degraded copy: 40 crops. A few SGD steps only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+from fiqa_bench.errors import AdapterError, FiqaBenchError  # noqa: E402
+from fiqa_bench.training.dataset import TrainingSet, build_training_set, images_by_identity_folder  # noqa: E402
+from fiqa_bench.training.train import predict, train, training_card  # noqa: E402
+
+pytestmark = pytest.mark.shared
+SETTINGS = dict(epochs=3, lr=0.05, batch_size=8, val_fraction=0.25, seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def training_set(shared, tmp_path_factory) -> TrainingSet:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FIQA_BENCH_THREADS", "1")
+    mp.setenv("FIQA_BENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+    root = shared / "data" / "celeba-wild"
+    by_id = defaultdict(list)
+    with open(root / "faces.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            by_id[row["identity"]].append(row["file"])
+    paths, idents = [], []
+    for ident in sorted(by_id, key=int)[:4]:
+        for f in sorted(by_id[ident])[:5]:
+            paths.append(root / f)
+            idents.append(ident)
+    # the folder helper finds the same photos (identity folders of the same layout)
+    all_paths, all_ids = images_by_identity_folder(root / "images", min_images=2)
+    assert set(zip(map(str, paths), idents)) <= set(zip(map(str, all_paths), all_ids))
+    assert len(all_paths) == sum(len(v) for v in by_id.values())
+    ds = build_training_set(
+        paths, idents, backbone=f"onnx:{shared / 'models' / 'mobilefacenet' / 'mobilefacenet.onnx'}",
+        backbone_options={"normalisation": "mobilefacenet"}, size=64, degraded_copies=1, seed=0, progress=False)
+    yield ds
+    mp.undo()
+
+
+def test_training_set_from_real_faces(training_set, tmp_path):
+    ds = training_set
+    assert len(ds) == 40 and ds.images.shape == (40, 64, 64, 3) and ds.images.dtype == np.uint8
+    assert not ds.meta["skipped"] and ds.meta["backbone"].startswith("onnx-")
+    assert np.isfinite(ds.labels).all() and (ds.labels <= 1).all()
+    original = np.array([d is None for d in ds.degradations])
+    assert original.sum() == 20
+    # rows come in (photo, degraded copy) pairs; degradation lowers the label more often than not
+    drop = ds.labels[0::2] - ds.labels[1::2]
+    assert original[0::2].all() and np.median(drop) > 0
+    assert ds.labels[original].mean() > 0.4  # same-identity photos are close to their centre
+    loaded = TrainingSet.load(ds.save(tmp_path / "set"))
+    assert loaded.fingerprint() == ds.fingerprint()
+    np.testing.assert_array_equal(np.asarray(loaded.images), ds.images)
+    assert loaded.degradations == ds.degradations and loaded.meta == ds.meta
+
+
+def test_training_lowers_the_loss(training_set):
+    """25 full-batch steps (30 training rows) with the paper's step schedule compressed (lr / 10 every 10)."""
+    result = train(training_set, **{**SETTINGS, "epochs": 25, "lr": 0.1, "lr_step": 10, "batch_size": 32})
+    assert len(result["split"]["val_identities"]) == 1 and result["split"]["val_rows"] == 10
+    losses = [h["train_loss"] for h in result["history"]]
+    assert [h["lr"] for h in result["history"]][::10] == pytest.approx([0.1, 0.01, 0.001])
+    assert max(losses[-5:]) < 0.8 * losses[0]
+    val = result["val"]
+    assert val["n"] == 10 and 0 <= val["mae"] < 1 and set(val) >= {"pearson", "spearman"}
+
+
+def test_training_resumes_exactly(training_set, tmp_path):
+    full = train(training_set, checkpoint_dir=tmp_path / "a", **SETTINGS)
+    assert full["completed"] and full["global_step"] == 3 * 4  # 30 training rows, batch 8
+
+    # interrupted after 6 steps (in the middle of epoch 2), then resumed from the checkpoint
+    part = train(training_set, checkpoint_dir=tmp_path / "b", max_steps=6, **SETTINGS)
+    assert not part["completed"] and part["global_step"] == 6 and (tmp_path / "b" / "last.pt").is_file()
+    resumed = train(training_set, checkpoint_dir=tmp_path / "b", **SETTINGS)
+    assert resumed["completed"] and resumed["global_step"] == 12
+    a, b = full["model"].state_dict(), resumed["model"].state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert resumed["history"] == full["history"]
+
+    # a checkpoint is never mixed into a run with other settings
+    with pytest.raises(FiqaBenchError, match="lr"):
+        train(training_set, checkpoint_dir=tmp_path / "b", **{**SETTINGS, "lr": 0.01})
+
+
+def test_sampling_inside_training_touches_training_identities_only(training_set):
+    result = train(training_set, sampling="smooth", sampling_options={"min_images": 0, "target_size": 24},
+                   max_steps=1, **SETTINGS)
+    assert result["split"]["train_rows"] == 24 and result["split"]["val_rows"] == 10
+    assert not set(result["split"]["val_identities"]) & set(
+        np.unique(training_set.identities[~np.isin(training_set.identities, result["split"]["val_identities"])]))
+
+
+def test_export_and_score_through_the_method(training_set, tmp_path, isolated_cache, monkeypatch):
+    from fiqa_bench.methods.tinyfq import TinyFQ
+    from fiqa_bench.testing import check_method
+    from fiqa_bench.training.export import read_metadata, save_trained
+
+    monkeypatch.setenv("FIQA_BENCH_THREADS", "1")
+    result = train(training_set, **SETTINGS)
+    card = training_card(result, command="pytest tests/test_tinyfq_train.py", data="celeba-wild 4 ids",
+                         backbone="shared mobilefacenet.onnx")
+    path = save_trained(result, tmp_path / "tinyfq.onnx", card)
+    assert path.stat().st_size < 200_000
+    written = json.loads(path.with_suffix(".json").read_text())
+    assert written["seed"] == 0 and written["net"] == "tinyfqnet" and len(written["onnx_sha256"]) == 64
+    assert json.loads(read_metadata(path)["training_card"])["validation"]["n"] == 10
+
+    method = TinyFQ(weights=path)
+    scores = method.score(training_set.images)
+    expected = predict(result["model"], training_set.images)
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+    assert scores.dtype == np.float32 and ((scores > 0) & (scores < 1)).all()
+    check_method(method)  # synthetic faces
+    check_method(method, training_set.images[:8])  # real crops
+    assert method.score(training_set.images[:0]).shape == (0,)
+    assert method.identity() != TinyFQ(weights=path).card.name
+
+
+def test_method_errors(tmp_path, isolated_cache):
+    from fiqa_bench.methods.tinyfq import TinyFQ, bundled_weights
+    from fiqa_bench.training.export import export_onnx
+    from fiqa_bench.training.nets import build_net
+
+    with pytest.raises(AdapterError, match="not found"):
+        TinyFQ(weights=tmp_path / "missing.onnx").score(np.zeros((1, 64, 64, 3), np.uint8))
+    if not bundled_weights().is_file():
+        with pytest.raises(AdapterError, match="bundled"):
+            TinyFQ().score(np.zeros((1, 64, 64, 3), np.uint8))
+    wrong = export_onnx(build_net("mbv2-t4-w0.35-112"), tmp_path / "wrong.onnx", net="mbv2-t4-w0.35-112",
+                        input_size=112)
+    with pytest.raises(AdapterError, match="input_size"):
+        TinyFQ(weights=wrong).score(np.zeros((1, 64, 64, 3), np.uint8))
+    with pytest.raises(AdapterError, match="uint8"):
+        TinyFQ(weights=wrong).score(np.zeros((1, 112, 112, 3), np.uint8))
