@@ -167,5 +167,88 @@ def prepare_cmd(src, out, name, seed, layout, templates_per_identity, min_images
     click.echo(json.dumps(summary, indent=2, default=str))
 
 
+@main.command("label")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--fr", "backbone", required=True, help="FR backbone whose embeddings define the labels (Eq. 1).")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the labelled set.")
+@click.option("--size", default=64, show_default=True, help="Side of the aligned crops stored for training.")
+@click.option("--min-images", default=2, show_default=True, help="Identities with fewer photos are left out.")
+@click.option("--degraded-copies", default=1, show_default=True,
+              help="Seeded degraded copies per photo, labelled by the same Eq. 1, so labels cover low quality.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--pad", default=0.0, show_default=True, help="Padding before detection (0.25 for tight crops like LFW).")
+@click.option("--detector", type=click.Choice(["yunet", "scrfd"]), default="yunet", show_default=True)
+@click.option("--no-progress", is_flag=True)
+def label_cmd(sources, backbone, out, size, min_images, degraded_copies, seed, pad, detector, no_progress) -> None:
+    """Recognition-oriented quality labels (Eq. 1) for folders of identity sub-folders of photos.
+
+    The label of a photo is the cosine between its embedding and the centre of its identity's other embeddings.
+    Writes the aligned crops, labels, identities and the degradation record of each copy to OUT.
+    """
+    import numpy as np
+
+    from .training.dataset import build_training_set, images_by_identity_folder
+
+    paths, identities = [], []
+    for src in sources:
+        p, ids = images_by_identity_folder(src, min_images=min_images)
+        tag = "/".join(Path(src).resolve().parts[-2:])
+        paths += p
+        identities += [f"{tag}/{i}" for i in ids]  # identities from different sources never merge
+    ts = build_training_set(paths, identities, backbone=backbone, detector=detector, size=size,
+                            degraded_copies=degraded_copies, seed=seed, pad=pad, progress=not no_progress)
+    folder = ts.save(out)
+    labels = np.asarray(ts.labels)
+    click.echo(f"{len(labels)} labelled crops of {len(set(map(str, ts.identities)))} identities -> {folder}")
+
+
+@main.command("train")
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False))
+@click.option("--net", default="tinyfqnet", show_default=True, help="tinyfqnet or a Table 6 network name.")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Exported ONNX file.")
+@click.option("--epochs", default=17, show_default=True)
+@click.option("--lr", default=0.01, show_default=True)
+@click.option("--lr-step", default=5, show_default=True)
+@click.option("--batch-size", default=1024, show_default=True)
+@click.option("--weight-decay", default=1e-4, show_default=True)
+@click.option("--loss", type=click.Choice(["l1", "mse"]), default="l1", show_default=True)
+@click.option("--sampling", type=click.Choice(["none", "random", "smooth"]), default="smooth", show_default=True)
+@click.option("--min-images", default=2, show_default=True, help="Identity filter of the balanced sampling.")
+@click.option("--val-fraction", default=0.1, show_default=True, help="Fraction of identities held out.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--checkpoints", default=None, type=click.Path(file_okay=False),
+              help="Checkpoint folder (default: beside OUT); an interrupted training resumes from it.")
+@click.option("--max-steps", default=None, type=int, help="Stop after this many steps (resumable).")
+@click.option("--no-progress", is_flag=True)
+def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, loss, sampling, min_images,
+              val_fraction, seed, checkpoints, max_steps, no_progress) -> None:
+    """Train a quality network on a labelled set (from `fiqa-bench label`) and export it to ONNX (needs torch)."""
+    from .training.dataset import TrainingSet
+    from .training.export import save_trained
+    from .training.train import train, training_card
+
+    ts = TrainingSet.load(dataset)
+    ckpt = Path(checkpoints) if checkpoints else Path(out).with_suffix(".checkpoints")
+    result = train(ts, net=net, epochs=epochs, lr=lr, lr_step=lr_step, batch_size=batch_size,
+                   weight_decay=weight_decay, loss=loss, seed=seed, val_fraction=val_fraction,
+                   sampling=None if sampling == "none" else sampling, sampling_options={"min_images": min_images},
+                   checkpoint_dir=ckpt, progress=not no_progress, max_steps=max_steps)
+    if not result["completed"]:
+        click.echo(f"stopped at step {result['global_step']} (checkpoint {result['checkpoint']}); run again to resume")
+        return
+    card = training_card(result, command="fiqa-bench " + " ".join(sys.argv[1:]), data=str(dataset),
+                         backbone=str(ts.meta.get("backbone", "")) if hasattr(ts, "meta") else "")
+    path = save_trained(result, out, card)
+    if sampling != "none":  # Fig. 5: the label histogram before and after balanced sampling
+        import numpy as np
+
+        from .training.sampling import plot_histograms, sample_indices
+
+        labels = np.asarray(ts.labels)
+        keep = sample_indices(labels, np.asarray(ts.identities), strategy=sampling, min_images=min_images, seed=seed)
+        plot_histograms(labels, labels[keep], Path(out).with_suffix(".sampling.png"))
+    click.echo(json.dumps({"onnx": str(path), "validation": result["val"]}, indent=2, default=str))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
