@@ -154,16 +154,19 @@ def report_cmd(results_dir, out) -> None:
 @click.option("--degrade", "degrade_fraction", default=0.0, show_default=True,
               help="Fraction of each template's photos to degrade (blur, downscale, JPEG, noise, occlusion).")
 @click.option("--detector", type=click.Choice(["yunet", "scrfd"]), default="yunet", show_default=True)
+@click.option("--part", type=click.Choice(["all", "train", "eval"]), default="all", show_default=True,
+              help="Keep only identities of this part of the train/eval identity split (fiqa_bench.splits).")
 @click.option("--no-progress", is_flag=True)
 def prepare_cmd(src, out, name, seed, layout, templates_per_identity, min_images, impostors, degrade_fraction,
-                detector, no_progress) -> None:
+                detector, part, no_progress) -> None:
     """Turn a folder of identity sub-folders of photos into an IJB- (and/or YTF-) layout benchmark."""
     from .protocols.prepare import prepare_benchmark
 
     summary = prepare_benchmark(Path(src), Path(out), name=name, seed=seed, layout=layout,
                                 templates_per_identity=templates_per_identity, min_images=min_images,
                                 impostor_pairs=int(impostors) if str(impostors).isdigit() else impostors,
-                                degrade_fraction=degrade_fraction, detector=detector, progress=not no_progress)
+                                degrade_fraction=degrade_fraction, detector=detector, part=part,
+                                progress=not no_progress)
     click.echo(json.dumps(summary, indent=2, default=str))
 
 
@@ -173,13 +176,17 @@ def prepare_cmd(src, out, name, seed, layout, templates_per_identity, min_images
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the labelled set.")
 @click.option("--size", default=64, show_default=True, help="Side of the aligned crops stored for training.")
 @click.option("--min-images", default=2, show_default=True, help="Identities with fewer photos are left out.")
+@click.option("--max-images", default=None, type=int, help="Identities with more photos are left out.")
+@click.option("--part", type=click.Choice(["all", "train", "eval"]), default="train", show_default=True,
+              help="Identities of this part of the train/eval split (fiqa_bench.splits).")
 @click.option("--degraded-copies", default=1, show_default=True,
               help="Seeded degraded copies per photo, labelled by the same Eq. 1, so labels cover low quality.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--pad", default=0.0, show_default=True, help="Padding before detection (0.25 for tight crops like LFW).")
 @click.option("--detector", type=click.Choice(["yunet", "scrfd"]), default="yunet", show_default=True)
 @click.option("--no-progress", is_flag=True)
-def label_cmd(sources, backbone, out, size, min_images, degraded_copies, seed, pad, detector, no_progress) -> None:
+def label_cmd(sources, backbone, out, size, min_images, max_images, part, degraded_copies, seed, pad, detector,
+              no_progress) -> None:
     """Recognition-oriented quality labels (Eq. 1) for folders of identity sub-folders of photos.
 
     The label of a photo is the cosine between its embedding and the centre of its identity's other embeddings.
@@ -187,14 +194,20 @@ def label_cmd(sources, backbone, out, size, min_images, degraded_copies, seed, p
     """
     import numpy as np
 
+    from collections import Counter
+
+    from .splits import in_part
     from .training.dataset import build_training_set, images_by_identity_folder
 
     paths, identities = [], []
     for src in sources:
         p, ids = images_by_identity_folder(src, min_images=min_images)
+        counts = Counter(ids)
+        keep = [i for i, ident in enumerate(ids)
+                if in_part(ident, part) and (max_images is None or counts[ident] <= max_images)]
         tag = "/".join(Path(src).resolve().parts[-2:])
-        paths += p
-        identities += [f"{tag}/{i}" for i in ids]  # identities from different sources never merge
+        paths += [p[i] for i in keep]
+        identities += [f"{tag}/{ids[i]}" for i in keep]  # identities from different sources never merge
     ts = build_training_set(paths, identities, backbone=backbone, detector=detector, size=size,
                             degraded_copies=degraded_copies, seed=seed, pad=pad, progress=not no_progress)
     folder = ts.save(out)

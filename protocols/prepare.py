@@ -372,6 +372,7 @@ def prepare_benchmark(
     impostor_pairs: str | int = "all",
     degrade_fraction: float = 0.0,
     detector: str = "yunet",
+    part: str = "all",
     progress: bool = True,
 ) -> dict:
     """Build a benchmark from ``src/<identity>/<photo>`` into ``out``; return a summary (counts, files, README).
@@ -379,7 +380,9 @@ def prepare_benchmark(
     ``layout``: ``ijb`` (insightface layout at ``out``), ``ytf`` (YTF layout at ``out``) or ``both`` (IJB at
     ``out``, YTF at ``out/ytf``). ``impostor_pairs``: ``"all"`` cross-identity template pairs, or a count drawn
     without replacement. ``degrade_fraction``: share of each template's photos replaced by a degraded copy
-    (at least one photo per template stays clean). See :func:`readme_text` for every convention.
+    (at least one photo per template stays clean). ``part``: keep only the identities of that part of
+    :mod:`fiqa_bench.splits` (``eval`` for benchmarks on which learned methods are compared). See
+    :func:`readme_text` for every convention.
     """
     started = time.perf_counter()
     src, out = Path(src), Path(out)
@@ -415,14 +418,22 @@ def prepare_benchmark(
     scan = _scan(src, out)
     excluded: list[dict] = []
     candidates = []
+    from fiqa_bench.splits import identity_part, in_part
+
+    if part not in ("train", "eval", "all"):
+        raise FiqaBenchError(f"part must be 'train', 'eval' or 'all', got {part!r}")
     for ident in scan.identities:
         n = len(scan.photos[ident])
-        if n < min_images:
+        if not in_part(ident, part):
+            excluded.append({"identity": ident, "photos": n, "photos_with_face": None,
+                             "reason": f"identity in the {identity_part(ident)} part of the split (kept: {part})"})
+        elif n < min_images:
             excluded.append({"identity": ident, "photos": n, "photos_with_face": None,
                              "reason": f"{n} photo(s) < min_images={min_images}"})
         else:
             candidates.append(ident)
-    skipped_small = sum(len(scan.photos[e["identity"]]) for e in excluded)
+    skipped_small = sum(len(scan.photos[e["identity"]]) for e in excluded if "min_images" in e["reason"])
+    skipped_part = sum(len(scan.photos[e["identity"]]) for e in excluded if "part of the split" in e["reason"])
     safe_ids = {ident: safe_name(ident) for ident in scan.identities}
     clash = _first_duplicate([safe_ids[i] for i in candidates])
     if clash is not None:
@@ -488,6 +499,7 @@ def prepare_benchmark(
         "identities_excluded": len(excluded),
         "photos_found": sum(len(v) for v in scan.photos.values()),
         "photos_in_small_identities": skipped_small,
+        "photos_in_other_split_part": skipped_part,
         "photos_no_face": sum(1 for r in no_face if r["reason"] == "no face detected"),
         "photos_unreadable": sum(1 for r in no_face if r["reason"] != "no face detected"),
         "photos_with_face_in_excluded_identities": too_few_faces,
@@ -503,6 +515,7 @@ def prepare_benchmark(
     options = {
         "templates_per_identity": T,
         "min_images": int(min_images),
+        "part": part,
         "impostor_pairs": impostor_pairs,
         "degrade_fraction": degrade_fraction,
         "detector": detector,
