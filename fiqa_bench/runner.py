@@ -322,6 +322,10 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
 
+    # fail fast on a mistyped name, before any data is read
+    registry.load_class("backbone", cfg.backbone)
+    if cfg.method is not None:
+        registry.load_class("method", cfg.method)
     protocol = open_protocol(cfg.protocol, cfg.data)
     bench: Benchmark = protocol.load()
     timings["load_protocol_s"] = time.perf_counter() - t0

@@ -1,0 +1,46 @@
+"""The command line as a user meets it: clean one-line errors, run -> results + report, report from a folder."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from fiqa_bench.cli import main
+
+
+def test_unknown_method_is_one_clear_line(tmp_path):
+    res = CliRunner().invoke(main, ["run", "--method", "blurr", "--fr", "dlib", "--protocol", "lfw-templates",
+                                    "--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert "Did you mean 'blur'" in res.output and "Traceback" not in res.output
+
+
+def test_unknown_protocol_folder_is_named(tmp_path):
+    res = CliRunner().invoke(main, ["run", "--method", "blur", "--fr", "dlib", "--protocol", str(tmp_path),
+                                    "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and str(tmp_path) in res.output and "not a benchmark folder" in res.output
+
+
+def test_run_writes_results_and_report(small_bench, mbf, tmp_path, isolated_cache):
+    out = tmp_path / "out"
+    args = ["run", "--method", "jpeg", "--fr", mbf, "--protocol", str(small_bench), "--out", str(out),
+            "--no-progress"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "TPR@FPR" in res.output
+    (result,) = out.glob("mini__jpeg__*__top1.json")
+    record = json.loads(result.read_text())
+    assert record["schema_version"] == 1 and record["protocol"]["name"] == "mini"
+    assert (out / "report.md").is_file() and (out / "report.html").is_file()
+    assert "| jpeg |" in (out / "report.md").read_text().replace("**", "")
+
+    report_dir = tmp_path / "rep"
+    res = CliRunner().invoke(main, ["report", str(out), "--out", str(report_dir)])
+    assert res.exit_code == 0, res.output
+    assert (report_dir / "report.md").read_text() == (out / "report.md").read_text()
+
+
+def test_list_kind_filter():
+    res = CliRunner().invoke(main, ["list", "--kind", "protocol"])
+    assert "lfw-templates" in res.output and "backbones" not in res.output
