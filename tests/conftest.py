@@ -77,3 +77,9 @@ def small_ytf(tmp_path_factory, shared) -> Path:
 def mbf(shared) -> str:
     """The shared MobileFaceNet through the generic ONNX backbone."""
     return f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}"
+
+
+@pytest.fixture(scope="session")
+def copy_identities(shared):
+    """``copy(dest, n_ids, per_id)``: copy real celeba-wild identity folders into ``dest`` for a test."""
+    return lambda dest, n_ids, per_id: _copy_identities(shared, dest, n_ids, per_id)

@@ -27,11 +27,10 @@ def test_in_part_rejects_unknown_part():
         in_part("a", "test")
 
 
-def test_prepare_eval_part_keeps_only_eval_identities(tmp_path, shared):
-    from conftest import _copy_identities
+def test_prepare_eval_part_keeps_only_eval_identities(tmp_path, copy_identities):
     from fiqa_bench.protocols.prepare import prepare_benchmark
 
-    src = _copy_identities(shared, tmp_path / "src", 8, 4)
+    src = copy_identities(tmp_path / "src", 8, 4)
     out = tmp_path / "bench"
     summary = prepare_benchmark(src, out, name="evalpart", part="eval", progress=False)
     subjects = json.loads((out / "benchmark.json").read_text())["subjects"]
