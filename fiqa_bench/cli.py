@@ -75,6 +75,8 @@ def list_cmd(kind: str | None, as_json: bool) -> None:
 @click.option("--protocol", "-p", required=True,
               help="Protocol name (lfw, lfw-templates, ijbb, ijbc, ytf), NAME:ARG, or a folder written by `prepare`.")
 @click.option("--fr", "backbone", required=True, help="FR backbone: dlib, r50, r100, mbf or onnx:PATH.")
+@click.option("--fr-option", "fr_options", multiple=True, metavar="KEY=VALUE",
+              help="Backbone constructor option, e.g. normalisation=mobilefacenet for onnx:PATH (repeatable).")
 @click.option("--method", "-m", default=None, help="Quality method (see `fiqa-bench list`).")
 @click.option("--data", "-d", default=None, type=click.Path(file_okay=False),
               help="Dataset root (default: downloaded/cached where the protocol allows).")
@@ -95,13 +97,20 @@ def list_cmd(kind: str | None, as_json: bool) -> None:
 @click.option("--out", "-o", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Folder for results files and the report.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def run_cmd(protocol, backbone, method, data, selection, k, seed, flip, detector, skip_bad_images, on_no_face,
+def run_cmd(protocol, backbone, fr_options, method, data, selection, k, seed, flip, detector, skip_bad_images, on_no_face,
             fpr_reading, batch_size, workers, out, no_progress) -> None:
     """Score, select, embed and evaluate; write a results file and refresh the report in OUT."""
     from .report import write_report
     from .runner import RunConfig, run
 
-    cfg = RunConfig(protocol=protocol, backbone=backbone, method=method, data=data, selection=selection, k=k,
+    options = {}
+    for item in fr_options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--fr-option")
+        options[key] = value
+    cfg = RunConfig(protocol=protocol, backbone=backbone, backbone_options=tuple(sorted(options.items())),
+                    method=method, data=data, selection=selection, k=k,
                     seed=seed, flip=flip, detector=detector, on_bad_image="skip" if skip_bad_images else "error",
                     on_no_face=on_no_face, fpr_mode=fpr_reading, batch_size=batch_size, workers=workers, out=out,
                     progress=not no_progress)

@@ -40,6 +40,7 @@ class RunConfig:
 
     protocol: str
     backbone: str
+    backbone_options: tuple = ()  # (key, value) pairs for the backbone constructor
     method: str | None = None
     data: str | None = None
     selection: str = "top1"
@@ -340,7 +341,9 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
             f"(or --selection all to pool every image)"
         )
 
-    backbone_kwargs = {"flip": cfg.flip} if cfg.flip else {}
+    backbone_kwargs: dict[str, Any] = dict(cfg.backbone_options)
+    if cfg.flip:
+        backbone_kwargs["flip"] = True
     backbone = registry.create("backbone", cfg.backbone, **backbone_kwargs)
     method = None
     if needs_quality:
