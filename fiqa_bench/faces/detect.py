@@ -123,11 +123,7 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 class YuNetDetector:
     """OpenCV's YuNet (``cv2.FaceDetectorYN``): fast, any input size (the input size is set per image).
 
-    ``min_side``: images whose longer side is shorter are enlarged (bilinear) to it before detection and the
-    results mapped back. YuNet's landmarks are coarse on small faces (std ~3 px at 112 px scale); on LFW's
-    150x150 crops (pad 0.2) MobileFaceNet verification accuracy rises from 98.50% (no enlarging) to 99.00%
-    (448), the level SCRFD's landmarks reach. 0 turns it off. A ``cv2.FaceDetectorYN`` is stateful (its
-    input size), so each thread gets its own instance.
+    A ``cv2.FaceDetectorYN`` is stateful (its input size), so each thread gets its own instance.
     """
 
     name = "yunet"
@@ -141,7 +137,7 @@ class YuNetDetector:
         score_threshold: float = 0.6,
         nms_threshold: float = 0.3,
         top_k: int = 50,
-        min_side: int = 448,
+        min_side: int = 0,
     ) -> None:
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
