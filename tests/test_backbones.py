@@ -87,6 +87,14 @@ def test_instance_card_and_identity(tiny_models, isolated_cache):
     assert len({a.identity(), b.identity(), c.identity()}) == 3
 
 
+def test_default_normalisation(shared, tiny_models, isolated_cache):
+    assert OnnxArcFace(tiny_models["dynamic"]).normalisation == "arcface"  # unknown file: ArcFace convention
+    mfn = OnnxArcFace(shared / "models/mobilefacenet/mobilefacenet.onnx")  # known file: its measured best
+    assert mfn.normalisation == "imagenet" and "-imagenet-" in mfn.identity()
+    assert OnnxArcFace(shared / "models/mobilefacenet/mobilefacenet.onnx", normalisation="mobilefacenet") \
+        .normalisation == "mobilefacenet"
+
+
 def test_constructor_is_lazy_and_validates(tmp_path):
     OnnxArcFace(tmp_path / "does-not-exist.onnx")  # no I/O yet
     with pytest.raises(ValueError, match="normalisation"):

@@ -248,3 +248,29 @@ def test_detectors_pickle_for_process_pools(shared, yunet, scrfd):
         clone = pickle.loads(pickle.dumps(det))
         assert clone.identity() == det.identity()
         np.testing.assert_array_equal(clone.detect(img)[0].landmarks, det.detect(img)[0].landmarks)
+
+
+@pytest.mark.shared
+def test_yunet_min_side_enlarges_small_images_and_maps_back(shared, scrfd):
+    """YuNet's landmarks are coarse on small faces; enlarging small images first brings them closer to SCRFD's
+    (independent model) landmarks. Measured median NME (mean landmark distance / eye distance) on these 32
+    faces: 0.10 without enlarging, 0.07 at 640."""
+    plain = YuNetDetector(shared / YUNET_FILE, min_side=0)
+    enlarged = YuNetDetector(shared / YUNET_FILE, min_side=640)
+    errs: dict[int, list] = {0: [], 640: []}
+    for dataset, pad in (("lfw", LFW_PAD), ("celeba", 0.0)):
+        for path in _sample(shared, dataset, 16, seed=3):
+            img = load_image(path)
+            ref = detect_face(scrfd, img, 0.5 if dataset == "lfw" else 0.0)
+            iod = np.linalg.norm(ref.landmarks[1] - ref.landmarks[0])
+            for side, det in ((0, plain), (640, enlarged)):
+                found = detect_face(det, img, pad)
+                _plausible(found)
+                errs[side].append(np.linalg.norm(found.landmarks - ref.landmarks, axis=1).mean() / iod)
+    assert np.median(errs[640]) < np.median(errs[0]) - 0.01, {k: np.median(v) for k, v in errs.items()}
+    assert np.median(errs[640]) < 0.09
+    # Images whose long side is at least min_side are left alone.
+    big = load_image(_sample(shared, "celeba", 1, seed=1)[0])
+    untouched = YuNetDetector(shared / YUNET_FILE, min_side=max(big.shape[:2]))
+    np.testing.assert_array_equal(untouched.detect(big)[0].landmarks, plain.detect(big)[0].landmarks)
+    assert untouched.identity() != plain.identity()

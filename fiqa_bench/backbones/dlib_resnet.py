@@ -79,8 +79,9 @@ class DlibResNet(Backbone):
                       "get_face_chip(size=150, padding=0.25), RGB (dlib scales pixels internally)",
         embedding_dim=128,
         weights=Weights(RECOGNITION_FILE, sha256=RECOGNITION_SHA256,
-                        note=f"from PyPI face-recognition-models ({INSTALL_HINT}); shape predictor "
-                             f"{SHAPE_FILE} sha256 {SHAPE_SHA256}"),
+                        note=f"{RECOGNITION_FILE} (sha256 {RECOGNITION_SHA256[:12]}...) and {SHAPE_FILE} "
+                             f"(sha256 {SHAPE_SHA256[:12]}...) from PyPI face-recognition-models, installed by "
+                             f"pip install 'fiqa-bench[dlib]'"),
     )
 
     def __init__(self, flip: bool = False, batch_size: int = 32):
