@@ -10,6 +10,11 @@ Within each FR-model block the best value of each column is bold (every row that
 two rows have a value). A missing value (``null``) shows as "—" with a footnote giving the reason. The
 output depends on the results only (no clock, no paths outside the folder), so re-running gives the same
 bytes. Results of one protocol name made with different protocol versions or pair lists are refused.
+
+When the folder holds ``costs.json`` (written by ``benchmarks/bench_costs.py``; schema in
+:mod:`fiqa_bench.costs`), the report gains a "Costs (Table 2 layout)" section: parameters, multiply-adds and
+ms per image of each quality method, tinyfq's throughput and the Table 6 networks. A malformed ``costs.json``
+is an error naming it. A folder with only ``costs.json`` gives a report with only that section.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import atomic
+from .costs import COSTS_FILE, costs_html, costs_markdown, load_costs
 from .errors import FiqaBenchError
 
 SCHEMA_VERSION = 1
@@ -136,6 +142,8 @@ def load_results(folder: str | Path) -> list[dict]:
     results = []
     for path in sorted(root.rglob("*.json")):
         if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        if path == root / COSTS_FILE:  # the costs file (fiqa_bench.costs), read by write_report
             continue
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
@@ -379,12 +387,15 @@ def _md(text: str) -> str:
     return out
 
 
-def render_markdown(results: list[dict]) -> str:
-    """The report as GitHub-flavoured Markdown (bold best values, "—" nulls with footnotes)."""
+def render_markdown(results: list[dict], costs: dict | None = None) -> str:
+    """The report as GitHub-flavoured Markdown (bold best values, "—" nulls with footnotes); ``costs``: a
+    validated :mod:`fiqa_bench.costs` dict, rendered as the "Costs (Table 2 layout)" section."""
     results = list(results)
     tables = _build_tables(results)
     lines = ["# fiqa-bench report", ""]
     if not results:
+        if costs is not None:
+            return "\n".join(lines + ["No results files; costs only.", "", costs_markdown(costs)])
         return "\n".join(lines + ["No results.", ""])
     lines += [f"Made from {len(results)} results file{'s' if len(results) != 1 else ''}; " + "; ".join(_md(p) for p in _provenance(results)) + ".", ""]
     for t in tables:
@@ -406,6 +417,8 @@ def render_markdown(results: list[dict]) -> str:
             lines.append(f"[^{num}]: {NULL} {_md(reason)}")
         if t.notes:
             lines.append("")
+    if costs is not None:
+        lines.append(costs_markdown(costs))
     lines += ["## Runs", "", "| " + " | ".join(RUN_COLUMNS) + " |", "|" + "|".join(["---"] * len(RUN_COLUMNS)) + "|"]
     for row in _run_rows(results):
         lines.append("| " + " | ".join(_md(x) for x in row) + " |")
@@ -427,7 +440,8 @@ td.num { text-align: right; }
 tbody + tbody { border-top: 2px solid #999; }
 td.fr { font-weight: 600; vertical-align: top; }
 sup { font-size: 0.7em; }
-ol.notes { color: #555; font-size: 0.9rem; }
+ol.notes, ul.notes { color: #555; font-size: 0.9rem; }
+h3 { font-size: 1.05rem; margin-top: 1.4rem; }
 table.runs td, table.runs th { font-size: 0.85rem; }
 """.strip()
 
@@ -436,8 +450,9 @@ def _h(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def render_html(results: list[dict]) -> str:
-    """The report as one self-contained HTML page (inline CSS, no scripts, no external assets)."""
+def render_html(results: list[dict], costs: dict | None = None) -> str:
+    """The report as one self-contained HTML page (inline CSS, no scripts, no external assets); ``costs`` as in
+    :func:`render_markdown`."""
     results = list(results)
     tables = _build_tables(results)
     out = [
@@ -449,7 +464,10 @@ def render_html(results: list[dict]) -> str:
         "<h1>fiqa-bench report</h1>",
     ]
     if not results:
-        out += ["<p>No results.</p>", "</body>", "</html>", ""]
+        if costs is not None:
+            out += ["<p>No results files; costs only.</p>", costs_html(costs), "</body>", "</html>", ""]
+        else:
+            out += ["<p>No results.</p>", "</body>", "</html>", ""]
         return "\n".join(out)
     out.append(
         f"<p class=\"meta\">Made from {len(results)} results file{'s' if len(results) != 1 else ''}; "
@@ -486,6 +504,8 @@ def render_html(results: list[dict]) -> str:
                 out.append(f'<li id="note-{num}" value="{num}">{NULL} {_h(reason)}</li>')
             out.append("</ol>")
         out.append("</section>")
+    if costs is not None:
+        out.append(costs_html(costs))
     out.append("<section><h2>Runs</h2><table class=\"runs\">")
     out.append("<thead><tr>" + "".join(f"<th>{_h(c)}</th>" for c in RUN_COLUMNS) + "</tr></thead><tbody>")
     for row in _run_rows(results):
@@ -501,10 +521,12 @@ def write_report(folder: str | Path, out_dir: str | Path | None = None) -> list[
     """Read the results in ``folder`` and write ``report.md`` and ``report.html`` (atomically) into
     ``out_dir`` (default: ``folder``). Returns the two paths."""
     results = load_results(folder)
-    if not results:
-        raise FiqaBenchError(f"{folder}: no results files found (looked for *.json with schema_version)")
+    costs = load_costs(folder)
+    if not results and costs is None:
+        raise FiqaBenchError(f"{folder}: no results files found (looked for *.json with schema_version, "
+                             f"and for {COSTS_FILE})")
     target = Path(out_dir) if out_dir is not None else Path(folder)
     md_path, html_path = target / "report.md", target / "report.html"
-    atomic.write_text(md_path, render_markdown(results))
-    atomic.write_text(html_path, render_html(results))
+    atomic.write_text(md_path, render_markdown(results, costs))
+    atomic.write_text(html_path, render_html(results, costs))
     return [md_path, html_path]
