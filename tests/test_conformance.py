@@ -46,19 +46,22 @@ def _builtin_method_names() -> list[str]:
 
 
 @pytest.mark.parametrize("name", _builtin_method_names())
-def test_every_registered_builtin_method_conforms(name):
+def test_every_registered_builtin_method_conforms(name, request):
     cls = registry.load_class("method", name)
-    if cls.card.needs_backbone:
-        pytest.skip(f"{name} is built on an FR backbone; its own tests run the kit with one")
+    kwargs = {}
+    if cls.card.needs_backbone:  # e.g. svm: given the run's backbone, here the shared MobileFaceNet (bundled model)
+        shared = request.getfixturevalue("shared")
+        kwargs["backbone"] = registry.create("backbone", f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}",
+                                             normalisation="mobilefacenet")
     weights = getattr(cls.card, "weights", None)
-    if weights is not None and weights.bundled:
+    if weights is not None and weights.bundled and not kwargs:  # per-backbone files: the method finds its own
         import importlib.resources
 
         shipped = importlib.resources.files("fiqa_bench.methods").joinpath("weights", weights.filename)
         if not shipped.is_file():
             pytest.skip(f"{name}: bundled weights {weights.filename} are not trained yet "
                         f"(its own tests run the kit on a freshly trained model)")
-    check_method(registry.create("method", name))
+    check_method(registry.create("method", name, **kwargs))
 
 
 # ------------------------------------------------------------------------------------------ a correct adapter
