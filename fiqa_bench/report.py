@@ -34,6 +34,9 @@ from .errors import FiqaBenchError
 SCHEMA_VERSION = 1
 SOURCE_KEY = "_source"  # added by load_results: the file a result came from (not part of the schema)
 BASELINE_METHODS = ("none", "random")  # listed first in every block, in this order
+#: Then the paper's methods in the order of its Tables 3-5 (perceptual, then learned, tinyFQnet last); other
+#: methods follow them alphabetically.
+PAPER_METHODS = ("blur", "pose", "jpeg", "combination", "svm", "rqs", "faceqnet", "tinyfq")
 NULL = "—"
 
 __all__ = ["SCHEMA_VERSION", "load_results", "render_markdown", "render_html", "write_report"]
@@ -197,7 +200,8 @@ def _labels(keys: Iterable[tuple], kind: str) -> dict[tuple, str]:
 
 
 def _method_order(label: str, name: str) -> tuple:
-    base = BASELINE_METHODS.index(name) if name in BASELINE_METHODS else len(BASELINE_METHODS)
+    order = BASELINE_METHODS + PAPER_METHODS
+    base = order.index(name) if name in order else len(order)
     return (base, label.casefold(), label)
 
 

@@ -78,6 +78,13 @@ def test_markdown_layout_bold_and_order():
     assert rows[2][2:] == ["92.24", "87.88", "83.11", "76.75", "68.42"]
 
 
+def test_paper_methods_in_the_papers_order_then_others_by_name():
+    names = ["zeta", "tinyfq", "faceqnet", "rqs", "svm", "combination", "jpeg", "pose", "blur", "alpha", "random"]
+    rs = [result(n, "r50", [0.9, 0.8, 0.7, 0.6, 0.5]) for n in names]
+    assert [r[1] for r in table_rows(render_markdown(rs), "ijbc")] == [
+        "random", "blur", "pose", "jpeg", "combination", "svm", "rqs", "faceqnet", "tinyfq", "alpha", "zeta"]
+
+
 def test_null_footnote_uses_reason_when_given():
     rs = ijb_results()
     rs[2]["metrics"]["tpr_at_fpr_detail"] = {"1e-5": {"tpr": None, "reason": "FPR 1e-5 needs at least 100000 impostor pairs"}}
