@@ -220,6 +220,8 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
         identities += [f"{tag}/{ids[i]}" for i in keep]  # identities from different sources never merge
     ts = build_training_set(paths, identities, backbone=backbone, detector=detector, size=size,
                             degraded_copies=degraded_copies, seed=seed, pad=pad, progress=not no_progress)
+    ts.meta["command"] = _baseline_command(click.get_current_context())  # the training card repeats it
+    ts.meta["part"] = part
     folder = ts.save(out)
     labels = np.asarray(ts.labels)
     click.echo(f"{len(labels)} labelled crops of {len(set(map(str, ts.identities)))} identities -> {folder}")
@@ -263,8 +265,10 @@ def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, 
     if not result["completed"]:
         click.echo(f"stopped at step {result['global_step']} (checkpoint {result['checkpoint']}); run again to resume")
         return
-    card = training_card(result, command="fiqa-bench " + " ".join(sys.argv[1:]), data=str(dataset),
+    card = training_card(result, command=_baseline_command(click.get_current_context()), data=str(dataset),
                          backbone=str(ts.meta.get("backbone", "")) if hasattr(ts, "meta") else "")
+    if getattr(ts, "meta", {}).get("command"):
+        card["data_command"] = ts.meta["command"]
     path = save_trained(result, out, card)
     if sampling != "none":  # Fig. 5: the label histogram before and after balanced sampling
         import numpy as np
@@ -280,8 +284,8 @@ def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, 
 
 # ------------------------------------------------------------------------------------------ train-baseline
 def _baseline_command(ctx: click.Context) -> str:
-    """The command as a card records it: ``fiqa-bench train-baseline SUB`` + the arguments + the options given
-    (not those left at their defaults), however it was invoked (the ``python -m`` alias included)."""
+    """The command as a card records it: ``fiqa-bench [GROUP] SUB`` + the arguments + the options given
+    (not those left at their defaults), however it was invoked (the ``python -m`` alias, a test runner)."""
     import shlex
 
     from click.core import ParameterSource
@@ -303,7 +307,13 @@ def _baseline_command(ctx: click.Context) -> str:
                 opts += [flag, str(v)]
         else:
             opts += [flag, str(value)]
-    return " ".join(["fiqa-bench", "train-baseline", ctx.info_name] + [shlex.quote(a) for a in args + opts])
+    names, c = [], ctx
+    while c.parent is not None:  # the sub-command names below the root group
+        names.insert(0, c.info_name)
+        c = c.parent
+    if c.command is not main:  # a sub-group run on its own (python -m fiqa_bench.training.baselines)
+        names.insert(0, c.command.name)
+    return " ".join(["fiqa-bench", *names] + [shlex.quote(a) for a in args + opts])
 
 
 def _key_values(items, hint: str) -> dict:

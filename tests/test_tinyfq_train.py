@@ -148,3 +148,26 @@ def test_method_errors(tmp_path, isolated_cache):
         TinyFQ(weights=wrong).score(np.zeros((1, 64, 64, 3), np.uint8))
     with pytest.raises(AdapterError, match="uint8"):
         TinyFQ(weights=wrong).score(np.zeros((1, 112, 112, 3), np.uint8))
+
+
+def test_label_scaling_maps_the_training_range_to_the_unit_interval(training_set):
+    from fiqa_bench.training.train import scale_labels
+
+    labels = np.array([0.81, 0.9, np.nan, 0.99, 1.2, -0.3])
+    train_rows = np.array([0, 1, 2, 3])
+    scaled, (low, high) = scale_labels(labels, train_rows, "minmax")
+    assert (low, high) == (0.81, 0.99)
+    np.testing.assert_allclose(scaled[[0, 1, 3]], [0.0, 0.5, 1.0])
+    assert np.isnan(scaled[2]) and scaled[4] == 1.0 and scaled[5] == 0.0  # outside the training range: clipped
+    clipped, rng = scale_labels(labels, train_rows, "clip")
+    assert rng == [0.0, 1.0] and clipped[0] == 0.81 and clipped[4] == 1.0 and clipped[5] == 0.0
+    with pytest.raises(ValueError, match="two different"):
+        scale_labels(np.array([0.5, 0.5]), np.array([0, 1]), "minmax")
+
+    result = train(training_set, max_steps=1, **SETTINGS)  # default: minmax over the training identities' labels
+    low, high = result["config"]["label_range"]
+    train_labels = training_set.labels[~np.isin(training_set.identities, result["split"]["val_identities"])]
+    assert (low, high) == (float(train_labels.min()), float(train_labels.max()))
+    assert result["config"]["label_scaling"] == "minmax"
+    with pytest.raises(ValueError, match="label_scaling"):
+        train(training_set, label_scaling="zscore", max_steps=1, **SETTINGS)
