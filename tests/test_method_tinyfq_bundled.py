@@ -1,0 +1,53 @@
+"""The bundled tinyFQnet (methods/weights/tinyfq.onnx): small, Table 1's parameter count, a card that says how it
+was made, and scores that rank real faces above their strongly degraded copies."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fiqa_bench.methods.tinyfq import TinyFQ, bundled_weights
+from fiqa_bench.onnx_info import count_parameters, read_graph
+
+TABLE1_PARAMETERS = 13_366  # fiqa_bench.training.nets: Table 1 as built (the paper states 21,806; see nets.py)
+
+
+def test_bundled_file_is_small_and_has_table1_parameter_count():
+    path = bundled_weights()
+    assert path.is_file(), f"{path} is missing"
+    assert path.stat().st_size < 200 * 1024
+    assert count_parameters(read_graph(path))[1] == TABLE1_PARAMETERS
+
+
+def test_card_records_recipe_and_validation():
+    card = json.loads(bundled_weights().with_suffix(".json").read_text())
+    assert card["net"] == "tinyfqnet" and card["input_size"] == 64 and card["backbone"].startswith("dlib-")
+    assert card["command"].startswith("fiqa-bench train ") and card["data_command"].startswith("fiqa-bench label ")
+    assert "--part train" in card["data_command"]  # eval-part identities are never trained on
+    cfg = card["config"]
+    assert cfg["epochs"] == 17 and cfg["seed"] == 0 and cfg["label_scaling"] == "minmax"
+    assert cfg["label_range"][0] < cfg["label_range"][1]
+    assert card["completed"] and card["validation"]["n"] == card["split"]["val_rows"] > 0
+    assert card["validation"]["spearman"] > 0.2
+
+
+@pytest.mark.shared
+def test_scores_rank_clean_faces_above_degraded_copies(shared):
+    from fiqa_bench.degradations import downscale, gaussian_blur
+    from fiqa_bench.faces import Face, load_face, make_detector, to_input
+    from fiqa_bench.splits import identity_part
+
+    root = shared / "data/celeba-wild/images"
+    det = make_detector("yunet")
+    faces = []
+    for folder in [p for p in sorted(root.iterdir()) if identity_part(p.name) == "eval"][:4]:
+        faces += [load_face(photo, det) for photo in sorted(folder.glob("*.jpg"))[:4]]
+    method = TinyFQ()
+    clean = method.score(to_input(faces, method.card.input))
+    for degrade in (lambda im: gaussian_blur(im, sigma=4.0), lambda im: downscale(im, factor=8)):
+        worse = method.score(to_input([Face(degrade(f.image), f.landmarks, f.box, f.path) for f in faces],
+                                      method.card.input))
+        assert np.isfinite(worse).all()
+        assert (clean > worse).mean() >= 0.9, (clean, worse)  # measured: 16 of 16 for both
