@@ -78,6 +78,10 @@ def list_cmd(kind: str | None, as_json: bool) -> None:
 @click.option("--fr-option", "fr_options", multiple=True, metavar="KEY=VALUE",
               help="Backbone constructor option, e.g. normalisation=mobilefacenet for onnx:PATH (repeatable).")
 @click.option("--method", "-m", default=None, help="Quality method (see `fiqa-bench list`).")
+@click.option("--method-option", "method_options", multiple=True, metavar="KEY=VALUE",
+              help="Method constructor option, passed as a string, e.g. weights=PATH for tinyfq, faceqnet, rqs or "
+                   "model=PATH for svm (repeatable). Results files record the options; a run with options gets "
+                   "its own results file.")
 @click.option("--data", "-d", default=None, type=click.Path(file_okay=False),
               help="Dataset root (default: downloaded/cached where the protocol allows).")
 @click.option("--selection", type=click.Choice(["top1", "topk", "weighted", "all"]), default="top1",
@@ -97,8 +101,8 @@ def list_cmd(kind: str | None, as_json: bool) -> None:
 @click.option("--out", "-o", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Folder for results files and the report.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def run_cmd(protocol, backbone, fr_options, method, data, selection, k, seed, flip, detector, skip_bad_images, on_no_face,
-            fpr_reading, batch_size, workers, out, no_progress) -> None:
+def run_cmd(protocol, backbone, fr_options, method, method_options, data, selection, k, seed, flip, detector,
+            skip_bad_images, on_no_face, fpr_reading, batch_size, workers, out, no_progress) -> None:
     """Score, select, embed and evaluate; write a results file and refresh the report in OUT."""
     from .report import write_report
     from .runner import RunConfig, run
@@ -109,8 +113,14 @@ def run_cmd(protocol, backbone, fr_options, method, data, selection, k, seed, fl
         if not sep or not key:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--fr-option")
         options[key] = value
+    m_options = []
+    for item in method_options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--method-option")
+        m_options.append((key, value))
     cfg = RunConfig(protocol=protocol, backbone=backbone, backbone_options=tuple(sorted(options.items())),
-                    method=method, data=data, selection=selection, k=k,
+                    method=method, method_options=tuple(m_options), data=data, selection=selection, k=k,
                     seed=seed, flip=flip, detector=detector, on_bad_image="skip" if skip_bad_images else "error",
                     on_no_face=on_no_face, fpr_mode=fpr_reading, batch_size=batch_size, workers=workers, out=out,
                     progress=not no_progress)
@@ -124,8 +134,10 @@ def run_cmd(protocol, backbone, fr_options, method, data, selection, k, seed, fl
 def _summary(record: dict) -> str:
     m = record["metrics"]
     c = record["counts"]
-    head = (f"{record['protocol']['name']} | {record['backbone']['name']} | {record['method']['name']} | "
-            f"{record['config']['selection']}")
+    opts = record["method"].get("options") or {}
+    method = record["method"]["name"] + (" [" + ", ".join(f"{k}={v}" for k, v in sorted(opts.items())) + "]"
+                                         if opts else "")
+    head = f"{record['protocol']['name']} | {record['backbone']['name']} | {method} | {record['config']['selection']}"
     lines = [head]
     if "tpr_at_fpr" in m:
         lines.append("  TPR@FPR: " + "  ".join(

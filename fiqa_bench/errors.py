@@ -51,6 +51,11 @@ class DownloadError(FiqaBenchError):
     """A download that could not be completed (no network, HTTP error, interrupted transfer)."""
 
 
+class OptionError(FiqaBenchError):
+    """A constructor option (``--method-option KEY=VALUE``) that the adapter does not take or rejects; the
+    message names the adapter and the option."""
+
+
 class AdapterError(FiqaBenchError):
     """A quality method or backbone that raised, or returned NaN/inf or the wrong shape, at run time."""
 

@@ -6,6 +6,10 @@ per protocol and selection strategy; rows are grouped by FR model, then method:
 * template 1:1 protocols (``metrics.tpr_at_fpr``): TPR in percent at each FPR, like the paper's Tables 3-4;
 * k-fold protocols (``metrics.accuracy``): accuracy ``mean ± std`` in percent, like Table 5.
 
+A method appearing in several variants (``--method-option``, e.g. its own trained weights) gets one row per
+variant, labelled by the options that differ (``tinyfq [weights=tinyfq-none.onnx]``: files by base name), else by
+version/card hash or weights sha256; the Runs table lists every run's options.
+
 Within each FR-model block the best value of each column is bold (every row that shows it, when at least
 two rows have a value). A missing value (``null``) shows as "—" with a footnote giving the reason. The
 output depends on the results only (no clock, no paths outside the folder), so re-running gives the same
@@ -73,6 +77,11 @@ def _validate(result: dict) -> None:
     missing = [k for k in ("method.name", "backbone.name", "protocol.name", "protocol.version") if _get(result, k) in (None, "")]
     if missing:
         raise FiqaBenchError(f"{where}: results file lacks {', '.join(missing)}")
+    for key in ("method.options", "method.options_sha256"):
+        value = _get(result, key)
+        if value is not None and not (isinstance(value, dict)
+                                      and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+            raise FiqaBenchError(f"{where}: {key} must be an object of strings (option -> value)")
     metrics = result.get("metrics")
     tpr = metrics.get("tpr_at_fpr") if isinstance(metrics, dict) else None
     acc = metrics.get("accuracy") if isinstance(metrics, dict) else None
@@ -175,8 +184,58 @@ def _backbone_key(result: dict) -> tuple:
     return (str(_get(result, "backbone.name")), str(_get(result, "backbone.weights_sha256") or ""))
 
 
+def _method_options(result: dict) -> tuple[tuple[str, str], ...]:
+    """The method's constructor options as given (``--method-option``), sorted; () for a default run."""
+    return tuple(sorted((_get(result, "method.options") or {}).items()))
+
+
 def _method_key(result: dict) -> tuple:
-    return (str(_get(result, "method.name")), str(_get(result, "method.version") or ""), str(_get(result, "method.card_hash") or ""))
+    """(name, version, card hash, options as given, sha256 of the options' files): one key per method variant."""
+    return (str(_get(result, "method.name")), str(_get(result, "method.version") or ""),
+            str(_get(result, "method.card_hash") or ""), _method_options(result),
+            tuple(sorted((_get(result, "method.options_sha256") or {}).items())))
+
+
+def _option_value(key: str, value: str, files: dict[str, str]) -> str:
+    """An option as a label shows it: a file path by its base name."""
+    if key in files or "/" in value or "\\" in value:
+        return Path(value.replace("\\", "/")).name or value
+    return value
+
+
+def _method_variant_labels(name: str, group: list[tuple]) -> dict[tuple, str]:
+    """Labels of several variants of one method: version (and card hash) when those differ, then the options
+    that differ between the variants (``tinyfq [weights=tinyfq-none.onnx]``), then, where labels still
+    coincide, the sha256 of the options' files or of the options."""
+    import hashlib
+
+    labels = {}
+    versions = {(k[1], k[2]) for k in group}
+    by_version = len({k[1] for k in group}) == len(versions)
+    option_dicts = {k: dict(k[3]) for k in group}
+    differing = sorted({o for d in option_dicts.values() for o in d
+                        if len({d2.get(o) for d2 in option_dicts.values()}) > 1})
+    for k in group:
+        label = name
+        if len(versions) > 1:
+            label += f" v{k[1]}" if by_version else f" v{k[1]} (card {k[2][:8]})"
+        files = dict(k[4])
+        shown = [f"{o}={_option_value(o, option_dicts[k][o], files)}" for o in differing if o in option_dicts[k]]
+        if shown:
+            label += " [" + ", ".join(shown) + "]"
+        labels[k] = label
+    counts: dict[str, int] = {}
+    for label in labels.values():
+        counts[label] = counts.get(label, 0) + 1
+    for k, label in list(labels.items()):
+        if counts[label] > 1:  # same base names, or the same path holding other weights
+            files = dict(k[4])
+            if files:
+                labels[k] = label + " (" + ", ".join(f"{o} {sha[:8]}" for o, sha in sorted(files.items())) + ")"
+            else:
+                digest = hashlib.sha256(repr(k[3:]).encode()).hexdigest()[:8]
+                labels[k] = label + f" (options {digest})"
+    return labels
 
 
 def _labels(keys: Iterable[tuple], kind: str) -> dict[tuple, str]:
@@ -187,14 +246,12 @@ def _labels(keys: Iterable[tuple], kind: str) -> dict[tuple, str]:
         by_name.setdefault(k[0], []).append(k)
     labels = {}
     for name, group in by_name.items():
-        for k in group:
-            if len(group) == 1:
-                labels[k] = name
-            elif kind == "method" and len({g[1] for g in group}) == len(group):
-                labels[k] = f"{name} v{k[1]}"
-            elif kind == "method":
-                labels[k] = f"{name} v{k[1]} (card {k[2][:8]})"
-            else:
+        if len(group) == 1:
+            labels[group[0]] = name
+        elif kind == "method":
+            labels.update(_method_variant_labels(name, group))
+        else:
+            for k in group:
                 labels[k] = f"{name} (weights {k[1][:8] or '?'})"
     return labels
 
@@ -369,6 +426,7 @@ def _run_rows(results: list[dict]) -> list[list[str]]:
             str(_get(r, "method.name")),
             str(_get(r, "method.version") or ""),
             str(_get(r, "method.card_hash") or "")[:12],
+            _options_text(r),
             str(_get(r, "config.seed") if _get(r, "config.seed") is not None else ""),
             str(_get(r, "suite.git_commit") or "")[:12],
             Path(_source(r)).name,
@@ -377,7 +435,20 @@ def _run_rows(results: list[dict]) -> list[list[str]]:
     return rows
 
 
-RUN_COLUMNS = ["Protocol", "Selection", "FR model", "Weights sha256", "Method", "Version", "Card hash", "Seed", "Commit", "File"]
+RUN_COLUMNS = ["Protocol", "Selection", "FR model", "Weights sha256", "Method", "Version", "Card hash", "Options",
+               "Seed", "Commit", "File"]
+
+
+def _options_text(result: dict) -> str:
+    """The method options of a run for the Runs table: ``key=value``, files by base name with their sha256."""
+    files = _get(result, "method.options_sha256") or {}
+    parts = []
+    for key, value in _method_options(result):
+        text = f"{key}={_option_value(key, value, files)}"
+        if key in files:
+            text += f" (sha256 {files[key][:12]})"
+        parts.append(text)
+    return ", ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------- Markdown

@@ -1,15 +1,17 @@
 """The results file: the contract that reports and leaderboards are built from (schema in README/design).
 
-One JSON per (method, backbone, protocol, selection) run, versioned by ``schema_version``.
+One JSON per (method with its options, backbone, protocol, selection) run, versioned by ``schema_version``.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from . import __version__
 from .atomic import write_json
@@ -40,18 +42,32 @@ def suite_info() -> dict[str, Any]:
     return {"name": "fiqa-bench", "version": __version__, "git_commit": git_commit()}
 
 
-def results_filename(protocol: str, method: str, backbone: str, selection: str) -> str:
+def options_digest(options: Mapping[str, Any] | None) -> str:
+    """A short stable hash of constructor options as given (sorted ``key=value`` text): 8 hex digits."""
+    text = json.dumps({str(k): str(v) for k, v in sorted(dict(options or {}).items())}, sort_keys=True,
+                      separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def results_filename(protocol: str, method: str, backbone: str, selection: str,
+                     method_options: Mapping[str, Any] | None = None) -> str:
+    """``<protocol>__<method>__<backbone>__<selection>.json``; with method options (``--method-option``), the
+    method part gains ``-opts-<8 hex>`` (:func:`options_digest` of the options as given), so variants of one
+    method (e.g. different weights files) never overwrite each other. No options: the plain name."""
+
     def clean(s: str) -> str:
         s = Path(s).name if ("/" in s or "\\" in s) else s
         return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-") or "x"
 
-    return f"{clean(protocol)}__{clean(method)}__{clean(backbone)}__{clean(selection)}.json"
+    method_part = clean(method) + (f"-opts-{options_digest(method_options)}" if method_options else "")
+    return f"{clean(protocol)}__{method_part}__{clean(backbone)}__{clean(selection)}.json"
 
 
 def write_results(out_dir: Path, record: dict[str, Any]) -> Path:
     """Write one results record atomically; returns its path."""
     path = Path(out_dir) / results_filename(
-        record["protocol"]["name"], record["method"]["name"], record["backbone"]["name"], record["config"]["selection"]
+        record["protocol"]["name"], record["method"]["name"], record["backbone"]["name"], record["config"]["selection"],
+        record["method"].get("options"),
     )
     write_json(path, record)
     return path

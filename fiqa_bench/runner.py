@@ -25,8 +25,8 @@ from . import registry
 from .api import check_embeddings, check_scores
 from .benchmark import Benchmark
 from .cache import ArrayCache, image_key
-from .errors import AdapterError, FiqaBenchError, ImageError, NoFaceError
-from .results import SCHEMA_VERSION, suite_info, write_results
+from .errors import AdapterError, FiqaBenchError, ImageError, NoFaceError, OptionError
+from .results import SCHEMA_VERSION, options_digest, suite_info, write_results
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class RunConfig:
     backbone: str
     backbone_options: tuple = ()  # (key, value) pairs for the backbone constructor
     method: str | None = None
+    method_options: tuple = ()  # (key, value) pairs for the method constructor; values are strings
     data: str | None = None
     selection: str = "top1"
     k: int = 3
@@ -65,6 +66,17 @@ class RunConfig:
             raise FiqaBenchError("on_no_face must be 'error', 'skip' or 'center'")
         if self.k < 1:
             raise FiqaBenchError("k must be >= 1")
+        items = self.method_options.items() if isinstance(self.method_options, dict) else self.method_options
+        options = tuple(sorted((str(k), str(v)) for k, v in items))
+        keys = [k for k, _ in options]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise OptionError(f"method option {', '.join(map(repr, twice))} given more than once")
+        if any(not k or "=" in k for k in keys):
+            raise OptionError(f"method option names must be non-empty and contain no '=': {keys}")
+        if options and self.method is None:
+            raise OptionError("method options (--method-option) need a quality method (--method)")
+        object.__setattr__(self, "method_options", options)
 
 
 # ----------------------------------------------------------------------------------------------- protocol
@@ -97,6 +109,61 @@ def _accepts(cls_or_fn: Callable, name: str) -> bool:
     except (TypeError, ValueError):
         return False
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _keyword_names(cls_or_fn: Callable) -> list[str]:
+    """The keyword parameters a constructor takes (``**kwargs`` not listed)."""
+    try:
+        params = inspect.signature(cls_or_fn).parameters
+    except (TypeError, ValueError):
+        return []
+    return [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def check_method_options(name: str, options: dict[str, str], reserved: dict[str, str] | None = None) -> None:
+    """Raise :class:`OptionError` naming the method and the option when its constructor does not take it.
+
+    ``reserved``: options the runner sets itself (``seed`` from ``--seed``, the run's ``backbone``), with the
+    reason; they cannot be given as method options.
+    """
+    import difflib
+
+    cls = registry.load_class("method", name)
+    takes = [n for n in _keyword_names(cls) if n not in (reserved or {})]
+    for key in options:
+        if reserved and key in reserved:
+            raise OptionError(f"method {name!r}: option {key!r} cannot be given with --method-option "
+                              f"({reserved[key]})")
+        if not _accepts(cls, key):
+            close = difflib.get_close_matches(key, takes, n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            listed = ", ".join(takes) if takes else "none"
+            raise OptionError(f"method {name!r} has no option {key!r}.{hint} Its options: {listed}")
+
+
+def option_files_sha256(options: dict[str, str]) -> dict[str, str]:
+    """sha256 of every option value that names an existing file (weights, models), keyed by option."""
+    from .download import file_sha256
+
+    out = {}
+    for key, value in sorted(options.items()):
+        path = Path(value).expanduser()
+        try:
+            is_file = path.is_file()
+        except (OSError, ValueError):
+            is_file = False
+        if is_file:
+            out[key] = file_sha256(path)
+    return out
+
+
+def _reserved_options(mcls) -> dict[str, str]:
+    reserved = {}
+    if _accepts(mcls, "seed"):
+        reserved["seed"] = "set it with --seed"
+    if getattr(mcls.card, "needs_backbone", False):
+        reserved["backbone"] = "the run's FR backbone (--fr) is passed"
+    return reserved
 
 
 # ----------------------------------------------------------------------------------------------- faces
@@ -325,8 +392,10 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
 
     # fail fast on a mistyped name, before any data is read
     registry.load_class("backbone", cfg.backbone)
+    method_options = dict(cfg.method_options)
     if cfg.method is not None:
-        registry.load_class("method", cfg.method)
+        mcls = registry.load_class("method", cfg.method)
+        check_method_options(cfg.method, method_options, _reserved_options(mcls))
     protocol = open_protocol(cfg.protocol, cfg.data)
     bench: Benchmark = protocol.load()
     timings["load_protocol_s"] = time.perf_counter() - t0
@@ -353,19 +422,38 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
             kwargs["seed"] = cfg.seed
         if getattr(mcls.card, "needs_backbone", False):
             kwargs["backbone"] = backbone
-        method = registry.create("method", cfg.method, **kwargs)
+        if method_options:
+            try:
+                method = registry.create("method", cfg.method, **kwargs, **method_options)
+            except FiqaBenchError:
+                raise
+            except (TypeError, ValueError) as exc:
+                given = ", ".join(f"{k}={v}" for k, v in method_options.items())
+                raise OptionError(f"method {cfg.method!r} rejected its options ({given}): "
+                                  f"{type(exc).__name__}: {exc}") from exc
+        else:
+            method = registry.create("method", cfg.method, **kwargs)
 
     source = FaceSource(bench, cfg.detector, cfg.on_bad_image, cfg.on_no_face, cfg.workers)
     skipped: dict[int, Skipped] = {}
     dataset_id = f"{bench.name}-{bench.fingerprint()['faces_sha256'][:16]}"
     quality = np.zeros(n, dtype=np.float32)
     n_scored = n_scored_new = 0
+    options_sha256: dict[str, str] = {}
     from .faces.pipeline import to_input
 
     with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
         if method is not None:
             who = f"quality method {cfg.method!r}"
-            qcache = ArrayCache.for_producer("quality", method.identity(), dataset_id, 1)
+            q_identity = method.identity()
+            if method_options:
+                # the method's identity may not reflect its options (a plugin's): key the cache on them too, with
+                # a file's content (sha256) standing for its path, so two weights files never share scores
+                options_sha256 = option_files_sha256(method_options)
+                keyed = {k: f"sha256:{options_sha256[k]}" if k in options_sha256 else f"value:{v}"
+                         for k, v in method_options.items()}
+                q_identity += f"|options-{options_digest(keyed)}"
+            qcache = ArrayCache.for_producer("quality", q_identity, dataset_id, 1)
 
             def score(batch_faces: list) -> np.ndarray:
                 try:
@@ -445,9 +533,10 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
         "suite": suite_info(),
         "method": (
             {"name": cfg.method, "version": method.card.version, "card_hash": method.card.card_hash(),
-             "identity": method.identity()}
+             "identity": method.identity(), "options": method_options, "options_sha256": options_sha256}
             if method is not None
-            else {"name": "none", "version": None, "card_hash": None, "identity": None}
+            else {"name": "none", "version": None, "card_hash": None, "identity": None, "options": {},
+                  "options_sha256": {}}
         ),
         "backbone": {
             "name": cfg.backbone if not cfg.backbone.startswith("onnx:") else f"onnx:{Path(cfg.backbone[5:]).name}",

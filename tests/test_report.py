@@ -235,6 +235,72 @@ def test_same_name_different_versions_are_labelled():
     assert [r[1] for r in rows] == ["blur v1", "blur v2"]
 
 
+def variant(path, tpr, sha=None, **options):
+    """A tinyfq result run with ``--method-option weights=PATH`` (and any other options)."""
+    r = result("tinyfq", "r50", tpr)
+    r["method"]["options"] = {"weights": path, **options} if path else dict(options)
+    r["method"]["options_sha256"] = {"weights": sha or (path.rsplit("/", 1)[-1][:1] * 64)} if path else {}
+    return r
+
+
+def table7_results():
+    return [
+        variant("/models/tinyfq-none.onnx", [0.90] * 5, "1" * 64),
+        variant("/models/tinyfq-random.onnx", [0.91] * 5, "2" * 64),
+        variant("/models/tinyfq-smooth.onnx", [0.92] * 5, "3" * 64),
+        result("tinyfq", "r50", [0.93] * 5),  # the bundled weights, no options
+        result("random", "r50", [0.80] * 5),
+    ]
+
+
+def test_weights_variants_of_one_method_are_labelled_by_their_options():
+    md = render_markdown(table7_results())
+    rows = table_rows(md, "ijbc")
+    assert [r[1] for r in rows] == ["random", "tinyfq", r"tinyfq \[weights=tinyfq-none.onnx\]",
+                                    r"tinyfq \[weights=tinyfq-random.onnx\]", r"tinyfq \[weights=tinyfq-smooth.onnx\]"]
+    assert rows[1][2] == "**93.00**" and rows[4][2] == "92.00"
+    assert "<td>tinyfq [weights=tinyfq-random.onnx]</td>" in render_html(table7_results())
+    # the Runs table gives each run's options: files by base name with their sha256
+    runs = [line for line in md[md.index("## Runs"):].splitlines() if "tinyfq" in line]
+    assert sum("weights=tinyfq-smooth.onnx (sha256 333333333333)" in line for line in runs) == 1
+    assert "| Card hash | Options | Seed |" in md
+
+
+def test_variant_labels_show_only_the_options_that_differ():
+    rs = [variant("/m/a.onnx", [0.9] * 5, batch_size="64"), variant("/m/b.onnx", [0.8] * 5, batch_size="64")]
+    assert [r[1] for r in table_rows(render_markdown(rs), "ijbc")] == [r"tinyfq \[weights=a.onnx\]",
+                                                                       r"tinyfq \[weights=b.onnx\]"]
+    rs = [variant("/m/a.onnx", [0.9] * 5, batch_size="8"), variant("/m/a.onnx", [0.8] * 5, batch_size="64")]
+    assert [r[1] for r in table_rows(render_markdown(rs), "ijbc")] == [r"tinyfq \[batch\_size=64\]",
+                                                                       r"tinyfq \[batch\_size=8\]"]
+
+
+def test_variant_labels_fall_back_to_versions_and_weights_hashes():
+    # same base name in two folders: the weights' sha256 tells them apart
+    rs = [variant("/run1/tinyfq.onnx", [0.9] * 5, "a" * 64), variant("/run2/tinyfq.onnx", [0.8] * 5, "b" * 64)]
+    assert [r[1] for r in table_rows(render_markdown(rs), "ijbc")] == [
+        r"tinyfq \[weights=tinyfq.onnx\] (weights aaaaaaaa)", r"tinyfq \[weights=tinyfq.onnx\] (weights bbbbbbbb)"]
+    # one path retrained in place (same options, other file content)
+    rs = [variant("/m/t.onnx", [0.9] * 5, "a" * 64), variant("/m/t.onnx", [0.8] * 5, "b" * 64)]
+    assert [r[1] for r in table_rows(render_markdown(rs), "ijbc")] == [
+        "tinyfq (weights aaaaaaaa)", "tinyfq (weights bbbbbbbb)"]
+    # same options, different versions: the version labels as before
+    a, b = variant("/m/t.onnx", [0.9] * 5), variant("/m/t.onnx", [0.8] * 5)
+    b["method"]["version"] = "2"
+    assert [r[1] for r in table_rows(render_markdown([a, b]), "ijbc")] == ["tinyfq v1", "tinyfq v2"]
+    # the same variant twice is still one table cell
+    with pytest.raises(FiqaBenchError, match="same table cell"):
+        render_markdown([variant("/m/t.onnx", [0.9] * 5), variant("/m/t.onnx", [0.8] * 5)])
+
+
+def test_malformed_method_options_are_refused(tmp_path):
+    bad = variant("/m/t.onnx", [0.9] * 5)
+    bad["method"]["options"] = ["weights", "/m/t.onnx"]
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(FiqaBenchError, match=r"bad\.json: method\.options must be an object of strings"):
+        load_results(tmp_path)
+
+
 def test_load_results_skips_other_json_and_validates(tmp_path):
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "ok.json").write_text(json.dumps(result("blur", "r50", [0.9] * 5)))
