@@ -267,7 +267,12 @@ def test_rerun_is_byte_identical_and_seed_changes_split(env):
     assert tree_hashes(base / "b") == first
     # again into the same folder, with a stale image left there: same files, stale one removed
     (env["out"] / "loose_crop" / "stale_0001.jpg").write_bytes(b"old")
+    # a file that changed is rewritten; unchanged files keep their mtime (caches key images by path+size+mtime)
+    changed = env["out"] / "meta" / "mini_tid_sid.txt"
+    changed.write_text("tampered\n")
+    mtimes = {p: p.stat().st_mtime_ns for p in env["out"].rglob("*") if p.is_file() and p != changed}
     summary = P.prepare_benchmark(src, env["out"], **kw)
+    assert all(p.stat().st_mtime_ns == m for p, m in mtimes.items() if p.exists())
     assert summary["removed_stale_files"] == ["loose_crop/stale_0001.jpg"]
     assert tree_hashes(env["out"]) == first
     P.prepare_benchmark(src, base / "c", **{**kw, "seed": 1})
