@@ -6,6 +6,7 @@
 # Results files are written atomically and caches make a rerun resume where it stopped.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/../.."   # the repository root: paths given as options are recorded as written, so keep them relative
 export FIQA_SHARED=${FIQA_SHARED:-$(cd "$here/../../.." && pwd)/shared}
 S=$FIQA_SHARED
 BENCH=${BENCH:-${TMPDIR:-/tmp}/fiqa-bench-celeba-eval}
@@ -34,6 +35,20 @@ done
 # Table 2: parameters, multiply-adds and ms per image of every method on this CPU (timings vary with the machine
 # and its load; parameter and multiply-add counts are exact).
 if [ -z "${SKIP_COSTS:-}" ]; then
-    python "$here/../../benchmarks/bench_costs.py" --out "$here/costs"
+    python benchmarks/bench_costs.py --out "$here/costs"
     fiqa-bench report "$here/costs"
+fi
+
+# Table 7: tinyFQnet trained with the "random" strategy (the natural label distribution; weights and card in
+# reports/tinyfq/sampling/) against the bundled "smooth" model, same data, seed and settings.
+if [ -z "${SKIP_TABLE7:-}" ]; then
+    for layout in $LAYOUTS; do
+        proto=$BENCH; [ "$layout" = ytf ] && proto=$BENCH/ytf
+        for fr in $FRS; do
+            fiqa-bench run --protocol "$proto" --fr "$fr" --method tinyfq --out "$here/table7-$layout" --no-progress
+            fiqa-bench run --protocol "$proto" --fr "$fr" --method tinyfq --out "$here/table7-$layout" --no-progress \
+                --method-option weights=reports/tinyfq/sampling/tinyfq-random.onnx
+        done
+        fiqa-bench report "$here/table7-$layout"
+    done
 fi
