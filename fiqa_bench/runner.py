@@ -413,7 +413,16 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
     backbone_kwargs: dict[str, Any] = dict(cfg.backbone_options)
     if cfg.flip:
         backbone_kwargs["flip"] = True
-    backbone = registry.create("backbone", cfg.backbone, **backbone_kwargs)
+    try:
+        backbone = registry.create("backbone", cfg.backbone, **backbone_kwargs)
+    except FiqaBenchError:
+        raise
+    except (TypeError, ValueError) as exc:
+        if not cfg.backbone_options:
+            raise
+        given = ", ".join(f"{k}={v}" for k, v in cfg.backbone_options)
+        raise OptionError(f"backbone {cfg.backbone!r} rejected its options ({given}): "
+                          f"{type(exc).__name__}: {exc}") from exc
     method = None
     if needs_quality:
         mcls = registry.load_class("method", cfg.method)

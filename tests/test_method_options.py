@@ -209,3 +209,8 @@ def test_cli_method_option_runs_writes_its_own_file_and_labels_the_report(small_
     res = CliRunner().invoke(main, base + ["--method-option", "batch_size=x"])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert "error: method 'tinyfq' rejected its options (batch_size=x): ValueError" in res.output
+    # the backbone's options (--fr-option) get the same one-line error, naming the backbone
+    for opt, kind in (("normalisation=bogus", "ValueError"), ("colour_order=RGB", "TypeError")):
+        res = CliRunner().invoke(main, base + ["--fr-option", opt])
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        assert f"error: backbone {mbf!r} rejected its options ({opt}): {kind}" in res.output
