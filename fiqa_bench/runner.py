@@ -120,6 +120,13 @@ def _keyword_names(cls_or_fn: Callable) -> list[str]:
     return [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
+def scores_run_embeddings(method: Any, backbone: Any) -> bool:
+    """True for a method that scores the run's own FR embeddings (``score_embeddings``, built on the run's
+    backbone): the runner then feeds it embeddings from its cache."""
+    return (callable(getattr(method, "score_embeddings", None))
+            and getattr(method, "backbone", None) is backbone)
+
+
 def check_method_options(name: str, options: dict[str, str], reserved: dict[str, str] | None = None) -> None:
     """Raise :class:`OptionError` naming the method and the option when its constructor does not take it.
 
@@ -448,10 +455,24 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
     dataset_id = f"{bench.name}-{bench.fingerprint()['faces_sha256'][:16]}"
     quality = np.zeros(n, dtype=np.float32)
     n_scored = n_scored_new = 0
+    n_embedded_for_quality = 0  # images embedded to score them (a method on the run's FR features: svm)
     options_sha256: dict[str, str] = {}
     from .faces.pipeline import to_input
 
     with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
+        who_b = f"backbone {cfg.backbone!r}"
+        ecache = ArrayCache.for_producer("embeddings", backbone.identity(), dataset_id, backbone.card.embedding_dim)
+
+        def embed(batch_faces: list) -> np.ndarray:
+            try:
+                out = backbone.embed(to_input(batch_faces, backbone.card.input))
+            except FiqaBenchError:
+                raise
+            except Exception as exc:
+                raise AdapterError(f"{who_b} raised {type(exc).__name__}: {exc} "
+                                   f"(first image of the batch: {batch_faces[0].path})") from exc
+            return check_embeddings(out, len(batch_faces), backbone.card.embedding_dim, who_b)
+
         if method is not None:
             who = f"quality method {cfg.method!r}"
             q_identity = method.identity()
@@ -475,9 +496,27 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
                 return check_scores(out, len(batch_faces), who)[:, None]
 
             t = time.perf_counter()
-            values, n_scored_new = _per_image_stage("quality", np.arange(n), source, qcache, 1, score, cfg, pool,
-                                                    skipped)
-            quality = values[:, 0]
+            if scores_run_embeddings(method, backbone):
+                # A method on the run's own FR features (svm): embed every image through the run's embedding cache
+                # (shared with the FR stage and with other runs) and score the embeddings, instead of letting the
+                # method embed every image again inside score().
+                emb_all, n_scored_new = _per_image_stage("embed", np.arange(n), source, ecache,
+                                                         backbone.card.embedding_dim, embed, cfg, pool, skipped)
+                quality = np.full(n, np.nan, dtype=np.float32)
+                rows = np.flatnonzero(np.isfinite(emb_all).all(axis=1))
+                n_embedded_for_quality = int(rows.size)
+                if rows.size:
+                    try:
+                        out = method.score_embeddings(emb_all[rows])
+                    except FiqaBenchError:
+                        raise
+                    except Exception as exc:
+                        raise AdapterError(f"{who} raised {type(exc).__name__}: {exc}") from exc
+                    quality[rows] = check_scores(out, rows.size, who)
+            else:
+                values, n_scored_new = _per_image_stage("quality", np.arange(n), source, qcache, 1, score, cfg,
+                                                        pool, skipped)
+                quality = values[:, 0]
             n_scored = int(np.isfinite(quality).sum())
             timings["quality_s"] = time.perf_counter() - t
 
@@ -486,19 +525,6 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
         if method is not None:
             available &= np.isfinite(quality)
         selected = _select(bench, np.nan_to_num(quality, nan=-np.inf), available, cfg.selection, cfg.k)
-
-        who_b = f"backbone {cfg.backbone!r}"
-        ecache = ArrayCache.for_producer("embeddings", backbone.identity(), dataset_id, backbone.card.embedding_dim)
-
-        def embed(batch_faces: list) -> np.ndarray:
-            try:
-                out = backbone.embed(to_input(batch_faces, backbone.card.input))
-            except FiqaBenchError:
-                raise
-            except Exception as exc:
-                raise AdapterError(f"{who_b} raised {type(exc).__name__}: {exc} "
-                                   f"(first image of the batch: {batch_faces[0].path})") from exc
-            return check_embeddings(out, len(batch_faces), backbone.card.embedding_dim, who_b)
 
         t = time.perf_counter()
         emb, n_embedded_new = _per_image_stage("embed", selected, source, ecache, backbone.card.embedding_dim,
@@ -574,6 +600,7 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
             "impostor": int((labels_p == 0).sum()),
             "images_scored": n_scored,
             "images_scored_new": int(n_scored_new),
+            "images_embedded_for_quality": n_embedded_for_quality,
             "images_embedded": int(len(rows_ok)),
             "images_embedded_new": int(n_embedded_new),
             "fallback_landmarks": len(source.fallback_rows),

@@ -11,7 +11,9 @@ method here is trained on. The Peng et al. paper itself re-implemented this base
 
 Inference, per face:
 
-1. the aligned crop the backbone wants (``to_input(faces, backbone.card.input)``), embedded by the run's backbone;
+1. the aligned crop the backbone wants (``to_input(faces, backbone.card.input)``), embedded by the run's backbone
+   (in ``fiqa-bench run`` the runner embeds every image through its embedding cache and calls
+   :meth:`SVMQuality.score_embeddings`, so the FR stage and later runs reuse those embeddings);
 2. ``x = f / ||f||`` (L2-normalised embedding);
 3. ``q(x) = sum_i a_i exp(-gamma ||s_i - x||^2) + b``: the RBF decision function, computed here with numpy from
    the stored support vectors ``s_i``, dual coefficients ``a_i``, intercept ``b`` and ``gamma`` (equal to

@@ -47,6 +47,25 @@ def test_selection_all_pools_every_image(small_bench, mbf, tmp_path, isolated_ca
     assert rec["counts"]["images_scored"] == 0
 
 
+def test_methods_on_fr_features_score_the_runs_cached_embeddings(small_bench, mbf, tmp_path, isolated_cache,
+                                                                monkeypatch):
+    """svm scores the run's own embeddings: every image is embedded once, through the run's embedding cache, which
+    the FR stage and later runs share; the numbers equal those of the method embedding inside its own score()."""
+    import fiqa_bench.runner as runner
+
+    _, rec = run(_cfg(small_bench, mbf, tmp_path, method="svm"))
+    c = rec["counts"]
+    assert c["images_embedded_for_quality"] == c["images_scored"] == c["images"]
+    assert c["images_scored_new"] == c["images"] and c["images_embedded_new"] == 0  # kept ones already embedded
+    _, pooled = run(_cfg(small_bench, mbf, tmp_path, selection="all"))
+    assert pooled["counts"]["images_embedded_new"] == 0
+
+    monkeypatch.setattr(runner, "scores_run_embeddings", lambda method, backbone: False)
+    _, own = run(_cfg(small_bench, mbf, tmp_path / "own", method="svm"))
+    assert own["counts"]["images_embedded_for_quality"] == 0 and own["counts"]["images_scored_new"] == c["images"]
+    assert own["metrics"]["tpr_at_fpr"] == rec["metrics"]["tpr_at_fpr"]
+
+
 def test_quality_changes_the_kept_image(small_bench, mbf, tmp_path, isolated_cache):
     """blur and random keep different images in at least one template (else the benchmark measures nothing)."""
     _, blur = run(_cfg(small_bench, mbf, tmp_path, method="blur"))
