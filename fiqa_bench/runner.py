@@ -120,6 +120,16 @@ def _keyword_names(cls_or_fn: Callable) -> list[str]:
     return [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
+def _call_adapter(who: str, fn: Callable, arg: Any, where: str = "") -> Any:
+    """``fn(arg)``; anything an adapter raises other than our own errors becomes an AdapterError naming it."""
+    try:
+        return fn(arg)
+    except FiqaBenchError:
+        raise
+    except Exception as exc:
+        raise AdapterError(f"{who} raised {type(exc).__name__}: {exc}{where}") from exc
+
+
 def scores_run_embeddings(method: Any, backbone: Any) -> bool:
     """True for a method that scores the run's own FR embeddings (``score_embeddings``, built on the run's
     backbone): the runner then feeds it embeddings from its cache."""
@@ -464,13 +474,8 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
         ecache = ArrayCache.for_producer("embeddings", backbone.identity(), dataset_id, backbone.card.embedding_dim)
 
         def embed(batch_faces: list) -> np.ndarray:
-            try:
-                out = backbone.embed(to_input(batch_faces, backbone.card.input))
-            except FiqaBenchError:
-                raise
-            except Exception as exc:
-                raise AdapterError(f"{who_b} raised {type(exc).__name__}: {exc} "
-                                   f"(first image of the batch: {batch_faces[0].path})") from exc
+            out = _call_adapter(who_b, backbone.embed, to_input(batch_faces, backbone.card.input),
+                                f" (first image of the batch: {batch_faces[0].path})")
             return check_embeddings(out, len(batch_faces), backbone.card.embedding_dim, who_b)
 
         if method is not None:
@@ -486,13 +491,8 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
             qcache = ArrayCache.for_producer("quality", q_identity, dataset_id, 1)
 
             def score(batch_faces: list) -> np.ndarray:
-                try:
-                    out = method.score(to_input(batch_faces, method.card.input))
-                except FiqaBenchError:
-                    raise
-                except Exception as exc:
-                    raise AdapterError(f"{who} raised {type(exc).__name__}: {exc} "
-                                       f"(first image of the batch: {batch_faces[0].path})") from exc
+                out = _call_adapter(who, method.score, to_input(batch_faces, method.card.input),
+                                    f" (first image of the batch: {batch_faces[0].path})")
                 return check_scores(out, len(batch_faces), who)[:, None]
 
             t = time.perf_counter()
@@ -506,12 +506,7 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
                 rows = np.flatnonzero(np.isfinite(emb_all).all(axis=1))
                 n_embedded_for_quality = int(rows.size)
                 if rows.size:
-                    try:
-                        out = method.score_embeddings(emb_all[rows])
-                    except FiqaBenchError:
-                        raise
-                    except Exception as exc:
-                        raise AdapterError(f"{who} raised {type(exc).__name__}: {exc}") from exc
+                    out = _call_adapter(who, method.score_embeddings, emb_all[rows])
                     quality[rows] = check_scores(out, rows.size, who)
             else:
                 values, n_scored_new = _per_image_stage("quality", np.arange(n), source, qcache, 1, score, cfg,
