@@ -1,4 +1,4 @@
-"""One base for quality methods that are a network exported by :mod:`fiqa_bench.training.export`.
+"""One base for quality methods that are an exported network (:mod:`fiqa_bench.onnx_contract`), run without torch.
 
 tinyFQnet and the re-trained FaceQnet differ only in their card, input size and bundled file: both load an ONNX
 file lazily, check that its metadata says it was exported for the method's input (size, normalisation, colour,
@@ -16,6 +16,7 @@ import numpy as np
 
 from .api import QualityMethod
 from .errors import AdapterError
+from .onnx_contract import INPUT_NAME, OUTPUT_NAME, expected_metadata, metadata_of_session, preprocess
 
 
 def bundled_weights_path(filename: str) -> Path:
@@ -26,7 +27,8 @@ def bundled_weights_path(filename: str) -> Path:
 
 
 class ExportedQualityNet(QualityMethod):
-    """A network exported by :func:`fiqa_bench.training.export.export_onnx`, scored on onnxruntime (no torch).
+    """A network that honours :mod:`fiqa_bench.onnx_contract` (as ``fiqa-bench train`` writes them), scored on
+    onnxruntime (no torch, no training code).
 
     Subclasses set ``card`` (whose ``input.size`` is the crop side), ``BUNDLED`` (file name in
     ``methods/weights/``), ``MISSING_HINT`` (how to make the bundled file) and ``DEFAULT_BATCH``.
@@ -54,7 +56,7 @@ class ExportedQualityNet(QualityMethod):
         if not path.is_file():
             if self.weights is None:
                 raise AdapterError(f"{self.card.name}: no bundled weights at {path} ({self.MISSING_HINT}); pass "
-                                   f"weights=PATH, an ONNX file written by fiqa_bench.training.export.export_onnx")
+                                   f"weights=PATH, an ONNX file written by `fiqa-bench train`")
             raise AdapterError(f"{self.card.name}: weights file not found: {path}")
         return path
 
@@ -63,13 +65,11 @@ class ExportedQualityNet(QualityMethod):
             return self._session
         from .backbones.onnx_arcface import make_session
         from .download import file_sha256
-        from .training.export import INPUT_NAME, META_PREFIX, NORMALISATION, OUTPUT_NAME
 
         name, path = self.card.name, self.weights_path()
         session = make_session(path)
-        props = session.get_modelmeta().custom_metadata_map
-        meta = {k[len(META_PREFIX):]: v for k, v in props.items() if k.startswith(META_PREFIX)}
-        expected = {"input_size": str(self.size), "normalisation": NORMALISATION, "colour": "RGB", "layout": "NCHW"}
+        meta = metadata_of_session(session)
+        expected = expected_metadata(self.size)
         wrong = {k: meta.get(k) for k, v in expected.items() if meta.get(k) != v}
         if wrong:
             raise AdapterError(f"{name}: {path} was not exported for this method's input (metadata {wrong}, "
@@ -88,8 +88,6 @@ class ExportedQualityNet(QualityMethod):
         return f"{super().identity()}-sha256-{self._sha256[:16]}"
 
     def score(self, images: Any) -> np.ndarray:
-        from .training.export import INPUT_NAME, OUTPUT_NAME, preprocess
-
         if len(images) == 0:
             return np.zeros(0, dtype=np.float32)
         batch, s = np.asarray(images), self.size

@@ -1,4 +1,4 @@
-"""Multiply-add counts of a network, by forward hooks on its layers (our own counter, no third-party tool).
+"""Multiply-add counts of a network, with PyTorch's own counter (:class:`torch.utils.flop_counter.FlopCounterMode`).
 
 Convention (the one of the MobileNetV2 and ResNet papers, whose "FLOPs" are multiply-adds): per image,
 
@@ -6,8 +6,10 @@ Convention (the one of the MobileNetV2 and ResNet papers, whose "FLOPs" are mult
 * ``Linear``: in_features x out_features;
 * biases, BN, ReLU, pooling and residual additions are **not** multiply-adds and are not in ``macs``.
 
-Because FLOP counters differ on the cheap layers, the report also gives ``norm_outputs``: the number of elements
-BN layers produce per image. Many counters (e.g. older ``thop``-style ones) add one operation per BN output;
+``FlopCounterMode`` counts a multiply-add as two FLOPs (convolution and matrix products only), so ``macs`` is
+half its total. Because FLOP counters differ on the cheap layers, the report also gives ``norm_outputs``: the
+number of elements BN layers produce per image, counted by the same mode through a mapping for the batch-norm
+operators. Many counters (e.g. older ``thop``-style ones) add one operation per BN output;
 ``macs + norm_outputs`` is that convention.
 
 tinyFQnet (64x64): ``macs`` = 1,331,456 (1.331 M) and ``norm_outputs`` = 95,936, so 1.427 M with BN counted.
@@ -18,18 +20,10 @@ overshoots while the conv-only count undershoots).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 
 from . import require_torch
-
-
-@dataclass
-class LayerCost:
-    name: str
-    kind: str
-    macs: int
-    params: int
-    output_shape: tuple[int, ...]
 
 
 @dataclass
@@ -37,10 +31,9 @@ class FlopReport:
     """Per-image costs of one forward pass at ``input_size``."""
 
     input_size: int
-    macs: int  # multiply-adds of Conv2d and Linear layers
+    macs: int  # multiply-adds of convolutions and matrix products
     norm_outputs: int  # elements produced by BatchNorm layers
     params: int
-    layers: list[LayerCost] = field(default_factory=list)
 
     @property
     def mflops(self) -> float:
@@ -58,51 +51,36 @@ class FlopReport:
                 f"{self.mflops_with_norm:.3f} M")
 
 
+def _norm_operators(torch) -> list:
+    """The aten batch-norm operators an eval-mode ``BatchNorm2d`` may dispatch to (first output = normalised)."""
+    aten = torch.ops.aten
+    names = ("native_batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit")
+    return [getattr(aten, n) for n in names if hasattr(aten, n)]
+
+
+def _outputs(*args, out_shape=None, **kwargs) -> int:
+    return int(math.prod(out_shape[0]))
+
+
 def count_flops(model, input_size: int, channels: int = 3) -> FlopReport:
-    """Run ``model`` once on a zero batch of one (N=1, eval mode, no grad) and sum the costs of its layers."""
+    """Run ``model`` once on a zero batch of one (N=1, eval mode, no grad) under ``FlopCounterMode``."""
     torch = require_torch()
-    nn = torch.nn
-    layers: list[LayerCost] = []
-    norm_outputs = 0
-    hooks = []
+    from torch.utils.flop_counter import FlopCounterMode
 
-    def conv_hook(name):
-        def hook(module, inputs, output):
-            k = module.kernel_size[0] * module.kernel_size[1]
-            per_out = module.in_channels // module.groups * k
-            n_out = output[0].numel()
-            layers.append(LayerCost(name, "conv", n_out * per_out, sum(p.numel() for p in module.parameters()),
-                                    tuple(output.shape[1:])))
-        return hook
-
-    def linear_hook(name):
-        def hook(module, inputs, output):
-            layers.append(LayerCost(name, "linear", module.in_features * module.out_features,
-                                    sum(p.numel() for p in module.parameters()), tuple(output.shape[1:])))
-        return hook
-
-    def norm_hook(module, inputs, output):
-        nonlocal norm_outputs
-        norm_outputs += output[0].numel()
-
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            hooks.append(module.register_forward_hook(conv_hook(name)))
-        elif isinstance(module, nn.Linear):
-            hooks.append(module.register_forward_hook(linear_hook(name)))
-        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
-            hooks.append(module.register_forward_hook(norm_hook))
+    norm_ops = _norm_operators(torch)
+    counter = FlopCounterMode(display=False, custom_mapping=dict.fromkeys(norm_ops, _outputs))
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with counter, torch.no_grad():
             model(torch.zeros(1, channels, input_size, input_size))
     finally:
-        for h in hooks:
-            h.remove()
         model.train(was_training)
+    counts = counter.get_flop_counts()["Global"]
+    norm = sum(int(counts.get(op, 0)) for op in norm_ops)
+    flops = sum(int(v) for op, v in counts.items() if op not in norm_ops)
     params = sum(p.numel() for p in model.parameters())
-    return FlopReport(input_size, sum(c.macs for c in layers), norm_outputs, params, layers)
+    return FlopReport(input_size, flops // 2, norm, params)
 
 
 def count_flops_by_name(name: str) -> FlopReport:

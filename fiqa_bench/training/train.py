@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from . import require_torch
-from .export import preprocess
+from ..onnx_contract import preprocess
 from .sampling import STRATEGIES, sample_indices, to_unit_interval
 
 CHECKPOINT_NAME = "last.pt"
