@@ -56,14 +56,26 @@ class Protocol:
         raise NotImplementedError
 
 
+def _numeric(values: Any, who: str, what: str) -> np.ndarray:
+    """``values`` as float32, refusing anything that is not already numbers: NumPy would turn the strings
+    ``"0.5"`` into 0.5 and an object array of mixed things into whatever it can, hiding a broken adapter."""
+    from .errors import AdapterError
+
+    try:
+        raw = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise AdapterError(f"{who} returned {what} that are not a numeric array: {exc}") from exc
+    if raw.dtype.kind not in "iuf":
+        raise AdapterError(f"{who} returned {what} of dtype {raw.dtype} ({type(values).__name__}); "
+                           f"expected a numeric (float32) array")
+    return raw.astype(np.float32, copy=False)
+
+
 def check_scores(values: Any, n: int, who: str) -> np.ndarray:
     """Validate an adapter's output at run time; name the adapter when it misbehaves."""
     from .errors import AdapterError
 
-    try:
-        arr = np.asarray(values, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise AdapterError(f"{who} returned something that is not numeric: {exc}") from exc
+    arr = _numeric(values, who, "scores")
     if arr.ndim != 1 or arr.shape[0] != n:
         raise AdapterError(f"{who} returned shape {arr.shape}, expected ({n},)")
     bad = ~np.isfinite(arr)
@@ -75,7 +87,7 @@ def check_scores(values: Any, n: int, who: str) -> np.ndarray:
 def check_embeddings(values: Any, n: int, dim: int | None, who: str) -> np.ndarray:
     from .errors import AdapterError
 
-    arr = np.asarray(values, dtype=np.float32)
+    arr = _numeric(values, who, "embeddings")
     if arr.ndim != 2 or arr.shape[0] != n or (dim is not None and arr.shape[1] != dim):
         raise AdapterError(f"{who} returned shape {arr.shape}, expected ({n}, {dim if dim else 'D'})")
     bad = ~np.isfinite(arr).all(axis=1)

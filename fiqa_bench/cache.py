@@ -5,11 +5,19 @@ sha256, preprocessing) and the dataset. Inside, values are stored in shard files
 run that is interrupted (Ctrl-C, kill) loses at most the shard it was filling and the next run resumes from the
 rest. Keys are image identities (see :func:`image_key`); a changed file, crop or landmark set yields a new key,
 so stale values are never served.
+
+A shard is trusted only after checks on load: it names its producer (the identity the folder stands for) and
+width, carries the sha256 of its keys and values, and its values are finite (detections may hold all-NaN rows:
+no face). A shard that fails any check is not used; it is counted (:attr:`ArrayCache.rejected_shards`), removed
+where possible, and its values are recomputed like missing ones. Finished work is written at least every
+``FLUSH_EVERY`` values or ``FLUSH_SECONDS`` seconds, so a kill loses little; the shards a run wrote are merged
+into one when its stage ends (:meth:`ArrayCache.consolidate`), so many resumed runs do not leave many files.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -18,6 +26,7 @@ from typing import Iterable
 import numpy as np
 
 from .atomic import atomic_path
+from .errors import FileAccessError
 from .paths import cache_dir
 
 
@@ -38,35 +47,94 @@ def image_key(root: Path, rel_path: str, extra: bytes | str = b"") -> str:
     return h.hexdigest()
 
 
-class ArrayCache:
-    """Key -> float32 vector store of fixed width, persisted as atomic ``.npz`` shards."""
+FLUSH_EVERY = 256  # values; issue 11: persisted at least every 256 images or 5 s (cost: benchmarks/bench_resume.py)
+FLUSH_SECONDS = 5.0
+SHARD_FORMAT = 2
 
-    def __init__(self, folder: Path, width: int, flush_every: int = 2048, flush_seconds: float = 30.0):
+
+def shard_checksum(producer: str, width: int, keys: np.ndarray, values: np.ndarray) -> str:
+    """sha256 over what a shard claims: producer, width, keys (in order) and the float32 values' bytes."""
+    h = hashlib.sha256()
+    h.update(f"{SHARD_FORMAT}|{producer}|{width}|{len(keys)}|".encode())
+    h.update("\n".join(keys.tolist()).encode())
+    h.update(np.ascontiguousarray(values, dtype="<f4").tobytes())
+    return h.hexdigest()
+
+
+class ArrayCache:
+    """Key -> float32 vector store of fixed width, persisted as atomic, checksummed ``.npz`` shards.
+
+    ``producer``: the identity whose values these are (checked on every shard); ``nan_rows``: whether an all-NaN
+    row is a legitimate value (a detection that found no face) rather than damage."""
+
+    def __init__(self, folder: Path, width: int, flush_every: int = FLUSH_EVERY, flush_seconds: float = FLUSH_SECONDS,
+                 *, producer: str = "", nan_rows: bool = False):
         self.folder = Path(folder)
         self.width = int(width)
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
+        self.producer = str(producer)
+        self.nan_rows = bool(nan_rows)
+        self.rejected_shards = 0  # shards not used: unreadable, wrong producer/width, bad checksum or values
+        self.rejected_reasons: dict[str, str] = {}  # shard file name -> why
         self._index: dict[str, np.ndarray] = {}
         self._pending_keys: list[str] = []
         self._pending_vals: list[np.ndarray] = []
+        self._written: list[Path] = []  # shards this instance wrote (merged by consolidate())
         self._last_flush = time.monotonic()
         self._load()
 
     @classmethod
     def for_producer(cls, kind: str, producer_identity: str, dataset: str, width: int) -> "ArrayCache":
         folder = cache_dir() / kind / safe_name(producer_identity) / safe_name(dataset)
-        return cls(folder, width)
+        return cls(folder, width, producer=f"{kind}|{producer_identity}|{dataset}", nan_rows=kind == "detections")
+
+    # -- loading ---------------------------------------------------------------------------------
+    def _reject(self, shard: Path, reason: str) -> None:
+        self.rejected_shards += 1
+        self.rejected_reasons[shard.name] = reason
+        try:
+            shard.unlink()  # recomputed values go to a new shard; a bad one would be rejected again each run
+        except OSError:
+            pass
+
+    def _check(self, keys: np.ndarray, vals: np.ndarray, meta: dict) -> str | None:
+        """Why a shard's content cannot be trusted, or None."""
+        if meta.get("format") != SHARD_FORMAT:
+            return f"shard format {meta.get('format')!r}, expected {SHARD_FORMAT} (written by another version)"
+        if meta.get("producer") != self.producer:
+            return f"written by producer {meta.get('producer')!r}, not {self.producer!r}"
+        if vals.dtype != np.float32 or vals.ndim != 2 or vals.shape[1] != self.width or keys.ndim != 1 \
+                or keys.shape[0] != vals.shape[0] or keys.dtype.kind != "U":
+            return f"keys {keys.dtype}{keys.shape} / values {vals.dtype}{vals.shape}, expected (N,) str / (N, {self.width}) float32"
+        if meta.get("sha256") != shard_checksum(self.producer, self.width, keys, vals):
+            return "checksum mismatch (the shard was changed or damaged after it was written)"
+        finite = np.isfinite(vals)
+        ok = finite.all(axis=1)
+        if self.nan_rows:
+            ok |= np.isnan(vals).all(axis=1)
+        if not ok.all():
+            return f"{int((~ok).sum())} row(s) with NaN/inf values"
+        return None
 
     def _load(self) -> None:
         if not self.folder.is_dir():
             return
-        for shard in sorted(self.folder.glob("shard-*.npz")):
+        try:
+            shards = sorted(self.folder.glob("shard-*.npz"))
+        except OSError as exc:
+            raise FileAccessError(self.folder, f"cannot list cache folder: {exc.strerror or exc}") from None
+        for shard in shards:
             try:
                 with np.load(shard, allow_pickle=False) as z:
                     keys, vals = z["keys"], z["values"]
-            except Exception:  # a shard that cannot be read is ignored (and will be recomputed)
+                    meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+            except Exception as exc:  # noqa: BLE001 - a shard that cannot be read is not used (and recomputed)
+                self._reject(shard, f"unreadable: {type(exc).__name__}")
                 continue
-            if vals.ndim != 2 or vals.shape[1] != self.width:
+            problem = self._check(keys, vals, meta if isinstance(meta, dict) else {})
+            if problem is not None:
+                self._reject(shard, problem)
                 continue
             for k, v in zip(keys.tolist(), vals):
                 self._index[k] = v
@@ -92,27 +160,59 @@ class ArrayCache:
                 found[i] = True
         return found, out
 
+    # -- writing ---------------------------------------------------------------------------------
     def put_many(self, keys: Iterable[str], values: np.ndarray) -> None:
         values = np.asarray(values, dtype=np.float32).reshape(-1, self.width)
         for k, v in zip(keys, values):
             self._index[k] = v
             self._pending_keys.append(k)
             self._pending_vals.append(v)
-        if len(self._pending_keys) >= self.flush_every or time.monotonic() - self._last_flush > self.flush_seconds:
+        if len(self._pending_keys) >= self.flush_every or time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
+
+    def _write_shard(self, keys: list[str], vals: list[np.ndarray]) -> Path:
+        karr = np.array(keys, dtype=str)
+        varr = np.stack(vals).astype(np.float32)
+        meta = {"format": SHARD_FORMAT, "producer": self.producer, "width": self.width, "n": len(keys),
+                "sha256": shard_checksum(self.producer, self.width, karr, varr)}
+        name = f"shard-{time.time_ns():020d}-{os.getpid()}.npz"
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.folder / name) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, keys=karr, values=varr, meta=np.array(json.dumps(meta)))
+        except FileAccessError:
+            raise
+        except OSError as exc:
+            raise FileAccessError(self.folder, f"cannot write the cache: {exc.strerror or exc} "
+                                               f"(set FIQA_BENCH_CACHE to a writable folder)") from None
+        return self.folder / name
 
     def flush(self) -> None:
         """Write pending values as a new shard (atomically)."""
         if not self._pending_keys:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"shard-{time.time_ns():020d}-{os.getpid()}.npz"
-        with atomic_path(self.folder / name) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, keys=np.array(self._pending_keys), values=np.stack(self._pending_vals))
+        self._written.append(self._write_shard(self._pending_keys, self._pending_vals))
         self._pending_keys.clear()
         self._pending_vals.clear()
         self._last_flush = time.monotonic()
+
+    def consolidate(self) -> None:
+        """Flush, then merge the shards this instance wrote into one (kill-safe: the merged shard is written
+        before the parts are removed, and duplicate keys carry the same values)."""
+        self.flush()
+        parts = [p for p in self._written if p.exists()]
+        if len(parts) <= 1:
+            return
+        keys, vals = [], []
+        for p in parts:
+            with np.load(p, allow_pickle=False) as z:
+                keys.extend(z["keys"].tolist())
+                vals.extend(z["values"])
+        merged = self._write_shard(keys, vals)
+        for p in parts:
+            p.unlink(missing_ok=True)
+        self._written = [merged]
 
     def compact(self) -> None:
         """Merge all shards into one (keeps load time low after many resumed runs)."""

@@ -62,3 +62,36 @@ class AdapterError(FiqaBenchError):
 
 class MissingDependencyError(FiqaBenchError, ImportError):
     """An optional package is needed; the message says which extra installs it."""
+
+
+class CapabilityError(FiqaBenchError):
+    """A quality method that needs a backbone capability (stochastic passes, layer access, raw features) the run's
+    backbone does not declare; the message names both."""
+
+
+class UnsafePathError(FiqaBenchError):
+    """A file name from a protocol that would be read outside the benchmark folder (absolute, ``..``, a symbolic
+    link leaving the folder): refused, never skipped, since it is not a bad image but a wrong benchmark."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class FileAccessError(FiqaBenchError, OSError):
+    """A file or folder fiqa-bench must write or read and cannot (permissions, full disk, read-only mount): one
+    line naming the path instead of a traceback. Still an ``OSError`` for callers that catch those."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        FiqaBenchError.__init__(self, f"{path}: {reason}")
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+class AdapterInterrupt(KeyboardInterrupt):
+    """Ctrl-C (or a ``KeyboardInterrupt`` raised by a plugin) while an adapter ran: still an interruption (the CLI
+    exits with 130), but it says which adapter was running."""

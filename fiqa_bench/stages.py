@@ -15,15 +15,25 @@ import numpy as np
 
 from .benchmark import Benchmark
 from .cache import ArrayCache, image_key
-from .errors import AdapterError, FiqaBenchError, ImageError, NoFaceError
+from .errors import AdapterError, AdapterInterrupt, FiqaBenchError, ImageError, NoFaceError
+from .safepath import DEFAULT_MAX_IMAGE_BYTES, read_regular, resolve
 
 def call_adapter(who: str, fn: Callable, arg: Any, where: str = "") -> Any:
-    """``fn(arg)``; anything an adapter raises other than our own errors becomes an AdapterError naming it."""
+    """``fn(arg)``; whatever an adapter raises other than our own errors becomes an AdapterError naming it.
+
+    That includes ``SystemExit`` (a plugin calling ``sys.exit()`` must not end the run without a word) and any
+    other ``BaseException``; a ``KeyboardInterrupt`` stays an interruption (exit 130) but names the adapter."""
     try:
         return fn(arg)
     except FiqaBenchError:
         raise
-    except Exception as exc:
+    except AdapterInterrupt:
+        raise
+    except KeyboardInterrupt as exc:
+        raise AdapterInterrupt(f"interrupted while {who} was running{where}") from exc
+    except SystemExit as exc:
+        raise AdapterError(f"{who} called sys.exit({exc.code!r}) (raised SystemExit){where}") from exc
+    except BaseException as exc:  # noqa: BLE001 - Exception, GeneratorExit, a plugin's own BaseException
         raise AdapterError(f"{who} raised {type(exc).__name__}: {exc}{where}") from exc
 
 
@@ -42,25 +52,75 @@ class Skipped:
     reason: str
 
 
+LANDMARK_MARGIN = 0.25  # landmarks may lie this fraction of the image's width/height outside it (cut-off faces)
+MIN_EYE_DISTANCE = 2.0  # pixels: closer eyes are a collapsed landmark set, not a face
+
+
+def landmark_problem(landmarks: np.ndarray, shape: tuple, margin: float = LANDMARK_MARGIN,
+                     min_eye_distance: float = MIN_EYE_DISTANCE) -> tuple[str, str] | None:
+    """(category, detail) when five landmarks cannot describe a face in an image of ``shape``, else None.
+
+    A landmark set is usable when all 10 numbers are finite, every point lies inside the image widened by
+    ``margin`` x its size on each side, and the two eyes are at least ``min_eye_distance`` pixels apart. The
+    category is fixed text (results count by it); the detail carries the numbers for the error message."""
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
+    if not np.isfinite(lm).all():
+        return "landmarks not finite", f"landmarks {lm.reshape(-1).tolist()} are not all finite"
+    h, w = int(shape[0]), int(shape[1])
+    lo_x, hi_x, lo_y, hi_y = -margin * w, (1 + margin) * w, -margin * h, (1 + margin) * h
+    out = (lm[:, 0] < lo_x) | (lm[:, 0] > hi_x) | (lm[:, 1] < lo_y) | (lm[:, 1] > hi_y)
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        return ("landmarks outside the image",
+                f"landmark {i + 1} at ({lm[i, 0]:.6g}, {lm[i, 1]:.6g}) is outside the {w}x{h} image "
+                f"(allowed: {margin:g} x its size beyond each border)")
+    eyes = float(np.hypot(*(lm[0] - lm[1])))
+    if eyes < min_eye_distance:
+        return ("landmarks collapsed", f"the eyes are {eyes:.3g} px apart (< {min_eye_distance:g} px): "
+                                       f"a degenerate landmark set")
+    return None
+
+
 class FaceSource:
-    """Decodes a benchmark's images and supplies landmarks: as the protocol gives them, else detected (cached)."""
+    """Decodes a benchmark's images and supplies landmarks: as the protocol gives them, else detected (cached).
+
+    Every file is resolved inside the benchmark folder (:mod:`fiqa_bench.safepath`: no absolute names, no
+    ``..``, no symbolic link leaving it unless ``follow_symlinks``, regular files of at most ``max_image_bytes``
+    only). Landmarks, given or detected, must pass :func:`landmark_problem`; those that fail follow the policy
+    for a face not found (``on_no_face``: error, counted skip, or counted centred fallback), and
+    :attr:`landmark_rejections` counts them by category.
+    """
 
     DET_WIDTH = 15  # box (4), landmarks (10), score (1); NaN row = no face found
 
-    def __init__(self, bench: Benchmark, detector: str, on_bad_image: str, on_no_face: str, workers: int):
+    def __init__(self, bench: Benchmark, detector: str, on_bad_image: str, on_no_face: str, workers: int, *,
+                 follow_symlinks: bool = False, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES):
         self.bench = bench
         self.detector_name = detector
         self.on_bad_image = on_bad_image
         self.on_no_face = on_no_face
         self.workers = max(1, workers)
+        self.follow_symlinks = bool(follow_symlinks)
+        self.max_image_bytes = int(max_image_bytes)
         self.paths = bench.faces["path"].astype(str).to_numpy()
         self.given = bench.landmarks()
+        self.given_none = np.isnan(self.given).all(axis=(1, 2))  # no landmarks given: detect them
         self.given_ok = np.isfinite(self.given).all(axis=(1, 2))
+        self.margin = max(LANDMARK_MARGIN, float(bench.detect_pad))  # detections on a padded image may leave it
         self._local = threading.local()
         self._det_cache: ArrayCache | None = None
         self._det_identity: str | None = None
         self._lock = threading.Lock()
         self.fallback_rows: set[int] = set()
+        self.rejected_landmarks: dict[int, str] = {}  # row -> category of landmark_problem
+
+    @property
+    def landmark_rejections(self) -> dict[str, int]:
+        """Images whose landmarks failed :func:`landmark_problem`, by category (each image counted once)."""
+        counts: dict[str, int] = {}
+        for category in self.rejected_landmarks.values():
+            counts[category] = counts.get(category, 0) + 1
+        return dict(sorted(counts.items()))
 
     # -- detection cache -------------------------------------------------------------------------
     def _detector(self):
@@ -83,19 +143,41 @@ class FaceSource:
         return self._det_identity
 
     # -- loading ---------------------------------------------------------------------------------
-    def _load_one(self, row: int):
-        from .faces.io import load_image
+    def _no_face(self, row: int, rel: str, full, image, category: str, detail: str):
+        """The ``on_no_face`` policy, for a face not found and for landmarks that fail the sanity checks."""
         from .faces.pipeline import Face, fallback_landmarks
 
+        if self.on_no_face == "center":
+            with self._lock:
+                self.fallback_rows.add(row)
+            return Face(image=image, landmarks=fallback_landmarks(image.shape), box=None, path=rel,
+                        detected=False, fallback=True)
+        if self.on_no_face == "skip":
+            return Skipped(row, rel, category)
+        raise NoFaceError(full, f"{detail} (use --on-no-face skip or center to go on)")
+
+    def _bad_landmarks(self, row: int, rel: str, full, image, problem: tuple[str, str]):
+        category, detail = problem
+        with self._lock:
+            self.rejected_landmarks[row] = category
+        return self._no_face(row, rel, full, image, f"bad landmarks: {category}", detail)
+
+    def _load_one(self, row: int):
+        from .faces.io import decode_image
+        from .faces.pipeline import Face
+
         rel = self.paths[row]
-        full = self.bench.root / rel
+        full = resolve(self.bench.root, rel, follow_symlinks=self.follow_symlinks)  # UnsafePathError: never skipped
         try:
-            image = load_image(full)
+            image = decode_image(read_regular(full, self.max_image_bytes), full)
         except ImageError as exc:
             if self.on_bad_image == "skip":
                 return Skipped(row, rel, f"bad image: {exc.reason}")
             raise
-        if self.given_ok[row]:
+        if not self.given_none[row]:
+            problem = landmark_problem(self.given[row], image.shape, self.margin)
+            if problem is not None:
+                return self._bad_landmarks(row, rel, full, image, problem)
             return Face(image=image, landmarks=self.given[row], box=None, path=rel, detected=False, fallback=False)
         cache = self._cache()
         key = image_key(self.bench.root, rel)
@@ -111,23 +193,24 @@ class FaceSource:
             with self._lock:
                 cache.put_many([key], hit[None])
         if not np.isfinite(hit).all():
-            if self.on_no_face == "center":
-                with self._lock:
-                    self.fallback_rows.add(row)
-                return Face(image=image, landmarks=fallback_landmarks(image.shape), box=None, path=rel,
-                            detected=False, fallback=True)
-            if self.on_no_face == "skip":
-                return Skipped(row, rel, "no face detected")
-            raise NoFaceError(full, "no face detected (use --on-no-face skip or center to go on)")
+            return self._no_face(row, rel, full, image, "no face detected", "no face detected")
+        problem = landmark_problem(hit[4:14], image.shape, self.margin)
+        if problem is not None:
+            return self._bad_landmarks(row, rel, full, image, problem)
         return Face(image=image, landmarks=hit[4:14].reshape(5, 2), box=hit[:4], path=rel, detected=True,
                     fallback=False)
 
     def load(self, rows: np.ndarray, pool: ThreadPoolExecutor) -> list:
         return list(pool.map(self._load_one, rows.tolist()))
 
-    def flush(self) -> None:
+    def flush(self, consolidate: bool = False) -> None:
         if self._det_cache is not None:
-            self._det_cache.flush()
+            self._det_cache.consolidate() if consolidate else self._det_cache.flush()
+
+    @property
+    def rejected_shards(self) -> int:
+        """Detection-cache shards that failed their checks (see :class:`ArrayCache`) and were recomputed."""
+        return self._det_cache.rejected_shards if self._det_cache is not None else 0
 
 
 def crop_key(root: Path, face) -> str:
@@ -165,7 +248,9 @@ def per_image_stage(
 ) -> tuple[np.ndarray, int]:
     """Run ``compute`` on the faces of ``rows`` (cached); returns (values (len(rows), width), n computed).
 
-    Rows already in ``skipped`` are not loaded; rows whose image is skipped now are added to it."""
+    Rows already in ``skipped`` are not loaded; rows whose image is skipped now are added to it. Finished values
+    reach the disk as the cache's flush policy says (at least every 256 images or 5 s), on an error or interruption
+    at once, so a killed or interrupted run resumes from them."""
     values = np.full((len(rows), width), np.nan, dtype=np.float32)
     computed = 0
     position = {r: i for i, r in enumerate(rows.tolist())}
@@ -195,9 +280,12 @@ def per_image_stage(
                 computed += len(todo)
             for r, v in zip(face_rows, vals):
                 values[position[r]] = v
-    finally:
-        cache.flush()
+    except BaseException:
+        cache.flush()  # keep what was finished (Ctrl-C, an adapter's error): the next run resumes from it
         source.flush()
+        raise
+    cache.consolidate()  # this run's shards become one file
+    source.flush(consolidate=True)
     return values, computed
 
 

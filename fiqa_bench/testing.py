@@ -344,13 +344,17 @@ class _Outputs:
             _fail(check, adapter, f"has no {'score' if self.kind == 'method' else 'embed'}() method")
         try:
             out = fn(images)
-        except Exception as exc:  # noqa: BLE001 - report which check provoked it
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - report which check provoked it (SystemExit included)
             _fail(check, adapter, f"{fn.__name__}() raised {type(exc).__name__}: {exc}")
         return self.validate(out, _length(images), check, adapter)
 
     def validate(self, out: Any, n: int, check: str, adapter: Any) -> np.ndarray:
         if not isinstance(out, np.ndarray):
             _fail(check, adapter, f"must return a numpy array, got {type(out).__name__}")
+        if out.dtype.kind not in "iuf":  # strings or objects: the runner refuses them too (api.check_scores)
+            _fail(check, adapter, f"returned non-numeric dtype {out.dtype}, expected float32")
         if self.kind == "method":
             if out.shape != (n,):
                 _fail(check, adapter, f"returned shape {out.shape} for {n} images, expected ({n},)")

@@ -9,11 +9,11 @@ EXIF orientation applied.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import ImageError
+from ..safepath import DEFAULT_MAX_IMAGE_BYTES, read_regular
 
 _JPEG_SOI = b"\xff\xd8"
 _JPEG_SOS = b"\xff\xda"
@@ -35,25 +35,50 @@ def _jpeg_truncated(data: bytes) -> bool:
     return data.find(_JPEG_EOI, last_scan) < 0
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file into a uint8 (H, W, 3) BGR array.
+# 512 bytes of fixed noise without 0xFF (so no marker can appear in it), see _jpeg_partial
+_ENTROPY_PROBE = bytes((i * 73 + 41) % 255 for i in range(512))
 
-    Raises :class:`fiqa_bench.errors.ImageError` (naming the file) when it is missing, unreadable, empty,
-    truncated, corrupt or in a format OpenCV cannot decode.
+
+def _jpeg_partial(data: bytes) -> bool:
+    """True for a JPEG whose entropy-coded data ends before its last pixel, although it has an end marker.
+
+    libjpeg meets the end marker early, warns "Corrupt JPEG data: premature end of data segment" (on stderr,
+    which OpenCV does not report) and fills the rest of the image from zero coefficients: a grey face would be
+    scored. The test asks the decoder itself: the same stream with extra bytes just before its end marker decodes
+    to the same pixels when the decoder had finished (it skips them as extraneous) and to different pixels, or
+    not at all, when it was still short of data. Pillow decodes quietly; baseline files are compared at 1/8
+    scale (the DC coefficients, which every missing block changes), progressive ones at full size (a late scan
+    refines AC coefficients only). Costs about one decode more per JPEG.
     """
+    import io
+
+    from PIL import Image
+
+    end = data.rfind(_JPEG_EOI)
+    if end < 0:
+        return True
+    probe = data[:end] + _ENTROPY_PROBE + data[end:]
+    progressive = b"\xff\xc2" in data[:data.find(_JPEG_SOS)] if data.find(_JPEG_SOS) > 0 else False
+
+    def decode(blob: bytes) -> np.ndarray:
+        with Image.open(io.BytesIO(blob)) as im:
+            if not progressive:
+                im.draft(im.mode, (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))
+            im.load()
+            return np.asarray(im)
+
+    try:
+        a = decode(data)
+        b = decode(probe)
+    except Exception:  # noqa: BLE001 - Pillow refusing the stream (OSError, SyntaxError, ...) means: not whole
+        return True
+    return a.shape != b.shape or not np.array_equal(a, b)
+
+
+def decode_image(data: bytes, path: str | os.PathLike) -> np.ndarray:
+    """Decode the bytes of an image file (``path`` names it in errors) into a uint8 (H, W, 3) BGR array."""
     import cv2
 
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise ImageError(path, "file not found") from None
-    except IsADirectoryError:
-        raise ImageError(path, "is a directory, not an image file") from None
-    except PermissionError:
-        raise ImageError(path, "permission denied") from None
-    except OSError as exc:
-        raise ImageError(path, f"cannot read file: {exc.strerror or exc}") from None
     if not data:
         raise ImageError(path, "file is empty (0 bytes)")
     if _jpeg_truncated(data):
@@ -66,4 +91,16 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(path, f"cannot decode image (corrupt, truncated or unsupported format; {len(data)} bytes)")
     if image.size == 0:
         raise ImageError(path, "decoded image has no pixels")
+    if data.startswith(_JPEG_SOI) and _jpeg_partial(data):
+        raise ImageError(path, f"truncated or corrupt JPEG (its data ends before the last pixel; {len(data)} bytes)")
     return image  # IMREAD_COLOR: always uint8 (H, W, 3) BGR
+
+
+def load_image(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> np.ndarray:
+    """Decode an image file into a uint8 (H, W, 3) BGR array.
+
+    Raises :class:`fiqa_bench.errors.ImageError` (naming the file) when it is missing, unreadable, not a regular
+    file (a FIFO or device is never opened), over ``max_bytes``, empty, truncated, corrupt or in a format
+    OpenCV cannot decode. Files named by a benchmark go through :func:`fiqa_bench.safepath.resolve` first.
+    """
+    return decode_image(read_regular(path, max_bytes), path)
