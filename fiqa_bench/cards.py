@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 INPUT_KINDS = ("aligned", "face")
+#: Card fields that declare capabilities (see :mod:`fiqa_bench.capabilities`); not part of the card hash.
+CAPABILITY_FIELDS = ("capabilities", "needs_capabilities")
 COLOURS = ("RGB", "BGR", "GRAY")
 
 
@@ -79,8 +81,11 @@ class _Card:
         return dataclasses.asdict(self)
 
     def card_hash(self) -> str:
-        """Stable short hash of everything on the card (goes into results files and cache keys)."""
-        return _hash(self.as_dict())
+        """Stable short hash of everything on the card (goes into results files and cache keys).
+
+        Capability declarations (:data:`CAPABILITY_FIELDS`) are left out: they say what else an adapter offers or
+        needs and change no number, so declaring them does not invalidate existing caches and results."""
+        return _hash({k: v for k, v in self.as_dict().items() if k not in CAPABILITY_FIELDS})
 
     def lines(self) -> list[tuple[str, str]]:
         """(label, value) rows for ``fiqa-bench list``."""
@@ -99,12 +104,16 @@ class MethodCard(_Card):
     score_range: str = "unbounded"
     weights: Weights | None = None
     needs_backbone: bool = False  # constructed with the run's FR backbone (e.g. SVM on FR features)
+    # backbone capabilities the method uses (fiqa_bench.capabilities.CAPABILITIES), e.g. ("stochastic",)
+    needs_capabilities: tuple = ()
 
     def lines(self) -> list[tuple[str, str]]:
         rows = super().lines()
         rows.insert(2, ("input", self.input.describe()))
         rows.append(("scores", f"{self.score_range}, {'higher' if self.higher_is_better else 'lower'} is better"))
         rows.append(("weights", self.weights.describe() if self.weights else "none (no learned weights)"))
+        if self.needs_capabilities:
+            rows.append(("needs", "the run's backbone with " + ", ".join(self.needs_capabilities)))
         return rows
 
 
@@ -116,12 +125,16 @@ class BackboneCard(_Card):
     normalisation: str = "(x - 127.5) / 127.5"
     embedding_dim: int = 512
     weights: Weights | None = None
+    # what it offers beyond embed() (fiqa_bench.capabilities.CAPABILITIES), e.g. ("raw_features", "stochastic")
+    capabilities: tuple = ()
 
     def lines(self) -> list[tuple[str, str]]:
         rows = super().lines()
         rows.insert(2, ("input", f"{self.input.describe()}, {self.normalisation}"))
         rows.insert(3, ("embedding", f"{self.embedding_dim}-d, compared by cosine"))
         rows.append(("weights", self.weights.describe() if self.weights else "none"))
+        if self.capabilities:
+            rows.append(("offers", ", ".join(self.capabilities)))
         return rows
 
 

@@ -91,6 +91,7 @@ class OnnxArcFace(Backbone):
                       "or another is chosen: mobilefacenet (x - 127.5) / 128, imagenet (x / 255 - mean) / std",
         embedding_dim=512,
         weights=Weights("PATH", note="the ONNX file given as onnx:PATH"),
+        capabilities=("raw_features",),  # the model's output as it is: ArcFace-style exports do not L2-normalise
     ))
 
     def __init__(self, path: str | os.PathLike | None = None, normalisation: str | None = None, flip: bool = False,

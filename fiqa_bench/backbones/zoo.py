@@ -48,6 +48,7 @@ class R50(_Zoo):
         input=InputSpec("aligned", 112, "RGB"),
         normalisation=_NORM,
         embedding_dim=512,
+        capabilities=("raw_features",),  # insightface exports do not L2-normalise
         weights=Weights(
             "w600k_r50.onnx",
             url="https://github.com/yakhyo/uniface/releases/download/weights/w600k_r50.onnx",
@@ -67,6 +68,7 @@ class MBF(_Zoo):
         input=InputSpec("aligned", 112, "RGB"),
         normalisation=_NORM,
         embedding_dim=512,
+        capabilities=("raw_features",),  # insightface exports do not L2-normalise
         weights=Weights(
             "w600k_mbf.onnx",
             url="https://github.com/yakhyo/uniface/releases/download/weights/w600k_mbf.onnx",
@@ -87,6 +89,7 @@ class R100(_Zoo):
         input=InputSpec("aligned", 112, "RGB"),
         normalisation=_NORM,
         embedding_dim=512,
+        capabilities=("raw_features",),  # insightface exports do not L2-normalise
         weights=Weights(
             "glintr100.onnx",
             note="Download https://github.com/deepinsight/insightface/releases/download/v0.7/antelopev2.zip "

@@ -1,0 +1,129 @@
+"""``grafiqs``: GraFIQs (Kolf, Damer, Boutros, CVPRW 2024), quality from gradient magnitudes of the BN statistics loss.
+
+Every batch-norm layer of a trained FR model remembers the mean and variance its input had over the training
+data. A face is pushed through the model; at each BN layer ``l`` the per-channel mean ``mu_l`` and (biased)
+variance ``var_l`` of its input over that one image's spatial positions are compared with the running
+statistics::
+
+    L_BNS = (1 / L) * sum_l [ MSE(mu_l, running_mean_l) + MSE(var_l, running_var_l) ]
+
+(MSE = mean over channels), ``L_BNS`` is backpropagated to a chosen intermediate activation ``phi`` (a block), and
+the quality is the sum of the absolute gradient, ``sum |dL_BNS / d phi|``: how much that block would have to change
+to make the face look like the training distribution to every later BN layer. Written from the paper (the
+authors' code, CC BY-NC 4.0, was not used).
+
+Choices the paper leaves open, and those made here (also on the card):
+
+* **Sign**: the paper uses the absolute-gradient sum itself as the quality (higher = better). On this model that
+  orientation holds: the sum falls as faces are blurred, down-scaled or corrupted (the gradient scales with the
+  activation contrast, which degradation removes; ``tests/test_method_grafiqs.py`` checks it on real faces), so
+  the score is the sum, unsigned.
+* **Block** (``block=``): the paper reports one score per block of its ResNets (image, block1 .. block4). For
+  MobileFaceNet the choices are the backbone's ``block_names`` (``input``, ``conv1``, ``dw_conv``, ``features.4``
+  (end of the 28x28 stage), ``features.11`` (end of the 14x14 stage), ``features.14`` (7x7), ``conv2``). The
+  default ``dw_conv`` (the end of the 56x56 stem, like the paper's early-block variants) was chosen on train-part
+  identities only (``reports/modern/README.md``).
+* **Which BN layers**: every ``BatchNorm2d`` whose input has more than one spatial position (a variance over one
+  position is always 0; that excludes MobileFaceNet's ``gdconv.bn`` and final ``bn``). Layers before the block add
+  nothing to its gradient.
+* Deterministic: no randomness; each image is processed alone (statistics are per image).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fiqa_bench.capabilities import BackboneQualityMethod
+from fiqa_bench.cards import InputSpec, MethodCard
+from fiqa_bench.errors import AdapterError
+
+DEFAULT_BLOCK = "dw_conv"
+
+
+class GraFIQs(BackboneQualityMethod):
+    """GraFIQs on the run's backbone (needs ``layers``): sum |grad| of the BN-statistics loss at one block."""
+
+    card = MethodCard(
+        name="grafiqs",
+        version="1",
+        summary=("GraFIQs: sum of |gradient| at one block (default dw_conv) of the BN-statistics loss (MSE of the "
+                 "face's per-channel mean and variance against each BatchNorm2d layer's running statistics, "
+                 "averaged over layers)"),
+        licence="code MIT (written from the paper; the authors' CC BY-NC code was not used)",
+        paper=("J. N. Kolf, N. Damer, F. Boutros, 'GraFIQs: Face Image Quality Assessment Using Gradient "
+               "Magnitudes', CVPR Workshops 2024. Open choices here: block dw_conv (chosen on train-part "
+               "identities), BatchNorm2d layers with more than one spatial position, the unsigned sum as quality "
+               "(as the paper)"),
+        input=InputSpec("face"),
+        higher_is_better=True,
+        score_range="[0, inf)",
+        needs_backbone=True,
+        needs_capabilities=("layers",),
+    )
+
+    def __init__(self, backbone: Any = None, block: str = DEFAULT_BLOCK, backbone_options: dict | None = None) -> None:
+        super().__init__(backbone, backbone_options)
+        names = getattr(backbone, "block_names", None)
+        if names is not None and block not in names:
+            raise ValueError(f"grafiqs: block must be one of {', '.join(names)}, got {block!r}")
+        self.block = str(block)
+
+    def parameters(self) -> dict:
+        return {"block": self.block}
+
+    def gradients(self, crops: np.ndarray) -> list[np.ndarray]:
+        """dL_BNS / d phi for each aligned crop (one float32 array per image, the block's activation shape)."""
+        import torch
+
+        backbone = self._backbone()
+        model = backbone.torch_model()
+        stats: list[tuple[Any, Any, Any]] = []
+        captured: list[Any] = []
+
+        def bn_input(module, args):
+            x = args[0]
+            if x.shape[2] * x.shape[3] > 1:
+                stats.append((x, module.running_mean, module.running_var))
+
+        def take(module, args, output):
+            leaf = output.detach().requires_grad_(True)  # gradients stop here: d L / d phi
+            captured.append(leaf)
+            return leaf
+
+        handles = [m.register_forward_pre_hook(bn_input) for m in model.modules()
+                   if isinstance(m, torch.nn.BatchNorm2d)]
+        if self.block != "input":
+            handles.append(backbone.block(self.block).register_forward_hook(take))
+        out = []
+        try:
+            with torch.enable_grad():
+                for i in range(len(crops)):
+                    stats.clear()
+                    captured.clear()
+                    x = backbone.to_tensor(crops[i:i + 1])
+                    if self.block == "input":
+                        x.requires_grad_(True)
+                        captured.append(x)
+                    model(x)
+                    terms = [((x_l.mean(dim=(0, 2, 3)) - rm) ** 2).mean()
+                             + ((x_l.var(dim=(0, 2, 3), unbiased=False) - rv) ** 2).mean()
+                             for x_l, rm, rv in stats]
+                    if not terms:
+                        raise AdapterError(f"grafiqs: no BatchNorm2d layer with more than one spatial position "
+                                           f"follows block {self.block!r}: nothing to take gradients of")
+                    loss = torch.stack(terms).sum() / len(terms)
+                    (grad,) = torch.autograd.grad(loss, captured[0])
+                    out.append(grad[0].detach().numpy().astype(np.float32))
+        finally:
+            for h in handles:
+                h.remove()
+        return out
+
+    def score(self, images: Any) -> np.ndarray:
+        faces = list(images)
+        if not faces:
+            return np.zeros(0, np.float32)
+        grads = self.gradients(self.crops(faces))
+        return np.asarray([-np.abs(g.astype(np.float64)).sum() for g in grads], np.float32)
