@@ -25,13 +25,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fiqa_bench import safepath
 from fiqa_bench.api import Protocol
 from fiqa_bench.benchmark import LANDMARK_COLUMNS, Benchmark
 from fiqa_bench.cards import ProtocolCard
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
 
 from ._layout import need_root, read_layout_json, reject_unknown
-from ._tables import fail_at_row, first_true, read_table
+from ._tables import fail_at_row, first_duplicate_pair, first_true, first_unsafe_name, line_of_row, read_table
 
 IMAGES_DIR = "loose_crop"
 META_DIR = "meta"
@@ -119,6 +120,14 @@ def read_ijb_layout(
 
     image_names, template_ids, media_ids = read_table(faces_file, _FACE_COLUMNS)
     n = len(image_names)
+    bad = first_unsafe_name(image_names)
+    if bad is not None:
+        raise fail_at_row(faces_file, bad, safepath.name_problem(str(image_names[bad])))
+    twice = first_true(pd.DataFrame({"n": image_names, "t": template_ids}).duplicated().to_numpy())
+    if twice is not None:  # the image would count twice in its template (and be embedded twice)
+        first = first_true((image_names == image_names[twice]) & (template_ids == template_ids[twice]))
+        raise fail_at_row(faces_file, twice, f"image {image_names[twice]} of template {template_ids[twice]} is "
+                                             f"listed twice (first on line {line_of_row(faces_file, first)})")
 
     landmarks = np.full((n, 10), np.nan, dtype=np.float32)
     face_score = np.full(n, np.nan, dtype=np.float32)
@@ -165,6 +174,14 @@ def read_ijb_layout(
     bad = first_true((label != 0) & (label != 1))
     if bad is not None:
         raise fail_at_row(pairs_file, bad, f"label must be 0 or 1, got {label[bad]}")
+    same = first_true(t1 == t2)
+    if same is not None:
+        raise fail_at_row(pairs_file, same, f"template {t1[same]} is paired with itself")
+    repeated = first_duplicate_pair(t1, t2)
+    if repeated is not None:  # a repeated pair counts twice: a duplicated genuine row inflates TPR
+        row, earlier = repeated
+        raise fail_at_row(pairs_file, row, f"templates {t1[row]} and {t2[row]} are already paired on line "
+                                           f"{line_of_row(pairs_file, earlier)}")
     known = np.unique(template_ids)
     is_known = _membership(known)
     for column, values in ((1, t1), (2, t2)):

@@ -53,6 +53,13 @@ def _number(path: Path, lineno: int, field: str, what: str) -> int:
     return value
 
 
+def _name_problem(name: str) -> str | None:
+    """A person's name becomes a folder and a file name: no separators, no '.'/'..', no NUL."""
+    if name in (".", "..") or any(ch in name for ch in "/\\\x00"):
+        return f"person name {name!r} is not a plain folder name (no '/', '\\', '.' or '..')"
+    return None
+
+
 def parse_pairs(path: str | Path) -> LFWPairs:
     """Parse an LFW View-2 ``pairs.txt``; every malformed line raises :class:`ProtocolFormatError`."""
     path = Path(path)
@@ -99,6 +106,19 @@ def parse_pairs(path: str | Path) -> LFWPairs:
             n1 = _number(path, lineno, f[1], "image number")
             n2 = _number(path, lineno, f[3], "image number")
             refs.append(((f[0], n1), (f[2], n2), 0, fold, lineno))
+    seen: dict[tuple, int] = {}
+    for x, y, _, _, lineno in refs:
+        for name, _n in (x, y):
+            problem = _name_problem(name)
+            if problem:
+                raise ProtocolFormatError(path, lineno, problem)
+        if x == y:  # "name 3 3": an image compared with itself, a certain genuine match
+            raise ProtocolFormatError(path, lineno, f"image {x[0]} {x[1]} is paired with itself")
+        key = (x, y) if x <= y else (y, x)
+        if key in seen:
+            raise ProtocolFormatError(path, lineno, f"images {x[0]} {x[1]} and {y[0]} {y[1]} are already paired "
+                                                    f"on line {seen[key]}")
+        seen[key] = lineno
     first: dict[tuple[str, int], int] = {}
     for x, y, _, _, lineno in refs:
         first.setdefault(x, lineno)

@@ -44,6 +44,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".t
 LANDMARKS_SUFFIX = "_name_5pts_score.txt"
 BOX_COLUMNS = ["box_x", "box_y", "box_w", "box_h"]
 PAIR_TABLE_COLUMNS = ["fold", "pair", "video1", "video2", "label"]
+YTF_SPLITS = 10  # split numbers 1..10 (official splits, bob.db.youtube, and prepared layouts alike)
 
 _VIDEO = re.compile(r"[^/\\\s]+/[^/\\\s]+")
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
@@ -81,10 +82,13 @@ def read_splits_text(path: str | Path) -> pd.DataFrame:
                     path, lineno, f"expected 5 fields 'split, pair, video1, video2, same', found {len(fields)}"
                 )
             split = _int_field(path, lineno, fields[0], "split", 1)
+            if split > YTF_SPLITS:  # an eleventh fold would be averaged into the 10-fold accuracy
+                raise ProtocolFormatError(path, lineno, f"split must be 1..{YTF_SPLITS}, got {split}")
             pair = _int_field(path, lineno, fields[1], "pair number", 1)
             for video in fields[2:4]:
-                if not _VIDEO.fullmatch(video):
-                    raise ProtocolFormatError(path, lineno, f"video name must be '<person>/<video>', got {video!r}")
+                problem = _video_problem(video)
+                if problem:
+                    raise ProtocolFormatError(path, lineno, problem)
             label = _int_field(path, lineno, fields[4], "same", 0)
             if label not in (0, 1):
                 raise ProtocolFormatError(path, lineno, f"same must be 0 or 1, got {label}")
@@ -96,7 +100,34 @@ def read_splits_text(path: str | Path) -> pd.DataFrame:
             rows.append((split - 1, pair, fields[2], fields[3], label, lineno))
     if not rows:
         raise ProtocolFormatError(path, None, "file has no pairs")
+    _check_pairs(path, rows, lambda r: (r[5], f"split {r[0] + 1} pair {r[1]}"))
     return _pair_table(rows)
+
+
+def _video_problem(video: str) -> str | None:
+    """Why a video name cannot be used (None when it can): '<person>/<video>', neither part '.' or '..'."""
+    if not _VIDEO.fullmatch(video):
+        return f"video name must be '<person>/<video>', got {video!r}"
+    if any(part in (".", "..") for part in video.split("/")):
+        return f"video name {video!r} has a '.' or '..' part: names must stay inside the frame folder"
+    return None
+
+
+def _check_pairs(path: Path, rows: list[tuple], where) -> None:
+    """No video paired with itself, no pair of videos listed twice (in either order): each would add a genuine
+    or impostor comparison the protocol does not have. ``where(row)`` -> (line or 0, description)."""
+    seen: dict[tuple[str, str], tuple] = {}
+    for r in rows:
+        v1, v2 = r[2], r[3]
+        line, what = where(r)
+        if v1 == v2:
+            raise ProtocolFormatError(path, line or None, f"{what}: video {v1} is paired with itself")
+        key = (v1, v2) if v1 <= v2 else (v2, v1)
+        if key in seen:
+            first_line, first_what = where(seen[key])
+            at = f"line {first_line}" if first_line else first_what
+            raise ProtocolFormatError(path, line or None, f"{what}: videos {v1} and {v2} are already paired ({at})")
+        seen[key] = r
 
 
 def _pair_table(rows: list[tuple]) -> pd.DataFrame:
@@ -133,8 +164,9 @@ def read_names_file(path: Path) -> list[str]:
     names = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         name = line.strip()
-        if not _VIDEO.fullmatch(name):
-            raise ProtocolFormatError(path, lineno, f"video name must be '<person>/<video>', got {name!r}")
+        problem = _video_problem(name)
+        if problem:
+            raise ProtocolFormatError(path, lineno, problem)
         names.append(name)
     if not names:
         raise ProtocolFormatError(path, None, "file has no video names")
@@ -162,6 +194,8 @@ def read_splits_mat(path: str | Path) -> pd.DataFrame:
     if not np.issubdtype(splits.dtype, np.number) or not np.array_equal(splits, np.round(splits)):
         raise ProtocolFormatError(path, None, f"'{key}' must hold whole numbers")
     splits = splits.astype(np.int64)
+    if splits.shape[2] > YTF_SPLITS:
+        raise ProtocolFormatError(path, None, f"'{key}' has {splits.shape[2]} splits; YTF has {YTF_SPLITS}")
     names_key = next((k for k in ("video_names", "mat_names") if k in mat), None)
     if names_key is not None:
         raw = _mat_strings(mat[names_key])
@@ -182,6 +216,11 @@ def read_splits_mat(path: str | Path) -> pd.DataFrame:
             if label not in (0, 1):
                 raise ProtocolFormatError(path, None, f"{where}: same must be 0 or 1, got {label}")
             rows.append((fold, i + 1, names[v1 - 1], names[v2 - 1], label, 0))
+    for name in names:
+        problem = _video_problem(name)
+        if problem:
+            raise ProtocolFormatError(path, None, problem)
+    _check_pairs(path, rows, lambda r: (0, f"{key}[{r[1]}, :, {r[0] + 1}] (split {r[0] + 1} pair {r[1]})"))
     return _pair_table(rows)
 
 

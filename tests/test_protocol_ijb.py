@@ -274,7 +274,11 @@ def test_realistic_size(tmp_path):
         "".join(f"{i}.jpg {t} {i // 3}\n" for i, t in enumerate(tids.tolist())))
     (meta / "big_name_5pts_score.txt").write_text(
         "".join(f"{i}.jpg {texts[i % 997]}\n" for i in range(n_faces)))
-    pairs = np.column_stack([rng.integers(1, n_templates + 1, (n_pairs, 2)), rng.integers(0, 2, n_pairs)])
+    drawn = rng.integers(1, n_templates + 1, (n_pairs + n_pairs // 10, 2))
+    drawn = drawn[drawn[:, 0] != drawn[:, 1]]  # the reader refuses self-pairs and repeated pairs
+    _, first = np.unique(np.sort(drawn, axis=1), axis=0, return_index=True)
+    drawn = drawn[np.sort(first)][:n_pairs]
+    pairs = np.column_stack([drawn, rng.integers(0, 2, n_pairs)])
     (meta / "big_template_pair_label.txt").write_text("".join(f"{a} {b} {c}\n" for a, b, c in pairs.tolist()))
     bench = IJBLayout(tmp_path, check_images=False).load()
     assert bench.faces.shape[0] == n_faces and bench.pairs.shape[0] == n_pairs
