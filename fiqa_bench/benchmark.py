@@ -26,6 +26,13 @@ LANDMARK_COLUMNS = [f"{axis}{i}" for i in range(5) for axis in ("lx", "ly")]
 FACE_COLUMNS = ["path", "identity", "group", "media", "face_score", *LANDMARK_COLUMNS]
 PAIR_COLUMNS = ["a", "b", "label", "fold"]
 
+#: The declared metrics (``fiqa_bench.metrics.<key>``) each kind of protocol reports, in display order. A new
+#: metric is one module in ``fiqa_bench/metrics/`` plus its key here.
+METRICS_BY_KIND = {
+    "tpr_at_fpr": ("tpr_at_fpr", "edc_fnm", "edc_fm", "edc_fnm_rethreshold"),
+    "kfold_accuracy": ("accuracy", "edc_fnm", "edc_fm", "edc_fnm_rethreshold"),
+}
+
 
 @dataclass
 class Benchmark:
@@ -48,6 +55,11 @@ class Benchmark:
             raise ValueError(f"pairs table lacks columns {missing}")
         if self.metric not in ("tpr_at_fpr", "kfold_accuracy"):
             raise ValueError(f"unknown metric {self.metric!r}")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Keys of the declared metrics this benchmark reports."""
+        return METRICS_BY_KIND[self.metric]
 
     def landmarks(self) -> np.ndarray:
         """(N, 5, 2) float32 landmarks; rows of NaN where they must be detected."""

@@ -22,6 +22,10 @@ class _CleanErrors(click.Group):
         except FiqaBenchError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except click.UsageError as exc:  # one line, like every other error (click would add usage lines)
+            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+            click.echo(f"error: {where}{exc.format_message()}", err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted: finished work is cached; run the same command again to resume", err=True)
             sys.exit(130)
@@ -29,10 +33,16 @@ class _CleanErrors(click.Group):
 
 @click.group(cls=_CleanErrors)
 @click.version_option(__version__, prog_name="fiqa-bench")
-@click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
-def main(verbose: bool) -> None:
-    """Benchmark face image quality assessment methods by how much they help face recognition."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+@click.option("-v", "--verbose", count=True, help="Log what each stage does (-vv: debug details).")
+@click.option("-q", "--quiet", is_flag=True, help="Log errors only.")
+def main(verbose: int, quiet: bool) -> None:
+    """Benchmark face image quality assessment methods by how much they help face recognition.
+
+    Exit codes: 0 success, 1 a failed check (rescore disagreement, a plugin that failed to load), 2 a usage or data
+    error (one line naming the file, line or adapter), 130 interrupted (finished work is cached: rerun to resume).
+    """
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
 
 
 @main.command("list")
@@ -71,67 +81,77 @@ def list_cmd(kind: str | None, as_json: bool) -> None:
         sys.exit(1)
 
 
+def _run_config_options(f):
+    """Click options generated from :class:`fiqa_bench.runner.RunConfig`: one source of truth for names, types,
+    choices, ranges, defaults and help."""
+    from dataclasses import MISSING, fields
+
+    from .runner import RunConfig
+
+    for fld in reversed(fields(RunConfig)):
+        meta = fld.metadata
+        if not meta.get("cli", True):
+            continue
+        flag = meta.get("flag") or "--" + fld.name.replace("_", "-")
+        decls = [flag] + ([meta["short"]] if meta.get("short") else []) + [fld.name]
+        kwargs: dict = {"help": meta.get("help", "")}
+        default = fld.default if fld.default is not MISSING else None
+        required = fld.default is MISSING
+        if meta.get("repeat"):
+            kwargs.update(multiple=True, metavar=meta.get("metavar") or "KEY=VALUE")
+        elif isinstance(default, bool):
+            kwargs.update(is_flag=True, default=default)
+        elif meta.get("choices"):
+            kwargs.update(type=click.Choice(list(meta["choices"])), default=default, show_default=True)
+        elif isinstance(default, int) and fld.type in ("int", int):
+            kwargs.update(type=click.IntRange(meta.get("min"), meta.get("max")), default=default, show_default=True)
+        elif isinstance(default, float):
+            kwargs.update(type=click.FloatRange(meta.get("min"), meta.get("max")), default=default, show_default=True)
+        else:
+            kwargs.update(default=default, required=required, show_default=default is not None)
+        f = click.option(*decls, **kwargs)(f)
+    return f
+
+
+def _pairs(items, hint: str) -> tuple:
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=hint)
+        out.append((key, value))
+    return tuple(out)
+
+
 @main.command("run")
-@click.option("--protocol", "-p", required=True,
-              help="Protocol name (lfw, lfw-templates, ijbb, ijbc, ytf), NAME:ARG, or a folder written by `prepare`.")
-@click.option("--fr", "backbone", required=True, help="FR backbone: dlib, r50, r100, mbf or onnx:PATH.")
-@click.option("--fr-option", "fr_options", multiple=True, metavar="KEY=VALUE",
-              help="Backbone constructor option, e.g. normalisation=mobilefacenet for onnx:PATH (repeatable).")
-@click.option("--method", "-m", default=None, help="Quality method (see `fiqa-bench list`).")
-@click.option("--method-option", "method_options", multiple=True, metavar="KEY=VALUE",
-              help="Method constructor option, passed as a string, e.g. weights=PATH for tinyfq, faceqnet, rqs or "
-                   "model=PATH for svm (repeatable). Results files record the options; a run with options gets "
-                   "its own results file.")
-@click.option("--data", "-d", default=None, type=click.Path(file_okay=False),
-              help="Dataset root (default: downloaded/cached where the protocol allows).")
-@click.option("--selection", type=click.Choice(["top1", "topk", "weighted", "all"]), default="top1",
-              show_default=True, help="top1 = the paper: keep the best image per template/video.")
-@click.option("--k", default=3, show_default=True, help="Images kept per template for --selection topk.")
-@click.option("--seed", default=0, show_default=True, help="Seed for random methods.")
-@click.option("--flip", is_flag=True, help="Flip test: add the features of the mirrored image.")
-@click.option("--detector", type=click.Choice(["yunet", "scrfd"]), default="yunet", show_default=True,
-              help="Face detector used where the protocol gives no landmarks.")
-@click.option("--skip-bad-images", is_flag=True, help="Skip (and count) missing/corrupt images instead of stopping.")
-@click.option("--on-no-face", type=click.Choice(["error", "skip", "center"]), default="error", show_default=True,
-              help="An image with no detected face: stop, skip (counted) or align on a centred template (counted).")
-@click.option("--fpr-reading", type=click.Choice(["conservative", "nearest"]), default="conservative",
-              show_default=True, help="How TPR@FPR is read off the ROC (nearest = insightface).")
-@click.option("--batch-size", default=32, show_default=True)
-@click.option("--workers", default=2, show_default=True, help="Threads decoding/detecting images.")
-@click.option("--out", "-o", default="results", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for results files and the report.")
+@_run_config_options
+@click.option("--skip-bad-images", is_flag=True, help="Same as --on-bad-image skip.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def run_cmd(protocol, backbone, fr_options, method, method_options, data, selection, k, seed, flip, detector,
-            skip_bad_images, on_no_face, fpr_reading, batch_size, workers, out, no_progress) -> None:
-    """Score, select, embed and evaluate; write a results file and refresh the report in OUT."""
+@click.option("--json", "as_json", is_flag=True, help="Print the results record (JSON) instead of the summary.")
+def run_cmd(skip_bad_images, no_progress, as_json, **options) -> None:
+    """Score, select, embed and evaluate; write a results file (+ its .npz raw data) and refresh the report in OUT."""
     from .report import write_report
     from .runner import RunConfig, run
 
-    options = {}
-    for item in fr_options:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--fr-option")
-        options[key] = value
-    m_options = []
-    for item in method_options:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--method-option")
-        m_options.append((key, value))
-    cfg = RunConfig(protocol=protocol, backbone=backbone, backbone_options=tuple(sorted(options.items())),
-                    method=method, method_options=tuple(m_options), data=data, selection=selection, k=k,
-                    seed=seed, flip=flip, detector=detector, on_bad_image="skip" if skip_bad_images else "error",
-                    on_no_face=on_no_face, fpr_mode=fpr_reading, batch_size=batch_size, workers=workers, out=out,
-                    progress=not no_progress)
+    options["backbone_options"] = _pairs(options["backbone_options"], "--fr-option")
+    options["method_options"] = _pairs(options["method_options"], "--method-option")
+    if skip_bad_images:
+        options["on_bad_image"] = "skip"
+    cfg = RunConfig(**options, progress=not no_progress and not as_json)
     path, record = run(cfg)
-    click.echo(_summary(record))
-    click.echo(f"results: {path}")
-    for p in write_report(Path(out)):
-        click.echo(f"report:  {p}")
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+    else:
+        click.echo(_summary(record))
+        click.echo(f"results: {path}")
+    for p in write_report(Path(cfg.out)):
+        if not as_json:
+            click.echo(f"report:  {p}")
 
 
 def _summary(record: dict) -> str:
+    from .metrics.base import get_metric
+
     m = record["metrics"]
     c = record["counts"]
     opts = record["method"].get("options") or {}
@@ -139,17 +159,44 @@ def _summary(record: dict) -> str:
                                          if opts else "")
     head = f"{record['protocol']['name']} | {record['backbone']['name']} | {method} | {record['config']['selection']}"
     lines = [head]
-    if "tpr_at_fpr" in m:
-        lines.append("  TPR@FPR: " + "  ".join(
-            f"{k}={'—' if v is None else f'{100 * v:.2f}%'}" for k, v in m["tpr_at_fpr"].items()))
-    if "accuracy" in m:
-        a = m["accuracy"]
-        lines.append(f"  accuracy: {100 * a['mean']:.2f}% ± {100 * a['std']:.2f}% ({len(a['folds'])} folds)")
-    lines.append(f"  images {c['images']}, templates {c['templates']}, pairs scored {c['pairs_scored']}, "
-                 f"embedded {c['images_embedded']} ({c['images_embedded_new']} new), skipped {c['skipped']}")
+    for key, value in m.items():
+        metric = get_metric(key)
+        if "unavailable" in value:
+            lines.append(f"  {metric.title}: — ({value['unavailable']})")
+            continue
+        if key == "accuracy":
+            lines.append(f"  accuracy: {100 * value['mean']:.2f}% ± {100 * value['std']:.2f}% "
+                         f"({len(value['folds'])} folds)")
+            continue
+        shown = "  ".join(f"{short}={metric.format(v)}{metric.unit if v is not None else ''}"
+                          for short, v in metric.columns(value))
+        lines.append(f"  {metric.label}: {shown}")
+    lines.append(f"  images {c['images']}, templates {c['templates']}, pairs scored {c['pairs_scored']} "
+                 f"({c['genuine']} genuine, {c['impostor']} impostor), scored {c['images_scored']}, embedded "
+                 f"{c['images_embedded']} ({c['images_embedded_new']} new), skipped {c['skipped']}")
     if c.get("skipped_reasons"):
         lines.append("  skipped: " + ", ".join(f"{r}: {n}" for r, n in c["skipped_reasons"].items()))
     return "\n".join(lines)
+
+
+@main.command("rescore")
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def rescore_cmd(results) -> None:
+    """Recompute every metric of RESULTS files from their .npz raw data alone and check they agree (exit 1 if not)."""
+    from .rescore import rescore
+
+    bad = 0
+    for path in results:
+        diffs = rescore(path)
+        if diffs:
+            bad += 1
+            click.echo(f"{path}: DIFFERS")
+            for line in diffs:
+                click.echo(f"  {line}")
+        else:
+            click.echo(f"{path}: every metric agrees with its .npz")
+    if bad:
+        sys.exit(1)
 
 
 @main.command("report")
@@ -297,7 +344,7 @@ def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, 
 # ------------------------------------------------------------------------------------------ train-baseline
 def _baseline_command(ctx: click.Context) -> str:
     """The command as a card records it: ``fiqa-bench [GROUP] SUB`` + the arguments + the options given
-    (not those left at their defaults), however it was invoked (the ``python -m`` alias, a test runner)."""
+    (not those left at their defaults), however it was invoked (the console script, a test runner)."""
     import shlex
 
     from click.core import ParameterSource
@@ -323,7 +370,7 @@ def _baseline_command(ctx: click.Context) -> str:
     while c.parent is not None:  # the sub-command names below the root group
         names.insert(0, c.info_name)
         c = c.parent
-    if c.command is not main:  # a sub-group run on its own (python -m fiqa_bench.training.baselines)
+    if c.command is not main:  # a sub-group invoked on its own (e.g. by a test runner)
         names.insert(0, c.command.name)
     return " ".join(["fiqa-bench", *names] + [shlex.quote(a) for a in args + opts])
 

@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import atomic
+from .results import SCHEMA_VERSION
 from .costs import COSTS_FILE, costs_html, costs_markdown, load_costs
 from .errors import FiqaBenchError
 
-SCHEMA_VERSION = 1
 SOURCE_KEY = "_source"  # added by load_results: the file a result came from (not part of the schema)
 BASELINE_METHODS = ("none", "random")  # listed first in every block, in this order
 #: Then the paper's methods in the order of its Tables 3-5 (perceptual, then learned, tinyFQnet last); other
@@ -62,49 +62,13 @@ def _get(result: dict, dotted: str) -> Any:
     return node
 
 
-def _is_fraction(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and 0 <= x <= 1
-
-
 def _validate(result: dict) -> None:
-    """Raise FiqaBenchError naming the file when a results dict breaks the schema."""
-    where = _source(result)
-    if result.get("schema_version") != SCHEMA_VERSION:
-        raise FiqaBenchError(
-            f"{where}: results schema_version {result.get('schema_version')!r} is not supported "
-            f"(this fiqa-bench reads version {SCHEMA_VERSION})"
-        )
-    missing = [k for k in ("method.name", "backbone.name", "protocol.name", "protocol.version") if _get(result, k) in (None, "")]
-    if missing:
-        raise FiqaBenchError(f"{where}: results file lacks {', '.join(missing)}")
-    for key in ("method.options", "method.options_sha256"):
-        value = _get(result, key)
-        if value is not None and not (isinstance(value, dict)
-                                      and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
-            raise FiqaBenchError(f"{where}: {key} must be an object of strings (option -> value)")
-    metrics = result.get("metrics")
-    tpr = metrics.get("tpr_at_fpr") if isinstance(metrics, dict) else None
-    acc = metrics.get("accuracy") if isinstance(metrics, dict) else None
-    if (tpr is None) == (acc is None):
-        raise FiqaBenchError(f"{where}: metrics must hold exactly one of 'tpr_at_fpr' and 'accuracy'")
-    if tpr is not None:
-        if not isinstance(tpr, dict) or not tpr:
-            raise FiqaBenchError(f"{where}: metrics.tpr_at_fpr must be a non-empty object")
-        for key, value in tpr.items():
-            try:
-                ok_key = float(key) > 0
-            except ValueError:
-                ok_key = False
-            if not ok_key:
-                raise FiqaBenchError(f"{where}: metrics.tpr_at_fpr key {key!r} is not an FPR like '1e-3'")
-            if value is not None and not _is_fraction(value):
-                raise FiqaBenchError(f"{where}: metrics.tpr_at_fpr[{key!r}] = {value!r} is not a fraction in [0, 1] or null")
-    else:
-        if not isinstance(acc, dict):
-            raise FiqaBenchError(f"{where}: metrics.accuracy must be an object with mean and std")
-        for key in ("mean", "std"):
-            if acc.get(key) is not None and not _is_fraction(acc.get(key)):
-                raise FiqaBenchError(f"{where}: metrics.accuracy.{key} = {acc.get(key)!r} is not a fraction in [0, 1] or null")
+    """Raise FiqaBenchError naming the file when a results dict breaks the schema (fiqa_bench.results.validate)."""
+    from .results import validate
+
+    problems = validate({k: v for k, v in result.items() if k != SOURCE_KEY})
+    if problems:
+        raise FiqaBenchError(f"{_source(result)}: {problems[0]}")
 
 
 def _variant(result: dict) -> tuple:
@@ -132,7 +96,7 @@ def _check_comparable(results: list[dict]) -> None:
             )
     cells: dict[tuple, str] = {}
     for r in results:
-        cell = (str(_get(r, "protocol.name")), _selection(r), _backbone_key(r), _method_key(r))
+        cell = (str(_get(r, "protocol.name")), _selection(r), _backbone_key(r), _method_key(r), _settings_key(r))
         if cell in cells:
             raise FiqaBenchError(
                 f"two results for the same table cell (protocol {cell[0]!r}, selection {cell[1]!r}, "
@@ -182,6 +146,38 @@ def _selection(result: dict) -> str:
 
 def _backbone_key(result: dict) -> tuple:
     return (str(_get(result, "backbone.name")), str(_get(result, "backbone.weights_sha256") or ""))
+
+
+#: Settings a row label shows when they differ between runs of one method in one table (short names).
+SETTING_LABELS = (("k", "k"), ("flip", "flip"), ("fpr_reading", "reading"), ("detector", "detector"),
+                  ("seed", "seed"), ("on_no_face", "no-face"), ("on_bad_image", "bad-image"),
+                  ("backbone_options", "fr-options"), ("edc", "edc"), ("follow_symlinks", "follow-symlinks"),
+                  ("max_image_bytes", "max-bytes"))
+
+
+def _settings(result: dict) -> dict:
+    return dict(_get(result, "settings") or {})
+
+
+def _settings_key(result: dict) -> str:
+    import json as _json
+
+    return _json.dumps({k: v for k, v in _settings(result).items()
+                        if k not in ("protocol", "pairs_sha256", "method", "method_options", "backbone",
+                                     "backbone_sha256", "selection")}, sort_keys=True, default=str)
+
+
+def _settings_text(result: dict) -> str:
+    """The settings of a run that change numbers, as the Runs table shows them."""
+    s = _settings(result)
+    parts = []
+    for key, label in SETTING_LABELS:
+        if key in s and s[key] not in (None, {}, False):
+            value = s[key]
+            if isinstance(value, dict):
+                value = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+            parts.append(f"{label}={value}")
+    return ", ".join(parts)
 
 
 def _method_options(result: dict) -> tuple[tuple[str, str], ...]:
@@ -284,47 +280,83 @@ class _Block:
 
 
 @dataclass
+class _Column:
+    metric: str  # declared metric key
+    title: str  # headline title, e.g. "TPR@FPR=1e-3"
+    index: int  # position among the metric's headline columns
+    higher_is_better: bool
+
+
+@dataclass
 class _Table:
     protocol: str
     selection: str
-    kind: str  # "tpr_at_fpr" or "accuracy"
-    columns: list[str]
+    kind: str  # the protocol's metric kind: "tpr_at_fpr" or "kfold_accuracy"
+    columns: list[_Column]
     blocks: list[_Block]
     meta: list[str]
     notes: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _fpr_sort_key(key: str) -> tuple:
-    return (-float(key), key)
+def _metric_keys(result: dict) -> list[str]:
+    keys = _get(result, "protocol.metrics")
+    if isinstance(keys, list) and keys:
+        return [str(k) for k in keys]
+    return [str(k) for k in (_get(result, "metrics") or {})]
 
 
-def _null_reason(result: dict, key: str) -> str:
-    """Why a TPR is null: the run's own reason (``metrics.tpr_at_fpr_detail``, the output of
-    ``metrics.tpr_at_fpr_detailed``), else what the impostor count implies, else a generic line."""
-    for detail_key in ("tpr_at_fpr_detail", "tpr_at_fpr_detailed"):
-        detailed = _get(result, f"metrics.{detail_key}")
-        if isinstance(detailed, dict) and isinstance(detailed.get(key), dict) and detailed[key].get("reason"):
-            return str(detailed[key]["reason"])
-    if key not in (_get(result, "metrics.tpr_at_fpr") or {}):
-        return f"FPR {key} was not computed in this run"
-    n_imp = _get(result, "counts.impostor")
-    if n_imp is None:
-        n_imp = _get(result, "counts.impostor_pairs")
-    if isinstance(n_imp, int) and n_imp * float(key) < 1:
-        return f"FPR {key} needs at least {math.ceil(1 / float(key) - 1e-9)} impostor pairs; this protocol has {n_imp}"
-    return f"TPR at FPR {key} could not be measured in this run (the results file gives no reason)"
+def _headline(result: dict, key: str) -> list[tuple[str, Any]]:
+    from .metrics.base import get_metric
+
+    return get_metric(key).headline(_get(result, f"metrics.{key}"))
 
 
-def _tpr_reading(result: dict) -> str | None:
-    """How TPR was read off the ROC ("conservative" / "nearest"), when the results file says."""
-    for key in ("metrics.fpr_reading", "metrics.tpr_at_fpr_mode"):
-        value = _get(result, key)
-        if value is not None:
-            return str(value)
-    return None
+def _null_reason(result: dict, key: str, title: str) -> str:
+    """Why a headline value is null: the metric's own reason (unavailable, or a TPR's ``detail.reason``)."""
+    value = _get(result, f"metrics.{key}")
+    if isinstance(value, dict) and value.get("unavailable"):
+        return str(value["unavailable"])
+    if key == "tpr_at_fpr" and isinstance(value, dict):
+        fpr = title.split("=")[-1]
+        reason = ((value.get("detail") or {}).get(fpr) or {}).get("reason")
+        if reason:
+            return str(reason)
+        if fpr not in (value.get("values") or {}):
+            return f"FPR {fpr} was not computed in this run"
+        n_imp = _get(result, "counts.impostor")
+        if isinstance(n_imp, int) and n_imp * float(fpr) < 1:
+            return (f"FPR {fpr} needs at least {math.ceil(1 / float(fpr) - 1e-9)} impostor pairs; this protocol "
+                    f"has {n_imp}")
+    return f"{title} could not be measured in this run"
+
+
+def _row_labels(rows: list[tuple[str, dict]]) -> list[str]:
+    """Row labels: the method label, plus the settings that differ between rows of the same method label."""
+    by_label: dict[str, list[int]] = {}
+    for i, (label, _) in enumerate(rows):
+        by_label.setdefault(label, []).append(i)
+    out = [label for label, _ in rows]
+    for label, idx in by_label.items():
+        if len(idx) < 2:
+            continue
+        settings = [_settings(rows[i][1]) for i in idx]
+        differing = [(k, short) for k, short in SETTING_LABELS
+                     if len({repr(s.get(k)) for s in settings}) > 1]
+        for i, st in zip(idx, settings):
+            shown = []
+            for k, short in differing:
+                v = st.get(k)
+                if isinstance(v, dict):
+                    v = ",".join(f"{a}={b}" for a, b in sorted(v.items()))
+                shown.append(f"{short}={'—' if v is None else v}")
+            if shown:
+                out[i] = f"{label} {{{', '.join(shown)}}}"
+    return out
 
 
 def _build_tables(results: list[dict]) -> list[_Table]:
+    from .metrics.base import get_metric
+
     results = list(results)
     for r in results:
         _validate(r)
@@ -337,26 +369,30 @@ def _build_tables(results: list[dict]) -> list[_Table]:
 
     tables, note_texts = [], {}  # footnote numbers are global to the report, one per distinct reason
     for (protocol, selection), rs in sorted(groups.items(), key=lambda kv: (kv[0][0].casefold(), kv[0][0], kv[0][1])):
-        kinds = {"tpr_at_fpr" if _get(r, "metrics.tpr_at_fpr") is not None else "accuracy" for r in rs}
+        kinds = {str(_get(r, "protocol.metric")) for r in rs}
         if len(kinds) > 1:
-            raise FiqaBenchError(f"protocol {protocol!r} has both TPR@FPR and accuracy results: " + ", ".join(_source(r) for r in rs))
+            raise FiqaBenchError(f"protocol {protocol!r} has results of several metric kinds {sorted(kinds)}: "
+                                 + ", ".join(_source(r) for r in rs))
         kind = kinds.pop()
-        modes = {m for m in (_tpr_reading(r) for r in rs) if m is not None}
-        if len(modes) > 1:
-            raise FiqaBenchError(
-                f"protocol {protocol!r} (selection {selection!r}) mixes TPR@FPR readings {sorted(modes)}: "
-                + ", ".join(_source(r) for r in rs)
-            )
-        if kind == "tpr_at_fpr":
-            columns = sorted({k for r in rs for k in _get(r, "metrics.tpr_at_fpr")}, key=_fpr_sort_key)
-        else:
-            columns = ["accuracy"]
+        keys: list[str] = []
+        for r in rs:
+            keys += [k for k in _metric_keys(r) if k not in keys]
+        columns: list[_Column] = []
+        for key in keys:
+            metric = get_metric(key)
+            titles: list[str] = []
+            for r in rs:
+                titles += [t for t, _ in _headline(r, key) if t not in titles]
+            if key == "tpr_at_fpr":
+                titles.sort(key=lambda t: -float(t.split("=")[-1]))
+            columns += [_Column(key, t, i, metric.higher_is_better) for i, t in enumerate(titles)]
         version, pairs_sha, _ = _variant(rs[0])
         meta = [f"protocol version {version}"]
         if pairs_sha:
             meta.append(f"pairs sha256 {pairs_sha[:12]}")
-        if modes:
-            meta.append(f"TPR read {modes.pop()}")
+        readings = sorted({str(_get(r, "config.fpr_reading")) for r in rs if _get(r, "config.fpr_reading")})
+        if readings and kind == "tpr_at_fpr":
+            meta.append("TPR read " + " / ".join(readings))
         meta.append(f"{len(rs)} result{'s' if len(rs) != 1 else ''}")
         table = _Table(protocol, selection, kind, columns, [], meta)
 
@@ -364,40 +400,34 @@ def _build_tables(results: list[dict]) -> list[_Table]:
         for r in rs:
             by_backbone.setdefault(backbone_labels[_backbone_key(r)], []).append(r)
         for backbone in sorted(by_backbone, key=lambda b: (b.casefold(), b)):
+            members = by_backbone[backbone]
+            labels = _row_labels([(method_labels[_method_key(r)], r) for r in members])
             rows = []
-            for r in by_backbone[backbone]:
-                label = method_labels[_method_key(r)]
+            for r, label in zip(members, labels):
                 cells = []
                 for col in columns:
-                    if kind == "tpr_at_fpr":
-                        v = (_get(r, "metrics.tpr_at_fpr") or {}).get(col)
-                        if v is None:
-                            reason = _null_reason(r, col)
-                            num = note_texts.setdefault(reason, len(note_texts) + 1)
-                            cells.append(_Cell(NULL, None, note=num))
-                            if (num, reason) not in table.notes:
-                                table.notes.append((num, reason))
-                        else:
-                            text = f"{100 * v:.2f}"
-                            cells.append(_Cell(text, float(text)))
-                    else:
-                        mean, std = _get(r, "metrics.accuracy.mean"), _get(r, "metrics.accuracy.std")
-                        if mean is None:
-                            reason = "accuracy could not be measured in this run"
-                            num = note_texts.setdefault(reason, len(note_texts) + 1)
-                            cells.append(_Cell(NULL, None, note=num))
-                            if (num, reason) not in table.notes:
-                                table.notes.append((num, reason))
-                        else:
-                            shown = f"{100 * mean:.2f}"
-                            text = shown + (f" ± {100 * std:.2f}" if std is not None else "")
-                            cells.append(_Cell(text, float(shown)))
+                    metric = get_metric(col.metric)
+                    values = dict(_headline(r, col.metric))
+                    v = values.get(col.title)
+                    if v is None:
+                        reason = _null_reason(r, col.metric, col.title)
+                        num = note_texts.setdefault(reason, len(note_texts) + 1)
+                        cells.append(_Cell(NULL, None, note=num))
+                        if (num, reason) not in table.notes:
+                            table.notes.append((num, reason))
+                        continue
+                    shown = metric.format(v)
+                    text = shown
+                    if col.metric == "accuracy":
+                        std = _get(r, "metrics.accuracy.std")
+                        text = shown + (f" ± {metric.format(std)}" if std is not None else "")
+                    cells.append(_Cell(text, float(shown)))
                 rows.append(_Row(label, cells, r))
             rows.sort(key=lambda row: _method_order(row.method, str(_get(row.result, "method.name"))))
-            for j in range(len(columns)):
+            for j, col in enumerate(columns):
                 values = [row.cells[j].value for row in rows if row.cells[j].value is not None]
                 if len(values) >= 2:
-                    best = max(values)
+                    best = max(values) if col.higher_is_better else min(values)
                     for row in rows:
                         row.cells[j].bold = row.cells[j].value == best
             table.blocks.append(_Block(backbone, rows))
@@ -406,8 +436,16 @@ def _build_tables(results: list[dict]) -> list[_Table]:
     return tables
 
 
-def _column_title(kind: str, col: str) -> str:
-    return f"TPR (%) @ FPR={col}" if kind == "tpr_at_fpr" else "Accuracy (%) mean ± std"
+def _column_title(kind: str, col: _Column) -> str:
+    from .metrics.base import get_metric
+
+    metric = get_metric(col.metric)
+    unit = f" ({metric.unit})" if metric.unit else ""
+    if col.metric == "tpr_at_fpr":
+        return f"TPR (%) @ FPR={col.title.split('=')[-1]}"
+    if col.metric == "accuracy":
+        return "Accuracy (%) mean ± std"
+    return f"{col.title}{unit} {'↑' if col.higher_is_better else '↓'}"
 
 
 def _provenance(results: list[dict]) -> list[str]:
@@ -427,7 +465,7 @@ def _run_rows(results: list[dict]) -> list[list[str]]:
             str(_get(r, "method.version") or ""),
             str(_get(r, "method.card_hash") or "")[:12],
             _options_text(r),
-            str(_get(r, "config.seed") if _get(r, "config.seed") is not None else ""),
+            _settings_text(r),
             str(_get(r, "suite.git_commit") or "")[:12],
             Path(_source(r)).name,
         ])
@@ -436,7 +474,7 @@ def _run_rows(results: list[dict]) -> list[list[str]]:
 
 
 RUN_COLUMNS = ["Protocol", "Selection", "FR model", "Weights sha256", "Method", "Version", "Card hash", "Options",
-               "Seed", "Commit", "File"]
+               "Settings", "Commit", "File"]
 
 
 def _options_text(result: dict) -> str:
@@ -487,7 +525,7 @@ def render_markdown(results: list[dict], costs: dict | None = None) -> str:
                     else:
                         cells.append(f"**{c.text}**" if c.bold else c.text)
                 lines.append("| " + " | ".join([_md(block.backbone) if i == 0 else "", _md(row.method)] + cells) + " |")
-        lines += ["", "Bold: best in the column within each FR model.", ""]
+        lines += ["", "Bold: best in the column within each FR model (↑ higher is better, ↓ lower).", ""]
         for num, reason in t.notes:
             lines.append(f"[^{num}]: {NULL} {_md(reason)}")
         if t.notes:
@@ -572,7 +610,7 @@ def render_html(results: list[dict], costs: dict | None = None) -> str:
                 out.append(f"<tr>{''.join(tds)}</tr>")
             out.append("</tbody>")
         out.append("</table>")
-        out.append("<p class=\"meta\">Bold: best in the column within each FR model.</p>")
+        out.append("<p class=\"meta\">Bold: best in the column within each FR model (↑ higher is better, ↓ lower).</p>")
         if t.notes:
             out.append('<ol class="notes">')
             for num, reason in t.notes:

@@ -1,9 +1,9 @@
-"""The evaluation runner: protocol -> quality -> selection -> embeddings -> pair scores -> metrics -> results.
+"""The runner: names and options in, a results file (and its raw ``.npz``) out.
 
-Quality is cheap and FR is expensive (the paper's argument), so for ``top1``/``topk`` selection only the
-selected images are embedded. Every per-image result (detections, quality scores, embeddings) goes through an
-on-disk cache written in atomic shards: rerunning is served from the caches and an interrupted run resumes.
-Library code only; the CLI is a thin layer over :func:`run`.
+A thin layer over :func:`fiqa_bench.evaluation.evaluate`: it resolves the protocol, backbone and method names
+through the registry, checks options before any work, runs the evaluation, and writes the results record with
+the settings that change the numbers in its file name. Library code only; the CLI is generated from
+:class:`RunConfig` (its fields' metadata give each option's help, choices and range).
 """
 
 from __future__ import annotations
@@ -11,62 +11,99 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 
 from . import registry
-from .api import check_embeddings, check_scores
-from .benchmark import Benchmark
-from .cache import ArrayCache
 from .errors import FiqaBenchError, OptionError
-from .stages import FaceSource, Skipped, call_adapter as _call_adapter, per_image_stage, scores_run_embeddings
-from .results import SCHEMA_VERSION, options_digest, suite_info, write_results
+from .evaluation import SELECTIONS, EvalOptions, evaluate
+from .metrics.base import MetricOptions
+from .metrics.edc import PAIR_QUALITY_MODES
+from .metrics.verification import TPR_MODES
+from .results import RunRecord, options_digest, suite_info, write_results
+from .stages import call_adapter as _call_adapter  # noqa: F401  (kept for adapters' tests)
 
 log = logging.getLogger(__name__)
 
-SELECTIONS = ("top1", "topk", "weighted", "all")
-FPR_TARGETS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+
+def _opt(help: str, *, choices: tuple | None = None, min: float | None = None, max: float | None = None,
+         flag: str | None = None, short: str | None = None, cli: bool = True, numbers: bool = False,
+         metavar: str | None = None, repeat: bool = False) -> dict:
+    """Field metadata the CLI is built from: help text, choices, range, the option's flag spelling."""
+    return {"help": help, "choices": choices, "min": min, "max": max, "flag": flag, "short": short, "cli": cli,
+            "numbers": numbers, "metavar": metavar, "repeat": repeat}
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that defines one run. The CLI is built from these fields."""
+    """Everything that defines one run. ``fiqa-bench run`` is generated from these fields (fiqa_bench.cli)."""
 
-    protocol: str
-    backbone: str
-    backbone_options: tuple = ()  # (key, value) pairs for the backbone constructor
-    method: str | None = None
-    method_options: tuple = ()  # (key, value) pairs for the method constructor; values are strings
-    data: str | None = None
-    selection: str = "top1"
-    k: int = 3
-    seed: int = 0
-    flip: bool = False
-    detector: str = "yunet"
-    on_bad_image: str = "error"  # "error" | "skip"
-    on_no_face: str = "error"  # "error" | "skip" | "center"
-    fpr_mode: str = "conservative"  # "conservative" | "nearest"
-    batch_size: int = 32
-    workers: int = 2
-    out: str = "results"
-    progress: bool = True
+    protocol: str = field(metadata=_opt(
+        "Protocol name (lfw, lfw-templates, ijbb, ijbc, ytf), NAME:ARG, or a folder written by `prepare`.",
+        short="-p"))
+    backbone: str = field(metadata=_opt("FR backbone: dlib, r50, r100, mbf or onnx:PATH.", flag="--fr"))
+    backbone_options: tuple = field(default=(), metadata=_opt(
+        "Backbone constructor option, e.g. normalisation=mobilefacenet for onnx:PATH (repeatable).",
+        flag="--fr-option", metavar="KEY=VALUE", repeat=True))
+    method: str | None = field(default=None, metadata=_opt("Quality method (see `fiqa-bench list`).", short="-m"))
+    method_options: tuple = field(default=(), metadata=_opt(
+        "Method option, e.g. weights=PATH for tinyfq, faceqnet or rqs, model=PATH for svm (repeatable). Typed and "
+        "checked against the options the method declares (`fiqa-bench list`).",
+        flag="--method-option", metavar="KEY=VALUE", repeat=True))
+    data: str | None = field(default=None, metadata=_opt(
+        "Dataset root (default: downloaded/cached where the protocol allows; $FIQA_SHARED/data/lfw for LFW).",
+        short="-d"))
+    selection: str = field(default="top1", metadata=_opt(
+        "top1 = the paper: keep the best image per template/video; topk: the mean of the k best; weighted: every "
+        "image weighted by quality rank; all: insightface pooling (quality ignored).", choices=SELECTIONS))
+    k: int = field(default=3, metadata=_opt("Images kept per template for --selection topk.", min=1))
+    seed: int = field(default=0, metadata=_opt("Seed for stochastic methods (random).", min=0))
+    flip: bool = field(default=False, metadata=_opt("Flip test: add the features of the mirrored image."))
+    detector: str = field(default="yunet", metadata=_opt(
+        "Face detector used where the protocol gives no landmarks.", choices=("yunet", "scrfd")))
+    on_bad_image: str = field(default="error", metadata=_opt(
+        "A missing/corrupt image: stop (error) or skip it (counted in the results).", choices=("error", "skip")))
+    on_no_face: str = field(default="error", metadata=_opt(
+        "An image with no usable face: stop, skip (counted) or align on a centred template (counted).",
+        choices=("error", "skip", "center")))
+    fpr_mode: str = field(default="conservative", metadata=_opt(
+        "How TPR@FPR is read off the ROC: conservative (FPR at most the target) or nearest (insightface's, exactly).",
+        choices=TPR_MODES, flag="--fpr-reading"))
+    pair_quality: str = field(default="min", metadata=_opt(
+        "Pairwise quality for EDC from the two sides' qualities.", choices=PAIR_QUALITY_MODES))
+    fnm_start: float = field(default=0.05, metadata=_opt(
+        "FNM-EDC: starting FNMR that fixes the threshold.", min=0.0, max=1.0, flag="--edc-fnmr"))
+    fm_start: float = field(default=1e-3, metadata=_opt(
+        "FM-EDC: starting FMR that fixes the threshold.", min=0.0, max=1.0, flag="--edc-fmr"))
+    rethreshold_fmr: float = field(default=1e-3, metadata=_opt(
+        "Re-threshold EDC (CR-FIQA/MagFace): the FMR the threshold is recomputed at.", min=0.0, max=1.0,
+        flag="--erc-fmr"))
+    follow_symlinks: bool = field(default=False, metadata=_opt(
+        "Allow images that are symlinks leaving the benchmark folder."))
+    max_image_bytes: int = field(default=64 * 2**20, metadata=_opt(
+        "Largest image file read (bytes); larger files are bad images.", min=1))
+    batch_size: int = field(default=32, metadata=_opt("Images per adapter call.", min=1, max=65536))
+    workers: int = field(default=2, metadata=_opt("Threads decoding/detecting images.", min=1, max=256))
+    out: str = field(default="results", metadata=_opt("Folder for results files and the report.", short="-o"))
+    progress: bool = field(default=True, metadata=_opt("Progress bars.", cli=False))
 
     def __post_init__(self) -> None:
-        if self.selection not in SELECTIONS:
-            raise FiqaBenchError(f"unknown selection {self.selection!r}; choose from {', '.join(SELECTIONS)}")
-        if self.on_bad_image not in ("error", "skip"):
-            raise FiqaBenchError("on_bad_image must be 'error' or 'skip'")
-        if self.on_no_face not in ("error", "skip", "center"):
-            raise FiqaBenchError("on_no_face must be 'error', 'skip' or 'center'")
-        if self.k < 1:
-            raise FiqaBenchError("k must be >= 1")
+        for f in fields(self):
+            meta = f.metadata
+            value = getattr(self, f.name)
+            if meta.get("choices") and value not in meta["choices"]:
+                raise OptionError(f"{f.name} must be one of {', '.join(meta['choices'])}, got {value!r}")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if meta.get("min") is not None and value < meta["min"]:
+                    raise OptionError(f"{meta.get('flag') or '--' + f.name.replace('_', '-')} must be >= "
+                                      f"{meta['min']}, got {value}")
+                if meta.get("max") is not None and value > meta["max"]:
+                    raise OptionError(f"{meta.get('flag') or '--' + f.name.replace('_', '-')} must be <= "
+                                      f"{meta['max']}, got {value}")
         items = self.method_options.items() if isinstance(self.method_options, dict) else self.method_options
         options = tuple(sorted((str(k), str(v)) for k, v in items))
         keys = [k for k, _ in options]
@@ -78,6 +115,17 @@ class RunConfig:
         if options and self.method is None:
             raise OptionError("method options (--method-option) need a quality method (--method)")
         object.__setattr__(self, "method_options", options)
+        b_items = self.backbone_options.items() if isinstance(self.backbone_options, dict) else self.backbone_options
+        object.__setattr__(self, "backbone_options", tuple(sorted((str(k), str(v)) for k, v in b_items)))
+
+    def eval_options(self) -> EvalOptions:
+        return EvalOptions(
+            selection=self.selection, k=self.k, detector=self.detector, on_bad_image=self.on_bad_image,
+            on_no_face=self.on_no_face, batch_size=self.batch_size, workers=self.workers, progress=self.progress,
+            follow_symlinks=self.follow_symlinks, max_image_bytes=self.max_image_bytes,
+            metric_options=MetricOptions(fpr_reading=self.fpr_mode, pair_quality=self.pair_quality,
+                                         fnm_start=self.fnm_start, fm_start=self.fm_start,
+                                         rethreshold_fmr=self.rethreshold_fmr))
 
 
 # ----------------------------------------------------------------------------------------------- protocol
@@ -167,91 +215,55 @@ def _reserved_options(mcls) -> dict[str, str]:
     return reserved
 
 
-def _select(bench: Benchmark, quality: np.ndarray, available: np.ndarray, selection: str, k: int) -> np.ndarray:
-    """Rows chosen per group. Ties are broken by the row order of the protocol's image list (deterministic)."""
-    df = pd.DataFrame({"group": bench.faces["group"].to_numpy(np.int64), "q": quality,
-                       "row": np.arange(len(quality))})
-    df = df[available]
-    if selection in ("all", "weighted"):
-        return df["row"].to_numpy()
-    df = df.sort_values(["group", "q", "row"], ascending=[True, False, True], kind="mergesort")
-    take = 1 if selection == "top1" else k
-    return df.groupby("group", sort=False).head(take)["row"].to_numpy()
-
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(n, 1e-12)
-
-
-def _group_features(bench: Benchmark, rows: np.ndarray, emb: np.ndarray, quality: np.ndarray | None,
-                    selection: str) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted group ids, L2-normalised features) from the embeddings of the kept ``rows``.
-
-    * ``top1``: the one kept image's embedding;
-    * ``topk``: the mean of the kept images' L2-normalised embeddings;
-    * ``weighted``: every image, weighted by its quality rank among all scored images, in (0, 1] — scale-free,
-      so methods whose scores live on different ranges pool the same way, and every image keeps some weight;
-    * ``all``: insightface's pooling, quality ignored: mean per media, sum across media, L2-normalise.
-    """
-    from .pairscore import pool_templates
-
-    groups = bench.faces["group"].to_numpy(np.int64)[rows]
-    media = bench.faces["media"].to_numpy(np.int64)[rows]
-    feats = _l2(emb.astype(np.float32))
-    if selection == "all":
-        return pool_templates(feats, groups, media, mode="all")
-    weights = None
-    if selection == "weighted":
-        ranks = pd.Series(quality[rows]).rank(method="average").to_numpy()
-        weights = (ranks / len(ranks)).astype(np.float32)
-    return pool_templates(feats, groups, None, mode="mean", weights=weights)
-
-
-def _pairs_present(gids: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairs whose two groups both have a feature (the others lost every image to a counted skip)."""
-    if len(gids) and gids.min() >= 0 and gids.max() < 50_000_000:
-        have = np.zeros(int(max(gids.max(), a.max(initial=0), b.max(initial=0))) + 1, dtype=bool)
-        have[gids] = True
-        ok = (a >= 0) & (b >= 0)
-        return ok & have[np.where(ok, a, 0)] & have[np.where(ok, b, 0)]
-    return np.isin(a, gids) & np.isin(b, gids)
-
-
 # ----------------------------------------------------------------------------------------------- run
-def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
-    """Run one evaluation and write its results file; returns (path, record)."""
-    from . import metrics as M
-    from .pairscore import pair_scores
+def _backbone_label(spec: str) -> str:
+    """The backbone as results name it: ``onnx:<file name>`` for a path (never the machine's path)."""
+    return spec if not spec.startswith("onnx:") else f"onnx:{Path(spec[5:]).name}"
 
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
 
-    # fail fast on a mistyped name, before any data is read
-    registry.load_class("backbone", cfg.backbone)
+def _scrub(obj: Any, roots: list[str]) -> Any:
+    """Replace the absolute benchmark root in free text (protocol notes) by ``<data>``."""
+    if isinstance(obj, str):
+        for r in roots:
+            if r and r != "." and r in obj:
+                obj = obj.replace(r, "<data>")
+        return obj
+    if isinstance(obj, list):
+        return [_scrub(x, roots) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _scrub(v, roots) for k, v in obj.items()}
+    return obj
+
+
+def build_method(cfg: RunConfig, backbone: Any):
+    """The quality method of ``cfg`` (None without one), constructed with the run's seed/backbone and its options."""
+    if cfg.method is None:
+        return None
+    mcls = registry.load_class("method", cfg.method)
+    kwargs: dict[str, Any] = {}
+    if _accepts(mcls, "seed"):
+        kwargs["seed"] = cfg.seed
+    if getattr(mcls.card, "needs_backbone", False):
+        kwargs["backbone"] = backbone
     method_options = dict(cfg.method_options)
-    if cfg.method is not None:
-        mcls = registry.load_class("method", cfg.method)
-        check_method_options(cfg.method, method_options, _reserved_options(mcls))
-    protocol = open_protocol(cfg.protocol, cfg.data)
-    bench: Benchmark = protocol.load()
-    timings["load_protocol_s"] = time.perf_counter() - t0
-    faces = bench.faces
-    n = len(faces)
-    groups = faces["group"].to_numpy(np.int64)
-    max_group = int(pd.Series(groups).value_counts().max()) if n else 0
-    needs_quality = cfg.selection in ("top1", "topk", "weighted") and max_group > 1
-    if needs_quality and cfg.method is None:
-        raise FiqaBenchError(
-            f"protocol {bench.name!r} has templates of several images: choose a quality method with --method "
-            f"(or --selection all to pool every image)"
-        )
-
-    backbone_kwargs: dict[str, Any] = dict(cfg.backbone_options)
-    if cfg.flip:
-        backbone_kwargs["flip"] = True
+    if not method_options:
+        return registry.create("method", cfg.method, **kwargs)
     try:
-        backbone = registry.create("backbone", cfg.backbone, **backbone_kwargs)
+        return registry.create("method", cfg.method, **kwargs, **method_options)
+    except FiqaBenchError:
+        raise
+    except (TypeError, ValueError) as exc:
+        given = ", ".join(f"{k}={v}" for k, v in method_options.items())
+        raise OptionError(f"method {cfg.method!r} rejected its options ({given}): "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+
+def build_backbone(cfg: RunConfig):
+    kwargs: dict[str, Any] = dict(cfg.backbone_options)
+    if cfg.flip:
+        kwargs["flip"] = True
+    try:
+        return registry.create("backbone", cfg.backbone, **kwargs)
     except FiqaBenchError:
         raise
     except (TypeError, ValueError) as exc:
@@ -260,172 +272,110 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
         given = ", ".join(f"{k}={v}" for k, v in cfg.backbone_options)
         raise OptionError(f"backbone {cfg.backbone!r} rejected its options ({given}): "
                           f"{type(exc).__name__}: {exc}") from exc
-    method = None
-    if needs_quality:
-        mcls = registry.load_class("method", cfg.method)
-        kwargs: dict[str, Any] = {}
-        if _accepts(mcls, "seed"):
-            kwargs["seed"] = cfg.seed
-        if getattr(mcls.card, "needs_backbone", False):
-            kwargs["backbone"] = backbone
-        if method_options:
-            try:
-                method = registry.create("method", cfg.method, **kwargs, **method_options)
-            except FiqaBenchError:
-                raise
-            except (TypeError, ValueError) as exc:
-                given = ", ".join(f"{k}={v}" for k, v in method_options.items())
-                raise OptionError(f"method {cfg.method!r} rejected its options ({given}): "
-                                  f"{type(exc).__name__}: {exc}") from exc
-        else:
-            method = registry.create("method", cfg.method, **kwargs)
 
-    source = FaceSource(bench, cfg.detector, cfg.on_bad_image, cfg.on_no_face, cfg.workers)
-    skipped: dict[int, Skipped] = {}
-    dataset_id = f"{bench.name}-{bench.fingerprint()['faces_sha256'][:16]}"
-    quality = np.zeros(n, dtype=np.float32)
-    n_scored = n_scored_new = 0
-    n_embedded_for_quality = 0  # images embedded to score them (a method on the run's FR features: svm)
-    options_sha256: dict[str, str] = {}
-    from .faces.pipeline import to_input
 
-    with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
-        who_b = f"backbone {cfg.backbone!r}"
-        ecache = ArrayCache.for_producer("embeddings", backbone.identity(), dataset_id, backbone.card.embedding_dim)
-
-        def embed(batch_faces: list) -> np.ndarray:
-            out = _call_adapter(who_b, backbone.embed, to_input(batch_faces, backbone.card.input),
-                                f" (first image of the batch: {batch_faces[0].path})")
-            return check_embeddings(out, len(batch_faces), backbone.card.embedding_dim, who_b)
-
-        if method is not None:
-            who = f"quality method {cfg.method!r}"
-            q_identity = method.identity()
-            if method_options:
-                # the method's identity may not reflect its options (a plugin's): key the cache on them too, with
-                # a file's content (sha256) standing for its path, so two weights files never share scores
-                options_sha256 = option_files_sha256(method_options)
-                keyed = {k: f"sha256:{options_sha256[k]}" if k in options_sha256 else f"value:{v}"
-                         for k, v in method_options.items()}
-                q_identity += f"|options-{options_digest(keyed)}"
-            qcache = ArrayCache.for_producer("quality", q_identity, dataset_id, 1)
-
-            def score(batch_faces: list) -> np.ndarray:
-                out = _call_adapter(who, method.score, to_input(batch_faces, method.card.input),
-                                    f" (first image of the batch: {batch_faces[0].path})")
-                return check_scores(out, len(batch_faces), who)[:, None]
-
-            t = time.perf_counter()
-            if scores_run_embeddings(method, backbone):
-                # A method on the run's own FR features (svm): embed every image through the run's embedding cache
-                # (shared with the FR stage and with other runs) and score the embeddings, instead of letting the
-                # method embed every image again inside score().
-                emb_all, n_scored_new = per_image_stage("embed", np.arange(n), source, ecache, backbone.card.embedding_dim,
-                                                        embed, pool, skipped, cfg.batch_size, cfg.progress)
-                quality = np.full(n, np.nan, dtype=np.float32)
-                rows = np.flatnonzero(np.isfinite(emb_all).all(axis=1))
-                n_embedded_for_quality = int(rows.size)
-                if rows.size:
-                    out = _call_adapter(who, method.score_embeddings, emb_all[rows])
-                    quality[rows] = check_scores(out, rows.size, who)
-            else:
-                values, n_scored_new = per_image_stage("quality", np.arange(n), source, qcache, 1, score, pool, skipped,
-                                                        cfg.batch_size, cfg.progress)
-                quality = values[:, 0]
-            n_scored = int(np.isfinite(quality).sum())
-            timings["quality_s"] = time.perf_counter() - t
-
-        available = np.ones(n, dtype=bool)
-        available[list(skipped)] = False
-        if method is not None:
-            available &= np.isfinite(quality)
-        selected = _select(bench, np.nan_to_num(quality, nan=-np.inf), available, cfg.selection, cfg.k)
-
-        t = time.perf_counter()
-        emb, n_embedded_new = per_image_stage("embed", selected, source, ecache, backbone.card.embedding_dim,
-                                              embed, pool, skipped, cfg.batch_size, cfg.progress)
-        timings["embed_s"] = time.perf_counter() - t
-
-    ok = np.isfinite(emb).all(axis=1)
-    rows_ok, emb = selected[ok], emb[ok]
-    t = time.perf_counter()
-    gids, gfeats = _group_features(bench, rows_ok, emb, quality, cfg.selection)
-    pairs = bench.pairs
-    a = pairs["a"].to_numpy(np.int64)
-    b = pairs["b"].to_numpy(np.int64)
-    labels = pairs["label"].to_numpy(np.int8)
-    present = _pairs_present(gids, a, b)
-    dropped_pairs = int((~present).sum())
-    scores = pair_scores(gids, gfeats, a[present], b[present])
-    labels_p = labels[present]
-    timings["pair_scores_s"] = time.perf_counter() - t
-
-    metrics: dict[str, Any] = {}
-    if bench.metric == "tpr_at_fpr":
-        n_neg = int((labels_p == 0).sum())
-        targets = [f for f in FPR_TARGETS if f >= 1e-5 or f * n_neg >= 1]
-        detail = M.tpr_at_fpr_detailed(scores, labels_p, targets, mode=cfg.fpr_mode)
-        metrics["tpr_at_fpr"] = {k: v["tpr"] for k, v in detail.items()}
-        metrics["tpr_at_fpr_detail"] = detail
-        metrics["fpr_reading"] = cfg.fpr_mode
-    else:
-        folds = pairs["fold"].to_numpy(np.int64)[present]
-        acc = M.kfold_accuracy(scores, labels_p, folds)
-        metrics["accuracy"] = {"mean": acc["mean"], "std": acc["std"], "folds": acc["folds"]}
-        metrics["thresholds"] = acc.get("thresholds")
-
-    reasons: dict[str, int] = {}
-    for s in skipped.values():
-        reasons[s.reason] = reasons.get(s.reason, 0) + 1
-    fp = bench.fingerprint()
-    record: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "suite": suite_info(),
-        "method": (
-            {"name": cfg.method, "version": method.card.version, "card_hash": method.card.card_hash(),
-             "identity": method.identity(), "options": method_options, "options_sha256": options_sha256}
-            if method is not None
-            else {"name": "none", "version": None, "card_hash": None, "identity": None, "options": {},
-                  "options_sha256": {}}
-        ),
-        "backbone": {
-            "name": cfg.backbone if not cfg.backbone.startswith("onnx:") else f"onnx:{Path(cfg.backbone[5:]).name}",
-            "spec": cfg.backbone,
-            "version": backbone.card.version,
-            "weights_sha256": getattr(backbone.card.weights, "sha256", None) if backbone.card.weights else None,
-            "card_hash": backbone.card.card_hash(),
-            "identity": backbone.identity(),
-        },
-        "protocol": {
-            "name": bench.name,
-            "version": bench.version,
-            "metric": bench.metric,
-            "root": str(bench.root),
-            **fp,
-        },
-        "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "progress", "workers", "batch_size")},
-        "detector": source.detector_identity(),
-        "counts": {
-            "images": n,
-            "templates": int(len(np.unique(groups))),
-            "pairs": int(len(pairs)),
-            "pairs_scored": int(present.sum()),
-            "pairs_dropped": dropped_pairs,
-            "genuine": int((labels_p == 1).sum()),
-            "impostor": int((labels_p == 0).sum()),
-            "images_scored": n_scored,
-            "images_scored_new": int(n_scored_new),
-            "images_embedded_for_quality": n_embedded_for_quality,
-            "images_embedded": int(len(rows_ok)),
-            "images_embedded_new": int(n_embedded_new),
-            "fallback_landmarks": len(source.fallback_rows),
-            "skipped": len(skipped),
-            "skipped_reasons": reasons,
-            "skipped_files": [s.path for s in sorted(skipped.values(), key=lambda s: s.row)][:100],
-        },
-        "timings": {k: round(v, 3) for k, v in {**timings, "total_s": time.perf_counter() - t0}.items()},
-        "metrics": metrics,
-        "notes": list(bench.notes),
+def run_settings(cfg: RunConfig, method_ran: bool, method_takes_seed: bool, detection_used: bool,
+                 options_sha256: dict[str, str], backbone_sha256: str | None, protocol: dict) -> dict:
+    """The normalised settings that can change a number of this run (the file name's digest covers them):
+    settings that cannot matter for this run (k outside topk, the seed of a method without one, the detector where
+    every landmark is given) are left out, so equal runs get equal names."""
+    settings: dict[str, Any] = {
+        "protocol": protocol["name"],
+        "pairs_sha256": protocol.get("pairs_sha256"),
+        "method": cfg.method if method_ran else None,
+        "method_options": {k: (f"sha256:{options_sha256[k]}" if k in options_sha256 else v)
+                           for k, v in cfg.method_options},
+        "backbone": _backbone_label(cfg.backbone),
+        "backbone_sha256": backbone_sha256,
+        "backbone_options": dict(cfg.backbone_options),
+        "flip": cfg.flip,
+        "selection": cfg.selection,
+        "fpr_reading": cfg.fpr_mode,
+        "on_bad_image": cfg.on_bad_image,
+        "on_no_face": cfg.on_no_face,
+        "edc": {"pair_quality": cfg.pair_quality, "fnm_start": cfg.fnm_start, "fm_start": cfg.fm_start,
+                "rethreshold_fmr": cfg.rethreshold_fmr},
     }
-    path = write_results(Path(cfg.out), record)
-    return path, record
+    if cfg.selection == "topk":
+        settings["k"] = cfg.k
+    if method_ran and method_takes_seed:
+        settings["seed"] = cfg.seed
+    if detection_used:
+        settings["detector"] = cfg.detector
+    if cfg.follow_symlinks:
+        settings["follow_symlinks"] = True
+    if cfg.max_image_bytes != 64 * 2**20:
+        settings["max_image_bytes"] = cfg.max_image_bytes
+    return settings
+
+
+def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
+    """Run one evaluation and write its results file and raw data; returns (path, record as JSON)."""
+    t0 = time.perf_counter()
+    # fail fast on a mistyped name or option, before any data is read
+    registry.load_class("backbone", cfg.backbone)
+    method_options = dict(cfg.method_options)
+    mcls = None
+    if cfg.method is not None:
+        mcls = registry.load_class("method", cfg.method)
+        check_method_options(cfg.method, method_options, _reserved_options(mcls))
+    protocol = open_protocol(cfg.protocol, cfg.data)
+    bench = protocol.load()
+    load_s = time.perf_counter() - t0
+    groups = bench.faces["group"].to_numpy(np.int64)
+    max_group = int(np.bincount(np.unique(groups, return_inverse=True)[1]).max()) if len(groups) else 0
+    if cfg.method is None and cfg.selection in ("top1", "topk", "weighted") and max_group > 1:
+        raise FiqaBenchError(
+            f"protocol {bench.name!r} has templates of several images: choose a quality method with --method "
+            f"(or --selection all to pool every image)"
+        )
+    backbone = build_backbone(cfg)
+    method = build_method(cfg, backbone)
+    options_sha256: dict[str, str] = {}
+    q_identity = None
+    if method is not None:
+        q_identity = method.identity()
+        if method_options:
+            # the method's identity may not reflect its options (a plugin's): key the cache on them too, with
+            # a file's content (sha256) standing for its path, so two weights files never share scores
+            options_sha256 = option_files_sha256(method_options)
+            keyed = {k: f"sha256:{options_sha256[k]}" if k in options_sha256 else f"value:{v}"
+                     for k, v in method_options.items()}
+            q_identity += f"|options-{options_digest(keyed)}"
+    result = evaluate(bench, backbone, method, cfg.eval_options(), backbone_name=cfg.backbone,
+                      method_name=cfg.method or "none", method_cache_identity=q_identity)
+    fp = bench.fingerprint()
+    protocol_info = {"name": bench.name, "spec": cfg.protocol, "data": cfg.data, "version": bench.version,
+                     "metric": bench.metric, "metrics": list(bench.metrics), **fp}
+    backbone_sha = getattr(backbone.card.weights, "sha256", None) if backbone.card.weights else None
+    detection_used = not np.isfinite(bench.landmarks()).all()
+    settings = run_settings(cfg, method is not None, mcls is not None and _accepts(mcls, "seed"), detection_used,
+                            options_sha256, backbone_sha, protocol_info)
+    config = {
+        "selection": cfg.selection, "k": cfg.k, "seed": cfg.seed, "flip": cfg.flip, "detector": cfg.detector,
+        "on_bad_image": cfg.on_bad_image, "on_no_face": cfg.on_no_face, "fpr_reading": cfg.fpr_mode,
+        "pair_quality": cfg.pair_quality, "fnm_start": cfg.fnm_start, "fm_start": cfg.fm_start,
+        "rethreshold_fmr": cfg.rethreshold_fmr, "follow_symlinks": cfg.follow_symlinks,
+        "max_image_bytes": cfg.max_image_bytes,
+        "protocol": cfg.protocol, "backbone": cfg.backbone, "backbone_options": dict(cfg.backbone_options),
+        "method": cfg.method, "method_options": method_options, "data": cfg.data,
+    }
+    method_info = (
+        {"name": cfg.method, "version": method.card.version, "card_hash": method.card.card_hash(),
+         "identity": method.identity(), "options": method_options, "options_sha256": options_sha256}
+        if method is not None
+        else {"name": "none", "version": None, "card_hash": None, "identity": None, "options": {},
+              "options_sha256": {}}
+    )
+    backbone_info = {"name": _backbone_label(cfg.backbone), "spec": cfg.backbone, "version": backbone.card.version,
+                     "weights_sha256": backbone_sha, "card_hash": backbone.card.card_hash(),
+                     "identity": backbone.identity()}
+    timings = {"load_protocol_s": load_s, **result.timings, "total_s": time.perf_counter() - t0}
+    roots = sorted({str(bench.root), str(Path(bench.root).resolve())}, key=len, reverse=True)
+    record = RunRecord(
+        suite=suite_info(), method=method_info, backbone=_scrub(backbone_info, roots), protocol=protocol_info,
+        config=config, settings=settings, counts=result.counts,
+        timings={k: round(v, 3) for k, v in timings.items()}, metrics=result.metrics,
+        detector=result.detector, notes=_scrub(list(bench.notes), roots))
+    path = write_results(Path(cfg.out), record, result.raw)
+    return path, record.to_json()

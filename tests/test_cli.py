@@ -29,9 +29,9 @@ def test_run_writes_results_and_report(small_bench, mbf, tmp_path, isolated_cach
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     assert "TPR@FPR" in res.output
-    (result,) = out.glob("mini__jpeg__*__top1.json")
+    (result,) = out.glob("mini__jpeg__*__top1__*.json")
     record = json.loads(result.read_text())
-    assert record["schema_version"] == 1 and record["protocol"]["name"] == "mini"
+    assert record["schema_version"] == 2 and record["protocol"]["name"] == "mini"
     assert (out / "report.md").is_file() and (out / "report.html").is_file()
     assert "| jpeg |" in (out / "report.md").read_text().replace("**", "")
 

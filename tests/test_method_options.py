@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from fiqa_bench.cli import main
 from fiqa_bench.errors import OptionError
 from fiqa_bench.report import load_results, render_markdown
-from fiqa_bench.results import results_filename
+from fiqa_bench.results import results_stem, settings_digest
 from fiqa_bench.runner import RunConfig, check_method_options, run
 
 
@@ -28,18 +28,16 @@ def _sha256(path) -> str:
 
 
 # ------------------------------------------------------------------------------------------ no data needed
-def test_results_filename_without_options_is_unchanged_and_with_options_stable_and_distinct():
-    plain = "mini__tinyfq__onnx-mobilefacenet.onnx__top1.json"
-    assert results_filename("mini", "tinyfq", "onnx:mobilefacenet.onnx", "top1") == plain
-    assert results_filename("mini", "tinyfq", "onnx:mobilefacenet.onnx", "top1", {}) == plain
-    a = results_filename("mini", "tinyfq", "dlib", "top1", {"weights": "/w/tinyfq-none.onnx"})
-    b = results_filename("mini", "tinyfq", "dlib", "top1", {"weights": "/w/tinyfq-smooth.onnx"})
-    assert a.startswith("mini__tinyfq-opts-") and a.endswith("__dlib__top1.json") and a != b
-    assert len(a.split("__")[1]) == len("tinyfq-opts-") + 8
-    # stable: the same options (in any order) give the same name
+def test_results_stem_is_readable_and_the_digest_covers_the_settings():
+    assert (results_stem("mini", "tinyfq", "onnx:mobilefacenet.onnx", "top1", None, "abcd1234")
+            == "mini__tinyfq__onnx-mobilefacenet.onnx__top1__abcd1234")
+    assert results_stem("mini", "tinyfq", "dlib", "topk", 2, "00ff00ff") == "mini__tinyfq__dlib__topk-k2__00ff00ff"
+    a = settings_digest({"method_options": {"weights": "/w/tinyfq-none.onnx"}})
+    b = settings_digest({"method_options": {"weights": "/w/tinyfq-smooth.onnx"}})
+    assert a != b and len(a) == 8
+    # stable: the same settings (in any order) give the same digest
     two = {"weights": "/w/x.onnx", "batch_size": "8"}
-    assert (results_filename("p", "tinyfq", "dlib", "top1", two)
-            == results_filename("p", "tinyfq", "dlib", "top1", dict(reversed(list(two.items())))))
+    assert settings_digest({"o": two}) == settings_digest({"o": dict(reversed(list(two.items())))})
 
 
 def test_run_config_checks_options():
@@ -109,7 +107,7 @@ def test_weights_variants_get_own_results_and_never_share_cached_scores(small_be
     assert a["counts"]["images_scored_new"] == n
     written = json.loads(path_a.read_text())
     assert written["method"]["options"] == {"weights": str(none_w)}
-    assert written["config"]["method_options"] == [["weights", str(none_w)]]
+    assert written["config"]["method_options"] == {"weights": str(none_w)}
 
     # (b) other weights: another results file, every score computed again (nothing from the first cache)
     path_b, b = run(_cfg(small_bench, mbf, tmp_path, method="tinyfq", method_options={"weights": str(smooth_w)}))
@@ -117,24 +115,26 @@ def test_weights_variants_get_own_results_and_never_share_cached_scores(small_be
     assert b["method"]["identity"] != a["method"]["identity"]
     assert b["counts"]["images_scored_new"] == n
 
-    # the same bytes under another name share the cache (keyed on content) but not the results file
+    # the same bytes under another name share the cache and the results file (both keyed on content: the same
+    # weights cannot change a number)
     copy = tmp_path / "copy" / "tinyfq-none-copy.onnx"
     copy.parent.mkdir()
     shutil.copy(none_w, copy)
     path_c, c = run(_cfg(small_bench, mbf, tmp_path, method="tinyfq", method_options={"weights": str(copy)}))
-    assert c["counts"]["images_scored_new"] == 0 and path_c not in (path_a, path_b)
+    assert c["counts"]["images_scored_new"] == 0 and path_c == path_a
     assert c["metrics"]["tpr_at_fpr"] == a["metrics"]["tpr_at_fpr"]
 
     # the bundled weights, no options: today's file name, and its own scores
     path_d, d = run(_cfg(small_bench, mbf, tmp_path, method="tinyfq"))
-    assert path_d.name == "mini__tinyfq__onnx-mobilefacenet.onnx__top1.json"
+    assert path_d.name.startswith("mini__tinyfq__onnx-mobilefacenet.onnx__top1__")
+    assert path_d not in (path_a, path_b)
     assert d["method"]["options"] == {} and d["counts"]["images_scored_new"] == n
 
     # the report tells the variants apart by the weights' base names
     rows = [line for line in render_markdown(load_results(tmp_path / "out")).splitlines() if "tinyfq" in line]
     labels = {line.split("|")[2].strip() for line in rows if line.startswith("| ") and "Options" not in line}
-    assert {"tinyfq", r"tinyfq \[weights=tinyfq-none.onnx\]", r"tinyfq \[weights=tinyfq-smooth.onnx\]",
-            r"tinyfq \[weights=tinyfq-none-copy.onnx\]"} <= labels
+    # (the copy's run replaced the first run's file: same content, same settings)
+    assert {"tinyfq", r"tinyfq \[weights=tinyfq-smooth.onnx\]", r"tinyfq \[weights=tinyfq-none-copy.onnx\]"} <= labels
 
     # (c) a value the constructor rejects is a named error, not a traceback
     with pytest.raises(OptionError, match=r"method 'tinyfq' rejected its options \(batch_size=0, weights=.*\): "
@@ -201,8 +201,8 @@ def test_cli_method_option_runs_writes_its_own_file_and_labels_the_report(small_
         res = CliRunner().invoke(main, base + ["--method-option", f"weights={weights}"])
         assert res.exit_code == 0, res.output
         assert f"mini | onnx:mobilefacenet.onnx | tinyfq [weights={weights}] | top1" in res.output
-    files = sorted(p.name for p in out.glob("mini__tinyfq*__top1.json"))
-    assert len(files) == 2 and all("__tinyfq-opts-" in f for f in files)
+    files = sorted(p.name for p in out.glob("mini__tinyfq__*__top1__*.json"))
+    assert len(files) == 2
     md = (out / "report.md").read_text()
     assert r"| tinyfq \[weights=tinyfq-none.onnx\] |" in md.replace("**", "")
     assert r"| tinyfq \[weights=tinyfq-smooth.onnx\] |" in md.replace("**", "")

@@ -205,7 +205,7 @@ def test_runner_gives_svm_the_runs_backbone(small_bench, mbf, tmp_path, isolated
 
     _, rec = run(cfg())
     assert rec["counts"]["images_scored"] == rec["counts"]["images"] > rec["counts"]["templates"]
-    assert 0.0 <= rec["metrics"]["tpr_at_fpr"]["1e-1"] <= 1.0
+    assert 0.0 <= rec["metrics"]["tpr_at_fpr"]["values"]["1e-1"] <= 1.0
     _, again = run(cfg())
     assert again["counts"]["images_scored_new"] == 0
 

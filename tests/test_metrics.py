@@ -87,8 +87,9 @@ def brute_force_conservative(scores, labels, target):
 
 
 def insightface_nearest(scores, labels, target):
-    """Transcription of insightface's IJB reading (sklearn ROC, flipud, min over (|fpr - x|, index))."""
-    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    """Transcription of insightface's IJB reading (sklearn ROC with its defaults, i.e. drop_intermediate=True,
+    flipud, min over (|fpr - x|, index))."""
+    fpr, tpr, _ = roc_curve(labels, scores)
     fpr, tpr = np.flipud(fpr), np.flipud(tpr)
     _, min_index = min(zip(abs(fpr - target), range(len(fpr))))
     return tpr[min_index], fpr[min_index]
@@ -141,7 +142,8 @@ def test_threshold_reproduces_reported_point(mode):
 
 
 def test_continuous_scores_large_impostor_set():
-    """Untied float32 scores; conservative and nearest bracket the target by at most one impostor."""
+    """Untied float32 scores: conservative equals the brute force, nearest equals insightface's recipe exactly
+    (which, with sklearn's dropped collinear points, need not lie within one impostor of the target)."""
     rng = np.random.default_rng(3)
     n_neg, n_pos = 200_000, 2_000
     scores = np.r_[rng.normal(0, 1, n_neg), rng.normal(3, 1, n_pos)].astype(np.float32)
@@ -152,8 +154,8 @@ def test_continuous_scores_large_impostor_set():
         key = fpr_key(target)
         ref_tpr, _ = brute_force_conservative_fast(scores, labels, target)
         assert cons[key]["tpr"] == pytest.approx(ref_tpr, abs=1e-15)
-        assert abs(near[key]["fpr_achieved"] - target) <= 1 / n_neg
-        assert abs(near[key]["tpr"] - ref_tpr) <= 1 / n_pos + 1e-15
+        ref_near, ref_fpr = insightface_nearest(scores, labels, target)
+        assert near[key]["tpr"] == ref_near and near[key]["fpr_achieved"] == ref_fpr
 
 
 def brute_force_conservative_fast(scores, labels, target):
@@ -184,12 +186,15 @@ def test_hand_computed_case():
 
     near = tpr_at_fpr_detailed(scores, labels, targets, mode="nearest")
     # Reachable FPRs: 0, 1/8, 3/8, 4/8, ... 2/8 is equally near 1/8 and 3/8 -> the larger (3/8).
-    assert near["2.5e-1"] == {"tpr": 1.0, "fpr_achieved": 0.375, "threshold": 0.50, "reason": None}
+    assert near["2.5e-1"] == {"tpr": 1.0, "fpr_achieved": 0.375, "threshold": 0.50, "reason": None,
+                              "measurable": True}
     # 2.5/8 is nearer 3/8 than 1/8: nearest reads TPR 1.0 where conservative reads 0.75.
     assert near["3.125e-1"]["fpr_achieved"] == 0.375 and near["3.125e-1"]["tpr"] == 1.0
-    # 3.5/8: 3/8 and 4/8 equally near -> 4/8; TPR is still 1.0, the threshold drops to 0.40.
-    assert near["4.375e-1"] == {"tpr": 1.0, "fpr_achieved": 0.5, "threshold": 0.40, "reason": None}
-    assert near["1.25e-1"] == cons["1.25e-1"]
+    # 3.5/8: 3/8 and 4/8 would be equally near, but roc_curve drops the 4/8 point (0.40 lies on the straight
+    # impostor-only run 3/8 -> 5/8), so insightface reads 3/8 (threshold 0.50).
+    assert near["4.375e-1"] == {"tpr": 1.0, "fpr_achieved": 0.375, "threshold": 0.50, "reason": None,
+                                "measurable": True}
+    assert near["1.25e-1"] == {**cons["1.25e-1"], "measurable": True}
 
 
 def test_zero_false_accepts_threshold_is_finite():
@@ -226,11 +231,15 @@ def test_too_few_impostors_gives_none(mode):
     got = tpr_at_fpr_detailed(scores, labels, mode=mode)
     assert got["1e-1"]["tpr"] is not None and got["1e-2"]["tpr"] is not None
     for key, need in (("1e-3", 1000), ("1e-4", 10000), ("1e-5", 100000)):
-        assert got[key]["tpr"] is None
         assert f"at least {need} impostor pairs" in got[key]["reason"] and "has 999" in got[key]["reason"]
+        if mode == "conservative":
+            assert got[key]["tpr"] is None  # never extrapolated
+        else:  # what insightface prints, flagged as not a measurement
+            assert got[key]["tpr"] == insightface_nearest(scores, labels, float(key))[0]
+            assert got[key]["measurable"] is False
     # One more impostor makes 1e-3 measurable.
-    more = tpr_at_fpr(np.r_[scores, -5.0], np.r_[labels, 0], mode=mode)
-    assert more["1e-3"] is not None and more["1e-4"] is None
+    more = tpr_at_fpr_detailed(np.r_[scores, -5.0], np.r_[labels, 0], mode=mode)
+    assert more["1e-3"]["reason"] is None and more["1e-4"]["reason"] is not None
 
 
 def test_fpr_key_format():
@@ -329,3 +338,61 @@ def test_verification_accuracy_at_hand_computed():
     # threshold 0.5: 0.9 G accept (right), 0.5 G accept (right: >=), 0.4 G reject (wrong), 0.7 I accept
     # (wrong), 0.1 I reject (right) -> 3/5
     assert verification_accuracy_at([0.9, 0.5, 0.4, 0.7, 0.1], [1, 1, 1, 0, 0], 0.5) == 0.6
+
+
+def _insightface_cases():
+    """Random, tied and sparse score lists (few genuine pairs: where the drop_intermediate points matter)."""
+    rng = np.random.default_rng(2026)
+    for i in range(240):
+        n_pos = int(rng.integers(1, 80))
+        n_neg = int(rng.integers(1, 30_000 if i % 12 == 0 else 3_000))
+        kind = i % 4
+        if kind == 0:  # continuous
+            s = np.r_[rng.normal(2, 1, n_pos), rng.normal(0, 1, n_neg)].astype(np.float32)
+        elif kind == 1:  # heavy ties on a coarse grid
+            s = (np.r_[rng.integers(0, 8, n_pos), rng.integers(-3, 5, n_neg)] / 4).astype(np.float32)
+        elif kind == 2:  # moderate ties
+            s = np.r_[rng.normal(2, 1, n_pos), rng.normal(0, 1, n_neg)].round(1).astype(np.float32)
+        else:  # sparse genuine scores far above the impostors
+            s = np.r_[rng.normal(4, 1, n_pos), rng.normal(0, 1, n_neg)].round(2).astype(np.float64)
+        y = np.r_[np.ones(n_pos, int), np.zeros(n_neg, int)]
+        order = rng.permutation(y.shape[0])
+        yield s[order], y[order]
+
+
+def test_nearest_equals_the_insightface_recipe_on_random_tied_and_sparse_lists():
+    """``nearest`` = roc_curve with its defaults, flipped, argmin |fpr - target| (first minimum), to 1e-12."""
+    targets = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 0.3, 0.5, 0.9, 1.0)
+    for scores, labels in _insightface_cases():
+        got = tpr_at_fpr_detailed(scores, labels, targets, mode="nearest")
+        for t in targets:
+            ref_tpr, ref_fpr = insightface_nearest(scores, labels, t)
+            assert abs(got[fpr_key(t)]["tpr"] - ref_tpr) <= 1e-12
+            assert abs(got[fpr_key(t)]["fpr_achieved"] - ref_fpr) <= 1e-12
+
+
+def test_conservative_equals_sklearn_curve_reading_on_the_same_lists():
+    """``conservative`` = the largest TPR among sklearn's (full) ROC points with FPR <= target."""
+    for scores, labels in _insightface_cases():
+        n_neg = int((labels == 0).sum())
+        got = tpr_at_fpr_detailed(scores, labels, (1e-1, 1e-2, 1e-3), mode="conservative")
+        for t in (1e-1, 1e-2, 1e-3):
+            if t * n_neg < 1:
+                assert got[fpr_key(t)]["tpr"] is None
+                continue
+            ref_tpr, _ = brute_force_conservative_fast(scores, labels, t)
+            assert got[fpr_key(t)]["tpr"] == ref_tpr
+
+
+def test_nearest_differs_from_the_undropped_curve_when_genuine_pairs_are_sparse():
+    """The defect the reading had: on sklearn's full curve the nearest point differs from insightface's."""
+    scores = np.r_[[3.0, 2.9, 2.8], np.linspace(1.0, 0.0, 1000)]
+    labels = np.r_[[1, 1, 1], np.zeros(1000, int)]
+    labels[3 + 150] = 1  # one genuine pair among the impostors, at FPR ~0.15
+    scores = scores.astype(np.float64)
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    fpr, tpr = np.flipud(fpr), np.flipud(tpr)
+    full = tpr[min(zip(abs(fpr - 0.1), range(len(fpr))))[1]]
+    near = tpr_at_fpr_detailed(scores, labels, (0.1,), mode="nearest")["1e-1"]["tpr"]
+    assert near == insightface_nearest(scores, labels, 0.1)[0]
+    assert near != full

@@ -16,15 +16,17 @@ KEYS = ["1e-1", "1e-2", "1e-3", "1e-4", "1e-5"]
 
 
 def result(method, backbone, tpr=None, accuracy=None, protocol="ijbc", version="1", pairs="p" * 64, selection="top1"):
-    metrics = {"tpr_at_fpr": dict(zip(KEYS, tpr))} if tpr is not None else {"accuracy": accuracy}
+    metrics = ({"tpr_at_fpr": {"values": dict(zip(KEYS, tpr)), "detail": {}, "reading": "conservative"}}
+               if tpr is not None else {"accuracy": accuracy})
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "suite": {"version": "0.1.0", "git_commit": "0123456789abcdef"},
         "method": {"name": method, "version": "1", "card_hash": "c" * 16},
         "backbone": {"name": backbone, "version": "1", "weights_sha256": "w" * 64, "card_hash": "b" * 16},
         "protocol": {"name": protocol, "version": version, "metric": "tpr_at_fpr" if tpr else "kfold_accuracy",
-                     "faces_sha256": "f" * 64, "pairs_sha256": pairs},
+                     "metrics": list(metrics), "faces_sha256": "f" * 64, "pairs_sha256": pairs},
         "config": {"selection": selection, "seed": 0},
+        "settings": {"selection": selection},
         "counts": {"genuine": 19_557, "impostor": 15_638_932},
         "timings": {},
         "metrics": metrics,
@@ -87,14 +89,14 @@ def test_paper_methods_in_the_papers_order_then_others_by_name():
 
 def test_null_footnote_uses_reason_when_given():
     rs = ijb_results()
-    rs[2]["metrics"]["tpr_at_fpr_detail"] = {"1e-5": {"tpr": None, "reason": "FPR 1e-5 needs at least 100000 impostor pairs"}}
+    rs[2]["metrics"]["tpr_at_fpr"]["detail"] = {"1e-5": {"tpr": None, "reason": "FPR 1e-5 needs at least 100000 impostor pairs"}}
     md = render_markdown(rs)
     assert "[^1]: — FPR 1e-5 needs at least 100000 impostor pairs" in md
     page = render_html(rs)
     assert '<sup><a href="#note-1">1</a></sup>' in page and "needs at least 100000 impostor pairs" in page
     # Without a detailed reason: the counts say the pair list is big enough, so the generic text is used.
     md2 = render_markdown(ijb_results())
-    assert "[^1]: — TPR at FPR 1e-5 could not be measured in this run" in md2
+    assert "[^1]: — TPR@FPR=1e-5 could not be measured in this run" in md2
 
 
 def test_null_reason_from_counts_and_missing_key():
@@ -102,7 +104,7 @@ def test_null_reason_from_counts_and_missing_key():
     small["counts"] = {"impostor": 300}
     other = result("jpeg", "r50", [0.95, 0.85, 0.7, None, None], protocol="lfw-templates")
     other["counts"] = {"impostor": 300}
-    del other["metrics"]["tpr_at_fpr"]["1e-5"]  # not computed at all
+    del other["metrics"]["tpr_at_fpr"]["values"]["1e-5"]  # not computed at all
     md = render_markdown([small, other])
     assert "needs at least 1000 impostor pairs; this protocol has 300" in md
     assert "FPR 1e-5 was not computed in this run" in md
@@ -211,14 +213,20 @@ def test_mixing_pair_lists_is_refused():
     assert "ijbb" in render_markdown([a, c])
 
 
-def test_mixing_tpr_readings_is_refused_and_reading_is_shown():
+def test_tpr_readings_are_shown_and_label_the_rows_they_split():
     a = result("blur", "r50", [0.9] * 5)
     b = result("jpeg", "r50", [0.8] * 5)
-    a["metrics"]["fpr_reading"] = b["metrics"]["fpr_reading"] = "conservative"
+    for r in (a, b):
+        r["config"]["fpr_reading"] = r["settings"]["fpr_reading"] = "conservative"
     assert "TPR read conservative" in render_markdown([a, b])
-    b["metrics"]["fpr_reading"] = "nearest"
-    with pytest.raises(FiqaBenchError, match=r"mixes TPR@FPR readings \['conservative', 'nearest'\]"):
-        render_markdown([a, b])
+    c = copy.deepcopy(b)
+    c["config"]["fpr_reading"] = c["settings"]["fpr_reading"] = "nearest"
+    c["metrics"]["tpr_at_fpr"]["values"] = dict(zip(KEYS, [0.85] * 5))
+    md = render_markdown([a, b, c])
+    assert "TPR read conservative / nearest" in md
+    rows = table_rows(md, "ijbc")
+    assert [r[1] for r in rows] == ["blur", "jpeg {reading=conservative}", "jpeg {reading=nearest}"]
+    assert "reading=nearest" in md[md.index("## Runs"):]
 
 
 def test_duplicate_cell_is_refused():
@@ -263,7 +271,7 @@ def test_weights_variants_of_one_method_are_labelled_by_their_options():
     # the Runs table gives each run's options: files by base name with their sha256
     runs = [line for line in md[md.index("## Runs"):].splitlines() if "tinyfq" in line]
     assert sum("weights=tinyfq-smooth.onnx (sha256 333333333333)" in line for line in runs) == 1
-    assert "| Card hash | Options | Seed |" in md
+    assert "| Card hash | Options | Settings |" in md
 
 
 def test_variant_labels_show_only_the_options_that_differ():
@@ -312,13 +320,13 @@ def test_load_results_skips_other_json_and_validates(tmp_path):
     assert "config.json: not a fiqa-bench results file" in messages and "broken.json: not readable" in messages
     assert len(results) == 1 and results[0]["_source"].endswith("ok.json")
     bad = result("blur", "r50", [0.9] * 5)
-    bad["metrics"]["tpr_at_fpr"]["1e-1"] = 93.2  # percent instead of a fraction
+    bad["metrics"]["tpr_at_fpr"]["values"]["1e-1"] = 93.2  # percent instead of a fraction
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(FiqaBenchError, match=r"bad\.json: metrics\.tpr_at_fpr\['1e-1'\] = 93\.2 is not a fraction"):
         load_results(tmp_path)
     newer = result("blur", "r50", [0.9] * 5)
-    newer["schema_version"] = 2
-    with pytest.raises(FiqaBenchError, match="schema_version 2 is not supported"):
+    newer["schema_version"] = 3
+    with pytest.raises(FiqaBenchError, match="schema_version 3 is not 2"):
         render_markdown([newer])
 
 

@@ -26,18 +26,18 @@ def _cfg(bench, backbone, tmp_path, **kw) -> RunConfig:
 def test_top1_embeds_only_kept_images_and_rerun_is_cached(small_bench, mbf, tmp_path, isolated_cache):
     path, rec = run(_cfg(small_bench, mbf, tmp_path, method="blur"))
     assert path.is_file() and json.loads(path.read_text())["metrics"] == json.loads(json.dumps(rec["metrics"]))
-    tpr = rec["metrics"]["tpr_at_fpr"]
+    tpr = rec["metrics"]["tpr_at_fpr"]["values"]
     assert set(tpr) >= {"1e-1", "1e-2"} and 0.0 <= tpr["1e-1"] <= 1.0
     c = rec["counts"]
     assert c["images_embedded"] == c["templates"] == 12
     assert c["images_scored"] == c["images"] > c["templates"]
     assert c["genuine"] == 6 and c["impostor"] == 60
     # 60 impostor pairs: FPR 1e-2 is readable, 1e-3 is not: null with a reason, never extrapolated
-    assert tpr["1e-3"] is None and "impostor" in rec["metrics"]["tpr_at_fpr_detail"]["1e-3"]["reason"]
+    assert tpr["1e-3"] is None and "impostor" in rec["metrics"]["tpr_at_fpr"]["detail"]["1e-3"]["reason"]
 
     _, again = run(_cfg(small_bench, mbf, tmp_path, method="blur"))
     assert again["counts"]["images_scored_new"] == 0 and again["counts"]["images_embedded_new"] == 0
-    assert again["metrics"]["tpr_at_fpr"] == tpr
+    assert again["metrics"]["tpr_at_fpr"]["values"] == tpr
 
 
 def test_selection_all_pools_every_image(small_bench, mbf, tmp_path, isolated_cache):
@@ -51,7 +51,7 @@ def test_methods_on_fr_features_score_the_runs_cached_embeddings(small_bench, mb
                                                                 monkeypatch):
     """svm scores the run's own embeddings: every image is embedded once, through the run's embedding cache, which
     the FR stage and later runs share; the numbers equal those of the method embedding inside its own score()."""
-    import fiqa_bench.runner as runner
+    import fiqa_bench.evaluation as evaluation
 
     _, rec = run(_cfg(small_bench, mbf, tmp_path, method="svm"))
     c = rec["counts"]
@@ -60,7 +60,7 @@ def test_methods_on_fr_features_score_the_runs_cached_embeddings(small_bench, mb
     _, pooled = run(_cfg(small_bench, mbf, tmp_path, selection="all"))
     assert pooled["counts"]["images_embedded_new"] == 0
 
-    monkeypatch.setattr(runner, "scores_run_embeddings", lambda method, backbone: False)
+    monkeypatch.setattr(evaluation, "scores_run_embeddings", lambda method, backbone: False)
     _, own = run(_cfg(small_bench, mbf, tmp_path / "own", method="svm"))
     assert own["counts"]["images_embedded_for_quality"] == 0 and own["counts"]["images_scored_new"] == c["images"]
     assert own["metrics"]["tpr_at_fpr"] == rec["metrics"]["tpr_at_fpr"]

@@ -19,10 +19,14 @@ from typing import Iterable, Sequence
 import numpy as np
 
 DEFAULT_FPR_TARGETS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
+#: Every FPR target a run reports (1e-6 only where the pair list has a million impostors): the one place they live.
+FPR_TARGETS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 TPR_MODES = ("conservative", "nearest")
 
 __all__ = [
     "DEFAULT_FPR_TARGETS",
+    "FPR_TARGETS",
+    "reported_fpr_targets",
     "TPR_MODES",
     "fpr_key",
     "roc",
@@ -127,6 +131,84 @@ class _SortedClasses:
         threshold = min(above) if above else self._reject_all_threshold()
         return self.n_pos - j_gen, self.n_neg - j_imp, threshold
 
+    def _curve_window(self, high: float, low: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, bool]:
+        """ROC points (sklearn's ``_binary_clf_curve``: one per distinct score, descending) for the distinct scores
+        in [low, high], with one more point on each side where one exists; and whether those extra points exist."""
+        g, imp = self.genuine, self.impostor
+        parts = [imp[np.searchsorted(imp, low, "left"):np.searchsorted(imp, high, "right")],
+                 g[np.searchsorted(g, low, "left"):np.searchsorted(g, high, "right")]]
+        above = [arr[j] for arr in (g, imp) for j in [int(np.searchsorted(arr, high, "right"))] if j < arr.shape[0]]
+        below = [arr[j - 1] for arr in (g, imp) for j in [int(np.searchsorted(arr, low, "left"))] if j > 0]
+        if above:
+            parts.append(np.asarray([min(above)], dtype=imp.dtype))
+        if below:
+            parts.append(np.asarray([max(below)], dtype=imp.dtype))
+        u = np.unique(np.concatenate(parts))[::-1]
+        fps = self.n_neg - np.searchsorted(imp, u, "left")
+        tps = self.n_pos - np.searchsorted(g, u, "left")
+        return u, fps.astype(np.int64), tps.astype(np.int64), bool(above), bool(below)
+
+    def nearest_point(self, target: float) -> tuple[int, int, float]:
+        """(true accepts, false accepts, threshold) of the point insightface reads: sklearn ``roc_curve`` with
+        ``drop_intermediate=True`` (plus its (0, 0) point), flipped, ``argmin |fpr - target|`` (first minimum of the
+        flipped curve: larger FPR, then larger TPR, wins a tie).
+
+        Only a window of the curve around the target is built; it is widened until no kept point outside it
+        can be nearer, so the answer equals the one from the whole curve."""
+        imp = self.impostor
+        n_neg = self.n_neg
+        centre = int(round(target * n_neg))
+        width = 256
+        while True:
+            lo_rank = centre - width  # ranks from the top (0 = highest impostor score)
+            hi_rank = centre + width
+            high = np.inf if lo_rank <= 0 else float(imp[n_neg - 1 - lo_rank])
+            low = -np.inf if hi_rank >= n_neg - 1 else float(imp[n_neg - 1 - hi_rank])
+            whole = lo_rank <= 0 and hi_rank >= n_neg - 1
+            if whole:  # every score: the window is the whole curve
+                low = -np.inf
+                high = np.inf
+            u, fps, tps, has_above, has_below = self._curve_window(high, low)
+            m = u.shape[0]
+            # keep[i] for points whose both neighbours are known (sklearn: non-zero second difference), plus the
+            # curve's own first and last points
+            keep = np.zeros(m, dtype=bool)
+            if m >= 3:
+                keep[1:-1] = (np.diff(fps, 2) != 0) | (np.diff(tps, 2) != 0)
+            first = 1 if has_above else 0  # index range of the window proper (the extra points are only neighbours)
+            last = m - 2 if has_below else m - 1
+            if not has_above:
+                keep[0] = True
+            if not has_below:
+                keep[m - 1] = True
+            idx = np.arange(first, last + 1)
+            idx = idx[keep[idx]]
+            # candidates: kept points of the window, and the (0, 0) point prepended by roc_curve
+            cand_fp = np.r_[0, fps[idx]]
+            cand_tp = np.r_[0, tps[idx]]
+            cand_thr = np.r_[np.inf, u[idx].astype(np.float64)]
+            dist = np.abs(cand_fp / n_neg - target)
+            best = dist.min()
+            # among equally near points the one latest on the curve (flipped: first) wins
+            pick = int(np.flatnonzero(dist == best)[-1])
+            # points outside the window: above it their FPR is at most fps[first] - (something); below at least
+            # the first point past the window. Certain when none of them can be nearer (or as near and later).
+            ok = True
+            if has_below and not whole:
+                fp_out = int(fps[last + 1]) if last + 1 < m else n_neg
+                ok &= abs(fp_out / n_neg - target) > best
+            if has_above and not whole:
+                fp_out = int(fps[first - 1]) if first >= 1 else 0
+                # points above the window come after (0, 0) on the curve but before the window's points
+                d_out = abs(fp_out / n_neg - target)
+                ok &= d_out > best if pick == 0 else d_out >= best
+            if ok or whole:
+                tp, fp, thr = int(cand_tp[pick]), int(cand_fp[pick]), float(cand_thr[pick])
+                if not np.isfinite(thr):
+                    thr = self._reject_all_threshold()
+                return tp, fp, thr
+            width *= 4
+
     def next_false_accepts(self, false_accepts: int) -> int | None:
         """The smallest false-accept count reachable on the ROC that is larger than ``false_accepts``."""
         if false_accepts >= self.n_neg:
@@ -160,12 +242,17 @@ def tpr_at_fpr_detailed(
       i.e. the operating threshold bob.measure's ``far_threshold`` picks. The reported TPR is one a
       deployed system with that threshold reaches while honouring the FPR it promised; ``fpr_achieved``
       may be below the target when impostor scores tie.
-    * ``"nearest"``: insightface's IJB evaluation: the ROC point whose FPR is **nearest** the target
-      (``argmin |fpr - target|`` after flipping the curve), which may lie slightly above the target; among
-      points with that FPR the largest TPR; if two FPRs are equally near, the larger one. Use it to compare
-      with numbers from insightface-derived code (most IJB tables in papers). Insightface calls sklearn's
-      ``roc_curve`` with its default ``drop_intermediate=True``; that changes the picked point only when
-      runs of tied scores lie on one straight line of the ROC, never for untied scores.
+    * ``"nearest"``: insightface's IJB evaluation, reproduced exactly: scikit-learn's ``roc_curve`` with its
+      defaults (``drop_intermediate=True``: interior points lying on a straight line with both neighbours are
+      dropped, which removes most points where genuine scores are sparse), the curve flipped, and the point with
+      the smallest ``|fpr - target|``, ties going to the first point of the flipped curve (the larger FPR, then
+      the larger TPR). The picked point may lie above the target, and because of the dropped points it can be
+      far from it when there are few genuine pairs (then the two readings differ by whole TPR points). Use it
+      to compare with numbers from insightface-derived code (most IJB tables in papers). It is computed without
+      sorting all pairs (a window of the curve around each target, widened until the nearest kept point is
+      certain), so it costs no more than the conservative reading at IJB-C scale. Where the target is below
+      ``1 / n_impostors`` the value insightface would print is still given, with ``measurable = False`` and the
+      reason.
 
     The conservative reading is the default because it never credits a method with an FPR above the one
     named in the column header, and because it is monotone in the target; for untied scores on IJB-sized
@@ -187,23 +274,30 @@ def tpr_at_fpr_detailed(
             reason = "no genuine pairs: TPR is undefined"
         elif data.n_neg == 0:
             reason = "no impostor pairs: FPR is undefined"
-        elif target * data.n_neg * (1.0 + _COUNT_SLACK) < 1.0:
-            need = math.ceil(1.0 / target - 1e-9)
-            reason = (
-                f"FPR {key} needs at least {need} impostor pairs to be measurable; "
-                f"this pair list has {data.n_neg}"
-            )
         if reason is not None:
             out[key] = {"tpr": None, "fpr_achieved": None, "threshold": None, "reason": reason}
             continue
-        budget = _allowed_false_accepts(target, data.n_neg)
-        tp, fp, threshold = data.best_point(budget)
+        unmeasurable = None
+        if target * data.n_neg * (1.0 + _COUNT_SLACK) < 1.0:
+            need = math.ceil(1.0 / target - 1e-9)
+            unmeasurable = (
+                f"FPR {key} needs at least {need} impostor pairs to be measurable; "
+                f"this pair list has {data.n_neg}"
+            )
         if mode == "nearest":
-            fp_above = data.next_false_accepts(fp)
-            if fp_above is not None:
-                # Same float arithmetic as insightface (fpr = fps / n_neg), ties to the larger FPR.
-                if abs(fp_above / data.n_neg - target) <= abs(fp / data.n_neg - target):
-                    tp, fp, threshold = data.best_point(fp_above)
+            tp, fp, threshold = data.nearest_point(target)
+            out[key] = {
+                "tpr": tp / data.n_pos,
+                "fpr_achieved": fp / data.n_neg,
+                "threshold": float(threshold),
+                "reason": unmeasurable,
+                "measurable": unmeasurable is None,
+            }
+            continue
+        if unmeasurable is not None:
+            out[key] = {"tpr": None, "fpr_achieved": None, "threshold": None, "reason": unmeasurable}
+            continue
+        tp, fp, threshold = data.best_point(_allowed_false_accepts(target, data.n_neg))
         out[key] = {
             "tpr": tp / data.n_pos,
             "fpr_achieved": fp / data.n_neg,
@@ -211,6 +305,11 @@ def tpr_at_fpr_detailed(
             "reason": None,
         }
     return out
+
+
+def reported_fpr_targets(n_impostors: int) -> list[float]:
+    """The FPR targets a run reports: 1e-1..1e-5 always (null where unmeasurable), 1e-6 only where measurable."""
+    return [f for f in FPR_TARGETS if f >= 1e-5 or f * n_impostors >= 1]
 
 
 def tpr_at_fpr(

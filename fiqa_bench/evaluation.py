@@ -1,0 +1,355 @@
+"""The evaluation core: objects in, a results record and its raw data out.
+
+``evaluate(bench, backbone, method, options)`` composes five stages, each a plain function a test can call with
+in-memory objects (no entry points, no files but the caches):
+
+1. :func:`score` — the quality method scores every image (cached per method x dataset);
+2. :func:`select` — the images kept per template/video (top1 = the paper; topk, weighted, all);
+3. :func:`embed` — the FR backbone embeds the kept images only (quality is cheap, FR is expensive);
+4. :func:`compare` — template features, pair scores and pair quality (what EDC discards by);
+5. :func:`measure` — every declared metric of the protocol (:mod:`fiqa_bench.metrics`).
+
+Name resolution, option parsing and file writing live outside (:mod:`fiqa_bench.runner`, the CLI).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .api import check_embeddings, check_scores
+from .benchmark import Benchmark
+from .cache import ArrayCache
+from .metrics.base import MetricOptions, PairData, get_metric
+from .metrics.edc import pair_quality as combine_pair_quality
+from .stages import FaceSource, Skipped, call_adapter, per_image_stage, scores_run_embeddings
+
+log = logging.getLogger(__name__)
+
+SELECTIONS = ("top1", "topk", "weighted", "all")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Settings of one evaluation that are not the protocol, backbone or method themselves."""
+
+    selection: str = "top1"
+    k: int = 3
+    detector: str = "yunet"
+    on_bad_image: str = "error"
+    on_no_face: str = "error"
+    metric_options: MetricOptions = field(default_factory=MetricOptions)
+    batch_size: int = 32
+    workers: int = 2
+    progress: bool = False
+    follow_symlinks: bool = False
+    max_image_bytes: int = 64 * 2**20
+
+    def __post_init__(self) -> None:
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"unknown selection {self.selection!r}; choose from {', '.join(SELECTIONS)}")
+        if self.k < 1:
+            raise ValueError("k must be >= 1")
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` returns: the metrics and counts of the record, and the raw arrays for the ``.npz``."""
+
+    metrics: dict[str, Any]
+    counts: dict[str, Any]
+    timings: dict[str, float]
+    pairs: PairData
+    raw: dict[str, np.ndarray]
+    detector: str | None
+    method_ran: bool
+
+
+# ------------------------------------------------------------------------------------------------ stages
+def select(groups: np.ndarray, quality: np.ndarray, available: np.ndarray, selection: str, k: int = 3) -> np.ndarray:
+    """Image rows kept per group, ascending by group then rank.
+
+    ``top1``: the highest quality of each group; ``topk``: the ``k`` highest (all when fewer); ``weighted`` and
+    ``all``: every available image. **Ties** go to the image listed first in the protocol (lowest row), so the
+    choice never depends on sort stability. Rows not ``available`` (skipped, or unscored) are never kept.
+    """
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown selection {selection!r}")
+    rows = np.flatnonzero(available)
+    if selection in ("all", "weighted"):
+        return rows
+    g = np.asarray(groups, dtype=np.int64)[rows]
+    q = np.asarray(quality, dtype=np.float64)[rows]
+    # lexsort: last key is primary -> by group, then quality descending, then row ascending
+    order = np.lexsort((rows, -q, g))
+    rows, g = rows[order], g[order]
+    first_of_group = np.r_[True, g[1:] != g[:-1]]
+    start = np.maximum.accumulate(np.where(first_of_group, np.arange(g.shape[0]), 0))
+    rank = np.arange(g.shape[0]) - start
+    take = 1 if selection == "top1" else int(k)
+    return rows[rank < take]
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+def template_features(groups: np.ndarray, media: np.ndarray, rows: np.ndarray, emb: np.ndarray,
+                      quality: np.ndarray | None, selection: str) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted group ids, L2-normalised features) from the embeddings ``emb`` of the kept ``rows``.
+
+    * ``top1``: the one kept image's embedding;
+    * ``topk``: the mean of the kept images' L2-normalised embeddings;
+    * ``weighted``: every image, weighted by its quality rank among all scored images, in (0, 1] — scale-free,
+      so methods whose scores live on different ranges pool the same way, and every image keeps some weight;
+    * ``all``: insightface's pooling, quality ignored: mean per media, sum across media, L2-normalise.
+    """
+    from .pairscore import pool_templates
+
+    g = np.asarray(groups, dtype=np.int64)[rows]
+    feats = _l2(emb)
+    if selection == "all":
+        return pool_templates(feats, g, np.asarray(media, dtype=np.int64)[rows], mode="all")
+    weights = None
+    if selection == "weighted":
+        ranks = pd.Series(np.asarray(quality)[rows]).rank(method="average").to_numpy()
+        weights = (ranks / len(ranks)).astype(np.float32)
+    return pool_templates(feats, g, None, mode="mean", weights=weights)
+
+
+def template_quality(groups: np.ndarray, rows: np.ndarray, quality: np.ndarray, selection: str,
+                     template_ids: np.ndarray) -> np.ndarray:
+    """The quality of each template as EDC sees it, from the images kept for it: top1 the kept image's quality,
+    topk the mean of the kept images', weighted and all the best image's (float64, NaN without quality)."""
+    g = np.asarray(groups, dtype=np.int64)[rows]
+    q = np.asarray(quality, dtype=np.float64)[rows]
+    frame = pd.DataFrame({"g": g, "q": q})
+    per = frame.groupby("g")["q"].mean() if selection == "topk" else frame.groupby("g")["q"].max()
+    return per.reindex(template_ids).to_numpy(np.float64)
+
+
+def _pairs_present(gids: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairs whose two groups both have a feature (the others lost every image to a counted skip)."""
+    if len(gids) and gids.min() >= 0 and gids.max() < 50_000_000:
+        have = np.zeros(int(max(gids.max(), a.max(initial=0), b.max(initial=0))) + 1, dtype=bool)
+        have[gids] = True
+        ok = (a >= 0) & (b >= 0)
+        return ok & have[np.where(ok, a, 0)] & have[np.where(ok, b, 0)]
+    return np.isin(a, gids) & np.isin(b, gids)
+
+
+def compare(bench: Benchmark, rows: np.ndarray, emb: np.ndarray, quality: np.ndarray | None, selection: str,
+            pair_quality_mode: str = "min") -> tuple[PairData, dict[str, np.ndarray], int]:
+    """Template features of the kept rows, then scores and pair quality of every listed pair whose two sides
+    have a feature. Returns (pair data, per-template arrays for the raw file, pairs dropped)."""
+    from .pairscore import pair_scores
+
+    faces = bench.faces
+    groups = faces["group"].to_numpy(np.int64)
+    gids, gfeats = template_features(groups, faces["media"].to_numpy(np.int64), rows, emb, quality, selection)
+    pairs = bench.pairs
+    a = pairs["a"].to_numpy(np.int64)
+    b = pairs["b"].to_numpy(np.int64)
+    present = _pairs_present(gids, a, b)
+    a, b = a[present], b[present]
+    scores = pair_scores(gids, gfeats, a, b)
+    if quality is not None:
+        tq = template_quality(groups, rows, quality, selection, gids)
+    else:
+        tq = np.full(gids.shape[0], np.nan)
+    subject_codes, subject_names = pd.factorize(faces["identity"].astype(str))
+    first_row = pd.Series(np.arange(len(groups))).groupby(groups).first()
+    t_subject = subject_codes[first_row.reindex(gids).to_numpy(np.int64)].astype(np.int64)
+    pos_a = np.searchsorted(gids, a)
+    pos_b = np.searchsorted(gids, b)
+    pq = combine_pair_quality(tq[pos_a], tq[pos_b], pair_quality_mode) if quality is not None \
+        else np.full(a.shape[0], np.nan)
+    data = PairData(
+        scores=np.asarray(scores, dtype=np.float32),
+        labels=pairs["label"].to_numpy(np.int8)[present],
+        folds=pairs["fold"].to_numpy(np.int64)[present],
+        quality=pq,
+        a=a, b=b, subject_a=t_subject[pos_a], subject_b=t_subject[pos_b],
+    )
+    templates = {"template_ids": gids, "template_quality": tq, "template_subject": t_subject,
+                 "subjects": np.asarray(subject_names, dtype=str)}
+    return data, templates, int((~present).sum())
+
+
+def measure(data: PairData, keys, options: MetricOptions) -> dict[str, Any]:
+    """Every declared metric of ``keys`` on ``data``: ``{key: value}`` (a value may say it is unavailable)."""
+    return {key: get_metric(key).measure(data, options) for key in keys}
+
+
+# ------------------------------------------------------------------------------------------------ run
+def score(method: Any, who: str, source: FaceSource, qcache: ArrayCache, options: EvalOptions,
+          pool: ThreadPoolExecutor, skipped: dict[int, Skipped], embed_all=None) -> tuple[np.ndarray, dict]:
+    """Quality of every image (NaN where skipped). ``embed_all``: for a method on the run's own FR features
+    (``score_embeddings``), a function returning every image's embedding from the embedding cache."""
+    from .faces.pipeline import to_input
+
+    n = len(source.paths)
+    counts = {"images_scored_new": 0, "images_embedded_for_quality": 0}
+    if embed_all is not None:
+        emb_all, new = embed_all()
+        counts["images_scored_new"] = new
+        quality = np.full(n, np.nan, dtype=np.float32)
+        ok = np.flatnonzero(np.isfinite(emb_all).all(axis=1))
+        counts["images_embedded_for_quality"] = int(ok.size)
+        if ok.size:
+            out = call_adapter(who, method.score_embeddings, emb_all[ok])
+            quality[ok] = check_scores(out, ok.size, who)
+        return quality, counts
+
+    def compute(batch_faces: list) -> np.ndarray:
+        out = call_adapter(who, method.score, to_input(batch_faces, method.card.input),
+                           f" (first image of the batch: {batch_faces[0].path})")
+        return check_scores(out, len(batch_faces), who)[:, None]
+
+    values, new = per_image_stage("quality", np.arange(n), source, qcache, 1, compute, pool, skipped,
+                                  options.batch_size, options.progress)
+    counts["images_scored_new"] = new
+    return values[:, 0], counts
+
+
+def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalOptions, *,
+             backbone_name: str = "backbone", method_name: str = "method", method_cache_identity: str | None = None,
+             dataset_id: str | None = None) -> Evaluation:
+    """Run one evaluation of ``method`` (None: no quality method) with ``backbone`` on ``bench``.
+
+    The method scores every image whenever it is given (single-image protocols too: EDC needs the quality of
+    every comparison); selection needs it when templates have several images. Caches are keyed by the producers'
+    identities (``method_cache_identity`` overrides the method's, e.g. to include its options) and the dataset."""
+    from .faces.pipeline import to_input
+
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    faces = bench.faces
+    n = len(faces)
+    groups = faces["group"].to_numpy(np.int64)
+    if dataset_id is None:
+        dataset_id = f"{bench.name}-{bench.fingerprint()['faces_sha256'][:16]}"
+    source = FaceSource(bench, options.detector, options.on_bad_image, options.on_no_face, options.workers,
+                        **_source_options(options))
+    skipped: dict[int, Skipped] = {}
+    who_b = f"backbone {backbone_name!r}"
+    ecache = ArrayCache.for_producer("embeddings", backbone.identity(), dataset_id, backbone.card.embedding_dim)
+    quality = None
+    counts_q = {"images_scored_new": 0, "images_embedded_for_quality": 0}
+
+    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+
+        def embed_fn(batch_faces: list) -> np.ndarray:
+            out = call_adapter(who_b, backbone.embed, to_input(batch_faces, backbone.card.input),
+                               f" (first image of the batch: {batch_faces[0].path})")
+            return check_embeddings(out, len(batch_faces), backbone.card.embedding_dim, who_b)
+
+        def embed_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
+            return per_image_stage("embed", rows, source, ecache, backbone.card.embedding_dim, embed_fn, pool,
+                                   skipped, options.batch_size, options.progress)
+
+        if method is not None:
+            who = f"quality method {method_name!r}"
+            qcache = ArrayCache.for_producer("quality", method_cache_identity or method.identity(), dataset_id, 1)
+            t = time.perf_counter()
+            embed_all = (lambda: embed_rows(np.arange(n))) if scores_run_embeddings(method, backbone) else None
+            quality, counts_q = score(method, who, source, qcache, options, pool, skipped, embed_all)
+            timings["quality_s"] = time.perf_counter() - t
+
+        available = np.ones(n, dtype=bool)
+        available[list(skipped)] = False
+        if quality is not None:
+            available &= np.isfinite(quality)
+        kept = select(groups, np.nan_to_num(quality, nan=-np.inf) if quality is not None else np.zeros(n),
+                      available, options.selection, options.k)
+        t = time.perf_counter()
+        emb, n_embedded_new = embed_rows(kept)
+        timings["embed_s"] = time.perf_counter() - t
+
+    ok = np.isfinite(emb).all(axis=1)
+    rows_ok, emb = kept[ok], emb[ok]
+    t = time.perf_counter()
+    data, templates, dropped = compare(bench, rows_ok, emb, quality, options.selection,
+                                       options.metric_options.pair_quality)
+    timings["pair_scores_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    metrics = measure(data, bench.metrics, options.metric_options)
+    timings["metrics_s"] = time.perf_counter() - t
+
+    reasons: dict[str, int] = {}
+    for s in skipped.values():
+        reasons[s.reason] = reasons.get(s.reason, 0) + 1
+    counts = {
+        "images": n,
+        "templates": int(len(np.unique(groups))),
+        "pairs": int(len(bench.pairs)),
+        "pairs_scored": int(data.scores.shape[0]),
+        "pairs_dropped": dropped,
+        "genuine": data.n_genuine,
+        "impostor": data.n_impostor,
+        "subjects": int(np.unique(np.r_[data.subject_a, data.subject_b]).size) if data.scores.shape[0] else 0,
+        "images_scored": int(np.isfinite(quality).sum()) if quality is not None else 0,
+        **counts_q,
+        "images_embedded": int(len(rows_ok)),
+        "images_embedded_new": int(n_embedded_new),
+        "fallback_landmarks": len(source.fallback_rows),
+        "skipped": len(skipped),
+        "skipped_reasons": reasons,
+        "skipped_files": [s.path for s in sorted(skipped.values(), key=lambda s: s.row)][:100],
+    }
+    counts.update(_source_counts(source, ecache))
+    image_quality = quality.astype(np.float32) if quality is not None else np.full(n, np.nan, np.float32)
+    raw = {
+        "pair_a": data.a, "pair_b": data.b, "pair_scores": data.scores, "pair_labels": data.labels,
+        "pair_folds": data.folds, "pair_quality": data.quality,
+        **templates,
+        "kept_rows": rows_ok.astype(np.int64), "kept_group": groups[rows_ok],
+        "kept_quality": image_quality[rows_ok], "kept_paths": faces["path"].astype(str).to_numpy()[rows_ok],
+        "image_quality": image_quality, "image_group": groups,
+    }
+    timings["evaluate_s"] = time.perf_counter() - t0
+    return Evaluation(metrics=metrics, counts=counts, timings=timings, pairs=data, raw=raw,
+                      detector=source.detector_identity(), method_ran=quality is not None)
+
+
+def _source_options(options: EvalOptions) -> dict:
+    """Keyword options FaceSource takes (path containment, size cap), where this version of it has them."""
+    import inspect
+
+    params = inspect.signature(FaceSource.__init__).parameters
+    wanted = {"follow_symlinks": options.follow_symlinks, "max_image_bytes": options.max_image_bytes}
+    return {k: v for k, v in wanted.items() if k in params}
+
+
+def _source_counts(source: FaceSource, *caches: ArrayCache) -> dict:
+    """Counts the face source and caches keep of what they rejected (bad landmarks, cache shards)."""
+    out = {}
+    for name in ("rejected_landmarks",):
+        value = getattr(source, name, None)
+        if isinstance(value, (set, dict, list)):
+            out[name] = len(value)
+        elif isinstance(value, int):
+            out[name] = value
+    shards = [getattr(c, "rejected_shards", None) for c in caches]
+    shards = [s for s in shards if isinstance(s, int)]
+    if shards:
+        out["cache_shards_rejected"] = int(sum(shards))
+    return out
+
+
+def pairdata_from_raw(raw) -> PairData:
+    """The :class:`PairData` a results file's ``.npz`` holds (what ``rescore`` and the bootstrap read)."""
+    t_ids = raw["template_ids"]
+    t_subject = raw["template_subject"]
+    a, b = raw["pair_a"], raw["pair_b"]
+    return PairData(scores=raw["pair_scores"], labels=raw["pair_labels"], folds=raw["pair_folds"],
+                    quality=raw["pair_quality"], a=a, b=b,
+                    subject_a=t_subject[np.searchsorted(t_ids, a)], subject_b=t_subject[np.searchsorted(t_ids, b)])

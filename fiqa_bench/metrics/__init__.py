@@ -1,0 +1,34 @@
+"""Metrics: a functional API (plain numpy in, plain numbers out) and the declared metrics built on it.
+
+* :mod:`.verification`: ROC, TPR@FPR (conservative and insightface's nearest reading), k-fold accuracy;
+* :mod:`.edc`: the error-versus-discard characteristic (ISO/IEC 29794-1) and its pAUC;
+* :mod:`.base`: :class:`Metric` declarations and :class:`PairData`, what they are computed from. Each declared
+  metric lives in its own module of this package (``tpr_at_fpr``, ``accuracy``, ``edc_fnm``, ...), found by its key;
+  a protocol kind lists the keys it supports (:data:`fiqa_bench.benchmark.METRICS_BY_KIND`).
+"""
+
+from .verification import (
+    DEFAULT_FPR_TARGETS,
+    FPR_TARGETS,
+    TPR_MODES,
+    fpr_key,
+    kfold_accuracy,
+    reported_fpr_targets,
+    roc,
+    tpr_at_fpr,
+    tpr_at_fpr_detailed,
+    verification_accuracy_at,
+)
+
+__all__ = [
+    "DEFAULT_FPR_TARGETS",
+    "FPR_TARGETS",
+    "TPR_MODES",
+    "fpr_key",
+    "kfold_accuracy",
+    "reported_fpr_targets",
+    "roc",
+    "tpr_at_fpr",
+    "tpr_at_fpr_detailed",
+    "verification_accuracy_at",
+]

@@ -1,0 +1,24 @@
+"""k-fold verification accuracy (LFW / YTF, the paper's Table 5)."""
+
+from __future__ import annotations
+
+from .base import Metric, MetricOptions, PairData
+from .verification import kfold_accuracy
+
+
+def _compute(data: PairData, options: MetricOptions) -> dict:
+    acc = kfold_accuracy(data.scores, data.labels, data.folds)
+    return {"mean": acc["mean"], "std": acc["std"], "folds": acc["folds"], "thresholds": acc["thresholds"]}
+
+
+def _columns(value: dict) -> list:
+    return [("", value.get("mean"))]
+
+
+METRIC = Metric(
+    label="accuracy", joiner="",
+    key="accuracy", title="Accuracy (%)", needs=frozenset({"scores", "labels", "folds"}), higher_is_better=True,
+    compute=_compute, columns=_columns,
+    description="k-fold accuracy: threshold chosen on k-1 folds, applied to the held-out fold; mean and "
+                "population std over folds",
+)

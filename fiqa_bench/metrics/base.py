@@ -1,0 +1,141 @@
+"""Declared metrics: what a metric needs, how it is computed, formatted and compared — declared once.
+
+A metric is a :class:`Metric` object in a module of this package named after its key (``fiqa_bench.metrics.edc_fnm``
+holds ``METRIC``). The runner, the CLI summary, ``rescore`` and the report loop over the keys a protocol kind
+lists (:data:`fiqa_bench.benchmark.METRICS_BY_KIND`) instead of branching on names, so a new metric is one new
+module plus one line in that list. Every metric is computed from :class:`PairData` alone — the arrays kept in the
+``.npz`` beside each results file — so any number can be recomputed and checked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["Metric", "MetricOptions", "PairData", "get_metric", "Column"]
+
+_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class MetricOptions:
+    """Settings that change metric values (all recorded in the results file's config)."""
+
+    fpr_reading: str = "conservative"
+    pair_quality: str = "min"
+    fnm_start: float = 0.05
+    fm_start: float = 1e-3
+    rethreshold_fmr: float = 1e-3
+
+
+@dataclass
+class PairData:
+    """The comparisons a run measured: one entry per scored pair.
+
+    ``scores`` (float32 cosine), ``labels`` (1 genuine, 0 impostor), ``folds`` (k-fold protocols; -1 otherwise),
+    ``quality`` (the pair quality EDC uses, from the qualities of the two sides' kept images; NaN when the run had
+    no quality method), ``a``/``b`` the two sides' group ids and ``subject_a``/``subject_b`` their subjects
+    (integer codes: what a bootstrap over identities resamples)."""
+
+    scores: np.ndarray
+    labels: np.ndarray
+    folds: np.ndarray
+    quality: np.ndarray
+    a: np.ndarray | None = None
+    b: np.ndarray | None = None
+    subject_a: np.ndarray | None = None
+    subject_b: np.ndarray | None = None
+
+    @property
+    def n_genuine(self) -> int:
+        return int((self.labels == 1).sum())
+
+    @property
+    def n_impostor(self) -> int:
+        return int((self.labels == 0).sum())
+
+    @property
+    def has_quality(self) -> bool:
+        return self.quality.shape[0] > 0 and bool(np.isfinite(self.quality).all())
+
+
+Column = tuple[str, Any]  # (column title, headline value: a number or None)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric, declared.
+
+    * ``key``: its key under ``metrics`` in the results file and its module name;
+    * ``needs``: what of :class:`PairData` it reads (``scores``, ``labels``, ``folds``, ``quality``); a run whose data
+      lacks one gets ``None`` with ``unavailable`` as the reason;
+    * ``compute(data, options) -> dict``: the value recorded in the results file (JSON-ready);
+    * ``columns(value) -> [(short name, number or None)]``: the headline numbers of a table/summary, in display
+      order; a column's full title is ``label + joiner + short name`` (``TPR@FPR=1e-3``, ``FNM-EDC pAUC@0.20``);
+    * ``higher_is_better``: the direction of every headline number;
+    * ``scale``/``digits``: how a headline number is shown (100 and 2: percent).
+    """
+
+    key: str
+    title: str
+    label: str
+    needs: frozenset
+    higher_is_better: bool
+    compute: Callable[[PairData, MetricOptions], dict]
+    columns: Callable[[dict], list]
+    scale: float = 100.0
+    digits: int = 2
+    unit: str = "%"
+    description: str = ""
+    joiner: str = "@"
+    tags: tuple = field(default_factory=tuple)
+
+    def headline(self, value: dict) -> list:
+        """[(full column title, number or None)] of a recorded value (empty when unavailable)."""
+        if not isinstance(value, dict) or "unavailable" in value:
+            return []
+        return [(f"{self.label}{self.joiner}{short}", v) for short, v in self.columns(value)]
+
+    def __post_init__(self) -> None:
+        if not _KEY.match(self.key):
+            raise ValueError(f"metric key {self.key!r} must be lower-case snake case")
+
+    def unavailable(self, data: PairData) -> str | None:
+        """Why this metric cannot be computed on ``data`` (None when it can)."""
+        if "quality" in self.needs and not data.has_quality:
+            return "no quality method in this run (EDC needs a quality score per comparison)"
+        if "folds" in self.needs and not (data.folds.shape[0] and (data.folds >= 0).all()):
+            return "not a k-fold protocol"
+        if "labels" in self.needs and (data.n_genuine == 0 or data.n_impostor == 0):
+            return f"needs genuine and impostor pairs ({data.n_genuine} genuine, {data.n_impostor} impostor)"
+        return None
+
+    def measure(self, data: PairData, options: MetricOptions) -> dict:
+        """The recorded value, or ``{"value": None, "reason": ...}`` when the data cannot give it."""
+        why = self.unavailable(data)
+        if why is not None:
+            return {"unavailable": why}
+        return self.compute(data, options)
+
+    def format(self, value: Any) -> str:
+        if value is None:
+            return "—"
+        return f"{self.scale * float(value):.{self.digits}f}"
+
+
+def get_metric(key: str) -> Metric:
+    """The declared metric of ``key`` (module ``fiqa_bench.metrics.<key>``, attribute ``METRIC``)."""
+    if not _KEY.match(str(key)):
+        raise KeyError(f"not a metric key: {key!r}")
+    try:
+        module = importlib.import_module(f"fiqa_bench.metrics.{key}")
+    except ModuleNotFoundError as exc:
+        raise KeyError(f"no metric {key!r} (no module fiqa_bench.metrics.{key})") from exc
+    metric = getattr(module, "METRIC", None)
+    if not isinstance(metric, Metric) or metric.key != key:
+        raise KeyError(f"fiqa_bench.metrics.{key} does not declare METRIC with key {key!r}")
+    return metric

@@ -1,0 +1,235 @@
+"""The error-versus-discard characteristic (EDC, ISO/IEC 29794-1:2024) and its partial area (pAUC).
+
+A quality method is useful when discarding the comparisons of its lowest-quality samples removes errors faster
+than it removes comparisons. The EDC plots the error that remains against the fraction of comparisons discarded.
+Defined here as ISO/IEC 29794-1 and the reference code of Schlett et al. ("Considerations on the evaluation of
+biometric quality assessment algorithms", IEEE T-BIOM 2023; dasec/quality-assessment-evaluation ``edc.py``) do
+(written anew here):
+
+* pairwise quality = the **min** of the two samples' qualities (``mean`` and ``product`` as options);
+* the comparison threshold is fixed **once, before any discard**: for the FNM-EDC (mated comparisons only) the
+  ``start_error`` quantile of the mated scores (``numpy.quantile``, linear interpolation), for the FM-EDC
+  (non-mated comparisons only) the ``1 - start_error`` quantile of the non-mated scores;
+* an error is a mated score ``< threshold`` (false non-match) or a non-mated score ``>= threshold`` (false match);
+* comparisons are discarded in ascending pair quality, **ties together** (every discard point is a boundary
+  between two distinct pair qualities); error = errors remaining / comparisons remaining; the curve ends at the
+  point (1, 0) (everything discarded);
+* pAUC: the area under the step function up to a discard-fraction limit (0.20 and 0.30 here), reported raw and
+  minus the area under the theoretical best curve ``max(0, e0 - d)`` (errors discarded first), ``e0`` the error at
+  no discard.
+
+The **re-threshold** variant used by CR-FIQA and MagFace papers ("ERC", FNMR at a fixed FMR) recomputes the
+threshold at every discard step: see :func:`rethreshold_edc`. It answers another question (how good the remaining
+comparisons are at their own operating point) and gives other numbers: results label it separately.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+PAIR_QUALITY_MODES = ("min", "mean", "product")
+EDC_ERRORS = ("fnm", "fm")
+PAUC_LIMITS = (0.20, 0.30)
+pair_quality_note = ("pair quality: min of the two sides' qualities by default (mean, product: options); on template "
+                     "protocols a side's quality is that of the image(s) kept for it (top1: the kept image; topk: "
+                     "the mean of the k kept; weighted and all: the best image of the template)")
+
+__all__ = [
+    "EDCCurve",
+    "PAIR_QUALITY_MODES",
+    "PAUC_LIMITS",
+    "edc",
+    "edc_threshold",
+    "pair_quality",
+    "pauc",
+    "rethreshold_edc",
+    "theoretical_best_area",
+]
+
+
+@dataclass(frozen=True)
+class EDCCurve:
+    """One EDC: ``discard_fractions`` ascending from 0 and ``error_fractions`` at each (the last point is (1, 0));
+    ``threshold`` the comparison threshold (None for the re-threshold variant), ``comparisons`` the count."""
+
+    discard_fractions: np.ndarray
+    error_fractions: np.ndarray
+    threshold: float | None
+    comparisons: int
+    kind: str
+
+    @property
+    def start_error(self) -> float:
+        return float(self.error_fractions[0])
+
+
+def pair_quality(quality_a, quality_b, mode: str = "min") -> np.ndarray:
+    """The quality of a comparison from its two samples' qualities (float64)."""
+    a = np.asarray(quality_a, dtype=np.float64)
+    b = np.asarray(quality_b, dtype=np.float64)
+    if mode == "min":
+        return np.minimum(a, b)
+    if mode == "mean":
+        return (a + b) / 2.0
+    if mode == "product":
+        return a * b
+    raise ValueError(f"pair quality mode must be one of {PAIR_QUALITY_MODES}, got {mode!r}")
+
+
+def _check(scores, quality) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores)
+    q = np.asarray(quality)
+    if s.ndim != 1 or q.shape != s.shape:
+        raise ValueError(f"scores and pair qualities must be 1-d of one length, got {s.shape} and {q.shape}")
+    if s.shape[0] == 0:
+        raise ValueError("an EDC needs at least one comparison")
+    if not (np.isfinite(s).all() and np.isfinite(q).all()):
+        raise ValueError("scores and pair qualities must be finite")
+    return s, q
+
+
+def edc_threshold(scores, start_error: float, error: str) -> float:
+    """The fixed comparison threshold: ``np.quantile`` of the class's scores at ``start_error`` (FNM) or
+    ``1 - start_error`` (FM)."""
+    if error not in EDC_ERRORS:
+        raise ValueError(f"error must be one of {EDC_ERRORS}, got {error!r}")
+    if not 0.0 <= start_error <= 1.0:
+        raise ValueError(f"start_error must lie in [0, 1], got {start_error!r}")
+    s = np.asarray(scores, dtype=np.float64)
+    return float(np.quantile(s, start_error if error == "fnm" else 1.0 - start_error))
+
+
+def _quality_codes(q: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense ascending rank (0..U-1) of every pair quality, without sorting all pairs: hash the values, sort the
+    few distinct ones (pair qualities take at most as many values as there are templates)."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(q, sort=True)
+    return codes.astype(np.int64, copy=False), int(len(uniques))
+
+
+def edc(scores, quality, error: str = "fnm", start_error: float | None = 0.05,
+        threshold: float | None = None) -> EDCCurve:
+    """The EDC of one class of comparisons (``fnm``: mated scores, ``fm``: non-mated scores) and their pair
+    qualities. Give ``start_error`` (the threshold is then :func:`edc_threshold`) or an explicit ``threshold``."""
+    s, q = _check(scores, quality)
+    if error not in EDC_ERRORS:
+        raise ValueError(f"error must be one of {EDC_ERRORS}, got {error!r}")
+    if threshold is None:
+        if start_error is None:
+            raise ValueError("give start_error or threshold")
+        threshold = edc_threshold(s, start_error, error)
+    threshold = float(threshold)
+    wrong = s < threshold if error == "fnm" else s >= threshold
+    codes, n_levels = _quality_codes(q)
+    n = s.shape[0]
+    per_level = np.bincount(codes, minlength=n_levels)
+    errors_per_level = np.bincount(codes[wrong], minlength=n_levels)
+    # discard point j: every comparison of the j lowest quality levels is gone
+    discard_counts = np.r_[0, np.cumsum(per_level)[:-1]]
+    errors_left = int(wrong.sum()) - np.r_[0, np.cumsum(errors_per_level)[:-1]]
+    remaining = n - discard_counts
+    error_fractions = errors_left / remaining
+    discard_fractions = discard_counts / n
+    return EDCCurve(np.r_[discard_fractions, 1.0], np.r_[error_fractions, 0.0], threshold, n, error)
+
+
+def pauc(curve: EDCCurve, limit: float) -> float:
+    """Area under the EDC's step function (each error fraction held until the next discard point) from 0 to
+    ``limit``."""
+    if not 0.0 <= limit <= 1.0:
+        raise ValueError(f"the pAUC limit must lie in [0, 1], got {limit!r}")
+    d = curve.discard_fractions
+    e = curve.error_fractions
+    if limit == 0.0:
+        return 0.0
+    right = np.minimum(np.r_[d[1:], 1.0], limit)
+    widths = np.clip(right - d, 0.0, None)
+    widths[d >= limit] = 0.0
+    return float(np.sum(e * widths))
+
+
+def theoretical_best_area(start_error: float, limit: float) -> float:
+    """Area under ``max(0, e0 - d)`` from 0 to ``limit``: the EDC of a quality method that discards the errors
+    first (the line the reference code subtracts)."""
+    e0 = float(start_error)
+    area = e0 * e0 / 2.0
+    if limit < e0:
+        area -= (e0 - limit) ** 2 / 2.0
+    return area
+
+
+def rethreshold_edc(genuine_scores, genuine_quality, impostor_scores, impostor_quality, fmr: float = 1e-3,
+                    fractions=None) -> EDCCurve:
+    """The re-threshold variant (CR-FIQA / MagFace "ERC"): FNMR at FMR ``fmr`` with the threshold recomputed on the
+    comparisons that remain at every discard step.
+
+    Genuine and impostor comparisons are discarded together in ascending pair quality (ties together): at each
+    fraction ``f`` of ``fractions`` (default 0, 0.01, ..., 0.50 of all comparisons), every comparison whose pair
+    quality is below the quality at rank ``ceil(f * N)`` is gone. The threshold then rejects the
+    ``floor(fmr * impostors left) + 1``-th highest remaining impostor score and everything at or below it (so
+    FMR <= ``fmr``, the conservative reading), and the error is the fraction of remaining genuine comparisons
+    rejected. The curve's last point is (1, 0); its x values are the fractions actually discarded.
+    """
+    gs, gq = _check(genuine_scores, genuine_quality)
+    is_, iq = _check(impostor_scores, impostor_quality)
+    if fractions is None:
+        fractions = np.round(np.arange(0, 51) / 100.0, 2)
+    fractions = np.asarray(fractions, dtype=np.float64)
+    q_all = np.r_[gq.astype(np.float64), iq.astype(np.float64)]
+    n = q_all.shape[0]
+    codes, n_levels = _quality_codes(q_all)
+    per_level = np.bincount(codes, minlength=n_levels)
+    below = np.r_[0, np.cumsum(per_level)]  # comparisons in the levels below level j
+    g_codes = codes[: gs.shape[0]]
+    i_codes = codes[gs.shape[0]:]
+    n_imp = is_.shape[0]
+    # candidates for the threshold: the highest impostor scores (a threshold at FMR <= fmr lies among them unless
+    # the discard removed most of them; then the whole remaining set is searched)
+    m = min(n_imp, 8 * int(math.floor(fmr * n_imp)) + 1024)
+    top = np.argpartition(-is_, m - 1)[:m] if m < n_imp else np.arange(n_imp)
+    top = top[np.argsort(-is_[top], kind="stable")]
+    top_scores = is_[top].astype(np.float64)
+    top_codes = i_codes[top]
+    d_out, e_out = [], []
+    last_level = -1
+    for f in fractions:
+        want = int(math.ceil(f * n - 1e-9))
+        level = int(np.searchsorted(below, want, side="left"))  # first level whose start discards >= want
+        if level >= n_levels or level == last_level:
+            continue
+        last_level = level
+        g_keep = g_codes >= level
+        n_g = int(g_keep.sum())
+        n_i = int((i_codes >= level).sum())
+        if n_g == 0:
+            continue
+        k = int(math.floor(fmr * n_i * (1.0 + 1e-12)))  # allowed false matches
+        if k >= n_i:
+            tau = -np.inf
+        else:
+            kept_top = top_scores[top_codes >= level]
+            if kept_top.shape[0] > k:
+                tau = float(kept_top[k])
+            else:
+                rest = is_[i_codes >= level].astype(np.float64)
+                tau = float(np.partition(rest, n_i - 1 - k)[n_i - 1 - k])
+        rejected = int((gs[g_keep] <= tau).sum())
+        d_out.append(below[level] / n)
+        e_out.append(rejected / n_g)
+    return EDCCurve(np.r_[d_out, 1.0], np.r_[e_out, 0.0], None, n, "fnm-rethreshold")
+
+
+def summary(curve: EDCCurve, limits=PAUC_LIMITS, subtract_best: bool = True) -> dict:
+    """What a results file records of an EDC: pAUC at each limit (raw and, for fixed-threshold EDCs, minus the
+    theoretical best), the error at no discard, the threshold and the comparison count."""
+    raw = {f"{limit:.2f}": pauc(curve, limit) for limit in limits}
+    out = {"pauc": raw}
+    if subtract_best:
+        out["pauc_minus_best"] = {k: v - theoretical_best_area(curve.start_error, float(k)) for k, v in raw.items()}
+    out.update({"start_error": curve.start_error, "threshold": curve.threshold, "comparisons": curve.comparisons,
+                "points": int(curve.discard_fractions.shape[0])})
+    return out

@@ -1,0 +1,30 @@
+"""Re-threshold EDC (CR-FIQA / MagFace "ERC"): FNMR at FMR 1e-3, the threshold recomputed at every discard step."""
+
+from __future__ import annotations
+
+from .base import Metric, MetricOptions, PairData
+from .edc import pair_quality_note, rethreshold_edc, summary
+
+
+def _compute(data: PairData, options: MetricOptions) -> dict:
+    mated = data.labels == 1
+    curve = rethreshold_edc(data.scores[mated], data.quality[mated], data.scores[~mated], data.quality[~mated],
+                            fmr=options.rethreshold_fmr)
+    out = summary(curve, subtract_best=False)
+    return {**out, "fmr": options.rethreshold_fmr, "pair_quality": options.pair_quality,
+            "grid": "discard fractions 0, 0.01, ..., 0.50 of all comparisons (ties together)",
+            "note": pair_quality_note}
+
+
+def _columns(value: dict) -> list:
+    p = value.get("pauc") or {}
+    return list(p.items())
+
+
+METRIC = Metric(
+    label="ERC pAUC", joiner="@",
+    key="edc_fnm_rethreshold", title="Re-threshold EDC pAUC", needs=frozenset({"scores", "labels", "quality"}),
+    higher_is_better=False, compute=_compute, columns=_columns, scale=1.0, digits=4, unit="",
+    description="FNMR at FMR 1e-3 with the threshold recomputed on the remaining comparisons after each discard "
+                "step (the variant of CR-FIQA and MagFace papers); not the ISO EDC",
+)

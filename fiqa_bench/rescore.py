@@ -1,0 +1,53 @@
+"""``rescore``: every metric of a results file recomputed from its ``.npz`` alone, and compared with the file."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from .evaluation import measure, pairdata_from_raw
+from .metrics.base import MetricOptions
+from .results import load_record, read_raw
+
+
+def metric_options(config: dict) -> MetricOptions:
+    """The metric settings a results file's config records."""
+    defaults = MetricOptions()
+    return MetricOptions(
+        fpr_reading=config.get("fpr_reading", defaults.fpr_reading),
+        pair_quality=config.get("pair_quality", defaults.pair_quality),
+        fnm_start=config.get("fnm_start", defaults.fnm_start),
+        fm_start=config.get("fm_start", defaults.fm_start),
+        rethreshold_fmr=config.get("rethreshold_fmr", defaults.rethreshold_fmr),
+    )
+
+
+def _diff(path: str, a: Any, b: Any, out: list[str]) -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if k not in a or k not in b:
+                out.append(f"{path}.{k}: only in {'the file' if k in a else 'the recomputation'}")
+            else:
+                _diff(f"{path}.{k}", a[k], b[k], out)
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            _diff(f"{path}[{i}]", x, y, out)
+    elif isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return
+    elif a != b:
+        out.append(f"{path}: file {a!r}, recomputed {b!r}")
+
+
+def rescore(results_path: str | Path) -> list[str]:
+    """Differences between the metrics a results file records and those recomputed from its raw data (empty
+    when every value agrees exactly, after the same JSON round trip)."""
+    record = load_record(results_path)
+    raw = read_raw(results_path, record)
+    data = pairdata_from_raw(raw)
+    keys = record.protocol.get("metrics") or list(record.metrics)
+    again = json.loads(json.dumps(measure(data, keys, metric_options(record.config)), allow_nan=False))
+    out: list[str] = []
+    _diff("metrics", {k: record.metrics.get(k) for k in keys}, again, out)
+    return out
