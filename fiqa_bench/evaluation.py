@@ -243,6 +243,7 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
     who_b = f"backbone {backbone_name!r}"
     ecache = ArrayCache.for_producer("embeddings", backbone.identity(), dataset_id, backbone.card.embedding_dim)
     quality = None
+    qcache = None
     counts_q = {"images_scored_new": 0, "images_embedded_for_quality": 0}
 
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
@@ -305,7 +306,7 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
         "skipped_reasons": reasons,
         "skipped_files": [s.path for s in sorted(skipped.values(), key=lambda s: s.row)][:100],
     }
-    counts.update(_source_counts(source, ecache))
+    counts.update(_source_counts(source, ecache, qcache))
     image_quality = quality.astype(np.float32) if quality is not None else np.full(n, np.nan, np.float32)
     raw = {
         "pair_a": data.a, "pair_b": data.b, "pair_scores": data.scores, "pair_labels": data.labels,
@@ -329,19 +330,18 @@ def _source_options(options: EvalOptions) -> dict:
     return {k: v for k, v in wanted.items() if k in params}
 
 
-def _source_counts(source: FaceSource, *caches: ArrayCache) -> dict:
-    """Counts the face source and caches keep of what they rejected (bad landmarks, cache shards)."""
-    out = {}
-    for name in ("rejected_landmarks",):
-        value = getattr(source, name, None)
-        if isinstance(value, (set, dict, list)):
-            out[name] = len(value)
-        elif isinstance(value, int):
-            out[name] = value
-    shards = [getattr(c, "rejected_shards", None) for c in caches]
-    shards = [s for s in shards if isinstance(s, int)]
-    if shards:
-        out["cache_shards_rejected"] = int(sum(shards))
+def _source_counts(source: FaceSource, *caches: ArrayCache | None) -> dict:
+    """What the face source and the caches rejected: landmark sets by category, cache shards that failed their
+    checks (recomputed)."""
+    out: dict[str, Any] = {}
+    rejections = getattr(source, "landmark_rejections", None)
+    if callable(rejections):
+        rejections = rejections()
+    if isinstance(rejections, dict):
+        out["landmarks_rejected"] = dict(sorted(rejections.items()))
+    shards = [getattr(c, "rejected_shards", 0) for c in caches if c is not None]
+    shards.append(getattr(source, "rejected_shards", 0))
+    out["cache_shards_rejected"] = int(sum(int(x) for x in shards if isinstance(x, int)))
     return out
 
 

@@ -185,13 +185,21 @@ def raw_path(results_path: str | Path) -> Path:
     return Path(results_path).with_suffix(RAW_SUFFIX)
 
 
+def _plain(values) -> np.ndarray:
+    """An array that loads without pickles: text as fixed-width unicode, never object dtype."""
+    arr = np.asarray(values)
+    if arr.dtype == object:
+        arr = arr.astype(str)
+    return arr
+
+
 def write_raw(path: Path, arrays: Mapping[str, np.ndarray]) -> str:
     """Write the raw arrays (``np.savez``, no pickles) atomically; returns the file's sha256."""
     missing = [k for k in RAW_ARRAYS if k not in arrays]
     if missing:
         raise ValueError(f"raw data lacks {missing}")
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(arrays[k]) for k in RAW_ARRAYS})
+    np.savez(buf, **{k: _plain(arrays[k]) for k in RAW_ARRAYS})
     blob = buf.getvalue()
     with atomic_path(path) as tmp:
         tmp.write_bytes(blob)

@@ -25,7 +25,6 @@ from .metrics.base import MetricOptions
 from .metrics.edc import PAIR_QUALITY_MODES
 from .metrics.verification import TPR_MODES
 from .results import RunRecord, options_digest, suite_info, write_results
-from .stages import call_adapter as _call_adapter  # noqa: F401  (kept for adapters' tests)
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +318,11 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
     if cfg.method is not None:
         mcls = registry.load_class("method", cfg.method)
         check_method_options(cfg.method, method_options, _reserved_options(mcls))
+    from .atomic import check_writable
+    from .paths import cache_dir
+
+    check_writable(cfg.out, "results folder (--out)")  # before any work, not after the whole run
+    check_writable(cache_dir(), "cache folder (FIQA_BENCH_CACHE)")
     protocol = open_protocol(cfg.protocol, cfg.data)
     bench = protocol.load()
     load_s = time.perf_counter() - t0
