@@ -8,8 +8,8 @@ so stale values are never served.
 
 A shard is trusted only after checks on load: it names its producer (the identity the folder stands for) and
 width, carries the sha256 of its keys and values, and its values are finite (detections may hold all-NaN rows:
-no face). A shard that fails any check is not used; it is counted (:attr:`ArrayCache.rejected_shards`), removed
-where possible, and its values are recomputed like missing ones. Finished work is written at least every
+no face). A shard that fails any check is not used; it is counted (:attr:`ArrayCache.rejected_shards`), set
+aside as ``rejected-shard-*.npz``, and its values are recomputed like missing ones. Finished work is written at least every
 ``FLUSH_EVERY`` values or ``FLUSH_SECONDS`` seconds, so a kill loses little; the shards a run wrote are merged
 into one when its stage ends (:meth:`ArrayCache.consolidate`), so many resumed runs do not leave many files.
 """
@@ -90,13 +90,16 @@ class ArrayCache:
         return cls(folder, width, producer=f"{kind}|{producer_identity}|{dataset}", nan_rows=kind == "detections")
 
     # -- loading ---------------------------------------------------------------------------------
-    def _reject(self, shard: Path, reason: str) -> None:
+    def _reject(self, shard: Path, reason: str, set_aside: bool = True) -> None:
+        """Count a shard that is not used; set it aside (``rejected-*``, kept for inspection) so the next run
+        neither trusts nor counts it again, its values being recomputed into a new shard."""
         self.rejected_shards += 1
         self.rejected_reasons[shard.name] = reason
-        try:
-            shard.unlink()  # recomputed values go to a new shard; a bad one would be rejected again each run
-        except OSError:
-            pass
+        if set_aside:
+            try:
+                shard.rename(shard.with_name("rejected-" + shard.name))
+            except OSError:
+                pass
 
     def _check(self, keys: np.ndarray, vals: np.ndarray, meta: dict) -> str | None:
         """Why a shard's content cannot be trusted, or None."""
@@ -132,7 +135,11 @@ class ArrayCache:
             except Exception as exc:  # noqa: BLE001 - a shard that cannot be read is not used (and recomputed)
                 self._reject(shard, f"unreadable: {type(exc).__name__}")
                 continue
-            problem = self._check(keys, vals, meta if isinstance(meta, dict) else {})
+            meta = meta if isinstance(meta, dict) else {}
+            if meta.get("width") not in (None, self.width):  # another reader's width: not damage, leave it
+                self._reject(shard, f"width {meta.get('width')}, not {self.width}", set_aside=False)
+                continue
+            problem = self._check(keys, vals, meta)
             if problem is not None:
                 self._reject(shard, problem)
                 continue

@@ -486,7 +486,7 @@ def test_cache_shard_with_nan_and_a_valid_checksum_is_recomputed(bench, mbf, tmp
     rec = succeeds(cli(bench, mbf, tmp_path / "out2"), tmp_path / "out2")
     assert rec["counts"]["images_embedded_new"] == 12
     assert rec["metrics"] == clean["metrics"]
-    assert not shard.exists()  # the rejected shard is gone, its values rewritten
+    assert not shard.exists() and shard.with_name("rejected-" + shard.name).exists()  # set aside, not trusted again
 
 
 def test_cache_shard_that_is_not_a_zip_is_recomputed(bench, mbf, tmp_path, isolated_cache):
