@@ -15,7 +15,7 @@ card asks for):
   (``$FIQA_BENCH_THREADS`` or every core), recorded in the output;
 * **parameters and multiply-adds per image** where the method has a model: networks (``tinyfq``, ``faceqnet``)
   counted from the ONNX file's initializers and graph (:mod:`fiqa_bench.onnx_info`) and cross-checked with
-  :mod:`fiqa_bench.training.nets` / :mod:`fiqa_bench.training.flops` when torch is installed; ``svm``: support
+  :mod:`fiqa_bench.training.nets` / :mod:`fiqa_bench.training.flops` (``FlopCounterMode``) when torch is installed; ``svm``: support
   vectors x embedding width (+ dual coefficients, intercept, gamma) and n_sv x (dim + 1) multiply-adds, with the
   FR embedding it needs costed and timed separately; ``rqs``: its ranking weights and multiply-adds, with the
   hand-crafted feature extractor timed separately (and its FFT work estimated); perceptual methods: "—".
@@ -23,6 +23,8 @@ card asks for):
 For ``tinyfq`` also its throughput in images/s: the model alone (from the timings above) and from the JPEG file
 (decode + detect + align + model, single and batched). With torch installed, the Table 6 networks (``--nets``)
 are built untrained, exported to a temporary ONNX file and timed the same way (costs do not depend on weights).
+The face detectors (YuNet, SCRFD) get their own rows: parameters and multiply-adds from their ONNX graphs at
+640x640, and ms per decoded photo.
 
 Writes ``costs.json`` (schema: :mod:`fiqa_bench.costs`; machine: CPU model, cores, onnxruntime version and
 threads, load average at start, date) and ``costs.md`` into ``--out``. Keep the machine otherwise idle: the load
@@ -211,7 +213,7 @@ def _torch_available() -> bool:
 
 def onnx_network_costs(path: Path, size: int) -> dict:
     """Parameters / multiply-adds of a quality network's ONNX file, cross-checked with nets.py when possible."""
-    from fiqa_bench.training.export import read_metadata
+    from fiqa_bench.onnx_contract import read_metadata
 
     oc = onnx_costs(path, (1, 3, size, size))
     extra = oc["initializer_values"] - oc["parameters"]
@@ -252,7 +254,7 @@ def onnx_network_costs(path: Path, size: int) -> dict:
 
 def rqs_fft_flops() -> int:
     """Estimated real flops of RQS's Gabor and Gist filtering per image (see the row note)."""
-    from fiqa_bench.training import handcrafted as hc
+    from fiqa_bench.features import handcrafted as hc
 
     n_fft = hc._FFT * hc._FFT
     filters = (len(hc.GABOR_FREQUENCIES) + len(hc.GIST_FREQUENCIES)) * hc.ORIENTATIONS
@@ -367,7 +369,7 @@ def svm_costs(method, row: dict, faces: list[Face], args) -> None:
 
 
 def rqs_costs(method, row: dict, inputs: np.ndarray, args) -> None:
-    from fiqa_bench.training.handcrafted import DIMS, features
+    from fiqa_bench.features.handcrafted import DIMS, features
 
     m = method._load()
     groups = list(m["groups"])
@@ -438,6 +440,47 @@ def tinyfq_throughput(row: dict, method, files: list[Path], detector, pad: float
     }
 
 
+# ------------------------------------------------------------------------------------------------ detectors
+#: The detectors every aligned method's input passes through, and the input side their multiply-adds are given at
+#: (SCRFD's fixed 640x640 canvas; YuNet runs at each image's own size, so its count scales with the pixels).
+DETECTORS = ("yunet", "scrfd")
+DETECTOR_INPUT = 640
+
+
+def detector_rows(faces: list[Face], args) -> list[dict]:
+    """Parameters and multiply-adds (ONNX graph at 640x640) and ms per image of each face detector, timed on the
+    decoded photos of ``faces`` (one image per call: detectors take one image)."""
+    rows = []
+    for name in DETECTORS:
+        row: dict[str, Any] = {"name": name, "input_size": DETECTOR_INPUT, "parameters": None, "macs": None,
+                               "ms_single": None, "file": None, "skipped": None, "note": ""}
+        try:
+            detector = make_detector(name)
+            path = Path(detector._weights.path())  # the ONNX file the detector runs (downloaded or local)
+        except Exception as exc:  # noqa: BLE001 - a detector whose weights are missing is a skipped row
+            row["skipped"] = f"{type(exc).__name__}: {exc}"
+            rows.append(row)
+            continue
+        oc = onnx_costs(path, (1, 3, DETECTOR_INPUT, DETECTOR_INPUT))
+        row.update(file=path.name, parameters=oc["parameters"], macs=oc["macs"])
+        row["note"] = (f"{path.name}: {oc['parameters']:,} parameters, multiply-adds at {DETECTOR_INPUT}x"
+                       f"{DETECTOR_INPUT} ({oc['shapes_from']})" if oc["macs"] is not None
+                       else f"multiply-adds not counted: {oc['macs_unavailable']}")
+        if name == "yunet":
+            row["note"] += "; YuNet runs at each image's own size, so its multiply-adds scale with the pixel count"
+        images = [face.image for face in faces]
+        detector.detect(images[0])  # warm-up: loads the model
+        runs = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            for image in images:
+                detector.detect(image)
+            runs.append((time.perf_counter() - t) * 1000.0 / len(images))
+        row["ms_single"] = _median(runs)
+        rows.append(row)
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------ Table 6
 def network_rows(names: list[str], faces: list[Face], args) -> dict:
     if not names:
@@ -447,7 +490,8 @@ def network_rows(names: list[str], faces: list[Face], args) -> dict:
     import torch
 
     from fiqa_bench.backbones.onnx_arcface import make_session
-    from fiqa_bench.training.export import INPUT_NAME, OUTPUT_NAME, export_onnx, preprocess
+    from fiqa_bench.onnx_contract import INPUT_NAME, OUTPUT_NAME, preprocess
+    from fiqa_bench.training.export import export_onnx
     from fiqa_bench.training.flops import count_flops
     from fiqa_bench.training.nets import build_net, count_parameters, net_spec
 
@@ -518,6 +562,8 @@ def run(args) -> dict:
             throughput = tinyfq_throughput(row, method, [Path(f.path) for f in faces], detector, pad, args)
     print("  networks ...", file=sys.stderr, flush=True)
     networks = network_rows(nets, faces, args)
+    print("  detectors ...", file=sys.stderr, flush=True)
+    detectors = detector_rows(faces, args)
     data = {
         "costs_schema_version": 1,
         "machine": machine,
@@ -526,6 +572,7 @@ def run(args) -> dict:
                    "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:])},
         "methods": rows,
         "networks": networks,
+        "detectors": detectors,
     }
     if throughput is not None:
         data["tinyfq_throughput"] = throughput

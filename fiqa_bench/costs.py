@@ -47,11 +47,16 @@ holds the schema's validation and the rendering, so both outputs show the same t
                   "parameters_torch": int | null, # nets.count_parameters of the torch network
                   "initializer_values": int,      # + BN running statistics and constants
                   "macs": int | null,             # per image, from the ONNX graph
-                  "macs_torch": int | null,       # fiqa_bench.training.flops.count_flops
+                  "macs_torch": int | null,       # fiqa_bench.training.flops.count_flops (FlopCounterMode)
                   "norm_outputs": int | null,
                   "ms_single": float, "ms_batch": float,
                   "paper": {"network": str, "input_size": str, "parameters": str, "mflops": float} | null}]
-      }
+      },
+      "detectors": [{                   # optional: the face detectors every aligned input passes through
+        "name": str, "input_size": int,           # multiply-adds are counted at input_size x input_size
+        "file": str | null, "parameters": int | null, "macs": int | null,   # from the ONNX graph
+        "ms_single": float | null,                # ms per decoded photo (median of the repeats)
+        "skipped": str | null, "note": str}]
     }
 
 A malformed file is an error naming it (:class:`fiqa_bench.errors.FiqaBenchError`), never a silently shorter
@@ -196,6 +201,22 @@ def _validate_networks(nets: Any, where: str) -> None:
             _need(paper, "mflops", w + ".paper", _is_num, "a number")
 
 
+def _validate_detectors(rows: Any, where: str) -> None:
+    if not isinstance(rows, list):
+        raise _Bad(f"{where} is not a list")
+    for i, row in enumerate(rows):
+        w = f"{where}[{i}]"
+        if not isinstance(row, dict):
+            raise _Bad(f"{w} is not an object")
+        _need(row, "name", w, lambda v: _str(v) and v != "", "a non-empty string")
+        _need(row, "input_size", w, _positive_int, "a positive integer")
+        for key in ("parameters", "macs"):
+            _nullable(row, key, w, _count, "a non-negative integer or null")
+        _nullable(row, "ms_single", w, _ms, "a positive number of ms or null")
+        for key in ("file", "skipped", "note"):
+            _nullable(row, key, w, _str, "a string or null")
+
+
 def validate_costs(data: Any, where: str = COSTS_FILE) -> dict:
     """``data`` if it follows the schema of the module docstring, else :class:`FiqaBenchError` naming ``where``."""
     try:
@@ -233,6 +254,8 @@ def validate_costs(data: Any, where: str = COSTS_FILE) -> dict:
             _validate_throughput(data["tinyfq_throughput"], "tinyfq_throughput")
         if data.get("networks") is not None:
             _validate_networks(data["networks"], "networks")
+        if data.get("detectors") is not None:
+            _validate_detectors(data["detectors"], "detectors")
     except _Bad as exc:
         raise FiqaBenchError(f"{where}: malformed costs file: {exc}") from None
     return data
@@ -379,6 +402,20 @@ def _network_notes(data: dict) -> list[str]:
     return out
 
 
+DETECTORS_TITLE = "Face detectors (every aligned input passes through one)"
+DETECTORS_HEADER = ["detector", "multiply-adds counted at", "parameters", "M multiply-adds", "ms/image single"]
+
+
+def _detector_rows(data: dict) -> list[list[str]]:
+    return [[r["name"], f"{r['input_size']}x{r['input_size']}", fmt_count(r.get("parameters")),
+             fmt_mmacs(r.get("macs")), fmt_ms(r.get("ms_single"))] for r in data["detectors"]]
+
+
+def _detector_notes(data: dict) -> list[str]:
+    return [f"{r['name']}: " + (f"not measured: {r['skipped']}" if r.get("skipped") else r.get("note") or "")
+            for r in data["detectors"] if r.get("skipped") or r.get("note")]
+
+
 def _throughput_rows(t: dict) -> list[list[str]]:
     return [
         ["model alone (aligned 64x64 crops in memory)", f"{t['model_images_per_s']['single']:,.0f}",
@@ -438,6 +475,10 @@ def costs_markdown(data: dict, level: int = 2) -> str:
             lines += _md_table(TABLE6_HEADER, _table6_rows(data), {2, 3, 4, 5})
             lines.append("")
             lines += [f"- {_md(n)}" for n in _network_notes(data)] + [""]
+    if data.get("detectors"):
+        lines += [f"{h}# {DETECTORS_TITLE}", ""]
+        lines += _md_table(DETECTORS_HEADER, _detector_rows(data), {2, 3, 4})
+        lines += [""] + [f"- {_md(n)}" for n in _detector_notes(data)] + [""]
     return "\n".join(lines)
 
 
@@ -479,5 +520,9 @@ def costs_html(data: dict) -> str:
         if nets["rows"]:
             out += _html_table(TABLE6_HEADER, _table6_rows(data), {2, 3, 4, 5})
             out.append('<ul class="notes">' + "".join(f"<li>{_h(n)}</li>" for n in _network_notes(data)) + "</ul>")
+    if data.get("detectors"):
+        out.append(f"<h3>{_h(DETECTORS_TITLE)}</h3>")
+        out += _html_table(DETECTORS_HEADER, _detector_rows(data), {2, 3, 4})
+        out.append('<ul class="notes">' + "".join(f"<li>{_h(n)}</li>" for n in _detector_notes(data)) + "</ul>")
     out.append("</section>")
     return "\n".join(out)

@@ -3,9 +3,9 @@
 Chen et al., "Face image quality assessment based on learning to rank" (IEEE Signal Processing Letters 22(1),
 2015), learn quality from *orders* rather than values: pairs (better face, worse face) train a linear ranking
 SVM per feature type, and a second ranking stage combines the per-feature scores into one Rank-based Quality
-Score. Our version (trained by :func:`fiqa_bench.training.baselines.train_baseline_rqs`):
+Score. Our version (trained by :func:`fiqa_bench.training.baselines.rqs.train_baseline_rqs`):
 
-* **features** (:mod:`fiqa_bench.training.handcrafted`) on the 112x112 aligned crop: HoG (1296-d), Gabor
+* **features** (:mod:`fiqa_bench.features.handcrafted`) on the 112x112 aligned crop: HoG (1296-d), Gabor
   energy statistics (80-d), Gist (512-d) and uniform LBP histograms (944-d). Chen et al. also used the features
   of a face alignment network (not reproduced);
 * **stage 1**, per feature group ``g``: standardise (training mean and standard deviation), then a linear RankSVM
@@ -34,6 +34,7 @@ import numpy as np
 from fiqa_bench.api import QualityMethod
 from fiqa_bench.cards import InputSpec, MethodCard, Weights
 from fiqa_bench.errors import AdapterError
+from fiqa_bench.quality_net import bundled_weights_path
 
 SIZE = 112
 BUNDLED = "rqs.npz"
@@ -41,15 +42,14 @@ FORMAT = "fiqa-bench-rqs-1"
 
 
 def bundled_weights() -> Path:
-    from importlib.resources import files
-
-    return Path(str(files("fiqa_bench.methods").joinpath("weights", BUNDLED)))
+    """Where the bundled weights live inside the installed package (the file may not exist yet)."""
+    return bundled_weights_path(BUNDLED)
 
 
 def load_model(path: str | os.PathLike) -> dict:
     """Read an RQS ``.npz``: ``groups`` (names), per group ``<g>_mean``, ``<g>_scale``, ``<g>_w``, and ``alpha``
     (the stage-2 weight of each group's score, the spread already divided in)."""
-    from fiqa_bench.training.handcrafted import DIMS
+    from fiqa_bench.features.handcrafted import DIMS
 
     path = Path(path)
     if not path.is_file():
@@ -129,7 +129,7 @@ class RQSQuality(QualityMethod):
         return f"{super().identity()}-sha256-{self._sha256[:16]}"
 
     def score(self, images: Any) -> np.ndarray:
-        from fiqa_bench.training.handcrafted import features
+        from fiqa_bench.features.handcrafted import features
 
         if len(images) == 0:
             return np.zeros(0, np.float32)

@@ -78,10 +78,10 @@ def rbf_decision(x: np.ndarray, support_vectors: np.ndarray, dual_coef: np.ndarr
 
 
 def l2_rows(embeddings: np.ndarray) -> np.ndarray:
-    """Rows divided by their L2 norm (float64); an all-zero row stays zero."""
-    e = np.asarray(embeddings, np.float64)
-    norms = np.linalg.norm(e, axis=1, keepdims=True)
-    return e / np.where(norms > 0, norms, 1.0)
+    """Rows divided by their L2 norm (float64); an all-zero row stays zero (:func:`fiqa_bench.mathutil.l2_normalise`)."""
+    from fiqa_bench.mathutil import l2_normalise
+
+    return l2_normalise(embeddings)
 
 
 def load_model(path: str | os.PathLike) -> dict:

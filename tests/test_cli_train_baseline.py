@@ -1,5 +1,5 @@
 """``fiqa-bench train-baseline``: data -> svm, rqs (and faceqnet with torch) -> evaluate on a tiny real set, through
-the command line, plus the ``python -m fiqa_bench.training.baselines`` alias and the torch-free path."""
+the command line, and the torch-free path."""
 
 from __future__ import annotations
 
@@ -146,13 +146,15 @@ def test_faces_of_an_old_set_are_detected_again_and_checked(baseline_set, tmp_pa
     assert res.exit_code == 2 and "row 5" in res.output and "differs from the stored crop" in res.output
 
 
-def test_module_alias_and_no_torch(baseline_set, tmp_path):
-    """`python -m fiqa_bench.training.baselines` is the same command (same card); svm training and evaluating every
-    registered method never import torch."""
+def test_svm_and_evaluate_never_import_torch(baseline_set, tmp_path):
+    """svm training and evaluating every registered method run without torch (a fresh interpreter)."""
     folder, _ = baseline_set
-    code = ("import sys; from fiqa_bench.training.baselines import main; "
-            f"assert main(['svm', {str(folder)!r}, '--out', {str(tmp_path / 's.npz')!r}]) == 0; "
-            f"assert main(['evaluate', {str(folder)!r}, '--no-progress', '--out', {str(tmp_path / 'e.json')!r}]) == 0; "
+    code = ("import sys; from click.testing import CliRunner; from fiqa_bench.cli import main; "
+            f"r = CliRunner().invoke(main, ['train-baseline', 'svm', {str(folder)!r}, '--out', {str(tmp_path / 's.npz')!r}]); "
+            "assert r.exit_code == 0, r.output; "
+            f"r = CliRunner().invoke(main, ['train-baseline', 'evaluate', {str(folder)!r}, '--no-progress', '--out', "
+            f"{str(tmp_path / 'e.json')!r}]); "
+            "assert r.exit_code == 0, r.output; "
             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
     env = {**os.environ, "OPENCV_LOG_LEVEL": "ERROR"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)

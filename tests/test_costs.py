@@ -259,5 +259,57 @@ def test_bench_costs_smoke(shared, tmp_path, monkeypatch):
     assert row["parameters"] == row["parameters_torch"] == count_parameters(tinyfqnet()) == 13_366
     assert row["macs"] == row["macs_torch"] == 1_331_456 and row["ms_single"] > 0 and row["ms_batch"] > 0
 
+    dets = {r["name"]: r for r in written["detectors"]}
+    assert list(dets) == ["yunet", "scrfd"]
+    for name, rel in (("yunet", "yunet/face_detection_yunet_2026may.onnx"), ("scrfd", "scrfd/scrfd_500m_kps.onnx")):
+        c = onnx_costs(shared / "models" / rel, (1, 3, 640, 640))
+        assert dets[name]["skipped"] is None and dets[name]["ms_single"] > 0
+        assert (dets[name]["parameters"], dets[name]["macs"]) == (c["parameters"], c["macs"]) and c["macs"] > 0
     md = (out / "costs.md").read_text()
+    assert "## Face detectors" in md and "| scrfd | 640x640 |" in md
     assert md.startswith("# Costs (Table 2 layout)") and "| faceqnet | yes (112x112 crop) | 314,625 (0.315 M) |" in md
+
+
+# ------------------------------------------------------------------------------------------------ detectors
+def test_detectors_section_renders_and_is_validated(tmp_path):
+    costs = costs_dict()
+    costs["detectors"] = [
+        {"name": "yunet", "input_size": 640, "file": "y.onnx", "parameters": 53_104, "macs": 344_224_000,
+         "ms_single": 4.321, "skipped": None, "note": "scales with the pixel count"},
+        {"name": "scrfd", "input_size": 640, "file": None, "parameters": None, "macs": None, "ms_single": None,
+         "skipped": "DownloadError: no weights", "note": ""}]
+    folder = write_folder(tmp_path, costs, with_results=False)
+    write_report(folder)
+    md = (folder / "report.md").read_text()
+    assert "| yunet | 640x640 | 53,104 (0.0531 M) | 344.2 | 4.32 |" in md
+    assert "scrfd: not measured: DownloadError: no weights" in md
+    assert "344.2" in (folder / "report.html").read_text()
+    costs["detectors"][0]["macs"] = -1
+    with pytest.raises(FiqaBenchError, match=r"detectors\[0\].macs = -1"):
+        (tmp_path / "bad").mkdir()
+        write_report(write_folder(tmp_path / "bad", costs, with_results=False))
+
+
+@pytest.mark.shared
+def test_detector_multiply_adds_match_an_onnxruntime_run(shared):
+    """SCRFD and YuNet are counted (the old reader gave up on both): every Conv's multiply-adds, recomputed here from
+    the output shapes of one onnxruntime run at 640x640, add up to what onnx_costs reports."""
+    import onnx
+    import onnxruntime as ort
+
+    for rel in ("models/yunet/face_detection_yunet_2026may.onnx", "models/scrfd/scrfd_500m_kps.onnx"):
+        path = shared / rel
+        model = onnx.load(str(path))
+        weights = {t.name: tuple(t.dims) for t in model.graph.initializer}
+        convs = [n for n in model.graph.node if n.op_type == "Conv"]
+        model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n.output[0]) for n in convs)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        outs = session.run([n.output[0] for n in convs], {name: np.zeros((1, 3, 640, 640), np.float32)})
+        expected = sum(o.size * weights[n.input[1]][1] * int(np.prod(weights[n.input[1]][2:]))
+                       for n, o in zip(convs, outs))
+        c = onnx_costs(path, (1, 3, 640, 640))
+        assert c["macs"] == expected > 100_000_000, rel
+        assert c["parameters"] > 50_000 and c["macs_unavailable"] is None

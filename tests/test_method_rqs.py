@@ -12,7 +12,7 @@ import pytest
 from fiqa_bench.errors import AdapterError
 from fiqa_bench.methods.rqs import SIZE, RQSQuality, bundled_weights, load_model
 from fiqa_bench.testing import check_method, synthetic_inputs
-from fiqa_bench.training import handcrafted as hc
+from fiqa_bench.features import handcrafted as hc
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,12 @@
 """Training tinyFQnet (Peng et al.): quality labels (Eq. 1, :mod:`.labels`), the labelled crop set built from
-photos (:mod:`.dataset`), score-balanced sampling (section 3.4, :mod:`.sampling`), the network (Table 1) and its
-ablation variants (Table 6, :mod:`.nets`, costs in :mod:`.flops`), training (Eq. 2, :mod:`.train`) and ONNX
-export (:mod:`.export`).
+photos (:mod:`.dataset`, whose loop the learned baselines of :mod:`.baselines` share), score-balanced sampling
+(section 3.4, :mod:`.sampling`), the network (Table 1) and its ablation variants (Table 6, :mod:`.nets`, costs in
+:mod:`.flops`), training (Eq. 2, :mod:`.train`) and ONNX export (:mod:`.export`, ``torch.onnx.export``).
 
-Only :mod:`.nets`, :mod:`.flops` and :mod:`.train` need torch (the optional ``train`` extra:
-``pip install 'fiqa-bench[train]'``); labels, sampling and the ONNX writer are numpy only, and inference
-(:mod:`fiqa_bench.methods.tinyfq`) runs on onnxruntime without torch.
+Only :mod:`.nets`, :mod:`.flops`, :mod:`.train` and :mod:`.export` need torch (the optional ``train`` extra:
+``pip install 'fiqa-bench[train]'``, which also brings ``onnx`` and ``onnxscript`` for the export); labels and
+sampling are numpy only. Nothing in inference imports this package: scoring runs on onnxruntime with the contract
+of :mod:`fiqa_bench.onnx_contract`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The tinyFQnet training set: aligned crops with Eq. 1 labels, built from photos through the face pipeline.
 
-:func:`build_training_set` runs, for every photo: decode and detect (:func:`fiqa_bench.faces.load_face`), then
+:func:`build_training_set` runs, for every photo (:func:`label_photos`, the loop the learned baselines'
+set of :mod:`.baselines` is built by too): decode and detect (:func:`fiqa_bench.faces.load_face`), then
 the photo itself plus ``degraded_copies`` seeded degraded versions of it (:func:`fiqa_bench.degradations.apply_random`
 on the whole loose photo, so blur/JPEG/noise act at the photo's own resolution, then aligned like any photo). Each
 version gives two crops: one for the FR backbone (its card's input spec) and one for the network (aligned
@@ -17,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -126,6 +127,120 @@ def images_by_identity_folder(root: str | os.PathLike, min_images: int = 2) -> t
     return paths, identities
 
 
+@dataclass
+class LabelledPhotos:
+    """What :func:`label_photos` gives both labelled-set builders: per row (one version of one photo) the aligned
+    crop, identity, source photo, photo index (``groups``), degradation record (None = the photo itself), the
+    photo's landmarks (5, 2) and box (4, NaN = none), the backbone's raw embedding, and the Eq. 1 label (centres
+    from the undegraded rows, each photo left out together with its versions when ``leave_one_out``)."""
+
+    crops: np.ndarray
+    identities: np.ndarray
+    sources: np.ndarray
+    groups: np.ndarray
+    degradations: list
+    landmarks: np.ndarray
+    boxes: np.ndarray
+    embeddings: np.ndarray
+    labels: np.ndarray
+    skipped: list[str]
+    backbone: Any
+    detector: Any
+
+
+def label_photos(
+    paths: Sequence[str | os.PathLike],
+    identities: Sequence,
+    *,
+    backbone: Any,
+    backbone_options: dict | None = None,
+    detector: Any = "yunet",
+    size: int,
+    versions: Callable[[np.ndarray, np.random.Generator, Any], list[tuple[np.ndarray, dict]]],
+    pads: float | Sequence[float] = 0.0,
+    seed: int = 0,
+    leave_one_out: bool = True,
+    on_no_face: str = "skip",
+    batch_size: int = 64,
+    progress: bool = True,
+) -> LabelledPhotos:
+    """The one loop both labelled sets are built by: for photo ``i``, decode and detect
+    (:func:`fiqa_bench.faces.load_face`, pad ``pads[i]``), keep the photo plus ``versions(image, rng, box)``
+    (its degraded versions, ``rng = numpy.random.default_rng([seed, i])``, so a photo's versions do not depend on
+    the others), align each to a ``size`` x ``size`` RGB crop and embed it with ``backbone`` (a registered name,
+    created with ``backbone_options``, or an object), then label every row with Eq. 1. Photos without a face are
+    skipped (``on_no_face="skip"``, listed in ``skipped``) or raise (``"error"``)."""
+    from tqdm.auto import tqdm
+
+    from ..cards import InputSpec
+    from ..faces import Face, load_face, make_detector, to_input
+    from ..registry import create
+
+    if len(paths) != len(identities):
+        raise ValueError(f"{len(paths)} paths but {len(identities)} identities")
+    pads = [float(pads)] * len(paths) if np.isscalar(pads) else [float(p) for p in pads]
+    if len(pads) != len(paths):
+        raise ValueError(f"{len(pads)} pads for {len(paths)} paths")
+    if isinstance(backbone, str):
+        backbone = create("backbone", backbone, **(backbone_options or {}))
+    if isinstance(detector, str):
+        detector = make_detector(detector)
+    crop_spec = InputSpec("aligned", int(size), "RGB")
+    fr_spec = backbone.card.input
+
+    crops: list[np.ndarray] = []
+    rows_id: list[str] = []
+    rows_src: list[str] = []
+    rows_group: list[int] = []
+    rows_deg: list[dict | None] = []
+    rows_lm: list[np.ndarray] = []
+    rows_box: list[np.ndarray] = []
+    embeddings: list[np.ndarray] = []
+    pending: list[Face] = []
+    skipped: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            embeddings.append(np.asarray(backbone.embed(to_input(pending, fr_spec)), dtype=np.float32))
+            pending.clear()
+
+    for i, (path, ident) in enumerate(tqdm(list(zip(paths, identities)), desc="faces", disable=not progress)):
+        face = load_face(path, detector, pad=pads[i], on_no_face=on_no_face)
+        if face is None:
+            skipped.append(str(path))
+            continue
+        kept: list[tuple[np.ndarray, dict | None]] = [(face.image, None)]
+        kept += versions(face.image, np.random.default_rng([int(seed), i]), face.box)
+        for image, record in kept:
+            version = Face(image, face.landmarks, face.box, str(path), face.detected, face.fallback)
+            crops.append(to_input([version], crop_spec)[0])
+            pending.append(version)
+            rows_id.append(str(ident))
+            rows_src.append(str(path))
+            rows_group.append(i)
+            rows_deg.append(record)
+            rows_lm.append(np.asarray(face.landmarks, np.float32).reshape(5, 2))
+            rows_box.append(np.full(4, np.nan, np.float32) if face.box is None
+                            else np.asarray(face.box, np.float32).reshape(4))
+            if len(pending) >= batch_size:
+                flush()
+    flush()
+    dim = getattr(getattr(backbone, "card", None), "embedding_dim", None) or 1
+    emb = np.concatenate(embeddings) if embeddings else np.zeros((0, int(dim)), np.float32)
+    reference = np.array([d is None for d in rows_deg], bool)
+    labels = quality_labels(emb, rows_id, leave_one_out, groups=rows_group, reference=reference)
+    images = np.stack(crops) if crops else np.zeros((0, int(size), int(size), 3), np.uint8)
+    return LabelledPhotos(images, np.array(rows_id), np.array(rows_src), np.array(rows_group, np.int64), rows_deg,
+                          np.array(rows_lm, np.float32).reshape(-1, 5, 2), np.array(rows_box, np.float32).reshape(-1, 4),
+                          emb, labels, skipped, backbone, detector)
+
+
+def identity_of(obj: Any) -> str:
+    """``obj.identity()`` when it has one (backbones, detectors), else its class name: what a set's meta records."""
+    ident = getattr(obj, "identity", None)
+    return ident() if callable(ident) else type(obj).__name__
+
+
 def build_training_set(
     paths: Sequence[str | os.PathLike],
     identities: Sequence,
@@ -142,76 +257,26 @@ def build_training_set(
     batch_size: int = 64,
     progress: bool = True,
 ) -> TrainingSet:
-    """Photos + identities -> :class:`TrainingSet` with Eq. 1 labels from ``backbone``.
+    """Photos + identities -> :class:`TrainingSet` with Eq. 1 labels from ``backbone`` (:func:`label_photos`).
 
     ``backbone``: a registered name (``fiqa_bench.registry.create("backbone", name, **backbone_options)``) or a
     backbone object; ``detector``: ``"yunet"``/``"scrfd"`` or a detector object. Photos without a face are
-    skipped (``on_no_face="skip"``, listed in ``meta["skipped"]``) or raise (``"error"``). Degradation draws use
-    ``numpy.random.default_rng([seed, i])`` for photo ``i``, so a photo's copies do not depend on the others.
+    skipped (``on_no_face="skip"``, listed in ``meta["skipped"]``) or raise (``"error"``). Each photo gets
+    ``degraded_copies`` seeded degraded versions (:func:`fiqa_bench.degradations.apply_random`).
     """
-    from tqdm.auto import tqdm
-
-    from ..cards import InputSpec
     from ..degradations import apply_random
-    from ..faces import Face, load_face, make_detector, to_input
-    from ..registry import create
 
-    if len(paths) != len(identities):
-        raise ValueError(f"{len(paths)} paths but {len(identities)} identities")
-    if isinstance(backbone, str):
-        backbone = create("backbone", backbone, **(backbone_options or {}))
-    if isinstance(detector, str):
-        detector = make_detector(detector)
-    net_spec = InputSpec("aligned", int(size), "RGB")
-    fr_spec = backbone.card.input
+    def copies(image: np.ndarray, rng: np.random.Generator, box: Any) -> list[tuple[np.ndarray, dict]]:
+        return [apply_random(image, rng, box=box) for _ in range(int(degraded_copies))]
 
-    crops: list[np.ndarray] = []
-    rows_id: list[str] = []
-    rows_src: list[str] = []
-    rows_group: list[int] = []
-    rows_deg: list[dict | None] = []
-    embeddings: list[np.ndarray] = []
-    pending: list[Face] = []
-    skipped: list[str] = []
-
-    def flush() -> None:
-        if pending:
-            embeddings.append(np.asarray(backbone.embed(to_input(pending, fr_spec)), dtype=np.float32))
-            pending.clear()
-
-    for i, (path, ident) in enumerate(tqdm(list(zip(paths, identities)), desc="faces", disable=not progress)):
-        face = load_face(path, detector, pad=pad, on_no_face=on_no_face)
-        if face is None:
-            skipped.append(str(path))
-            continue
-        rng = np.random.default_rng([int(seed), i])
-        versions: list[tuple[np.ndarray, dict | None]] = [(face.image, None)]
-        for _ in range(int(degraded_copies)):
-            versions.append(apply_random(face.image, rng, box=face.box))
-        for image, record in versions:
-            version = Face(image, face.landmarks, face.box, str(path), face.detected, face.fallback)
-            crops.append(to_input([version], net_spec)[0])
-            pending.append(version)
-            rows_id.append(str(ident))
-            rows_src.append(str(path))
-            rows_group.append(i)
-            rows_deg.append(record)
-            if len(pending) >= batch_size:
-                flush()
-    flush()
-    n = len(crops)
-    emb = np.concatenate(embeddings) if embeddings else np.zeros((0, 1), np.float32)
-    reference = np.array([d is None for d in rows_deg], bool)
-    labels = quality_labels(emb, rows_id, leave_one_out, groups=rows_group, reference=reference)
-    images = np.stack(crops) if n else np.zeros((0, size, size, 3), np.uint8)
-    ident = getattr(backbone, "identity", None)
-    det_ident = getattr(detector, "identity", None)
+    rows = label_photos(paths, identities, backbone=backbone, backbone_options=backbone_options, detector=detector,
+                        size=size, versions=copies, pads=pad, seed=seed, leave_one_out=leave_one_out,
+                        on_no_face=on_no_face, batch_size=batch_size, progress=progress)
     meta = {
-        "backbone": ident() if callable(ident) else type(backbone).__name__,
-        "detector": det_ident() if callable(det_ident) else type(detector).__name__,
+        "backbone": identity_of(rows.backbone), "detector": identity_of(rows.detector),
         "size": int(size), "degraded_copies": int(degraded_copies), "seed": int(seed),
-        "leave_one_out": bool(leave_one_out), "photos": len(paths), "skipped": skipped,
+        "leave_one_out": bool(leave_one_out), "photos": len(paths), "skipped": rows.skipped,
         "label_rule": "Eq. 1: cosine to the mean of the identity's L2-normalised undegraded embeddings, "
                       + ("the photo and its copies left out" if leave_one_out else "nothing left out"),
     }
-    return TrainingSet(images, labels, np.array(rows_id), np.array(rows_src), rows_deg, meta)
+    return TrainingSet(rows.crops, rows.labels, rows.identities, rows.sources, rows.degradations, meta)

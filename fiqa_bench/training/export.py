@@ -2,7 +2,7 @@
 
 The exporter (``torch.export`` + ONNX Script, opset 18; the ``train`` extra installs ``onnx`` and ``onnxscript``)
 writes the graph; then its constants are folded and the zero biases it adds to bias-free convolutions removed
-(ONNX Script's own passes), leaving Conv / BatchNormalization / activation nodes one-for-one with the torch
+(ONNX Script's own passes) and its provenance annotations dropped, leaving Conv / BatchNormalization / activation nodes one-for-one with the torch
 layers. BatchNormalization is deliberately *not* folded into the convolutions, so the file's learnable values
 equal the torch network's parameters (the costs tables compare both). Metadata properties
 (:func:`fiqa_bench.onnx_contract.metadata`) are added with ``onnx``; onnxruntime then checks the file against
@@ -68,6 +68,13 @@ def onnx_model(model, input_size: int, props: Mapping[str, str] | None = None):
                                                         rules.remove_optional_bias_from_gemm_rule])
     onnxscript.optimizer.remove_unused_nodes(ir_model)
     proto = onnx_ir.to_proto(ir_model)
+    # the exporter annotates every node and value with its torch provenance (module paths, stack traces): debugging
+    # aids that would triple the file; the graph itself is unchanged without them
+    graph = proto.graph
+    for item in [*graph.node, *graph.input, *graph.output, *graph.initializer]:
+        item.ClearField("metadata_props")
+    graph.ClearField("metadata_props")
+    graph.ClearField("value_info")  # intermediate shapes: re-inferred by any reader
     proto.producer_name, proto.producer_version = PRODUCER, f"torch {torch.__version__}"
     onnx.helper.set_model_props(proto, dict(props or {}))
     onnx.checker.check_model(proto)
@@ -140,3 +147,34 @@ def save_trained(result: Mapping[str, Any], onnx_path: str | os.PathLike, card: 
     write_json(path.with_suffix(".json"), {**json_safe(dict(card)), "onnx": path.name,
                                            "onnx_sha256": file_sha256(path), "onnx_bytes": path.stat().st_size})
     return path
+
+
+
+def float16_weights(proto, max_bytes: int, ops: tuple[str, ...] = ("Conv", "Gemm", "MatMul")):
+    """A copy of ``proto`` no larger than ``max_bytes`` serialised: its largest float32 weight tensors (inputs 1 and
+    up of ``ops``), largest first, stored as float16 and read through a ``Cast`` back to float32, until the file
+    fits. The arithmetic stays float32 (onnxruntime folds the casts when it loads the file); only the rounding of
+    the converted weights changes the output, and converting the fewest (largest) tensors changes it least. Inputs,
+    outputs, BatchNormalization parameters and statistics and operator constants keep float32. Raises
+    ``ValueError`` when even every weight in float16 does not fit."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    out = type(proto)()
+    out.CopyFrom(proto)
+    graph = out.graph
+    used = {n.input[i] for n in graph.node if n.op_type in ops for i in range(1, len(n.input))}
+    weights = sorted((t for t in graph.initializer if t.name in used and t.data_type == TensorProto.FLOAT),
+                     key=lambda t: -int(np.prod(t.dims)))
+    casts = []
+    for t in weights:
+        if out.ByteSize() + sum(c.ByteSize() for c in casts) <= max_bytes:
+            break
+        name = t.name
+        t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float16), name + ".fp16"))
+        casts.append(helper.make_node("Cast", [t.name], [name], name + ".cast", to=TensorProto.FLOAT))
+    nodes = list(graph.node)
+    graph.ClearField("node")
+    graph.node.extend(casts + nodes)
+    if out.ByteSize() > max_bytes:
+        raise ValueError(f"{out.ByteSize():,} bytes with every weight in float16: over {max_bytes:,}")
+    return out

@@ -26,15 +26,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..mathutil import l2_normalise as _l2_normalise
+
 
 def l2_normalise(embeddings: np.ndarray) -> np.ndarray:
-    """Rows divided by their norm (float64); all-zero or non-finite rows become NaN."""
-    e = np.asarray(embeddings, dtype=np.float64)
-    norms = np.linalg.norm(e, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = e / norms
-    out[~(np.isfinite(norms[:, 0]) & (norms[:, 0] > 0))] = np.nan
-    return out
+    """Rows divided by their norm (float64); all-zero or non-finite rows become NaN (no centre, no label)."""
+    return _l2_normalise(embeddings, zero_rows="nan")
 
 
 def quality_labels(

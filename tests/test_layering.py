@@ -1,0 +1,114 @@
+"""Inference never depends on training: scoring images must not import ``fiqa_bench.training`` (nor torch through
+it), and training never imports the command line (no import circle). Checked twice: statically, every import
+statement of every inference source file (module level or inside functions, absolute or relative), and at run
+time, importing each inference module in a fresh interpreter."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Source folders and the package each is installed as (pyproject's package-dir).
+PACKAGES = {"fiqa_bench": ROOT / "fiqa_bench", "fiqa_bench.methods": ROOT / "methods",
+            "fiqa_bench.protocols": ROOT / "protocols"}
+TRAINING = "fiqa_bench.training"
+
+
+def _modules() -> dict[str, Path]:
+    """{dotted module name: file} of every installed source file."""
+    out = {}
+    for package, folder in PACKAGES.items():
+        for path in sorted(folder.rglob("*.py")):
+            rel = path.relative_to(folder).with_suffix("")
+            parts = [p for p in rel.parts if p != "__init__"]
+            if package == "fiqa_bench" and parts and parts[0] in ("methods", "protocols"):
+                continue  # not in the source tree (installed from the top-level folders)
+            out[".".join([package, *parts])] = path
+    return out
+
+
+def _is_inference(name: str) -> bool:
+    """Everything but the training package and the command line (``python -m fiqa_bench`` included)."""
+    return not (name == TRAINING or name.startswith(TRAINING + ".") or name in ("fiqa_bench.cli",
+                                                                                  "fiqa_bench.__main__"))
+
+
+def imports_of(name: str, path: Path) -> set[str]:
+    """Every module an ``import`` / ``from ... import`` in the file names, relative ones resolved."""
+    is_package = path.name == "__init__.py"
+    package = name if is_package else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            found.add(target)
+            found.update(f"{target}.{a.name}" for a in node.names)  # `from fiqa_bench import training`
+    return found
+
+
+def _touches(target: str, prefix: str) -> bool:
+    return target == prefix or target.startswith(prefix + ".")
+
+
+def test_the_scan_sees_relative_function_level_imports(tmp_path):
+    """The scan itself: a relative import inside a function is found and resolved (else the tests below prove
+    nothing)."""
+    f = tmp_path / "quality_net.py"
+    f.write_text("def load():\n    from .training.export import preprocess\n    from . import training\n")
+    found = imports_of("fiqa_bench.quality_net", f)
+    assert "fiqa_bench.training.export" in found and "fiqa_bench.training" in found
+
+
+def test_no_inference_source_imports_training():
+    modules = _modules()
+    assert {"fiqa_bench.quality_net", "fiqa_bench.methods.rqs", "fiqa_bench.methods.tinyfq",
+            "fiqa_bench.features.handcrafted", "fiqa_bench.runner", "fiqa_bench.protocols.prepare"} <= set(modules)
+    bad = {name: sorted(t for t in imports_of(name, path) if _touches(t, TRAINING))
+           for name, path in modules.items() if _is_inference(name)}
+    bad = {k: v for k, v in bad.items() if v}
+    assert not bad, f"inference modules importing {TRAINING}: {bad}"
+
+
+def test_training_never_imports_the_command_line():
+    modules = _modules()
+    assert "fiqa_bench.training.baselines.data" in modules
+    bad = {name: sorted(t for t in imports_of(name, path) if _touches(t, "fiqa_bench.cli"))
+           for name, path in modules.items() if _touches(name, TRAINING)}
+    assert not {k: v for k, v in bad.items() if v}
+
+
+def test_importing_inference_modules_loads_no_training_code():
+    names = sorted(n for n in _modules() if _is_inference(n))
+    code = (
+        "import importlib, json, sys\n"
+        f"names = {names!r}\n"
+        "leaks, failed = {}, {}\n"
+        "for name in names:\n"
+        "    before = set(sys.modules)\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ImportError as exc:\n"  # an optional dependency (dlib, torch) that is not installed
+        "        failed[name] = str(exc)\n"
+        "    new = sorted(m for m in set(sys.modules) - before if m == 'fiqa_bench.training' "
+        "or m.startswith('fiqa_bench.training.'))\n"
+        "    if new:\n"
+        "        leaks[name] = new\n"
+        "print(json.dumps({'leaks': leaks, 'failed': failed, "
+        "'training': [m for m in sys.modules if m.startswith('fiqa_bench.training')]}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["leaks"] == {} and got["training"] == [], got
+    assert len(names) - len(got["failed"]) > 40  # the check ran on the package, not on a list of failed imports
