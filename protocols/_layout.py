@@ -1,5 +1,6 @@
-"""Small pieces every protocol reader shares: the ``benchmark.json`` of prepared layouts, the message for
-gated datasets, and strict option handling (a misspelt option must not be silently ignored)."""
+"""Small pieces every protocol reader shares: the ``benchmark.json`` of prepared layouts (and which layout a folder
+is, :func:`sniff_layout`), the message for gated datasets, and strict option handling (a misspelt option must not
+be silently ignored)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,30 @@ def read_layout_json(root: Path, layout: str) -> dict[str, Any]:
     if pad is not None and (not isinstance(pad, (int, float)) or not 0.0 <= float(pad) <= 2.0):
         raise ProtocolFormatError(path, None, f"'detect_pad' must be a number in [0, 2], got {pad!r}")
     return data
+
+
+def declared_layout(root: Path) -> str | None:
+    """The ``layout`` a folder's ``benchmark.json`` declares (None when it has none, or it is unreadable: the
+    layout's reader then reports what is wrong with it)."""
+    try:
+        data = json.loads((Path(root) / LAYOUT_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    found = data.get("layout") if isinstance(data, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def sniff_layout(root: str | Path) -> str | None:
+    """``"ijb"`` or ``"ytf"``: which layout reader recognises the folder ``root`` (each reader's ``sniff``, from
+    the file names its writer, ``fiqa-bench prepare``, uses), or None. The protocol is then ``<layout>-layout:ROOT``."""
+    from .ijb import IJBLayout
+    from .ytf import YTFLayout
+
+    root = Path(root)
+    for layout, reader in (("ijb", IJBLayout), ("ytf", YTFLayout)):
+        if reader.sniff(root):
+            return layout
+    return None
 
 
 def gated_help(name: str) -> str:

@@ -31,7 +31,7 @@ from fiqa_bench.benchmark import LANDMARK_COLUMNS, Benchmark
 from fiqa_bench.cards import ProtocolCard
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
 
-from ._layout import need_root, read_layout_json, reject_unknown
+from ._layout import declared_layout, need_root, read_layout_json, reject_unknown
 from ._tables import fail_at_row, first_duplicate_pair, first_true, first_unsafe_name, line_of_row, read_table
 
 IMAGES_DIR = "loose_crop"
@@ -312,6 +312,16 @@ class IJBLayout(Protocol):
         "(+ optional <name>_name_5pts_score.txt, <name>_tid_sid.txt, benchmark.json)",
     )
     OPTIONS = ("check_images", "name")
+
+    @classmethod
+    def sniff(cls, root: Path) -> bool:
+        """Whether ``root`` is in this layout: its ``benchmark.json`` says ``ijb``, or (none declared) it has a
+        ``meta/<name>_face_tid_mid.txt``."""
+        declared = declared_layout(root)
+        if declared is not None:
+            return declared == "ijb"
+        meta = Path(root) / META_DIR
+        return meta.is_dir() and any(meta.glob(f"*{FACES_SUFFIX}"))
 
     def __init__(self, path: str | Path, **options: Any) -> None:
         super().__init__(path, **options)

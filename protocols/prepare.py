@@ -28,13 +28,18 @@ from fiqa_bench import __version__ as FIQA_BENCH_VERSION
 from fiqa_bench import atomic
 from fiqa_bench.errors import FiqaBenchError, ImageError
 
+# The file names the layout readers own (each reader's sniff recognises a folder by them; written here as such).
+from ._layout import LAYOUT_FILE
+from .ijb import FACES_SUFFIX, IMAGES_DIR, LANDMARKS_SUFFIX, META_DIR, PAIRS_SUFFIX, SUBJECTS_SUFFIX
+from .ytf import FRAMES_DIR, SPLITS_FILE
+from .ytf import LANDMARKS_SUFFIX as YTF_LANDMARKS_SUFFIX
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp")
 LAYOUTS = ("ijb", "ytf", "both")
 YTF_FOLDS = 10
 DEGRADED_SUFFIX = "_deg"
 DEGRADED_JPEG_QUALITY = 95
 REPORT_FILE = "prepare_report.json"
-LAYOUT_FILE = "benchmark.json"
 DEGRADATIONS_FILE = "degradations.csv"
 _WRITE_THREADS = 8  # image copies are bound by fsync latency, not CPU: 8 threads write ~7x faster than 1
 FALLBACK_SCORE = 0.0  # faceness written for a degraded image whose face the detector no longer finds
@@ -540,28 +545,28 @@ def prepare_benchmark(
     # 6. IJB layout
     subjects = {str(sid): ident for sid, ident in enumerate(used, start=1)}
     if layout in ("ijb", "both"):
-        w.files([(f"loose_crop/{i.name}", i.data if i.data is not None else i.photo.path) for i in images])
+        w.files([(f"{IMAGES_DIR}/{i.name}", i.data if i.data is not None else i.photo.path) for i in images])
         meta = {
-            f"meta/{name}_face_tid_mid.txt": "".join(f"{i.name} {i.template_id} {i.media_id}\n" for i in images),
-            f"meta/{name}_template_pair_label.txt": "".join(f"{a} {b} {l}\n" for a, b, l in pairs.tolist()),
-            f"meta/{name}_name_5pts_score.txt": "".join(_landmark_line(i.name, i) for i in images),
-            f"meta/{name}_tid_sid.txt": "".join(f"{t} {s}\n" for t, s in zip(template_ids.tolist(), template_sids.tolist())),
+            f"{META_DIR}/{name}{FACES_SUFFIX}": "".join(f"{i.name} {i.template_id} {i.media_id}\n" for i in images),
+            f"{META_DIR}/{name}{PAIRS_SUFFIX}": "".join(f"{a} {b} {l}\n" for a, b, l in pairs.tolist()),
+            f"{META_DIR}/{name}{LANDMARKS_SUFFIX}": "".join(_landmark_line(i.name, i) for i in images),
+            f"{META_DIR}/{name}{SUBJECTS_SUFFIX}": "".join(f"{t} {s}\n" for t, s in zip(template_ids.tolist(), template_sids.tolist())),
             DEGRADATIONS_FILE: _degradations_csv([(i.name, i) for i in degraded_images]),
         }
         for rel, text in meta.items():
             w.text(rel, text)
         w.text(LAYOUT_FILE, _json({"name": name, "layout": "ijb", "source": source, "seed": seed, "counts": counts,
                                    "options": options, "fiqa_bench_version": FIQA_BENCH_VERSION, "subjects": subjects}))
-        files += ["loose_crop/", *meta, LAYOUT_FILE]
+        files += [f"{IMAGES_DIR}/", *meta, LAYOUT_FILE]
 
     # 7. YTF layout ("videos" = templates)
     if ytf_root is not None:
-        w.files([(f"{ytf_root}frame_images_DB/{i.frame}", i.data if i.data is not None else i.photo.path) for i in images])
+        w.files([(f"{ytf_root}{FRAMES_DIR}/{i.frame}", i.data if i.data is not None else i.photo.path) for i in images])
         ytf_counts = {**counts, "videos": len(template_ids), "ytf_pairs": sum(len(f) for f in folds),
                       "ytf_same_pairs": sum(p[2] for f in folds for p in f)}
         meta = {
-            f"{ytf_root}splits.txt": _splits_text(folds),
-            f"{ytf_root}meta/{name}_name_5pts_score.txt": "".join(_landmark_line(i.frame, i) for i in images),
+            f"{ytf_root}{SPLITS_FILE}": _splits_text(folds),
+            f"{ytf_root}{META_DIR}/{name}{YTF_LANDMARKS_SUFFIX}": "".join(_landmark_line(i.frame, i) for i in images),
             f"{ytf_root}{DEGRADATIONS_FILE}": _degradations_csv([(i.frame, i) for i in degraded_images]),
         }
         for rel, text in meta.items():
@@ -570,7 +575,7 @@ def prepare_benchmark(
             "name": name, "layout": "ytf", "source": source, "seed": seed, "counts": ytf_counts,
             "options": {**options, "folds": YTF_FOLDS, "fold_assignment": ytf_mode},
             "fiqa_bench_version": FIQA_BENCH_VERSION}))
-        files += [f"{ytf_root}frame_images_DB/", *meta, f"{ytf_root}{LAYOUT_FILE}"]
+        files += [f"{ytf_root}{FRAMES_DIR}/", *meta, f"{ytf_root}{LAYOUT_FILE}"]
         counts = ytf_counts
 
     # 8. report + README
@@ -588,7 +593,7 @@ def prepare_benchmark(
 
     removed: list[str] = []
     if rerun:
-        folders = (["loose_crop"] if layout in ("ijb", "both") else []) + ([f"{ytf_root}frame_images_DB"] if ytf_root is not None else [])
+        folders = ([IMAGES_DIR] if layout in ("ijb", "both") else []) + ([f"{ytf_root}{FRAMES_DIR}"] if ytf_root is not None else [])
         for folder in folders:
             removed += w.remove_stale(folder)
 

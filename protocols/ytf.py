@@ -34,12 +34,14 @@ from fiqa_bench.benchmark import LANDMARK_COLUMNS, Benchmark, empty_landmarks
 from fiqa_bench.cards import ProtocolCard
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
 
-from ._layout import need_root, read_layout_json, reject_unknown
+from ._layout import declared_layout, need_root, read_layout_json, reject_unknown
 from ._tables import fail_at_row, first_true, read_table
 
 SPLITS_CANDIDATES = ("splits.txt", "meta_data/meta_and_splits.mat", "meta_and_splits.mat", "Youtube_splits.mat")
 NAMES_FILE = "Youtube_names.txt"
 FRAME_DIRS = ("frame_images_DB", "aligned_images_DB")
+#: What ``fiqa-bench prepare --layout ytf`` writes (and :meth:`YTFLayout.sniff` recognises).
+SPLITS_FILE, FRAMES_DIR = SPLITS_CANDIDATES[0], FRAME_DIRS[0]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp")
 LANDMARKS_SUFFIX = "_name_5pts_score.txt"
 BOX_COLUMNS = ["box_x", "box_y", "box_w", "box_h"]
@@ -473,6 +475,15 @@ class YTFLayout(YTF):
         metric="kfold_accuracy",
         data="your own folder: frame_images_DB/<person>/<video>/*.jpg + splits.txt (+ optional benchmark.json)",
     )
+
+    @classmethod
+    def sniff(cls, root: Path) -> bool:
+        """Whether ``root`` is in this layout: its ``benchmark.json`` says ``ytf``, or (none declared) it has a
+        ``splits.txt``."""
+        declared = declared_layout(root)
+        if declared is not None:
+            return declared == "ytf"
+        return (Path(root) / SPLITS_FILE).is_file()
 
     def __init__(self, path: str | Path, **options: Any) -> None:
         super().__init__(path, **options)
