@@ -376,6 +376,270 @@ class _Writer:
         return removed
 
 
+@dataclass(frozen=True)
+class PrepareOptions:
+    """The settings of one ``prepare`` (see :func:`prepare_benchmark`), checked by :meth:`checked`."""
+
+    name: str
+    seed: int = 0
+    layout: str = "ijb"
+    templates_per_identity: int = 2
+    min_images: int = 4
+    impostor_pairs: str | int = "all"
+    degrade_fraction: float = 0.0
+    detector: str = "yunet"
+    part: str = "all"
+
+    @classmethod
+    def checked(cls, **kw: Any) -> "PrepareOptions":
+        """The options normalised (``"41"`` impostor pairs -> 41), or a :class:`FiqaBenchError` naming the bad one."""
+        o = cls(**kw)
+        name, impostor_pairs = o.name, o.impostor_pairs
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            raise FiqaBenchError(f"benchmark name {name!r}: use letters, digits, '_', '-', '.' (it prefixes file names)")
+        if o.layout not in LAYOUTS:
+            raise FiqaBenchError(f"layout {o.layout!r}: choose one of {', '.join(LAYOUTS)}")
+        T = o.templates_per_identity
+        if int(T) != T or T < 2:
+            raise FiqaBenchError(f"templates_per_identity must be an integer >= 2 (genuine pairs need two), got {T}")
+        if int(o.min_images) != o.min_images or o.min_images < 1:
+            raise FiqaBenchError(f"min_images must be a positive integer, got {o.min_images}")
+        if not 0.0 <= float(o.degrade_fraction) < 1.0:
+            raise FiqaBenchError(f"degrade_fraction must be in [0, 1), got {o.degrade_fraction}")
+        if isinstance(impostor_pairs, str) and impostor_pairs.strip().isdigit():
+            impostor_pairs = int(impostor_pairs)
+        if isinstance(impostor_pairs, numbers.Integral) and not isinstance(impostor_pairs, bool) and impostor_pairs >= 1:
+            impostor_pairs = int(impostor_pairs)
+        elif impostor_pairs != "all":
+            raise FiqaBenchError(f"impostor_pairs must be 'all' or a positive integer, got {impostor_pairs!r}")
+        if int(o.seed) != o.seed or o.seed < 0:
+            raise FiqaBenchError(f"seed must be a non-negative integer, got {o.seed}")
+        if o.part not in ("train", "eval", "all"):
+            raise FiqaBenchError(f"part must be 'train', 'eval' or 'all', got {o.part!r}")
+        return cls(name, int(o.seed), o.layout, int(T), int(o.min_images), impostor_pairs, float(o.degrade_fraction),
+                   o.detector, o.part)
+
+
+@dataclass
+class _Selection:
+    """What :func:`scan_sources` found: the identities used (enough photos with a face) and why others were not."""
+
+    scan: _Scan
+    used: list[str]
+    found: dict[str, _Detected]
+    safe_ids: dict[str, str]
+    excluded: list[dict]
+    no_face: list[dict]
+    skipped_small: int
+    skipped_part: int
+    too_few_faces: int
+
+
+@dataclass
+class _Plan:
+    """What :func:`split_templates` decided: every image with its template, the pairs and (YTF) folds, counts."""
+
+    images: list[_Image]
+    degraded: list[_Image]
+    template_ids: np.ndarray
+    template_sids: np.ndarray
+    pairs: np.ndarray
+    folds: list
+    ytf_mode: str | None
+    counts: dict
+    options: dict
+
+
+def scan_sources(src: Path, out: Path, opts: PrepareOptions, det, progress: bool) -> _Selection:
+    """Step 1, scan: the identities and photos of ``src``, those of the kept split part with enough photos, a face
+    detected on each of their photos, and the identities with ``2 x templates_per_identity`` faces."""
+    from fiqa_bench.faces.io import load_image
+    from fiqa_bench.splits import identity_part, in_part
+
+    T = opts.templates_per_identity
+    scan = _scan(src, out)
+    excluded: list[dict] = []
+    candidates = []
+    for ident in scan.identities:
+        n = len(scan.photos[ident])
+        if not in_part(ident, opts.part):
+            excluded.append({"identity": ident, "photos": n, "photos_with_face": None,
+                             "reason": f"identity in the {identity_part(ident)} part of the split (kept: {opts.part})"})
+        elif n < opts.min_images:
+            excluded.append({"identity": ident, "photos": n, "photos_with_face": None,
+                             "reason": f"{n} photo(s) < min_images={opts.min_images}"})
+        else:
+            candidates.append(ident)
+    skipped_small = sum(len(scan.photos[e["identity"]]) for e in excluded if "min_images" in e["reason"])
+    skipped_part = sum(len(scan.photos[e["identity"]]) for e in excluded if "part of the split" in e["reason"])
+    safe_ids = {ident: safe_name(ident) for ident in scan.identities}
+    clash = _first_duplicate([safe_ids[i] for i in candidates])
+    if clash is not None:
+        a, b = [i for i in candidates if safe_ids[i] == clash][:2]
+        raise FiqaBenchError(f"identity folders {a!r} and {b!r} both become {clash!r} in file names; rename one")
+
+    # detection on every photo of the candidate identities (in sorted order)
+    todo = [p for ident in candidates for p in scan.photos[ident]]
+    found: dict[str, _Detected] = {}
+    no_face: list[dict] = []
+    for photo in _progress(todo, len(todo), "detect", progress):
+        try:
+            image = load_image(photo.path)
+        except ImageError as exc:
+            no_face.append({"source": photo.rel, "reason": f"unreadable: {exc.reason}"})
+            continue
+        d = _detect(det, image)
+        if d is None:
+            no_face.append({"source": photo.rel, "reason": "no face detected"})
+        else:
+            found[photo.rel] = d
+
+    # identities with enough faces
+    need = 2 * T
+    used: list[str] = []
+    too_few_faces = 0
+    for ident in candidates:
+        with_face = [p for p in scan.photos[ident] if p.rel in found]
+        if len(with_face) < need:
+            excluded.append({"identity": ident, "photos": len(scan.photos[ident]), "photos_with_face": len(with_face),
+                             "reason": f"{len(with_face)} photo(s) with a face < {need} ({T} templates of >= 2)"})
+            too_few_faces += len(with_face)
+        else:
+            used.append(ident)
+    excluded.sort(key=lambda e: scan.identities.index(e["identity"]))
+    if len(used) < 2:
+        raise FiqaBenchError(
+            f"{src}: only {len(used)} identity(ies) have >= {need} photos with a detectable face; "
+            "impostor pairs need at least 2 (see the excluded identities in the summary)"
+        )
+    return _Selection(scan, used, found, safe_ids, excluded, no_face, skipped_small, skipped_part, too_few_faces)
+
+
+def split_templates(sel: _Selection, opts: PrepareOptions, det, progress: bool) -> _Plan:
+    """Step 2, split: each used identity's photos into templates (seeded degradations, detected again as written),
+    the genuine and impostor template pairs, and (YTF) the identity-disjoint folds; nothing is written yet, so a
+    refusal comes before any file."""
+    T, seed = opts.templates_per_identity, opts.seed
+    images = _build_images(sel.used, sel.scan, sel.found, sel.safe_ids, T=T, seed=seed,
+                           degrade_fraction=opts.degrade_fraction)
+
+    # detection on the degraded images as written
+    degraded = [img for img in images if img.degradation is not None]
+    for img in _progress(degraded, len(degraded), "detect degraded", progress):
+        d = _detect(det, _decode(img.data))
+        if d is None:
+            img.landmarks_from, img.score = "clean-source", FALLBACK_SCORE
+        else:
+            img.landmarks, img.score = d.landmarks, d.score
+
+    template_ids, template_sids, genuine, impostors, possible = _template_pairs(images, opts.impostor_pairs, seed)
+    pairs = np.concatenate([np.c_[genuine, np.ones(len(genuine), np.int64)], np.c_[impostors, np.zeros(len(impostors), np.int64)]])
+    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+    with_ytf = opts.layout in ("ytf", "both")
+    folds, ytf_mode = _ytf_folds([sel.safe_ids[s] for s in sel.used], T, seed) if with_ytf else ([], None)
+
+    scan, no_face = sel.scan, sel.no_face
+    counts = {
+        "identities_found": len(scan.identities),
+        "identities_used": len(sel.used),
+        "identities_excluded": len(sel.excluded),
+        "photos_found": sum(len(v) for v in scan.photos.values()),
+        "photos_in_small_identities": sel.skipped_small,
+        "photos_in_other_split_part": sel.skipped_part,
+        "photos_no_face": sum(1 for r in no_face if r["reason"] == "no face detected"),
+        "photos_unreadable": sum(1 for r in no_face if r["reason"] != "no face detected"),
+        "photos_with_face_in_excluded_identities": sel.too_few_faces,
+        "images": len(images),
+        "templates": len(template_ids),
+        "genuine_pairs": int(len(genuine)),
+        "impostor_pairs": int(len(impostors)),
+        "impostor_pairs_possible": int(possible),
+        "degraded_images": len(degraded),
+        "degraded_landmarks_from_clean_source": sum(1 for i in degraded if i.landmarks_from != "detected"),
+        "ignored_files": len(scan.ignored),
+    }
+    options = {
+        "templates_per_identity": T,
+        "min_images": opts.min_images,
+        "part": opts.part,
+        "impostor_pairs": opts.impostor_pairs,
+        "degrade_fraction": opts.degrade_fraction,
+        "detector": opts.detector,
+        "detector_identity": det.identity(),
+        "degraded_format": f"JPEG quality {DEGRADED_JPEG_QUALITY}",
+    }
+    return _Plan(images, degraded, template_ids, template_sids, pairs, folds, ytf_mode, counts, options)
+
+
+def write_layouts(plan: _Plan, sel: _Selection, out: Path, opts: PrepareOptions, source: str,
+                  rerun: bool) -> tuple[list[str], list[str], dict, str]:
+    """Step 3, write: the IJB and/or YTF layout (file names from the readers, :mod:`.ijb` and :mod:`.ytf`), the
+    report and the README; on a re-run, images left from the previous run are removed. Returns (files written,
+    stale files removed, final counts, README text)."""
+    name, seed, layout = opts.name, opts.seed, opts.layout
+    images, degraded, counts, options = plan.images, plan.degraded, plan.counts, plan.options
+    ytf_root = {"ijb": None, "ytf": "", "both": "ytf/"}[layout]
+    w = _Writer(out)
+    files: list[str] = []
+
+    # IJB layout
+    subjects = {str(sid): ident for sid, ident in enumerate(sel.used, start=1)}
+    if layout in ("ijb", "both"):
+        w.files([(f"{IMAGES_DIR}/{i.name}", i.data if i.data is not None else i.photo.path) for i in images])
+        meta = {
+            f"{META_DIR}/{name}{FACES_SUFFIX}": "".join(f"{i.name} {i.template_id} {i.media_id}\n" for i in images),
+            f"{META_DIR}/{name}{PAIRS_SUFFIX}": "".join(f"{a} {b} {l}\n" for a, b, l in plan.pairs.tolist()),
+            f"{META_DIR}/{name}{LANDMARKS_SUFFIX}": "".join(_landmark_line(i.name, i) for i in images),
+            f"{META_DIR}/{name}{SUBJECTS_SUFFIX}": "".join(
+                f"{t} {s}\n" for t, s in zip(plan.template_ids.tolist(), plan.template_sids.tolist())),
+            DEGRADATIONS_FILE: _degradations_csv([(i.name, i) for i in degraded]),
+        }
+        for rel, text in meta.items():
+            w.text(rel, text)
+        w.text(LAYOUT_FILE, _json({"name": name, "layout": "ijb", "source": source, "seed": seed, "counts": counts,
+                                   "options": options, "fiqa_bench_version": FIQA_BENCH_VERSION, "subjects": subjects}))
+        files += [f"{IMAGES_DIR}/", *meta, LAYOUT_FILE]
+
+    # YTF layout ("videos" = templates)
+    if ytf_root is not None:
+        w.files([(f"{ytf_root}{FRAMES_DIR}/{i.frame}", i.data if i.data is not None else i.photo.path) for i in images])
+        ytf_counts = {**counts, "videos": len(plan.template_ids), "ytf_pairs": sum(len(f) for f in plan.folds),
+                      "ytf_same_pairs": sum(p[2] for f in plan.folds for p in f)}
+        meta = {
+            f"{ytf_root}{SPLITS_FILE}": _splits_text(plan.folds),
+            f"{ytf_root}{META_DIR}/{name}{YTF_LANDMARKS_SUFFIX}": "".join(_landmark_line(i.frame, i) for i in images),
+            f"{ytf_root}{DEGRADATIONS_FILE}": _degradations_csv([(i.frame, i) for i in degraded]),
+        }
+        for rel, text in meta.items():
+            w.text(rel, text)
+        w.text(f"{ytf_root}{LAYOUT_FILE}", _json({
+            "name": name, "layout": "ytf", "source": source, "seed": seed, "counts": ytf_counts,
+            "options": {**options, "folds": YTF_FOLDS, "fold_assignment": plan.ytf_mode},
+            "fiqa_bench_version": FIQA_BENCH_VERSION}))
+        files += [f"{ytf_root}{FRAMES_DIR}/", *meta, f"{ytf_root}{LAYOUT_FILE}"]
+        counts = ytf_counts
+
+    # report + README
+    report = {
+        "counts": counts,
+        "excluded_identities": sel.excluded,
+        "photos_without_face": sel.no_face,
+        "degraded_landmarks_from_clean_source": [i.name for i in degraded if i.landmarks_from != "detected"],
+        "ignored_files": sel.scan.ignored,
+    }
+    w.text(REPORT_FILE, _json(report))
+    readme = readme_text(name=name, layout=layout, seed=seed, counts=counts, options=options, ytf_mode=plan.ytf_mode)
+    w.text("README.md", readme)
+    files += [REPORT_FILE, "README.md"]
+
+    removed: list[str] = []
+    if rerun:
+        folders = ([IMAGES_DIR] if layout in ("ijb", "both") else []) + ([f"{ytf_root}{FRAMES_DIR}"] if ytf_root is not None else [])
+        for folder in folders:
+            removed += w.remove_stale(folder)
+    return files, removed, counts, readme
+
+
 def prepare_benchmark(
     src: str | os.PathLike,
     out: str | os.PathLike,
@@ -398,219 +662,39 @@ def prepare_benchmark(
     without replacement. ``degrade_fraction``: share of each template's photos replaced by a degraded copy
     (at least one photo per template stays clean). ``part``: keep only the identities of that part of
     :mod:`fiqa_bench.splits` (``eval`` for benchmarks on which learned methods are compared). See
-    :func:`readme_text` for every convention.
+    :func:`readme_text` for every convention. Three steps: :func:`scan_sources`, :func:`split_templates`,
+    :func:`write_layouts`.
     """
     started = time.perf_counter()
     src, out = Path(src), Path(out)
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise FiqaBenchError(f"benchmark name {name!r}: use letters, digits, '_', '-', '.' (it prefixes file names)")
-    if layout not in LAYOUTS:
-        raise FiqaBenchError(f"layout {layout!r}: choose one of {', '.join(LAYOUTS)}")
-    if int(templates_per_identity) != templates_per_identity or templates_per_identity < 2:
-        raise FiqaBenchError(f"templates_per_identity must be an integer >= 2 (genuine pairs need two), got {templates_per_identity}")
-    if int(min_images) != min_images or min_images < 1:
-        raise FiqaBenchError(f"min_images must be a positive integer, got {min_images}")
-    if not 0.0 <= float(degrade_fraction) < 1.0:
-        raise FiqaBenchError(f"degrade_fraction must be in [0, 1), got {degrade_fraction}")
-    if isinstance(impostor_pairs, str) and impostor_pairs.strip().isdigit():
-        impostor_pairs = int(impostor_pairs)
-    if isinstance(impostor_pairs, numbers.Integral) and not isinstance(impostor_pairs, bool) and impostor_pairs >= 1:
-        impostor_pairs = int(impostor_pairs)
-    elif impostor_pairs != "all":
-        raise FiqaBenchError(f"impostor_pairs must be 'all' or a positive integer, got {impostor_pairs!r}")
-    if int(seed) != seed or seed < 0:
-        raise FiqaBenchError(f"seed must be a non-negative integer, got {seed}")
-    T, seed, degrade_fraction = int(templates_per_identity), int(seed), float(degrade_fraction)
+    opts = PrepareOptions.checked(name=name, seed=seed, layout=layout, templates_per_identity=templates_per_identity,
+                                  min_images=min_images, impostor_pairs=impostor_pairs,
+                                  degrade_fraction=degrade_fraction, detector=detector, part=part)
     if not src.is_dir():
         raise FiqaBenchError(f"source folder {src} does not exist or is not a folder")
     rerun = _check_out(out, src)
 
     from fiqa_bench.faces.detect import make_detector
-    from fiqa_bench.faces.io import load_image
 
-    det = make_detector(detector)
-
-    # 1. identities and photos
-    scan = _scan(src, out)
-    excluded: list[dict] = []
-    candidates = []
-    from fiqa_bench.splits import identity_part, in_part
-
-    if part not in ("train", "eval", "all"):
-        raise FiqaBenchError(f"part must be 'train', 'eval' or 'all', got {part!r}")
-    for ident in scan.identities:
-        n = len(scan.photos[ident])
-        if not in_part(ident, part):
-            excluded.append({"identity": ident, "photos": n, "photos_with_face": None,
-                             "reason": f"identity in the {identity_part(ident)} part of the split (kept: {part})"})
-        elif n < min_images:
-            excluded.append({"identity": ident, "photos": n, "photos_with_face": None,
-                             "reason": f"{n} photo(s) < min_images={min_images}"})
-        else:
-            candidates.append(ident)
-    skipped_small = sum(len(scan.photos[e["identity"]]) for e in excluded if "min_images" in e["reason"])
-    skipped_part = sum(len(scan.photos[e["identity"]]) for e in excluded if "part of the split" in e["reason"])
-    safe_ids = {ident: safe_name(ident) for ident in scan.identities}
-    clash = _first_duplicate([safe_ids[i] for i in candidates])
-    if clash is not None:
-        a, b = [i for i in candidates if safe_ids[i] == clash][:2]
-        raise FiqaBenchError(f"identity folders {a!r} and {b!r} both become {clash!r} in file names; rename one")
-
-    # 2. detection on every photo of the candidate identities (in sorted order)
-    todo = [p for ident in candidates for p in scan.photos[ident]]
-    found: dict[str, _Detected] = {}
-    no_face: list[dict] = []
-    for photo in _progress(todo, len(todo), "detect", progress):
-        try:
-            image = load_image(photo.path)
-        except ImageError as exc:
-            no_face.append({"source": photo.rel, "reason": f"unreadable: {exc.reason}"})
-            continue
-        d = _detect(det, image)
-        if d is None:
-            no_face.append({"source": photo.rel, "reason": "no face detected"})
-        else:
-            found[photo.rel] = d
-
-    # 3. identities with enough faces; templates
-    need = 2 * T
-    used: list[str] = []
-    too_few_faces = 0
-    for ident in candidates:
-        with_face = [p for p in scan.photos[ident] if p.rel in found]
-        if len(with_face) < need:
-            excluded.append({"identity": ident, "photos": len(scan.photos[ident]), "photos_with_face": len(with_face),
-                             "reason": f"{len(with_face)} photo(s) with a face < {need} ({T} templates of >= 2)"})
-            too_few_faces += len(with_face)
-        else:
-            used.append(ident)
-    excluded.sort(key=lambda e: scan.identities.index(e["identity"]))
-    if len(used) < 2:
-        raise FiqaBenchError(
-            f"{src}: only {len(used)} identity(ies) have >= {need} photos with a detectable face; "
-            "impostor pairs need at least 2 (see the excluded identities in the summary)"
-        )
-
-    images = _build_images(used, scan, found, safe_ids, T=T, seed=seed, degrade_fraction=degrade_fraction)
-
-    # 4. detection on the degraded images as written
-    degraded_images = [img for img in images if img.degradation is not None]
-    for img in _progress(degraded_images, len(degraded_images), "detect degraded", progress):
-        d = _detect(det, _decode(img.data))
-        if d is None:
-            img.landmarks_from, img.score = "clean-source", FALLBACK_SCORE
-        else:
-            img.landmarks, img.score = d.landmarks, d.score
-
-    # 5. pairs (and the YTF folds, so that a refusal comes before anything is written)
-    template_ids, template_sids, genuine, impostors, possible = _template_pairs(images, impostor_pairs, seed)
-    pairs = np.concatenate([np.c_[genuine, np.ones(len(genuine), np.int64)], np.c_[impostors, np.zeros(len(impostors), np.int64)]])
-    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
-    ytf_root = {"ijb": None, "ytf": "", "both": "ytf/"}[layout]
-    folds, ytf_mode = _ytf_folds([safe_ids[s] for s in used], T, seed) if ytf_root is not None else ([], None)
-
-    counts = {
-        "identities_found": len(scan.identities),
-        "identities_used": len(used),
-        "identities_excluded": len(excluded),
-        "photos_found": sum(len(v) for v in scan.photos.values()),
-        "photos_in_small_identities": skipped_small,
-        "photos_in_other_split_part": skipped_part,
-        "photos_no_face": sum(1 for r in no_face if r["reason"] == "no face detected"),
-        "photos_unreadable": sum(1 for r in no_face if r["reason"] != "no face detected"),
-        "photos_with_face_in_excluded_identities": too_few_faces,
-        "images": len(images),
-        "templates": len(template_ids),
-        "genuine_pairs": int(len(genuine)),
-        "impostor_pairs": int(len(impostors)),
-        "impostor_pairs_possible": int(possible),
-        "degraded_images": len(degraded_images),
-        "degraded_landmarks_from_clean_source": sum(1 for i in degraded_images if i.landmarks_from != "detected"),
-        "ignored_files": len(scan.ignored),
-    }
-    options = {
-        "templates_per_identity": T,
-        "min_images": int(min_images),
-        "part": part,
-        "impostor_pairs": impostor_pairs,
-        "degrade_fraction": degrade_fraction,
-        "detector": detector,
-        "detector_identity": det.identity(),
-        "degraded_format": f"JPEG quality {DEGRADED_JPEG_QUALITY}",
-    }
+    det = make_detector(opts.detector)
+    selection = scan_sources(src, out, opts, det, progress)
+    plan = split_templates(selection, opts, det, progress)
     source = str(src.resolve())
-    w = _Writer(out)
-    files: list[str] = []
-
-    # 6. IJB layout
-    subjects = {str(sid): ident for sid, ident in enumerate(used, start=1)}
-    if layout in ("ijb", "both"):
-        w.files([(f"{IMAGES_DIR}/{i.name}", i.data if i.data is not None else i.photo.path) for i in images])
-        meta = {
-            f"{META_DIR}/{name}{FACES_SUFFIX}": "".join(f"{i.name} {i.template_id} {i.media_id}\n" for i in images),
-            f"{META_DIR}/{name}{PAIRS_SUFFIX}": "".join(f"{a} {b} {l}\n" for a, b, l in pairs.tolist()),
-            f"{META_DIR}/{name}{LANDMARKS_SUFFIX}": "".join(_landmark_line(i.name, i) for i in images),
-            f"{META_DIR}/{name}{SUBJECTS_SUFFIX}": "".join(f"{t} {s}\n" for t, s in zip(template_ids.tolist(), template_sids.tolist())),
-            DEGRADATIONS_FILE: _degradations_csv([(i.name, i) for i in degraded_images]),
-        }
-        for rel, text in meta.items():
-            w.text(rel, text)
-        w.text(LAYOUT_FILE, _json({"name": name, "layout": "ijb", "source": source, "seed": seed, "counts": counts,
-                                   "options": options, "fiqa_bench_version": FIQA_BENCH_VERSION, "subjects": subjects}))
-        files += [f"{IMAGES_DIR}/", *meta, LAYOUT_FILE]
-
-    # 7. YTF layout ("videos" = templates)
-    if ytf_root is not None:
-        w.files([(f"{ytf_root}{FRAMES_DIR}/{i.frame}", i.data if i.data is not None else i.photo.path) for i in images])
-        ytf_counts = {**counts, "videos": len(template_ids), "ytf_pairs": sum(len(f) for f in folds),
-                      "ytf_same_pairs": sum(p[2] for f in folds for p in f)}
-        meta = {
-            f"{ytf_root}{SPLITS_FILE}": _splits_text(folds),
-            f"{ytf_root}{META_DIR}/{name}{YTF_LANDMARKS_SUFFIX}": "".join(_landmark_line(i.frame, i) for i in images),
-            f"{ytf_root}{DEGRADATIONS_FILE}": _degradations_csv([(i.frame, i) for i in degraded_images]),
-        }
-        for rel, text in meta.items():
-            w.text(rel, text)
-        w.text(f"{ytf_root}{LAYOUT_FILE}", _json({
-            "name": name, "layout": "ytf", "source": source, "seed": seed, "counts": ytf_counts,
-            "options": {**options, "folds": YTF_FOLDS, "fold_assignment": ytf_mode},
-            "fiqa_bench_version": FIQA_BENCH_VERSION}))
-        files += [f"{ytf_root}{FRAMES_DIR}/", *meta, f"{ytf_root}{LAYOUT_FILE}"]
-        counts = ytf_counts
-
-    # 8. report + README
-    report = {
-        "counts": counts,
-        "excluded_identities": excluded,
-        "photos_without_face": no_face,
-        "degraded_landmarks_from_clean_source": [i.name for i in degraded_images if i.landmarks_from != "detected"],
-        "ignored_files": scan.ignored,
-    }
-    w.text(REPORT_FILE, _json(report))
-    readme = readme_text(name=name, layout=layout, seed=seed, counts=counts, options=options, ytf_mode=ytf_mode)
-    w.text("README.md", readme)
-    files += [REPORT_FILE, "README.md"]
-
-    removed: list[str] = []
-    if rerun:
-        folders = ([IMAGES_DIR] if layout in ("ijb", "both") else []) + ([f"{ytf_root}{FRAMES_DIR}"] if ytf_root is not None else [])
-        for folder in folders:
-            removed += w.remove_stale(folder)
-
+    files, removed, counts, readme = write_layouts(plan, selection, out, opts, source, rerun)
     return {
-        "name": name,
-        "layout": layout,
+        "name": opts.name,
+        "layout": opts.layout,
         "out": str(out),
         "source": source,
-        "seed": seed,
+        "seed": opts.seed,
         "counts": counts,
-        "options": options,
-        "excluded_identities": excluded,
-        "photos_without_face": no_face,
-        "ignored_files": scan.ignored,
+        "options": plan.options,
+        "excluded_identities": selection.excluded,
+        "photos_without_face": selection.no_face,
+        "ignored_files": selection.scan.ignored,
         "files": files,
         "removed_stale_files": removed,
-        "ytf_folds": ytf_mode,
+        "ytf_folds": plan.ytf_mode,
         "seconds": round(time.perf_counter() - started, 2),
         "readme": readme,
     }
