@@ -20,8 +20,10 @@ name, version, summary, licence and a sane input spec), ``output`` (shape (N,), 
 (permuting the input permutes the output), ``deterministic`` (two calls agree, 1e-6 relative),
 ``inputs_unchanged`` (the input is not modified in place), ``empty`` (an empty batch returns a float32 array
 of shape (0,): batches may be empty after skipping bad images, so an empty batch is not an error), ``pickle``
-(a pickled and unpickled adapter gives the same scores) and ``light_import`` (importing the adapter's module
-in a fresh interpreter does not import torch, onnxruntime, dlib, tensorflow, jax or cv2: heavy imports belong
+(a pickled and unpickled adapter gives the same scores), ``capabilities`` (a backbone does what its card's
+``capabilities`` declare, e.g. ``stochastic_embed`` is seeded and batch-independent; a method's
+``needs_capabilities`` are known names and come with ``needs_backbone``) and ``light_import`` (importing the
+adapter's module in a fresh interpreter does not import torch, onnxruntime, dlib, tensorflow, jax or cv2: heavy imports belong
 inside functions so that listing adapters stays cheap). :func:`backbone_checks` has the same checks for
 embeddings (N, card.embedding_dim), batch agreement within 1e-4 of each row's largest component.
 
@@ -477,6 +479,82 @@ def check_light_import(adapter: Any, heavy: Sequence[str] = HEAVY_MODULES) -> No
               f"so that listing adapters stays cheap")
 
 
+# ------------------------------------------------------------------------------------------ capability checks
+def _capability_names(adapter: Any, field_name: str) -> tuple:
+    from .capabilities import CAPABILITIES
+
+    names = getattr(getattr(adapter, "card", None), field_name, ())
+    if not isinstance(names, tuple) or not all(isinstance(n, str) for n in names):
+        _fail("capabilities", adapter, f"card.{field_name} must be a tuple of names, got {names!r}")
+    unknown = [n for n in names if n not in CAPABILITIES]
+    if unknown:
+        _fail("capabilities", adapter, f"card.{field_name} names unknown capabilities {unknown}; known: "
+                                       f"{', '.join(CAPABILITIES)} (fiqa_bench.capabilities)")
+    return names
+
+
+def check_method_capabilities(method: Any) -> None:
+    """``needs_capabilities`` names known capabilities, and a method that needs any is given the backbone."""
+    if _capability_names(method, "needs_capabilities") and not getattr(method.card, "needs_backbone", False):
+        _fail("capabilities", method, "card.needs_capabilities is set but needs_backbone is False: the runner would "
+                                      "never pass the backbone whose capabilities the method needs")
+
+
+def check_backbone_capabilities(backbone: Any, images: Any) -> None:
+    """A backbone does what its card's ``capabilities`` declare (the contracts in
+    :data:`fiqa_bench.capabilities.CAPABILITIES`), on ``images``."""
+    names = _capability_names(backbone, "capabilities")
+    if not names:
+        return
+    n = _length(images)
+    plain = np.asarray(backbone.embed(images), np.float64)
+    if "raw_features" in names:
+        norms = np.linalg.norm(plain, axis=1)
+        if np.allclose(norms, 1.0, atol=1e-3):
+            _fail("capabilities", backbone, "declares raw_features but embed() returns L2-normalised rows")
+    if "stochastic" in names:
+        fn = getattr(backbone, "stochastic_embed", None)
+        if not callable(fn):
+            _fail("capabilities", backbone, "declares stochastic but has no stochastic_embed()")
+        a = fn(images, 4, 0.5, 0)
+        dim = backbone.card.embedding_dim
+        if not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.shape != (n, 4, dim):
+            _fail("capabilities", backbone, f"stochastic_embed(images, 4, 0.5, 0) must return float32 ({n}, 4, {dim}), "
+                                            f"got {getattr(a, 'dtype', type(a))} {getattr(a, 'shape', '')}")
+        if not np.isfinite(a).all():
+            _fail("capabilities", backbone, "stochastic_embed() returned non-finite values")
+        if not _rows_close(a.reshape(n * 4, -1), fn(images, 4, 0.5, 0).reshape(n * 4, -1), DETERMINISM_RTOL).all():
+            _fail("capabilities", backbone, "stochastic_embed() with the same seed is not reproducible")
+        single = fn(_take(images, [n - 1]), 4, 0.5, 0)
+        if not _rows_close(a[n - 1], single[0], EMBEDDING_RTOL).all():
+            _fail("capabilities", backbone, "stochastic_embed() of an image depends on its batch (the masks must "
+                                            "come from the seed alone)")
+        if np.abs(a[:, 0] - a[:, 1]).max() <= 1e-6 * max(np.abs(a).max(), 1e-12):
+            _fail("capabilities", backbone, "stochastic_embed() passes are all equal: dropout is not active")
+    if "layers" in names:
+        for attr in ("torch_model", "to_tensor", "pixels", "normalise", "block", "mirror"):
+            if not callable(getattr(backbone, attr, None)):
+                _fail("capabilities", backbone, f"declares layers but has no {attr}()")
+        model = backbone.torch_model()
+        if getattr(model, "training", True):
+            _fail("capabilities", backbone, "torch_model() must be in eval mode (BN running statistics, no dropout)")
+        x = backbone.to_tensor(images)
+        if tuple(x.shape[:2]) != (n, 3):
+            _fail("capabilities", backbone, f"to_tensor() must give (N, 3, H, W), got {tuple(x.shape)}")
+        if not np.allclose(backbone.normalise(backbone.pixels(images)).detach().numpy(), x.detach().numpy(),
+                           atol=1e-5):
+            _fail("capabilities", backbone, "normalise(pixels(images)) differs from to_tensor(images)")
+        blocks = tuple(getattr(backbone, "block_names", ()))
+        if not blocks:
+            _fail("capabilities", backbone, "declares layers but block_names is empty")
+        for name in blocks:
+            if name != "input" and backbone.block(name) is None:
+                _fail("capabilities", backbone, f"block({name!r}) returned None")
+        out = model(x).detach().numpy()
+        if not getattr(backbone, "flip", False) and not _rows_close(plain, out, EMBEDDING_RTOL).all():
+            _fail("capabilities", backbone, "torch_model()(to_tensor(images)) differs from embed(images)")
+
+
 # ------------------------------------------------------------------------------------------ public API
 class _LazyImages:
     """The images the checks share: the caller's, or synthetic ones made on first use (once).
@@ -528,6 +606,7 @@ def method_checks(method: Any, images: Any = None) -> list[tuple[str, Check]]:
     lazy = _LazyImages(_spec_of(method), images)
     runner = _Outputs(method, "method")
     return [("card", lambda: check_method_card(method)), *_output_checks(runner, lazy, SCORE_RTOL),
+            ("capabilities", lambda: check_method_capabilities(method)),
             ("light_import", lambda: check_light_import(method))]
 
 
@@ -536,6 +615,7 @@ def backbone_checks(backbone: Any, images: Any = None) -> list[tuple[str, Check]
     lazy = _LazyImages(_spec_of(backbone), images)
     runner = _Outputs(backbone, "backbone")
     return [("card", lambda: check_backbone_card(backbone)), *_output_checks(runner, lazy, EMBEDDING_RTOL),
+            ("capabilities", lambda: check_backbone_capabilities(backbone, lazy.get())),
             ("light_import", lambda: check_light_import(backbone))]
 
 

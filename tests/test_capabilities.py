@@ -80,3 +80,56 @@ def test_run_stops_before_any_work_with_one_error(shared, small_bench, mbf, tmp_
 def test_errors_are_fiqa_bench_errors():
     assert issubclass(CapabilityError, FiqaBenchError)
     assert np.all([isinstance(v, str) and v for v in CAPABILITIES.values()])
+
+
+# ------------------------------------------------------------------------------------------ conformance kit
+def test_kit_checks_declared_capabilities(shared, isolated_cache):
+    pytest.importorskip("torch")
+    import dataclasses
+
+    from fiqa_bench.backbones.onnx_arcface import PerInstanceCard
+    from fiqa_bench.backbones.torch_mobilefacenet import TorchMobileFaceNet
+    from fiqa_bench.testing import backbone_checks, synthetic_inputs
+
+    images = synthetic_inputs(TorchMobileFaceNet.card.input, n=3)
+    dict(backbone_checks(TorchMobileFaceNet(), images))["capabilities"]()  # honours all three
+
+    class NoDropout(TorchMobileFaceNet):  # claims 'stochastic' but its passes are all the plain embedding
+        card = PerInstanceCard(dataclasses.replace(TorchMobileFaceNet.card, name="no-dropout"))
+
+        def stochastic_embed(self, images, passes=100, rate=0.5, seed=0):
+            return np.repeat(self.embed(images)[:, None], passes, axis=1)
+
+    with pytest.raises(AssertionError, match=r"\[capabilities\].*passes are all equal"):
+        dict(backbone_checks(NoDropout(), images))["capabilities"]()
+
+    class Normalised(TorchMobileFaceNet):  # claims raw features but returns unit vectors
+        card = PerInstanceCard(dataclasses.replace(TorchMobileFaceNet.card, name="normalised"))
+
+        def embed(self, images):
+            e = super().embed(images)
+            return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+    with pytest.raises(AssertionError, match=r"\[capabilities\].*L2-normalised"):
+        dict(backbone_checks(Normalised(), images))["capabilities"]()
+
+
+def test_kit_checks_method_declarations():
+    import dataclasses
+
+    from fiqa_bench.testing import check_method_capabilities
+
+    norm = _classes()["norm"]
+    check_method_capabilities(norm())
+
+    class Typo(norm):
+        card = dataclasses.replace(norm.card, needs_capabilities=("stochastc",))
+
+    with pytest.raises(AssertionError, match="unknown capabilities"):
+        check_method_capabilities(Typo())
+
+    class NoBackbone(norm):
+        card = dataclasses.replace(norm.card, needs_backbone=False)
+
+    with pytest.raises(AssertionError, match="needs_backbone is False"):
+        check_method_capabilities(NoBackbone())

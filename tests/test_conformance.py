@@ -48,11 +48,17 @@ def _builtin_method_names() -> list[str]:
 @pytest.mark.parametrize("name", _builtin_method_names())
 def test_every_registered_builtin_method_conforms(name, request):
     cls = registry.load_class("method", name)
-    kwargs = {}
+    kwargs, images = {}, None
     if cls.card.needs_backbone:  # e.g. svm: given the run's backbone, here the shared MobileFaceNet (bundled model)
         shared = request.getfixturevalue("shared")
         kwargs["backbone"] = registry.create("backbone", f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}",
                                              normalisation="mobilefacenet")
+        if set(cls.card.needs_capabilities) - set(kwargs["backbone"].card.capabilities):  # serfiq, grafiqs, faceqan
+            pytest.importorskip("torch")
+            kwargs["backbone"] = registry.create("backbone", "torch-mobilefacenet")
+            images = synthetic_faces(2)
+            if name == "faceqan":  # ~150 forward passes per face at the paper's settings: a smaller attack
+                kwargs.update(iterations=2, copies=3)
     weights = getattr(cls.card, "weights", None)
     if weights is not None and weights.bundled and not kwargs:  # per-backbone files: the method finds its own
         import importlib.resources
@@ -61,7 +67,7 @@ def test_every_registered_builtin_method_conforms(name, request):
         if not shipped.is_file():
             pytest.skip(f"{name}: bundled weights {weights.filename} are not trained yet "
                         f"(its own tests run the kit on a freshly trained model)")
-    check_method(registry.create("method", name, **kwargs))
+    check_method(registry.create("method", name, **kwargs), images)
 
 
 # ------------------------------------------------------------------------------------------ a correct adapter
@@ -105,7 +111,7 @@ def test_a_correct_adapter_passes_every_check():
 def test_check_names_are_stable():
     assert [n for n, _ in method_checks(MeanQuality())] == [
         "card", "output", "finite", "batch_equals_single", "order_equivariant", "deterministic",
-        "inputs_unchanged", "empty", "pickle", "light_import",
+        "inputs_unchanged", "empty", "pickle", "capabilities", "light_import",
     ]
 
 
