@@ -168,20 +168,37 @@ def compare(bench: Benchmark, rows: np.ndarray, emb: np.ndarray, quality: np.nda
     subject_codes, subject_names = pd.factorize(faces["identity"].astype(str))
     first_row = pd.Series(np.arange(len(groups))).groupby(groups).first()
     t_subject = subject_codes[first_row.reindex(gids).to_numpy(np.int64)].astype(np.int64)
-    pos_a = np.searchsorted(gids, a)
-    pos_b = np.searchsorted(gids, b)
-    pq = combine_pair_quality(tq[pos_a], tq[pos_b], pair_quality_mode) if quality is not None \
-        else np.full(a.shape[0], np.nan)
+    pos_a = template_rows(gids, a)
+    pos_b = template_rows(gids, b)
+    codes = None
+    if quality is not None:
+        pq = combine_pair_quality(tq[pos_a], tq[pos_b], pair_quality_mode)
+        if pair_quality_mode == "min" and np.isfinite(tq).all():
+            # the rank of the min is the min of the ranks: integer levels without sorting the pairs
+            _, rank = np.unique(tq, return_inverse=True)
+            rank = rank.reshape(-1)
+            codes = np.minimum(rank[pos_a], rank[pos_b])
+    else:
+        pq = np.full(a.shape[0], np.nan)
     data = PairData(
         scores=np.asarray(scores, dtype=np.float32),
         labels=pairs["label"].to_numpy(np.int8)[present],
         folds=pairs["fold"].to_numpy(np.int64)[present],
         quality=pq,
-        a=a, b=b, subject_a=t_subject[pos_a], subject_b=t_subject[pos_b],
+        a=a, b=b, subject_a=t_subject[pos_a], subject_b=t_subject[pos_b], quality_codes=codes,
     )
     templates = {"template_ids": gids, "template_quality": tq, "template_subject": t_subject,
                  "subjects": np.asarray(subject_names, dtype=str)}
     return data, templates, int((~present).sum())
+
+
+def template_rows(template_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Row of each id in the sorted ``template_ids`` (a lookup table where the ids are small, as IJB's are)."""
+    from .pairscore import _rows_of
+
+    if ids.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    return _rows_of(template_ids, None, ids, "pair ids")
 
 
 def measure(data: PairData, keys, options: MetricOptions) -> dict[str, Any]:
@@ -350,6 +367,6 @@ def pairdata_from_raw(raw) -> PairData:
     t_ids = raw["template_ids"]
     t_subject = raw["template_subject"]
     a, b = raw["pair_a"], raw["pair_b"]
+    pos_a, pos_b = template_rows(t_ids, a), template_rows(t_ids, b)
     return PairData(scores=raw["pair_scores"], labels=raw["pair_labels"], folds=raw["pair_folds"],
-                    quality=raw["pair_quality"], a=a, b=b,
-                    subject_a=t_subject[np.searchsorted(t_ids, a)], subject_b=t_subject[np.searchsorted(t_ids, b)])
+                    quality=raw["pair_quality"], a=a, b=b, subject_a=t_subject[pos_a], subject_b=t_subject[pos_b])

@@ -49,6 +49,7 @@ class PairData:
     b: np.ndarray | None = None
     subject_a: np.ndarray | None = None
     subject_b: np.ndarray | None = None
+    quality_codes: np.ndarray | None = None  # optional integer levels ordered like ``quality`` (a speed shortcut)
 
     @property
     def n_genuine(self) -> int:

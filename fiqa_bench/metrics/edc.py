@@ -102,19 +102,27 @@ def edc_threshold(scores, start_error: float, error: str) -> float:
     return float(np.quantile(s, start_error if error == "fnm" else 1.0 - start_error))
 
 
-def _quality_codes(q: np.ndarray) -> tuple[np.ndarray, int]:
-    """Dense ascending rank (0..U-1) of every pair quality, without sorting all pairs: hash the values, sort the
-    few distinct ones (pair qualities take at most as many values as there are templates)."""
+def _quality_codes(q: np.ndarray, codes: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """Ascending integer level of every pair quality (equal qualities, equal level), without sorting all pairs:
+    hash the values and sort the few distinct ones (pair qualities take at most as many values as there are
+    templates). ``codes``: levels the caller already has (e.g. template quality ranks, whose min is the rank of
+    the min); levels may have gaps — empty levels are never a discard point."""
+    if codes is not None:
+        codes = np.asarray(codes)
+        if codes.shape != q.shape or codes.dtype.kind not in "iu":
+            raise ValueError("quality codes must be integers, one per comparison")
+        return codes, int(codes.max()) + 1 if codes.shape[0] else 0
     import pandas as pd
 
     codes, uniques = pd.factorize(q, sort=True)
-    return codes.astype(np.int64, copy=False), int(len(uniques))
+    return codes, int(len(uniques))
 
 
 def edc(scores, quality, error: str = "fnm", start_error: float | None = 0.05,
-        threshold: float | None = None) -> EDCCurve:
+        threshold: float | None = None, quality_codes=None) -> EDCCurve:
     """The EDC of one class of comparisons (``fnm``: mated scores, ``fm``: non-mated scores) and their pair
-    qualities. Give ``start_error`` (the threshold is then :func:`edc_threshold`) or an explicit ``threshold``."""
+    qualities. Give ``start_error`` (the threshold is then :func:`edc_threshold`) or an explicit ``threshold``.
+    ``quality_codes``: optional integer levels ordered like ``quality`` (a shortcut at IJB-C scale; same result)."""
     s, q = _check(scores, quality)
     if error not in EDC_ERRORS:
         raise ValueError(f"error must be one of {EDC_ERRORS}, got {error!r}")
@@ -124,10 +132,12 @@ def edc(scores, quality, error: str = "fnm", start_error: float | None = 0.05,
         threshold = edc_threshold(s, start_error, error)
     threshold = float(threshold)
     wrong = s < threshold if error == "fnm" else s >= threshold
-    codes, n_levels = _quality_codes(q)
+    codes, n_levels = _quality_codes(q, quality_codes)
     n = s.shape[0]
     per_level = np.bincount(codes, minlength=n_levels)
     errors_per_level = np.bincount(codes[wrong], minlength=n_levels)
+    used = per_level > 0
+    per_level, errors_per_level = per_level[used], errors_per_level[used]
     # discard point j: every comparison of the j lowest quality levels is gone
     discard_counts = np.r_[0, np.cumsum(per_level)[:-1]]
     errors_left = int(wrong.sum()) - np.r_[0, np.cumsum(errors_per_level)[:-1]]
@@ -163,7 +173,7 @@ def theoretical_best_area(start_error: float, limit: float) -> float:
 
 
 def rethreshold_edc(genuine_scores, genuine_quality, impostor_scores, impostor_quality, fmr: float = 1e-3,
-                    fractions=None) -> EDCCurve:
+                    fractions=None, genuine_codes=None, impostor_codes=None) -> EDCCurve:
     """The re-threshold variant (CR-FIQA / MagFace "ERC"): FNMR at FMR ``fmr`` with the threshold recomputed on the
     comparisons that remain at every discard step.
 
@@ -179,9 +189,16 @@ def rethreshold_edc(genuine_scores, genuine_quality, impostor_scores, impostor_q
     if fractions is None:
         fractions = np.round(np.arange(0, 51) / 100.0, 2)
     fractions = np.asarray(fractions, dtype=np.float64)
-    q_all = np.r_[gq.astype(np.float64), iq.astype(np.float64)]
-    n = q_all.shape[0]
-    codes, n_levels = _quality_codes(q_all)
+    n = gq.shape[0] + iq.shape[0]
+    if genuine_codes is not None and impostor_codes is not None:
+        codes = np.concatenate([np.asarray(genuine_codes), np.asarray(impostor_codes)])
+        present = np.bincount(codes) > 0  # compact the levels: an empty level is no discard point
+        remap = np.cumsum(present) - 1
+        codes, n_levels = remap[codes], int(present.sum())
+    else:
+        q_all = np.concatenate([gq, iq.astype(gq.dtype, copy=False)])  # in their own dtype: IJB-C has 15.6 M
+        codes, n_levels = _quality_codes(q_all)
+        del q_all
     per_level = np.bincount(codes, minlength=n_levels)
     below = np.r_[0, np.cumsum(per_level)]  # comparisons in the levels below level j
     g_codes = codes[: gs.shape[0]]
@@ -194,6 +211,7 @@ def rethreshold_edc(genuine_scores, genuine_quality, impostor_scores, impostor_q
     top = top[np.argsort(-is_[top], kind="stable")]
     top_scores = is_[top].astype(np.float64)
     top_codes = i_codes[top]
+    n_i_at = n_imp - np.r_[0, np.cumsum(np.bincount(i_codes, minlength=n_levels))]  # impostors in levels >= j
     d_out, e_out = [], []
     last_level = -1
     for f in fractions:
@@ -204,7 +222,7 @@ def rethreshold_edc(genuine_scores, genuine_quality, impostor_scores, impostor_q
         last_level = level
         g_keep = g_codes >= level
         n_g = int(g_keep.sum())
-        n_i = int((i_codes >= level).sum())
+        n_i = int(n_i_at[level])
         if n_g == 0:
             continue
         k = int(math.floor(fmr * n_i * (1.0 + 1e-12)))  # allowed false matches

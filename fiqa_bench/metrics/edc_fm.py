@@ -8,7 +8,9 @@ from .edc import edc, pair_quality_note, summary
 
 def _compute(data: PairData, options: MetricOptions) -> dict:
     non_mated = data.labels == 0
-    curve = edc(data.scores[non_mated], data.quality[non_mated], "fm", start_error=options.fm_start)
+    codes = data.quality_codes[non_mated] if data.quality_codes is not None else None
+    curve = edc(data.scores[non_mated], data.quality[non_mated], "fm", start_error=options.fm_start,
+                quality_codes=codes)
     return {**summary(curve), "start_target": options.fm_start, "pair_quality": options.pair_quality,
             "note": pair_quality_note}
 

@@ -8,7 +8,8 @@ from .edc import edc, pair_quality_note, summary
 
 def _compute(data: PairData, options: MetricOptions) -> dict:
     mated = data.labels == 1
-    curve = edc(data.scores[mated], data.quality[mated], "fnm", start_error=options.fnm_start)
+    codes = data.quality_codes[mated] if data.quality_codes is not None else None
+    curve = edc(data.scores[mated], data.quality[mated], "fnm", start_error=options.fnm_start, quality_codes=codes)
     return {**summary(curve), "start_target": options.fnm_start, "pair_quality": options.pair_quality,
             "note": pair_quality_note}
 

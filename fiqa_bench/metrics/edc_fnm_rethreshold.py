@@ -8,8 +8,11 @@ from .edc import pair_quality_note, rethreshold_edc, summary
 
 def _compute(data: PairData, options: MetricOptions) -> dict:
     mated = data.labels == 1
+    codes = data.quality_codes
     curve = rethreshold_edc(data.scores[mated], data.quality[mated], data.scores[~mated], data.quality[~mated],
-                            fmr=options.rethreshold_fmr)
+                            fmr=options.rethreshold_fmr,
+                            genuine_codes=None if codes is None else codes[mated],
+                            impostor_codes=None if codes is None else codes[~mated])
     out = summary(curve, subtract_best=False)
     return {**out, "fmr": options.rethreshold_fmr, "pair_quality": options.pair_quality,
             "grid": "discard fractions 0, 0.01, ..., 0.50 of all comparisons (ties together)",

@@ -135,6 +135,8 @@ class _SortedClasses:
         """ROC points (sklearn's ``_binary_clf_curve``: one per distinct score, descending) for the distinct scores
         in [low, high], with one more point on each side where one exists; and whether those extra points exist."""
         g, imp = self.genuine, self.impostor
+        # query in the arrays' own dtype: a float64 query would make numpy convert the whole array (15.6 M)
+        low, high = imp.dtype.type(low), imp.dtype.type(high)
         parts = [imp[np.searchsorted(imp, low, "left"):np.searchsorted(imp, high, "right")],
                  g[np.searchsorted(g, low, "left"):np.searchsorted(g, high, "right")]]
         above = [arr[j] for arr in (g, imp) for j in [int(np.searchsorted(arr, high, "right"))] if j < arr.shape[0]]
