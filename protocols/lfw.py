@@ -152,10 +152,14 @@ def check_images_exist(root: Path, parsed: LFWPairs, images_dir: str) -> None:
 
 
 def resolve_root(root: Path | None) -> Path:
+    """``root``, else the development data's LFW (``$FIQA_SHARED/data/lfw``) when present, else the downloaded copy."""
     if root is None:
         from fiqa_bench.datasets import lfw_root
+        from fiqa_bench.paths import shared_dir
 
-        root = Path(lfw_root(None))
+        shared = shared_dir()
+        root = shared / "data" / "lfw" if shared is not None and (shared / "data" / "lfw" / PAIRS_FILE).is_file() \
+            else Path(lfw_root(None))
     if not (root / PAIRS_FILE).is_file():
         raise FiqaBenchError(f"{root}: no {PAIRS_FILE} (expected LFW View-2 pairs.txt beside the lfw/ image folder)")
     return root
