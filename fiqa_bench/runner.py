@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import registry
+from .capabilities import check_capabilities
 from .errors import FiqaBenchError, OptionError
 from .evaluation import SELECTIONS, EvalOptions, evaluate
 from .metrics.base import MetricOptions
@@ -244,6 +245,7 @@ def build_method(cfg: RunConfig, backbone: Any):
         kwargs["seed"] = cfg.seed
     if getattr(mcls.card, "needs_backbone", False):
         kwargs["backbone"] = backbone
+        check_capabilities(mcls, backbone)  # the method's needs_capabilities vs the backbone's card (issue 13)
     method_options = dict(cfg.method_options)
     if not method_options:
         return registry.create("method", cfg.method, **kwargs)

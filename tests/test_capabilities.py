@@ -133,3 +133,17 @@ def test_kit_checks_method_declarations():
 
     with pytest.raises(AssertionError, match="needs_backbone is False"):
         check_method_capabilities(NoBackbone())
+
+
+def test_runner_checks_before_constructing_the_method(mbf, monkeypatch):
+    from fiqa_bench import registry, runner
+
+    backbone = registry.create("backbone", mbf)
+
+    def never(*args, **kwargs):
+        raise AssertionError("the method was constructed before its capabilities were checked")
+
+    monkeypatch.setattr(runner.registry, "create", never)
+    cfg = runner.RunConfig(protocol="lfw", backbone=mbf, method="grafiqs")
+    with pytest.raises(CapabilityError, match="'grafiqs' needs backbone capability 'layers'"):
+        runner.build_method(cfg, backbone)
