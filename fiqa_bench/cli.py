@@ -23,7 +23,7 @@ class _CleanErrors(click.Group):
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except click.UsageError as exc:  # one line, like every other error (click would add usage lines)
-            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+            where = f"fiqa-bench {exc.ctx.command.name}: " if exc.ctx is not None and exc.ctx.parent else ""
             click.echo(f"error: {where}{exc.format_message()}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:

@@ -277,6 +277,7 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
         if method is not None:
             who = f"quality method {method_name!r}"
             qcache = ArrayCache.for_producer("quality", method_cache_identity or method.identity(), dataset_id, 1)
+            log.info("score: %s on %d images (cache %s, %d entries)", who, n, qcache.folder, len(qcache))
             t = time.perf_counter()
             embed_all = (lambda: embed_rows(np.arange(n))) if scores_run_embeddings(method, backbone) else None
             quality, counts_q = score(method, who, source, qcache, options, pool, skipped, embed_all)
@@ -288,9 +289,12 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
             available &= np.isfinite(quality)
         kept = select(groups, np.nan_to_num(quality, nan=-np.inf) if quality is not None else np.zeros(n),
                       available, options.selection, options.k)
+        log.info("select: %s kept %d of %d images (%d skipped)", options.selection, len(kept), n, len(skipped))
         t = time.perf_counter()
         emb, n_embedded_new = embed_rows(kept)
         timings["embed_s"] = time.perf_counter() - t
+        log.info("embed: %s embedded %d images (%d new) in %.1f s", who_b, len(kept), n_embedded_new,
+                 timings["embed_s"])
 
     ok = np.isfinite(emb).all(axis=1)
     rows_ok, emb = kept[ok], emb[ok]
@@ -299,8 +303,11 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
                                        options.metric_options.pair_quality)
     timings["pair_scores_s"] = time.perf_counter() - t
     t = time.perf_counter()
+    log.info("compare: %d pairs scored (%d genuine, %d impostor), %d dropped", data.scores.shape[0],
+             data.n_genuine, data.n_impostor, dropped)
     metrics = measure(data, bench.metrics, options.metric_options)
     timings["metrics_s"] = time.perf_counter() - t
+    log.info("measure: %s in %.2f s", ", ".join(bench.metrics), timings["metrics_s"])
 
     reasons: dict[str, int] = {}
     for s in skipped.values():

@@ -328,6 +328,8 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
     protocol = open_protocol(cfg.protocol, cfg.data)
     bench = protocol.load()
     load_s = time.perf_counter() - t0
+    log.info("protocol %s: %d images, %d pairs (read in %.1f s)", bench.name, len(bench.faces), len(bench.pairs),
+             load_s)
     groups = bench.faces["group"].to_numpy(np.int64)
     max_group = int(np.bincount(np.unique(groups, return_inverse=True)[1]).max()) if len(groups) else 0
     if cfg.method is None and cfg.selection in ("top1", "topk", "weighted") and max_group > 1:
@@ -384,4 +386,5 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
         timings={k: round(v, 3) for k, v in timings.items()}, metrics=result.metrics,
         detector=result.detector, notes=_scrub(list(bench.notes), roots))
     path = write_results(Path(cfg.out), record, result.raw)
+    log.info("results: %s (+ %s)", path, path.with_suffix(".npz").name)
     return path, record.to_json()
