@@ -235,6 +235,20 @@ def _scrub(obj: Any, roots: list[str]) -> Any:
     return obj
 
 
+def card_summary(card: Any) -> dict:
+    """What a results file keeps of an adapter's card (leaderboards are built from results files alone): what it
+    does, its paper, licence and weights source (a weights file by name, never a machine path)."""
+    weights = getattr(card, "weights", None)
+    described = None
+    if weights is not None:
+        described = weights.describe()
+        name = str(getattr(weights, "filename", "") or "")
+        if name and ("/" in name or "\\" in name):
+            described = described.replace(name, Path(name).name)
+    return {"summary": getattr(card, "summary", ""), "paper": getattr(card, "paper", ""),
+            "licence": getattr(card, "licence", ""), "weights": described}
+
+
 def build_method(cfg: RunConfig, backbone: Any):
     """The quality method of ``cfg`` (None without one), constructed with the run's seed/backbone and its options."""
     if cfg.method is None:
@@ -370,14 +384,15 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
     }
     method_info = (
         {"name": cfg.method, "version": method.card.version, "card_hash": method.card.card_hash(),
-         "identity": method.identity(), "options": method_options, "options_sha256": options_sha256}
+         "identity": method.identity(), "options": method_options, "options_sha256": options_sha256,
+         "card": card_summary(method.card)}
         if method is not None
         else {"name": "none", "version": None, "card_hash": None, "identity": None, "options": {},
               "options_sha256": {}}
     )
     backbone_info = {"name": _backbone_label(cfg.backbone), "spec": cfg.backbone, "version": backbone.card.version,
                      "weights_sha256": backbone_sha, "card_hash": backbone.card.card_hash(),
-                     "identity": backbone.identity()}
+                     "identity": backbone.identity(), "card": card_summary(backbone.card)}
     timings = {"load_protocol_s": load_s, **result.timings, "total_s": time.perf_counter() - t0}
     roots = sorted({str(bench.root), str(Path(bench.root).resolve())}, key=len, reverse=True)
     record = RunRecord(
