@@ -37,6 +37,7 @@ LFW_PAD = 0.35
 
 # Bumped whenever decoding or post-processing changes, so cached detections are not reused across versions.
 _PIPELINE_VERSION = "1"
+_CV_LOG_LOCK = threading.Lock()  # OpenCV's log level is process-wide (see YuNetDetector._net)
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,16 +169,20 @@ class YuNetDetector:
             import cv2
 
             path = str(self._weights.path())
-            # OpenCV 5 warns on every create that its new graph engine ignores the (default) target: noise.
-            previous = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-            try:
-                net = cv2.FaceDetectorYN.create(
-                    path, "", (320, 320), self.score_threshold, self.nms_threshold, self.top_k
-                )
-            except cv2.error as exc:
-                raise _weights_error(path, exc) from None
-            finally:
-                cv2.utils.logging.setLogLevel(previous)
+            # OpenCV 5 warns on every create that its new graph engine ignores the (default) target: noise. The
+            # log level is process-wide and create releases the GIL, so creations in worker threads are serialised:
+            # one thread restoring the level must not un-silence another's create (the warning then lands inside
+            # the first progress bar).
+            with _CV_LOG_LOCK:
+                previous = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+                try:
+                    net = cv2.FaceDetectorYN.create(
+                        path, "", (320, 320), self.score_threshold, self.nms_threshold, self.top_k
+                    )
+                except cv2.error as exc:
+                    raise _weights_error(path, exc) from None
+                finally:
+                    cv2.utils.logging.setLogLevel(previous)
             self._local.net = net
         return net
 
