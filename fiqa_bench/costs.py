@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FiqaBenchError
+from .markdown import md_cell
 
 COSTS_SCHEMA_VERSION = 1
 COSTS_FILE = "costs.json"
@@ -435,11 +436,7 @@ def _stages_line(t: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------ Markdown
-def _md(text: Any) -> str:
-    out = str(text).replace("\\", "\\\\").replace("\r", " ").replace("\n", " ")
-    for ch in "|*_`[]<>#":
-        out = out.replace(ch, "\\" + ch)
-    return out
+_md = md_cell
 
 
 def _md_table(header: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:

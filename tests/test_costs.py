@@ -69,13 +69,15 @@ def costs_dict() -> dict:
 
 def results_file() -> dict:
     return {
-        "schema_version": 1, "suite": {"version": "0.1.0", "git_commit": "0123456789abcdef"},
+        "schema_version": 2, "suite": {"version": "0.1.0", "git_commit": "0123456789abcdef"},
         "method": {"name": "blur", "version": "1", "card_hash": "c" * 16},
         "backbone": {"name": "r50", "version": "1", "weights_sha256": "w" * 64, "card_hash": "b" * 16},
-        "protocol": {"name": "ijbc", "version": "1", "metric": "tpr_at_fpr", "faces_sha256": "f" * 64,
-                     "pairs_sha256": "p" * 64},
-        "config": {"selection": "top1", "seed": 0}, "counts": {"genuine": 10, "impostor": 100_000},
-        "timings": {}, "metrics": {"tpr_at_fpr": {"1e-1": 0.9433, "1e-2": 0.9069}},
+        "protocol": {"name": "ijbc", "version": "1", "metric": "tpr_at_fpr", "metrics": ["tpr_at_fpr"],
+                     "faces_sha256": "f" * 64, "pairs_sha256": "p" * 64},
+        "config": {"selection": "top1", "seed": 0}, "settings": {"selection": "top1"},
+        "counts": {"genuine": 10, "impostor": 100_000}, "timings": {},
+        "metrics": {"tpr_at_fpr": {"values": {"1e-1": 0.9433, "1e-2": 0.9069}, "detail": {},
+                                   "reading": "conservative"}},
     }
 
 
@@ -313,3 +315,9 @@ def test_detector_multiply_adds_match_an_onnxruntime_run(shared):
         c = onnx_costs(path, (1, 3, 640, 640))
         assert c["macs"] == expected > 100_000_000, rel
         assert c["parameters"] > 50_000 and c["macs_unavailable"] is None
+
+
+def test_markdown_cells_are_escaped_once_for_report_and_costs():
+    from fiqa_bench.markdown import md_cell
+
+    assert md_cell("a_b|c*d\n[e]<f>#`g`\\") == "a\\_b\\|c\\*d \\[e\\]\\<f\\>\\#\\`g\\`\\\\"
