@@ -9,7 +9,6 @@ the settings that change the numbers in its file name. Library code only; the CL
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import time
 from dataclasses import dataclass, field, fields
@@ -131,17 +130,12 @@ class RunConfig:
 # ----------------------------------------------------------------------------------------------- protocol
 def open_protocol(spec: str, data: str | None = None):
     """A protocol instance from a registered name (``lfw``, ``ijbc``, ``ijb-layout:PATH``) or a folder written by
-    ``fiqa-bench prepare`` (its ``benchmark.json`` says which layout)."""
+    ``fiqa-bench prepare`` (the layout readers recognise it: :func:`fiqa_bench.protocols._layout.sniff_layout`)."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        layout = None
-        meta = path / "benchmark.json"
-        if meta.is_file():
-            layout = json.loads(meta.read_text()).get("layout")
-        elif list((path / "meta").glob("*_face_tid_mid.txt")):
-            layout = "ijb"
-        elif (path / "splits.txt").is_file():
-            layout = "ytf"
+        from .protocols._layout import sniff_layout
+
+        layout = sniff_layout(path)
         if layout not in ("ijb", "ytf"):
             raise FiqaBenchError(f"{path}: not a benchmark folder (no benchmark.json, IJB meta/ or YTF splits.txt)")
         return registry.create("protocol", f"{layout}-layout:{path}")
