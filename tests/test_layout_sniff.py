@@ -37,3 +37,20 @@ def test_declared_layout_wins_and_unknown_folders_are_none(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert sniff_layout(empty) is None
+
+
+def test_open_protocol_uses_the_readers_and_a_bad_benchmark_json_is_a_file_line_error(tmp_path):
+    from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
+    from fiqa_bench.runner import open_protocol
+
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "x_face_tid_mid.txt").write_text("a.jpg 1 1\n")
+    (tmp_path / LAYOUT_FILE).write_text("{bad")
+    protocol = open_protocol(str(tmp_path))
+    assert isinstance(protocol, IJBLayout)
+    with pytest.raises(ProtocolFormatError, match=r"benchmark.json:1: not valid JSON"):
+        protocol.load()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FiqaBenchError, match="not a benchmark folder"):
+        open_protocol(str(empty))
