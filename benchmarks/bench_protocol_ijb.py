@@ -33,10 +33,15 @@ def write_layout(root: Path, images: bool) -> None:
     )
     rows = [" ".join(f"{v:.3f}" for v in r) for r in rng.uniform(0, 112, (1009, 11))]
     (meta / "ijbc_name_5pts_score.txt").write_text("".join(f"{i}.jpg {rows[i % 1009]}\n" for i in range(1, N_FACES + 1)))
+    # distinct unordered pairs, no template with itself (the reader refuses both), in random order
+    keys = np.unique(rng.integers(0, N_TEMPLATES * N_TEMPLATES, 2 * N_PAIRS + N_PAIRS // 5))
+    a, b = keys // N_TEMPLATES + 1, keys % N_TEMPLATES + 1
+    keep = a < b
+    drawn = rng.permutation(np.column_stack([a[keep], b[keep]]))[:N_PAIRS]
     with open(meta / "ijbc_template_pair_label.txt", "w") as fh:
         for start in range(0, N_PAIRS, 1_000_000):
             n = min(1_000_000, N_PAIRS - start)
-            block = np.column_stack([rng.integers(1, N_TEMPLATES + 1, (n, 2)), rng.integers(0, 2, n)])
+            block = np.column_stack([drawn[start : start + n], rng.integers(0, 2, n)])
             fh.write("".join(f"{a} {b} {c}\n" for a, b, c in block.tolist()))
     if images:
         crops = root / "loose_crop"

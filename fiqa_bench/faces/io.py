@@ -39,7 +39,25 @@ def _jpeg_truncated(data: bytes) -> bool:
 _ENTROPY_PROBE = bytes((i * 73 + 41) % 255 for i in range(512))
 
 
-def _jpeg_partial(data: bytes) -> bool:
+def _flat_corner(image: np.ndarray) -> bool:
+    """True when an 8x8 luma block at a corner of the decoded image is flat (within rounding).
+
+    A block whose entropy data is missing is decoded from zero AC coefficients: exactly flat in luma. The last
+    block of a baseline JPEG is at the bottom-right corner (another corner once EXIF orientation is applied),
+    so an image with no flat corner block cannot be one that ran out of data, and needs no further test."""
+    import cv2
+
+    h, w = image.shape[:2]
+    y1, x1 = ((h - 1) // 8) * 8, ((w - 1) // 8) * 8
+    for y, x in ((y1, x1), (0, 0), (0, x1), (y1, 0)):
+        block = image[y : y + 8, x : x + 8]
+        luma = cv2.cvtColor(np.ascontiguousarray(block), cv2.COLOR_BGR2GRAY).astype(np.int16)
+        if int(luma.max()) - int(luma.min()) <= 3:
+            return True
+    return False
+
+
+def _jpeg_partial(data: bytes, image: np.ndarray | None = None) -> bool:
     """True for a JPEG whose entropy-coded data ends before its last pixel, although it has an end marker.
 
     libjpeg meets the end marker early, warns "Corrupt JPEG data: premature end of data segment" (on stderr,
@@ -48,7 +66,12 @@ def _jpeg_partial(data: bytes) -> bool:
     to the same pixels when the decoder had finished (it skips them as extraneous) and to different pixels, or
     not at all, when it was still short of data. Pillow decodes quietly; baseline files are compared at 1/8
     scale (the DC coefficients, which every missing block changes), progressive ones at full size (a late scan
-    refines AC coefficients only). Costs about one decode more per JPEG.
+    refines AC coefficients only). With the decoded ``image``, a baseline file whose corner blocks are not flat
+    is passed without decoding again (:func:`_flat_corner`): about half of real photos cost microseconds, the
+    others (and every progressive file) two Pillow decodes; 0.34 ms per image on average over 6,766 celeba-wild
+    and LFW photos, none flagged. libjpeg decodes the blocks after the data ran out as flat mid-grey, so every
+    loss of a whole block is caught; a cut inside the last block or two (tens of bytes, a damaged corner of a
+    few hundred pixels) may pass the quick path (3 of 1,500 random cuts in a file's last 75%).
     """
     import io
 
@@ -57,8 +80,11 @@ def _jpeg_partial(data: bytes) -> bool:
     end = data.rfind(_JPEG_EOI)
     if end < 0:
         return True
+    first_scan = data.find(_JPEG_SOS)
+    progressive = b"\xff\xc2" in data[:first_scan] if first_scan > 0 else False
+    if image is not None and not progressive and not _flat_corner(image):
+        return False  # the decoded pixels already rule it out (most photos): no second decode
     probe = data[:end] + _ENTROPY_PROBE + data[end:]
-    progressive = b"\xff\xc2" in data[:data.find(_JPEG_SOS)] if data.find(_JPEG_SOS) > 0 else False
 
     def decode(blob: bytes) -> np.ndarray:
         with Image.open(io.BytesIO(blob)) as im:
@@ -91,7 +117,7 @@ def decode_image(data: bytes, path: str | os.PathLike) -> np.ndarray:
         raise ImageError(path, f"cannot decode image (corrupt, truncated or unsupported format; {len(data)} bytes)")
     if image.size == 0:
         raise ImageError(path, "decoded image has no pixels")
-    if data.startswith(_JPEG_SOI) and _jpeg_partial(data):
+    if data.startswith(_JPEG_SOI) and _jpeg_partial(data, image):
         raise ImageError(path, f"truncated or corrupt JPEG (its data ends before the last pixel; {len(data)} bytes)")
     return image  # IMREAD_COLOR: always uint8 (H, W, 3) BGR
 
