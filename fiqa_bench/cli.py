@@ -164,18 +164,28 @@ def _summary(record: dict) -> str:
         if "unavailable" in value:
             lines.append(f"  {metric.title}: — ({value['unavailable']})")
             continue
+        intervals = value.get("intervals") or {}
+
+        def shown_value(short, v):
+            text = f"{metric.format(v)}{metric.unit if v is not None else ''}"
+            iv = intervals.get(short)
+            return text + (f" [{metric.format(iv[0])}, {metric.format(iv[1])}]" if iv else "")
+
         if key == "accuracy":
-            lines.append(f"  accuracy: {100 * value['mean']:.2f}% ± {100 * value['std']:.2f}% "
+            lines.append(f"  accuracy: {shown_value('mean', value['mean'])} ± {100 * value['std']:.2f} "
                          f"({len(value['folds'])} folds)")
             continue
-        shown = "  ".join(f"{short}={metric.format(v)}{metric.unit if v is not None else ''}"
-                          for short, v in metric.columns(value))
+        shown = "  ".join(f"{short}={shown_value(short, v)}" for short, v in metric.columns(value))
         lines.append(f"  {metric.label}: {shown}")
     lines.append(f"  images {c['images']}, templates {c['templates']}, pairs scored {c['pairs_scored']} "
                  f"({c['genuine']} genuine, {c['impostor']} impostor), scored {c['images_scored']}, embedded "
                  f"{c['images_embedded']} ({c['images_embedded_new']} new), skipped {c['skipped']}")
     if c.get("skipped_reasons"):
         lines.append("  skipped: " + ", ".join(f"{r}: {n}" for r, n in c["skipped_reasons"].items()))
+    boot = next((v["bootstrap"] for v in m.values() if isinstance(v, dict) and "bootstrap" in v), None)
+    if boot:
+        lines.append(f"  [intervals: {100 * boot['level']:.0f}% {boot['method']} bootstrap over {boot['unit']}s, "
+                     f"B={boot['B']}, seed {boot['seed']}]")
     return "\n".join(lines)
 
 
@@ -212,8 +222,7 @@ def report_cmd(results_dir, out) -> None:
 
 
 @main.command("prepare")
-@click.argument("src", type=click.Path(exists=True, file_okay=False))
-@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("paths", nargs=-1, required=True, metavar="SRC[:pad=F]... OUT")
 @click.option("--name", required=True, help="Benchmark name (file prefix in meta/, protocol name in results).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--layout", type=click.Choice(["ijb", "ytf", "both"]), default="ijb", show_default=True)
@@ -226,12 +235,18 @@ def report_cmd(results_dir, out) -> None:
 @click.option("--part", type=click.Choice(["all", "train", "eval"]), default="all", show_default=True,
               help="Keep only identities of this part of the train/eval identity split (fiqa_bench.splits).")
 @click.option("--no-progress", is_flag=True)
-def prepare_cmd(src, out, name, seed, layout, templates_per_identity, min_images, impostors, degrade_fraction,
+def prepare_cmd(paths, name, seed, layout, templates_per_identity, min_images, impostors, degrade_fraction,
                 detector, part, no_progress) -> None:
-    """Turn a folder of identity sub-folders of photos into an IJB- (and/or YTF-) layout benchmark."""
-    from .protocols.prepare import prepare_benchmark
+    """Turn folders of identity sub-folders of photos into an IJB- (and/or YTF-) layout benchmark.
 
-    summary = prepare_benchmark(Path(src), Path(out), name=name, seed=seed, layout=layout,
+    Several SRC make one benchmark (identity names distinct across them); ``SRC:pad=0.25`` pads that source's
+    photos before detection (tight crops such as LFW's 150 px)."""
+    from .protocols.prepare import Source, prepare_benchmark
+
+    if len(paths) < 2:
+        raise click.UsageError("give at least one SRC folder and the OUT folder")
+    sources = [Source.parse(p) for p in paths[:-1]]
+    summary = prepare_benchmark(sources if len(sources) > 1 else sources[0], Path(paths[-1]), name=name, seed=seed, layout=layout,
                                 templates_per_identity=templates_per_identity, min_images=min_images,
                                 impostor_pairs=int(impostors) if str(impostors).isdigit() else impostors,
                                 degrade_fraction=degrade_fraction, detector=detector, part=part,
@@ -562,6 +577,23 @@ def baseline_evaluate_cmd(ctx, data, methods, svm, rqs, faceqnet, tinyfq, out, n
         write_json(out, json_safe({"command": _baseline_command(ctx), "data": desc, "rows": len(dataset),
                                    "results": results, "skipped": skipped}))
         click.echo(f"results: {out}")
+
+
+@main.command("leaderboard")
+@click.argument("results_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
+              help="Folder for the static site (new, empty, or a previous leaderboard build).")
+def leaderboard_cmd(results_dirs, out) -> None:
+    """A static leaderboard site from results files: open OUT/index.html from disk or any static host (offline).
+
+    One board per protocol x FR backbone x selection (other protocol versions or pair lists: separate boards),
+    sortable and filterable, the view kept in the link; rows link to a copy of their results file, their method
+    card and their cost (ms/image from a costs.json under RESULTS_DIRS).
+    """
+    from .leaderboard import write_site
+
+    written = write_site([Path(d) for d in results_dirs], Path(out))
+    click.echo(f"leaderboard: {Path(out) / 'index.html'} ({len(written)} files)")
 
 
 if __name__ == "__main__":  # pragma: no cover

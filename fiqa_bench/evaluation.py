@@ -50,6 +50,7 @@ class EvalOptions:
     progress: bool = False
     follow_symlinks: bool = False
     max_image_bytes: int = 64 * 2**20
+    bootstrap: Any = None  # fiqa_bench.uncertainty.BootstrapOptions; None: no intervals
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:
@@ -308,6 +309,14 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
     metrics = measure(data, bench.metrics, options.metric_options)
     timings["metrics_s"] = time.perf_counter() - t
     log.info("measure: %s in %.2f s", ", ".join(bench.metrics), timings["metrics_s"])
+    if options.bootstrap is not None and options.bootstrap.B > 0 and data.scores.shape[0]:
+        from .uncertainty import add_intervals
+
+        t = time.perf_counter()
+        metrics = add_intervals(data, metrics, options.metric_options, options.bootstrap)
+        timings["bootstrap_s"] = time.perf_counter() - t
+        log.info("bootstrap: B=%d over %d subjects in %.1f s", options.bootstrap.B,
+                 int(np.unique(np.r_[data.subject_a, data.subject_b]).size), timings["bootstrap_s"])
 
     reasons: dict[str, int] = {}
     for s in skipped.values():

@@ -152,7 +152,7 @@ def _backbone_key(result: dict) -> tuple:
 SETTING_LABELS = (("k", "k"), ("flip", "flip"), ("fpr_reading", "reading"), ("detector", "detector"),
                   ("seed", "seed"), ("on_no_face", "no-face"), ("on_bad_image", "bad-image"),
                   ("backbone_options", "fr-options"), ("edc", "edc"), ("follow_symlinks", "follow-symlinks"),
-                  ("max_image_bytes", "max-bytes"))
+                  ("max_image_bytes", "max-bytes"), ("bootstrap", "bootstrap"))
 
 
 def _settings(result: dict) -> dict:

@@ -47,7 +47,16 @@ def rescore(results_path: str | Path) -> list[str]:
     raw = read_raw(results_path, record)
     data = pairdata_from_raw(raw)
     keys = record.protocol.get("metrics") or list(record.metrics)
-    again = json.loads(json.dumps(measure(data, keys, metric_options(record.config)), allow_nan=False))
+    options = metric_options(record.config)
+    metrics = measure(data, keys, options)
+    B = int(record.config.get("bootstrap", 0) or 0)
+    if B > 0:
+        from .uncertainty import BootstrapOptions, add_intervals
+
+        boot = BootstrapOptions(B=B, level=float(record.config.get("bootstrap_level", 0.95)),
+                                seed=int(record.config.get("bootstrap_seed", 0)))
+        metrics = add_intervals(data, metrics, options, boot)
+    again = json.loads(json.dumps(metrics, allow_nan=False))
     out: list[str] = []
     _diff("metrics", {k: record.metrics.get(k) for k in keys}, again, out)
     return out

@@ -81,6 +81,12 @@ class RunConfig:
     rethreshold_fmr: float = field(default=1e-3, metadata=_opt(
         "Re-threshold EDC (CR-FIQA/MagFace): the FMR the threshold is recomputed at.", min=0.0, max=1.0,
         flag="--erc-fmr"))
+    bootstrap: int = field(default=1000, metadata=_opt(
+        "Bootstrap resamples (over subjects) for the confidence interval of every metric; 0: none.", min=0,
+        max=1_000_000))
+    bootstrap_level: float = field(default=0.95, metadata=_opt(
+        "Confidence level of the percentile intervals.", min=0.5, max=0.999, flag="--level"))
+    bootstrap_seed: int = field(default=0, metadata=_opt("Seed of the bootstrap resamples.", min=0))
     follow_symlinks: bool = field(default=False, metadata=_opt(
         "Allow images that are symlinks leaving the benchmark folder."))
     max_image_bytes: int = field(default=64 * 2**20, metadata=_opt(
@@ -118,7 +124,10 @@ class RunConfig:
         object.__setattr__(self, "backbone_options", tuple(sorted((str(k), str(v)) for k, v in b_items)))
 
     def eval_options(self) -> EvalOptions:
+        from .uncertainty import BootstrapOptions
+
         return EvalOptions(
+            bootstrap=BootstrapOptions(B=self.bootstrap, level=self.bootstrap_level, seed=self.bootstrap_seed),
             selection=self.selection, k=self.k, detector=self.detector, on_bad_image=self.on_bad_image,
             on_no_face=self.on_no_face, batch_size=self.batch_size, workers=self.workers, progress=self.progress,
             follow_symlinks=self.follow_symlinks, max_image_bytes=self.max_image_bytes,
@@ -304,6 +313,7 @@ def run_settings(cfg: RunConfig, method_ran: bool, method_takes_seed: bool, dete
         "on_no_face": cfg.on_no_face,
         "edc": {"pair_quality": cfg.pair_quality, "fnm_start": cfg.fnm_start, "fm_start": cfg.fm_start,
                 "rethreshold_fmr": cfg.rethreshold_fmr},
+        "bootstrap": {"B": cfg.bootstrap, "level": cfg.bootstrap_level, "seed": cfg.bootstrap_seed},
     }
     if cfg.selection == "topk":
         settings["k"] = cfg.k
@@ -372,7 +382,8 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
         "on_bad_image": cfg.on_bad_image, "on_no_face": cfg.on_no_face, "fpr_reading": cfg.fpr_mode,
         "pair_quality": cfg.pair_quality, "fnm_start": cfg.fnm_start, "fm_start": cfg.fm_start,
         "rethreshold_fmr": cfg.rethreshold_fmr, "follow_symlinks": cfg.follow_symlinks,
-        "max_image_bytes": cfg.max_image_bytes,
+        "max_image_bytes": cfg.max_image_bytes, "bootstrap": cfg.bootstrap, "bootstrap_level": cfg.bootstrap_level,
+        "bootstrap_seed": cfg.bootstrap_seed,
         "protocol": cfg.protocol, "backbone": cfg.backbone, "backbone_options": dict(cfg.backbone_options),
         "method": cfg.method, "method_options": method_options, "data": cfg.data,
     }

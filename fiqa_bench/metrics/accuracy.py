@@ -12,11 +12,11 @@ def _compute(data: PairData, options: MetricOptions) -> dict:
 
 
 def _columns(value: dict) -> list:
-    return [("", value.get("mean"))]
+    return [("mean", value.get("mean"))]
 
 
 METRIC = Metric(
-    label="accuracy", joiner="",
+    label="accuracy", joiner=" ",
     key="accuracy", title="Accuracy (%)", needs=frozenset({"scores", "labels", "folds"}), higher_is_better=True,
     compute=_compute, columns=_columns,
     description="k-fold accuracy: threshold chosen on k-1 folds, applied to the held-out fold; mean and "

@@ -101,6 +101,13 @@ class Metric:
             return []
         return [(f"{self.label}{self.joiner}{short}", v) for short, v in self.columns(value)]
 
+    def headline_intervals(self, value: dict) -> dict:
+        """{full column title: [low, high] or None} of a recorded value's bootstrap intervals ({} without them)."""
+        if not isinstance(value, dict) or "unavailable" in value:
+            return {}
+        intervals = value.get("intervals") or {}
+        return {f"{self.label}{self.joiner}{short}": intervals.get(short) for short, _ in self.columns(value)}
+
     def __post_init__(self) -> None:
         if not _KEY.match(self.key):
             raise ValueError(f"metric key {self.key!r} must be lower-case snake case")
