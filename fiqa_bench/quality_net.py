@@ -19,11 +19,16 @@ from .errors import AdapterError
 from .onnx_contract import INPUT_NAME, OUTPUT_NAME, expected_metadata, metadata_of_session, preprocess
 
 
-def bundled_weights_path(filename: str) -> Path:
-    """``fiqa_bench/methods/weights/<filename>`` inside the installed package (the file may not exist)."""
+def bundled_weights_dir() -> Path:
+    """``fiqa_bench/methods/weights/`` inside the installed package: where every bundled model lives."""
     from importlib.resources import files
 
-    return Path(str(files("fiqa_bench.methods").joinpath("weights", filename)))
+    return Path(str(files("fiqa_bench.methods").joinpath("weights")))
+
+
+def bundled_weights_path(filename: str) -> Path:
+    """``fiqa_bench/methods/weights/<filename>`` inside the installed package (the file may not exist)."""
+    return bundled_weights_dir() / filename
 
 
 class ExportedQualityNet(QualityMethod):

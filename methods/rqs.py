@@ -24,7 +24,6 @@ training card ``weights/rqs.json``) or ``RQSQuality(weights=PATH)``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import numpy as np
 
 from fiqa_bench.api import QualityMethod
 from fiqa_bench.cards import InputSpec, MethodCard, Weights
+from fiqa_bench.download import file_sha256
 from fiqa_bench.errors import AdapterError
 from fiqa_bench.quality_net import bundled_weights_path
 
@@ -121,7 +121,7 @@ class RQSQuality(QualityMethod):
         if self._model is None:
             path = self.weights_path()
             self._model = load_model(path)
-            self._sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+            self._sha256 = file_sha256(path)
         return self._model
 
     def identity(self) -> str:

@@ -50,9 +50,9 @@ ARRAYS = ("support_vectors", "dual_coef", "intercept", "gamma")
 
 
 def bundled_dir() -> Path:
-    from importlib.resources import files
+    from fiqa_bench.quality_net import bundled_weights_dir
 
-    return Path(str(files("fiqa_bench.methods").joinpath("weights")))
+    return bundled_weights_dir()
 
 
 def backbone_key(backbone: Any) -> str:
