@@ -55,6 +55,41 @@ class _Photo:
     identity: str  # folder name as found
     rel: str  # path relative to SRC, posix
     path: Path
+    pad: float = 0.0  # padding before detection (the photo's source; 0.25 for tight crops like LFW's)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source folder ``root/<identity>/<photo>`` and the padding its photos get before face detection.
+
+    Tight crops (LFW's 150 px, whose face touches the border) need ``pad`` (0.25, as ``label`` and
+    ``train-baseline data`` use for LFW; :func:`fiqa_bench.faces.detect.detect_face`); loose crops need none.
+    Several sources make one benchmark (e.g. celeba-wild and LFW eval identities), so there are enough templates
+    to rank methods; identity folder names must then be distinct across the sources.
+    """
+
+    root: Path
+    pad: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> "Source":
+        """``PATH`` or ``PATH:pad=F`` (the syntax of ``train-baseline data`` sources)."""
+        path, sep, opts = str(text).partition(":")
+        pad = 0.0
+        for item in filter(None, opts.split(",")) if sep else []:
+            key, eq, value = item.partition("=")
+            if key != "pad" or not eq:
+                raise FiqaBenchError(f"source {text!r}: unknown option {item!r} (PATH or PATH:pad=F)")
+            try:
+                pad = float(value)
+            except ValueError:
+                raise FiqaBenchError(f"source {text!r}: pad takes a number, got {value!r}") from None
+        return cls(Path(path), pad)
+
+    @classmethod
+    def of(cls, src: "str | os.PathLike | Source") -> "Source":
+        """A :class:`Source` as given, or a folder path with no padding (a path is never parsed for options)."""
+        return src if isinstance(src, Source) else cls(Path(src))
 
 
 @dataclass
@@ -100,7 +135,7 @@ def safe_name(text: str) -> str:
     return _SAFE.sub("_", text)
 
 
-def _scan(src: Path, out: Path) -> _Scan:
+def _scan(src: Path, out: Path, pad: float = 0.0) -> _Scan:
     scan = _Scan()
     out_resolved = out.resolve()
     for entry in sorted(src.iterdir(), key=lambda p: p.name):
@@ -119,7 +154,7 @@ def _scan(src: Path, out: Path) -> _Scan:
             if f.is_dir():
                 scan.ignored.append({"path": rel, "reason": "sub-folder (only files directly in identity folders are read)"})
             elif f.suffix.lower() in IMAGE_EXTENSIONS:
-                photos.append(_Photo(entry.name, rel, f))
+                photos.append(_Photo(entry.name, rel, f, pad))
             else:
                 scan.ignored.append({"path": rel, "reason": f"not an image extension ({', '.join(IMAGE_EXTENSIONS)})"})
         scan.identities.append(entry.name)
@@ -145,6 +180,26 @@ def _check_out(out: Path, src: Path) -> bool:
     )
 
 
+def _scan_all(sources: Sequence[Source], out: Path) -> _Scan:
+    """The scans of several sources as one, identities sorted by name; a name found in two sources is refused
+    (its templates would merge two people, or the pairs between them would be counted as impostors)."""
+    if len(sources) == 1:
+        return _scan(sources[0].root, out, sources[0].pad)
+    scan = _Scan()
+    origin: dict[str, Path] = {}
+    for source in sources:
+        one = _scan(source.root, out, source.pad)
+        for ident in one.identities:
+            if ident in origin:
+                raise FiqaBenchError(f"identity folder {ident!r} is in two sources, {origin[ident]} and {source.root}: "
+                                     "identities must be distinct across sources")
+            origin[ident] = source.root
+            scan.photos[ident] = one.photos[ident]
+        scan.ignored += [{**r, "path": f"{source.root}/{r['path']}"} for r in one.ignored]
+    scan.identities = sorted(origin)
+    return scan
+
+
 def _first_duplicate(values: Sequence[str]) -> str | None:
     seen: set[str] = set()
     for v in values:
@@ -154,10 +209,10 @@ def _first_duplicate(values: Sequence[str]) -> str | None:
     return None
 
 
-def _detect(detector, image: np.ndarray) -> _Detected | None:
+def _detect(detector, image: np.ndarray, pad: float = 0.0) -> _Detected | None:
     from fiqa_bench.faces.detect import detect_face
 
-    det = detect_face(detector, image, pad=0.0)
+    det = detect_face(detector, image, pad=pad)
     if det is None:
         return None
     return _Detected(np.asarray(det.box, np.float64), np.asarray(det.landmarks, np.float64), float(det.score))
@@ -450,14 +505,17 @@ class _Plan:
     options: dict
 
 
-def scan_sources(src: Path, out: Path, opts: PrepareOptions, det, progress: bool) -> _Selection:
-    """Step 1, scan: the identities and photos of ``src``, those of the kept split part with enough photos, a face
-    detected on each of their photos, and the identities with ``2 x templates_per_identity`` faces."""
+def scan_sources(src: "Path | Source | Sequence[Path | Source]", out: Path, opts: PrepareOptions, det,
+                 progress: bool) -> _Selection:
+    """Step 1, scan: the identities and photos of ``src`` (one folder or several :class:`Source`), those of the
+    kept split part with enough photos, a face detected on each of their photos (with its source's padding), and
+    the identities with ``2 x templates_per_identity`` faces."""
     from fiqa_bench.faces.io import load_image
     from fiqa_bench.splits import identity_part, in_part
 
     T = opts.templates_per_identity
-    scan = _scan(src, out)
+    sources = [Source.of(s) for s in src] if isinstance(src, (list, tuple)) else [Source.of(src)]
+    scan = _scan_all(sources, out)
     excluded: list[dict] = []
     candidates = []
     for ident in scan.identities:
@@ -488,7 +546,7 @@ def scan_sources(src: Path, out: Path, opts: PrepareOptions, det, progress: bool
         except ImageError as exc:
             no_face.append({"source": photo.rel, "reason": f"unreadable: {exc.reason}"})
             continue
-        d = _detect(det, image)
+        d = _detect(det, image, photo.pad)
         if d is None:
             no_face.append({"source": photo.rel, "reason": "no face detected"})
         else:
@@ -509,7 +567,7 @@ def scan_sources(src: Path, out: Path, opts: PrepareOptions, det, progress: bool
     excluded.sort(key=lambda e: scan.identities.index(e["identity"]))
     if len(used) < 2:
         raise FiqaBenchError(
-            f"{src}: only {len(used)} identity(ies) have >= {need} photos with a detectable face; "
+            f"{', '.join(str(s.root) for s in sources)}: only {len(used)} identity(ies) have >= {need} photos with a detectable face; "
             "impostor pairs need at least 2 (see the excluded identities in the summary)"
         )
     return _Selection(scan, used, found, safe_ids, excluded, no_face, skipped_small, skipped_part, too_few_faces)
@@ -526,7 +584,7 @@ def split_templates(sel: _Selection, opts: PrepareOptions, det, progress: bool) 
     # detection on the degraded images as written
     degraded = [img for img in images if img.degradation is not None]
     for img in _progress(degraded, len(degraded), "detect degraded", progress):
-        d = _detect(det, _decode(img.data))
+        d = _detect(det, _decode(img.data), img.photo.pad)
         if d is None:
             img.landmarks_from, img.score = "clean-source", FALLBACK_SCORE
         else:
@@ -571,7 +629,7 @@ def split_templates(sel: _Selection, opts: PrepareOptions, det, progress: bool) 
     return _Plan(images, degraded, template_ids, template_sids, pairs, folds, ytf_mode, counts, options)
 
 
-def write_layouts(plan: _Plan, sel: _Selection, out: Path, opts: PrepareOptions, source: str,
+def write_layouts(plan: _Plan, sel: _Selection, out: Path, opts: PrepareOptions, source: str | list[str],
                   rerun: bool) -> tuple[list[str], list[str], dict, str]:
     """Step 3, write: the IJB and/or YTF layout (file names from the readers, :mod:`.ijb` and :mod:`.ytf`), the
     report and the README; on a re-run, images left from the previous run are removed. Returns (files written,
@@ -641,7 +699,7 @@ def write_layouts(plan: _Plan, sel: _Selection, out: Path, opts: PrepareOptions,
 
 
 def prepare_benchmark(
-    src: str | os.PathLike,
+    src: "str | os.PathLike | Source | Sequence[str | os.PathLike | Source]",
     out: str | os.PathLike,
     *,
     name: str,
@@ -663,23 +721,35 @@ def prepare_benchmark(
     (at least one photo per template stays clean). ``part``: keep only the identities of that part of
     :mod:`fiqa_bench.splits` (``eval`` for benchmarks on which learned methods are compared). See
     :func:`readme_text` for every convention. Three steps: :func:`scan_sources`, :func:`split_templates`,
-    :func:`write_layouts`.
+    :func:`write_layouts`. ``src`` may be a list of folders or :class:`Source` (each with its detection padding):
+    their identities (distinct names) make one benchmark.
     """
     started = time.perf_counter()
-    src, out = Path(src), Path(out)
+    sources = [Source.of(s) for s in src] if isinstance(src, (list, tuple)) else [Source.of(src)]
+    if not sources:
+        raise FiqaBenchError("no source folder given")
+    out = Path(out)
     opts = PrepareOptions.checked(name=name, seed=seed, layout=layout, templates_per_identity=templates_per_identity,
                                   min_images=min_images, impostor_pairs=impostor_pairs,
                                   degrade_fraction=degrade_fraction, detector=detector, part=part)
-    if not src.is_dir():
-        raise FiqaBenchError(f"source folder {src} does not exist or is not a folder")
-    rerun = _check_out(out, src)
+    for s in sources:
+        if not s.root.is_dir():
+            raise FiqaBenchError(f"source folder {s.root} does not exist or is not a folder")
+        if not 0.0 <= s.pad <= 2.0:
+            raise FiqaBenchError(f"source {s.root}: pad must be in [0, 2], got {s.pad}")
+    roots = [s.root.resolve() for s in sources]
+    if len(set(roots)) < len(roots):
+        raise FiqaBenchError(f"a source folder is given twice: {', '.join(map(str, roots))}")
+    rerun = any([_check_out(out, s.root) for s in sources])
 
     from fiqa_bench.faces.detect import make_detector
 
     det = make_detector(opts.detector)
-    selection = scan_sources(src, out, opts, det, progress)
+    selection = scan_sources(sources, out, opts, det, progress)
     plan = split_templates(selection, opts, det, progress)
-    source = str(src.resolve())
+    source: str | list[str] = str(roots[0]) if len(sources) == 1 else [str(r) for r in roots]
+    if len(sources) > 1 or sources[0].pad:
+        plan.options["detect_pad"] = [s.pad for s in sources]  # per source, in the order of ``source``
     files, removed, counts, readme = write_layouts(plan, selection, out, opts, source, rerun)
     return {
         "name": opts.name,
@@ -721,6 +791,10 @@ def readme_text(*, name: str, layout: str, seed: int, counts: dict, options: dic
         f"excluded. Each exclusion and each photo without a face is listed with its reason in `{REPORT_FILE}`.",
         f"- Face detection: {options['detector']} ({options['detector_identity']}) on each whole photo; the face "
         "kept is the one maximising score x sqrt(area) x centrality (fiqa_bench.faces.detect.select_face).",
+        *([f"- Sources (`source` in benchmark.json, identity names distinct across them) and the padding of each "
+           f"before detection (a black border of pad x the photo's longer side, for tight crops; landmarks are in "
+           f"the photo's own pixels): {', '.join(str(p) for p in options['detect_pad'])}."]
+          if "detect_pad" in options else []),
         f"- Counts: {c['identities_found']} identities found, {c['identities_used']} used, "
         f"{c['identities_excluded']} excluded; {c['photos_found']} photos, {c['photos_no_face']} without a face, "
         f"{c['photos_unreadable']} unreadable, {c['photos_in_small_identities']} in identities below min_images, "

@@ -388,3 +388,92 @@ def test_full_celeba_wild_parses(shared, tmp_path, isolated_cache):
     assert c["identities_found"] == 200 and c["photos_found"] == 4199
     assert c["photos_found"] == (c["photos_in_small_identities"] + c["photos_no_face"] + c["photos_unreadable"]
                                  + c["photos_with_face_in_excluded_identities"] + c["images"])
+
+
+# --- several sources in one benchmark (celeba-wild loose crops + LFW tight crops with pad 0.25) -------------------
+
+@pytest.fixture(scope="module")
+def two_sources(shared, tmp_path_factory):
+    """3 celeba-wild identities x 6 photos (no pad) and 3 LFW identities x 6 photos (pad 0.25), prepared together."""
+    base = tmp_path_factory.mktemp("two-sources")
+    old_cache = os.environ.get("FIQA_BENCH_CACHE")
+    os.environ["FIQA_BENCH_CACHE"] = str(base / "user-cache")
+    trees = {}
+    for key, root in (("celeba", shared / "data" / "celeba-wild" / "images"), ("lfw", shared / "data" / "lfw" / "lfw")):
+        folders = [d for d in sorted(root.iterdir()) if len(list(d.glob("*.jpg"))) >= 6][:3]
+        for d in folders:
+            (base / key / d.name).mkdir(parents=True)
+            for f in sorted(d.glob("*.jpg"))[:6]:
+                shutil.copy(f, base / key / d.name / f.name)
+        trees[key] = base / key
+    sources = [P.Source(trees["lfw"], pad=0.25), P.Source(trees["celeba"])]  # order given: not the order used
+    summary = P.prepare_benchmark(sources, base / "out", name="two", seed=0, layout="both", templates_per_identity=3,
+                                  degrade_fraction=0.3, progress=False)
+    yield {"base": base, "trees": trees, "sources": sources, "summary": summary, "out": base / "out"}
+    if old_cache is None:
+        os.environ.pop("FIQA_BENCH_CACHE", None)
+    else:
+        os.environ["FIQA_BENCH_CACHE"] = old_cache
+
+
+def test_two_sources_identities_pairs_and_padded_landmarks(two_sources):
+    """Both sources' identities, in name order; pairs as for one source; each photo detected with its own source's
+    padding (checked against detect_face called directly, and against pad 0 for the LFW crops)."""
+    from fiqa_bench.faces.detect import detect_face, make_detector
+
+    out, trees = two_sources["out"], two_sources["trees"]
+    names = {k: sorted(p.name for p in t.iterdir()) for k, t in trees.items()}
+    info = json.loads((out / "benchmark.json").read_text())
+    assert list(info["subjects"].values()) == sorted(names["celeba"] + names["lfw"])
+    assert info["source"] == [str(trees["lfw"].resolve()), str(trees["celeba"].resolve())]
+    assert info["options"]["detect_pad"] == [0.25, 0.0]
+    ijb = read_ijb(out, "two")
+    c = two_sources["summary"]["counts"]
+    assert c["identities_used"] == 6 and c["templates"] == 18 and c["images"] == 36
+    assert c["genuine_pairs"] == 6 * 3 and c["impostor_pairs"] == 18 * 17 // 2 - 18 == sum(1 for *_, l in ijb["pairs"] if l == 0)
+    assert all(label == int(ijb["subject"][a] == ijb["subject"][b]) for a, b, label in ijb["pairs"])
+
+    det = make_detector("yunet")
+    degraded = {row["file"]: row for row in csv.DictReader(open(out / "degradations.csv"))}
+    pad_of = {n: 0.25 for n in names["lfw"]} | {n: 0.0 for n in names["celeba"]}
+    subjects = info["subjects"]
+    moved = 0
+    for row in ijb["pts"]:
+        ident = subjects[str(ijb["subject"][ijb["template"][row[0]]])]
+        if row[0] in degraded and degraded[row[0]]["landmarks"] != "detected":
+            continue
+        image = cv2.imread(str(out / "loose_crop" / row[0]), cv2.IMREAD_COLOR)
+        want = detect_face(det, image, pad=pad_of[ident])
+        np.testing.assert_allclose(np.array(row[1:11], float), np.round(want.landmarks.reshape(10).astype(float), 2),
+                                   atol=0.0051)
+        assert float(row[11]) == pytest.approx(want.score, abs=5e-5)
+        if pad_of[ident]:
+            unpadded = detect_face(det, image, pad=0.0)
+            moved += np.abs(unpadded.landmarks - want.landmarks).max() > 0.05
+    assert moved >= 12  # the LFW crops' landmarks really come from the padded detection (18 LFW images, a few degraded)
+    ytf = json.loads((out / "ytf" / "benchmark.json").read_text())
+    assert ytf["counts"]["ytf_same_pairs"] == 18
+
+
+def test_two_sources_cli_matches_api_and_refuses_shared_names(two_sources, tmp_path):
+    from click.testing import CliRunner
+
+    from fiqa_bench.cli import main
+
+    base, trees = two_sources["base"], two_sources["trees"]
+    res = CliRunner().invoke(main, ["prepare", f"{trees['lfw']}:pad=0.25", str(trees["celeba"]), str(base / "cli"),
+                                    "--name", "two", "--seed", "0", "--layout", "both", "--degrade", "0.3", "--templates-per-identity", "3",
+                                    "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert tree_hashes(base / "cli") == tree_hashes(two_sources["out"])
+    # the same identity folder in two sources would merge two people (or count a person's pairs as impostors)
+    clash, first = tmp_path / "clash", sorted(p.name for p in trees["celeba"].iterdir())[0]
+    shutil.copytree(trees["celeba"] / first, clash / first)
+    with pytest.raises(FiqaBenchError, match=f"identity folder '{first}' is in two sources"):
+        P.prepare_benchmark([trees["celeba"], clash], tmp_path / "o", name="x", progress=False)
+    with pytest.raises(FiqaBenchError, match="unknown option 'pads=1'"):
+        P.Source.parse(f"{trees['lfw']}:pads=1")
+    with pytest.raises(FiqaBenchError, match="given twice"):
+        P.prepare_benchmark([trees["lfw"], trees["lfw"]], tmp_path / "o2", name="x", progress=False)
+    res = CliRunner().invoke(main, ["prepare", str(tmp_path / "only-out"), "--name", "x"])
+    assert res.exit_code == 2 and "at least one SRC" in res.output
