@@ -209,6 +209,21 @@ def rescore_cmd(results) -> None:
         sys.exit(1)
 
 
+@main.command("compare")
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def compare_cmd(results, as_json) -> None:
+    """Paired bootstrap comparisons of the methods in RESULTS (files or folders): for runs on the same protocol,
+    pair list, backbone and selection, each method's difference to random and to the best, with the interval of
+    the difference (the same resamples for both methods) and which differences exclude zero."""
+    from .compare import as_json as to_json, compare, load_runs, render_text
+
+    groups = compare(load_runs(results))
+    if not groups:
+        raise FiqaBenchError("no results files with raw data (.npz) to compare")
+    click.echo(json.dumps(to_json(groups), indent=2) if as_json else render_text(groups))
+
+
 @main.command("report")
 @click.argument("results_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "-o", default=None, type=click.Path(file_okay=False), help="Default: RESULTS_DIR.")

@@ -262,6 +262,7 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
     ecache = ArrayCache.for_producer("embeddings", backbone.identity(), dataset_id, backbone.card.embedding_dim)
     quality = None
     qcache = None
+    boot_raw: dict[str, np.ndarray] = {}
     counts_q = {"images_scored_new": 0, "images_embedded_for_quality": 0}
 
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
@@ -310,10 +311,11 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
     timings["metrics_s"] = time.perf_counter() - t
     log.info("measure: %s in %.2f s", ", ".join(bench.metrics), timings["metrics_s"])
     if options.bootstrap is not None and options.bootstrap.B > 0 and data.scores.shape[0]:
-        from .uncertainty import add_intervals
+        from .uncertainty import bootstrap
 
         t = time.perf_counter()
-        metrics = add_intervals(data, metrics, options.metric_options, options.bootstrap)
+        metrics, reps = bootstrap(data, metrics, options.metric_options, options.bootstrap)
+        boot_raw = {f"boot_{k}": v for k, v in reps.items()}
         timings["bootstrap_s"] = time.perf_counter() - t
         log.info("bootstrap: B=%d over %d subjects in %.1f s", options.bootstrap.B,
                  int(np.unique(np.r_[data.subject_a, data.subject_b]).size), timings["bootstrap_s"])
@@ -348,6 +350,7 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
         "kept_rows": rows_ok.astype(np.int64), "kept_group": groups[rows_ok],
         "kept_quality": image_quality[rows_ok], "kept_paths": faces["path"].astype(str).to_numpy()[rows_ok],
         "image_quality": image_quality, "image_group": groups,
+        **boot_raw,
     }
     timings["evaluate_s"] = time.perf_counter() - t0
     return Evaluation(metrics=metrics, counts=counts, timings=timings, pairs=data, raw=raw,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+
+import numpy as np
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +49,21 @@ def rescore(results_path: str | Path) -> list[str]:
     raw = read_raw(results_path, record)
     data = pairdata_from_raw(raw)
     keys = record.protocol.get("metrics") or list(record.metrics)
+    out_reps: list[str] = []
     options = metric_options(record.config)
     metrics = measure(data, keys, options)
     B = int(record.config.get("bootstrap", 0) or 0)
     if B > 0:
-        from .uncertainty import BootstrapOptions, add_intervals
+        from .uncertainty import BootstrapOptions, bootstrap
 
         boot = BootstrapOptions(B=B, level=float(record.config.get("bootstrap_level", 0.95)),
                                 seed=int(record.config.get("bootstrap_seed", 0)))
-        metrics = add_intervals(data, metrics, options, boot)
+        metrics, reps = bootstrap(data, metrics, options, boot)
+        for key, matrix in reps.items():
+            stored = raw.get(f"boot_{key}")
+            if stored is None or stored.shape != matrix.shape or not np.array_equal(stored, matrix, equal_nan=True):
+                out_reps.append(f"raw boot_{key}: the stored bootstrap replicates differ from the recomputed ones")
     again = json.loads(json.dumps(metrics, allow_nan=False))
     out: list[str] = []
     _diff("metrics", {k: record.metrics.get(k) for k in keys}, again, out)
-    return out
+    return out + out_reps

@@ -28,6 +28,7 @@ from .errors import FiqaBenchError
 
 SCHEMA_VERSION = 2
 RAW_SUFFIX = ".npz"
+BOOT_PREFIX = "boot_"
 #: Arrays every raw file holds (``fiqa_bench.evaluation.evaluate`` writes them; ``rescore`` reads them).
 RAW_ARRAYS = ("pair_a", "pair_b", "pair_scores", "pair_labels", "pair_folds", "pair_quality", "template_ids",
               "template_quality", "template_subject", "subjects", "kept_rows", "kept_group", "kept_quality",
@@ -199,7 +200,8 @@ def write_raw(path: Path, arrays: Mapping[str, np.ndarray]) -> str:
     if missing:
         raise ValueError(f"raw data lacks {missing}")
     buf = io.BytesIO()
-    np.savez(buf, **{k: _plain(arrays[k]) for k in RAW_ARRAYS})
+    extra = sorted(k for k in arrays if k.startswith(BOOT_PREFIX))  # bootstrap replicates, one (B, columns) each
+    np.savez(buf, **{k: _plain(arrays[k]) for k in (*RAW_ARRAYS, *extra)})
     blob = buf.getvalue()
     with atomic_path(path) as tmp:
         tmp.write_bytes(blob)
@@ -226,7 +228,8 @@ def write_results(out_dir: Path, record: RunRecord, raw: Mapping[str, np.ndarray
     out_dir = Path(out_dir)
     path = out_dir / (record.stem + ".json")
     sha = write_raw(raw_path(path), raw)
-    record.raw = {"file": raw_path(path).name, "sha256": sha, "arrays": list(RAW_ARRAYS)}
+    record.raw = {"file": raw_path(path).name, "sha256": sha,
+                  "arrays": list(RAW_ARRAYS) + sorted(k for k in raw if k.startswith(BOOT_PREFIX))}
     problems = validate(record.to_json())
     if problems:
         raise FiqaBenchError(f"internal error: the results record is invalid: {problems}")

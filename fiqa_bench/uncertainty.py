@@ -269,13 +269,9 @@ def percentile_interval(values: np.ndarray, level: float) -> list[float] | None:
     return [float(lo), float(hi)]
 
 
-def add_intervals(data: PairData, metrics: dict[str, dict], options: MetricOptions,
-                  boot: BootstrapOptions) -> dict[str, dict]:
+def intervals_from(metrics: dict[str, dict], reps: dict[str, np.ndarray], boot: BootstrapOptions) -> dict[str, dict]:
     """``metrics`` with ``intervals`` ({short name: [low, high] or None}) and ``bootstrap`` (method, B, level, seed,
-    valid replicates) added to every available metric."""
-    if boot.B <= 0:
-        return metrics
-    reps = replicates(data, metrics, options, boot)
+    valid replicates) added to every metric that has replicates."""
     out = dict(metrics)
     for key, matrix in reps.items():
         shorts = [short for short, _ in get_metric(key).columns(metrics[key])]
@@ -284,3 +280,19 @@ def add_intervals(data: PairData, metrics: dict[str, dict], options: MetricOptio
         value["bootstrap"] = boot.describe({s: int(np.isfinite(matrix[:, j]).sum()) for j, s in enumerate(shorts)})
         out[key] = value
     return out
+
+
+def bootstrap(data: PairData, metrics: dict[str, dict], options: MetricOptions,
+              boot: BootstrapOptions) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
+    """(metrics with intervals, replicate matrices). The replicates go into the run's ``.npz`` (``boot_<key>``), so
+    two runs on the same pairs, subjects, B and seed can be compared resample by resample (:mod:`fiqa_bench.compare`)."""
+    if boot.B <= 0:
+        return metrics, {}
+    reps = replicates(data, metrics, options, boot)
+    return intervals_from(metrics, reps, boot), reps
+
+
+def add_intervals(data: PairData, metrics: dict[str, dict], options: MetricOptions,
+                  boot: BootstrapOptions) -> dict[str, dict]:
+    """``metrics`` with bootstrap intervals (see :func:`bootstrap`)."""
+    return bootstrap(data, metrics, options, boot)[0]
