@@ -1,0 +1,441 @@
+"""The leaderboard: a static site built from results files alone (``fiqa-bench leaderboard RESULTS_DIR... --out SITE``).
+
+Why static: it must open from disk (``file://``) and from any static host, offline — no server, no CDN, no
+external asset. ``SITE/index.html`` embeds every number as JSON in a ``<script type="application/json">``
+element; ``leaderboard.js`` (vanilla, in ``fiqa_bench/leaderboard_assets/``) renders the boards, sorts and
+filters them and keeps the view in the URL's hash so a view can be linked. Everything a row links to is copied
+into the site: its results file and ``.npz`` (``results/``), its method card (``cards/``, from the results
+file's ``method.card``) and the ``costs.json`` its ms/image came from (``costs/``).
+
+One board per protocol x backbone x selection. Runs whose protocol versions, pair lists or face lists differ —
+or whose backbones carry other weights — are never ranked together: they get separate, labelled boards.
+Metric values are read only through the declared metrics (:func:`fiqa_bench.metrics.base.get_metric`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import atomic
+from .costs import COSTS_FILE, fmt_ms, load_costs
+from .errors import FiqaBenchError
+from .results import raw_path, validate
+
+ASSETS = Path(__file__).with_name("leaderboard_assets")
+DATA_SCHEMA = 1  # of the embedded JSON (``leaderboard-data``)
+MARKER = ".fiqa-bench-leaderboard"  # a folder holding this file was written by write_site and may be rewritten
+OWNED = ("results", "cards", "costs")  # sub-folders write_site replaces on a rebuild
+STATIC = ("leaderboard.js", "leaderboard.css")
+
+__all__ = ["collect", "build_data", "write_site", "embed_json", "Run"]
+
+
+@dataclass
+class Run:
+    """One results file as the site uses it: its record, where it came from and the costs that apply to it."""
+
+    path: Path
+    record: dict
+    site_name: str = ""  # its path under SITE/results/
+    raw_site_name: str | None = None
+    costs: dict | None = None
+    costs_site_name: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+
+def _costs_for(path: Path, root: Path, by_folder: dict[Path, Path]) -> Path | None:
+    """The costs.json that applies to a results file: its own folder's, else the nearest ancestor's up to the
+    RESULTS_DIR, else the first (by path) anywhere under that RESULTS_DIR (``reports/x/costs/costs.json``)."""
+    folder = path.parent
+    while True:
+        if folder in by_folder:
+            return by_folder[folder]
+        if folder == root or root not in folder.parents:
+            break
+        folder = folder.parent
+    return next(iter(sorted(by_folder.values())), None)
+
+
+def collect(dirs: Iterable[str | Path]) -> list[Run]:
+    """Every results file (``*.json`` searched recursively, hidden folders skipped) under ``dirs``, validated.
+
+    JSON files that are not results files (no ``schema_version``/``metrics``) are skipped with a warning; a results
+    file that breaks the schema or a malformed ``costs.json`` raises :class:`FiqaBenchError` naming it. Unlike a
+    report, runs of different protocol versions may be mixed: they land on separate boards. A run's costs come
+    from the nearest ``costs.json`` of its own RESULTS_DIR (see :func:`_costs_for`), else from the first one in
+    the other RESULTS_DIRs, in the order given (``leaderboard runs/ reports/x/costs/``)."""
+    runs: list[Run] = []
+    seen: set[Path] = set()
+    trees = []
+    for d in dirs:
+        root = Path(d)
+        if not root.is_dir():
+            raise FiqaBenchError(f"{root}: no such results folder")
+        root = root.resolve()
+        costs_files: dict[Path, Path] = {}
+        paths = []
+        for path in sorted(root.rglob("*.json")):
+            if any(part.startswith(".") for part in path.relative_to(root).parts):
+                continue
+            if path.name == COSTS_FILE:
+                costs_files[path.parent] = path
+            else:
+                paths.append(path)
+        trees.append((root, costs_files, paths))
+    costs = {p: load_costs(p.parent) for _, files, _ in trees for p in files.values()}
+    anywhere = next((p for _, files, _ in trees for p in sorted(files.values())), None)
+    for root, costs_files, paths in trees:
+        for path in paths:
+            if path in seen:
+                continue
+            seen.add(path)
+            try:
+                obj = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                warnings.warn(f"{path}: not readable as JSON ({exc}); skipped", stacklevel=2)
+                continue
+            if not (isinstance(obj, dict) and "schema_version" in obj and "metrics" in obj):
+                warnings.warn(f"{path}: not a fiqa-bench results file (no schema_version/metrics); skipped",
+                              stacklevel=2)
+                continue
+            problems = validate(obj)
+            if problems:
+                raise FiqaBenchError(f"{path}: not a valid results file: {problems[0]}")
+            run = Run(path=path, record=obj)
+            cpath = _costs_for(path, root, costs_files) or anywhere
+            if cpath is not None:
+                run.costs, run.extra["costs_path"] = costs[cpath], cpath
+            runs.append(run)
+    return runs
+
+
+# ------------------------------------------------------------------------------------------ boards
+
+
+def _get(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            return None
+        obj = obj[part]
+    return obj
+
+
+def selection_label(record: dict) -> str:
+    """``top1``, ``topk-k3``, ``all``...: the selection as the file names spell it."""
+    sel = str(_get(record, "config.selection"))
+    k = _get(record, "config.k")
+    return f"{sel}-k{int(k)}" if sel == "topk" and isinstance(k, int) else sel
+
+
+def board_key(record: dict) -> tuple:
+    """What must be equal for two runs to be ranked together."""
+    return (str(_get(record, "protocol.name")), str(_get(record, "protocol.version")),
+            str(_get(record, "protocol.pairs_sha256") or ""), str(_get(record, "protocol.faces_sha256") or ""),
+            str(_get(record, "backbone.name")), str(_get(record, "backbone.weights_sha256") or ""),
+            selection_label(record))
+
+
+def _interval(x: Any) -> list | None:
+    if (isinstance(x, (list, tuple)) and len(x) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in x)):
+        return [float(x[0]), float(x[1])]
+    return None
+
+
+def _intervals(metric, value: dict, shorts_titles: list[tuple[str, str]]) -> dict[str, list | None]:
+    """{column title: [low, high] or None}: the metric's own reading where it has one (``headline_intervals``),
+    else the recorded ``intervals`` keyed by the columns' short names. Results without intervals give None."""
+    helper = getattr(metric, "headline_intervals", None)
+    if callable(helper):
+        got = helper(value) or {}
+        return {title: _interval(got.get(title)) for _, title in shorts_titles}
+    raw = value.get("intervals") if isinstance(value, dict) else None
+    raw = raw if isinstance(raw, dict) else {}
+    return {title: _interval(raw.get(short)) for short, title in shorts_titles}
+
+
+def _null_reason(value: Any, short: str) -> str:
+    if isinstance(value, dict):
+        if value.get("unavailable"):
+            return str(value["unavailable"])
+        detail = value.get("detail")
+        if isinstance(detail, dict) and isinstance(detail.get(short), dict) and detail[short].get("reason"):
+            return str(detail[short]["reason"])
+    return "not measured in this run"
+
+
+def _cells(record: dict) -> tuple[list[dict], dict[str, dict]]:
+    """The run's headline columns (declared metrics only) and its cell per column id (``key:short``)."""
+    from .metrics.base import get_metric
+
+    columns, cells = [], {}
+    for key in _get(record, "protocol.metrics") or list(record["metrics"]):
+        try:
+            m = get_metric(str(key))
+        except KeyError as exc:
+            raise FiqaBenchError(f"metric {key!r} of protocol {_get(record, 'protocol.name')!r}: {exc}") from None
+        value = record["metrics"].get(key)
+        if not isinstance(value, dict):
+            continue
+        shorts = [str(s) for s, _ in m.columns(value)] if "unavailable" not in value else []
+        heads = m.headline(value)
+        titles = [(s, t) for s, (t, _) in zip(shorts, heads)]
+        intervals = _intervals(m, value, titles)
+        boot = value.get("bootstrap") if isinstance(value.get("bootstrap"), dict) else None
+        for short, (title, v) in zip(shorts, heads):
+            cid = f"{key}:{short}"
+            columns.append({"id": cid, "metric": key, "title": title, "short": short, "label": m.label,
+                            "higher_is_better": m.higher_is_better, "unit": m.unit})
+            number = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) \
+                else None
+            iv = intervals.get(title)
+            cell = {"v": number, "text": m.format(number)}
+            if number is None:
+                cell["reason"] = _null_reason(value, short)
+            if iv is not None:
+                cell.update(lo=iv[0], hi=iv[1], lo_text=m.format(iv[0]), hi_text=m.format(iv[1]))
+            if boot is not None:
+                cell["bootstrap"] = boot
+            cells[cid] = cell
+        if not heads and "unavailable" in value:
+            cells[f"{key}:"] = {"v": None, "text": "—", "reason": str(value["unavailable"]), "metric": key}
+    return columns, cells
+
+
+def _option_text(options: dict) -> str:
+    return ", ".join(f"{k}={Path(str(v).replace(chr(92), '/')).name if '/' in str(v) or chr(92) in str(v) else v}"
+                     for k, v in sorted(options.items()))
+
+
+def _method_label(record: dict) -> str:
+    name = str(_get(record, "method.name"))
+    options = _get(record, "method.options") or {}
+    return name + (f" [{_option_text(options)}]" if options else "")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "x"
+
+
+def _card_name(record: dict) -> str:
+    ident = json.dumps([_get(record, "method.name"), _get(record, "method.version"), _get(record, "method.card_hash"),
+                        _get(record, "method.options"), _get(record, "method.options_sha256"),
+                        _get(record, "method.card")], sort_keys=True, default=str)
+    return f"{_slug(str(_get(record, 'method.name')))}-{hashlib.sha256(ident.encode()).hexdigest()[:8]}.html"
+
+
+def _cost(run: Run) -> dict | None:
+    """ms/image of the run's method from its costs.json: only for the method's default build (no options),
+    which is what ``benchmarks/bench_costs.py`` measures."""
+    if run.costs is None or _get(run.record, "method.options"):
+        return None
+    name = _get(run.record, "method.name")
+    row = next((r for r in run.costs["methods"] if r["name"] == name), None)
+    if row is None:
+        return None
+    m, c = run.costs["machine"], run.costs["config"]
+    out = {"ms_single": row.get("ms_single"), "ms_batch": row.get("ms_batch"),
+           "text": fmt_ms(row.get("ms_single")) if row.get("ms_single") is not None else "—",
+           "file": f"costs/{run.costs_site_name}",
+           "machine": f"{m['cpu_model']}, {m['cores']} cores, onnxruntime {m['onnxruntime']} ({m['threads']} "
+                      f"threads), {m['date']}; batch of {c['batch_size']}: "
+                      + (fmt_ms(row['ms_batch']) + " ms/image" if row.get("ms_batch") is not None else "—")}
+    if row.get("skipped"):
+        out["skipped"] = row["skipped"]
+    return out
+
+
+def _board_label(key: tuple, variants: int) -> dict:
+    protocol, version, pairs, faces, backbone, weights, selection = key
+    title = f"{protocol} · {backbone} · {selection}"
+    detail = f"protocol {protocol} version {version}, pairs {pairs[:8] or '?'}, faces {faces[:8] or '?'}"
+    if variants > 1:
+        title += f" (version {version}, pairs {pairs[:8] or '?'})"
+    return {"title": title, "detail": detail}
+
+
+def _assign_site_names(runs: list[Run]) -> None:
+    """Each results file keeps its own name under results/ (so its ``raw.file`` still names its .npz); two
+    different files of one name go to results/<sha256 prefix>/."""
+    taken: dict[str, str] = {}
+    for run in runs:
+        data = run.path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        name = run.path.name
+        if name in taken and taken[name] != digest:
+            name = f"{digest[:12]}/{run.path.name}"
+        taken.setdefault(name, digest)
+        run.site_name = name
+        raw = raw_path(run.path)
+        raw_file = _get(run.record, "raw.file")
+        if isinstance(raw_file, str) and "/" not in raw_file and "\\" not in raw_file and raw_file:
+            raw = run.path.with_name(raw_file)
+        run.raw_site_name = (str(Path(name).with_name(raw.name)) if raw.is_file() else None)
+        run.extra["raw_path"] = raw
+
+
+def _assign_costs_names(runs: list[Run]) -> None:
+    names: dict[Path, str] = {}
+    for run in runs:
+        cpath = run.extra.get("costs_path")
+        if cpath is not None:
+            names.setdefault(cpath, f"costs-{len(names) + 1}.json")
+            run.costs_site_name = names[cpath]
+
+
+def build_data(runs: list[Run]) -> dict:
+    """The embedded JSON: boards (sorted), their columns and rows, and the filter values."""
+    _assign_site_names(runs)
+    _assign_costs_names(runs)
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(board_key(run.record), []).append(run)
+    by_protocol: dict[str, set] = {}
+    for key in groups:
+        by_protocol.setdefault(key[0], set()).add(key[1:4])
+    boards = []
+    for key in sorted(groups):
+        rows, columns = [], []
+        seen_cols: set[str] = set()
+        for run in sorted(groups[key], key=lambda r: (_method_label(r.record), r.site_name)):
+            cols, cells = _cells(run.record)
+            for c in cols:
+                if c["id"] not in seen_cols:
+                    seen_cols.add(c["id"])
+                    columns.append(c)
+            rec = run.record
+            rows.append({
+                "id": run.site_name,
+                "method": str(_get(rec, "method.name")),
+                "label": _method_label(rec),
+                "options": dict(_get(rec, "method.options") or {}),
+                "file": f"results/{run.site_name}",
+                "raw": f"results/{run.raw_site_name}" if run.raw_site_name else None,
+                "card": f"cards/{_card_name(rec)}",
+                "cost": _cost(run),
+                "cells": cells,
+                "settings_digest": hashlib.sha256(json.dumps(rec.get("settings"), sort_keys=True,
+                                                             default=str).encode()).hexdigest()[:8],
+            })
+        labels = [r["label"] for r in rows]
+        for r in rows:  # one method variant run twice with other settings: tell the rows apart
+            if labels.count(r["label"]) > 1:
+                r["label"] += f" {{settings {r['settings_digest']}}}"
+        rec0 = groups[key][0].record
+        counts = rec0.get("counts") or {}
+        boot = next((c["bootstrap"] for r in rows for c in r["cells"].values() if c.get("bootstrap")), None)
+        boards.append({
+            "id": _slug("__".join([key[0], "v" + key[1], key[2][:8], key[4], key[5][:8], key[6]])),
+            "protocol": key[0], "protocol_version": key[1], "pairs_sha256": key[2], "faces_sha256": key[3],
+            "backbone": key[4], "backbone_sha256": key[5], "selection": key[6],
+            **_board_label(key, len(by_protocol[key[0]])),
+            "not_ranked_with": len(by_protocol[key[0]]) > 1,
+            "counts": {k: counts.get(k) for k in ("genuine", "impostor", "subjects") if k in counts},
+            "bootstrap": boot,
+            "columns": columns,
+            "rows": rows,
+        })
+    metrics = []
+    for b in boards:
+        for c in b["columns"]:
+            if c["metric"] not in [m["key"] for m in metrics]:
+                metrics.append({"key": c["metric"], "label": c["label"], "higher_is_better": c["higher_is_better"]})
+    values = {
+        "protocol": sorted({b["protocol"] for b in boards}),
+        "backbone": sorted({b["backbone"] for b in boards}),
+        "selection": sorted({b["selection"] for b in boards}),
+        "method": sorted({r["method"] for b in boards for r in b["rows"]}),
+        "metric": [m["key"] for m in metrics],
+    }
+    return {"schema": DATA_SCHEMA, "boards": boards, "metrics": metrics, "filters": values}
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+def embed_json(data: Any) -> str:
+    """JSON safe inside ``<script type="application/json">``: ``<``, ``>`` and ``&`` escaped so no value can
+    close the element or open a comment."""
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _env():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(ASSETS)), autoescape=True,
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+
+def _prepare_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise FiqaBenchError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise FiqaBenchError(f"{out}: folder is not empty and was not written by `fiqa-bench leaderboard` "
+                             f"(no {MARKER}); choose a new or empty folder")
+    atomic.check_writable(out, "leaderboard site folder (--out)")
+    for sub in OWNED:  # stale copies of a previous build go; nothing else in the folder is touched
+        if (out / sub).is_dir():
+            shutil.rmtree(out / sub)
+
+
+def _card_context(record: dict) -> dict:
+    card = _get(record, "method.card")
+    bcard = _get(record, "backbone.card")
+    return {"name": str(_get(record, "method.name")), "label": _method_label(record),
+            "version": _get(record, "method.version"), "card_hash": _get(record, "method.card_hash"),
+            "options": dict(_get(record, "method.options") or {}),
+            "options_sha256": dict(_get(record, "method.options_sha256") or {}),
+            "card": card if isinstance(card, dict) else None,
+            "backbone": str(_get(record, "backbone.name")),
+            "backbone_card": bcard if isinstance(bcard, dict) else None}
+
+
+def write_site(dirs: Iterable[str | Path], out: str | Path) -> list[Path]:
+    """Build the site in ``out`` from the results files under ``dirs``; returns the files written."""
+    dirs = list(dirs)
+    runs = collect(dirs)
+    if not runs:
+        raise FiqaBenchError(f"no results files under {', '.join(str(d) for d in dirs)}")
+    data = build_data(runs)
+    out = Path(out)
+    _prepare_out(out)
+    env = _env()
+    written = []
+    page = env.get_template("index.html.j2").render(data_json=embed_json(data), boards=data["boards"],
+                                                    n_runs=len(runs))
+    atomic.write_text(out / "index.html", page)
+    written.append(out / "index.html")
+    for name in STATIC:
+        atomic.write_bytes(out / name, (ASSETS / name).read_bytes())
+        written.append(out / name)
+    for run in runs:
+        target = out / "results" / run.site_name
+        atomic.write_bytes(target, run.path.read_bytes())
+        written.append(target)
+        if run.raw_site_name:
+            raw_target = out / "results" / run.raw_site_name
+            atomic.write_bytes(raw_target, Path(run.extra["raw_path"]).read_bytes())
+            written.append(raw_target)
+        if run.costs_site_name and not (out / "costs" / run.costs_site_name).exists():
+            atomic.write_bytes(out / "costs" / run.costs_site_name, Path(run.extra["costs_path"]).read_bytes())
+            written.append(out / "costs" / run.costs_site_name)
+    card_tpl = env.get_template("card.html.j2")
+    for run in runs:
+        target = out / "cards" / _card_name(run.record)
+        if not target.exists():
+            atomic.write_text(target, card_tpl.render(**_card_context(run.record)))
+            written.append(target)
+    atomic.write_text(out / MARKER, "written by fiqa-bench leaderboard; rebuilt in place\n")
+    return written
