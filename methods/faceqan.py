@@ -108,9 +108,13 @@ class FaceQAN(BackboneQualityMethod):
             out.append(np.stack(sims))
         return out, np.asarray(sym, np.float64)
 
+    def score_crops(self, crops: np.ndarray) -> np.ndarray:
+        """Quality of crops already in the backbone's input format (what :meth:`score` makes of its faces)."""
+        if len(crops) == 0:
+            return np.zeros(0, np.float32)
+        sims, sym = self.similarities(crops)
+        return np.asarray([faceqan_aggregate(s, f, self.exponent) for s, f in zip(sims, sym)], np.float32)
+
     def score(self, images: Any) -> np.ndarray:
         faces = list(images)
-        if not faces:
-            return np.zeros(0, np.float32)
-        sims, sym = self.similarities(self.crops(faces))
-        return np.asarray([faceqan_aggregate(s, f, self.exponent) for s, f in zip(sims, sym)], np.float32)
+        return self.score_crops(self.crops(faces)) if faces else np.zeros(0, np.float32)

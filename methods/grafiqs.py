@@ -121,9 +121,11 @@ class GraFIQs(BackboneQualityMethod):
                 h.remove()
         return out
 
+    def score_crops(self, crops: np.ndarray) -> np.ndarray:
+        """Quality of crops already in the backbone's input format (what :meth:`score` makes of its faces)."""
+        grads = self.gradients(crops) if len(crops) else []
+        return np.asarray([-np.abs(g.astype(np.float64)).sum() for g in grads], np.float32)
+
     def score(self, images: Any) -> np.ndarray:
         faces = list(images)
-        if not faces:
-            return np.zeros(0, np.float32)
-        grads = self.gradients(self.crops(faces))
-        return np.asarray([-np.abs(g.astype(np.float64)).sum() for g in grads], np.float32)
+        return self.score_crops(self.crops(faces)) if faces else np.zeros(0, np.float32)

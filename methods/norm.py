@@ -47,11 +47,15 @@ class EmbeddingNorm(BackboneQualityMethod):
             raise AdapterError(f"norm: expected embeddings (N, D), got shape {e.shape}")
         return np.sqrt((e.astype(np.float64) ** 2).sum(axis=1)).astype(np.float32)
 
+    def score_crops(self, crops: np.ndarray) -> np.ndarray:
+        """Quality of crops already in the backbone's input format (what :meth:`score` makes of its faces)."""
+        if len(crops) == 0:
+            return np.zeros(0, np.float32)
+        return self.score_embeddings(np.asarray(self._backbone().embed(crops), np.float32))
+
     def score(self, images: Any) -> np.ndarray:
         faces = list(images)
-        if not faces:
-            return np.zeros(0, np.float32)
-        return self.score_embeddings(np.asarray(self._backbone().embed(self.crops(faces)), np.float32))
+        return self.score_crops(self.crops(faces)) if faces else np.zeros(0, np.float32)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

@@ -84,10 +84,12 @@ class SerFiq(BackboneQualityMethod):
     def parameters(self) -> dict:
         return {"passes": self.passes, "dropout": self.dropout, "seed": self.seed}
 
+    def score_crops(self, crops: np.ndarray) -> np.ndarray:
+        """Quality of crops already in the backbone's input format (what :meth:`score` makes of its faces)."""
+        if len(crops) == 0:
+            return np.zeros(0, np.float32)
+        return serfiq_quality(self._backbone().stochastic_embed(crops, self.passes, self.dropout, self.seed))
+
     def score(self, images: Any) -> np.ndarray:
         faces = list(images)
-        if not faces:
-            return np.zeros(0, np.float32)
-        backbone = self._backbone()
-        stochastic = backbone.stochastic_embed(self.crops(faces), self.passes, self.dropout, self.seed)
-        return serfiq_quality(stochastic)
+        return self.score_crops(self.crops(faces)) if faces else np.zeros(0, np.float32)
