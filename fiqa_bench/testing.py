@@ -23,8 +23,8 @@ of shape (0,): batches may be empty after skipping bad images, so an empty batch
 (a pickled and unpickled adapter gives the same scores), ``capabilities`` (a backbone does what its card's
 ``capabilities`` declare, e.g. ``stochastic_embed`` is seeded and batch-independent; a method's
 ``needs_capabilities`` are known names and come with ``needs_backbone``) and ``light_import`` (importing the
-adapter's module in a fresh interpreter does not import torch, onnxruntime, dlib, tensorflow, jax or cv2: heavy imports belong
-inside functions so that listing adapters stays cheap). :func:`backbone_checks` has the same checks for
+adapter's module in a fresh interpreter does not import torch, onnxruntime, dlib, tensorflow, jax or cv2: heavy
+imports belong inside functions so that listing adapters stays cheap). :func:`backbone_checks` has the same checks for
 embeddings (N, card.embedding_dim), batch agreement within 1e-4 of each row's largest component.
 
 Without ``images``, the checks run on :func:`synthetic_faces`: drawn faces (skin, eyes, brows, nose, mouth,

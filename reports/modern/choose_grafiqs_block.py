@@ -2,9 +2,10 @@
 
 Usage (``S`` = ``$FIQA_SHARED``)::
 
-    fiqa-bench train-baseline data /tmp/B/trainset --fr onnx:S/models/mobilefacenet/mobilefacenet.onnx \
+    fiqa-bench train-baseline data .work/modern/trainset --fr onnx:S/models/mobilefacenet/mobilefacenet.onnx \
         --source S/data/celeba-wild/images:per_identity=3 --part train --seed 0
-    python reports/modern/choose_grafiqs_block.py /tmp/B/trainset --rows 400 --out reports/modern/grafiqs-blocks-train.json
+    python reports/modern/choose_grafiqs_block.py .work/modern/trainset --rows 400 \
+        --out reports/modern/grafiqs-blocks-train.json
 
 For each block of ``torch-mobilefacenet`` it scores the first ``--rows`` rows of the set (stored 112x112 crops,
 whole photos with their ladders) with ``-sum |dL_BNS / d block|`` and reports the Spearman correlation with the

@@ -13,11 +13,17 @@ S=../shared
 W=.work/modern     # ignored by git
 BENCH=${BENCH:-.work/celeba-eval}  # the same benchmark reports/celeba-eval uses (same command, byte-identical)
 MFN=$S/models/mobilefacenet/mobilefacenet.onnx
-STEPS=${STEPS:-"spearman lfw ijb costs"}
+STEPS=${STEPS:-"blocks spearman lfw ijb costs"}
 mkdir -p "$W"
 
 for step in $STEPS; do
 case $step in
+blocks)
+    # GraFIQs' block, chosen on TRAIN-part identities (264 photos of 89 identities with their ladders; 400 rows)
+    [ -f "$W/trainset/meta.json" ] || fiqa-bench train-baseline data "$W/trainset" --fr "onnx:$MFN" \
+        --source "$S/data/celeba-wild/images:per_identity=3" --part train --seed 0 --no-progress
+    python reports/modern/choose_grafiqs_block.py "$W/trainset" --rows 400 --out "$here/grafiqs-blocks-train.json"
+    ;;
 spearman)
     # 4,072 rows: 1,019 eval-part photos of 111 identities, each with a light/medium/strong degradation ladder
     [ -f "$W/evalset/meta.json" ] || fiqa-bench train-baseline data "$W/evalset" --fr "onnx:$MFN" \
