@@ -263,6 +263,12 @@ class _Cell:
     text: str  # plain text, e.g. "93.21" or "97.02 ± 0.51" or NULL
     value: float | None  # what "best" compares (rounded as shown)
     bold: bool = False
+    tie: bool = False  # tied for best: the paired interval of its difference to the best includes zero
+    interval: str = ""  # "[low, high]" of the bootstrap interval, when the run has one
+
+    @property
+    def full(self) -> str:
+        return f"{self.text} {self.interval}" if self.interval else self.text
     note: int | None = None  # footnote number for a null
 
 
@@ -296,6 +302,8 @@ class _Table:
     blocks: list[_Block]
     meta: list[str]
     notes: list[tuple[int, str]] = field(default_factory=list)
+    marked: bool = False  # best/tie marks come from paired bootstrap comparisons
+    figures: dict = field(default_factory=dict)  # backbone label -> {figure: [png path, svg path]} (relative)
 
 
 def _metric_keys(result: dict) -> list[str]:
@@ -354,8 +362,13 @@ def _row_labels(rows: list[tuple[str, dict]]) -> list[str]:
     return out
 
 
-def _build_tables(results: list[dict]) -> list[_Table]:
+def _build_tables(results: list[dict], marks: dict | None = None) -> list[_Table]:
+    """The tables of a report. ``marks`` (from :func:`significance`): per results file and column title, "best" (the
+    best, separated from the runner-up by a paired bootstrap interval excluding zero) or "tie" (tied for best).
+    Without marks nothing is marked best: a best that may be noise is not shown as one."""
     from .metrics.base import get_metric
+
+    marks = marks or {}
 
     results = list(results)
     for r in results:
@@ -394,6 +407,19 @@ def _build_tables(results: list[dict]) -> list[_Table]:
         if readings and kind == "tpr_at_fpr":
             meta.append("TPR read " + " / ".join(readings))
         meta.append(f"{len(rs)} result{'s' if len(rs) != 1 else ''}")
+        gen = sorted({_get(r, "counts.genuine") for r in rs if isinstance(_get(r, "counts.genuine"), int)})
+        imp = sorted({_get(r, "counts.impostor") for r in rs if isinstance(_get(r, "counts.impostor"), int)})
+        if gen and imp:
+            g_text = "/".join(f"{g:,}" for g in gen)
+            meta.append(f"{g_text} genuine / {'/'.join(f'{i:,}' for i in imp)} impostor pairs")
+            if kind == "tpr_at_fpr" and gen[0] > 0:
+                meta.append(f"one genuine pair = {100 / gen[0]:.2f} TPR points")
+        boots = {(_get(r, "config.bootstrap"), _get(r, "config.bootstrap_level")) for r in rs}
+        boots.discard((None, None))
+        if len(boots) == 1:
+            B, level = boots.pop()
+            if B:
+                meta.append(f"[low, high]: {100 * float(level):.0f}% bootstrap over subjects, B={B}")
         table = _Table(protocol, selection, kind, columns, [], meta)
 
         by_backbone: dict[str, list[dict]] = {}
@@ -421,15 +447,14 @@ def _build_tables(results: list[dict]) -> list[_Table]:
                     if col.metric == "accuracy":
                         std = _get(r, "metrics.accuracy.std")
                         text = shown + (f" ± {metric.format(std)}" if std is not None else "")
-                    cells.append(_Cell(text, float(shown)))
+                    interval = metric.headline_intervals(_get(r, f"metrics.{col.metric}")).get(col.title)
+                    shown_interval = f"[{metric.format(interval[0])}, {metric.format(interval[1])}]" if interval else ""
+                    mark = (marks.get(_source(r)) or {}).get(col.title)
+                    cells.append(_Cell(text, float(shown), bold=mark == "best", tie=mark == "tie",
+                                       interval=shown_interval))
                 rows.append(_Row(label, cells, r))
             rows.sort(key=lambda row: _method_order(row.method, str(_get(row.result, "method.name"))))
-            for j, col in enumerate(columns):
-                values = [row.cells[j].value for row in rows if row.cells[j].value is not None]
-                if len(values) >= 2:
-                    best = max(values) if col.higher_is_better else min(values)
-                    for row in rows:
-                        row.cells[j].bold = row.cells[j].value == best
+            table.marked |= any(_source(r) in marks for r in members)
             table.blocks.append(_Block(backbone, rows))
         table.notes.sort()
         tables.append(table)
@@ -500,11 +525,22 @@ def _md(text: str) -> str:
     return out
 
 
-def render_markdown(results: list[dict], costs: dict | None = None) -> str:
+def _marks_legend(t: _Table) -> str:
+    if t.marked:
+        return ("Bold: the best in the column within its FR model, separated from the runner-up (the paired bootstrap "
+                "interval of their difference excludes zero). †: tied for best (that interval includes zero); no mark "
+                "in a column means the best is not separated (↑ higher is better, ↓ lower).")
+    return ("No best is marked: these results have no bootstrap replicates (.npz) to tell the best apart from the "
+            "runner-up (↑ higher is better, ↓ lower).")
+
+
+def render_markdown(results: list[dict], costs: dict | None = None, marks: dict | None = None,
+                    figures: dict | None = None) -> str:
     """The report as GitHub-flavoured Markdown (bold best values, "—" nulls with footnotes); ``costs``: a
     validated :mod:`fiqa_bench.costs` dict, rendered as the "Costs (Table 2 layout)" section."""
     results = list(results)
-    tables = _build_tables(results)
+    tables = _build_tables(results, marks)
+    _attach_figures(tables, figures)
     lines = ["# fiqa-bench report", ""]
     if not results:
         if costs is not None:
@@ -523,9 +559,13 @@ def render_markdown(results: list[dict], costs: dict | None = None) -> str:
                     if c.note is not None:
                         cells.append(f"{NULL}[^{c.note}]")
                     else:
-                        cells.append(f"**{c.text}**" if c.bold else c.text)
+                        cells.append(f"**{c.full}**" if c.bold else (c.full + " †" if c.tie else c.full))
                 lines.append("| " + " | ".join([_md(block.backbone) if i == 0 else "", _md(row.method)] + cells) + " |")
-        lines += ["", "Bold: best in the column within each FR model (↑ higher is better, ↓ lower).", ""]
+        lines += ["", _marks_legend(t), ""]
+        for backbone, figs in t.figures.items():
+            lines.append(f"Figures ({_md(backbone)}): " + " · ".join(
+                f"[{name}]({paths[0]}) ([svg]({paths[1]}))" for name, paths in figs.items()))
+            lines.append("")
         for num, reason in t.notes:
             lines.append(f"[^{num}]: {NULL} {_md(reason)}")
         if t.notes:
@@ -563,68 +603,124 @@ def _h(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def render_html(results: list[dict], costs: dict | None = None) -> str:
-    """The report as one self-contained HTML page (inline CSS, no scripts, no external assets); ``costs`` as in
-    :func:`render_markdown`."""
+CAPTIONS = {"roc": "ROC, log FPR axis, FPR targets dotted", "edc": "FNM-EDC with the theoretical best (dashed) "
+            "and the pAUC limits (dotted)", "scores": "genuine / impostor comparison scores",
+            "quality": "quality scores of every image"}
+
+
+def render_html(results: list[dict], costs: dict | None = None, marks: dict | None = None,
+                figures: dict | None = None) -> str:
+    """The report as one HTML page rendered from a jinja2 template (inline CSS, no scripts, no external assets;
+    figures as image files beside it, linked relatively); ``costs`` as in :func:`render_markdown`."""
+    import jinja2
+
     results = list(results)
-    tables = _build_tables(results)
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        '<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>fiqa-bench report</title><style>{_CSS}</style></head>",
-        "<body>",
-        "<h1>fiqa-bench report</h1>",
-    ]
-    if not results:
-        if costs is not None:
-            out += ["<p>No results files; costs only.</p>", costs_html(costs), "</body>", "</html>", ""]
-        else:
-            out += ["<p>No results.</p>", "</body>", "</html>", ""]
-        return "\n".join(out)
-    out.append(
-        f"<p class=\"meta\">Made from {len(results)} results file{'s' if len(results) != 1 else ''}; "
-        + "; ".join(_h(p) for p in _provenance(results)) + ".</p>"
-    )
+    tables = _build_tables(results, marks)
+    _attach_figures(tables, figures)
+    env = jinja2.Environment(loader=jinja2.PackageLoader("fiqa_bench", "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    page = env.get_template("report.html.j2").render(
+        css=_CSS + "\n" + _CSS_EXTRA, tables=tables, n_results=len(results), provenance=_provenance(results),
+        column_title=_column_title, legend=_marks_legend, null=NULL, captions=CAPTIONS,
+        costs_html=costs_html(costs) if costs is not None else "", run_columns=RUN_COLUMNS,
+        run_rows=_run_rows(results) if results else [])
+    return page
+
+
+_CSS_EXTRA = """
+td.tie { color: #444; }
+div.figures { display: flex; flex-wrap: wrap; gap: 1rem; }
+figure { margin: 0; max-width: 34rem; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.85rem; color: #555; }
+""".strip()
+
+
+def _attach_figures(tables: list[_Table], figures: dict | None) -> None:
+    """Give each table its figures: ``figures`` maps (protocol, backbone label, selection) to {name: [png, svg]}."""
+    if not figures:
+        return
     for t in tables:
-        out.append("<section>")
-        out.append(f"<h2>{_h(t.protocol)} — selection: {_h(t.selection)}</h2>")
-        out.append(f"<p class=\"meta\">{' · '.join(_h(m) for m in t.meta)}</p>")
-        out.append("<table>")
-        header = "".join(f"<th>{_h(x)}</th>" for x in ["FR model", "Method"] + [_column_title(t.kind, c) for c in t.columns])
-        out.append(f"<thead><tr>{header}</tr></thead>")
         for block in t.blocks:
-            out.append("<tbody>")
-            for i, row in enumerate(block.rows):
-                tds = []
-                if i == 0:
-                    tds.append(f'<td class="fr" rowspan="{len(block.rows)}">{_h(block.backbone)}</td>')
-                tds.append(f"<td>{_h(row.method)}</td>")
-                for c in row.cells:
-                    if c.note is not None:
-                        tds.append(f'<td class="num">{NULL}<sup><a href="#note-{c.note}">{c.note}</a></sup></td>')
-                    elif c.bold:
-                        tds.append(f'<td class="num"><b>{_h(c.text)}</b></td>')
-                    else:
-                        tds.append(f'<td class="num">{_h(c.text)}</td>')
-                out.append(f"<tr>{''.join(tds)}</tr>")
-            out.append("</tbody>")
-        out.append("</table>")
-        out.append("<p class=\"meta\">Bold: best in the column within each FR model (↑ higher is better, ↓ lower).</p>")
-        if t.notes:
-            out.append('<ol class="notes">')
-            for num, reason in t.notes:
-                out.append(f'<li id="note-{num}" value="{num}">{NULL} {_h(reason)}</li>')
-            out.append("</ol>")
-        out.append("</section>")
-    if costs is not None:
-        out.append(costs_html(costs))
-    out.append("<section><h2>Runs</h2><table class=\"runs\">")
-    out.append("<thead><tr>" + "".join(f"<th>{_h(c)}</th>" for c in RUN_COLUMNS) + "</tr></thead><tbody>")
-    for row in _run_rows(results):
-        out.append("<tr>" + "".join(f"<td>{_h(x)}</td>" for x in row) + "</tr>")
-    out += ["</tbody></table></section>", "</body>", "</html>", ""]
-    return "\n".join(out)
+            figs = figures.get((t.protocol, block.backbone, t.selection))
+            if figs:
+                t.figures[block.backbone] = figs
+
+
+def significance(results: list[dict]) -> dict:
+    """Best/tie marks per results file and column from paired bootstrap comparisons of the runs' ``.npz``: "best"
+    where the best is separated from the runner-up, "tie" for every run tied with the best where it is not.
+    Runs without raw data, or groups that cannot be paired, get no marks."""
+    from .compare import Run, compare
+    from .results import RunRecord, raw_path, read_raw
+
+    by_group: dict[tuple, list] = {}
+    for r in results:
+        src = Path(_source(r))
+        if not raw_path(src).is_file():
+            continue
+        try:
+            rec = RunRecord.from_json({k: v for k, v in r.items() if k != SOURCE_KEY}, str(src))
+            run = Run(src, rec, read_raw(src, rec))
+        except FiqaBenchError:
+            continue
+        if not any(k.startswith("boot_") for k in run.raw):
+            continue
+        settings = {k: v for k, v in _settings(r).items()
+                    if k not in ("protocol", "pairs_sha256", "method", "method_options", "backbone", "backbone_sha256",
+                                 "selection", "seed")}  # the methods of one table, whatever their seeds
+        key = (str(_get(r, "protocol.name")), _selection(r), _backbone_key(r), repr(sorted(settings.items())))
+        by_group.setdefault(key, []).append(run)
+    marks: dict[str, dict] = {}
+    for runs in by_group.values():
+        if len(runs) < 2:
+            continue
+        try:
+            groups = compare(runs)
+        except FiqaBenchError:
+            continue
+        for g in groups:
+            label_to_src = {run.label: str(run.path) for run in g.runs}
+            for col in g.columns:
+                if col.best is None or col.runner_up is None:
+                    continue
+                if col.best_separated:
+                    marks.setdefault(label_to_src[col.best], {})[col.title] = "best"
+                else:
+                    for label in [col.best] + col.tied_with_best:
+                        marks.setdefault(label_to_src[label], {})[col.title] = "tie"
+    return marks
+
+
+def draw_figures(results: list[dict], out_dir: Path) -> dict:
+    """Figures of every table (from the runs' ``.npz``), written under ``out_dir/plots``; returns
+    {(protocol, backbone label, selection): {figure: [png, svg] relative to out_dir}}."""
+    from . import plots
+    from .results import RunRecord, raw_path, read_raw
+
+    tables = _build_tables(results)
+    backbone_labels = _labels((_backbone_key(r) for r in results), "backbone")
+    out: dict = {}
+    for t in tables:
+        for block in t.blocks:
+            runs = []
+            for row in block.rows:
+                src = Path(_source(row.result))
+                if not raw_path(src).is_file():
+                    continue
+                try:
+                    rec = RunRecord.from_json({k: v for k, v in row.result.items() if k != SOURCE_KEY}, str(src))
+                    runs.append((row.method, read_raw(src, rec)))
+                except FiqaBenchError:
+                    continue
+            if not runs:
+                continue
+            stem = plots.stem_for(t.protocol, block.backbone, t.selection)
+            paths = plots.draw(runs, out_dir / "plots", stem)
+            out[(t.protocol, block.backbone, t.selection)] = {
+                name: [p.relative_to(out_dir).as_posix() for p in files] for name, files in paths.items()}
+    del backbone_labels
+    return out
 
 
 # ------------------------------------------------------------------------------------------ writing
@@ -639,7 +735,9 @@ def write_report(folder: str | Path, out_dir: str | Path | None = None) -> list[
         raise FiqaBenchError(f"{folder}: no results files found (looked for *.json with schema_version, "
                              f"and for {COSTS_FILE})")
     target = Path(out_dir) if out_dir is not None else Path(folder)
+    marks = significance(results) if results else {}
+    figures = draw_figures(results, target) if results else {}
     md_path, html_path = target / "report.md", target / "report.html"
-    atomic.write_text(md_path, render_markdown(results, costs))
-    atomic.write_text(html_path, render_html(results, costs))
+    atomic.write_text(md_path, render_markdown(results, costs, marks, figures))
+    atomic.write_text(html_path, render_html(results, costs, marks, figures))
     return [md_path, html_path]

@@ -30,6 +30,7 @@ def result(method, backbone, tpr=None, accuracy=None, protocol="ijbc", version="
         "counts": {"genuine": 19_557, "impostor": 15_638_932},
         "timings": {},
         "metrics": metrics,
+        "_source": f"{protocol}-{method}-{backbone}-{selection}-{version}.json",
     }
 
 
@@ -59,8 +60,23 @@ def table_rows(markdown: str, heading_fragment: str) -> list[list[str]]:
     return body[1:] if body and body[0][0] == "FR model" else body
 
 
-def test_markdown_layout_bold_and_order():
+def ijb_marks():
+    """What paired comparisons would say: jpeg (mbf) separated everywhere; on r50 tinyfqnet separated except at
+    1e-3, where it ties with rqs."""
+    cols = [f"TPR@FPR={k}" for k in KEYS]
+    return {"ijbc-jpeg-mbf-top1-1.json": {c: "best" for c in cols},
+            "ijbc-tinyfqnet-r50-top1-1.json": {**{c: "best" for c in cols}, "TPR@FPR=1e-3": "tie"},
+            "ijbc-rqs-r50-top1-1.json": {"TPR@FPR=1e-3": "tie"}}
+
+
+def test_no_best_is_marked_without_paired_comparisons():
     md = render_markdown(ijb_results())
+    assert "**" not in "\n".join(line for line in md.splitlines() if line.startswith("| "))
+    assert "No best is marked" in md
+
+
+def test_markdown_layout_bold_and_order():
+    md = render_markdown(ijb_results(), marks=ijb_marks())
     header = next(line for line in md.splitlines() if line.startswith("| FR model"))
     assert header == ("| FR model | Method | TPR (%) @ FPR=1e-1 | TPR (%) @ FPR=1e-2 | TPR (%) @ FPR=1e-3 "
                       "| TPR (%) @ FPR=1e-4 | TPR (%) @ FPR=1e-5 |")
@@ -73,9 +89,9 @@ def test_markdown_layout_bold_and_order():
     # mbf block: jpeg best everywhere except... it is best in every column (two rows).
     assert rows[1][2:] == ["**96.17**", "**93.73**", "**91.84**", "**88.67**", "**81.02**"]
     assert rows[0][2:] == ["92.31", "87.66", "82.97", "75.51", "51.60"]
-    # r50 block: tinyfqnet best, rqs ties it at 1e-3 (both bold), blur's null is a footnoted dash.
-    assert rows[5][2:] == ["**96.29**", "**94.77**", "**93.05**", "**91.12**", "**87.68**"]
-    assert rows[4][2:] == ["96.17", "94.21", "**93.05**", "89.72", "85.36"]
+    # r50 block: tinyfqnet best, tied with rqs at 1e-3 (both marked †), blur's null is a footnoted dash.
+    assert rows[5][2:] == ["**96.29**", "**94.77**", "93.05 †", "**91.12**", "**87.68**"]
+    assert rows[4][2:] == ["96.17", "94.21", "93.05 †", "89.72", "85.36"]
     assert rows[3][6] == "—[^1]"
     assert rows[2][2:] == ["92.24", "87.88", "83.11", "76.75", "68.42"]
 
@@ -129,11 +145,11 @@ def test_kfold_table_like_table5():
     md = render_markdown(rs)
     assert "| FR model | Method | Accuracy (%) mean ± std |" in md
     assert table_rows(md, "ytf") == [
-        ["effnet", "rqs", "**97.02 ± 0.40**"],
+        ["effnet", "rqs", "97.02 ± 0.40"],
         ["", "tinyfqnet", "97.00 ± 0.50"],
         ["r50", "random", "96.34 ± 0.81"],
         ["", "svm", "95.57 ± 1.00"],
-        ["", "tinyfqnet", "**97.02 ± 0.65**"],
+        ["", "tinyfqnet", "97.02 ± 0.65"],
     ]
 
 
@@ -165,7 +181,7 @@ class _Collect(HTMLParser):
 
 
 def test_html_is_self_contained_and_bolds_like_markdown():
-    page = render_html(ijb_results())
+    page = render_html(ijb_results(), marks=ijb_marks())
     parser = _Collect()
     parser.feed(page)
     tags = [t for t, _ in parser.tags]
@@ -173,8 +189,9 @@ def test_html_is_self_contained_and_bolds_like_markdown():
     assert not any(t in ("script", "link", "img") for t in tags)
     assert not re.search(r"(src|href)=\"(https?:)?//", page)
     assert sorted(parser.bold) == sorted(
-        ["96.17", "93.73", "91.84", "88.67", "81.02", "96.29", "94.77", "93.05", "91.12", "87.68", "93.05"]
+        ["96.17", "93.73", "91.84", "88.67", "81.02", "96.29", "94.77", "91.12", "87.68"]
     )
+    assert page.count('class="num tie"') == 2
     fr_cells = [a for t, a in parser.tags if t == "td" and a.get("class") == "fr"]
     assert [c["rowspan"] for c in fr_cells] == ["2", "4"]
 
@@ -183,8 +200,8 @@ def test_html_and_markdown_escape_names():
     nasty = result("<script>alert('x')</script>", "r50 | & \"q\"", [0.9, 0.8, 0.7, 0.6, 0.5])
     page = render_html([nasty])
     assert "<script>" not in page
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
-    assert "r50 | &amp; &quot;q&quot;" in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
+    assert "r50 | &amp; &#34;q&#34;" in page
     md = render_markdown([nasty])
     row = next(line for line in md.splitlines() if "alert" in line and "Runs" not in line)
     assert "r50 \\| & \"q\"" in row and "\\<script\\>" in row
@@ -266,7 +283,7 @@ def test_weights_variants_of_one_method_are_labelled_by_their_options():
     rows = table_rows(md, "ijbc")
     assert [r[1] for r in rows] == ["random", "tinyfq", r"tinyfq \[weights=tinyfq-none.onnx\]",
                                     r"tinyfq \[weights=tinyfq-random.onnx\]", r"tinyfq \[weights=tinyfq-smooth.onnx\]"]
-    assert rows[1][2] == "**93.00**" and rows[4][2] == "92.00"
+    assert rows[1][2] == "93.00" and rows[4][2] == "92.00"
     assert "<td>tinyfq [weights=tinyfq-random.onnx]</td>" in render_html(table7_results())
     # the Runs table gives each run's options: files by base name with their sha256
     runs = [line for line in md[md.index("## Runs"):].splitlines() if "tinyfq" in line]
