@@ -74,7 +74,7 @@ def _scan(path: Path, columns: Sequence[Column]) -> list[np.ndarray]:
     n = len(columns)
     expected = " ".join(name for name, _ in columns)
     values: list[list] = [[] for _ in columns]
-    with open(path, "rb") as fh:
+    with open_meta(path) as fh:
         for lineno, raw in enumerate(fh, 1):
             try:
                 line = raw.decode("utf-8")
@@ -180,3 +180,11 @@ def first_unsafe_name(names: np.ndarray) -> int | None:
         return None
     bad = pd.Series(names, dtype=object).str.contains(_UNSAFE_NAME, regex=True, na=True)
     return first_true(bad.to_numpy(dtype=bool))
+
+
+def open_meta(path: str | Path):
+    """``open(path, "rb")`` with an OS error (permissions, a folder, I/O) as a one-line ProtocolFormatError."""
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise ProtocolFormatError(path, None, f"cannot read: {exc.strerror or exc}") from None

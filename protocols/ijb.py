@@ -69,7 +69,7 @@ def _image_exists(images_dir: Path, names: np.ndarray) -> np.ndarray:
     """Existence of each image, with one directory listing instead of one stat per image."""
     try:
         listed = set(os.listdir(images_dir))
-    except FileNotFoundError:
+    except OSError:  # missing or unreadable: every name is then checked (and reported) one by one
         listed = set()
     flat = np.fromiter((n in listed for n in names), dtype=bool, count=len(names))
     for i in np.flatnonzero(~flat):  # names with sub-folders are not in a flat listing: stat those

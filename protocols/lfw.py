@@ -69,6 +69,8 @@ def parse_pairs(path: str | Path) -> LFWPairs:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ProtocolFormatError(path, None, f"not UTF-8 text: {exc}") from None
+    except OSError as exc:
+        raise ProtocolFormatError(path, None, f"cannot read: {exc.strerror or exc}") from None
     lines = [(i, line.split()) for i, line in enumerate(text.splitlines(), 1)]
     lines = [(i, f) for i, f in lines if f]
     if not lines:

@@ -35,7 +35,7 @@ from fiqa_bench.cards import ProtocolCard
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
 
 from ._layout import declared_layout, need_root, read_layout_json, reject_unknown
-from ._tables import fail_at_row, first_true, read_table
+from ._tables import fail_at_row, first_true, open_meta, read_table
 
 SPLITS_CANDIDATES = ("splits.txt", "meta_data/meta_and_splits.mat", "meta_and_splits.mat", "Youtube_splits.mat")
 NAMES_FILE = "Youtube_names.txt"
@@ -68,7 +68,7 @@ def read_splits_text(path: str | Path) -> pd.DataFrame:
         raise ProtocolFormatError(path, None, "file not found")
     rows = []
     seen: dict[tuple[int, int], int] = {}
-    with open(path, "rb") as fh:
+    with open_meta(path) as fh:
         for lineno, raw in enumerate(fh, 1):
             try:
                 line = raw.decode("utf-8").strip()
@@ -164,7 +164,12 @@ def read_names_file(path: Path) -> list[str]:
     if not path.is_file():
         raise ProtocolFormatError(path, None, "file not found (video names for the .mat splits)")
     names = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    with open_meta(path) as fh:
+        try:
+            text = fh.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolFormatError(path, None, f"not UTF-8 text: {exc}") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
         name = line.strip()
         problem = _video_problem(name)
         if problem:
@@ -241,7 +246,7 @@ def find_splits(root: Path) -> Path:
 def read_labeled_faces(path: Path) -> dict[str, tuple[float, float, float, float]]:
     """``<person>.labeled_faces.txt`` -> {``person/video/frame.jpg``: (left, top, width, height)}."""
     boxes = {}
-    with open(path, "rb") as fh:
+    with open_meta(path) as fh:
         for lineno, raw in enumerate(fh, 1):
             try:
                 line = raw.decode("utf-8").strip()
@@ -286,8 +291,11 @@ def _natural_key(name: str) -> list:
 
 
 def _list_frames(folder: Path) -> list[str]:
-    with os.scandir(folder) as it:
-        names = [e.name for e in it if e.name.lower().endswith(IMAGE_EXTENSIONS) and e.is_file()]
+    try:
+        with os.scandir(folder) as it:
+            names = [e.name for e in it if e.name.lower().endswith(IMAGE_EXTENSIONS) and e.is_file()]
+    except OSError as exc:
+        raise FiqaBenchError(f"{folder}: cannot list the video's frames: {exc.strerror or exc}") from None
     return sorted(names, key=_natural_key)
 
 

@@ -235,3 +235,40 @@ def test_conformance_kit_refuses_strings_and_exits():
     checks = dict(method_checks(Exits()))
     with pytest.raises(AssertionError, match="raised SystemExit"):
         checks["output"]()
+
+
+def _png_header_only(w: int, h: int) -> bytes:
+    """A PNG of a few dozen bytes whose header claims w x h pixels (a decompression bomb's first line)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("w,h", [(100_000, 100_000), (12_000, 12_000)])
+def test_decompression_bomb_is_not_decoded(tmp_path, w, h):
+    from fiqa_bench.faces.io import MAX_PIXELS
+
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_header_only(w, h))
+    with pytest.raises(ImageError, match=f"image claims {w * h} pixels, over the limit of {MAX_PIXELS}"):
+        load_image(path)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads files without read permission")
+def test_unreadable_meta_file_is_one_line(tmp_path):
+    from fiqa_bench.errors import ProtocolFormatError
+    from protocols._tables import read_table
+
+    path = tmp_path / "t.txt"
+    path.write_text("a 1\n")
+    path.chmod(0o000)
+    try:
+        with pytest.raises(ProtocolFormatError, match="cannot read: Permission denied"):
+            read_table(path, [("a", "str"), ("b", "int")])
+    finally:
+        path.chmod(0o600)

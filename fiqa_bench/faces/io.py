@@ -9,6 +9,7 @@ EXIF orientation applied.
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 
@@ -101,12 +102,42 @@ def _jpeg_partial(data: bytes, image: np.ndarray | None = None) -> bool:
     return a.shape != b.shape or not np.array_equal(a, b)
 
 
+MAX_PIXELS = 2**27  # 134 Mpx (a 400 MB BGR array): a few kB of PNG can claim 100,000 x 100,000 pixels
+
+
+def _claimed_pixels(data: bytes) -> int | None:
+    """Width x height from the file's header (Pillow reads only the header), None where Pillow cannot tell."""
+    import io
+
+    from PIL import Image
+
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                w, h = im.size
+    except Image.DecompressionBombError as exc:  # over twice Pillow's own limit: its message has the size
+        numbers = [int(n) for n in re.findall(r"[0-9]+", str(exc))]
+        return numbers[0] if numbers else MAX_PIXELS + 1
+    except Exception:  # noqa: BLE001 - not for Pillow to judge: OpenCV decides below
+        return None
+    return int(w) * int(h)
+
+
 def decode_image(data: bytes, path: str | os.PathLike) -> np.ndarray:
-    """Decode the bytes of an image file (``path`` names it in errors) into a uint8 (H, W, 3) BGR array."""
+    """Decode the bytes of an image file (``path`` names it in errors) into a uint8 (H, W, 3) BGR array.
+
+    An image whose header claims more than :data:`MAX_PIXELS` is refused before decoding (a decompression bomb
+    would exhaust memory; OpenCV's own limit is 2^30 pixels, 3 GB per image)."""
     import cv2
 
     if not data:
         raise ImageError(path, "file is empty (0 bytes)")
+    pixels = _claimed_pixels(data)
+    if pixels is not None and pixels > MAX_PIXELS:
+        raise ImageError(path, f"image claims {pixels} pixels, over the limit of {MAX_PIXELS} per image: not decoded")
     if _jpeg_truncated(data):
         raise ImageError(path, f"truncated or corrupt JPEG (no end-of-image marker; {len(data)} bytes)")
     try:
