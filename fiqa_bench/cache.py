@@ -39,7 +39,10 @@ def safe_name(text: str, limit: int = 80) -> str:
 def image_key(root: Path, rel_path: str, extra: bytes | str = b"") -> str:
     """Identity of one image as an input: its path relative to the dataset root, size and mtime, plus ``extra``
     (e.g. the landmarks used to crop it). Reading the file content would cost as much as decoding it."""
-    st = os.stat(Path(root) / rel_path)
+    try:
+        st = os.stat(Path(root) / rel_path)
+    except OSError as exc:  # removed or made unreadable since it was decoded
+        raise FileAccessError(Path(root) / rel_path, f"cannot stat: {exc.strerror or exc}") from None
     h = hashlib.sha1()
     h.update(rel_path.encode())
     h.update(f"|{st.st_size}|{st.st_mtime_ns}|".encode())

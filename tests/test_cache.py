@@ -57,7 +57,9 @@ def test_image_key_changes_with_content_and_crop(tmp_path):
     assert image_key(tmp_path, "img.jpg", b"landmarks") != k1
     f.write_bytes(b"abcd")
     assert image_key(tmp_path, "img.jpg") != k1
-    with pytest.raises(FileNotFoundError):
+    from fiqa_bench.errors import FileAccessError
+
+    with pytest.raises(FileAccessError, match="missing.jpg: cannot stat: No such file"):
         image_key(tmp_path, "missing.jpg")
 
 
