@@ -321,3 +321,27 @@ def test_markdown_cells_are_escaped_once_for_report_and_costs():
     from fiqa_bench.markdown import md_cell
 
     assert md_cell("a_b|c*d\n[e]<f>#`g`\\") == "a\\_b\\|c\\*d \\[e\\]\\<f\\>\\#\\`g\\`\\\\"
+
+
+def test_float16_weights_converts_the_largest_tensors_until_the_file_fits(tmp_path):
+    """export.float16_weights: the biggest weight goes to float16 first (through a Cast, so the graph still takes
+    and gives float32), nothing is converted when the file already fits, and a budget no conversion can meet is
+    an error."""
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime as ort
+
+    from fiqa_bench.training.export import float16_weights
+
+    w = np.random.default_rng(1).normal(size=(3 * 16 * 16, 5)).astype(np.float32)
+    model = onnx.load(str(write_linear_model(tmp_path / "lin.onnx", w, size=16)))
+    size = model.ByteSize()
+    assert float16_weights(model, size).ByteSize() == size  # fits already: unchanged
+    half = float16_weights(model, size - 1)
+    assert [t.data_type for t in half.graph.initializer] == [onnx.TensorProto.FLOAT16]
+    assert [n.op_type for n in half.graph.node] == ["Cast", "Flatten", "MatMul"] and half.ByteSize() < size * 0.6
+    x = np.random.default_rng(2).normal(size=(2, 3, 16, 16)).astype(np.float32)
+    got = ort.InferenceSession(half.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    want = x.reshape(2, -1).astype(np.float64) @ w.astype(np.float16).astype(np.float64)
+    assert got.dtype == np.float32 and np.abs(got - want).max() < 1e-3 * np.abs(want).max()
+    with pytest.raises(ValueError, match="every weight in float16"):
+        float16_weights(model, 100)
