@@ -9,9 +9,9 @@ so stale values are never served.
 A shard is trusted only after checks on load: it names its producer (the identity the folder stands for) and
 width, carries the sha256 of its keys and values, and its values are finite (detections may hold all-NaN rows:
 no face). A shard that fails any check is not used; it is counted (:attr:`ArrayCache.rejected_shards`), set
-aside as ``rejected-shard-*.npz``, and its values are recomputed like missing ones. Finished work is written at least every
-``FLUSH_EVERY`` values or ``FLUSH_SECONDS`` seconds, so a kill loses little; the shards a run wrote are merged
-into one when its stage ends (:meth:`ArrayCache.consolidate`), so many resumed runs do not leave many files.
+aside as ``rejected-shard-*.npz``, and its values are recomputed like missing ones. Finished work is written at
+least every ``FLUSH_EVERY`` values or ``FLUSH_SECONDS`` seconds, so a kill loses little; the shards a run wrote
+are merged into one when its stage ends (:meth:`ArrayCache.consolidate`), so resumed runs leave few files.
 """
 
 from __future__ import annotations
@@ -110,9 +110,10 @@ class ArrayCache:
             return f"shard format {meta.get('format')!r}, expected {SHARD_FORMAT} (written by another version)"
         if meta.get("producer") != self.producer:
             return f"written by producer {meta.get('producer')!r}, not {self.producer!r}"
-        if vals.dtype != np.float32 or vals.ndim != 2 or vals.shape[1] != self.width or keys.ndim != 1 \
-                or keys.shape[0] != vals.shape[0] or keys.dtype.kind != "U":
-            return f"keys {keys.dtype}{keys.shape} / values {vals.dtype}{vals.shape}, expected (N,) str / (N, {self.width}) float32"
+        if (vals.dtype != np.float32 or vals.ndim != 2 or vals.shape[1] != self.width or keys.ndim != 1
+                or keys.shape[0] != vals.shape[0] or keys.dtype.kind != "U"):
+            return (f"keys {keys.dtype}{keys.shape} / values {vals.dtype}{vals.shape}, "
+                    f"expected (N,) str / (N, {self.width}) float32")
         if meta.get("sha256") != shard_checksum(self.producer, self.width, keys, vals):
             return "checksum mismatch (the shard was changed or damaged after it was written)"
         finite = np.isfinite(vals)

@@ -335,6 +335,9 @@ class IJBLayout(Protocol):
             raise FiqaBenchError(f"ijb-layout: {root} is not a folder")
         info = read_layout_json(root, "ijb")
         prefix = self.name or info.get("name") or discover_prefix(root)
+        if not isinstance(prefix, str) or any(ch in prefix for ch in "/\\\x00") or prefix in (".", ".."):
+            source = "the option name" if self.name else f"'name' in {root / 'benchmark.json'}"
+            raise FiqaBenchError(f"{source} must be a plain file prefix (no '/', '\\' or '..'), got {prefix!r}")
         if not (root / META_DIR / f"{prefix}{FACES_SUFFIX}").is_file():
             raise ProtocolFormatError(root / META_DIR / f"{prefix}{FACES_SUFFIX}", None, "file not found")
         return read_ijb_layout(

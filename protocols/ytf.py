@@ -270,6 +270,9 @@ def read_labeled_faces(path: Path) -> dict[str, tuple[float, float, float, float
 def find_landmarks_file(root: Path, name: str | None) -> Path | None:
     """``meta/<name>_name_5pts_score.txt`` of a prepared layout (the only one when no name is known)."""
     meta = root / "meta"
+    if name and (any(ch in name for ch in "/\\\x00") or name in (".", "..")):
+        raise FiqaBenchError(f"'name' in {root / 'benchmark.json'} must be a plain file prefix "
+                             f"(no '/', '\\' or '..'), got {name!r}")
     if name and (meta / f"{name}{LANDMARKS_SUFFIX}").is_file():
         return meta / f"{name}{LANDMARKS_SUFFIX}"
     found = sorted(meta.glob(f"*{LANDMARKS_SUFFIX}")) if meta.is_dir() else []

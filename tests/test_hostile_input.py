@@ -607,3 +607,29 @@ def test_interrupt_inside_a_plugin_still_interrupts(bench, mbf, tmp_path, hostil
     res = cli(bench, mbf, tmp_path / "out", method="hostile")
     assert res.exit_code == 130, (res.exit_code, res.output)
     assert "interrupted" in res.stderr and "Traceback" not in res.output
+
+
+# ------------------------------------------------------------------------------------------ more paths
+def test_benchmark_name_climbing_out_of_meta(bench, mbf, tmp_path):
+    """benchmark.json's name is the prefix of the meta files: '../..' in it would read meta files elsewhere."""
+    info = json.loads((bench / "benchmark.json").read_text())
+    info["name"] = "../../elsewhere/mini"
+    (bench / "benchmark.json").write_text(json.dumps(info))
+    fails(cli(bench, mbf, tmp_path / "out"), str(bench / "benchmark.json"), "plain file prefix")
+
+
+def test_faces_file_replaced_by_a_fifo(bench, mbf, tmp_path, isolated_cache):
+    faces = meta(bench, "face_tid_mid")
+    faces.unlink()
+    os.mkfifo(faces)
+    proc = _cli_subprocess(bench, mbf, tmp_path / "out", env_cache=isolated_cache, timeout=120)
+    assert proc.returncode == 2 and f"error: {faces}: file not found" in proc.stderr, proc.stderr
+
+
+def test_ytf_video_folder_linked_outside_the_root(ytf, mbf, tmp_path):
+    path, rows = _splits(ytf)
+    video = ytf / "frame_images_DB" / rows[0][2]
+    moved = tmp_path / "video-elsewhere"
+    shutil.move(video, moved)
+    video.symlink_to(moved)
+    fails(cli(ytf, mbf, tmp_path / "out"), str(video), "symbolic link", "--follow-symlinks")
