@@ -18,6 +18,7 @@ from .cache import ArrayCache, image_key
 from .errors import AdapterError, AdapterInterrupt, FiqaBenchError, ImageError, NoFaceError
 from .safepath import DEFAULT_MAX_IMAGE_BYTES, read_regular, resolve
 
+
 def call_adapter(who: str, fn: Callable, arg: Any, where: str = "") -> Any:
     """``fn(arg)``; whatever an adapter raises other than our own errors becomes an AdapterError naming it.
 
