@@ -43,11 +43,13 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def resolve(root: str | os.PathLike, rel: str, *, follow_symlinks: bool = False) -> Path:
+def resolve(root: str | os.PathLike, rel: str, *, follow_symlinks: bool = False,
+            real_root: str | None = None) -> Path:
     """``root / rel`` once it is known to stay inside ``root``; raises :class:`UnsafePathError` otherwise.
 
     With ``follow_symlinks`` a link may point anywhere (the user said so); without, the fully resolved path
-    (every link on the way followed) must still be under the resolved root.
+    (every link on the way followed) must still be under the resolved root (``real_root``: that, computed once
+    by a caller resolving many names).
     """
     root = Path(root)
     full = root / rel
@@ -55,7 +57,7 @@ def resolve(root: str | os.PathLike, rel: str, *, follow_symlinks: bool = False)
     if problem is not None:
         raise UnsafePathError(full, problem)
     if not follow_symlinks:
-        real_root = os.path.realpath(root)
+        real_root = real_root or os.path.realpath(root)
         real = os.path.realpath(full)
         if os.path.commonpath([real_root, real]) != real_root:
             raise UnsafePathError(full, f"a symbolic link leads outside the benchmark folder {root} (to {real}); "

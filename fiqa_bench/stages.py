@@ -5,6 +5,7 @@ one function with a different producer; an adapter's failure is reported with it
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -107,6 +108,7 @@ class FaceSource:
         self.given = bench.landmarks()
         self.given_none = np.isnan(self.given).all(axis=(1, 2))  # no landmarks given: detect them
         self.given_ok = np.isfinite(self.given).all(axis=(1, 2))
+        self.real_root = os.path.realpath(bench.root)
         self.margin = max(LANDMARK_MARGIN, float(bench.detect_pad))  # detections on a padded image may leave it
         self._local = threading.local()
         self._det_cache: ArrayCache | None = None
@@ -168,7 +170,8 @@ class FaceSource:
         from .faces.pipeline import Face
 
         rel = self.paths[row]
-        full = resolve(self.bench.root, rel, follow_symlinks=self.follow_symlinks)  # UnsafePathError: never skipped
+        full = resolve(self.bench.root, rel, follow_symlinks=self.follow_symlinks,
+                       real_root=self.real_root)  # UnsafePathError: never skipped
         try:
             image = decode_image(read_regular(full, self.max_image_bytes), full)
         except ImageError as exc:
