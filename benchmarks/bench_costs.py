@@ -15,9 +15,9 @@ card asks for):
   (``$FIQA_BENCH_THREADS`` or every core), recorded in the output;
 * **parameters and multiply-adds per image** where the method has a model: networks (``tinyfq``, ``faceqnet``)
   counted from the ONNX file's initializers and graph (:mod:`fiqa_bench.onnx_info`) and cross-checked with
-  :mod:`fiqa_bench.training.nets` / :mod:`fiqa_bench.training.flops` (``FlopCounterMode``) when torch is installed; ``svm``: support
-  vectors x embedding width (+ dual coefficients, intercept, gamma) and n_sv x (dim + 1) multiply-adds, with the
-  FR embedding it needs costed and timed separately; ``rqs``: its ranking weights and multiply-adds, with the
+  :mod:`fiqa_bench.training.nets` / :mod:`fiqa_bench.training.flops` (``FlopCounterMode``) when torch is
+  installed; ``svm``: support vectors x embedding width (+ dual coefficients, intercept, gamma) and
+  n_sv x (dim + 1) multiply-adds, with the FR embedding it needs costed and timed separately; ``rqs``: its ranking weights and multiply-adds, with the
   hand-crafted feature extractor timed separately (and its FFT work estimated); perceptual methods: "—".
 
 For ``tinyfq`` also its throughput in images/s: the model alone (from the timings above) and from the JPEG file

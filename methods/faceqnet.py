@@ -4,7 +4,7 @@ Hernandez-Ortega, Galbally, Fierrez, Haraksim and Beslay, "FaceQnet: Quality Ass
 based on Deep Learning" (ICB 2019), label each training face with how close its FR embedding lies to the
 embedding of its identity's best image, chosen as the most ICAO-compliant photo by commercial software, and train
 a CNN to predict that label from the raw face. Our re-training
-(:func:`fiqa_bench.training.baselines.train_baseline_faceqnet`):
+(:func:`fiqa_bench.training.baselines.faceqnet.train_baseline_faceqnet`):
 
 * **reference photo** (ICAO software is not available): the identity's undegraded photo with the highest Eq. 1
   label, i.e. the photo closest to the centre of the identity's other photos under the labelling backbone;
@@ -17,8 +17,9 @@ a CNN to predict that label from the raw face. Our re-training
 
 Inference: 112x112 RGB ArcFace-aligned crop, ``(x - 127.5) / 128``, NCHW float32, the network's sigmoid output in
 (0, 1) on onnxruntime (no torch); higher = better. Weights: the bundled ``weights/faceqnet.onnx`` (training card
-``weights/faceqnet.json``) or ``FaceQnet(weights=PATH)``, any file of :func:`fiqa_bench.training.export.export_onnx`
-for 112x112 input. The released FaceQnet Keras models (224x224, TensorFlow) are not loaded here.
+``weights/faceqnet.json``; its three largest weight tensors are stored as float16, see the card's ``float16``) or
+``FaceQnet(weights=PATH)``, any file honouring :mod:`fiqa_bench.onnx_contract` for 112x112 input. The released
+FaceQnet Keras models (224x224, TensorFlow) are not loaded here.
 """
 
 from __future__ import annotations

@@ -78,7 +78,10 @@ def rbf_decision(x: np.ndarray, support_vectors: np.ndarray, dual_coef: np.ndarr
 
 
 def l2_rows(embeddings: np.ndarray) -> np.ndarray:
-    """Rows divided by their L2 norm (float64); an all-zero row stays zero (:func:`fiqa_bench.mathutil.l2_normalise`)."""
+    """Rows divided by their L2 norm (float64); an all-zero row stays zero.
+
+    :func:`fiqa_bench.mathutil.l2_normalise`, the one normaliser of scoring and labelling.
+    """
     from fiqa_bench.mathutil import l2_normalise
 
     return l2_normalise(embeddings)

@@ -6,12 +6,12 @@ identity". Inference runs the exported ONNX file on onnxruntime (no torch):
 
 1. 64x64 RGB crop aligned on the ArcFace 5-point template scaled to 64 (the paper aligns at 112 and resizes to 64;
    scaling the template gives the same framing);
-2. ``(x - 127.5) / 128`` per channel, NCHW float32 (:func:`fiqa_bench.training.export.preprocess`);
+2. ``(x - 127.5) / 128`` per channel, NCHW float32 (:func:`fiqa_bench.onnx_contract.preprocess`);
 3. the network's sigmoid output, a score in (0, 1); higher = better.
 
 Weights: ``TinyFQ()`` uses the bundled ``weights/tinyfq.onnx`` (its training card is ``weights/tinyfq.json``);
-``TinyFQ(weights=PATH)`` any file written by :func:`fiqa_bench.training.export.export_onnx`. The file's metadata
-must say 64x64 RGB input with the normalisation above, else loading fails with a clear error.
+``TinyFQ(weights=PATH)`` any file honouring :mod:`fiqa_bench.onnx_contract` (``fiqa-bench train`` writes them).
+The file's metadata must say 64x64 RGB input with the normalisation above, else loading fails with a clear error.
 """
 
 from __future__ import annotations

@@ -230,9 +230,10 @@ def label_photos(
     reference = np.array([d is None for d in rows_deg], bool)
     labels = quality_labels(emb, rows_id, leave_one_out, groups=rows_group, reference=reference)
     images = np.stack(crops) if crops else np.zeros((0, int(size), int(size), 3), np.uint8)
+    landmarks = np.array(rows_lm, np.float32).reshape(-1, 5, 2)
+    boxes = np.array(rows_box, np.float32).reshape(-1, 4)
     return LabelledPhotos(images, np.array(rows_id), np.array(rows_src), np.array(rows_group, np.int64), rows_deg,
-                          np.array(rows_lm, np.float32).reshape(-1, 5, 2), np.array(rows_box, np.float32).reshape(-1, 4),
-                          emb, labels, skipped, backbone, detector)
+                          landmarks, boxes, emb, labels, skipped, backbone, detector)
 
 
 def identity_of(obj: Any) -> str:

@@ -1,12 +1,12 @@
 """Export a trained quality network to ONNX with ``torch.onnx.export``, honouring :mod:`fiqa_bench.onnx_contract`.
 
 The exporter (``torch.export`` + ONNX Script, opset 18; the ``train`` extra installs ``onnx`` and ``onnxscript``)
-writes the graph; then its constants are folded and the zero biases it adds to bias-free convolutions removed
-(ONNX Script's own passes) and its provenance annotations dropped, leaving Conv / BatchNormalization / activation nodes one-for-one with the torch
-layers. BatchNormalization is deliberately *not* folded into the convolutions, so the file's learnable values
-equal the torch network's parameters (the costs tables compare both). Metadata properties
-(:func:`fiqa_bench.onnx_contract.metadata`) are added with ``onnx``; onnxruntime then checks the file against
-torch (:func:`verify`).
+writes the graph; then its constants are folded, the zero biases it adds to bias-free convolutions removed (ONNX
+Script's own passes) and its provenance annotations dropped, leaving Conv / BatchNormalization / activation nodes
+one-for-one with the torch layers. BatchNormalization is deliberately *not* folded into the convolutions, so the
+file's learnable values equal the torch network's parameters (the costs tables compare both). Metadata
+properties (:func:`fiqa_bench.onnx_contract.metadata`) are added with ``onnx``; onnxruntime then checks the file
+against torch (:func:`verify`). :func:`float16_weights` shrinks a file by storing its largest weights as float16.
 """
 
 from __future__ import annotations

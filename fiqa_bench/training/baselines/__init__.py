@@ -1,7 +1,7 @@
 """Training the paper's three learned baselines (section 4.1): SVM, RQS and FaceQnet.
 
-All three learn from one labelled set, :class:`.data.BaselineSet`, built by :func:`.data.build_baseline_set` from identity
-folders of photos (the ``train`` part of :mod:`fiqa_bench.splits` only):
+All three learn from one labelled set, :class:`.data.BaselineSet`, built by :func:`.data.build_baseline_set` from
+identity folders of photos (the ``train`` part of :mod:`fiqa_bench.splits` only):
 
 * every photo is decoded and its face found (YuNet), then kept as **four versions**: the photo itself and a
   *degradation ladder*, one kind of degradation drawn per photo (:data:`fiqa_bench.degradations.DEGRADATIONS`,

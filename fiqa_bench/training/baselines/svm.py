@@ -101,7 +101,8 @@ def train_baseline_svm(data: BaselineSet, out: str | os.PathLike, *, C: float = 
     card = {"method": "svm", **card_base(data, command, data_desc, seed, val_fraction, val),
             "settings": model["settings"], "support_vectors": int(len(model["dual_coef"])),
             "target": "Eq. 1 label (cosine to the identity centre), raw", "features": "L2-normalised embeddings",
-            "grid": grid, "validation": validation_scores(scores, data, val), "seconds": round(time.perf_counter() - t0, 1)}
+            "grid": grid, "validation": validation_scores(scores, data, val),
+            "seconds": round(time.perf_counter() - t0, 1)}
     save_svm(model, out, backbone_key=str(data.meta.get("backbone_key")),
              backbone_identity=str(data.meta.get("backbone")), card=card)
     return card
