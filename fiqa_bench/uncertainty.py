@@ -91,9 +91,42 @@ class _Prepared:
         s = data.scores
         self.g_order = self.gen[np.argsort(s[self.gen], kind="stable")]  # genuine ascending
         self.g_sorted = s[self.g_order].astype(np.float64)
-        self.i_order = self.imp[np.argsort(-s[self.imp].astype(np.float64), kind="stable")]  # impostors descending
-        self.i_sorted_desc = s[self.i_order].astype(np.float64)
+        self._i_order = None
+        self.g_subject = data.subject_a[self.g_order]
+        # At IJB-C scale the impostor side of TPR@FPR needs only the highest impostors (the FPR budget is at most
+        # 10%) and the total impostor weight, which is the quadratic form c' N c of the subject-pair counts N
+        # (computed for all resamples at once: one matrix product, exact in float64 for these integers).
+        self.top = None
+        self.w_neg = None  # (B,) total impostor weight per resample, set by replicates() when top is used
+        n_subj = int(max(data.subject_a.max(initial=-1), data.subject_b.max(initial=-1))) + 1
+        if self.imp.shape[0] > 200_000 and n_subj <= 6000:
+            k = min(self.imp.shape[0], int(0.1 * self.imp.shape[0] * 1.3) + 4096)
+            si = s[self.imp]
+            part = np.argpartition(-si, k - 1)[:k] if k < si.shape[0] else np.arange(si.shape[0])
+            top = self.imp[part[np.lexsort((part, -si[part].astype(np.float64)))]]  # descending, stable
+            self.top = (data.subject_a[top].astype(np.intp), data.subject_b[top].astype(np.intp))
+            self.top_sorted_desc = s[top].astype(np.float64)
+            sa, sb = data.subject_a[self.imp], data.subject_b[self.imp]
+            self.pair_counts = np.bincount(sa.astype(np.int64) * n_subj + sb, minlength=n_subj * n_subj) \
+                .reshape(n_subj, n_subj).astype(np.float64)
         self.levels = None
+        self._quality_levels(data)
+
+    @property
+    def i_order(self) -> np.ndarray:
+        """Impostor pairs in descending score order (stable), sorted on first use only."""
+        if self._i_order is None:
+            s = self.data.scores
+            self._i_order = self.imp[np.argsort(-s[self.imp].astype(np.float64), kind="stable")]
+            self._i_sorted_desc = s[self._i_order].astype(np.float64)
+        return self._i_order
+
+    @property
+    def i_sorted_desc(self) -> np.ndarray:
+        self.i_order
+        return self._i_sorted_desc
+
+    def _quality_levels(self, data: PairData) -> None:
         if data.has_quality:
             if data.quality_codes is not None:
                 codes = np.asarray(data.quality_codes)
@@ -107,15 +140,52 @@ class _Prepared:
                 self.levels, self.n_levels = codes, len(uniques)
 
 
-def _tpr_values(p: _Prepared, w: np.ndarray, targets: list[str]) -> dict[str, float]:
+class _Draw:
+    """One resample: the subject counts, and pair weights computed only where a metric asks for them."""
+
+    def __init__(self, p: _Prepared, counts: np.ndarray, index: int | None = None):
+        self.p = p
+        self.counts = counts
+        self.index = index
+        self._w = None
+
+    @property
+    def w(self) -> np.ndarray:
+        if self._w is None:
+            d = self.p.data
+            self._w = pair_weights(self.counts, d.subject_a, d.subject_b, d.labels)
+        return self._w
+
+    def genuine_sorted(self) -> np.ndarray:
+        """Weights of the genuine pairs in ascending score order."""
+        return self.counts[self.p.g_subject].astype(np.float64)
+
+
+def _tpr_values(p: "_Prepared", draw: "_Draw", targets: list[str]) -> dict[str, float]:
     """Conservative TPR@FPR on weighted pairs (the reading a deployed threshold honours)."""
-    wg = w[p.g_order]
-    wi = w[p.i_order]
-    W_pos, W_neg = wg.sum(), wi.sum()
+    wg = draw.genuine_sorted()
+    cum_i = None
+    desc = None
+    if p.top is not None:
+        c = draw.counts
+        if p.w_neg is not None and draw.index is not None:
+            W_neg = float(p.w_neg[draw.index])
+        else:
+            cf = c.astype(np.float64)
+            W_neg = float(cf @ p.pair_counts @ cf)
+        cum_i = np.cumsum(c[p.top[0]].astype(np.int64) * c[p.top[1]])
+        desc = p.top_sorted_desc
+        if cum_i.shape[0] and cum_i[-1] <= 0.1 * W_neg * (1 + 1e-12) + 1:
+            cum_i = None  # this resample's budget reaches past the highest impostors kept: use them all
+    if cum_i is None:
+        wi = draw.w[p.i_order]
+        W_neg = wi.sum()
+        cum_i = np.cumsum(wi)
+        desc = p.i_sorted_desc
+    W_pos = wg.sum()
     out = {}
     if W_pos == 0 or W_neg == 0:
         return {k: math.nan for k in targets}
-    cum_i = np.cumsum(wi)
     cum_g = np.cumsum(wg)
     for key in targets:
         t = float(key)
@@ -124,23 +194,22 @@ def _tpr_values(p: _Prepared, w: np.ndarray, targets: list[str]) -> dict[str, fl
             continue
         allowed = math.floor(t * W_neg * (1 + 1e-12))
         j = int(np.searchsorted(cum_i, allowed, side="right"))  # first impostor whose weight passes the budget
-        if j >= wi.shape[0]:
+        if j >= cum_i.shape[0]:
             v = -math.inf
         else:
-            v = p.i_sorted_desc[j]
+            v = desc[j]
         k = int(np.searchsorted(p.g_sorted, v, side="right"))  # genuine scores <= v are rejected
         rejected = cum_g[k - 1] if k > 0 else 0.0
         out[key] = float((W_pos - rejected) / W_pos)
     return out
 
 
-def _weighted_edc(p: _Prepared, w: np.ndarray, error: str, start: float) -> EDCCurve | None:
+def _weighted_edc(p: _Prepared, draw: "_Draw", error: str, start: float) -> EDCCurve | None:
     """Fixed-threshold EDC of one class on weighted pairs, as if the resample were written out."""
-    d = p.data
     if error == "fnm":
         order = p.g_order  # ascending scores
         vals = p.g_sorted
-        ww = w[order]
+        ww = draw.genuine_sorted()
         cum = np.cumsum(ww)
         if cum.shape[0] == 0 or cum[-1] == 0:
             return None
@@ -149,7 +218,7 @@ def _weighted_edc(p: _Prepared, w: np.ndarray, error: str, start: float) -> EDCC
     else:
         order = p.i_order[::-1]  # ascending scores
         vals = p.i_sorted_desc[::-1]
-        ww = w[order]
+        ww = draw.w[order]
         cum = np.cumsum(ww)
         if cum.shape[0] == 0 or cum[-1] == 0:
             return None
@@ -216,22 +285,23 @@ def _materialised(data: PairData, w: np.ndarray) -> PairData:
     return PairData(scores=data.scores[idx], labels=data.labels[idx], folds=data.folds[idx], quality=data.quality[idx])
 
 
-def replicate_values(key: str, p: _Prepared, w: np.ndarray, value: dict) -> dict[str, float]:
-    """Headline values (short name -> number, NaN where undefined) of metric ``key`` on one weighted resample."""
+def replicate_values(key: str, p: _Prepared, draw, value: dict) -> dict[str, float]:
+    """Headline values (short name -> number, NaN where undefined) of metric ``key`` on one resample (a
+    :class:`_Draw`)."""
     metric = get_metric(key)
     shorts = [short for short, _ in metric.columns(value)]
     o = p.options
     if key == "tpr_at_fpr" and o.fpr_reading == "conservative":
-        return _tpr_values(p, w, shorts)
+        return _tpr_values(p, draw, shorts)
     if key in ("edc_fnm", "edc_fm"):
-        curve = _weighted_edc(p, w, "fnm" if key == "edc_fnm" else "fm",
+        curve = _weighted_edc(p, draw, "fnm" if key == "edc_fnm" else "fm",
                               o.fnm_start if key == "edc_fnm" else o.fm_start)
         return {s: (pauc(curve, float(s)) if curve is not None else math.nan) for s in shorts}
     if key == "edc_fnm_rethreshold":
-        curve = _weighted_rethreshold(p, w, o.rethreshold_fmr)
+        curve = _weighted_rethreshold(p, draw.w, o.rethreshold_fmr)
         return {s: (pauc(curve, float(s)) if curve is not None else math.nan) for s in shorts}
     # any other metric (accuracy, the nearest TPR reading, a new metric): the resample written out
-    sample = _materialised(p.data, w)
+    sample = _materialised(p.data, draw.w)
     why = metric.unavailable(sample)
     if why is not None:
         return {s: math.nan for s in shorts}
@@ -251,12 +321,15 @@ def replicates(data: PairData, metrics: dict[str, dict], options: MetricOptions,
     n_subjects = int(max(data.subject_a.max(initial=-1), data.subject_b.max(initial=-1))) + 1
     counts = subject_counts(n_subjects, boot.B, boot.seed)
     p = _Prepared(data, options)
+    if p.top is not None:  # every resample's total impostor weight in one product
+        cf = counts.astype(np.float64)
+        p.w_neg = np.einsum("bs,bs->b", cf @ p.pair_counts, cf)
     keys = [k for k, v in metrics.items() if isinstance(v, dict) and "unavailable" not in v]
     out = {k: np.full((boot.B, len(get_metric(k).columns(metrics[k]))), np.nan) for k in keys}
     for b in range(boot.B):
-        w = pair_weights(counts[b], data.subject_a, data.subject_b, data.labels)
+        draw = _Draw(p, counts[b], b)
         for k in keys:
-            vals = replicate_values(k, p, w, metrics[k])
+            vals = replicate_values(k, p, draw, metrics[k])
             out[k][b] = [vals[s] for s, _ in get_metric(k).columns(metrics[k])]
     return out
 

@@ -13,6 +13,7 @@ from fiqa_bench.metrics.base import MetricOptions, PairData, get_metric
 from fiqa_bench.uncertainty import (
     BootstrapOptions,
     _materialised,
+    _Draw,
     _Prepared,
     _quantile_of_weighted,
     add_intervals,
@@ -69,8 +70,9 @@ def test_fast_paths_equal_the_written_out_resample(key, ties):
     p = _Prepared(data, options)
     counts = subject_counts(40, 25, seed=7)
     for b in range(25):
-        w = pair_weights(counts[b], data.subject_a, data.subject_b, data.labels)
-        fast = replicate_values(key, p, w, value)
+        draw = _Draw(p, counts[b])
+        w = draw.w
+        fast = replicate_values(key, p, draw, value)
         sample = _materialised(data, w)
         ref = dict(metric.columns(metric.compute(sample, options)))
         for short, v in fast.items():
@@ -97,3 +99,25 @@ def test_intervals_are_recorded_seeded_and_bracket_the_value():
     # 1e-4 is below 1/impostors in every resample: no interval, said by the valid count
     assert a["tpr_at_fpr"]["intervals"]["1e-4"] is None
     assert a["tpr_at_fpr"]["bootstrap"]["valid_replicates"]["1e-4"] == 0
+
+
+def test_the_highest_impostors_shortcut_equals_the_full_weights():
+    """Above 200,000 impostors TPR@FPR uses the top impostors and c' N c for the total: same values."""
+    data = synthetic(5, n_subjects=700, templates=1)  # 244,650 impostor pairs, no genuine ones...
+    rng = np.random.default_rng(0)
+    labels = data.labels.copy()
+    labels[rng.choice(labels.shape[0], 400, replace=False)] = 1  # ...so label some genuine, subject_a = subject_b
+    data.labels = labels
+    data.subject_b = np.where(labels == 1, data.subject_a, data.subject_b)
+    options = MetricOptions()
+    value = get_metric("tpr_at_fpr").compute(data, options)
+    fast_p = _Prepared(data, options)
+    assert fast_p.top is not None
+    slow_p = _Prepared(data, options)
+    slow_p.top = None
+    counts = subject_counts(700, 30, seed=1)
+    for b in range(30):
+        fast = replicate_values("tpr_at_fpr", fast_p, _Draw(fast_p, counts[b]), value)
+        slow = replicate_values("tpr_at_fpr", slow_p, _Draw(slow_p, counts[b]), value)
+        for k in fast:
+            assert (math.isnan(fast[k]) and math.isnan(slow[k])) or fast[k] == slow[k]
