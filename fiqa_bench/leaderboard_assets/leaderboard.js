@@ -19,17 +19,23 @@
   }
 
   // ------------------------------------------------------------------ URL <-> state
+  function knownSort(id) {
+    if (id === "method" || id === "cost") { return true; }
+    return DATA.boards.some(function (b) { return columnOf(b, id) !== null; });
+  }
+
   function readURL() {
     var raw = location.hash.replace(/^#/, "");
     if (!raw) { raw = location.search.replace(/^\?/, ""); }  // ?query links work on static hosts too
     var params = new URLSearchParams(raw);
     DIMS.forEach(function (d) {
-      var known = DATA.filters[d] || [];
-      state.filters[d] = params.getAll(d).filter(function (v) { return known.indexOf(v) >= 0; });
+      var asked = params.getAll(d);  // values this site does not have are dropped; order as the filters list them
+      state.filters[d] = (DATA.filters[d] || []).filter(function (v) { return asked.indexOf(v) >= 0; });
     });
-    state.sort = params.get("sort") || null;
+    var sort = params.get("sort");
+    state.sort = sort && knownSort(sort) ? sort : null;
     var order = params.get("order");
-    state.order = (order === "asc" || order === "desc") ? order : null;
+    state.order = state.sort && (order === "asc" || order === "desc") ? order : null;
   }
 
   function viewQuery() {
@@ -152,16 +158,15 @@
     };
   }
 
-  function onSort(id, board) {
+  function onSort(id, board, spec) {
+    // Clicking the column a board is sorted by reverses it; another column sorts best first.
     var col = columnOf(board, id);
-    var best = col ? (col.higher_is_better ? "desc" : "asc") : "asc";
-    if (state.sort === id) {
-      var current = state.order || best;
-      state.order = current === "asc" ? "desc" : "asc";
+    if (spec.id === id) {
+      state.order = spec.order === "asc" ? "desc" : "asc";
     } else {
-      state.sort = id;
-      state.order = best;
+      state.order = col ? (col.higher_is_better ? "desc" : "asc") : "asc";
     }
+    state.sort = id;
     update();
   }
 
@@ -193,17 +198,18 @@
     var th = el("th", {scope: "col", "data-col": id});
     if (spec.id === id) { th.setAttribute("aria-sort", spec.order === "asc" ? "ascending" : "descending"); }
     var button = el("button", {type: "button"}, text);
-    button.addEventListener("click", function () { onSort(id, board); });
+    button.addEventListener("click", function () { onSort(id, board, spec); });
     th.appendChild(button);
     if (extra) { th.appendChild(el("span", {"class": "dir"}, " " + extra)); }
     return th;
   }
 
-  function metricCell(cell) {
+  function metricCell(cell, id) {
     if (!cell || cell.v === null || cell.v === undefined) {
-      return el("td", {"class": "null", title: cell && cell.reason ? cell.reason : "not measured"}, "\u2014");
+      return el("td", {"class": "null", "data-col": id, title: cell && cell.reason ? cell.reason : "not measured"},
+                "\u2014");
     }
-    var td = el("td", {"class": "num", "data-v": String(cell.v)});
+    var td = el("td", {"class": "num", "data-col": id, "data-v": String(cell.v)});
     td.appendChild(el("span", {"class": "v"}, cell.text));
     if (cell.lo_text !== undefined) {
       td.appendChild(document.createTextNode(" "));
@@ -232,12 +238,11 @@
     var hr = el("tr");
     hr.appendChild(el("th", {scope: "col"}, "#"));
     hr.appendChild(headerCell(board, spec, "method", "method"));
+    hr.appendChild(headerCell(board, spec, "cost", "ms/image"));
     columns.forEach(function (c) {
       var title = c.title + (c.unit ? " (" + c.unit + ")" : "");
       hr.appendChild(headerCell(board, spec, c.id, title, c.higher_is_better ? "\u2191 better" : "\u2193 better"));
     });
-    hr.appendChild(headerCell(board, spec, "cost", "ms/image"));
-    hr.appendChild(el("th", {scope: "col"}, "links"));
     thead.appendChild(hr);
     table.appendChild(thead);
 
@@ -249,23 +254,24 @@
       previous = v;
       var tr = el("tr", {"data-row": row.id, "data-method": row.method});
       tr.appendChild(el("td", {"class": "rank"}, v === null && spec.id !== "method" ? "\u2014" : rank));
-      tr.appendChild(el("td", {"class": "method"}, row.label));
-      columns.forEach(function (c) { tr.appendChild(metricCell(row.cells[c.id])); });
+      var method = el("td", {"class": "method"});
+      method.appendChild(el("span", {"class": "label"}, row.label));
+      var links = el("span", {"class": "links"});
+      links.appendChild(el("a", {href: row.file, "class": "results"}, "results"));
+      if (row.raw) { links.appendChild(el("a", {href: row.raw, "class": "raw"}, ".npz")); }
+      links.appendChild(el("a", {href: row.card, "class": "card"}, "card"));
+      method.appendChild(links);
+      tr.appendChild(method);
       var cost = el("td", {"class": row.cost && row.cost.ms_single !== null ? "num cost" : "null cost"});
       if (row.cost && row.cost.ms_single !== null) {
-        var a = el("a", {href: row.cost.file, title: row.cost.machine}, row.cost.text);
-        cost.appendChild(a);
+        cost.appendChild(el("a", {href: row.cost.file, title: row.cost.machine}, row.cost.text));
       } else {
         cost.textContent = "\u2014";
         cost.setAttribute("title", row.cost && row.cost.skipped ? row.cost.skipped : "no costs.json entry for " +
                           "this method's default build");
       }
       tr.appendChild(cost);
-      var links = el("td", {"class": "links"});
-      links.appendChild(el("a", {href: row.file, "class": "results"}, "results"));
-      if (row.raw) { links.appendChild(el("a", {href: row.raw, "class": "raw"}, "raw .npz")); }
-      links.appendChild(el("a", {href: row.card, "class": "card"}, "card"));
-      tr.appendChild(links);
+      columns.forEach(function (c) { tr.appendChild(metricCell(row.cells[c.id], c.id)); });
       tbody.appendChild(tr);
     });
     table.appendChild(tbody);

@@ -1,0 +1,407 @@
+"""The leaderboard site and the HTML report in a real headless Chromium (Debian's ``chromium``, driven by Playwright's
+Python client with that executable; never a browser Playwright downloads).
+
+The pages must load from disk (file://) and from a plain static HTTP server with no console error and no request
+leaving the machine; clicking a column heading sorts, ticking a filter filters, and a copied link restores the
+view. Row orders are checked exactly against an ordering computed here from the results files.
+
+Where the browser or Playwright is missing the tests FAIL when CI is set (``.ci/run`` installs both) and skip,
+saying why, only on a developer's machine without CI. Screenshots go to ``$FIQA_TEST_ARTEFACTS`` (default
+``tests/artefacts/``, ignored by git).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from _leaderboard_runs import real_runs
+from fiqa_bench.leaderboard import write_site
+
+pytestmark = pytest.mark.shared
+
+CHROMIUM = os.environ.get("FIQA_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TOP1 = ["blur", "jpeg", "pose", "random"]  # the methods of the real top1 board
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _unavailable(problem: str):
+    if _in_ci():
+        pytest.fail(f"browser tests cannot run, and CI needs them: {problem}", pytrace=False)
+    pytest.skip(f"{problem} (CI is not set, so skipped; in CI this fails)")
+
+
+def artefacts() -> Path:
+    folder = Path(os.environ.get("FIQA_TEST_ARTEFACTS") or Path(__file__).parent / "artefacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    if "FIQA_TEST_ARTEFACTS" not in os.environ and not (folder / ".gitignore").exists():
+        (folder / ".gitignore").write_text("*\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A persistent Chromium context on a fresh user-data-dir."""
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError as exc:
+        _unavailable(f"Playwright's Python client is not installed ({exc}); pip install playwright")
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+        _unavailable(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; or set FIQA_CHROMIUM)")
+    profile = tempfile.mkdtemp(prefix="fiqa-chromium-")
+    try:
+        with sync_playwright() as p:
+            try:
+                context = p.chromium.launch_persistent_context(
+                    profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                    viewport={"width": 1400, "height": 1000})
+            except Error as exc:
+                _unavailable(f"{CHROMIUM} did not start: {str(exc).splitlines()[0]}")
+            yield context
+            context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+class Opened:
+    """A page with everything that went wrong on it: console errors, uncaught exceptions, failed requests,
+    requests that would leave the machine (aborted), dialogs (an injected alert())."""
+
+    def __init__(self, context, url: str):
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        self.page = context.new_page()
+        self.page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}")
+                     if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+        self.page.on("requestfailed", lambda r: None if r.url in self.outside
+                     else self.errors.append(f"request failed: {r.url} ({r.failure})"))
+        self.page.on("dialog", lambda d: (self.errors.append(f"dialog: {d.message}"), d.dismiss()))
+        self.page.route(re.compile(r"^(?!file:|data:|about:|http://127\.0\.0\.1[:/]).*"), self._abort)
+        self.page.goto(url)
+        self.page.wait_for_load_state("load")
+
+    def _abort(self, route):
+        self.outside.append(route.request.url)
+        route.abort()
+
+    def clean(self) -> None:
+        assert self.errors == [] and self.outside == [], (self.errors, self.outside)
+
+    def rows(self, board: str) -> list[str]:
+        return self.page.eval_on_selector_all(f"section[data-board='{board}'] tbody tr",
+                                              "trs => trs.map(t => t.dataset.method)")
+
+    def boards(self) -> list[str]:
+        return self.page.eval_on_selector_all("section[data-board]", "s => s.map(x => x.dataset.board)")
+
+    def columns(self, board: str) -> list[str]:
+        return self.page.eval_on_selector_all(f"section[data-board='{board}'] thead th[data-col]",
+                                              "ths => ths.map(t => t.dataset.col)")
+
+    def sort_by(self, board: str, column: str) -> None:
+        self.page.click(f"section[data-board='{board}'] th[data-col='{column}'] button")
+
+    def aria_sort(self, board: str, column: str) -> str | None:
+        return self.page.get_attribute(f"section[data-board='{board}'] th[data-col='{column}']", "aria-sort")
+
+    def tick(self, dim: str, value: str) -> None:
+        self.page.click(f"#filters input[name='{dim}'][value='{value}']")
+
+    def hash(self) -> str:
+        return self.page.evaluate("location.hash")
+
+    def close(self) -> None:
+        self.page.close()
+
+
+@contextlib.contextmanager
+def opened(context, url: str):
+    o = Opened(context, url)
+    try:
+        yield o
+    finally:
+        o.close()
+
+
+# ------------------------------------------------------------------------------------------ the site
+
+
+def _copy(src: Path, dest: Path, edit) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    rec = json.loads(src.read_text())
+    edit(rec)
+    (dest / src.name).write_text(json.dumps(rec))
+    shutil.copy(src.with_suffix(".npz"), dest / src.with_suffix(".npz").name)
+
+
+#: Hand-edited copies of the real top1 runs: protocol "edited", distinct TPR@FPR=1e-1 (no ties), one on
+#: another FR backbone name; ms/image from a costs.json written here.
+EDITED_TPR = {"blur": 0.875, "jpeg": 0.625, "pose": 0.75, "random": 0.5}
+COSTS_MS = {"blur": 0.25, "jpeg": 0.5, "pose": 0.125, "random": 1.0}
+
+
+@pytest.fixture(scope="module")
+def site(small_bench, shared, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("browser-site")
+    runs = real_runs(small_bench, f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}", root)
+    recs = {json.loads(p.read_text())["method"]["name"]: (p, json.loads(p.read_text()))
+            for p in sorted(runs.glob("*.json"))}
+    edited = root / "edited"
+    for method, tpr in EDITED_TPR.items():
+        def edit(r, tpr=tpr):
+            r["protocol"]["name"] = "edited"
+            r["metrics"]["tpr_at_fpr"]["values"]["1e-1"] = tpr
+            r["metrics"]["tpr_at_fpr"].setdefault("intervals", {})["1e-1"] = [tpr - 0.125, min(1.0, tpr + 0.125)]
+        _copy(recs[method][0], edited, edit)
+    _copy(recs["blur"][0], root / "other-fr", lambda r: (r["protocol"].update(name="edited"),
+                                                         r["backbone"].update(name="other-fr")))
+    (edited / "costs.json").write_text(json.dumps({
+        "costs_schema_version": 1,
+        "machine": {"cpu_model": "test", "cores": 2, "onnxruntime": "1", "threads": 2,
+                    "load_average_start": [0, 0, 0], "date": "2026-12-01T00:00:00+00:00"},
+        "config": {"images": 1, "repeats": 1, "batch_size": 1},
+        "methods": [{"name": n, "need_aligning": "yes", "ms_single": ms, "ms_batch": ms} for n, ms in
+                    COSTS_MS.items()]}))
+    out = root / "site"
+    write_site([runs, edited, root / "other-fr"], out)
+    data = json.loads(re.search(r'id="leaderboard-data">(.*?)</script>', (out / "index.html").read_text(),
+                                re.S).group(1))
+    ids = {(b["protocol"], b["backbone"], b["selection"]): b["id"] for b in data["boards"]}
+    return {"root": root, "runs": runs, "recs": {m: r for m, (_, r) in recs.items()}, "out": out,
+            "url": (out / "index.html").as_uri(), "data": data, "ids": ids}
+
+
+def _ordered(values: dict[str, float | None], descending: bool) -> list[str]:
+    """Methods by value, missing values last, ties by name: the order the page promises."""
+    present = sorted((v, m) for m, v in values.items() if v is not None)
+    if descending:
+        present = sorted(present, key=lambda vm: (-vm[0], vm[1]))
+    return [m for _, m in present] + sorted(m for m, v in values.items() if v is None)
+
+
+def _real(site, method: str, key: str, short: str):
+    value = site["recs"][method]["metrics"][key]
+    return (value.get("values") or value.get("pauc") or {}).get(short)
+
+
+def _ids(site):
+    mbf = "onnx:mobilefacenet.onnx"
+    return (site["ids"][("mini", mbf, "top1")], site["ids"][("mini", mbf, "all")],
+            site["ids"][("edited", mbf, "top1")], site["ids"][("edited", "other-fr", "top1")])
+
+
+def test_site_loads_from_disk_offline_with_no_console_error(browser, site):
+    real, baseline, edited, other = _ids(site)
+    with opened(browser, site["url"]) as o:
+        o.clean()
+        assert o.boards() == [edited, other, baseline, real]  # boards sorted by protocol, backbone, selection
+        # default: each board by its first column, best first (TPR: higher), ties by name
+        assert o.rows(real) == _ordered({m: _real(site, m, "tpr_at_fpr", "1e-1") for m in TOP1}, True)
+        assert o.rows(edited) == ["blur", "pose", "jpeg", "random"]  # 87.5, 75, 62.5, 50
+        assert o.rows(baseline) == ["none"]
+        tpr_cell = "td[data-col='tpr_at_fpr:1e-1']"
+        cell = o.page.text_content(f"section[data-board='{edited}'] tr[data-method='pose'] {tpr_cell}")
+        assert cell == "75.00 [62.50, 87.50]"  # the value and its interval as the results file has them
+        iv = site["recs"]["blur"]["metrics"]["tpr_at_fpr"].get("intervals", {}).get("1e-1")
+        if iv is not None:
+            text = o.page.text_content(f"section[data-board='{real}'] tr[data-method='blur'] {tpr_cell}")
+            assert text == f"{100 * _real(site, 'blur', 'tpr_at_fpr', '1e-1'):.2f} [{100 * iv[0]:.2f}, " \
+                           f"{100 * iv[1]:.2f}]"
+        costs = o.page.eval_on_selector_all(f"section[data-board='{edited}'] td.cost", "t => t.map(x => x.innerText)")
+        assert costs == ["0.25", "0.12", "0.50", "1.00"]  # COSTS_MS in row order (blur pose jpeg random), 2 digits
+        shot = artefacts() / "leaderboard.png"
+        o.page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+
+
+def test_clicking_column_headings_sorts_the_rows(browser, site):
+    real, _, edited, _ = _ids(site)
+    with opened(browser, site["url"]) as o:
+        tpr = {m: _real(site, m, "tpr_at_fpr", "1e-1") for m in TOP1}
+        assert o.aria_sort(real, "tpr_at_fpr:1e-1") == "descending"  # the default column, best first
+        o.sort_by(real, "tpr_at_fpr:1e-1")  # clicking the column a board is sorted by reverses it
+        assert o.rows(real) == _ordered(tpr, False) and o.aria_sort(real, "tpr_at_fpr:1e-1") == "ascending"
+        for col, (key, short) in {"edc_fnm_rethreshold:0.20": ("edc_fnm_rethreshold", "0.20"),
+                                  "edc_fm:0.20": ("edc_fm", "0.20"),
+                                  "tpr_at_fpr:1e-1": ("tpr_at_fpr", "1e-1")}.items():
+            values = {m: _real(site, m, key, short) for m in TOP1}
+            higher = key == "tpr_at_fpr"
+            o.sort_by(real, col)  # first click on another column: best first
+            assert o.rows(real) == _ordered(values, higher), col
+            assert o.aria_sort(real, col) == ("descending" if higher else "ascending")
+            o.sort_by(real, col)  # second click: the other way
+            assert o.rows(real) == _ordered(values, not higher), col
+            assert o.aria_sort(real, col) == ("ascending" if higher else "descending")
+            assert f"sort={quote(col, safe='')}" in o.hash()
+        assert len(set(map(tuple, [_ordered({m: _real(site, m, "edc_fm", "0.20") for m in TOP1}, d)
+                                   for d in (True, False)]))) == 2  # the real data does tell the orders apart
+        # the sort applies to every board that has the column
+        assert o.rows(edited) == ["blur", "pose", "jpeg", "random"][::-1]
+        o.sort_by(edited, "cost")
+        assert o.rows(edited) == sorted(COSTS_MS, key=COSTS_MS.get)  # cheapest first
+        o.sort_by(edited, "method")
+        assert o.rows(edited) == sorted(EDITED_TPR) and o.rows(real) == TOP1
+        o.sort_by(edited, "method")
+        assert o.rows(edited) == sorted(EDITED_TPR, reverse=True)
+        o.clean()
+
+
+def test_filters_change_boards_rows_and_columns(browser, site):
+    real, baseline, edited, other = _ids(site)
+    with opened(browser, site["url"]) as o:
+        o.tick("method", "jpeg")
+        o.tick("method", "blur")
+        assert o.boards() == [edited, other, real]  # the baseline board has neither
+        assert o.rows(edited) == ["blur", "jpeg"] and o.rows(other) == ["blur"]
+        assert o.rows(real) == [m for m in _ordered({m: _real(site, m, "tpr_at_fpr", "1e-1") for m in TOP1}, True)
+                                if m in ("blur", "jpeg")]
+        o.tick("metric", "tpr_at_fpr")
+        assert [c for c in o.columns(real) if ":" in c] == [f"tpr_at_fpr:{s}" for s in
+                                                            site["recs"]["blur"]["metrics"]["tpr_at_fpr"]["values"]]
+        o.tick("metric", "tpr_at_fpr")  # untick: every metric again
+        assert any(c.startswith("edc_fm:") for c in o.columns(real))
+        o.tick("protocol", "edited")
+        assert o.boards() == [edited, other]
+        o.tick("backbone", "other-fr")
+        assert o.boards() == [other]
+        o.tick("method", "blur")
+        o.tick("method", "jpeg")
+        o.tick("backbone", "other-fr")
+        o.tick("protocol", "edited")
+        o.tick("selection", "all")
+        assert o.boards() == [baseline]
+        o.tick("method", "blur")  # no run of blur with selection 'all': the page says so
+        assert o.boards() == [] and o.page.is_visible("#empty")
+        o.page.click("#clear-filters")
+        assert o.boards() == [edited, other, baseline, real] and o.hash() == ""
+        o.clean()
+
+
+def test_a_linked_view_is_restored(browser, site):
+    real, _, edited, other = _ids(site)
+    view = "method=pose&method=jpeg&method=blur&metric=edc_fm&sort=edc_fm%3A0.20&order=desc&protocol=mini"
+    with opened(browser, site["url"]) as o:  # build the view by hand, then copy its link
+        for dim, value in (("protocol", "mini"), ("method", "pose"), ("method", "jpeg"), ("method", "blur"),
+                           ("metric", "edc_fm")):
+            o.tick(dim, value)
+        assert o.aria_sort(real, "edc_fm:0.20") == "ascending"  # the first column shown, best (lowest) first
+        o.sort_by(real, "edc_fm:0.20")
+        link = o.page.get_attribute("#permalink", "href")
+        shown = o.rows(real)
+    expected = [m for m in _ordered({m: _real(site, m, "edc_fm", "0.20") for m in TOP1}, True)
+                if m in ("pose", "jpeg", "blur")]
+    assert shown == expected
+    for url in (site["url"] + link, site["url"] + "#" + view, site["url"] + "?" + view):
+        with opened(browser, url) as o:
+            assert o.boards() == [real], url
+            assert o.rows(real) == expected, url
+            assert [c for c in o.columns(real) if ":" in c] == ["edc_fm:0.20", "edc_fm:0.30"]
+            assert o.aria_sort(real, "edc_fm:0.20") == "descending"
+            ticked = o.page.eval_on_selector_all("#filters input:checked", "b => b.map(x => x.name + '=' + x.value)")
+            assert sorted(ticked) == ["method=blur", "method=jpeg", "method=pose", "metric=edc_fm",
+                                      "protocol=mini"]
+            # the link shown is the view's own, and unknown values in a link are ignored
+            assert o.page.get_attribute("#permalink", "href") == link
+            o.clean()
+    with opened(browser, site["url"] + "#method=nosuch&sort=nosuch") as o:
+        assert o.boards() == [edited, other, _ids(site)[1], real] and o.hash() == ""
+        o.page.evaluate("location.hash = 'protocol=edited&sort=cost&order=desc'")  # a changed hash re-renders
+        o.page.wait_for_function("document.querySelectorAll('section[data-board]').length === 2")
+        assert o.rows(edited) == sorted(COSTS_MS, key=COSTS_MS.get, reverse=True)
+        o.clean()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def static_host(folder: Path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             functools.partial(_Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_from_a_static_host_and_every_link_opens(browser, site):
+    real, _, edited, _ = _ids(site)
+    with static_host(site["out"]) as base, opened(browser, base + "/index.html#protocol=edited") as o:
+        o.clean()
+        assert o.rows(edited) == ["blur", "pose", "jpeg", "random"]
+        links = o.page.eval_on_selector_all("tbody a", "as => as.map(a => a.href)")
+        # results, raw .npz, card and cost of the 4 edited rows and of other-fr's blur (the only costs.json given
+        # applies to RESULTS_DIRs without one)
+        assert len(links) == 5 * 4
+        for href in links:
+            assert href.startswith(base + "/"), href
+            response = o.page.request.get(href)
+            assert response.status == 200, href
+        card = next(h for h in links if "/cards/pose-" in h)
+        o.page.goto(card)
+        from fiqa_bench import registry
+
+        paper = registry.load_class("method", "pose").card.paper
+        assert paper in o.page.inner_text("body")
+        o.clean()
+    with opened(browser, site["url"]) as o:  # from disk too: a results link shows that very file
+        href = o.page.get_attribute(f"section[data-board='{real}'] tr[data-method='jpeg'] a.results", "href")
+        o.page.click(f"section[data-board='{real}'] tr[data-method='jpeg'] a.results")
+        o.page.wait_for_load_state("load")
+        assert json.loads(o.page.inner_text("pre")) == site["recs"]["jpeg"]
+        assert o.page.url == (site["out"] / href).as_uri()
+
+
+def test_markup_in_a_results_file_is_shown_as_text(browser, site, tmp_path):
+    evil = '<img src=x onerror="alert(1)">'
+    src = next(p for p in site["runs"].glob("*.json") if json.loads(p.read_text())["method"]["name"] == "blur")
+    _copy(src, tmp_path / "r", lambda r: r["method"].update(name=evil))
+    write_site([tmp_path / "r"], tmp_path / "site")
+    with opened(browser, (tmp_path / "site" / "index.html").as_uri()) as o:
+        assert o.page.inner_text("tbody td.method .label") == evil
+        assert o.page.eval_on_selector_all("img", "i => i.length") == 0
+        o.clean()  # no alert dialog, no request for 'x'
+
+
+def test_html_report_in_the_browser(browser, site, tmp_path):
+    from fiqa_bench.report import write_report
+
+    out = tmp_path / "report"
+    write_report(site["runs"], out)
+    with opened(browser, (out / "report.html").as_uri()) as o:
+        o.page.wait_for_load_state("networkidle")
+        o.clean()
+        assert "mini" in o.page.inner_text("body")
+        images = o.page.eval_on_selector_all(
+            "img", "i => i.map(x => [x.getAttribute('src').slice(0, 60), x.complete, x.naturalWidth])")
+        svgs = o.page.eval_on_selector_all("svg", "s => s.map(x => x.getBoundingClientRect().width)")
+        for src, complete, width in images:
+            assert complete and width > 0, f"image {src} did not load"
+        assert all(w > 0 for w in svgs)
+        if (Path(__file__).parents[1] / "fiqa_bench" / "plots.py").is_file():
+            assert len(images) + len(svgs) > 0, "the report has plots but the page shows none"
+        shot = artefacts() / "report.png"
+        o.page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
