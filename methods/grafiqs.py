@@ -8,21 +8,22 @@ statistics::
     L_BNS = (1 / L) * sum_l [ MSE(mu_l, running_mean_l) + MSE(var_l, running_var_l) ]
 
 (MSE = mean over channels), ``L_BNS`` is backpropagated to a chosen intermediate activation ``phi`` (a block), and
-the quality is the sum of the absolute gradient, ``sum |dL_BNS / d phi|``: how much that block would have to change
-to make the face look like the training distribution to every later BN layer. Written from the paper (the
-authors' code, CC BY-NC 4.0, was not used).
+the gradient magnitude ``sum |dL_BNS / d phi|`` says how much that block would have to change to make the face look
+like the training distribution to every later BN layer. The quality is its negative, ``-sum |dL_BNS / d phi|``.
+Written from the paper (the authors' code, CC BY-NC 4.0, was not used).
 
 Choices the paper leaves open, and those made here (also on the card):
 
-* **Sign**: the paper uses the absolute-gradient sum itself as the quality (higher = better). On this model that
-  orientation holds: the sum falls as faces are blurred, down-scaled or corrupted (the gradient scales with the
-  activation contrast, which degradation removes; ``tests/test_method_grafiqs.py`` checks it on real faces), so
-  the score is the sum, unsigned.
+* **Sign**: the authors' extraction script writes the unsigned sum. On this model the unsigned sum *rises* as faces
+  are blurred, down-scaled or otherwise degraded (8 of 8 LFW faces for Gaussian blur sigma 4 and for 8x
+  down-scaling, at each early block measured, ``tests/test_method_grafiqs.py``; degraded train-part rows have about 1.5x the
+  clean rows' sum, ``reports/modern/grafiqs-blocks-train.json``), so the score is ``-sum``: a face that needs large
+  changes to match the training statistics is far from the training data, i.e. of low quality (higher = better).
 * **Block** (``block=``): the paper reports one score per block of its ResNets (image, block1 .. block4). For
   MobileFaceNet the choices are the backbone's ``block_names`` (``input``, ``conv1``, ``dw_conv``, ``features.4``
-  (end of the 28x28 stage), ``features.11`` (end of the 14x14 stage), ``features.14`` (7x7), ``conv2``). The
-  default ``dw_conv`` (the end of the 56x56 stem, like the paper's early-block variants) was chosen on train-part
-  identities only (``reports/modern/README.md``).
+  (end of the 28x28 stage), ``features.11`` (end of the 14x14 stage), ``features.14`` (7x7); after ``conv2`` no
+  BN layer with spatial extent is left). The default ``dw_conv`` (the end of the 56x56 stem) was chosen on
+  train-part identities only (``reports/modern/README.md``; the early blocks differ little).
 * **Which BN layers**: every ``BatchNorm2d`` whose input has more than one spatial position (a variance over one
   position is always 0; that excludes MobileFaceNet's ``gdconv.bn`` and final ``bn``). Layers before the block add
   nothing to its gradient.
@@ -43,19 +44,19 @@ DEFAULT_BLOCK = "dw_conv"
 
 
 class GraFIQs(BackboneQualityMethod):
-    """GraFIQs on the run's backbone (needs ``layers``): sum |grad| of the BN-statistics loss at one block."""
+    """GraFIQs on the run's backbone (needs ``layers``): -sum |grad| of the BN-statistics loss at one block."""
 
     card = MethodCard(
         name="grafiqs",
         version="1",
-        summary=("GraFIQs: sum of |gradient| at one block (default dw_conv) of the BN-statistics loss (MSE of the "
-                 "face's per-channel mean and variance against each BatchNorm2d layer's running statistics, "
-                 "averaged over layers)"),
+        summary=("GraFIQs: minus the sum of |gradient| at one block (default dw_conv) of the BN-statistics loss "
+                 "(MSE of the face's per-channel mean and variance against each BatchNorm2d layer's running "
+                 "statistics, averaged over layers)"),
         licence="code MIT (written from the paper; the authors' CC BY-NC code was not used)",
         paper=("J. N. Kolf, N. Damer, F. Boutros, 'GraFIQs: Face Image Quality Assessment Using Gradient "
                "Magnitudes', CVPR Workshops 2024. Open choices here: block dw_conv (chosen on train-part "
-               "identities), BatchNorm2d layers with more than one spatial position, the unsigned sum as quality "
-               "(as the paper)"),
+               "identities), BatchNorm2d layers with more than one spatial position, quality = minus the absolute "
+               "gradient sum (the authors' script writes the unsigned sum; on this model it rises with degradation)"),
         input=InputSpec("face"),
         higher_is_better=True,
         score_range="[0, inf)",
