@@ -16,9 +16,10 @@ Choices the paper leaves open, and those made here (also on the card):
 
 * **Sign**: the authors' extraction script writes the unsigned sum. On this model the unsigned sum *rises* as faces
   are blurred, down-scaled or otherwise degraded (8 of 8 LFW faces for Gaussian blur sigma 4 and for 8x
-  down-scaling, at each early block measured, ``tests/test_method_grafiqs.py``; degraded train-part rows have about 1.5x the
-  clean rows' sum, ``reports/modern/grafiqs-blocks-train.json``), so the score is ``-sum``: a face that needs large
-  changes to match the training statistics is far from the training data, i.e. of low quality (higher = better).
+  down-scaling, at each early block measured, ``tests/test_method_grafiqs.py``; degraded train-part rows have
+  about 1.5x the clean rows' sum, ``reports/modern/grafiqs-blocks-train.json``), so the score is ``-sum``: a face
+  that needs large changes to match the training statistics is far from the training data, i.e. of low quality
+  (higher = better).
 * **Block** (``block=``): the paper reports one score per block of its ResNets (image, block1 .. block4). For
   MobileFaceNet the choices are the backbone's ``block_names`` (``input``, ``conv1``, ``dw_conv``, ``features.4``
   (end of the 28x28 stage), ``features.11`` (end of the 14x14 stage), ``features.14`` (7x7); after ``conv2`` no
