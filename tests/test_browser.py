@@ -29,8 +29,6 @@ import pytest
 from _leaderboard_runs import real_runs
 from fiqa_bench.leaderboard import write_site
 
-pytestmark = pytest.mark.shared
-
 CHROMIUM = os.environ.get("FIQA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -207,6 +205,7 @@ def _ids(site):
             site["ids"][("edited", mbf, "top1")], site["ids"][("edited", "other-fr", "top1")])
 
 
+@pytest.mark.shared
 def test_site_loads_from_disk_offline_with_no_console_error(browser, site):
     real, baseline, edited, other = _ids(site)
     with opened(browser, site["url"]) as o:
@@ -231,6 +230,7 @@ def test_site_loads_from_disk_offline_with_no_console_error(browser, site):
         assert shot.stat().st_size > 10_000
 
 
+@pytest.mark.shared
 def test_clicking_column_headings_sorts_the_rows(browser, site):
     real, _, edited, _ = _ids(site)
     with opened(browser, site["url"]) as o:
@@ -263,6 +263,7 @@ def test_clicking_column_headings_sorts_the_rows(browser, site):
         o.clean()
 
 
+@pytest.mark.shared
 def test_filters_change_boards_rows_and_columns(browser, site):
     real, baseline, edited, other = _ids(site)
     with opened(browser, site["url"]) as o:
@@ -294,6 +295,7 @@ def test_filters_change_boards_rows_and_columns(browser, site):
         o.clean()
 
 
+@pytest.mark.shared
 def test_a_linked_view_is_restored(browser, site):
     real, _, edited, other = _ids(site)
     view = "method=pose&method=jpeg&method=blur&metric=edc_fm&sort=edc_fm%3A0.20&order=desc&protocol=mini"
@@ -346,6 +348,7 @@ def static_host(folder: Path):
         server.server_close()
 
 
+@pytest.mark.shared
 def test_from_a_static_host_and_every_link_opens(browser, site):
     real, _, edited, _ = _ids(site)
     with static_host(site["out"]) as base, opened(browser, base + "/index.html#protocol=edited") as o:
@@ -374,6 +377,7 @@ def test_from_a_static_host_and_every_link_opens(browser, site):
         assert o.page.url == (site["out"] / href).as_uri()
 
 
+@pytest.mark.shared
 def test_markup_in_a_results_file_is_shown_as_text(browser, site, tmp_path):
     evil = '<img src=x onerror="alert(1)">'
     src = next(p for p in site["runs"].glob("*.json") if json.loads(p.read_text())["method"]["name"] == "blur")
@@ -385,6 +389,7 @@ def test_markup_in_a_results_file_is_shown_as_text(browser, site, tmp_path):
         o.clean()  # no alert dialog, no request for 'x'
 
 
+@pytest.mark.shared
 def test_html_report_in_the_browser(browser, site, tmp_path):
     from fiqa_bench.report import write_report
 
@@ -405,3 +410,63 @@ def test_html_report_in_the_browser(browser, site, tmp_path):
         shot = artefacts() / "report.png"
         o.page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10_000
+
+
+def _handwritten(method: str, protocol: str, metrics: dict, kind: str) -> dict:
+    """A results record written by hand (schema 2), for a site that needs no real data."""
+    return {"schema_version": 2, "suite": {"name": "fiqa-bench", "version": "0.1.0", "git_commit": None},
+            "method": {"name": method, "version": "1", "card_hash": "c" * 16, "options": {}, "options_sha256": {},
+                       "card": {"summary": f"{method} summary", "paper": f"{method} paper", "licence": "MIT",
+                                "weights": None}},
+            "backbone": {"name": "r50", "weights_sha256": "w" * 64},
+            "protocol": {"name": protocol, "version": "1", "metric": kind, "metrics": list(metrics),
+                         "faces_sha256": "f" * 64, "pairs_sha256": "p" * 64},
+            "config": {"selection": "top1", "seed": 0}, "settings": {"method": method},
+            "counts": {"genuine": 400, "impostor": 160000, "subjects": 100}, "timings": {}, "metrics": metrics}
+
+
+def test_handwritten_results_without_real_data(browser, tmp_path):
+    """Runs without ../shared too: a TPR board and a k-fold accuracy board from hand-written results files."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    tpr = {"a": 0.91, "b": 0.97, "c": None, "d": 0.93}
+    acc = {"a": 0.990, "b": 0.985, "c": 0.995}
+    for m, v in tpr.items():
+        rec = _handwritten(m, "ijbc", {"tpr_at_fpr": {
+            "values": {"1e-4": v}, "reading": "conservative",
+            "detail": {"1e-4": {"reason": None if v is not None else "too few impostors"}},
+            "intervals": {"1e-4": None if v is None else [v - 0.02, v + 0.01]}}}, "tpr_at_fpr")
+        (folder / f"ijbc__{m}.json").write_text(json.dumps(rec))
+    for m, v in acc.items():
+        rec = _handwritten(m, "ytf", {"accuracy": {"mean": v, "std": 0.01, "folds": [v] * 10,
+                                                   "thresholds": [0.3] * 10}}, "kfold_accuracy")
+        (folder / f"ytf__{m}.json").write_text(json.dumps(rec))
+    write_site([folder], tmp_path / "site")
+    url = (tmp_path / "site" / "index.html").as_uri()
+    with opened(browser, url) as o:
+        ijbc, ytf = o.boards()
+        assert ijbc.startswith("ijbc") and ytf.startswith("ytf")
+        assert o.rows(ijbc) == ["b", "d", "a", "c"]  # 97, 93, 91, then the missing value
+        assert o.rows(ytf) == ["c", "a", "b"]  # 99.5, 99.0, 98.5
+        from fiqa_bench.metrics.base import get_metric
+
+        short = get_metric("accuracy").columns({"mean": 0.99})[0][0]  # as the metric declares its column
+        assert o.columns(ytf) == ["method", "cost", f"accuracy:{short}"]
+        assert o.page.text_content(f"section[data-board='{ijbc}'] tr[data-method='d'] "
+                                   "td[data-col='tpr_at_fpr:1e-4']") == "93.00 [91.00, 94.00]"
+        assert o.page.get_attribute(f"section[data-board='{ijbc}'] tr[data-method='c'] "
+                                    "td[data-col='tpr_at_fpr:1e-4']", "title") == "too few impostors"
+        o.sort_by(ijbc, "tpr_at_fpr:1e-4")  # reversed: worst first, the missing value still last
+        assert o.rows(ijbc) == ["a", "d", "b", "c"]
+        o.tick("method", "a")
+        o.tick("method", "c")
+        assert o.rows(ijbc) == ["a", "c"] and o.rows(ytf) == ["c", "a"]
+        link = o.page.get_attribute("#permalink", "href")
+        assert link == "#method=a&method=c&sort=tpr_at_fpr%3A1e-4&order=asc"
+        o.clean()
+    with opened(browser, url + link) as o:
+        assert o.rows(ijbc) == ["a", "c"] and o.rows(ytf) == ["c", "a"]
+        o.page.click(f"section[data-board='{ytf}'] tr[data-method='c'] a.card")
+        o.page.wait_for_load_state("load")
+        assert "c paper" in o.page.inner_text("body")
+        o.clean()
