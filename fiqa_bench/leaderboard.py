@@ -20,7 +20,7 @@ import math
 import re
 import shutil
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -45,10 +45,11 @@ class Run:
     path: Path
     record: dict
     site_name: str = ""  # its path under SITE/results/
+    raw_path: Path | None = None  # its .npz, when present
     raw_site_name: str | None = None
-    costs: dict | None = None
+    costs: dict | None = None  # the validated costs.json that applies to it
+    costs_path: Path | None = None
     costs_site_name: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -77,6 +78,7 @@ def collect(dirs: Iterable[str | Path]) -> list[Run]:
     the other RESULTS_DIRs, in the order given (``leaderboard runs/ reports/x/costs/``)."""
     runs: list[Run] = []
     seen: set[Path] = set()
+    contents: dict[str, Path] = {}  # sha256 -> first path: a copy of a run elsewhere is the same run
     trees = []
     for d in dirs:
         root = Path(d)
@@ -112,10 +114,15 @@ def collect(dirs: Iterable[str | Path]) -> list[Run]:
             problems = validate(obj)
             if problems:
                 raise FiqaBenchError(f"{path}: not a valid results file: {problems[0]}")
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest in contents:
+                warnings.warn(f"{path}: same bytes as {contents[digest]}; listed once", stacklevel=2)
+                continue
+            contents[digest] = path
             run = Run(path=path, record=obj)
-            cpath = _costs_for(path, root, costs_files) or anywhere
-            if cpath is not None:
-                run.costs, run.extra["costs_path"] = costs[cpath], cpath
+            run.costs_path = _costs_for(path, root, costs_files) or anywhere
+            if run.costs_path is not None:
+                run.costs = costs[run.costs_path]
             runs.append(run)
     return runs
 
@@ -175,7 +182,7 @@ def _null_reason(value: Any, short: str) -> str:
     return "not measured in this run"
 
 
-def _cells(record: dict) -> tuple[list[dict], dict[str, dict]]:
+def _cells(record: dict, source: Path) -> tuple[list[dict], dict[str, dict]]:
     """The run's headline columns (declared metrics only) and its cell per column id (``key:short``)."""
     from .metrics.base import get_metric
 
@@ -184,7 +191,7 @@ def _cells(record: dict) -> tuple[list[dict], dict[str, dict]]:
         try:
             m = get_metric(str(key))
         except KeyError as exc:
-            raise FiqaBenchError(f"metric {key!r} of protocol {_get(record, 'protocol.name')!r}: {exc}") from None
+            raise FiqaBenchError(f"{source}: protocol.metrics names {exc.args[0] if exc.args else key}") from None
         value = record["metrics"].get(key)
         if not isinstance(value, dict):
             continue
@@ -213,9 +220,16 @@ def _cells(record: dict) -> tuple[list[dict], dict[str, dict]]:
     return columns, cells
 
 
+def _option_value(value: Any) -> str:
+    """An option as a label shows it: a file path by its base name (labels never show machine paths)."""
+    text = str(value)
+    if "/" in text or "\\" in text:
+        return Path(text.replace("\\", "/")).name or text
+    return text
+
+
 def _option_text(options: dict) -> str:
-    return ", ".join(f"{k}={Path(str(v).replace(chr(92), '/')).name if '/' in str(v) or chr(92) in str(v) else v}"
-                     for k, v in sorted(options.items()))
+    return ", ".join(f"{k}={_option_value(v)}" for k, v in sorted(options.items()))
 
 
 def _method_label(record: dict) -> str:
@@ -279,19 +293,19 @@ def _assign_site_names(runs: list[Run]) -> None:
         run.site_name = name
         raw = raw_path(run.path)
         raw_file = _get(run.record, "raw.file")
-        if isinstance(raw_file, str) and "/" not in raw_file and "\\" not in raw_file and raw_file:
+        if isinstance(raw_file, str) and raw_file.endswith(".npz") and "/" not in raw_file \
+                and "\\" not in raw_file:  # a name beside the results file, never a path elsewhere
             raw = run.path.with_name(raw_file)
-        run.raw_site_name = (str(Path(name).with_name(raw.name)) if raw.is_file() else None)
-        run.extra["raw_path"] = raw
+        run.raw_path = raw if raw.is_file() else None
+        run.raw_site_name = str(Path(name).with_name(raw.name)) if run.raw_path else None
 
 
 def _assign_costs_names(runs: list[Run]) -> None:
     names: dict[Path, str] = {}
     for run in runs:
-        cpath = run.extra.get("costs_path")
-        if cpath is not None:
-            names.setdefault(cpath, f"costs-{len(names) + 1}.json")
-            run.costs_site_name = names[cpath]
+        if run.costs_path is not None:
+            names.setdefault(run.costs_path, f"costs-{len(names) + 1}.json")
+            run.costs_site_name = names[run.costs_path]
 
 
 def build_data(runs: list[Run]) -> dict:
@@ -304,12 +318,12 @@ def build_data(runs: list[Run]) -> dict:
     by_protocol: dict[str, set] = {}
     for key in groups:
         by_protocol.setdefault(key[0], set()).add(key[1:4])
-    boards = []
+    boards, used_ids = [], set()
     for key in sorted(groups):
         rows, columns = [], []
         seen_cols: set[str] = set()
         for run in sorted(groups[key], key=lambda r: (_method_label(r.record), r.site_name)):
-            cols, cells = _cells(run.record)
+            cols, cells = _cells(run.record, run.path)
             for c in cols:
                 if c["id"] not in seen_cols:
                     seen_cols.add(c["id"])
@@ -335,8 +349,12 @@ def build_data(runs: list[Run]) -> dict:
         rec0 = groups[key][0].record
         counts = rec0.get("counts") or {}
         boot = next((c["bootstrap"] for r in rows for c in r["cells"].values() if c.get("bootstrap")), None)
+        board_id = _slug("__".join([key[0], "v" + key[1], key[2][:8], key[4], key[5][:8], key[6]]))
+        if board_id in used_ids:  # differs only beyond the hash prefixes (or the face list): still its own id
+            board_id = _slug(f"{board_id}__{hashlib.sha256(repr(key).encode()).hexdigest()[:8]}")
+        used_ids.add(board_id)
         boards.append({
-            "id": _slug("__".join([key[0], "v" + key[1], key[2][:8], key[4], key[5][:8], key[6]])),
+            "id": board_id,
             "protocol": key[0], "protocol_version": key[1], "pairs_sha256": key[2], "faces_sha256": key[3],
             "backbone": key[4], "backbone_sha256": key[5], "selection": key[6],
             **_board_label(key, len(by_protocol[key[0]])),
@@ -426,10 +444,10 @@ def write_site(dirs: Iterable[str | Path], out: str | Path) -> list[Path]:
         written.append(target)
         if run.raw_site_name:
             raw_target = out / "results" / run.raw_site_name
-            atomic.write_bytes(raw_target, Path(run.extra["raw_path"]).read_bytes())
+            atomic.write_bytes(raw_target, run.raw_path.read_bytes())
             written.append(raw_target)
         if run.costs_site_name and not (out / "costs" / run.costs_site_name).exists():
-            atomic.write_bytes(out / "costs" / run.costs_site_name, Path(run.extra["costs_path"]).read_bytes())
+            atomic.write_bytes(out / "costs" / run.costs_site_name, run.costs_path.read_bytes())
             written.append(out / "costs" / run.costs_site_name)
     card_tpl = env.get_template("card.html.j2")
     for run in runs:

@@ -322,3 +322,28 @@ def test_data_is_only_what_the_declared_metrics_give(runs, tmp_path):
     board = site_data(tmp_path / "site")["boards"][0]
     assert {c["metric"] for c in board["columns"]} == {"tpr_at_fpr", "edc_fnm", "edc_fm", "edc_fnm_rethreshold"}
     assert copy.deepcopy(board["rows"][0]["cells"]).keys() == {c["id"] for c in board["columns"]}
+
+
+def test_a_copy_of_a_run_is_listed_once_and_raw_names_stay_beside_their_file(runs, tmp_path):
+    copy_run(one(runs, "blur"), tmp_path / "copy", lambda r: None)
+    (tmp_path / "copy" / one(runs, "blur").name).write_bytes(one(runs, "blur").read_bytes())  # the very bytes
+    with pytest.warns(UserWarning, match="same bytes as"):
+        write_site([runs, tmp_path / "copy"], tmp_path / "site")
+    top1 = [b for b in site_data(tmp_path / "site")["boards"] if b["selection"] == "top1"]
+    assert len(top1) == 1 and sorted(r["method"] for r in top1[0]["rows"]) == sorted(m for m in METHODS if m)
+    # a results file whose raw.file climbs out of its folder: the link is to the .npz beside it, or none
+    escape = copy_run(one(runs, "jpeg"), tmp_path / "esc", lambda r: r["raw"].update(file="../../secret.npz"))
+    (tmp_path / "secret.npz").write_bytes(b"not for the site")
+    write_site([tmp_path / "esc"], tmp_path / "site2")
+    row = site_data(tmp_path / "site2")["boards"][0]["rows"][0]
+    assert (tmp_path / "site2" / row["raw"]).read_bytes() == escape.with_suffix(".npz").read_bytes()
+    escape.with_suffix(".npz").unlink()
+    write_site([tmp_path / "esc"], tmp_path / "site2")
+    assert site_data(tmp_path / "site2")["boards"][0]["rows"][0]["raw"] is None
+    assert not any(p.read_bytes() == b"not for the site" for p in (tmp_path / "site2").rglob("*") if p.is_file())
+
+
+def test_an_undeclared_metric_key_is_an_error_naming_the_file(runs, tmp_path):
+    path = copy_run(one(runs, "blur"), tmp_path / "a", lambda r: r["protocol"]["metrics"].append("no_such_metric"))
+    with pytest.raises(FiqaBenchError, match=re.escape(str(path.resolve())) + ".*no_such_metric"):
+        write_site([tmp_path / "a"], tmp_path / "site")
