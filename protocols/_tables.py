@@ -171,15 +171,22 @@ def first_duplicate_pair(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None
     return row, earlier
 
 
-_UNSAFE_NAME = re.compile(r"(?:^[/\\])|(?:^[A-Za-z]:)|(?:(?:^|[/\\])\.\.(?:[/\\]|$))|\x00")
-
-
 def first_unsafe_name(names: np.ndarray) -> int | None:
-    """Row of the first file name that is absolute or climbs out with ``..`` (see fiqa_bench.safepath)."""
+    """Row of the first file name that is absolute or climbs out with ``..`` (see fiqa_bench.safepath).
+
+    One substring scan of all names joined (0.1-0.3 s for IJB-C's 469k; a regex: 1.7 s) clears the usual file; only when it finds a
+    suspect is each name judged by :func:`fiqa_bench.safepath.name_problem`."""
+    from fiqa_bench.safepath import name_problem
+
     if not len(names):
         return None
-    bad = pd.Series(names, dtype=object).str.contains(_UNSAFE_NAME, regex=True, na=True)
-    return first_true(bad.to_numpy(dtype=bool))
+    joined = "\n" + "\n".join(map(str, names))
+    if not any(token in joined for token in ("..", "\x00", "\n/", "\n\\", ":", "\n\n")) and joined[-1] != "\n":
+        return None
+    for row, name in enumerate(names):
+        if name_problem(str(name)) is not None:
+            return row
+    return None
 
 
 def open_meta(path: str | Path):
