@@ -470,3 +470,66 @@ def test_handwritten_results_without_real_data(browser, tmp_path):
         o.page.wait_for_load_state("load")
         assert "c paper" in o.page.inner_text("body")
         o.clean()
+
+
+REPORTS = Path(__file__).resolve().parents[1] / "reports" / "celeba-eval"
+
+
+def _file_value(rec: dict, column: str):
+    """A headline number read straight from a results file (not through the site's code)."""
+    key, short = column.split(":", 1)
+    value = rec["metrics"].get(key) or {}
+    if key == "tpr_at_fpr":
+        return (value.get("values") or {}).get(short)
+    if key == "accuracy":
+        return value.get("mean")
+    return (value.get("pauc") or {}).get(short)
+
+
+def test_the_committed_comparison_as_a_leaderboard(browser, tmp_path):
+    """`fiqa-bench leaderboard reports/celeba-eval` opens in Chromium with each board in the order its results files
+    give, and a heading click and a copied link work on it. Needs no ../shared: the results are committed."""
+    from click.testing import CliRunner
+
+    from fiqa_bench.cli import main
+
+    files = {p.name: json.loads(p.read_text()) for p in sorted(REPORTS.rglob("*.json"))
+             if p.name != "costs.json" and "schema_version" in json.loads(p.read_text())}
+    if not files:
+        pytest.skip(f"{REPORTS} holds no results files")
+    res = CliRunner().invoke(main, ["leaderboard", str(REPORTS), "--out", str(tmp_path / "site")])
+    assert res.exit_code == 0, res.output
+    data = json.loads(re.search(r'id="leaderboard-data">(.*?)</script>',
+                                (tmp_path / "site" / "index.html").read_text(), re.S).group(1))
+    assert sorted(Path(r["file"]).name for b in data["boards"] for r in b["rows"]) == sorted(files)
+    url = (tmp_path / "site" / "index.html").as_uri()
+
+    def expected(board: dict, column: str, descending: bool) -> list[str]:
+        rows = [(_file_value(files[Path(r["file"]).name], column), r["label"], r["id"]) for r in board["rows"]]
+        present = sorted((r for r in rows if r[0] is not None), key=lambda r: (-r[0] if descending else r[0],
+                                                                             r[1], r[2]))
+        missing = sorted((r for r in rows if r[0] is None), key=lambda r: (r[1], r[2]))  # last, by label
+        return [r[2] for r in present + missing]
+
+    def shown(o, board_id: str) -> list[str]:
+        return o.page.eval_on_selector_all(f"section[data-board='{board_id}'] tbody tr",
+                                           "trs => trs.map(t => t.dataset.row)")
+
+    with opened(browser, url) as o:
+        o.clean()
+        assert o.boards() == [b["id"] for b in data["boards"]]
+        for board in data["boards"]:
+            first = board["columns"][0]
+            assert shown(o, board["id"]) == expected(board, first["id"], first["higher_is_better"]), board["id"]
+        big = max(data["boards"], key=lambda b: len(b["rows"]))
+        col = next((c for c in big["columns"] if c["id"] == "tpr_at_fpr:1e-3"), big["columns"][-1])
+        o.sort_by(big["id"], col["id"])
+        assert shown(o, big["id"]) == expected(big, col["id"], col["higher_is_better"])
+        o.sort_by(big["id"], col["id"])
+        assert shown(o, big["id"]) == expected(big, col["id"], not col["higher_is_better"])
+        link = o.page.get_attribute("#permalink", "href")
+        o.page.screenshot(path=str(artefacts() / "leaderboard-celeba-eval.png"), full_page=True)
+        o.clean()
+    with opened(browser, url + link) as o:
+        assert shown(o, big["id"]) == expected(big, col["id"], not col["higher_is_better"])
+        o.clean()
