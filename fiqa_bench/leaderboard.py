@@ -308,6 +308,53 @@ def _assign_costs_names(runs: list[Run]) -> None:
             run.costs_site_name = names[run.costs_path]
 
 
+def _paired(members: list[Run], rows: list[dict]) -> str | None:
+    """Add :mod:`fiqa_bench.compare`'s verdicts to a board's cells: ``paired`` = {best, separated, tied, diff, lo,
+    hi, significant} (the difference to the column's best with its paired bootstrap interval). Returns why the
+    board has none (None when it has them): every run needs its .npz replicates, and one comparison group."""
+    from .compare import Run as PairedRun
+    from .compare import compare
+    from .metrics.base import get_metric
+    from .results import load_record, read_raw
+
+    if len(members) < 2:
+        return None
+    if any(run.raw_path is None for run in members):
+        return "paired comparisons need every run's .npz"
+    try:
+        paired = []
+        for run in members:
+            record = load_record(run.path)
+            paired.append(PairedRun(run.path, record, read_raw(run.path, record)))
+        if not all(any(k.startswith("boot_") for k in p.raw) for p in paired):
+            return "no bootstrap replicates in these runs' .npz (made with --bootstrap 0 or before intervals)"
+        groups = compare(paired)
+    except FiqaBenchError as exc:
+        return f"no paired comparisons: {exc}"
+    if len(groups) != 1:
+        return "no paired comparisons: these runs differ in a setting besides the method"
+    group = groups[0]
+    row_of = {m.path: row for m, row in zip(members, rows)}  # rows were built in the order of members
+    for col in group.columns:
+        cid = f"{col.metric}:{col.short}"
+        fmt = get_metric(col.metric).format
+        for p in group.runs:
+            label = p.label
+            cell = row_of[p.path]["cells"].get(cid)
+            if cell is None or cell.get("v") is None:
+                continue
+            mark = {"best": label == col.best, "separated": col.best_separated,
+                    "tied": label in col.tied_with_best, "best_label": col.best}
+            d = col.vs_best.get(label)
+            if d is not None and d.value is not None:
+                mark.update(diff=d.value, diff_text=fmt(d.value))
+                if d.interval is not None:
+                    mark.update(lo=d.interval[0], hi=d.interval[1], lo_text=fmt(d.interval[0]),
+                                hi_text=fmt(d.interval[1]), significant=d.significant)
+            cell["paired"] = mark
+    return None
+
+
 def build_data(runs: list[Run]) -> dict:
     """The embedded JSON: boards (sorted), their columns and rows, and the filter values."""
     _assign_site_names(runs)
@@ -346,6 +393,8 @@ def build_data(runs: list[Run]) -> dict:
         for r in rows:  # one method variant run twice with other settings: tell the rows apart
             if labels.count(r["label"]) > 1:
                 r["label"] += f" {{settings {r['settings_digest']}}}"
+        members = sorted(groups[key], key=lambda r: (_method_label(r.record), r.site_name))
+        no_pairs = _paired(members, rows)
         rec0 = groups[key][0].record
         counts = rec0.get("counts") or {}
         boot = next((c["bootstrap"] for r in rows for c in r["cells"].values() if c.get("bootstrap")), None)
@@ -361,6 +410,8 @@ def build_data(runs: list[Run]) -> dict:
             "not_ranked_with": len(by_protocol[key[0]]) > 1,
             "counts": {k: counts.get(k) for k in ("genuine", "impostor", "subjects") if k in counts},
             "bootstrap": boot,
+            "paired": no_pairs is None and len(rows) > 1,
+            "paired_note": no_pairs,
             "columns": columns,
             "rows": rows,
         })

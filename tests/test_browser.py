@@ -217,12 +217,13 @@ def test_site_loads_from_disk_offline_with_no_console_error(browser, site):
         assert o.rows(baseline) == ["none"]
         tpr_cell = "td[data-col='tpr_at_fpr:1e-1']"
         cell = o.page.text_content(f"section[data-board='{edited}'] tr[data-method='pose'] {tpr_cell}")
-        assert cell == "75.00 [62.50, 87.50]"  # the value and its interval as the results file has them
+        # the value and its interval as the results file has them (a dagger, a tie with the best, aside)
+        assert cell.replace("\u2020", "") == "75.00 [62.50, 87.50]"
         iv = site["recs"]["blur"]["metrics"]["tpr_at_fpr"].get("intervals", {}).get("1e-1")
         if iv is not None:
             text = o.page.text_content(f"section[data-board='{real}'] tr[data-method='blur'] {tpr_cell}")
-            assert text == f"{100 * _real(site, 'blur', 'tpr_at_fpr', '1e-1'):.2f} [{100 * iv[0]:.2f}, " \
-                           f"{100 * iv[1]:.2f}]"
+            value = 100 * _real(site, "blur", "tpr_at_fpr", "1e-1")
+            assert text.replace("\u2020", "") == f"{value:.2f} [{100 * iv[0]:.2f}, {100 * iv[1]:.2f}]"
         costs = o.page.eval_on_selector_all(f"section[data-board='{edited}'] td.cost", "t => t.map(x => x.innerText)")
         assert costs == ["0.25", "0.12", "0.50", "1.00"]  # COSTS_MS in row order (blur pose jpeg random), 2 digits
         shot = artefacts() / "leaderboard.png"
@@ -522,6 +523,21 @@ def test_the_committed_comparison_as_a_leaderboard(browser, tmp_path):
             first = board["columns"][0]
             assert shown(o, board["id"]) == expected(board, first["id"], first["higher_is_better"]), board["id"]
         big = max(data["boards"], key=lambda b: len(b["rows"]))
+        # the paired verdicts as the page draws them: bold = best and separated, dagger = tied with the best
+        drawn = o.page.eval_on_selector_all(
+            f"section[data-board='{big['id']}'] tbody td[data-col]",
+            "tds => tds.map(t => [t.parentElement.dataset.row, t.dataset.col, !!t.querySelector('.v.best'), "
+            "t.dataset.tie === '1', (t.querySelector('.tie') || {}).textContent || ''])")
+        wanted = []
+        for r in big["rows"]:
+            for c in big["columns"]:
+                p = r["cells"].get(c["id"], {}).get("paired")
+                bold = bool(p and p["best"] and p["separated"])
+                tie = bool(p and ((p["best"] and not p["separated"]) or p["tied"]))
+                wanted.append([r["id"], c["id"], bold, tie, "\u2020" if tie else ""])
+        assert sorted(drawn) == sorted(wanted)
+        if big["paired"]:
+            assert any(w[2] or w[3] for w in wanted)  # the comparison marks something on the committed data
         col = next((c for c in big["columns"] if c["id"] == "tpr_at_fpr:1e-3"), big["columns"][-1])
         o.sort_by(big["id"], col["id"])
         assert shown(o, big["id"]) == expected(big, col["id"], col["higher_is_better"])

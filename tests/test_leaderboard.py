@@ -347,3 +347,41 @@ def test_an_undeclared_metric_key_is_an_error_naming_the_file(runs, tmp_path):
     path = copy_run(one(runs, "blur"), tmp_path / "a", lambda r: r["protocol"]["metrics"].append("no_such_metric"))
     with pytest.raises(FiqaBenchError, match=re.escape(str(path.resolve())) + ".*no_such_metric"):
         write_site([tmp_path / "a"], tmp_path / "site")
+
+
+def test_paired_verdicts_are_fiqa_bench_compares(runs, tmp_path):
+    from fiqa_bench.compare import compare, load_runs
+
+    write_site([runs], tmp_path / "site")
+    data = site_data(tmp_path / "site")
+    top1 = next(b for b in data["boards"] if b["selection"] == "top1")
+    assert top1["paired"] is True and top1["paired_note"] is None
+    (group,) = [g for g in compare(load_runs([runs])) if g.selection == "top1"]
+    rows = {Path(r["file"]).name: r for r in top1["rows"]}
+    checked = 0
+    for col in group.columns:
+        for run in group.runs:
+            cell = rows[run.path.name]["cells"][f"{col.metric}:{col.short}"]
+            if cell["v"] is None:
+                assert "paired" not in cell
+                continue
+            mark = cell["paired"]
+            assert mark["best"] == (run.label == col.best) and mark["tied"] == (run.label in col.tied_with_best)
+            assert mark["separated"] == col.best_separated
+            d = col.vs_best.get(run.label)
+            if d is not None and d.interval is not None:
+                assert (mark["diff"], [mark["lo"], mark["hi"]], mark["significant"]) == (
+                    d.value, d.interval, d.significant)
+            checked += 1
+    assert checked == 4 * (1 + 6)  # four methods x (TPR@FPR=1e-1 measured + three pAUCs x 2)
+    baseline = next(b for b in data["boards"] if b["selection"] == "all")
+    assert baseline["paired"] is False and baseline["paired_note"] is None  # one run: nothing to compare
+    # without the .npz (a results folder copied without raw data) the board says why it has no verdicts
+    folder = tmp_path / "json-only"
+    folder.mkdir()
+    for p in runs.glob("*.json"):
+        shutil.copy(p, folder / p.name)
+    write_site([folder], tmp_path / "site2")
+    top1 = next(b for b in site_data(tmp_path / "site2")["boards"] if b["selection"] == "top1")
+    assert top1["paired"] is False and top1["paired_note"] == "paired comparisons need every run's .npz"
+    assert all("paired" not in c for r in top1["rows"] for c in r["cells"].values())

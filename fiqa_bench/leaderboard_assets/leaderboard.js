@@ -210,7 +210,24 @@
                 "\u2014");
     }
     var td = el("td", {"class": "num", "data-col": id, "data-v": String(cell.v)});
-    td.appendChild(el("span", {"class": "v"}, cell.text));
+    var value = el("span", {"class": "v"}, cell.text);
+    var p = cell.paired;
+    if (p) {
+      // fiqa-bench compare's verdict: bold = the best, separated from the runner-up; a dagger = tied with the best
+      if (p.best && p.separated) { value.setAttribute("class", "v best"); }
+      var tie = (p.best && !p.separated) || p.tied;
+      if (tie) { td.setAttribute("data-tie", "1"); }
+      var tip = p.best ? (p.separated ? "best, separated from the runner-up (paired bootstrap)"
+                                      : "best, but tied with the runner-up (paired bootstrap)")
+                       : "difference to the best (" + p.best_label + "): " + p.diff_text +
+                         (p.lo_text !== undefined ? " [" + p.lo_text + ", " + p.hi_text + "], " +
+                          (p.significant ? "significant" : "not significant: tied") : "");
+      td.setAttribute("title", tip);
+      td.appendChild(value);
+      if (tie) { td.appendChild(el("span", {"class": "tie"}, "\u2020")); }
+    } else {
+      td.appendChild(value);
+    }
     if (cell.lo_text !== undefined) {
       td.appendChild(document.createTextNode(" "));
       td.appendChild(el("span", {"class": "ci", title: "bootstrap interval"}, "[" + cell.lo_text + ", " +
@@ -229,6 +246,13 @@
     var section = el("section", {"class": "board", id: board.id, "data-board": board.id});
     section.appendChild(el("h2", {}, board.title));
     section.appendChild(el("p", {"class": "meta"}, boardMeta(board)));
+    if (board.paired) {
+      section.appendChild(el("p", {"class": "meta"}, "Bold: the best, separated from the runner-up (the paired " +
+        "bootstrap interval of their difference excludes zero); \u2020: tied with the best (that interval " +
+        "includes zero). Hover a value for its paired difference to the best."));
+    } else if (board.paired_note) {
+      section.appendChild(el("p", {"class": "meta"}, board.paired_note));
+    }
     if (board.not_ranked_with) {
       section.appendChild(el("p", {"class": "warn"}, "Protocol " + board.protocol + " has runs of another " +
         "version, pair list or face list: those are on their own board and not ranked with these."));
