@@ -68,14 +68,16 @@ def _costs_for(path: Path, root: Path, by_folder: dict[Path, Path]) -> Path | No
     return next(iter(sorted(by_folder.values())), None)
 
 
-def collect(dirs: Iterable[str | Path]) -> list[Run]:
+def collect(dirs: Iterable[str | Path], exclude: str | Path | None = None) -> list[Run]:
     """Every results file (``*.json`` searched recursively, hidden folders skipped) under ``dirs``, validated.
 
     JSON files that are not results files (no ``schema_version``/``metrics``) are skipped with a warning; a results
     file that breaks the schema or a malformed ``costs.json`` raises :class:`FiqaBenchError` naming it. Unlike a
     report, runs of different protocol versions may be mixed: they land on separate boards. A run's costs come
     from the nearest ``costs.json`` of its own RESULTS_DIR (see :func:`_costs_for`), else from the first one in
-    the other RESULTS_DIRs, in the order given (``leaderboard runs/ reports/x/costs/``)."""
+    the other RESULTS_DIRs, in the order given (``leaderboard runs/ reports/x/costs/``). ``exclude`` (the site
+    being written, when it lies inside a RESULTS_DIR) is not searched; neither is anything but regular files."""
+    skip = Path(exclude).resolve() if exclude is not None else None
     runs: list[Run] = []
     seen: set[Path] = set()
     contents: dict[str, Path] = {}  # sha256 -> first path: a copy of a run elsewhere is the same run
@@ -89,6 +91,11 @@ def collect(dirs: Iterable[str | Path]) -> list[Run]:
         paths = []
         for path in sorted(root.rglob("*.json")):
             if any(part.startswith(".") for part in path.relative_to(root).parts):
+                continue
+            if skip is not None and (path == skip or skip in path.parents):
+                continue
+            if not path.is_file():  # a FIFO or device named *.json would block or never end: not a results file
+                warnings.warn(f"{path}: not a regular file; skipped", stacklevel=2)
                 continue
             if path.name == COSTS_FILE:
                 costs_files[path.parent] = path
@@ -474,7 +481,7 @@ def _card_context(record: dict) -> dict:
 def write_site(dirs: Iterable[str | Path], out: str | Path) -> list[Path]:
     """Build the site in ``out`` from the results files under ``dirs``; returns the files written."""
     dirs = list(dirs)
-    runs = collect(dirs)
+    runs = collect(dirs, exclude=out)
     if not runs:
         raise FiqaBenchError(f"no results files under {', '.join(str(d) for d in dirs)}")
     data = build_data(runs)

@@ -12,6 +12,7 @@ import html
 import json
 import re
 import shutil
+import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -385,3 +386,19 @@ def test_paired_verdicts_are_fiqa_bench_compares(runs, tmp_path):
     top1 = next(b for b in site_data(tmp_path / "site2")["boards"] if b["selection"] == "top1")
     assert top1["paired"] is False and top1["paired_note"] == "paired comparisons need every run's .npz"
     assert all("paired" not in c for r in top1["rows"] for c in r["cells"].values())
+
+
+def test_a_site_inside_its_results_folder_and_a_fifo_are_not_read(runs, tmp_path):
+    import os
+
+    folder = tmp_path / "results"
+    shutil.copytree(runs, folder)
+    os.mkfifo(folder / "pipe.json")  # reading it would block for ever
+    for _ in range(2):  # the second build must not read the first build's copies (not even to drop them)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            write_site([folder], folder / "site")
+        assert [str(w.message) for w in caught] == [f"{(folder / 'pipe.json').resolve()}: not a regular file; "
+                                                    "skipped"]
+    rows = [r for b in site_data(folder / "site")["boards"] for r in b["rows"]]
+    assert sorted(Path(r["file"]).name for r in rows) == sorted(p.name for p in runs.glob("*.json"))
