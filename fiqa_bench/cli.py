@@ -62,7 +62,14 @@ def list_cmd(kind: str | None, as_json: bool) -> None:
             try:
                 cls = registry.load_class(k, name)
                 card = cls.card
-                payload[k][entry.display_name(cls)] = {"distribution": entry.distribution, "card": card.lines()}
+                lines = list(card.lines())
+                if k in ("method", "backbone"):
+                    from .options import declared_options
+
+                    opts = declared_options(cls)
+                    if opts:
+                        lines.append(("options", "; ".join(o.describe() for o in opts)))
+                payload[k][entry.display_name(cls)] = {"distribution": entry.distribution, "card": lines}
             except FiqaBenchError as exc:
                 failed.append((k, name, str(exc)))
     if as_json:

@@ -38,6 +38,8 @@ class ExportedQualityNet(QualityMethod):
     Subclasses set ``card`` (whose ``input.size`` is the crop side), ``BUNDLED`` (file name in
     ``methods/weights/``), ``MISSING_HINT`` (how to make the bundled file) and ``DEFAULT_BATCH``.
     """
+    OPTION_HELP = {"weights": "an ONNX file of this network (default: the bundled one)",
+                   "batch_size": "images per onnxruntime call"}
 
     BUNDLED: str = ""
     MISSING_HINT: str = ""

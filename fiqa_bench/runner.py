@@ -263,7 +263,7 @@ def build_method(cfg: RunConfig, backbone: Any):
     if getattr(mcls.card, "needs_backbone", False):
         kwargs["backbone"] = backbone
         check_capabilities(mcls, backbone)  # the method's needs_capabilities vs the backbone's card (issue 13)
-    method_options = dict(cfg.method_options)
+    method_options = typed_method_options(cfg.method, dict(cfg.method_options), mcls)
     if not method_options:
         return registry.create("method", cfg.method, **kwargs)
     try:
@@ -276,8 +276,25 @@ def build_method(cfg: RunConfig, backbone: Any):
                           f"{type(exc).__name__}: {exc}") from exc
 
 
+def typed_method_options(name: str, given: dict[str, str], mcls=None) -> dict[str, Any]:
+    """The method's options as typed values (fiqa_bench.options), checked before any work."""
+    from .options import parse_options
+
+    mcls = mcls or registry.load_class("method", name)
+    return parse_options(mcls, f"method {name!r}", given, _reserved_options(mcls))
+
+
+def typed_backbone_options(cfg: RunConfig) -> dict[str, Any]:
+    from .options import parse_options
+
+    bname, _ = registry.split_spec(cfg.backbone)
+    bcls = registry.load_class("backbone", cfg.backbone)
+    reserved = {"flip": "use --flip"} if cfg.flip else {}
+    return parse_options(bcls, f"backbone {cfg.backbone!r}", dict(cfg.backbone_options), reserved)
+
+
 def build_backbone(cfg: RunConfig):
-    kwargs: dict[str, Any] = dict(cfg.backbone_options)
+    kwargs: dict[str, Any] = typed_backbone_options(cfg)
     if cfg.flip:
         kwargs["flip"] = True
     try:
@@ -333,11 +350,13 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
     t0 = time.perf_counter()
     # fail fast on a mistyped name or option, before any data is read
     registry.load_class("backbone", cfg.backbone)
+    typed_backbone_options(cfg)
     method_options = dict(cfg.method_options)
     mcls = None
     if cfg.method is not None:
         mcls = registry.load_class("method", cfg.method)
         check_method_options(cfg.method, method_options, _reserved_options(mcls))
+        typed_method_options(cfg.method, method_options, mcls)
     from .atomic import check_writable
     from .paths import cache_dir
 

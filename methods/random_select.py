@@ -28,6 +28,7 @@ _BITS = 24  # float32 has a 24-bit significand: every value k / 2**24 is exact
 
 class RandomQuality(QualityMethod):
     """Uniform random quality in [0, 1), a pure function of ``(seed, image pixels)``."""
+    OPTION_HELP = {"seed": "set with --seed"}
 
     card = MethodCard(
         name="random",

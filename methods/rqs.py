@@ -85,6 +85,7 @@ def linear_score(feats: dict[str, np.ndarray], model: dict) -> np.ndarray:
 
 class RQSQuality(QualityMethod):
     """Two-stage linear RankSVM on HoG, Gabor, Gist and LBP of the aligned face (Chen et al. 2015)."""
+    OPTION_HELP = {"weights": "an rqs .npz model (default: the bundled one)"}
 
     card = MethodCard(
         name="rqs",

@@ -173,6 +173,7 @@ def train_commands(spec: str, options: dict | None = None, folder: str | os.Path
 
 class SVMQuality(QualityMethod):
     """SVR (RBF) on the L2-normalised embedding of the run's FR backbone; higher = better."""
+    OPTION_HELP = {"model": "an svm .npz model for the run's backbone (default: the bundled one for it)"}
 
     card = MethodCard(
         name="svm",

@@ -65,6 +65,7 @@ def dlib_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
 
 class DlibResNet(Backbone):
     """dlib_face_recognition_resnet_model_v1 on dlib 5-point chips (150x150, padding 0.25)."""
+    OPTION_HELP = {"flip": "add the mirrored chip's features (or --flip)", "batch_size": "chips per dlib call"}
 
     argument: ClassVar[str | None] = None
     card = BackboneCard(

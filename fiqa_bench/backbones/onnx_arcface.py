@@ -79,6 +79,9 @@ def make_session(path: Path):
 
 class OnnxArcFace(Backbone):
     """An ArcFace-style ONNX model: aligned 112x112 crops in, one embedding per crop out."""
+    OPTION_HELP = {"normalisation": "arcface | mobilefacenet | imagenet (default: known per file sha256, else arcface)",
+                   "flip": "add the mirrored image's features (or --flip)", "batch_size": "images per onnxruntime call",
+                   "colour": "RGB or BGR: the colour order the model expects"}
 
     argument: ClassVar[str | None] = "PATH"
     card = PerInstanceCard(BackboneCard(
