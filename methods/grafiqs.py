@@ -60,7 +60,7 @@ class GraFIQs(BackboneQualityMethod):
                "gradient sum (the authors' script writes the unsigned sum; on this model it rises with degradation)"),
         input=InputSpec("face"),
         higher_is_better=True,
-        score_range="[0, inf)",
+        score_range="(-inf, 0]",
         needs_backbone=True,
         needs_capabilities=("layers",),
     )
