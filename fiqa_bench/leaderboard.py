@@ -27,7 +27,7 @@ from typing import Any, Iterable
 from . import atomic
 from .costs import COSTS_FILE, fmt_ms, load_costs
 from .errors import FiqaBenchError
-from .results import raw_path, validate
+from .results import raw_path, settings_digest, validate
 
 ASSETS = Path(__file__).with_name("leaderboard_assets")
 DATA_SCHEMA = 1  # of the embedded JSON (``leaderboard-data``)
@@ -131,7 +131,24 @@ def collect(dirs: Iterable[str | Path], exclude: str | Path | None = None) -> li
             if run.costs_path is not None:
                 run.costs = costs[run.costs_path]
             runs.append(run)
-    return runs
+    return _one_per_settings(runs)
+
+
+def _one_per_settings(runs: list[Run]) -> list[Run]:
+    """One row per experiment: a second results file with the same board and the same settings (the same run made
+    again, e.g. the default tinyfq kept both beside the Table 3 runs and beside the Table 7 variants) is dropped
+    with a warning naming both, so a board never shows one experiment twice under one label."""
+    kept: dict[tuple, Path] = {}
+    out = []
+    for run in runs:
+        key = (board_key(run.record), settings_digest(run.record.get("settings") or {}))
+        if key in kept:
+            warnings.warn(f"{run.path}: same protocol, backbone and settings as {kept[key]}; listed once",
+                          stacklevel=3)
+            continue
+        kept[key] = run.path
+        out.append(run)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ boards

@@ -205,7 +205,8 @@ def test_costs_from_costs_json_for_default_builds_only(runs, tmp_path):
     shutil.copytree(runs, results)
     (results / "costs.json").write_text(json.dumps(_costs({"blur": (0.25, 0.125), "jpeg": (None, None)})))
     variant = copy_run(one(runs, "blur"), results / "variant",
-                       lambda r: r["method"].update(options={"threshold": "3"}))
+                       lambda r: (r["method"].update(options={"threshold": "3"}),
+                                  r["settings"].update(method_options={"threshold": "3"})))
     site = tmp_path / "site"
     write_site([results], site)
     data = site_data(site)
@@ -402,3 +403,13 @@ def test_a_site_inside_its_results_folder_and_a_fifo_are_not_read(runs, tmp_path
                                                     "skipped"]
     rows = [r for b in site_data(folder / "site")["boards"] for r in b["rows"]]
     assert sorted(Path(r["file"]).name for r in rows) == sorted(p.name for p in runs.glob("*.json"))
+
+
+def test_the_same_experiment_in_two_folders_is_one_row(runs, tmp_path):
+    """The default tinyfq run kept beside the Table 3 runs and again beside the Table 7 variants: one row."""
+    again = copy_run(one(runs, "pose"), tmp_path / "table7", lambda r: r["timings"].update(total_s=123.0))
+    with pytest.warns(UserWarning, match=re.escape(str(again.resolve())) + ": same protocol, backbone and settings"):
+        write_site([runs, tmp_path / "table7"], tmp_path / "site")
+    top1 = next(b for b in site_data(tmp_path / "site")["boards"] if b["selection"] == "top1")
+    assert sorted(r["method"] for r in top1["rows"]) == sorted(m for m in METHODS if m)
+    assert (tmp_path / "site" / "results" / again.name).read_bytes() == one(runs, "pose").read_bytes()  # the first
