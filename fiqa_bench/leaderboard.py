@@ -267,9 +267,12 @@ def _slug(text: str) -> str:
 
 
 def _card_name(record: dict) -> str:
+    """One card page per method variant and FR backbone (the page shows both cards)."""
     ident = json.dumps([_get(record, "method.name"), _get(record, "method.version"), _get(record, "method.card_hash"),
                         _get(record, "method.options"), _get(record, "method.options_sha256"),
-                        _get(record, "method.card")], sort_keys=True, default=str)
+                        _get(record, "method.card"), _get(record, "backbone.name"),
+                        _get(record, "backbone.weights_sha256"), _get(record, "backbone.card")],
+                       sort_keys=True, default=str)
     return f"{_slug(str(_get(record, 'method.name')))}-{hashlib.sha256(ident.encode()).hexdigest()[:8]}.html"
 
 

@@ -140,6 +140,9 @@ def test_rows_link_to_byte_identical_copies_cards_and_nothing_outside(runs, tmp_
             raw = (site / row["raw"]).read_bytes()
             assert hashlib.sha256(raw).hexdigest() == rec["raw"]["sha256"]
             card = (site / row["card"]).read_text()
+            if rec["backbone"].get("card"):  # the page names the run's FR backbone and shows its card too
+                assert f"FR backbone of this run: {rec['backbone']['name']}" in html.unescape(card)
+                assert rec["backbone"]["card"]["licence"] in html.unescape(card)
             if row["method"] == "none":
                 assert "no quality method" in card
                 continue
