@@ -262,7 +262,10 @@
     var hr = el("tr");
     hr.appendChild(el("th", {scope: "col"}, "#"));
     hr.appendChild(headerCell(board, spec, "method", "method"));
-    hr.appendChild(headerCell(board, spec, "cost", "ms/image"));
+    var costHead = headerCell(board, spec, "cost", "ms/image");
+    costHead.setAttribute("title", "ms per image, one image per call (the costs.json it links to has the machine " +
+                          "and the batched figure); only for a method's default build");
+    hr.appendChild(costHead);
     columns.forEach(function (c) {
       var title = c.title + (c.unit ? " (" + c.unit + ")" : "");
       hr.appendChild(headerCell(board, spec, c.id, title, c.higher_is_better ? "\u2191 better" : "\u2193 better"));
