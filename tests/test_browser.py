@@ -406,8 +406,15 @@ def test_html_report_in_the_browser(browser, site, tmp_path):
         for src, complete, width in images:
             assert complete and width > 0, f"image {src} did not load"
         assert all(w > 0 for w in svgs)
+        # the SVG versions the figures link to decode as images too
+        svg_links = o.page.eval_on_selector_all("a[href$='.svg']", "as => as.map(a => a.href)")
+        decoded = o.page.evaluate("""hrefs => Promise.all(hrefs.map(h => new Promise(done => {
+            const img = new Image(); img.onload = () => done([h, img.naturalWidth]);
+            img.onerror = () => done([h, 0]); img.src = h; })))""", svg_links)
+        assert all(width > 0 for _, width in decoded), decoded
         if (Path(__file__).parents[1] / "fiqa_bench" / "plots.py").is_file():
             assert len(images) + len(svgs) > 0, "the report has plots but the page shows none"
+            assert len(svg_links) > 0, "the report's figures link to no SVG"
         shot = artefacts() / "report.png"
         o.page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10_000
