@@ -323,6 +323,12 @@ def test_a_linked_view_is_restored(browser, site):
             # the link shown is the view's own, and unknown values in a link are ignored
             assert o.page.get_attribute("#permalink", "href") == link
             o.clean()
+    with opened(browser, site["url"] + "?" + view) as o:  # a ?query view moves to the hash, so "show all" clears it
+        assert o.page.evaluate("location.search") == "" and o.hash() == link
+        o.page.click("#clear-filters")
+        o.page.reload()
+        assert o.boards() == [edited, other, _ids(site)[1], real]
+        o.clean()
     with opened(browser, site["url"] + "#method=nosuch&sort=nosuch") as o:
         assert o.boards() == [edited, other, _ids(site)[1], real] and o.hash() == ""
         o.page.evaluate("location.hash = 'protocol=edited&sort=cost&order=desc'")  # a changed hash re-renders

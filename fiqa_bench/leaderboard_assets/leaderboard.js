@@ -48,7 +48,10 @@
 
   function writeURL() {
     var q = viewQuery();
-    var url = location.pathname + location.search + (q ? "#" + q : "");
+    // a view given as ?query moves to the hash (else clearing the filters would leave the old view in the query)
+    var search = new URLSearchParams(location.search.replace(/^\?/, ""));
+    var ours = DIMS.concat(["sort", "order"]).some(function (k) { return search.has(k); });
+    var url = location.pathname + (ours ? "" : location.search) + (q ? "#" + q : "");
     try {
       history.replaceState(null, "", url);
     } catch (e) {  // some hosts forbid it: a plain hash change does the same
