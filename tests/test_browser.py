@@ -466,6 +466,10 @@ def test_handwritten_results_without_real_data(browser, tmp_path):
 
         short = get_metric("accuracy").columns({"mean": 0.99})[0][0]  # as the metric declares its column
         assert o.columns(ytf) == ["method", "cost", f"accuracy:{short}"]
+        meta = o.page.inner_text(f"section[data-board='{ytf}'] p.meta")
+        assert "400 genuine, 160000 impostor pairs, 100 subjects; one pair is 0.00062 points of accuracy" in meta
+        assert "points of TPR" not in meta
+        assert "one genuine pair is 0.25 points of TPR" in o.page.inner_text(f"section[data-board='{ijbc}'] p.meta")
         assert o.page.text_content(f"section[data-board='{ijbc}'] tr[data-method='d'] "
                                    "td[data-col='tpr_at_fpr:1e-4']") == "93.00 [91.00, 94.00]"
         assert o.page.get_attribute(f"section[data-board='{ijbc}'] tr[data-method='c'] "

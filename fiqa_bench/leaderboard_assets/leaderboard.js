@@ -174,6 +174,8 @@
   }
 
   // ------------------------------------------------------------------ rendering
+  function points(x) { return x >= 0.01 ? x.toFixed(2) : x.toPrecision(2); }
+
   function pct(level) { return level <= 1 ? Math.round(level * 1000) / 10 : level; }
 
   function boardMeta(board) {
@@ -182,7 +184,13 @@
     if (c.genuine !== undefined) {
       var s = c.genuine + " genuine, " + c.impostor + " impostor pairs";
       if (c.subjects !== undefined) { s += ", " + c.subjects + " subjects"; }
-      if (c.genuine > 0) { s += "; one genuine pair is " + (100 / c.genuine).toFixed(2) + " points of TPR"; }
+      var has = function (key) { return board.columns.some(function (col) { return col.metric === key; }); };
+      if (has("tpr_at_fpr") && c.genuine > 0) {
+        s += "; one genuine pair is " + points(100 / c.genuine) + " points of TPR";
+      }
+      if (has("accuracy") && c.genuine + c.impostor > 0) {
+        s += "; one pair is " + points(100 / (c.genuine + c.impostor)) + " points of accuracy";
+      }
       parts.push(s);
     }
     var b = board.bootstrap;
