@@ -182,7 +182,13 @@ def _summary(record: dict) -> str:
             lines.append(f"  accuracy: {shown_value('mean', value['mean'])} ± {100 * value['std']:.2f} "
                          f"({len(value['folds'])} folds)")
             continue
-        shown = "  ".join(f"{short}={shown_value(short, v)}" for short, v in metric.columns(value))
+        detail = value.get("detail") or {}
+        flagged = [short for short, _ in metric.columns(value)
+                   if isinstance(detail.get(short), dict) and detail[short].get("measurable") is False]
+        shown = "  ".join(f"{short}={shown_value(short, v)}{'*' if short in flagged else ''}"
+                          for short, v in metric.columns(value))
+        if flagged:
+            shown += "  (*: below 1/impostors: insightface's reading, not a measurement)"
         lines.append(f"  {metric.label}: {shown}")
     lines.append(f"  images {c['images']}, templates {c['templates']}, pairs scored {c['pairs_scored']} "
                  f"({c['genuine']} genuine, {c['impostor']} impostor), scored {c['images_scored']}, embedded "
