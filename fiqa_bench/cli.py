@@ -26,8 +26,9 @@ class _CleanErrors(click.Group):
             where = f"fiqa-bench {exc.ctx.command.name}: " if exc.ctx is not None and exc.ctx.parent else ""
             click.echo(f"error: {where}{exc.format_message()}", err=True)
             sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted: finished work is cached; run the same command again to resume", err=True)
+        except KeyboardInterrupt as exc:  # an AdapterInterrupt says which adapter was running
+            what = f" {exc}" if str(exc) else ""
+            click.echo(f"interrupted{what}: finished work is cached; run the same command again to resume", err=True)
             sys.exit(130)
 
 

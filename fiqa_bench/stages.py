@@ -32,7 +32,7 @@ def call_adapter(who: str, fn: Callable, arg: Any, where: str = "") -> Any:
     except AdapterInterrupt:
         raise
     except KeyboardInterrupt as exc:
-        raise AdapterInterrupt(f"interrupted while {who} was running{where}") from exc
+        raise AdapterInterrupt(f"while {who} was running{where}") from exc
     except SystemExit as exc:
         raise AdapterError(f"{who} called sys.exit({exc.code!r}) (raised SystemExit){where}") from exc
     except BaseException as exc:  # noqa: BLE001 - Exception, GeneratorExit, a plugin's own BaseException

@@ -211,7 +211,7 @@ def test_call_adapter_names_the_adapter_for_every_exception():
     with pytest.raises(KeyboardInterrupt) as err:  # still an interruption (exit 130), but named
         call_adapter("quality method 'q'", interrupts, None, " (first image of the batch: a.jpg)")
     assert isinstance(err.value, AdapterInterrupt)
-    assert str(err.value) == "interrupted while quality method 'q' was running (first image of the batch: a.jpg)"
+    assert str(err.value) == "while quality method 'q' was running (first image of the batch: a.jpg)"
 
 
 def test_conformance_kit_refuses_strings_and_exits():
