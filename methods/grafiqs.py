@@ -28,7 +28,8 @@ Choices the paper leaves open, and those made here (also on the card):
 * **Which BN layers**: every ``BatchNorm2d`` whose input has more than one spatial position (a variance over one
   position is always 0; that excludes MobileFaceNet's ``gdconv.bn`` and final ``bn``). Layers before the block add
   nothing to its gradient.
-* Deterministic: no randomness; each image is processed alone (statistics are per image).
+* Deterministic: no randomness. Statistics are per image; images are processed ``batch_size`` at a time
+  (in eval mode they do not interact, so a batch gives each image's own gradient).
 """
 
 from __future__ import annotations
@@ -65,8 +66,12 @@ class GraFIQs(BackboneQualityMethod):
         needs_capabilities=("layers",),
     )
 
-    def __init__(self, backbone: Any = None, block: str = DEFAULT_BLOCK, backbone_options: dict | None = None) -> None:
+    def __init__(self, backbone: Any = None, block: str = DEFAULT_BLOCK, batch_size: int = 16,
+                 backbone_options: dict | None = None) -> None:
         super().__init__(backbone, backbone_options)
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)  # images per forward/backward pass (does not change any score)
         names = getattr(backbone, "block_names", None)
         if names is not None and block not in names:
             raise ValueError(f"grafiqs: block must be one of {', '.join(names)}, got {block!r}")
@@ -101,23 +106,25 @@ class GraFIQs(BackboneQualityMethod):
         out = []
         try:
             with torch.enable_grad():
-                for i in range(len(crops)):
+                for i in range(0, len(crops), self.batch_size):
                     stats.clear()
                     captured.clear()
-                    x = backbone.to_tensor(crops[i:i + 1])
+                    x = backbone.to_tensor(crops[i:i + self.batch_size])
                     if self.block == "input":
                         x.requires_grad_(True)
                         captured.append(x)
                     model(x)
-                    terms = [((x_l.mean(dim=(0, 2, 3)) - rm) ** 2).mean()
-                             + ((x_l.var(dim=(0, 2, 3), unbiased=False) - rv) ** 2).mean()
+                    # per image: its own spatial statistics; in eval mode the images of a batch never interact,
+                    # so the gradient of the sum of the per-image losses is each image's own gradient
+                    terms = [((x_l.mean(dim=(2, 3)) - rm) ** 2).mean(dim=1)
+                             + ((x_l.var(dim=(2, 3), unbiased=False) - rv) ** 2).mean(dim=1)
                              for x_l, rm, rv in stats]
                     if not terms:
                         raise AdapterError(f"grafiqs: no BatchNorm2d layer with more than one spatial position "
                                            f"follows block {self.block!r}: nothing to take gradients of")
-                    loss = torch.stack(terms).sum() / len(terms)
-                    (grad,) = torch.autograd.grad(loss, captured[0])
-                    out.append(grad[0].detach().numpy().astype(np.float32))
+                    loss = torch.stack(terms).sum(dim=0) / len(terms)  # (B,)
+                    (grad,) = torch.autograd.grad(loss.sum(), captured[0])
+                    out.extend(g.numpy().astype(np.float32) for g in grad.detach())
         finally:
             for h in handles:
                 h.remove()
