@@ -28,17 +28,20 @@ spearman)
     # 4,072 rows: 1,019 eval-part photos of 111 identities, each with a light/medium/strong degradation ladder
     [ -f "$W/evalset/meta.json" ] || fiqa-bench train-baseline data "$W/evalset" --fr "onnx:$MFN" \
         --source "$S/data/celeba-wild/images:per_identity=10" --part eval --seed 0 --no-progress
-    # norm through the suite's own command (the set's ONNX backbone offers raw features; serfiq, grafiqs and
-    # faceqan are skipped there with the capability error), and every method on torch-mobilefacenet:
-    fiqa-bench train-baseline evaluate "$W/evalset" --methods norm,serfiq,blur --out "$here/spearman-eval-cli.json"
-    python reports/modern/spearman_eval.py "$W/evalset" --methods norm,serfiq,grafiqs --out "$here/spearman-eval.json"
-    # faceqan costs ~150 forward passes per face: every method again on the same 60 photos (240 rows)
-    python reports/modern/spearman_eval.py "$W/evalset" --methods norm,serfiq,grafiqs,faceqan --photos 60 \
-        --out "$here/spearman-eval-60photos.json"
+    # The suite's own command, on the set's labelling backbone (the ONNX file): norm runs (raw features); serfiq
+    # is skipped there with the capability error; the paper's learned and perceptual methods for comparison.
+    fiqa-bench train-baseline evaluate "$W/evalset" --methods norm,serfiq,random,blur,svm,rqs,faceqnet,tinyfq \
+        --out "$here/spearman-eval-cli.json"
+    # The training-free methods on torch-mobilefacenet (same weights), on the set's stored crops:
+    python reports/modern/spearman_eval.py "$W/evalset" --methods norm,serfiq --out "$here/spearman-eval.json"
+    python reports/modern/spearman_eval.py "$W/evalset" --methods grafiqs --out "$here/spearman-eval-grafiqs.json"
+    # faceqan costs ~100 forward passes per face: every method again on the same 20 photos (80 rows)
+    python reports/modern/spearman_eval.py "$W/evalset" --methods norm,serfiq,grafiqs,faceqan --photos 20 \
+        --out "$here/spearman-eval-20photos.json"
     ;;
 lfw)
     # 7,701 images, 6,000 pairs (10 folds); accuracy, EDC and pAUC
-    for m in norm serfiq grafiqs; do
+    for m in random blur norm serfiq grafiqs; do
         fiqa-bench run --method "$m" --fr torch-mobilefacenet --protocol lfw --data "$S/data/lfw" \
             --out "$here/lfw" --no-progress
     done
@@ -53,11 +56,15 @@ ijb)
     for m in random norm serfiq grafiqs; do
         fiqa-bench run --protocol "$BENCH" --fr torch-mobilefacenet --method "$m" --out "$here/ijb" --no-progress
     done
-    fiqa-bench run --protocol "$BENCH" --fr "onnx:$MFN" --method norm --out "$here/ijb" --no-progress
+    # norm on the ONNX file, and the paper's methods on the same benchmark for comparison (the ONNX file gives the
+    # same embeddings; svm's bundled model is keyed to it)
+    for m in norm blur svm rqs tinyfq; do
+        fiqa-bench run --protocol "$BENCH" --fr "onnx:$MFN" --method "$m" --out "$here/ijb" --no-progress
+    done
     fiqa-bench report "$here/ijb"
     ;;
 costs)
-    python reports/modern/costs.py --out "$here/costs"
+    python reports/modern/costs.py --out "$here/costs" --n 16 --repeats 2 --faceqan-n 2
     ;;
 esac
 done
