@@ -26,6 +26,12 @@ class _CleanErrors(click.Group):
             where = f"fiqa-bench {exc.ctx.command.name}: " if exc.ctx is not None and exc.ctx.parent else ""
             click.echo(f"error: {where}{exc.format_message()}", err=True)
             sys.exit(2)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except OSError as exc:  # a safety net: an OS error not already named by the code that met it
+            where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+            click.echo(f"error:{where} {exc.strerror or exc}", err=True)
+            sys.exit(2)
         except KeyboardInterrupt as exc:  # an AdapterInterrupt says which adapter was running
             what = f" {exc}" if str(exc) else ""
             click.echo(f"interrupted{what}: finished work is cached; run the same command again to resume", err=True)
