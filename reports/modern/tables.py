@@ -26,20 +26,25 @@ def spearman() -> list[str]:
     torch = HERE / "spearman-eval.json"
     rows = {}
     if cli.is_file():
-        for name, r in json.loads(cli.read_text()).get("methods", json.loads(cli.read_text())).items():
+        for name, r in json.loads(cli.read_text()).get("results", {}).items():
             if isinstance(r, dict) and "spearman_eq1_all" in r:
                 rows[(name, "onnx (train-baseline evaluate)")] = (r["spearman_eq1_all"], r["spearman_eq1_clean"],
                                                                    r["ladder"]["pairs"])
-    if torch.is_file():
-        for name, r in json.loads(torch.read_text())["methods"].items():
-            rows[(name, "torch-mobilefacenet (spearman_eval.py)")] = (r["spearman_eq1_all"], r["spearman_eq1_clean"],
-                                                                      r["ladder_pairs"])
+    for path in (torch, HERE / "spearman-eval-grafiqs.json"):
+        if not path.is_file():
+            continue
+        for name, r in json.loads(path.read_text())["methods"].items():
+            rows[(name, "torch-mobilefacenet (spearman_eval.py)")] = (r["spearman_eq1_all"],
+                                                                      r["spearman_eq1_clean"], r["ladder_pairs"])
     if rows:
         out += ["### Spearman with Eq. 1 on the eval set (4,072 rows: 1,019 photos x 4 ladder levels, 111 identities)",
                 "", "| method | backbone (how scored) | Spearman (all) | Spearman (clean) | ladder pairs |",
                 "|---|---|---:|---:|---:|"]
         for (name, how), (a, c, l) in sorted(rows.items(), key=lambda kv: (_rank(kv[0][0]), kv[0][1])):
             out.append(f"| `{name}` | {how} | {_f(a)} | {_f(c)} | {_f(l)} |")
+        skipped = json.loads(cli.read_text()).get("skipped", {}) if cli.is_file() else {}
+        for name, why in skipped.items():
+            out.append(f"| `{name}` | onnx (train-baseline evaluate) | skipped: {why.split(' (')[0]} | | |")
         out.append("")
     for sub in sorted(HERE.glob("spearman-eval-*photos.json")):
         d = json.loads(sub.read_text())
