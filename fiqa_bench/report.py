@@ -517,12 +517,7 @@ def _options_text(result: dict) -> str:
 # ---------------------------------------------------------------------------------------- Markdown
 
 
-def _md(text: str) -> str:
-    """Escape text for a Markdown table cell."""
-    out = str(text).replace("\\", "\\\\").replace("\r", " ").replace("\n", " ")
-    for ch in "|*_`[]<>#":
-        out = out.replace(ch, "\\" + ch)
-    return out
+from .markdown import md_cell as _md  # noqa: E402  (one escaper for every Markdown renderer)
 
 
 def _marks_legend(t: _Table) -> str:
