@@ -119,6 +119,8 @@ def blocks() -> list[str]:
         out.append(f"| `{name}`{mark} | {_f(r['spearman_eq1_all'])} | {_f(r['spearman_eq1_clean'])} | "
                    f"{_f(r['ladder_pairs'])} | {r['mean_abs_grad_sum_clean']:.1f} | "
                    f"{r['mean_abs_grad_sum_degraded']:.1f} |")
+    if d.get("note"):
+        out += ["", f"Note: {d['note']}."]
     return out + [""]
 
 
