@@ -74,13 +74,12 @@ def lfw() -> list[str]:
         return []
     out = ["### LFW View 2 (7,701 images, 6,000 pairs, 10 folds): accuracy and EDC pAUC (lower is better)", "",
            "| method | FR model | accuracy (%) | FNM-EDC pAUC@0.20 | FNM-EDC pAUC@0.30 | FM-EDC pAUC@0.20 | "
-           "ERC pAUC@0.20 | quality stage (s) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+           "ERC pAUC@0.20 |", "|---|---|---:|---:|---:|---:|---:|"]
     for r in sorted(res, key=lambda r: (_rank(r["method"]["name"]), r["backbone"]["name"])):
         acc = r["metrics"]["accuracy"]["mean"] * 100
         out.append(f"| `{r['method']['name']}` | {r['backbone']['name']} | {acc:.2f} | "
                    f"{_f(_pauc(r, 'edc_fnm'), 4)} | {_f(_pauc(r, 'edc_fnm', '0.30'), 4)} | "
-                   f"{_f(_pauc(r, 'edc_fm'), 6)} | {_f(_pauc(r, 'edc_fnm_rethreshold'), 4)} | "
-                   f"{r['timings'].get('quality_s', 0):.0f} |")
+                   f"{_f(_pauc(r, 'edc_fm'), 6)} | {_f(_pauc(r, 'edc_fnm_rethreshold'), 4)} |")
     return out + [""]
 
 
@@ -91,7 +90,7 @@ def ijb() -> list[str]:
     out = ["### IJB layout, eval-part identities (celeba-eval: 2,251 images, 711 degraded, 212 templates; 106 "
            "genuine / 22,260 impostor template pairs): TPR@FPR (%) with top-1 selection, and EDC pAUC", "",
            "| method | FR model | selection | TPR@1e-1 | TPR@1e-2 | TPR@1e-3 | TPR@1e-4 | FNM-EDC pAUC@0.20 | "
-           "ERC pAUC@0.20 | quality stage (s) |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+           "ERC pAUC@0.20 |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(res, key=lambda r: (_rank(r["method"]["name"]), r["backbone"]["name"])):
         t = r["metrics"].get("tpr_at_fpr") or {}
         t = t.get("values", t)  # schema 2: {"values": {...}, "detail": {...}}
@@ -102,7 +101,7 @@ def ijb() -> list[str]:
 
         out.append(f"| `{r['method']['name']}` | {r['backbone']['name']} | {r['config']['selection']} | "
                    f"{pct('1e-1')} | {pct('1e-2')} | {pct('1e-3')} | {pct('1e-4')} | {_f(_pauc(r, 'edc_fnm'), 4)} | "
-                   f"{_f(_pauc(r, 'edc_fnm_rethreshold'), 4)} | {r['timings'].get('quality_s', 0):.0f} |")
+                   f"{_f(_pauc(r, 'edc_fnm_rethreshold'), 4)} |")
     return out + [""]
 
 
