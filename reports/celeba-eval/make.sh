@@ -38,6 +38,7 @@ for layout in $LAYOUTS; do
     done
     fiqa-bench report "$R/$layout"
     fiqa-bench compare "$R/$layout" > "$R/$layout/compare.md"
+    python "$R/orderings.py" "$R/$layout" > "$R/$layout/orderings.md"   # every pair of methods, and tiers
 done
 
 # Table 2: parameters, multiply-adds and ms per image of every method on this CPU (timings vary with the machine
