@@ -82,10 +82,15 @@ class Group:
     level: float
 
     def header(self) -> str:
-        worth = 100.0 / self.genuine if self.genuine else float("nan")
+        kfold = self.runs and self.runs[0].record.protocol.get("metric") == "kfold_accuracy"
+        if kfold:
+            n = self.genuine + self.impostor
+            worth = f"one pair = {100.0 / n:.3f} accuracy points" if n else "no pairs"
+        else:
+            worth = f"one genuine pair = {100.0 / self.genuine:.2f} TPR points" if self.genuine else "no genuine pairs"
         return (f"{self.protocol} | {self.backbone} | {self.selection}: {len(self.runs)} runs, {self.genuine} genuine / "
-                f"{self.impostor} impostor pairs (one genuine pair = {worth:.2f} TPR points); paired "
-                f"{100 * self.level:.0f}% bootstrap over subjects, B={self.B}")
+                f"{self.impostor} impostor pairs ({worth}); paired {100 * self.level:.0f}% bootstrap over subjects, "
+                f"B={self.B}")
 
 
 def _group_key(r: RunRecord) -> tuple:

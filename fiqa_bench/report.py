@@ -414,6 +414,8 @@ def _build_tables(results: list[dict], marks: dict | None = None) -> list[_Table
             meta.append(f"{g_text} genuine / {'/'.join(f'{i:,}' for i in imp)} impostor pairs")
             if kind == "tpr_at_fpr" and gen[0] > 0:
                 meta.append(f"one genuine pair = {100 / gen[0]:.2f} TPR points")
+            elif gen[0] + imp[0] > 0:
+                meta.append(f"one pair = {100 / (gen[0] + imp[0]):.3f} accuracy points")
         boots = {(_get(r, "config.bootstrap"), _get(r, "config.bootstrap_level")) for r in rs}
         boots.discard((None, None))
         if len(boots) == 1:
@@ -525,6 +527,8 @@ def _marks_legend(t: _Table) -> str:
         return ("Bold: the best in the column within its FR model, separated from the runner-up (the paired bootstrap "
                 "interval of their difference excludes zero). †: tied for best (that interval includes zero); no mark "
                 "in a column means the best is not separated (↑ higher is better, ↓ lower).")
+    if all(len(b.rows) < 2 for b in t.blocks):
+        return "One run per FR model: nothing to compare, so no best is marked (↑ higher is better, ↓ lower)."
     return ("No best is marked: these results have no bootstrap replicates (.npz) to tell the best apart from the "
             "runner-up (↑ higher is better, ↓ lower).")
 
