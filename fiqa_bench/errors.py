@@ -95,8 +95,3 @@ class FileAccessError(FiqaBenchError, OSError):
 class AdapterInterrupt(KeyboardInterrupt):
     """Ctrl-C (or a ``KeyboardInterrupt`` raised by a plugin) while an adapter ran: still an interruption (the CLI
     exits with 130), but it says which adapter was running."""
-
-
-class CapabilityError(FiqaBenchError):
-    """A quality method that needs a backbone capability (stochastic passes, layer access, raw features) the run's
-    backbone does not declare; the message names both."""
