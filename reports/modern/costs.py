@@ -20,8 +20,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 
 def conv_macs(model, size: int = 112) -> dict[str, int]:
     """Multiply-adds per image of each Conv2d of ``model`` at ``size`` x ``size`` (forward hooks)."""
