@@ -208,7 +208,8 @@ def render_text(groups: list[Group]) -> str:
         for col in g.columns:
             metric = get_metric(col.metric)
             arrow = "higher" if col.higher_is_better else "lower"
-            verdict = (f"best {col.best}, separated from the runner-up {col.runner_up}" if col.best_separated
+            verdict = ("one run: nothing to compare" if col.best and col.runner_up is None
+                       else f"best {col.best}, separated from the runner-up {col.runner_up}" if col.best_separated
                        else f"best: a tie of {', '.join([col.best] + col.tied_with_best)}" if col.best else "no values")
             lines.append(f"  {col.title} ({arrow} is better): {verdict}")
             for label in sorted(col.values, key=lambda k: (col.values[k] is None, -(col.values[k] or 0)
