@@ -154,12 +154,7 @@ def _one_per_settings(runs: list[Run]) -> list[Run]:
 # ------------------------------------------------------------------------------------------ boards
 
 
-def _get(obj: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(obj, dict) or part not in obj:
-            return None
-        obj = obj[part]
-    return obj
+from .report import _get  # noqa: E402  (one dotted-key reader for every reader of results files)
 
 
 def selection_label(record: dict) -> str:

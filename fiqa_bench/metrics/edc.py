@@ -251,3 +251,21 @@ def summary(curve: EDCCurve, limits=PAUC_LIMITS, subtract_best: bool = True) -> 
     out.update({"start_error": curve.start_error, "threshold": curve.threshold, "comparisons": curve.comparisons,
                 "points": int(curve.discard_fractions.shape[0])})
     return out
+
+
+def fixed_threshold_metric(key: str, error: str, label: str, digits: int, description: str):
+    """The declared metric of a fixed-threshold EDC (``fnm``: mated comparisons, ``fm``: non-mated): both EDC modules
+    are this one recipe with their class and starting error."""
+    from .base import Metric
+
+    def compute(data, options) -> dict:
+        chosen = data.labels == (1 if error == "fnm" else 0)
+        start = options.fnm_start if error == "fnm" else options.fm_start
+        codes = data.quality_codes[chosen] if data.quality_codes is not None else None
+        curve = edc(data.scores[chosen], data.quality[chosen], error, start_error=start, quality_codes=codes)
+        return {**summary(curve), "start_target": start, "pair_quality": options.pair_quality,
+                "note": pair_quality_note}
+
+    return Metric(label=label, joiner="@", key=key, title=label, needs=frozenset({"scores", "labels", "quality"}),
+                  higher_is_better=False, compute=compute, columns=lambda value: list((value.get("pauc") or {}).items()),
+                  scale=1.0, digits=digits, unit="", description=description)
