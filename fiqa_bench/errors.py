@@ -64,6 +64,10 @@ class MissingDependencyError(FiqaBenchError, ImportError):
     """An optional package is needed; the message says which extra installs it."""
 
 
+class DeviceError(FiqaBenchError):
+    """``--device cuda`` where no GPU or no CUDA provider is present (checked before any work)."""
+
+
 class CapabilityError(FiqaBenchError):
     """A quality method that needs a backbone capability (stochastic passes, layer access, raw features) the run's
     backbone does not declare; the message names both."""

@@ -56,7 +56,9 @@ class PerInstanceCard:
 
 
 def make_session(path: Path):
-    """An onnxruntime CPU session with ``thread_count()`` intra-op threads; errors name the file."""
+    """An onnxruntime session on the run's device (:func:`fiqa_bench.device.onnx_providers`: CPU, or CUDA with
+    ``--device cuda``) with ``thread_count()`` intra-op threads; errors name the file."""
+    from ..device import onnx_providers
     from . import thread_count
 
     try:
@@ -72,7 +74,7 @@ def make_session(path: Path):
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), sess_options=opts, providers=onnx_providers())
     except Exception as exc:
         raise AdapterError(f"{path}: cannot load as an ONNX model ({type(exc).__name__}: {exc})") from exc
 
