@@ -28,7 +28,9 @@ from .labels import quality_labels
 @dataclass
 class TrainingSet:
     """Rows: ``images`` uint8 (N, S, S, 3) RGB aligned crops, ``labels`` float32 (N,) Eq. 1 cosines (NaN: no
-    centre), ``identities`` str (N,), ``sources`` str (N,) photo paths, ``degradations`` (N,) record or None."""
+    centre), ``identities`` str (N,), ``sources`` str (N,) photo paths, ``degradations`` (N,) record or None,
+    ``embeddings`` float32 (N, D) the labelling backbone's raw embeddings or None (kept so that labels can be
+    recomputed, e.g. averaged over backbones, without embedding again)."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -36,6 +38,7 @@ class TrainingSet:
     sources: np.ndarray | None = None
     degradations: list | None = None
     meta: dict = field(default_factory=dict)
+    embeddings: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -54,6 +57,8 @@ class TrainingSet:
                 raise ValueError(f"{name} has {len(getattr(self, name))} rows, images {n}")
         if len(self.degradations) != n:
             raise ValueError(f"degradations has {len(self.degradations)} rows, images {n}")
+        if self.embeddings is not None and len(self.embeddings) != n:
+            raise ValueError(f"embeddings has {len(self.embeddings)} rows, images {n}")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -66,7 +71,8 @@ class TrainingSet:
         """Rows ``index`` (repeats allowed, e.g. from :func:`.sampling.sample_indices`)."""
         index = np.asarray(index, dtype=np.int64)
         return TrainingSet(np.asarray(self.images[index]), self.labels[index], self.identities[index],
-                           self.sources[index], [self.degradations[i] for i in index], dict(self.meta))
+                           self.sources[index], [self.degradations[i] for i in index], dict(self.meta),
+                           None if self.embeddings is None else np.asarray(self.embeddings[index]))
 
     def fingerprint(self) -> str:
         """sha256 over labels, identities and image shape: ties a checkpoint to its data."""
@@ -77,13 +83,17 @@ class TrainingSet:
         return h.hexdigest()[:16]
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """``images.npy``, ``labels.npy``, ``identities.npy`` and ``meta.json`` (sources, degradations, meta)."""
+        """``images.npy``, ``labels.npy``, ``identities.npy``, ``embeddings.npy`` (when kept) and ``meta.json``
+        (sources, degradations, meta)."""
         from ..atomic import atomic_path, write_json
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        for name, arr in (("images", np.ascontiguousarray(self.images)), ("labels", self.labels),
-                          ("identities", self.identities)):
+        arrays = [("images", np.ascontiguousarray(self.images)), ("labels", self.labels),
+                  ("identities", self.identities)]
+        if self.embeddings is not None:
+            arrays.append(("embeddings", np.ascontiguousarray(self.embeddings, dtype=np.float32)))
+        for name, arr in arrays:
             with atomic_path(folder / f"{name}.npy", suffix=".npy") as tmp:
                 with open(tmp, "wb") as fh:
                     np.save(fh, arr, allow_pickle=False)
@@ -101,9 +111,11 @@ class TrainingSet:
         folder = Path(folder)
         info = json.loads((folder / "meta.json").read_text())
         images = np.load(folder / "images.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+        emb = folder / "embeddings.npy"
         return cls(images, np.load(folder / "labels.npy", allow_pickle=False),
                    np.load(folder / "identities.npy", allow_pickle=False), np.array(info["sources"]),
-                   info["degradations"], info.get("meta", {}))
+                   info["degradations"], info.get("meta", {}),
+                   np.load(emb, allow_pickle=False) if emb.is_file() else None)
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".webp")
@@ -280,4 +292,5 @@ def build_training_set(
         "label_rule": "Eq. 1: cosine to the mean of the identity's L2-normalised undegraded embeddings, "
                       + ("the photo and its copies left out" if leave_one_out else "nothing left out"),
     }
-    return TrainingSet(rows.crops, rows.labels, rows.identities, rows.sources, rows.degradations, meta)
+    return TrainingSet(rows.crops, rows.labels, rows.identities, rows.sources, rows.degradations, meta,
+                       rows.embeddings)

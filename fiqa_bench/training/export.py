@@ -7,6 +7,9 @@ one-for-one with the torch layers. BatchNormalization is deliberately *not* fold
 file's learnable values equal the torch network's parameters (the costs tables compare both). Metadata
 properties (:func:`fiqa_bench.onnx_contract.metadata`) are added with ``onnx``; onnxruntime then checks the file
 against torch (:func:`verify`). :func:`float16_weights` shrinks a file by storing its largest weights as float16.
+
+A card is stored without machine paths (:func:`strip_machine_paths`): a bundled file is read on other machines,
+where ``/home/me/labels`` names nothing and tells who trained it where.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -98,16 +102,49 @@ def json_safe(obj: Any) -> Any:
     return str(obj)
 
 
+_ABSOLUTE = re.compile(r"(?<![\w.~/-])(?:[A-Za-z]:\\|/(?!/))[^\s'\"]*")
+
+
+def strip_machine_paths(obj: Any, *, shared: str | os.PathLike | None = None,
+                        cwd: str | os.PathLike | None = None) -> Any:
+    """``obj`` (a card: dicts, lists, strings) with every absolute path in its strings made machine-independent:
+    under the shared folder (``shared``, default ``$FIQA_SHARED``) -> ``S/...``; under ``cwd`` (default the working
+    directory) -> relative to it; any other -> its last component. Relative paths, as typed, are kept."""
+    shared = shared if shared is not None else os.environ.get("FIQA_SHARED")
+    roots = []
+    if shared:
+        roots.append((os.path.realpath(shared), "S"))
+    roots.append((os.path.realpath(cwd if cwd is not None else os.getcwd()), ""))
+
+    def fix(match: re.Match) -> str:
+        text = match.group(0)
+        real = os.path.realpath(text) if text.startswith("/") else text
+        for root, name in roots:
+            for candidate in dict.fromkeys((text.rstrip("/"), real)):
+                if candidate == root or candidate.startswith(root.rstrip("/") + "/"):
+                    rel = os.path.relpath(candidate, root)
+                    return name if rel == "." and name else (f"{name}/{rel}" if name else rel)
+        return re.split(r"[\\/]", text.rstrip("/\\"))[-1] or text
+
+    if isinstance(obj, Mapping):
+        return {k: strip_machine_paths(v, shared=shared, cwd=cwd) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strip_machine_paths(v, shared=shared, cwd=cwd) for v in obj]
+    if isinstance(obj, str):
+        return _ABSOLUTE.sub(fix, obj)
+    return obj
+
+
 def export_onnx(model, path: str | os.PathLike, *, net: str, input_size: int,
                 card: Mapping[str, Any] | None = None) -> Path:
     """Write ``model`` to ``path`` atomically, with metadata, and check it against torch with onnxruntime.
 
     ``card``: the training card (command, data, backbone, seed, validation numbers...), stored as JSON in the
-    ``fiqa_bench.training_card`` property.
+    ``fiqa_bench.training_card`` property, without machine paths (:func:`strip_machine_paths`).
     """
     from ..atomic import write_bytes
 
-    card_json = json.dumps(json_safe(dict(card or {})), sort_keys=True, allow_nan=False)
+    card_json = json.dumps(strip_machine_paths(json_safe(dict(card or {}))), sort_keys=True, allow_nan=False)
     proto = onnx_model(model, input_size, metadata(net, input_size, card_json))
     path = Path(path)
     write_bytes(path, proto.SerializeToString())
@@ -139,12 +176,13 @@ def verify(model, path: str | os.PathLike, input_size: int, n: int = 4, atol: fl
 
 def save_trained(result: Mapping[str, Any], onnx_path: str | os.PathLike, card: Mapping[str, Any]) -> Path:
     """Export a :func:`fiqa_bench.training.train.train` result to ``onnx_path`` and write ``card`` beside it
-    as JSON (same name, ``.json``): the bundled ``methods/weights/tinyfq.onnx`` + ``tinyfq.json`` pair."""
+    as JSON (same name, ``.json``, without machine paths): the bundled ``methods/weights/tinyfq.onnx`` +
+    ``tinyfq.json`` pair."""
     from ..atomic import write_json
     from ..download import file_sha256
 
     path = export_onnx(result["model"], onnx_path, net=result["net"], input_size=result["input_size"], card=card)
-    write_json(path.with_suffix(".json"), {**json_safe(dict(card)), "onnx": path.name,
+    write_json(path.with_suffix(".json"), {**strip_machine_paths(json_safe(dict(card))), "onnx": path.name,
                                            "onnx_sha256": file_sha256(path), "onnx_bytes": path.stat().st_size})
     return path
 
