@@ -16,19 +16,19 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .api import check_embeddings, check_scores
+from .api import check_scores
 from .benchmark import Benchmark
-from .cache import ArrayCache
 from .metrics.base import MetricOptions, PairData, get_metric
 from .metrics.edc import pair_quality as combine_pair_quality
-from .stages import FaceSource, Skipped, call_adapter, per_image_stage, scores_run_embeddings
+from .executors import Executor, LocalExecutor, StageContext
+from .executors.base import cache_root_of_driver
+from .stages import FaceSource, Skipped, call_adapter, scores_run_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -208,13 +208,11 @@ def measure(data: PairData, keys, options: MetricOptions) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ run
-def score(method: Any, who: str, source: FaceSource, qcache: ArrayCache, options: EvalOptions,
-          pool: ThreadPoolExecutor, skipped: dict[int, Skipped], embed_all=None) -> tuple[np.ndarray, dict]:
-    """Quality of every image (NaN where skipped). ``embed_all``: for a method on the run's own FR features
-    (``score_embeddings``), a function returning every image's embedding from the embedding cache."""
-    from .faces.pipeline import to_input
-
-    n = len(source.paths)
+def score(method: Any, who: str, n: int, executor: Executor, skipped: dict[int, Skipped],
+          embed_all=None) -> tuple[np.ndarray, dict]:
+    """Quality of every image (NaN where skipped), computed by ``executor``'s quality stage. ``embed_all``: for a
+    method on the run's own FR features (``score_embeddings``), a function returning every image's embedding
+    (the executor's embed stage); the method then scores them here, in the driver."""
     counts = {"images_scored_new": 0, "images_embedded_for_quality": 0}
     if embed_all is not None:
         emb_all, new = embed_all()
@@ -226,28 +224,21 @@ def score(method: Any, who: str, source: FaceSource, qcache: ArrayCache, options
             out = call_adapter(who, method.score_embeddings, emb_all[ok])
             quality[ok] = check_scores(out, ok.size, who)
         return quality, counts
-
-    def compute(batch_faces: list) -> np.ndarray:
-        out = call_adapter(who, method.score, to_input(batch_faces, method.card.input),
-                           f" (first image of the batch: {batch_faces[0].path})")
-        return check_scores(out, len(batch_faces), who)[:, None]
-
-    values, new = per_image_stage("quality", np.arange(n), source, qcache, 1, compute, pool, skipped,
-                                  options.batch_size, options.progress)
+    values, new = executor.stage("quality", np.arange(n), skipped)
     counts["images_scored_new"] = new
     return values[:, 0], counts
 
 
 def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalOptions, *,
              backbone_name: str = "backbone", method_name: str = "method", method_cache_identity: str | None = None,
-             dataset_id: str | None = None) -> Evaluation:
+             dataset_id: str | None = None, executor: Executor | None = None, device: str = "cpu") -> Evaluation:
     """Run one evaluation of ``method`` (None: no quality method) with ``backbone`` on ``bench``.
 
     The method scores every image whenever it is given (single-image protocols too: EDC needs the quality of
     every comparison); selection needs it when templates have several images. Caches are keyed by the producers'
-    identities (``method_cache_identity`` overrides the method's, e.g. to include its options) and the dataset."""
-    from .faces.pipeline import to_input
-
+    identities (``method_cache_identity`` overrides the method's, e.g. to include its options) and the dataset.
+    ``executor`` runs the score and embed stages (:mod:`fiqa_bench.executors`; default: local, in this process);
+    ``device`` is where onnxruntime models run (it keys the caches when not ``cpu``)."""
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     faces = bench.faces
@@ -255,34 +246,25 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
     groups = faces["group"].to_numpy(np.int64)
     if dataset_id is None:
         dataset_id = f"{bench.name}-{bench.fingerprint()['faces_sha256'][:16]}"
-    source = FaceSource(bench, options.detector, options.on_bad_image, options.on_no_face, options.workers,
-                        **_source_options(options))
+    executor = executor if executor is not None else LocalExecutor()
+    ctx = StageContext(options=options, dataset_id=dataset_id, method_cache_identity=method_cache_identity,
+                       backbone_name=backbone_name, method_name=method_name, device=device,
+                       cache_root=cache_root_of_driver())
     skipped: dict[int, Skipped] = {}
     who_b = f"backbone {backbone_name!r}"
-    ecache = ArrayCache.for_producer("embeddings", backbone.identity(), dataset_id, backbone.card.embedding_dim)
     quality = None
-    qcache = None
     boot_raw: dict[str, np.ndarray] = {}
     counts_q = {"images_scored_new": 0, "images_embedded_for_quality": 0}
 
-    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
-
-        def embed_fn(batch_faces: list) -> np.ndarray:
-            out = call_adapter(who_b, backbone.embed, to_input(batch_faces, backbone.card.input),
-                               f" (first image of the batch: {batch_faces[0].path})")
-            return check_embeddings(out, len(batch_faces), backbone.card.embedding_dim, who_b)
-
-        def embed_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
-            return per_image_stage("embed", rows, source, ecache, backbone.card.embedding_dim, embed_fn, pool,
-                                   skipped, options.batch_size, options.progress)
-
+    executor.open(bench, backbone, method, ctx)
+    try:
         if method is not None:
             who = f"quality method {method_name!r}"
-            qcache = ArrayCache.for_producer("quality", method_cache_identity or method.identity(), dataset_id, 1)
-            log.info("score: %s on %d images (cache %s, %d entries)", who, n, qcache.folder, len(qcache))
+            log.info("score: %s on %d images (%s)", who, n, executor.describe())
             t = time.perf_counter()
-            embed_all = (lambda: embed_rows(np.arange(n))) if scores_run_embeddings(method, backbone) else None
-            quality, counts_q = score(method, who, source, qcache, options, pool, skipped, embed_all)
+            embed_all = ((lambda: executor.stage("embed", np.arange(n), skipped))
+                         if scores_run_embeddings(method, backbone) else None)
+            quality, counts_q = score(method, who, n, executor, skipped, embed_all)
             timings["quality_s"] = time.perf_counter() - t
 
         available = np.ones(n, dtype=bool)
@@ -293,10 +275,13 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
                       available, options.selection, options.k)
         log.info("select: %s kept %d of %d images (%d skipped)", options.selection, len(kept), n, len(skipped))
         t = time.perf_counter()
-        emb, n_embedded_new = embed_rows(kept)
+        emb, n_embedded_new = executor.stage("embed", kept, skipped)
         timings["embed_s"] = time.perf_counter() - t
         log.info("embed: %s embedded %d images (%d new) in %.1f s", who_b, len(kept), n_embedded_new,
                  timings["embed_s"])
+        seen = executor.report()
+    finally:
+        executor.close()
 
     ok = np.isfinite(emb).all(axis=1)
     rows_ok, emb = kept[ok], emb[ok]
@@ -336,12 +321,13 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
         **counts_q,
         "images_embedded": int(len(rows_ok)),
         "images_embedded_new": int(n_embedded_new),
-        "fallback_landmarks": len(source.fallback_rows),
+        "fallback_landmarks": len(seen.fallback_rows),
         "skipped": len(skipped),
         "skipped_reasons": reasons,
         "skipped_files": [s.path for s in sorted(skipped.values(), key=lambda s: s.row)][:100],
     }
-    counts.update(_source_counts(source, ecache, qcache))
+    counts["landmarks_rejected"] = seen.landmark_rejections()
+    counts["cache_shards_rejected"] = int(seen.rejected_shards)
     image_quality = quality.astype(np.float32) if quality is not None else np.full(n, np.nan, np.float32)
     raw = {
         "pair_a": data.a, "pair_b": data.b, "pair_scores": data.scores, "pair_labels": data.labels,
@@ -354,7 +340,7 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
     }
     timings["evaluate_s"] = time.perf_counter() - t0
     return Evaluation(metrics=metrics, counts=counts, timings=timings, pairs=data, raw=raw,
-                      detector=source.detector_identity(), method_ran=quality is not None)
+                      detector=seen.detector, method_ran=quality is not None)
 
 
 def _source_options(options: EvalOptions) -> dict:
@@ -364,21 +350,6 @@ def _source_options(options: EvalOptions) -> dict:
     params = inspect.signature(FaceSource.__init__).parameters
     wanted = {"follow_symlinks": options.follow_symlinks, "max_image_bytes": options.max_image_bytes}
     return {k: v for k, v in wanted.items() if k in params}
-
-
-def _source_counts(source: FaceSource, *caches: ArrayCache | None) -> dict:
-    """What the face source and the caches rejected: landmark sets by category, cache shards that failed their
-    checks (recomputed)."""
-    out: dict[str, Any] = {}
-    rejections = getattr(source, "landmark_rejections", None)
-    if callable(rejections):
-        rejections = rejections()
-    if isinstance(rejections, dict):
-        out["landmarks_rejected"] = dict(sorted(rejections.items()))
-    shards = [getattr(c, "rejected_shards", 0) for c in caches if c is not None]
-    shards.append(getattr(source, "rejected_shards", 0))
-    out["cache_shards_rejected"] = int(sum(int(x) for x in shards if isinstance(x, int)))
-    return out
 
 
 def pairdata_from_raw(raw) -> PairData:

@@ -1,0 +1,184 @@
+"""The executor seam: how the per-image stages (score, embed) of one evaluation are run over image rows.
+
+:func:`fiqa_bench.evaluation.evaluate` asks its executor for the values of a stage on some rows; the executor
+decides where they are computed. Every executor computes a row with the same code (:class:`StageWorker`, which
+calls :func:`fiqa_bench.stages.per_image_stage` with a :class:`~fiqa_bench.stages.FaceSource`) and the same
+caches, so the values of a row never depend on the executor; the driver places them by row, so metrics do not
+depend on the order shards finish in.
+
+* ``local`` (:mod:`.local`): one worker in this process over all rows at once (the default; what runs always did).
+* ``ray`` (:mod:`.ray`): Ray actors, each holding one worker (one model session), over shards of rows.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..api import check_embeddings, check_scores
+from ..cache import ArrayCache
+from ..stages import FaceSource, Skipped, call_adapter, per_image_stage, scores_run_embeddings
+
+STAGES = ("quality", "embed")
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a worker needs besides the adapters and the benchmark (picklable: it travels to Ray actors).
+
+    ``cache_root``: the cache folder (``FIQA_BENCH_CACHE``) the driver uses, which every worker must write to;
+    ``device``: where onnxruntime models run (a device other than the CPU keys the caches apart, since its
+    floating-point results may differ in the last bits)."""
+
+    options: Any  # fiqa_bench.evaluation.EvalOptions
+    dataset_id: str
+    method_cache_identity: str | None = None
+    backbone_name: str = "backbone"
+    method_name: str = "method"
+    device: str = "cpu"
+    cache_root: str | None = None
+    faces_sha256: str | None = None  # the driver's benchmark, which a remote worker's must equal
+
+
+@dataclass
+class SourceReport:
+    """What the face source and caches saw, merged over workers: rows aligned on a centred fallback, rows whose
+    landmarks were rejected (row -> category), cache shards rejected, the detector's identity (None: none ran)."""
+
+    fallback_rows: set = field(default_factory=set)
+    rejected_landmarks: dict = field(default_factory=dict)
+    rejected_shards: int = 0
+    detector: str | None = None
+
+    def merge(self, other: "SourceReport") -> None:
+        self.fallback_rows |= set(other.fallback_rows)
+        self.rejected_landmarks.update(other.rejected_landmarks)
+        self.rejected_shards += int(other.rejected_shards)
+        self.detector = self.detector or other.detector
+
+    def landmark_rejections(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for category in self.rejected_landmarks.values():
+            counts[category] = counts.get(category, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def producer_identity(identity: str, device: str) -> str:
+    """The cache identity of a model's values on ``device``: unchanged on the CPU (existing caches stay valid),
+    suffixed elsewhere so GPU and CPU values never share a cache folder."""
+    return identity if device == "cpu" else f"{identity}|device={device}"
+
+
+class StageWorker:
+    """One process's means to compute a stage on rows: the adapters, a face source, the caches, a thread pool.
+
+    The local executor holds one built from the driver's objects; each Ray actor builds its own from a spec."""
+
+    def __init__(self, bench, backbone, method, ctx: StageContext):
+        from ..evaluation import _source_options
+
+        self.bench, self.backbone, self.method, self.ctx = bench, backbone, method, ctx
+        options = ctx.options
+        self.options = options
+        self.source = FaceSource(bench, options.detector, options.on_bad_image, options.on_no_face,
+                                 options.workers, **_source_options(options))
+        self.pool = ThreadPoolExecutor(max_workers=max(1, options.workers))
+        self.who_b = f"backbone {ctx.backbone_name!r}"
+        self.who_m = f"quality method {ctx.method_name!r}"
+        self.ecache = ArrayCache.for_producer("embeddings", producer_identity(backbone.identity(), ctx.device),
+                                              ctx.dataset_id, backbone.card.embedding_dim)
+        self.qcache = None
+        if method is not None:
+            ident = producer_identity(ctx.method_cache_identity or method.identity(), ctx.device)
+            self.qcache = ArrayCache.for_producer("quality", ident, ctx.dataset_id, 1)
+
+    # -- the two producers ------------------------------------------------------------------------
+    def _embed_fn(self, batch_faces: list) -> np.ndarray:
+        from ..faces.pipeline import to_input
+
+        card = self.backbone.card
+        out = call_adapter(self.who_b, self.backbone.embed, to_input(batch_faces, card.input),
+                           f" (first image of the batch: {batch_faces[0].path})")
+        return check_embeddings(out, len(batch_faces), card.embedding_dim, self.who_b)
+
+    def _score_fn(self, batch_faces: list) -> np.ndarray:
+        from ..faces.pipeline import to_input
+
+        out = call_adapter(self.who_m, self.method.score, to_input(batch_faces, self.method.card.input),
+                           f" (first image of the batch: {batch_faces[0].path})")
+        return check_scores(out, len(batch_faces), self.who_m)[:, None]
+
+    def caches(self, stage: str) -> tuple[ArrayCache, int, Any]:
+        """(cache, width, compute function) of ``stage``."""
+        if stage == "embed":
+            return self.ecache, self.backbone.card.embedding_dim, self._embed_fn
+        if stage == "quality":
+            if self.qcache is None:
+                raise ValueError("the quality stage needs a quality method")
+            return self.qcache, 1, self._score_fn
+        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+
+    def run(self, stage: str, rows: np.ndarray, skipped: dict[int, Skipped], cache: ArrayCache | None = None,
+            progress: bool | None = None) -> tuple[np.ndarray, int]:
+        """(values (len(rows), width), images computed now) of ``stage`` on ``rows``; ``skipped`` as in
+        :func:`~fiqa_bench.stages.per_image_stage` (read and extended)."""
+        own, width, compute = self.caches(stage)
+        return per_image_stage(stage, np.asarray(rows, dtype=np.int64), self.source, cache or own, width, compute,
+                               self.pool, skipped, self.options.batch_size,
+                               self.options.progress if progress is None else progress)
+
+    def report(self, rows: np.ndarray | None = None) -> SourceReport:
+        """The face source's findings (restricted to ``rows`` when given) and the caches' rejected shards."""
+        fallback = set(getattr(self.source, "fallback_rows", set()))
+        rejected = dict(getattr(self.source, "rejected_landmarks", {}) or {})
+        if rows is not None:
+            wanted = set(np.asarray(rows).tolist())
+            fallback &= wanted
+            rejected = {r: c for r, c in rejected.items() if r in wanted}
+        shards = [getattr(c, "rejected_shards", 0) for c in (self.ecache, self.qcache) if c is not None]
+        shards.append(getattr(self.source, "rejected_shards", 0))
+        return SourceReport(fallback_rows=fallback, rejected_landmarks=rejected,
+                            rejected_shards=int(sum(int(x) for x in shards if isinstance(x, int))),
+                            detector=self.source.detector_identity())
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+class Executor(ABC):
+    """Runs the per-image stages of one evaluation. :meth:`open` is given the driver's objects and context
+    before the first stage, :meth:`close` is called once at the end (also after an error)."""
+
+    name: str = ""
+
+    @abstractmethod
+    def open(self, bench, backbone, method, ctx: StageContext) -> None: ...
+
+    @abstractmethod
+    def stage(self, stage: str, rows: np.ndarray, skipped: dict[int, Skipped]) -> tuple[np.ndarray, int]:
+        """(values (len(rows), width), images computed now); rows skipped now are added to ``skipped``."""
+
+    @abstractmethod
+    def report(self) -> SourceReport: ...
+
+    def describe(self) -> str:
+        return self.name
+
+    def close(self) -> None:
+        pass
+
+    def runs_method_embeddings_on_driver(self, method, backbone) -> bool:
+        """Whether ``method`` scores the run's embeddings (``score_embeddings``): then the embed stage runs on
+        every row (through this executor) and the method scores those embeddings in the driver."""
+        return scores_run_embeddings(method, backbone)
+
+
+def cache_root_of_driver() -> str:
+    from ..paths import cache_dir
+
+    return os.path.abspath(str(cache_dir()))
