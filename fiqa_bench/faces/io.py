@@ -40,20 +40,34 @@ def _jpeg_truncated(data: bytes) -> bool:
 _ENTROPY_PROBE = bytes((i * 73 + 41) % 255 for i in range(512))
 
 
-def _flat_corner(image: np.ndarray) -> bool:
+MID_GREY_TOLERANCE = 4  # luma levels: a block decoded from zero coefficients is 128, give or take colour rounding
+
+
+def _flat_corner(image: np.ndarray, grey_only: bool = False) -> bool:
     """True when an 8x8 luma block at a corner of the decoded image is flat (within rounding).
 
     A block whose entropy data is missing is decoded from zero AC coefficients: exactly flat in luma. The last
     block of a baseline JPEG is at the bottom-right corner (another corner once EXIF orientation is applied),
-    so an image with no flat corner block cannot be one that ran out of data, and needs no further test."""
+    so an image with no flat corner block cannot be one that ran out of data, and needs no further test.
+    ``grey_only``: only a flat block of mid-grey luma counts. libjpeg leaves the coefficients of the blocks after
+    the data ran out at zero, DC included, which decodes to 128 in every component: mid-grey in a one- or
+    three-component (YCbCr or RGB) file. A flat corner of another colour (a dark background, a blurred
+    border: a third of real crops) then needs no second decode. Not for four-component (CMYK) files, whose
+    zero blocks are not grey."""
     import cv2
 
     h, w = image.shape[:2]
     y1, x1 = ((h - 1) // 8) * 8, ((w - 1) // 8) * 8
-    for y, x in ((y1, x1), (0, 0), (0, x1), (y1, 0)):
-        block = image[y : y + 8, x : x + 8]
-        luma = cv2.cvtColor(np.ascontiguousarray(block), cv2.COLOR_BGR2GRAY).astype(np.int16)
-        if int(luma.max()) - int(luma.min()) <= 1:  # a DC-only block: flat, up to RGB rounding
+    blocks = [image[y : y + 8, x : x + 8] for y, x in ((y1, x1), (0, 0), (0, x1), (y1, 0))]
+    # one colour conversion for the four blocks (it is per pixel): a row of their pixels side by side
+    row = np.concatenate([b.reshape(1, -1, 3) for b in blocks], axis=1)
+    luma = cv2.cvtColor(row, cv2.COLOR_BGR2GRAY).reshape(-1)
+    start = 0
+    for b in blocks:
+        part = luma[start : start + b.shape[0] * b.shape[1]]
+        start += part.size
+        lo, hi = int(part.min()), int(part.max())
+        if hi - lo <= 1 and (not grey_only or abs(lo - 128) <= MID_GREY_TOLERANCE):  # a DC-only block
             return True
     return False
 
@@ -68,9 +82,9 @@ def _jpeg_partial(data: bytes, image: np.ndarray | None = None) -> bool:
     not at all, when it was still short of data. Pillow decodes quietly; baseline files are compared at 1/8
     scale (the DC coefficients, which every missing block changes), progressive ones at full size (a late scan
     refines AC coefficients only). With the decoded ``image``, a baseline file whose corner blocks are not flat
-    is passed without decoding again (:func:`_flat_corner`): three quarters of real photos cost microseconds,
-    the others (and every progressive file) two Pillow decodes at 1/8 scale; on average about half the time of
-    the OpenCV decode itself over 6,766 celeba-wild and LFW photos, none flagged. libjpeg decodes the blocks
+    is passed without decoding again (:func:`_flat_corner`; in a one- or three-component file only a flat
+    mid-grey corner counts): 99% of real crops cost microseconds, the others (and every progressive file) two
+    Pillow decodes at 1/8 scale (14 of 2,000 celeba-wild and LFW photos; a third before the mid-grey rule). libjpeg decodes the blocks
     after the data ran out as flat mid-grey, so every loss of a whole block is caught; a cut inside the last
     block or two (tens of bytes, a damaged corner of a few hundred pixels) may pass the quick path (3 of 1,500
     random cuts in a file's last 75%).
@@ -84,35 +98,84 @@ def _jpeg_partial(data: bytes, image: np.ndarray | None = None) -> bool:
         return True
     first_scan = data.find(_JPEG_SOS)
     progressive = b"\xff\xc2" in data[:first_scan] if first_scan > 0 else False
-    if image is not None and not progressive and not _flat_corner(image):
-        return False  # the decoded pixels already rule it out (most photos): no second decode
+    if image is not None and not progressive:
+        header = _jpeg_header(data)
+        if not _flat_corner(image, grey_only=header is not None and header[2] in (1, 3)):
+            return False  # the decoded pixels already rule it out (most photos): no second decode
     probe = data[:end] + _ENTROPY_PROBE + data[end:]
 
-    def decode(blob: bytes) -> np.ndarray:
-        with Image.open(io.BytesIO(blob)) as im:
+    def decode(im) -> np.ndarray:
+        with im:
             if not progressive:
                 im.draft(im.mode, (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))
             im.load()
             return np.asarray(im)
 
     try:
-        Image.open(io.BytesIO(data)).close()
+        first = Image.open(io.BytesIO(data))
     except Exception:  # noqa: BLE001 - a JPEG variant Pillow does not read (lossless, 12-bit): no opinion
         return False
     try:
-        a = decode(data)
-        b = decode(probe)
+        a = decode(first)
+        b = decode(Image.open(io.BytesIO(probe)))
     except Exception:  # noqa: BLE001 - Pillow reads the header but not the data (OSError, ...): not whole
         return True
     return a.shape != b.shape or not np.array_equal(a, b)
+
+
+# SOF0-3, 5-7, 9-11, 13-15: the frame headers (DHT 0xC4, JPG 0xC8 and DAC 0xCC share the range but are not)
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_header(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, components) of a well-formed JPEG's frame header, read by walking its marker segments up
+    to the first scan; None for anything else (not a JPEG, padding or junk between segments, no frame header
+    before the scan, a zero size), which is then left to Pillow. The last frame header before the scan counts,
+    as in Pillow's reader."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    i, n, found = 2, len(data), None
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xDA:
+            return found
+        if marker in (0xD8, 0xD9, 0xFF, 0x00) or 0xD0 <= marker <= 0xD7:
+            return None  # no length field here: an unusual file, Pillow's to read
+        length = (data[i + 2] << 8) | data[i + 3]
+        if length < 2:
+            return None
+        if marker in _SOF_MARKERS:
+            if i + 10 > n:
+                return None
+            h, w, comps = (data[i + 5] << 8) | data[i + 6], (data[i + 7] << 8) | data[i + 8], data[i + 9]
+            if not (w and h):
+                return None
+            found = (w, h, comps)
+        i += 2 + length
+    return None
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk (always the first), None if this is not a PNG with one."""
+    if len(data) >= 24 and data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
+        w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        return (w, h) if w and h else None
+    return None
 
 
 MAX_PIXELS = 2**27  # 134 Mpx (a 400 MB BGR array): a few kB of PNG can claim 100,000 x 100,000 pixels
 
 
 def _claimed_pixels(data: bytes) -> int | None:
-    """Width x height from the file's header (Pillow reads only the header), None where Pillow cannot tell."""
+    """Width x height from the file's header, None where Pillow cannot tell. JPEG and PNG headers are read
+    here (a few segment lengths: Pillow's parser costs a fifth of the decode); other files by Pillow."""
     import io
+
+    size = _jpeg_header(data) or _png_size(data)
+    if size is not None:
+        return int(size[0]) * int(size[1])
 
     from PIL import Image
 
