@@ -93,6 +93,18 @@ class RunConfig:
         "Largest image file read (bytes); larger files are bad images.", min=1))
     batch_size: int = field(default=32, metadata=_opt("Images per adapter call.", min=1, max=65536))
     workers: int = field(default=2, metadata=_opt("Threads decoding/detecting images.", min=1, max=256))
+    executor: str = field(default="local", metadata=_opt(
+        "Where the score and embed stages run: local (this process) or ray (Ray actors over shards of images; "
+        "needs fiqa-bench[ray]). Same numbers either way.", choices=("local", "ray")))
+    ray_address: str | None = field(default=None, metadata=_opt(
+        "Ray cluster to use with --executor ray (e.g. HEAD:6379 or auto); default: start a local Ray instance.",
+        metavar="ADDR"))
+    ray_actors: int = field(default=0, metadata=_opt(
+        "Ray actors (each one model session) with --executor ray; 0: one per CPU of the cluster.", min=0,
+        max=100_000))
+    device: str = field(default="cpu", metadata=_opt(
+        "Where onnxruntime models run: cpu, or cuda (CUDAExecutionProvider; needs fiqa-bench[gpu] and a GPU).",
+        choices=("cpu", "cuda")))
     out: str = field(default="results", metadata=_opt("Folder for results files and the report.", short="-o"))
     progress: bool = field(default=True, metadata=_opt("Progress bars.", cli=False))
 
@@ -342,7 +354,23 @@ def run_settings(cfg: RunConfig, method_ran: bool, method_takes_seed: bool, dete
         settings["follow_symlinks"] = True
     if cfg.max_image_bytes != 64 * 2**20:
         settings["max_image_bytes"] = cfg.max_image_bytes
+    if cfg.device != "cpu":  # GPU kernels may change the last bits of a score; where the run was is recorded
+        settings["device"] = cfg.device
     return settings
+
+
+def make_executor(cfg: RunConfig):
+    """The executor of ``cfg`` (:mod:`fiqa_bench.executors`); ``ray`` fails here, before any work, when Ray is
+    not installed."""
+    from .executors import LocalExecutor
+
+    if cfg.executor == "local":
+        if cfg.ray_address is not None:
+            raise OptionError("--ray-address needs --executor ray")
+        return LocalExecutor()
+    from .executors.ray import ConfigBuild, RayExecutor
+
+    return RayExecutor(ConfigBuild(cfg), address=cfg.ray_address, actors=cfg.ray_actors, progress=cfg.progress)
 
 
 def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
@@ -362,6 +390,15 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
 
     check_writable(cfg.out, "results folder (--out)")  # before any work, not after the whole run
     check_writable(cache_dir(), "cache folder (FIQA_BENCH_CACHE)")
+    from . import device
+
+    device.check_device(cfg.device)
+    executor = make_executor(cfg)
+    with device.using(cfg.device):
+        return _run(cfg, t0, method_options, mcls, executor)
+
+
+def _run(cfg: RunConfig, t0: float, method_options: dict, mcls, executor) -> tuple[Path, dict[str, Any]]:
     protocol = open_protocol(cfg.protocol, cfg.data)
     bench = protocol.load()
     load_s = time.perf_counter() - t0
@@ -388,7 +425,8 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
                      for k, v in method_options.items()}
             q_identity += f"|options-{options_digest(keyed)}"
     result = evaluate(bench, backbone, method, cfg.eval_options(), backbone_name=cfg.backbone,
-                      method_name=cfg.method or "none", method_cache_identity=q_identity)
+                      method_name=cfg.method or "none", method_cache_identity=q_identity, executor=executor,
+                      device=cfg.device)
     fp = bench.fingerprint()
     protocol_info = {"name": bench.name, "spec": cfg.protocol, "data": cfg.data, "version": bench.version,
                      "metric": bench.metric, "metrics": list(bench.metrics), **fp}

@@ -1,0 +1,289 @@
+"""The ``ray`` executor: the score and embed stages over shards of image rows on Ray actors (``--executor ray``).
+
+Each actor holds ONE worker (:class:`~.base.StageWorker`: one model session, one face source, the caches). An
+adapter object with an onnxruntime session does not pickle, so an actor builds its own from a picklable recipe
+(:class:`ConfigBuild`: the run's :class:`~fiqa_bench.runner.RunConfig`, i.e. registry names and options, the
+protocol folder) and the :class:`~.base.StageContext` (dataset id, cache identities, face-source options, the
+cache folder). The driver splits the rows into shards (whole batches, so every adapter call sees the batch it
+sees locally), sends them to the actors, and places each shard's values by row: metrics and raw arrays equal
+``local``'s whatever the order shards finish in.
+
+Every worker writes the cache shards it computes into the shared cache folder (``FIQA_BENCH_CACHE``, which must
+be on storage every node sees, like the data root and the model files). Shard files are named by time and
+process id and only their writer merges or removes them, so concurrent writers never clobber each other.
+
+Failures: an actor whose process dies (a node lost, a kill, out of memory) is restarted and its unfinished
+shards are retried (``max_restarts`` / ``max_task_retries``); a retried shard reuses whatever its first attempt
+flushed to the cache. An error of ours on a worker (a bad image, an adapter that raised) is raised in the driver
+as the same error, with the same one-line message.
+
+Methods on the run's own FR features (``score_embeddings``, e.g. ``norm``) work: the embed stage runs on the
+actors and the method scores the embeddings in the driver. Methods that need the run's backbone
+(``card.needs_backbone``) work: each actor rebuilds the backbone and the method on it.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import pickle
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from ..cache import ArrayCache
+from ..errors import FiqaBenchError, MissingDependencyError
+from ..stages import Skipped
+from .base import Executor, SourceReport, StageContext, StageWorker
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'fiqa-bench[ray]'"
+SHARD_SIZE = 1024  # rows per Ray task (rounded up to whole batches)
+IN_FLIGHT = 2  # tasks queued per actor, so an actor never waits for the driver between shards
+
+
+def require_ray():
+    """The ``ray`` module, or a one-line :class:`MissingDependencyError` with the install hint."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise MissingDependencyError(f"--executor ray needs Ray, which is not installed: {INSTALL_HINT}") from exc
+    return ray
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigBuild:
+    """Picklable recipe of a run's adapters: rebuilds (benchmark, backbone, method) from a RunConfig through the
+    registry, as the runner does (the method is built on the actor's own backbone)."""
+
+    config: Any  # fiqa_bench.runner.RunConfig
+
+    def __call__(self):
+        from ..runner import build_backbone, build_method, open_protocol
+
+        bench = open_protocol(self.config.protocol, self.config.data).load()
+        backbone = build_backbone(self.config)
+        return bench, backbone, build_method(self.config, backbone)
+
+
+class TaskCache(ArrayCache):
+    """A view of an actor's loaded cache for one shard: the same in-memory index (values found or computed by
+    earlier shards stay found), but its own list of written shard files, so the merge at the end of a stage
+    (:meth:`ArrayCache.consolidate`) rewrites this shard's values only, never the actor's whole history."""
+
+    def __init__(self, base: ArrayCache):  # no ArrayCache.__init__: the folder is not read again
+        self.__dict__.update(base.__dict__)
+        self._pending_keys, self._pending_vals, self._written = [], [], []
+        self.rejected_shards = 0
+        self.rejected_reasons = {}
+        self._last_flush = time.monotonic()
+
+
+def _portable(exc: BaseException) -> tuple:
+    """An error of ours as (class, args, attributes), rebuilt in the driver by :func:`_reraise` (its own
+    constructor may take other arguments than its ``args``, so plain pickling could fail)."""
+    state = dict(vars(exc))
+    try:
+        pickle.dumps(state)
+    except Exception:  # noqa: BLE001 - attributes that do not pickle are dropped; the message stays
+        state = {}
+    return type(exc), exc.args, state, str(exc)
+
+
+def _reraise(error: tuple):
+    cls, args, state, message = error
+    try:
+        exc = cls.__new__(cls)
+        BaseException.__init__(exc, *args)
+        exc.__dict__.update(state)
+        str(exc)
+    except Exception:  # noqa: BLE001 - an error class we cannot rebuild: its message as a plain error
+        exc = FiqaBenchError(message)
+    raise exc
+
+
+class ShardWorker:
+    """The actor: builds its worker once (``build()`` then :class:`StageWorker`), then computes shards."""
+
+    def __init__(self, build: Callable, ctx: StageContext):
+        self.pid = os.getpid()
+        self.error = None
+        self.worker: StageWorker | None = None
+        self.reported_shards = 0
+        try:
+            if ctx.cache_root:
+                os.environ["FIQA_BENCH_CACHE"] = ctx.cache_root  # the driver's cache folder, on shared storage
+            from .. import device
+
+            device.set_device(ctx.device)
+            bench, backbone, method = build()
+            got = bench.fingerprint()["faces_sha256"]
+            if ctx.faces_sha256 and got != ctx.faces_sha256:
+                raise FiqaBenchError(f"Ray worker on {os.uname().nodename}: benchmark {bench.root} lists other "
+                                     f"images than the driver's (faces sha256 {got[:16]}, driver "
+                                     f"{ctx.faces_sha256[:16]}); the data root must be the same shared folder")
+            self.worker = StageWorker(bench, backbone, method, ctx)
+            # a shard listed while another worker merged and removed it is not damage: not counted
+            self.reported_shards = sum(1 for c in (self.worker.ecache, self.worker.qcache) if c is not None
+                                       for why in c.rejected_reasons.values() if "FileNotFoundError" in why)
+        except FiqaBenchError as exc:
+            self.error = _portable(exc)
+
+    def ready(self) -> dict:
+        """This process's id, and the error its build raised (if any)."""
+        return {"pid": self.pid, "error": self.error}
+
+    def run(self, stage: str, rows: np.ndarray, skipped_items: list) -> dict:
+        if self.error is not None:
+            return {"error": self.error, "pid": self.pid}
+        try:
+            skipped = {int(r): Skipped(int(r), p, why) for r, p, why in skipped_items}
+            before = set(skipped)
+            base, _, _ = self.worker.caches(stage)
+            values, computed = self.worker.run(stage, rows, skipped, cache=TaskCache(base), progress=False)
+            report = self.worker.report(rows)
+            total = report.rejected_shards
+            report.rejected_shards = max(0, total - self.reported_shards)  # each rejected shard counted once
+            self.reported_shards = max(total, self.reported_shards)
+            new = [(s.row, s.path, s.reason) for r, s in skipped.items() if r not in before]
+            return {"values": values, "computed": int(computed), "skipped": new, "report": report, "pid": self.pid}
+        except FiqaBenchError as exc:
+            return {"error": _portable(exc), "pid": self.pid}
+
+
+class RayExecutor(Executor):
+    """Shards of rows on Ray actors. ``build``: the picklable recipe of the adapters (:class:`ConfigBuild`);
+    ``address``: an existing cluster (``ray start --head``), else a local Ray instance with ``num_cpus`` CPUs
+    (default: this machine's) is started, and shut down at the end; ``actors``: how many (0: one per
+    ``cpus_per_actor`` CPUs of the cluster); ``shard_order_seed``: send shards in a shuffled order (tests)."""
+
+    name = "ray"
+
+    def __init__(self, build: Callable, *, address: str | None = None, num_cpus: int | None = None,
+                 actors: int = 0, cpus_per_actor: float = 1, shard_size: int = SHARD_SIZE,
+                 shard_order_seed: int | None = None, max_retries: int = 3, progress: bool = False):
+        require_ray()
+        if shard_size < 1:
+            raise ValueError("shard_size must be >= 1")
+        self.build = build
+        self.address = address
+        self.num_cpus = num_cpus
+        self.n_actors = int(actors)
+        self.cpus_per_actor = cpus_per_actor
+        self.shard_size = int(shard_size)
+        self.shard_order_seed = shard_order_seed
+        self.max_retries = int(max_retries)
+        self.progress = progress
+        self.started_ray = False
+        self.actors: list = []
+        self.pids: dict[int, set] = {}
+        self.seen = SourceReport()
+        self.widths: dict[str, int] = {}
+        self.batch_size = 32
+
+    def describe(self) -> str:
+        return f"ray, {len(self.actors)} actors, shards of {self.shard_rows()} images"
+
+    def shard_rows(self) -> int:
+        return -(-self.shard_size // self.batch_size) * self.batch_size
+
+    def open(self, bench, backbone, method, ctx: StageContext) -> None:
+        ray = require_ray()
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
+            if self.address:
+                ray.init(address=self.address, **kwargs)
+            else:
+                ray.init(num_cpus=self.num_cpus or os.cpu_count() or 1, **kwargs)
+            self.started_ray = True
+        ctx = dataclasses.replace(ctx, faces_sha256=bench.fingerprint()["faces_sha256"])
+        self.batch_size = int(ctx.options.batch_size)
+        self.widths = {"embed": int(backbone.card.embedding_dim), "quality": 1}
+        n = self.n_actors or max(1, int(ray.cluster_resources().get("CPU", 1) // self.cpus_per_actor))
+        actor_cls = ray.remote(num_cpus=self.cpus_per_actor, max_restarts=self.max_retries,
+                               max_task_retries=self.max_retries)(ShardWorker)
+        self.actors = [actor_cls.remote(self.build, ctx) for _ in range(n)]
+        for a, state in enumerate(self._get(ray, [actor.ready.remote() for actor in self.actors])):
+            if state["error"] is not None:  # a bad option, a missing model file: the build's own error
+                _reraise(state["error"])
+            self.pids[a] = {state["pid"]}
+        log.info("ray: %d actors (%s CPU each) on %s", n, self.cpus_per_actor,
+                 self.address or "a local Ray instance")
+
+    def stage(self, stage: str, rows: np.ndarray, skipped: dict[int, Skipped]) -> tuple[np.ndarray, int]:
+        ray = require_ray()
+        rows = np.asarray(rows, dtype=np.int64)
+        values = np.full((len(rows), self.widths[stage]), np.nan, dtype=np.float32)
+        size = self.shard_rows()
+        starts = list(range(0, len(rows), size))
+        if self.shard_order_seed is not None:
+            np.random.default_rng(self.shard_order_seed).shuffle(starts)
+        queue = collections.deque(starts)
+        pending: dict[Any, tuple[int, int]] = {}  # object ref -> (start, actor index)
+        load = [0] * len(self.actors)
+        computed = 0
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(starts), desc=stage, unit="shard", leave=False, dynamic_ncols=True)
+        try:
+            while queue or pending:
+                while queue and min(load) < IN_FLIGHT:
+                    a = int(np.argmin(load))
+                    start = queue.popleft()
+                    shard = rows[start:start + size]
+                    items = [(r, skipped[r].path, skipped[r].reason) for r in shard.tolist() if r in skipped]
+                    pending[self.actors[a].run.remote(stage, shard, items)] = (start, a)
+                    load[a] += 1
+                done, _ = ray.wait(list(pending), num_returns=1)
+                start, a = pending.pop(done[0])
+                load[a] -= 1
+                out = self._get(ray, done[0])
+                if "error" in out:
+                    _reraise(out["error"])
+                self.pids.setdefault(a, set()).add(out["pid"])
+                values[start:start + len(out["values"])] = out["values"]
+                computed += out["computed"]
+                for r, p, why in out["skipped"]:
+                    skipped[int(r)] = Skipped(int(r), p, why)
+                self.seen.merge(out["report"])
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        restarted = sum(len(p) - 1 for p in self.pids.values())
+        if restarted:
+            log.warning("ray: %d actor restart(s) during the run; their shards were retried", restarted)
+        return values, computed
+
+    def _get(self, ray, ref) -> dict:
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayActorError as exc:
+            raise FiqaBenchError(f"a Ray worker was lost and not recovered after {self.max_retries} restart(s): "
+                                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+
+    def restarts(self) -> int:
+        """Actor processes replaced during the run (a worker killed and its shard retried)."""
+        return sum(len(p) - 1 for p in self.pids.values())
+
+    def report(self) -> SourceReport:
+        return self.seen
+
+    def close(self) -> None:
+        ray = require_ray()
+        for actor in self.actors:
+            try:
+                ray.kill(actor)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self.actors = []
+        if self.started_ray:
+            ray.shutdown()
+            self.started_ray = False

@@ -1,0 +1,157 @@
+"""The ``ray`` executor on a real local Ray instance (``ray.init(num_cpus=2)``, one per module): the metrics and
+every raw array equal the ``local`` executor's on real faces, with shards sent in a shuffled order, and a worker
+process killed (a real SIGKILL) mid-run is restarted and its shard retried to the same result."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'fiqa-bench[ray]')")
+
+from fiqa_bench.evaluation import evaluate  # noqa: E402
+from fiqa_bench.executors import LocalExecutor  # noqa: E402
+from fiqa_bench.executors.ray import ConfigBuild, RayExecutor  # noqa: E402
+from fiqa_bench.runner import RunConfig, run  # noqa: E402
+
+# the killing adapter below is defined in this module, which Ray workers cannot import: send it by value
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+pytestmark = pytest.mark.shared
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance with 2 CPUs for the whole module (starting Ray takes seconds)."""
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+def _cfg(bench: Path, backbone: str, method: str, tmp_path: Path, **kw) -> RunConfig:
+    return RunConfig(protocol=str(bench), backbone=backbone, method=method, out=str(tmp_path / "out"),
+                     progress=False, bootstrap=20, batch_size=8, **kw)
+
+
+def _evaluate(cfg: RunConfig, executor, build=None):
+    """evaluate() on the adapters of ``cfg`` built in the driver (as the runner builds them)."""
+    bench, backbone, method = (build or ConfigBuild(cfg))()
+    return evaluate(bench, backbone, method, cfg.eval_options(), backbone_name=cfg.backbone,
+                    method_name=cfg.method, executor=executor)
+
+
+def assert_same(a, b) -> None:
+    """Same metrics (exactly, intervals included), same counts, and every raw array equal bit for bit."""
+    assert a.metrics == b.metrics
+    assert a.counts == b.counts
+    assert sorted(a.raw) == sorted(b.raw)
+    for key in a.raw:
+        x, y = np.asarray(a.raw[key]), np.asarray(b.raw[key])
+        assert x.dtype == y.dtype and x.shape == y.shape, key
+        assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), key
+
+
+@pytest.mark.parametrize("method", ["blur", "tinyfq"])
+def test_ray_equals_local_in_shuffled_shard_order(local_ray, small_bench, mbf, tmp_path, monkeypatch, method):
+    cfg = _cfg(small_bench, mbf, method, tmp_path)
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-local"))
+    local = _evaluate(cfg, LocalExecutor())
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-ray"))  # a cold cache: ray computes everything
+    executor = RayExecutor(ConfigBuild(cfg), shard_size=8, shard_order_seed=7)
+    remote = _evaluate(cfg, executor)
+    assert local.counts["images_scored_new"] == local.counts["images"] == 48
+    assert_same(local, remote)
+    # the actors wrote the cache shards into the driver's cache folder: a second local run computes nothing
+    again = _evaluate(cfg, LocalExecutor())
+    assert again.counts["images_scored_new"] == 0 and again.counts["images_embedded_new"] == 0
+    assert again.metrics == local.metrics
+
+
+def test_run_with_executor_ray_writes_the_same_results_file(local_ray, small_bench, mbf, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-local"))
+    p_local, rec_local = run(_cfg(small_bench, mbf, "tinyfq", tmp_path / "a"))
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-ray"))
+    p_ray, rec_ray = run(_cfg(small_bench, mbf, "tinyfq", tmp_path / "b", executor="ray", ray_actors=2))
+    assert p_local.name == p_ray.name  # the executor is not a setting: same file name
+    assert json.loads(p_local.read_text())["metrics"] == json.loads(p_ray.read_text())["metrics"]
+    assert rec_local["counts"] == rec_ray["counts"]
+    with np.load(p_local.with_suffix(".npz")) as x, np.load(p_ray.with_suffix(".npz")) as y:
+        assert sorted(x.files) == sorted(y.files)
+        for key in x.files:
+            assert np.array_equal(x[key], y[key], equal_nan=x[key].dtype.kind == "f"), key
+
+
+class KillOnce:
+    """blur, except that the first call that finds the marker file removes it and SIGKILLs its own process."""
+
+    def __init__(self, inner, marker: str):
+        self.inner, self.marker = inner, marker
+        self.card = inner.card
+
+    def identity(self) -> str:
+        return self.inner.identity()
+
+    def score(self, images):
+        if os.path.exists(self.marker):
+            os.unlink(self.marker)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner.score(images)
+
+
+class KillingBuild:
+    """Picklable recipe: the run's adapters with the method wrapped in :class:`KillOnce`."""
+
+    def __init__(self, cfg: RunConfig, marker: str):
+        self.cfg, self.marker = cfg, marker
+
+    def __call__(self):
+        bench, backbone, method = ConfigBuild(self.cfg)()
+        return bench, backbone, KillOnce(method, self.marker)
+
+
+def test_a_killed_worker_is_restarted_and_its_shard_retried(local_ray, small_bench, mbf, tmp_path, monkeypatch):
+    cfg = _cfg(small_bench, mbf, "blur", tmp_path)
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-local"))
+    local = _evaluate(cfg, LocalExecutor())
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-ray"))
+    marker = tmp_path / "kill-me"
+    marker.write_text("")
+    executor = RayExecutor(KillingBuild(cfg, str(marker)), shard_size=8, shard_order_seed=1)
+    bench, backbone, method = ConfigBuild(cfg)()  # the driver's own: the kill happens on a worker only
+    remote = evaluate(bench, backbone, method, cfg.eval_options(), backbone_name=cfg.backbone,
+                      method_name=cfg.method, executor=executor)
+    assert not marker.exists()  # a worker saw it and killed itself
+    assert executor.restarts() == 1  # one actor process was replaced
+    assert_same(local, remote)
+
+
+def test_errors_on_a_worker_are_the_drivers_one_line_errors(local_ray, small_bench, mbf, tmp_path, monkeypatch):
+    import shutil
+
+    from fiqa_bench.errors import ImageError
+
+    bench = tmp_path / "bench"
+    shutil.copytree(small_bench, bench)
+    victim = sorted(p for p in bench.rglob("*.jpg"))[5]
+    victim.write_bytes(b"not a jpeg")
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache"))
+    cfg = _cfg(bench, mbf, "blur", tmp_path)
+    with pytest.raises(ImageError, match=victim.name):
+        _evaluate(cfg, RayExecutor(ConfigBuild(cfg), shard_size=8))
+    # skipped instead: the same counted skip as local
+    cfg = _cfg(bench, mbf, "blur", tmp_path, on_bad_image="skip")
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-local"))
+    local = _evaluate(cfg, LocalExecutor())
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-ray"))
+    remote = _evaluate(cfg, RayExecutor(ConfigBuild(cfg), shard_size=8, shard_order_seed=2))
+    assert local.counts["skipped"] == 1
+    assert_same(local, remote)
