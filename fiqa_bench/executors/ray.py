@@ -134,8 +134,10 @@ class ShardWorker:
             self.error = _portable(exc)
 
     def ready(self) -> dict:
-        """This process's id, and the error its build raised (if any)."""
-        return {"pid": self.pid, "error": self.error}
+        """This process's id and node, and the error its build raised (if any)."""
+        import ray
+
+        return {"pid": self.pid, "node": ray.get_runtime_context().get_node_id(), "error": self.error}
 
     def run(self, stage: str, rows: np.ndarray, skipped_items: list) -> dict:
         if self.error is not None:
@@ -180,7 +182,8 @@ class RayExecutor(Executor):
         self.progress = progress
         self.started_ray = False
         self.actors: list = []
-        self.pids: dict[int, set] = {}
+        self.pids: dict[int, set] = {}  # actor index -> process ids seen (more than one: restarted)
+        self.nodes: set[str] = set()  # Ray node ids the actors started on
         self.seen = SourceReport()
         self.widths: dict[str, int] = {}
         self.batch_size = 32
@@ -211,7 +214,8 @@ class RayExecutor(Executor):
             if state["error"] is not None:  # a bad option, a missing model file: the build's own error
                 _reraise(state["error"])
             self.pids[a] = {state["pid"]}
-        log.info("ray: %d actors (%s CPU each) on %s", n, self.cpus_per_actor,
+            self.nodes.add(state["node"])
+        log.info("ray: %d actors (%s CPU each) on %d node(s) of %s", n, self.cpus_per_actor, len(self.nodes),
                  self.address or "a local Ray instance")
 
     def stage(self, stage: str, rows: np.ndarray, skipped: dict[int, Skipped]) -> tuple[np.ndarray, int]:
