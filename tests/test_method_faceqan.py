@@ -54,6 +54,50 @@ def test_attack_lowers_similarity_and_starts_from_the_noisy_copies(backbone, fac
         assert (np.diff(s, axis=0) < 0).all()
 
 
+def _reference_scores(backbone, crops, eps, iterations, copies, exponent, seed):
+    """FaceQAN from its definition, one image at a time, every iterate through autograd (no shortcut)."""
+    import torch
+    import torch.nn.functional as F
+
+    from fiqa_bench.backbones.onnx_arcface import NORMALISATIONS
+
+    model = backbone.torch_model()
+    _, mean, std = NORMALISATIONS[backbone.normalisation]  # the backbone's input normalisation (255-scale RGB)
+    mean, std = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) / 255.0 for v in (mean, std))
+    noise = (torch.rand((copies, 3, 112, 112), generator=torch.Generator().manual_seed(seed)) * 2 - 1) * eps
+    out = []
+    for crop in crops:
+        x = torch.from_numpy(crop.astype(np.float32).transpose(2, 0, 1)[None] / 255.0)
+        with torch.no_grad():
+            e = model((x - mean) / std)
+            s_f = F.cosine_similarity(e, model((x.flip(-1) - mean) / std)).item()
+        xa, sims = (x + noise).clamp(0, 1), []
+        for _ in range(iterations):
+            xa = xa.detach().requires_grad_(True)
+            s = F.cosine_similarity(model((xa - mean) / std), e.expand(copies, -1))
+            (grad,) = torch.autograd.grad((1 - s).mean(), xa)
+            sims.append(s.detach().double().numpy())
+            xa = (xa.detach() + eps * grad.sign()).clamp(0, 1)
+        sims = np.concatenate(sims)
+        out.append(((1 + sims.mean()) / 2 * np.clip(1 - sims.std(), 0, 1) * s_f) ** exponent)
+    return np.asarray(out)
+
+
+def test_scores_equal_an_independent_per_image_computation(backbone, faces):
+    crops = rgb_crops(faces[:3] + degraded(faces[3:4]))
+    ref = _reference_scores(backbone, crops, eps=0.001, iterations=3, copies=4, exponent=5, seed=0)
+    got = FaceQAN(backbone, iterations=3, copies=4, seed=0).score_crops(crops)
+    # each image alone (the default): the same float32 arithmetic as the reference
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=0)
+    # several images per autograd call: equal up to float32 rounding of the batched convolutions (a rounding
+    # change can flip the sign of a near-zero gradient component), and a cache identity of its own
+    batched = FaceQAN(backbone, iterations=3, copies=4, seed=0, batch_size=3)
+    np.testing.assert_allclose(batched.score_crops(crops), ref, rtol=0, atol=1e-4)
+    assert "batch_size=3" in batched.identity() and "batch_size" not in FaceQAN(backbone).identity()
+    with pytest.raises(ValueError, match="batch_size"):
+        FaceQAN(backbone, batch_size=0)
+
+
 def test_symmetry_of_a_mirror_symmetric_face_is_one(backbone, faces):
     crop = rgb_crops(faces[:1]).astype(np.float64)
     symmetric = np.round((crop + crop[:, :, ::-1]) / 2).astype(np.uint8)
