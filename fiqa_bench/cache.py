@@ -36,16 +36,20 @@ def safe_name(text: str, limit: int = 80) -> str:
     return f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
-def image_key(root: Path, rel_path: str, extra: bytes | str = b"") -> str:
+def image_key(root: Path, rel_path: str, extra: bytes | str = b"", stat: tuple[int, int] | None = None) -> str:
     """Identity of one image as an input: its path relative to the dataset root, size and mtime, plus ``extra``
-    (e.g. the landmarks used to crop it). Reading the file content would cost as much as decoding it."""
-    try:
-        st = os.stat(Path(root) / rel_path)
-    except OSError as exc:  # removed or made unreadable since it was decoded
-        raise FileAccessError(Path(root) / rel_path, f"cannot stat: {exc.strerror or exc}") from None
+    (e.g. the landmarks used to crop it). Reading the file content would cost as much as decoding it.
+    ``stat``: (size, mtime_ns) of the bytes that were read (see :func:`fiqa_bench.safepath.read_regular_stat`),
+    else the file is stat'ed now."""
+    if stat is None:
+        try:
+            st = os.stat(Path(root) / rel_path)
+        except OSError as exc:  # removed or made unreadable since it was decoded
+            raise FileAccessError(Path(root) / rel_path, f"cannot stat: {exc.strerror or exc}") from None
+        stat = (st.st_size, st.st_mtime_ns)
     h = hashlib.sha1()
     h.update(rel_path.encode())
-    h.update(f"|{st.st_size}|{st.st_mtime_ns}|".encode())
+    h.update(f"|{stat[0]}|{stat[1]}|".encode())
     h.update(extra.encode() if isinstance(extra, str) else extra)
     return h.hexdigest()
 

@@ -43,13 +43,38 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def _inside(real_root: str, real: str) -> bool:
+    """Whether the resolved path ``real`` is ``real_root`` or under it (both as ``os.path.realpath`` gives them:
+    absolute and normalised, so a prefix test on whole components is exact)."""
+    return real == real_root or real.startswith(real_root if real_root.endswith(os.sep) else real_root + os.sep)
+
+
+def _realpath(full: Path, real_dirs: dict[str, str] | None) -> str:
+    """``os.path.realpath(full)``. With ``real_dirs`` (folder -> its resolved path, filled as it goes), a file that
+    is not itself a link costs one ``lstat``: its resolved path is its folder's, resolved once per folder
+    instead of one ``lstat`` per path component per image."""
+    if real_dirs is None:
+        return os.path.realpath(full)
+    folder, name = os.path.split(str(full))
+    try:
+        if stat.S_ISLNK(os.lstat(full).st_mode):
+            return os.path.realpath(full)
+    except OSError:  # missing or unreadable: resolved the slow way, reported by the read that follows
+        return os.path.realpath(full)
+    real_folder = real_dirs.get(folder)
+    if real_folder is None:
+        real_folder = real_dirs[folder] = os.path.realpath(folder)
+    return os.path.join(real_folder, name)
+
+
 def resolve(root: str | os.PathLike, rel: str, *, follow_symlinks: bool = False,
-            real_root: str | None = None) -> Path:
+            real_root: str | None = None, real_dirs: dict[str, str] | None = None) -> Path:
     """``root / rel`` once it is known to stay inside ``root``; raises :class:`UnsafePathError` otherwise.
 
     With ``follow_symlinks`` a link may point anywhere (the user said so); without, the fully resolved path
     (every link on the way followed) must still be under the resolved root (``real_root``: that, computed once
-    by a caller resolving many names).
+    by a caller resolving many names; ``real_dirs``: a dict the caller keeps for the resolved folders, see
+    :func:`_realpath`).
     """
     root = Path(root)
     full = root / rel
@@ -58,8 +83,8 @@ def resolve(root: str | os.PathLike, rel: str, *, follow_symlinks: bool = False,
         raise UnsafePathError(full, problem)
     if not follow_symlinks:
         real_root = real_root or os.path.realpath(root)
-        real = os.path.realpath(full)
-        if os.path.commonpath([real_root, real]) != real_root:
+        real = _realpath(full, real_dirs)
+        if not _inside(real_root, real):
             raise UnsafePathError(full, f"a symbolic link leads outside the benchmark folder {root} (to {real}); "
                                         f"pass --follow-symlinks to allow it")
     return full
@@ -67,6 +92,12 @@ def resolve(root: str | os.PathLike, rel: str, *, follow_symlinks: bool = False,
 
 def read_regular(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> bytes:
     """The bytes of a regular file of at most ``max_bytes``; :class:`ImageError` naming the file otherwise."""
+    return read_regular_stat(path, max_bytes)[0]
+
+
+def read_regular_stat(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> tuple[bytes, os.stat_result]:
+    """:func:`read_regular`, with the ``fstat`` of the descriptor read: the identity (size, mtime) of exactly the
+    bytes returned, so a cache key needs no second ``stat``."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -107,5 +138,5 @@ def read_regular(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_IMAGE_BYT
     data = b"".join(chunks)
     if len(data) > max_bytes:
         raise ImageError(path, f"file grew past the {max_bytes}-byte limit per image while being read")
-    return data
+    return data, fst
 

@@ -17,7 +17,7 @@ import numpy as np
 from .benchmark import Benchmark
 from .cache import ArrayCache, image_key
 from .errors import AdapterError, AdapterInterrupt, FiqaBenchError, ImageError, NoFaceError
-from .safepath import DEFAULT_MAX_IMAGE_BYTES, read_regular, resolve
+from .safepath import DEFAULT_MAX_IMAGE_BYTES, read_regular_stat, resolve
 
 
 def call_adapter(who: str, fn: Callable, arg: Any, where: str = "") -> Any:
@@ -109,7 +109,11 @@ class FaceSource:
         self.given_none = np.isnan(self.given).all(axis=(1, 2))  # no landmarks given: detect them
         self.given_ok = np.isfinite(self.given).all(axis=(1, 2))
         self.real_root = os.path.realpath(bench.root)
+        self._real_dirs: dict[str, str] = {}  # folder -> its resolved path (safepath.resolve)
         self.margin = max(LANDMARK_MARGIN, float(bench.detect_pad))  # detections on a padded image may leave it
+        lm = self.given.astype(np.float64)
+        with np.errstate(invalid="ignore"):  # the eye distance of landmark_problem, for every given set at once
+            self._eyes_ok = np.hypot(lm[:, 0, 0] - lm[:, 1, 0], lm[:, 0, 1] - lm[:, 1, 1]) >= MIN_EYE_DISTANCE
         self._local = threading.local()
         self._det_cache: ArrayCache | None = None
         self._det_identity: str | None = None
@@ -146,7 +150,7 @@ class FaceSource:
         return self._det_identity
 
     # -- loading ---------------------------------------------------------------------------------
-    def _no_face(self, row: int, rel: str, full, image, category: str, detail: str):
+    def _no_face(self, row: int, rel: str, full, image, category: str, detail: str, stat=None):
         """The ``on_no_face`` policy, for a face not found and for landmarks that fail the sanity checks."""
         from .faces.pipeline import Face, fallback_landmarks
 
@@ -154,37 +158,52 @@ class FaceSource:
             with self._lock:
                 self.fallback_rows.add(row)
             return Face(image=image, landmarks=fallback_landmarks(image.shape), box=None, path=rel,
-                        detected=False, fallback=True)
+                        detected=False, fallback=True, stat=stat)
         if self.on_no_face == "skip":
             return Skipped(row, rel, category)
         raise NoFaceError(full, f"{detail} (use --on-no-face skip or center to go on)")
 
-    def _bad_landmarks(self, row: int, rel: str, full, image, problem: tuple[str, str]):
+    def _bad_landmarks(self, row: int, rel: str, full, image, problem: tuple[str, str], stat=None):
         category, detail = problem
         with self._lock:
             self.rejected_landmarks[row] = category
-        return self._no_face(row, rel, full, image, f"bad landmarks: {category}", detail)
+        return self._no_face(row, rel, full, image, f"bad landmarks: {category}", detail, stat)
 
-    def _load_one(self, row: int):
+    def _read(self, row: int):
+        """(rel, full, image, (size, mtime_ns)) of a row, or a Skipped; errors are raised (the caller orders them)."""
         from .faces.io import decode_image
-        from .faces.pipeline import Face
 
         rel = self.paths[row]
         full = resolve(self.bench.root, rel, follow_symlinks=self.follow_symlinks,
-                       real_root=self.real_root)  # UnsafePathError: never skipped
+                       real_root=self.real_root, real_dirs=self._real_dirs)  # UnsafePathError: never skipped
         try:
-            image = decode_image(read_regular(full, self.max_image_bytes), full)
+            data, st = read_regular_stat(full, self.max_image_bytes)
+            image = decode_image(data, full)
         except ImageError as exc:
             if self.on_bad_image == "skip":
                 return Skipped(row, rel, f"bad image: {exc.reason}")
             raise
-        if not self.given_none[row]:
-            problem = landmark_problem(self.given[row], image.shape, self.margin)
-            if problem is not None:
-                return self._bad_landmarks(row, rel, full, image, problem)
-            return Face(image=image, landmarks=self.given[row], box=None, path=rel, detected=False, fallback=False)
+        return rel, full, image, (st.st_size, st.st_mtime_ns)
+
+    def _given_ok(self, rows: list[int], shapes: list[tuple]) -> np.ndarray:
+        """Whether the given landmarks of ``rows`` pass :func:`landmark_problem` in images of ``shapes``, for all
+        at once (the same float64 comparisons; a row found wrong gets its message from landmark_problem)."""
+        idx = np.asarray(rows, dtype=np.int64)
+        lm = self.given[idx].astype(np.float64)
+        hw = np.asarray([(int(sh[0]), int(sh[1])) for sh in shapes], dtype=np.int64).reshape(-1, 2)
+        h, w = hw[:, 0:1], hw[:, 1:2]
+        m = self.margin
+        with np.errstate(invalid="ignore"):
+            out = ((lm[:, :, 0] < -m * w) | (lm[:, :, 0] > (1 + m) * w)
+                   | (lm[:, :, 1] < -m * h) | (lm[:, :, 1] > (1 + m) * h)).any(axis=1)
+        return self.given_ok[idx] & ~out & self._eyes_ok[idx]
+
+    def _detected(self, row: int, rel: str, full, image, stat):
+        """The face of a row without given landmarks: detected (through the detection cache)."""
+        from .faces.pipeline import Face
+
         cache = self._cache()
-        key = image_key(self.bench.root, rel)
+        key = image_key(self.bench.root, rel, stat=stat)
         hit = cache.get(key)
         if hit is None:
             from .faces.detect import detect_face
@@ -197,15 +216,71 @@ class FaceSource:
             with self._lock:
                 cache.put_many([key], hit[None])
         if not np.isfinite(hit).all():
-            return self._no_face(row, rel, full, image, "no face detected", "no face detected")
+            return self._no_face(row, rel, full, image, "no face detected", "no face detected", stat)
         problem = landmark_problem(hit[4:14], image.shape, self.margin)
         if problem is not None:
-            return self._bad_landmarks(row, rel, full, image, problem)
+            return self._bad_landmarks(row, rel, full, image, problem, stat)
         return Face(image=image, landmarks=hit[4:14].reshape(5, 2), box=hit[:4], path=rel, detected=True,
-                    fallback=False)
+                    fallback=False, stat=stat)
+
+    def _load_chunk(self, rows: list[int]) -> list:
+        """Faces (or Skipped) of ``rows``, in order, in one worker call: read and decode each file (C code that
+        releases the GIL), then check the given landmarks of the chunk at once. The first error in row order is
+        raised, after the whole chunk was seen (as a per-image map would)."""
+        from .faces.pipeline import Face
+
+        out: list = []
+        for row in rows:
+            try:
+                out.append(self._read(row))
+            except FiqaBenchError as exc:
+                out.append(exc)
+        given = [i for i, (row, item) in enumerate(zip(rows, out))
+                 if isinstance(item, tuple) and not self.given_none[row]]
+        ok = self._given_ok([rows[i] for i in given], [out[i][2].shape for i in given]) if given else []
+        verdict = dict(zip(given, ok))
+        result = []
+        for i, (row, item) in enumerate(zip(rows, out)):
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, Skipped):
+                result.append(item)
+                continue
+            rel, full, image, stat = item
+            if i not in verdict:
+                result.append(self._detected(row, rel, full, image, stat))
+            elif verdict[i]:
+                result.append(Face(image=image, landmarks=self.given[row], box=None, path=rel, detected=False,
+                                   fallback=False, stat=stat))
+            else:
+                problem = landmark_problem(self.given[row], image.shape, self.margin)
+                result.append(self._bad_landmarks(row, rel, full, image, problem, stat) if problem is not None
+                              else Face(image=image, landmarks=self.given[row], box=None, path=rel,
+                                        detected=False, fallback=False, stat=stat))
+        return result
+
+    def _load_one(self, row: int):
+        return self._load_chunk([row])[0]
+
+    def submit(self, rows: np.ndarray, pool: ThreadPoolExecutor) -> list:
+        """Start loading ``rows`` on ``pool``: a few chunks per worker (one task each, not one per image); the
+        handle is for :meth:`collect`."""
+        rows = [int(r) for r in np.asarray(rows).tolist()]
+        if not rows:
+            return []
+        parts = min(len(rows), 2 * self.workers)
+        step = -(-len(rows) // parts)
+        return [pool.submit(self._load_chunk, rows[i : i + step]) for i in range(0, len(rows), step)]
+
+    def collect(self, handle: list) -> list:
+        """The loaded items of a :meth:`submit`, in row order (the first error in row order is raised)."""
+        out: list = []
+        for future in handle:
+            out.extend(future.result())
+        return out
 
     def load(self, rows: np.ndarray, pool: ThreadPoolExecutor) -> list:
-        return list(pool.map(self._load_one, rows.tolist()))
+        return self.collect(self.submit(rows, pool))
 
     def flush(self, consolidate: bool = False) -> None:
         if self._det_cache is not None:
@@ -222,7 +297,7 @@ def crop_key(root: Path, face) -> str:
     extra = np.round(np.asarray(face.landmarks, np.float64), 2).tobytes()
     if face.box is not None:
         extra += np.round(np.asarray(face.box, np.float64), 2).tobytes()
-    return image_key(root, face.path, extra)
+    return image_key(root, face.path, extra, stat=getattr(face, "stat", None))
 
 
 # ----------------------------------------------------------------------------------------------- stages
@@ -259,12 +334,21 @@ def per_image_stage(
     computed = 0
     position = {r: i for i, r in enumerate(rows.tolist())}
     chunks = batches(rows, batch_size)
+
+    def start(i: int):
+        """Filter batch ``i``'s skipped rows and start loading it on the pool."""
+        batch = np.asarray([r for r in chunks[i].tolist() if r not in skipped], dtype=np.int64)
+        return batch, source.submit(batch, pool)
+
+    ahead, handle = (start(0) if chunks else None), []
     try:
-        for batch in progress_bar(chunks, len(chunks), name, progress):
-            batch = np.asarray([r for r in batch.tolist() if r not in skipped], dtype=np.int64)
+        for i in progress_bar(range(len(chunks)), len(chunks), name, progress):
+            batch, handle = ahead
+            # the next batch decodes on the pool while this one is computed (the adapters release the GIL)
+            ahead = start(i + 1) if i + 1 < len(chunks) else None
             if not len(batch):
                 continue
-            loaded = source.load(batch, pool)
+            loaded = source.collect(handle)
             faces, face_rows = [], []
             for r, item in zip(batch.tolist(), loaded):
                 if isinstance(item, Skipped):
@@ -282,9 +366,10 @@ def per_image_stage(
                 cache.put_many([keys[i] for i in todo], new)
                 vals[todo] = new
                 computed += len(todo)
-            for r, v in zip(face_rows, vals):
-                values[position[r]] = v
+            values[[position[r] for r in face_rows]] = vals
     except BaseException:
+        for future in handle + (ahead[1] if ahead is not None else []):  # loads no longer wanted
+            future.cancel()
         cache.flush()  # keep what was finished (Ctrl-C, an adapter's error): the next run resumes from it
         source.flush()
         raise

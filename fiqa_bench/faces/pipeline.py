@@ -21,7 +21,7 @@ class Face:
     ``image``: uint8 (H, W, 3) BGR as decoded; ``landmarks``: float32 (5, 2) in image pixels (fiqa-bench order);
     ``box``: float32 (x, y, w, h) or None when the landmarks came from a protocol file or the fallback;
     ``detected``: the landmarks come from a detector run; ``fallback``: no face was found and
-    :func:`fallback_landmarks` was used (``--on-no-face center``).
+    :func:`fallback_landmarks` was used (``--on-no-face center``); ``stat``: see the field.
     """
 
     image: np.ndarray
@@ -30,6 +30,7 @@ class Face:
     path: str = ""
     detected: bool = False
     fallback: bool = False
+    stat: tuple[int, int] | None = None  # (size, mtime_ns) of the bytes decoded: the file's part of its cache key
 
     def __post_init__(self) -> None:
         self.landmarks = np.asarray(self.landmarks, dtype=np.float32).reshape(5, 2)
