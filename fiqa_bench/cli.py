@@ -357,22 +357,26 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
 @click.option("--checkpoints", default=None, type=click.Path(file_okay=False),
               help="Checkpoint folder (default: beside OUT); an interrupted training resumes from it.")
 @click.option("--max-steps", default=None, type=int, help="Stop after this many steps (resumable).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Train on the CPU or on a CUDA GPU (torch.cuda); checked before any work.")
 @click.option("--no-progress", is_flag=True)
 def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, loss, sampling, label_scaling,
               min_images,
-              val_fraction, hflip, seed, checkpoints, max_steps, no_progress) -> None:
+              val_fraction, hflip, seed, checkpoints, max_steps, no_progress, device) -> None:
     """Train a quality network on a labelled set (from `fiqa-bench label`) and export it to ONNX (needs torch)."""
     from .training.dataset import TrainingSet
     from .training.export import save_trained
+    from .device import check_device
     from .training.train import train, training_card
 
+    check_device(device, torch=True)  # one line without a GPU, before the dataset is read
     ts = TrainingSet.load(dataset)
     ckpt = Path(checkpoints) if checkpoints else Path(out).with_suffix(".checkpoints")
     result = train(ts, net=net, epochs=epochs, lr=lr, lr_step=lr_step, batch_size=batch_size,
                    weight_decay=weight_decay, loss=loss, seed=seed, val_fraction=val_fraction,
                    sampling=None if sampling == "none" else sampling, sampling_options={"min_images": min_images},
                    label_scaling=label_scaling, hflip=hflip, checkpoint_dir=ckpt, progress=not no_progress,
-                   max_steps=max_steps)
+                   max_steps=max_steps, device=device)
     if not result["completed"]:
         click.echo(f"stopped at step {result['global_step']} (checkpoint {result['checkpoint']}); run again to resume")
         return

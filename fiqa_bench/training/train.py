@@ -88,11 +88,12 @@ def predict(model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Model outputs (N,) float32 for uint8 RGB crops, in eval mode, without gradients."""
     torch = require_torch()
     model.eval()
+    dev = next(model.parameters()).device
     out = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(preprocess(np.asarray(images[start:start + batch_size])))
-            out.append(model(x).reshape(-1).numpy())
+            x = torch.from_numpy(preprocess(np.asarray(images[start:start + batch_size]))).to(dev)
+            out.append(model(x).reshape(-1).cpu().numpy())
     return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
 
 
@@ -163,6 +164,7 @@ def train(
     resume: bool = True,
     progress: bool = True,
     max_steps: int | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Train a quality network on ``dataset`` (anything with ``images`` uint8 (N, S, S, 3) RGB, ``labels`` (N,)
     and ``identities`` (N,), e.g. a :class:`.dataset.TrainingSet`) and return a result dict.
@@ -170,6 +172,9 @@ def train(
     ``net``: a name in :data:`.nets.NETS` whose input size must equal S. ``hflip``: mirror each training image
     with probability 1/2 (drawn from the epoch's generator; not in the paper, off by default). ``max_steps``:
     stop after this many optimiser steps in total (a checkpoint is written; calling again resumes).
+    ``device``: ``cpu`` or ``cuda`` (checked first: one line when no GPU is visible); on CUDA the returned
+    model is moved back to the CPU, and the weights are reproducible on that GPU only up to the last bits
+    (the pooling's backward pass has no deterministic CUDA kernel).
 
     Result: ``model`` (the torch module, eval mode), ``net``, ``input_size``, ``completed`` (all epochs run),
     ``epoch``, ``global_step``, ``history`` (per epoch: lr, train_loss, val metrics), ``val`` (last validation
@@ -188,6 +193,12 @@ def train(
         raise ValueError(f"label_scaling must be one of {LABEL_SCALINGS}, got {label_scaling!r}")
     if sampling is not None and sampling not in STRATEGIES:
         raise ValueError(f"sampling must be None or one of {STRATEGIES}, got {sampling!r}")
+    from ..device import check_device
+
+    check_device(device, torch=True)  # before any work
+    if device == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+    dev = torch.device(device)
     spec = net_spec(net)
     images = dataset.images
     if images.ndim != 4 or images.shape[1:] != (spec.input_size, spec.input_size, 3) or images.dtype != np.uint8:
@@ -233,7 +244,9 @@ def train(
     with _deterministic(torch):
         torch.manual_seed(int(seed))
         random.seed(int(seed))
-        model = spec.build()
+        model = spec.build().to(dev)
+        if dev.type == "cuda":
+            torch.use_deterministic_algorithms(True, warn_only=True)
         optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
         scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=int(lr_step), gamma=gamma)
         epoch, step_in_epoch, global_step, history = 0, 0, 0, []
@@ -282,6 +295,7 @@ def train(
                     batch = np.where(flips[sl][:, None, None, None], batch[:, :, ::-1], batch)
                 x = torch.from_numpy(preprocess(batch))
                 y = torch.from_numpy(targets[rows]).reshape(-1, 1)
+                x, y = x.to(dev), y.to(dev)
                 optimiser.zero_grad(set_to_none=True)
                 value = criterion(model(x), y)
                 value.backward()
@@ -308,6 +322,7 @@ def train(
         if stopped:
             checkpoint()
     model.eval()
+    model = model.cpu()  # exported and scored on the CPU whatever it trained on
     return {
         "model": model, "net": net, "input_size": spec.input_size, "completed": epoch >= epochs,
         "epoch": epoch, "global_step": global_step, "history": history,
