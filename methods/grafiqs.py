@@ -29,7 +29,9 @@ Choices the paper leaves open, and those made here (also on the card):
   position is always 0; that excludes MobileFaceNet's ``gdconv.bn`` and final ``bn``). Layers before the block add
   nothing to its gradient.
 * Deterministic: no randomness. Statistics are per image; images are processed ``batch_size`` at a time
-  (in eval mode they do not interact, so a batch gives each image's own gradient).
+  (in eval mode they do not interact, so a batch gives each image's own gradient, up to float32 rounding: the
+  scores of 16 LFW faces, clean and blurred, differ by at most 8.8e-6 relative between ``batch_size`` 1 and 16,
+  which is why ``batch_size`` is not part of the identity; on a CPU both cost the same, about 0.1 s per face).
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class GraFIQs(BackboneQualityMethod):
         super().__init__(backbone, backbone_options)
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = int(batch_size)  # images per forward/backward pass (does not change any score)
+        self.batch_size = int(batch_size)  # images per forward/backward pass (scores: float32 rounding)
         names = getattr(backbone, "block_names", None)
         if names is not None and block not in names:
             raise ValueError(f"grafiqs: block must be one of {', '.join(names)}, got {block!r}")

@@ -80,8 +80,9 @@ def main() -> None:
         "serfiq": (total + 99 * head, "trunk once + the 512->128 head 100 times (dropout on its input)"),
         "grafiqs": (2 * total, "forward + backward of the activation gradients to the block (at most one more "
                                "forward's worth; no weight gradients)"),
-        "faceqan": ((2 + 5 * 10 * 2) * total, "forward of the face and its mirror + 5 iterations x 10 copies x "
-                                              "(forward + backward to the pixels)"),
+        "faceqan": ((2 + 4 * 10 * 2 + 10) * total, "forward of the face and its mirror + 5 iterations x 10 "
+                                                   "copies: forward + backward to the pixels, but forward only at "
+                                                   "the last iterate (measured, never moved)"),
     }
     for name in [m.strip() for m in args.methods.split(",") if m.strip()]:
         method = create("method", name, backbone=backbone)
