@@ -256,8 +256,8 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
     boot_raw: dict[str, np.ndarray] = {}
     counts_q = {"images_scored_new": 0, "images_embedded_for_quality": 0}
 
-    executor.open(bench, backbone, method, ctx)
     try:
+        executor.open(bench, backbone, method, ctx)  # inside: a failed start (a worker's build) is closed too
         if method is not None:
             who = f"quality method {method_name!r}"
             log.info("score: %s on %d images (%s)", who, n, executor.describe())

@@ -9,12 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'fiqa-bench[ray]')")
+from test_ray_executor import KillingBuild, _cfg, _evaluate, assert_same, ray  # noqa: E402 (skips without Ray)
 
 from fiqa_bench.executors import LocalExecutor  # noqa: E402
 from fiqa_bench.executors.ray import ConfigBuild, RayExecutor  # noqa: E402
-
-from test_ray_executor import KillingBuild, _cfg, _evaluate, assert_same  # noqa: E402
 
 ray.cloudpickle.register_pickle_by_value(sys.modules["test_ray_executor"])
 

@@ -112,26 +112,42 @@ class ShardWorker:
     def __init__(self, build: Callable, ctx: StageContext):
         self.pid = os.getpid()
         self.error = None
+        self.ctx = ctx
         self.worker: StageWorker | None = None
-        self.reported_shards = 0
+        self.epoch = None
+        self.rejected_names: set[str] = set()
+        self.detection_reported = 0
         try:
             if ctx.cache_root:
                 os.environ["FIQA_BENCH_CACHE"] = ctx.cache_root  # the driver's cache folder, on shared storage
             from .. import device
 
             device.set_device(ctx.device)
-            bench, backbone, method = build()
-            got = bench.fingerprint()["faces_sha256"]
+            self.bench, self.backbone, self.method = build()
+            got = self.bench.fingerprint()["faces_sha256"]
             if ctx.faces_sha256 and got != ctx.faces_sha256:
-                raise FiqaBenchError(f"Ray worker on {os.uname().nodename}: benchmark {bench.root} lists other "
+                raise FiqaBenchError(f"Ray worker on {os.uname().nodename}: benchmark {self.bench.root} lists other "
                                      f"images than the driver's (faces sha256 {got[:16]}, driver "
                                      f"{ctx.faces_sha256[:16]}); the data root must be the same shared folder")
-            self.worker = StageWorker(bench, backbone, method, ctx)
-            # a shard listed while another worker merged and removed it is not damage: not counted
-            self.reported_shards = sum(1 for c in (self.worker.ecache, self.worker.qcache) if c is not None
-                                       for why in c.rejected_reasons.values() if "FileNotFoundError" in why)
+            self.worker = StageWorker(self.bench, self.backbone, self.method, ctx)  # the session is loaded here
         except FiqaBenchError as exc:
             self.error = _portable(exc)
+
+    def _fresh_worker(self) -> int:
+        """A new face source and caches read from the shared folder (what every worker wrote in the stages
+        before: no row is computed twice); the adapters are kept. Returns the cache shards newly rejected."""
+        self.worker.close()
+        self.worker = StageWorker(self.bench, self.backbone, self.method, self.ctx)
+        self.detection_reported = 0
+        new = 0
+        for cache in (self.worker.ecache, self.worker.qcache):
+            if cache is None:
+                continue
+            # a shard listed while another worker merged and removed it is not damage: not counted
+            names = {n for n, why in cache.rejected_reasons.items() if "FileNotFoundError" not in why}
+            new += len(names - self.rejected_names)
+            self.rejected_names |= names
+        return new
 
     def ready(self) -> dict:
         """This process's id and node, and the error its build raised (if any)."""
@@ -139,18 +155,25 @@ class ShardWorker:
 
         return {"pid": self.pid, "node": ray.get_runtime_context().get_node_id(), "error": self.error}
 
-    def run(self, stage: str, rows: np.ndarray, skipped_items: list) -> dict:
+    def run(self, stage: str, epoch: int, rows: np.ndarray, skipped_items: list) -> dict:
+        """The values of ``stage`` on ``rows`` (shard), with the skips it found and what its source saw.
+        ``epoch``: the driver's stage number; a new one rereads the shared caches first."""
         if self.error is not None:
             return {"error": self.error, "pid": self.pid}
         try:
+            rejected = 0
+            if epoch != self.epoch:
+                rejected = self._fresh_worker()
+                self.epoch = epoch
             skipped = {int(r): Skipped(int(r), p, why) for r, p, why in skipped_items}
             before = set(skipped)
             base, _, _ = self.worker.caches(stage)
             values, computed = self.worker.run(stage, rows, skipped, cache=TaskCache(base), progress=False)
             report = self.worker.report(rows)
-            total = report.rejected_shards
-            report.rejected_shards = max(0, total - self.reported_shards)  # each rejected shard counted once
-            self.reported_shards = max(total, self.reported_shards)
+            # quality/embedding shards are counted by name, once per actor; the detection cache's by its count
+            detection = int(getattr(self.worker.source, "rejected_shards", 0) or 0)
+            report.rejected_shards = rejected + detection - self.detection_reported
+            self.detection_reported = detection
             new = [(s.row, s.path, s.reason) for r, s in skipped.items() if r not in before]
             return {"values": values, "computed": int(computed), "skipped": new, "report": report, "pid": self.pid}
         except FiqaBenchError as exc:
@@ -187,6 +210,7 @@ class RayExecutor(Executor):
         self.seen = SourceReport()
         self.widths: dict[str, int] = {}
         self.batch_size = 32
+        self.epoch = 0  # stages run so far: workers reread the shared caches at each new one
 
     def describe(self) -> str:
         return f"ray, {len(self.actors)} actors, shards of {self.shard_rows()} images"
@@ -220,6 +244,7 @@ class RayExecutor(Executor):
 
     def stage(self, stage: str, rows: np.ndarray, skipped: dict[int, Skipped]) -> tuple[np.ndarray, int]:
         ray = require_ray()
+        self.epoch += 1
         rows = np.asarray(rows, dtype=np.int64)
         values = np.full((len(rows), self.widths[stage]), np.nan, dtype=np.float32)
         size = self.shard_rows()
@@ -242,7 +267,7 @@ class RayExecutor(Executor):
                     start = queue.popleft()
                     shard = rows[start:start + size]
                     items = [(r, skipped[r].path, skipped[r].reason) for r in shard.tolist() if r in skipped]
-                    pending[self.actors[a].run.remote(stage, shard, items)] = (start, a)
+                    pending[self.actors[a].run.remote(stage, self.epoch, shard, items)] = (start, a)
                     load[a] += 1
                 done, _ = ray.wait(list(pending), num_returns=1)
                 start, a = pending.pop(done[0])
