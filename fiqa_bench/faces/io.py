@@ -61,18 +61,16 @@ def _flat_corner(image: np.ndarray, grey_only: bool = False) -> bool:
     blocks = [image[y : y + 8, x : x + 8] for y, x in ((y1, x1), (0, 0), (0, x1), (y1, 0))]
     # one colour conversion for the four blocks (it is per pixel): a row of their pixels side by side
     row = np.concatenate([b.reshape(1, -1, 3) for b in blocks], axis=1)
-    luma = cv2.cvtColor(row, cv2.COLOR_BGR2GRAY).reshape(-1)
-    start = 0
-    for b in blocks:
-        part = luma[start : start + b.shape[0] * b.shape[1]]
-        start += part.size
-        lo, hi = int(part.min()), int(part.max())
-        if hi - lo <= 1 and (not grey_only or abs(lo - 128) <= MID_GREY_TOLERANCE):  # a DC-only block
-            return True
-    return False
+    luma = cv2.cvtColor(row, cv2.COLOR_BGR2GRAY).reshape(-1).astype(np.int16)
+    starts = np.cumsum([0] + [b.shape[0] * b.shape[1] for b in blocks[:-1]])
+    lo, hi = np.minimum.reduceat(luma, starts), np.maximum.reduceat(luma, starts)
+    flat = hi - lo <= 1  # a DC-only block
+    if grey_only:
+        flat &= np.abs(lo - 128) <= MID_GREY_TOLERANCE
+    return bool(flat.any())
 
 
-def _jpeg_partial(data: bytes, image: np.ndarray | None = None) -> bool:
+def _jpeg_partial(data: bytes, image: np.ndarray | None = None, header: tuple | None = None) -> bool:
     """True for a JPEG whose entropy-coded data ends before its last pixel, although it has an end marker.
 
     libjpeg meets the end marker early, warns "Corrupt JPEG data: premature end of data segment" (on stderr,
@@ -84,10 +82,11 @@ def _jpeg_partial(data: bytes, image: np.ndarray | None = None) -> bool:
     refines AC coefficients only). With the decoded ``image``, a baseline file whose corner blocks are not flat
     is passed without decoding again (:func:`_flat_corner`; in a one- or three-component file only a flat
     mid-grey corner counts): 99% of real crops cost microseconds, the others (and every progressive file) two
-    Pillow decodes at 1/8 scale (14 of 2,000 celeba-wild and LFW photos; a third before the mid-grey rule). libjpeg decodes the blocks
-    after the data ran out as flat mid-grey, so every loss of a whole block is caught; a cut inside the last
+    Pillow decodes at 1/8 scale (14 of 2,000 celeba-wild and LFW photos; a third before the mid-grey rule).
+    libjpeg decodes the blocks after the data ran out as flat mid-grey, so every loss of a whole block is
+    caught; a cut inside the last
     block or two (tens of bytes, a damaged corner of a few hundred pixels) may pass the quick path (3 of 1,500
-    random cuts in a file's last 75%).
+    random cuts in a file's last 75%). ``header``: :func:`_jpeg_header` of ``data`` when the caller has it.
     """
     import io
 
@@ -97,9 +96,9 @@ def _jpeg_partial(data: bytes, image: np.ndarray | None = None) -> bool:
     if end < 0:
         return True
     first_scan = data.find(_JPEG_SOS)
-    progressive = b"\xff\xc2" in data[:first_scan] if first_scan > 0 else False
+    progressive = data.find(b"\xff\xc2", 0, first_scan) >= 0 if first_scan > 0 else False
     if image is not None and not progressive:
-        header = _jpeg_header(data)
+        header = header or _jpeg_header(data)
         if not _flat_corner(image, grey_only=header is not None and header[2] in (1, 3)):
             return False  # the decoded pixels already rule it out (most photos): no second decode
     probe = data[:end] + _ENTROPY_PROBE + data[end:]
@@ -168,12 +167,13 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
 MAX_PIXELS = 2**27  # 134 Mpx (a 400 MB BGR array): a few kB of PNG can claim 100,000 x 100,000 pixels
 
 
-def _claimed_pixels(data: bytes) -> int | None:
+def _claimed_pixels(data: bytes, size: tuple | None = None) -> int | None:
     """Width x height from the file's header, None where Pillow cannot tell. JPEG and PNG headers are read
-    here (a few segment lengths: Pillow's parser costs a fifth of the decode); other files by Pillow."""
+    here (a few segment lengths: Pillow's parser costs a fifth of the decode); other files by Pillow.
+    ``size``: the header's (width, height, ...) when the caller has read it."""
     import io
 
-    size = _jpeg_header(data) or _png_size(data)
+    size = size or _jpeg_header(data) or _png_size(data)
     if size is not None:
         return int(size[0]) * int(size[1])
 
@@ -203,7 +203,8 @@ def decode_image(data: bytes, path: str | os.PathLike) -> np.ndarray:
 
     if not data:
         raise ImageError(path, "file is empty (0 bytes)")
-    pixels = _claimed_pixels(data)
+    header = _jpeg_header(data)
+    pixels = _claimed_pixels(data, header)
     if pixels is not None and pixels > MAX_PIXELS:
         raise ImageError(path, f"image claims {pixels} pixels, over the limit of {MAX_PIXELS} per image: not decoded")
     if _jpeg_truncated(data):
@@ -216,7 +217,7 @@ def decode_image(data: bytes, path: str | os.PathLike) -> np.ndarray:
         raise ImageError(path, f"cannot decode image (corrupt, truncated or unsupported format; {len(data)} bytes)")
     if image.size == 0:
         raise ImageError(path, "decoded image has no pixels")
-    if data.startswith(_JPEG_SOI) and _jpeg_partial(data, image):
+    if data.startswith(_JPEG_SOI) and _jpeg_partial(data, image, header):
         raise ImageError(path, f"truncated or corrupt JPEG (its data ends before the last pixel; {len(data)} bytes)")
     return image  # IMREAD_COLOR: always uint8 (H, W, 3) BGR
 
