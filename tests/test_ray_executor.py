@@ -168,3 +168,13 @@ def test_errors_on_a_worker_are_the_drivers_one_line_errors(local_ray, small_ben
     remote = _evaluate(cfg, RayExecutor(ConfigBuild(cfg), shard_size=8, shard_order_seed=2))
     assert local.counts["skipped"] == 1
     assert_same(local, remote)
+
+
+def test_cuda_on_a_cluster_without_gpus_is_one_line(local_ray, small_bench, mbf, tmp_path, isolated_cache):
+    from fiqa_bench.errors import FiqaBenchError
+
+    cfg = _cfg(small_bench, mbf, "blur", tmp_path)
+    bench, backbone, method = ConfigBuild(cfg)()
+    with pytest.raises(FiqaBenchError, match="the Ray cluster has no GPU"):
+        evaluate(bench, backbone, method, cfg.eval_options(), executor=RayExecutor(ConfigBuild(cfg)),
+                 device="cuda")

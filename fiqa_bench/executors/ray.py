@@ -230,9 +230,17 @@ class RayExecutor(Executor):
         ctx = dataclasses.replace(ctx, faces_sha256=bench.fingerprint()["faces_sha256"])
         self.batch_size = int(ctx.options.batch_size)
         self.widths = {"embed": int(backbone.card.embedding_dim), "quality": 1}
-        n = self.n_actors or max(1, int(ray.cluster_resources().get("CPU", 1) // self.cpus_per_actor))
+        resources = ray.cluster_resources()
+        n = self.n_actors or max(1, int(resources.get("CPU", 1) // self.cpus_per_actor))
+        gpus = {}
+        if ctx.device == "cuda":  # one GPU per actor: as many actors as the cluster has GPUs, unless told
+            if not resources.get("GPU"):
+                raise FiqaBenchError("--device cuda with --executor ray: the Ray cluster has no GPU "
+                                     "(start its nodes with `ray start --num-gpus N`)")
+            gpus = {"num_gpus": 1}
+            n = self.n_actors or int(resources["GPU"])
         actor_cls = ray.remote(num_cpus=self.cpus_per_actor, max_restarts=self.max_retries,
-                               max_task_retries=self.max_retries)(ShardWorker)
+                               max_task_retries=self.max_retries, **gpus)(ShardWorker)
         self.actors = [actor_cls.remote(self.build, ctx) for _ in range(n)]
         for a, state in enumerate(self._get(ray, [actor.ready.remote() for actor in self.actors])):
             if state["error"] is not None:  # a bad option, a missing model file: the build's own error
