@@ -10,7 +10,9 @@ identity". Inference runs the exported ONNX file on onnxruntime (no torch):
 3. the network's sigmoid output, a score in (0, 1); higher = better.
 
 Weights: ``TinyFQ()`` uses the bundled ``weights/tinyfq.onnx`` (its training card is ``weights/tinyfq.json``);
-``TinyFQ(weights=PATH)`` any file honouring :mod:`fiqa_bench.onnx_contract` (``fiqa-bench train`` writes them).
+``TinyFQ(weights=PATH)`` any file honouring :mod:`fiqa_bench.onnx_contract` (``fiqa-bench train`` writes them);
+a bare file name that is not a file here names a bundled alternative, e.g. ``weights=tinyfq-v1.onnx`` (the model
+bundled before issue 15: dlib labels, one degraded copy per photo).
 The file's metadata must say 64x64 RGB input with the normalisation above, else loading fails with a clear error.
 """
 
@@ -57,5 +59,13 @@ class TinyFQ(ExportedQualityNet):
     )
 
     BUNDLED = BUNDLED
+
+    def __init__(self, weights=None, batch_size=None) -> None:
+        if weights is not None and Path(str(weights)).name == str(weights) and not Path(str(weights)).exists():
+            bundled = bundled_weights_path(str(weights))
+            if bundled.is_file():  # a bundled alternative named by its file name
+                weights = bundled
+        super().__init__(weights, batch_size)
+
     MISSING_HINT = "not trained yet: `fiqa-bench label` then `fiqa-bench train`"
     DEFAULT_BATCH = 256

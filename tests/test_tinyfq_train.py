@@ -171,3 +171,61 @@ def test_label_scaling_maps_the_training_range_to_the_unit_interval(training_set
     assert result["config"]["label_scaling"] == "minmax"
     with pytest.raises(ValueError, match="label_scaling"):
         train(training_set, label_scaling="zscore", max_steps=1, **SETTINGS)
+
+
+def _subset_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "reports" / "tinyfq" / "subset.py"
+    spec = importlib.util.spec_from_file_location("tinyfq_subset", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_set_keeps_embeddings_and_ablation_subsets_keep_their_labels(training_set, tmp_path):
+    """The labels are Eq. 1 of the stored embeddings, and a subset of copies or identities (reports/tinyfq's
+    ablation rows) has exactly the labels Eq. 1 gives it from scratch."""
+    from fiqa_bench.training.labels import quality_labels
+
+    ds = training_set
+    assert ds.embeddings.shape == (40, 128) and ds.embeddings.dtype == np.float32
+    loaded = TrainingSet.load(ds.save(tmp_path / "set"))
+    np.testing.assert_array_equal(loaded.embeddings, ds.embeddings)
+
+    def eq1(rows):
+        clean = np.array([ds.degradations[i] is None for i in rows])
+        return quality_labels(ds.embeddings[rows], ds.identities[rows], groups=ds.sources[rows], reference=clean)
+
+    everything = np.arange(len(ds))
+    np.testing.assert_array_equal(eq1(everything), ds.labels)
+    subset = _subset_script()
+    assert subset.copy_index(ds.sources, ds.degradations).tolist() == [0, 1] * 20
+    photos = subset.select(ds, copies=0)
+    assert photos.tolist() == list(range(0, 40, 2))
+    half = subset.select(ds, copies=1, identity_fraction=0.5, seed=0)
+    assert len(half) == 20 and np.unique(ds.identities[half]).size == 2
+    for rows in (photos, half):
+        np.testing.assert_array_equal(eq1(rows), ds.labels[rows])
+        assert ds.subset(rows).embeddings.shape == (len(rows), 128)
+
+
+def test_channels_last_training_is_reproducible_and_resumes(training_set, tmp_path):
+    settings = {**SETTINGS, "channels_last": True}
+    a = train(training_set, checkpoint_dir=tmp_path / "a", **settings)
+    part = train(training_set, checkpoint_dir=tmp_path / "b", max_steps=5, **settings)
+    assert not part["completed"]
+    b = train(training_set, checkpoint_dir=tmp_path / "b", **settings)
+    assert a["config"]["memory_format"] == "channels_last"
+    sa, sb = a["model"].state_dict(), b["model"].state_dict()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+        assert sa[k].is_contiguous(), k  # returned in the default layout, ready to export
+    assert a["history"] == b["history"]
+    # one step of the same network on the same data: the layouts agree up to rounding
+    one_cl = train(training_set, max_steps=1, **settings)
+    one = train(training_set, max_steps=1, **SETTINGS)
+    assert "memory_format" not in one["config"]
+    x = training_set.images[:16]
+    np.testing.assert_allclose(predict(one_cl["model"], x), predict(one["model"], x), atol=1e-4)

@@ -26,6 +26,11 @@ Pearson and Spearman correlation between prediction and target.
 **Sampling** (section 3.4) is applied to the training identities only (``sampling="smooth"`` or ``"random"``),
 after the split, so the validation set keeps the natural label distribution and no identity crosses the split.
 
+**Speed.** ``channels_last=True`` trains with the NHWC memory layout (the network and every batch), which the
+CPU's depthwise convolutions run about 1.4x faster (measured on this 2-core machine: 3.8 against 5.4 ms per
+image and step at batch 64, one thread, deterministic algorithms); the arithmetic order differs, so its weights
+differ from the default layout's in the last bits. Recorded in the config.
+
 **Reproducibility.** ``torch.manual_seed(seed)`` before building the network, deterministic algorithms, data
 read in the main process (no workers), and the order of epoch ``e`` drawn from
 ``numpy.random.default_rng([seed, e])``: the same call gives bitwise the same weights. A checkpoint
@@ -159,6 +164,7 @@ def train(
     sampling_options: dict | None = None,
     hflip: bool = False,
     label_scaling: str = "minmax",
+    channels_last: bool = False,
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     resume: bool = True,
@@ -232,6 +238,7 @@ def train(
         "batch_size": int(batch_size), "loss": loss, "seed": int(seed), "val_fraction": float(val_fraction),
         "sampling": sampling, "sampling_options": dict(sampling_options or {}), "hflip": bool(hflip),
         "label_scaling": label_scaling, "label_range": label_range,
+        **({"memory_format": "channels_last"} if channels_last else {}),
         "rows": int(len(labels)), "train_rows": int(train_rows.size), "val_rows": int(val_rows.size),
         "data_fingerprint": fingerprint() if callable(fingerprint) else None,
         "normalisation": "(x - 127.5) / 128, RGB, NCHW",
@@ -247,6 +254,8 @@ def train(
         model = spec.build().to(dev)
         if dev.type == "cuda":
             torch.use_deterministic_algorithms(True, warn_only=True)
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        model = model.to(memory_format=layout)
         optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
         scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=int(lr_step), gamma=gamma)
         epoch, step_in_epoch, global_step, history = 0, 0, 0, []
@@ -293,7 +302,7 @@ def train(
                 batch = np.asarray(images[np.sort(rows)])[np.argsort(np.argsort(rows))]  # sorted reads (mmap)
                 if flips is not None:
                     batch = np.where(flips[sl][:, None, None, None], batch[:, :, ::-1], batch)
-                x = torch.from_numpy(preprocess(batch))
+                x = torch.from_numpy(preprocess(batch)).contiguous(memory_format=layout)
                 y = torch.from_numpy(targets[rows]).reshape(-1, 1)
                 x, y = x.to(dev), y.to(dev)
                 optimiser.zero_grad(set_to_none=True)
@@ -321,7 +330,7 @@ def train(
             checkpoint()
         if stopped:
             checkpoint()
-    model.eval()
+    model = model.to(memory_format=torch.contiguous_format).eval()  # exported and used like any module
     model = model.cpu()  # exported and scored on the CPU whatever it trained on
     return {
         "model": model, "net": net, "input_size": spec.input_size, "completed": epoch >= epochs,

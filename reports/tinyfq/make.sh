@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Regenerates reports/tinyfq (issue 15): the labelled set of the train-part identities (MobileFaceNet Eq. 1 labels,
+# 4 degraded copies per photo), the ablation rows trained from subsets of it, their evaluation on eval-part
+# identities (Spearman with Eq. 1 on the labelled eval set, penalties for JPEG-10 / noise-20, the IJB-layout
+# benchmark with intervals), and ablation.md. Run from anywhere inside an environment with
+# `pip install -e '.[train,dlib]'`; FIQA_SHARED points at the shared folder (default: ../shared beside the
+# repository). STEPS picks parts (default: all). Training is bitwise reproducible on one machine and torch build
+# (deterministic algorithms, seeded order, no workers); other CPUs or torch versions may round differently.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/../.."   # the repository root: paths are given relative, so cards and results carry no machine path
+export FIQA_SHARED=${FIQA_SHARED:-../shared}
+export FIQA_BENCH_THREADS=${FIQA_BENCH_THREADS:-1}  # measured on a shared 2-core machine
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}        # torch's threads while training
+S=../shared
+W=.work/tinyfq            # ignored by git: the labelled sets
+A=reports/tinyfq/ablation # weights, cards and evaluations of the rows
+EVALSET=${EVALSET:-.work/modern/evalset}   # reports/modern/make.sh 'spearman' builds it (eval part, MobileFaceNet)
+BENCH=${BENCH:-.work/celeba-lfw-eval}      # reports/celeba-eval/make.sh prepares it (eval part)
+MFN=$S/models/mobilefacenet/mobilefacenet.onnx
+ROWS=${ROWS:-"m1 m4 m4-none m4-half m4-flip"}
+STEPS=${STEPS:-"label subsets train evaluate ijb table"}
+# the training schedule shared by every MobileFaceNet row (see README.md here for why 8 epochs, batch 64)
+TRAIN="--net tinyfqnet --epochs 8 --lr-step 3 --batch-size 64 --min-images 2 --channels-last --seed 0 --no-progress"
+mkdir -p "$W" "$A"
+
+subset_of() { case $1 in m1) echo "--copies 1";; m4-half) echo "--copies 4 --identity-fraction 0.5";;
+                          *) echo "--copies 4";; esac; }
+options_of() { case $1 in m4-none) echo "--sampling none";; m4-flip) echo "--sampling smooth --hflip";;
+                          *) echo "--sampling smooth";; esac; }
+set_of() { case $1 in m1) echo c1;; m4-half) echo c4-half;; *) echo c4;; esac; }
+
+for step in $STEPS; do
+case $step in
+label)
+    # every train-part identity of LFW and celeba-wild with >= 2 photos (Eq. 1's leave-one-out centre needs two;
+    # single-photo identities have no centre), each photo + 4 seeded degraded copies (all kinds and strengths)
+    [ -f "$W/labels-mfn-c4/meta.json" ] || fiqa-bench label "$S/data/lfw/lfw" "$S/data/celeba-wild/images" \
+        --fr "onnx:$MFN" --part train --min-images 2 --pad 0.25 --degraded-copies 4 --seed 0 \
+        --out "$W/labels-mfn-c4" --no-progress
+    ;;
+subsets)
+    [ -f "$W/c1/meta.json" ] || python reports/tinyfq/subset.py "$W/labels-mfn-c4" "$W/c1" --copies 1
+    [ -f "$W/c4-half/meta.json" ] || python reports/tinyfq/subset.py "$W/labels-mfn-c4" "$W/c4-half" --copies 4 \
+        --identity-fraction 0.5
+    ln -sfn labels-mfn-c4 "$W/c4"
+    ;;
+train)
+    for r in $ROWS; do
+        [ -f "$A/$r.onnx" ] || fiqa-bench train "$W/$(set_of "$r")" --out "$A/$r.onnx" \
+            --checkpoints "$W/ckpt-$r" $TRAIN $(options_of "$r")
+    done
+    ;;
+evaluate)
+    # the bundled model of today (dlib labels, 1 copy) kept as methods/weights/tinyfq-v1.onnx: the reference row
+    for r in v1 $ROWS; do
+        w=$A/$r.onnx; [ "$r" = v1 ] && w=methods/weights/tinyfq-v1.onnx
+        [ -f "$A/eval-$r.json" ] || fiqa-bench train-baseline evaluate "$EVALSET" --methods tinyfq --tinyfq "$w" \
+            --out "$A/eval-$r.json"
+        [ -f "$A/penalties-$r.json" ] || python reports/tinyfq/penalties.py "$EVALSET" --weights "$w" \
+            --out "$A/penalties-$r.json"
+    done
+    ;;
+ijb)
+    # quality stage only: the embeddings of this benchmark are cached (FIQA_BENCH_CACHE of reports/celeba-eval)
+    for fr in ${FRS:-"onnx:$MFN dlib"}; do
+        for r in v1 $ROWS; do
+            w=$A/$r.onnx; [ "$r" = v1 ] && w=methods/weights/tinyfq-v1.onnx
+            fiqa-bench run --protocol "$BENCH" --fr "$fr" --method tinyfq --method-option "weights=$w" \
+                --out reports/tinyfq/ijb --no-progress
+        done
+    done
+    fiqa-bench compare reports/celeba-eval/ijb reports/tinyfq/ijb > reports/tinyfq/ijb/compare.md
+    ;;
+table)
+    python reports/tinyfq/table.py --rows "v1 $ROWS" --out reports/tinyfq/ablation.md
+    ;;
+*) echo "unknown step $step" >&2; exit 2;;
+esac
+done
