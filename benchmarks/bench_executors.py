@@ -65,7 +65,7 @@ def main() -> None:
     out: dict = {"cpus": os.cpu_count(), "load_before": os.getloadavg(), "method": args.method,
                  "actors": args.actors, "workers": args.workers, "runs": []}
     t = time.perf_counter()
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
     out["ray_init_s"] = round(time.perf_counter() - t, 2)
     reference = None
     try:

@@ -43,7 +43,7 @@ def local_ray():
     """One local Ray instance with 2 CPUs for the whole module (starting Ray takes seconds)."""
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")  # a new instance
     yield
     ray.shutdown()
 

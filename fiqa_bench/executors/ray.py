@@ -225,7 +225,8 @@ class RayExecutor(Executor):
             if self.address:
                 ray.init(address=self.address, **kwargs)
             else:
-                ray.init(num_cpus=self.num_cpus or os.cpu_count() or 1, **kwargs)
+                # address="local": a new instance, never a cluster that RAY_ADDRESS or an earlier `ray start` names
+                ray.init(address="local", num_cpus=self.num_cpus or os.cpu_count() or 1, **kwargs)
             self.started_ray = True
         ctx = dataclasses.replace(ctx, faces_sha256=bench.fingerprint()["faces_sha256"])
         self.batch_size = int(ctx.options.batch_size)
