@@ -153,15 +153,23 @@ def first_duplicate_pair(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None
     A repeated pair counts twice in the metric (a duplicated genuine row inflates TPR), whichever way round. The
     common case (no repeat) costs one sort of one int64 key per pair (~0.5 s for IJB-C's 15.7M pairs); hashing
     them was 10x slower."""
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    if lo.size and lo.min() >= 0 and hi.max() < 2**31:
-        keys = (lo.astype(np.int64) << 31) | hi.astype(np.int64)
-    else:  # ids beyond 31 bits: rank them first, so each pair still fits in one int64
+    def pair_keys() -> np.ndarray:
+        """One int64 per unordered pair, built in place (IJB-C: one 125 MB array, not five)."""
+        if a.size and min(int(a.min()), int(b.min())) >= 0 and max(int(a.max()), int(b.max())) < 2**31:
+            keys = np.minimum(a, b).astype(np.int64)
+            keys <<= 31
+            keys |= np.maximum(a, b)
+            return keys
+        # ids beyond 31 bits: rank them first, so each pair still fits in one int64
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
         ids, inverse = np.unique(np.concatenate([lo, hi]), return_inverse=True)
-        keys = (inverse[: lo.size].astype(np.int64) << 32) | inverse[lo.size :].astype(np.int64)
-    ordered = np.sort(keys)
+        return (inverse[: lo.size].astype(np.int64) << 32) | inverse[lo.size :].astype(np.int64)
+
+    ordered = pair_keys()
+    ordered.sort()
     if not (ordered[1:] == ordered[:-1]).any():
         return None
+    keys = pair_keys()
     order = np.argsort(keys, kind="stable")
     same = np.flatnonzero(keys[order][1:] == keys[order][:-1])  # order[same + 1] repeats an earlier row
     later = order[same + 1]

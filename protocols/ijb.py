@@ -206,7 +206,8 @@ def read_ijb_layout(
             "media": media_ids,
             "face_score": face_score,
             **{c: landmarks[:, i] for i, c in enumerate(LANDMARK_COLUMNS)},
-        }
+        },
+        copy=False,  # the columns as they are: no consolidation into 2-D blocks (a copy of every column)
     )
     pairs = pd.DataFrame(
         {
@@ -214,7 +215,8 @@ def read_ijb_layout(
             "b": t2.astype(np.int64),
             "label": label.astype(np.int8),
             "fold": np.full(len(t1), -1, dtype=np.int8),
-        }
+        },
+        copy=False,  # IJB-C: 1-2 s of copying 15.7M rows into one block saved
     )
     genuine = int(pairs["label"].sum())
     return Benchmark(
