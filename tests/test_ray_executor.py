@@ -178,3 +178,22 @@ def test_cuda_on_a_cluster_without_gpus_is_one_line(local_ray, small_bench, mbf,
     with pytest.raises(FiqaBenchError, match="the Ray cluster has no GPU"):
         evaluate(bench, backbone, method, cfg.eval_options(), executor=RayExecutor(ConfigBuild(cfg)),
                  device="cuda")
+
+
+def test_detection_on_the_workers_equals_local(local_ray, small_bench, mbf, tmp_path, monkeypatch):
+    """Without given landmarks each actor detects faces itself: same faces, same detector identity recorded."""
+    import shutil
+
+    bench = tmp_path / "bench"
+    shutil.copytree(small_bench, bench)
+    for f in (bench / "meta").glob("*_name_5pts_score.txt"):
+        f.unlink()  # no landmarks given: the IJB reader leaves them to the detector
+    cfg = _cfg(bench, mbf, "blur", tmp_path, on_no_face="center")
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-local"))
+    local = _evaluate(cfg, LocalExecutor())
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-ray"))
+    remote = _evaluate(cfg, RayExecutor(ConfigBuild(cfg), shard_size=16, shard_order_seed=4))
+    assert local.detector is not None and local.detector.startswith("yunet")
+    assert remote.detector == local.detector
+    assert_same(local, remote)
+    assert list((tmp_path / "cache-ray" / "detections").rglob("shard-*.npz"))  # the workers cached detections
