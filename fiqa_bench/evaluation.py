@@ -327,7 +327,7 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
         "skipped_files": [s.path for s in sorted(skipped.values(), key=lambda s: s.row)][:100],
     }
     counts["landmarks_rejected"] = seen.landmark_rejections()
-    counts["cache_shards_rejected"] = int(seen.rejected_shards)
+    counts["cache_shards_rejected"] = seen.shards_rejected()
     image_quality = quality.astype(np.float32) if quality is not None else np.full(n, np.nan, np.float32)
     raw = {
         "pair_a": data.a, "pair_b": data.b, "pair_scores": data.scores, "pair_labels": data.labels,

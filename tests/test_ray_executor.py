@@ -197,3 +197,21 @@ def test_detection_on_the_workers_equals_local(local_ray, small_bench, mbf, tmp_
     assert remote.detector == local.detector
     assert_same(local, remote)
     assert list((tmp_path / "cache-ray" / "detections").rglob("shard-*.npz"))  # the workers cached detections
+
+
+def test_a_damaged_cache_shard_is_counted_once_as_locally(local_ray, small_bench, mbf, tmp_path, monkeypatch):
+    import shutil
+
+    cfg = _cfg(small_bench, mbf, "blur", tmp_path)
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "warm"))
+    _evaluate(cfg, LocalExecutor())
+    (shard,) = (tmp_path / "warm" / "quality").rglob("shard-*.npz")
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # damaged after it was written
+    shard.write_bytes(bytes(data))
+    shutil.copytree(tmp_path / "warm", tmp_path / "warm-ray")
+    local = _evaluate(cfg, LocalExecutor())
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "warm-ray"))
+    remote = _evaluate(cfg, RayExecutor(ConfigBuild(cfg), shard_size=8, shard_order_seed=9))
+    assert local.counts["cache_shards_rejected"] == 1 and local.counts["images_scored_new"] == 48
+    assert_same(local, remote)

@@ -54,12 +54,18 @@ class SourceReport:
     rejected_landmarks: dict = field(default_factory=dict)
     rejected_shards: int = 0
     detector: str | None = None
+    rejected_shard_files: set = field(default_factory=set)  # by path: several workers may reject the same one
 
     def merge(self, other: "SourceReport") -> None:
         self.fallback_rows |= set(other.fallback_rows)
         self.rejected_landmarks.update(other.rejected_landmarks)
         self.rejected_shards += int(other.rejected_shards)
+        self.rejected_shard_files |= set(other.rejected_shard_files)
         self.detector = self.detector or other.detector
+
+    def shards_rejected(self) -> int:
+        """Cache shards that failed their checks: counted, plus those known by path (each once)."""
+        return int(self.rejected_shards) + len(self.rejected_shard_files)
 
     def landmark_rejections(self) -> dict[str, int]:
         counts: dict[str, int] = {}

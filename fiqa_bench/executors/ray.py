@@ -30,6 +30,7 @@ import logging
 import os
 import pickle
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -75,6 +76,14 @@ class TaskCache(ArrayCache):
     earlier shards stay found), but its own list of written shard files, so the merge at the end of a stage
     (:meth:`ArrayCache.consolidate`) rewrites this shard's values only, never the actor's whole history."""
 
+    #: the ArrayCache attributes a view replaces or shares; if ArrayCache stops having them, no view is made
+    STATE = ("_index", "_pending_keys", "_pending_vals", "_written", "_last_flush")
+
+    @classmethod
+    def of(cls, base: ArrayCache) -> ArrayCache:
+        """A view of ``base``, or ``base`` itself where its layout is not the one this view knows."""
+        return cls(base) if all(k in vars(base) for k in cls.STATE) else base
+
     def __init__(self, base: ArrayCache):  # no ArrayCache.__init__: the folder is not read again
         self.__dict__.update(base.__dict__)
         self._pending_keys, self._pending_vals, self._written = [], [], []
@@ -115,7 +124,7 @@ class ShardWorker:
         self.ctx = ctx
         self.worker: StageWorker | None = None
         self.epoch = None
-        self.rejected_names: set[str] = set()
+        self.unreported: set[str] = set()  # rejected cache shards (paths) not yet reported to the driver
         self.detection_reported = 0
         try:
             if ctx.cache_root:
@@ -130,24 +139,27 @@ class ShardWorker:
                                      f"images than the driver's (faces sha256 {got[:16]}, driver "
                                      f"{ctx.faces_sha256[:16]}); the data root must be the same shared folder")
             self.worker = StageWorker(self.bench, self.backbone, self.method, ctx)  # the session is loaded here
+            self._note_rejections()
         except FiqaBenchError as exc:
             self.error = _portable(exc)
 
-    def _fresh_worker(self) -> int:
-        """A new face source and caches read from the shared folder (what every worker wrote in the stages
-        before: no row is computed twice); the adapters are kept. Returns the cache shards newly rejected."""
-        self.worker.close()
-        self.worker = StageWorker(self.bench, self.backbone, self.method, self.ctx)
-        self.detection_reported = 0
-        new = 0
+    def _note_rejections(self) -> None:
+        """The cache shards the worker's caches rejected on load, by path (the driver counts each once, however
+        many workers read it before the first set it aside); one listed while another worker merged and removed
+        it is not damage, and not counted."""
         for cache in (self.worker.ecache, self.worker.qcache):
             if cache is None:
                 continue
-            # a shard listed while another worker merged and removed it is not damage: not counted
-            names = {n for n, why in cache.rejected_reasons.items() if "FileNotFoundError" not in why}
-            new += len(names - self.rejected_names)
-            self.rejected_names |= names
-        return new
+            self.unreported |= {str(Path(cache.folder) / n) for n, why in cache.rejected_reasons.items()
+                                if "FileNotFoundError" not in why}
+
+    def _fresh_worker(self) -> None:
+        """A new face source and caches read from the shared folder (what every worker wrote in the stages
+        before: no row is computed twice); the adapters are kept."""
+        self.worker.close()
+        self.worker = StageWorker(self.bench, self.backbone, self.method, self.ctx)
+        self.detection_reported = 0
+        self._note_rejections()
 
     def ready(self) -> dict:
         """This process's id and node, and the error its build raised (if any)."""
@@ -161,19 +173,19 @@ class ShardWorker:
         if self.error is not None:
             return {"error": self.error, "pid": self.pid}
         try:
-            rejected = 0
             if epoch != self.epoch:
-                rejected = self._fresh_worker()
+                self._fresh_worker()
                 self.epoch = epoch
             skipped = {int(r): Skipped(int(r), p, why) for r, p, why in skipped_items}
             before = set(skipped)
             base, _, _ = self.worker.caches(stage)
-            values, computed = self.worker.run(stage, rows, skipped, cache=TaskCache(base), progress=False)
+            values, computed = self.worker.run(stage, rows, skipped, cache=TaskCache.of(base), progress=False)
             report = self.worker.report(rows)
-            # quality/embedding shards are counted by name, once per actor; the detection cache's by its count
+            # quality/embedding shards counted by name, once per actor; the detection cache's by its own count
             detection = int(getattr(self.worker.source, "rejected_shards", 0) or 0)
-            report.rejected_shards = rejected + detection - self.detection_reported
-            self.detection_reported = detection
+            report.rejected_shards = detection - self.detection_reported
+            report.rejected_shard_files = set(self.unreported)
+            self.unreported, self.detection_reported = set(), detection
             new = [(s.row, s.path, s.reason) for r, s in skipped.items() if r not in before]
             return {"values": values, "computed": int(computed), "skipped": new, "report": report, "pid": self.pid}
         except FiqaBenchError as exc:
