@@ -51,6 +51,8 @@ def main() -> None:
     ap.add_argument("--actors", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2, help="decoding threads per worker (as --workers)")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--all-threads", action="store_true",
+                    help="every actor's inference uses every CPU (default: its own CPU count, FIQA_BENCH_THREADS)")
     args = ap.parse_args()
 
     import ray
@@ -73,7 +75,8 @@ def main() -> None:
             for name in ("local", "ray"):
                 with tempfile.TemporaryDirectory() as tmp:
                     os.environ["FIQA_BENCH_CACHE"] = str(Path(tmp) / "cache")
-                    ex = LocalExecutor() if name == "local" else RayExecutor(build, actors=args.actors)
+                    ex = (LocalExecutor() if name == "local"
+                          else RayExecutor(build, actors=args.actors, limit_threads=not args.all_threads))
                     values, opened, seconds = _stage(ex, cfg, build)
                 n = len(values)
                 if reference is None:

@@ -118,7 +118,7 @@ def _reraise(error: tuple):
 class ShardWorker:
     """The actor: builds its worker once (``build()`` then :class:`StageWorker`), then computes shards."""
 
-    def __init__(self, build: Callable, ctx: StageContext):
+    def __init__(self, build: Callable, ctx: StageContext, threads: int | None = None):
         self.pid = os.getpid()
         self.error = None
         self.ctx = ctx
@@ -129,6 +129,8 @@ class ShardWorker:
         try:
             if ctx.cache_root:
                 os.environ["FIQA_BENCH_CACHE"] = ctx.cache_root  # the driver's cache folder, on shared storage
+            if threads and "FIQA_BENCH_THREADS" not in os.environ:  # inference threads: the actor's CPUs
+                os.environ["FIQA_BENCH_THREADS"] = str(threads)
             from .. import device
 
             device.set_device(ctx.device)
@@ -202,7 +204,8 @@ class RayExecutor(Executor):
 
     def __init__(self, build: Callable, *, address: str | None = None, num_cpus: int | None = None,
                  actors: int = 0, cpus_per_actor: float = 1, shard_size: int = SHARD_SIZE,
-                 shard_order_seed: int | None = None, max_retries: int = 3, progress: bool = False):
+                 shard_order_seed: int | None = None, max_retries: int = 3, progress: bool = False,
+                 limit_threads: bool = True):
         require_ray()
         if shard_size < 1:
             raise ValueError("shard_size must be >= 1")
@@ -214,6 +217,7 @@ class RayExecutor(Executor):
         self.shard_size = int(shard_size)
         self.shard_order_seed = shard_order_seed
         self.max_retries = int(max_retries)
+        self.limit_threads = bool(limit_threads)
         self.progress = progress
         self.started_ray = False
         self.actors: list = []
@@ -254,7 +258,8 @@ class RayExecutor(Executor):
             n = self.n_actors or int(resources["GPU"])
         actor_cls = ray.remote(num_cpus=self.cpus_per_actor, max_restarts=self.max_retries,
                                max_task_retries=self.max_retries, **gpus)(ShardWorker)
-        self.actors = [actor_cls.remote(self.build, ctx) for _ in range(n)]
+        threads = max(1, int(self.cpus_per_actor)) if self.limit_threads else None
+        self.actors = [actor_cls.remote(self.build, ctx, threads) for _ in range(n)]
         for a, state in enumerate(self._get(ray, [actor.ready.remote() for actor in self.actors])):
             if state["error"] is not None:  # a bad option, a missing model file: the build's own error
                 _reraise(state["error"])
