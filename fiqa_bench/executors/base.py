@@ -22,7 +22,7 @@ import numpy as np
 
 from ..api import check_embeddings, check_scores
 from ..cache import ArrayCache
-from ..stages import FaceSource, Skipped, call_adapter, per_image_stage, scores_run_embeddings
+from ..stages import FaceSource, Skipped, call_adapter, per_image_stage
 
 STAGES = ("quality", "embed")
 
@@ -177,11 +177,6 @@ class Executor(ABC):
 
     def close(self) -> None:
         pass
-
-    def runs_method_embeddings_on_driver(self, method, backbone) -> bool:
-        """Whether ``method`` scores the run's embeddings (``score_embeddings``): then the embed stage runs on
-        every row (through this executor) and the method scores those embeddings in the driver."""
-        return scores_run_embeddings(method, backbone)
 
 
 def cache_root_of_driver() -> str:

@@ -26,10 +26,6 @@ class LocalExecutor(Executor):
         assert self.worker is not None, "open() first"
         return self.worker.report()
 
-    def cache_entries(self, stage: str) -> int:
-        cache = self.worker.qcache if stage == "quality" else self.worker.ecache
-        return len(cache) if cache is not None else 0
-
     def close(self) -> None:
         if self.worker is not None:
             self.worker.close()
