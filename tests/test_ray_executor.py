@@ -215,3 +215,16 @@ def test_a_damaged_cache_shard_is_counted_once_as_locally(local_ray, small_bench
     remote = _evaluate(cfg, RayExecutor(ConfigBuild(cfg), shard_size=8, shard_order_seed=9))
     assert local.counts["cache_shards_rejected"] == 1 and local.counts["images_scored_new"] == 48
     assert_same(local, remote)
+
+
+def _missing_plugin():
+    raise ModuleNotFoundError("No module named 'my_plugin'")
+
+
+def test_a_worker_that_cannot_build_the_adapters_is_one_line(local_ray, small_bench, mbf, tmp_path, isolated_cache):
+    from fiqa_bench.errors import FiqaBenchError
+
+    cfg = _cfg(small_bench, mbf, "blur", tmp_path)
+    with pytest.raises(FiqaBenchError, match=r"could not build the run's adapters: ModuleNotFoundError: No module "
+                                             r"named 'my_plugin' \(every node needs the same environment"):
+        _evaluate(cfg, RayExecutor(_missing_plugin), build=ConfigBuild(cfg))

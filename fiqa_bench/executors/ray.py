@@ -144,6 +144,10 @@ class ShardWorker:
             self._note_rejections()
         except FiqaBenchError as exc:
             self.error = _portable(exc)
+        except Exception as exc:  # noqa: BLE001 - e.g. a plugin not installed on this node: say so in one line
+            self.error = _portable(FiqaBenchError(
+                f"Ray worker on {os.uname().nodename} could not build the run's adapters: {type(exc).__name__}: "
+                f"{exc} (every node needs the same environment: fiqa-bench, its extras and plugins)"))
 
     def _note_rejections(self) -> None:
         """The cache shards the worker's caches rejected on load, by path (the driver counts each once, however
