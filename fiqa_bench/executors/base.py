@@ -43,6 +43,7 @@ class StageContext:
     device: str = "cpu"
     cache_root: str | None = None
     faces_sha256: str | None = None  # the driver's benchmark, which a remote worker's must equal
+    cwd: str | None = None  # the driver's working folder: relative paths of the run mean the same on a worker
 
 
 @dataclass

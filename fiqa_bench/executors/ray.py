@@ -129,6 +129,8 @@ class ShardWorker:
         try:
             if ctx.cache_root:
                 os.environ["FIQA_BENCH_CACHE"] = ctx.cache_root  # the driver's cache folder, on shared storage
+            if ctx.cwd and os.path.isdir(ctx.cwd):  # relative protocol/model paths as the driver reads them
+                os.chdir(ctx.cwd)
             if threads and "FIQA_BENCH_THREADS" not in os.environ:  # inference threads: the actor's CPUs
                 os.environ["FIQA_BENCH_THREADS"] = str(threads)
             from .. import device
@@ -248,7 +250,7 @@ class RayExecutor(Executor):
                 # address="local": a new instance, never a cluster that RAY_ADDRESS or an earlier `ray start` names
                 ray.init(address="local", num_cpus=self.num_cpus or os.cpu_count() or 1, **kwargs)
             self.started_ray = True
-        ctx = dataclasses.replace(ctx, faces_sha256=bench.fingerprint()["faces_sha256"])
+        ctx = dataclasses.replace(ctx, faces_sha256=bench.fingerprint()["faces_sha256"], cwd=os.getcwd())
         self.batch_size = int(ctx.options.batch_size)
         self.widths = {"embed": int(backbone.card.embedding_dim), "quality": 1}
         resources = ray.cluster_resources()
