@@ -160,13 +160,19 @@ def test_errors_on_a_worker_are_the_drivers_one_line_errors(local_ray, small_ben
     cfg = _cfg(bench, mbf, "blur", tmp_path)
     with pytest.raises(ImageError, match=victim.name):
         _evaluate(cfg, RayExecutor(ConfigBuild(cfg), shard_size=8))
-    # skipped instead: the same counted skip as local
-    cfg = _cfg(bench, mbf, "blur", tmp_path, on_bad_image="skip")
+    # skipped instead, with an image whose given landmarks lie far outside it: the same counted skips as local
+    (marks,) = (bench / "meta").glob("*_name_5pts_score.txt")
+    lines = marks.read_text().splitlines()
+    name, *_, score = lines[20].split()
+    lines[20] = " ".join([name, *["9999.00"] * 10, score])
+    marks.write_text("\n".join(lines) + "\n")
+    cfg = _cfg(bench, mbf, "blur", tmp_path, on_bad_image="skip", on_no_face="skip")
     monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-local"))
     local = _evaluate(cfg, LocalExecutor())
     monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-ray"))
     remote = _evaluate(cfg, RayExecutor(ConfigBuild(cfg), shard_size=8, shard_order_seed=2))
-    assert local.counts["skipped"] == 1
+    assert local.counts["skipped"] == 2
+    assert local.counts["landmarks_rejected"] == {"landmarks outside the image": 1}
     assert_same(local, remote)
 
 
@@ -188,12 +194,17 @@ def test_detection_on_the_workers_equals_local(local_ray, small_bench, mbf, tmp_
     shutil.copytree(small_bench, bench)
     for f in (bench / "meta").glob("*_name_5pts_score.txt"):
         f.unlink()  # no landmarks given: the IJB reader leaves them to the detector
+    import cv2
+
+    blank = sorted(bench.rglob("*.jpg"))[7]
+    cv2.imwrite(str(blank), np.full((120, 100, 3), 128, np.uint8))  # a real JPEG without a face: centred fallback
     cfg = _cfg(bench, mbf, "blur", tmp_path, on_no_face="center")
     monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-local"))
     local = _evaluate(cfg, LocalExecutor())
     monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-ray"))
     remote = _evaluate(cfg, RayExecutor(ConfigBuild(cfg), shard_size=16, shard_order_seed=4))
     assert local.detector is not None and local.detector.startswith("yunet")
+    assert local.counts["fallback_landmarks"] == 1
     assert remote.detector == local.detector
     assert_same(local, remote)
     assert list((tmp_path / "cache-ray" / "detections").rglob("shard-*.npz"))  # the workers cached detections
