@@ -239,3 +239,21 @@ def test_a_worker_that_cannot_build_the_adapters_is_one_line(local_ray, small_be
     with pytest.raises(FiqaBenchError, match=r"could not build the run's adapters: ModuleNotFoundError: No module "
                                              r"named 'my_plugin' \(every node needs the same environment"):
         _evaluate(cfg, RayExecutor(_missing_plugin), build=ConfigBuild(cfg))
+
+
+def test_cli_error_from_a_worker_is_one_line_exit_2(local_ray, small_bench, mbf, tmp_path, isolated_cache):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from fiqa_bench.cli import main
+
+    bench = tmp_path / "bench"
+    shutil.copytree(small_bench, bench)
+    victim = sorted(bench.rglob("*.jpg"))[3]
+    victim.write_bytes(b"junk")
+    res = CliRunner().invoke(main, ["run", "-p", str(bench), "--fr", mbf, "-m", "blur", "--executor", "ray",
+                                    "--no-progress", "-o", str(tmp_path / "out")])
+    assert res.exit_code == 2
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and victim.name in lines[0], lines

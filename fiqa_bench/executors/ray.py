@@ -243,7 +243,8 @@ class RayExecutor(Executor):
     def open(self, bench, backbone, method, ctx: StageContext) -> None:
         ray = require_ray()
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
+            # Ray's own notices (e.g. about its token authentication) would break the one-line error contract
+            kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR}
             if self.address:
                 ray.init(address=self.address, **kwargs)
             else:
