@@ -18,6 +18,7 @@ The file's metadata must say 64x64 RGB input with the normalisation above, else 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fiqa_bench.cards import InputSpec, MethodCard, Weights
@@ -60,7 +61,11 @@ class TinyFQ(ExportedQualityNet):
 
     BUNDLED = BUNDLED
 
-    def __init__(self, weights=None, batch_size=None) -> None:
+    OPTION_HELP = {**ExportedQualityNet.OPTION_HELP,
+                   "weights": "an ONNX file of this network, or the file name of a bundled alternative "
+                              "(tinyfq-v1.onnx); default: the bundled tinyfq.onnx"}
+
+    def __init__(self, weights: str | os.PathLike | None = None, batch_size: int | None = None) -> None:
         if weights is not None and Path(str(weights)).name == str(weights) and not Path(str(weights)).exists():
             bundled = bundled_weights_path(str(weights))
             if bundled.is_file():  # a bundled alternative named by its file name

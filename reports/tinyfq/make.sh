@@ -19,7 +19,8 @@ EVALSET=${EVALSET:-.work/modern/evalset}   # reports/modern/make.sh 'spearman' b
 BENCH=${BENCH:-.work/celeba-lfw-eval}      # reports/celeba-eval/make.sh prepares it (eval part)
 MFN=$S/models/mobilefacenet/mobilefacenet.onnx
 ROWS=${ROWS:-"m1 m4 m4-none m4-half m4-flip"}
-STEPS=${STEPS:-"label subsets train evaluate ijb table"}
+WINNER=${WINNER:-m4-flip}  # the row bundled as the default tinyfq (see README.md here)
+STEPS=${STEPS:-"label subsets train evaluate ijb table bundle"}
 # the training schedule shared by every MobileFaceNet row (see README.md here for why 8 epochs, batch 64)
 TRAIN="--net tinyfqnet --epochs 8 --lr-step 3 --batch-size 64 --min-images 2 --channels-last --seed 0 --no-progress"
 mkdir -p "$W" "$A"
@@ -74,6 +75,9 @@ ijb)
     ;;
 table)
     python reports/tinyfq/table.py --rows "v1 $ROWS" --out reports/tinyfq/ablation.md
+    ;;
+bundle)
+    python reports/tinyfq/bundle.py "$WINNER"
     ;;
 *) echo "unknown step $step" >&2; exit 2;;
 esac
