@@ -329,7 +329,9 @@ def per_image_stage(
 
     Rows already in ``skipped`` are not loaded; rows whose image is skipped now are added to it. Finished values
     reach the disk as the cache's flush policy says (at least every 256 images or 5 s), on an error or interruption
-    at once, so a killed or interrupted run resumes from them."""
+    at once, so a killed or interrupted run resumes from them. While ``compute`` runs on one batch, ``pool``
+    decodes the next (:meth:`FaceSource.submit`): the image path and the model overlap, and an error of the batch
+    ahead is raised only after the batch before it is computed and cached, as without the overlap."""
     values = np.full((len(rows), width), np.nan, dtype=np.float32)
     computed = 0
     position = {r: i for i, r in enumerate(rows.tolist())}
