@@ -235,10 +235,16 @@ class RayExecutor(Executor):
         self.epoch = 0  # stages run so far: workers reread the shared caches at each new one
 
     def describe(self) -> str:
-        return f"ray, {len(self.actors)} actors, shards of {self.shard_rows()} images"
+        return f"ray, {len(self.actors)} actors, shards of at most {self.shard_rows()} images"
 
-    def shard_rows(self) -> int:
-        return -(-self.shard_size // self.batch_size) * self.batch_size
+    def shard_rows(self, n: int | None = None) -> int:
+        """Rows per shard: whole batches (an adapter sees the batches it sees locally), at most ``shard_size``,
+        and small enough that a stage of ``n`` rows gives every actor about 4 shards (a short stage, such as the
+        embeddings of the kept images, is not left to one actor)."""
+        size = self.shard_size
+        if n is not None and self.actors:
+            size = min(size, -(-n // (4 * len(self.actors))))
+        return max(1, -(-size // self.batch_size)) * self.batch_size
 
     def open(self, bench, backbone, method, ctx: StageContext) -> None:
         ray = require_ray()
@@ -280,7 +286,7 @@ class RayExecutor(Executor):
         self.epoch += 1
         rows = np.asarray(rows, dtype=np.int64)
         values = np.full((len(rows), self.widths[stage]), np.nan, dtype=np.float32)
-        size = self.shard_rows()
+        size = self.shard_rows(len(rows))
         starts = list(range(0, len(rows), size))
         if self.shard_order_seed is not None:
             np.random.default_rng(self.shard_order_seed).shuffle(starts)
