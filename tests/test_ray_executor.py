@@ -160,6 +160,16 @@ def test_errors_on_a_worker_are_the_drivers_one_line_errors(local_ray, small_ben
     cfg = _cfg(bench, mbf, "blur", tmp_path)
     with pytest.raises(ImageError, match=victim.name):
         _evaluate(cfg, RayExecutor(ConfigBuild(cfg), shard_size=8))
+    # two bad images: the one local stops at (the first in row order) also when shards finish in another order
+    later = sorted(p for p in bench.rglob("*.jpg"))[40]
+    later.write_bytes(b"not a jpeg either")
+    with pytest.raises(ImageError) as first:
+        _evaluate(cfg, LocalExecutor())
+    with pytest.raises(ImageError) as remote_first:
+        _evaluate(cfg, RayExecutor(ConfigBuild(cfg), shard_size=8, shard_order_seed=3))
+    assert str(remote_first.value) == str(first.value)
+    later.unlink()
+    shutil.copy(small_bench / later.relative_to(bench), later)
     # skipped instead, with an image whose given landmarks lie far outside it: the same counted skips as local
     (marks,) = (bench / "meta").glob("*_name_5pts_score.txt")
     lines = marks.read_text().splitlines()

@@ -229,6 +229,7 @@ class RayExecutor(Executor):
         self.actors: list = []
         self.pids: dict[int, set] = {}  # actor index -> process ids seen (more than one: restarted)
         self.nodes: set[str] = set()  # Ray node ids the actors started on
+        self.restarts_logged = 0
         self.seen = SourceReport()
         self.widths: dict[str, int] = {}
         self.batch_size = 32
@@ -299,6 +300,7 @@ class RayExecutor(Executor):
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(starts), desc=stage, unit="shard", leave=False, dynamic_ncols=True)
+        errors: dict[int, tuple] = {}  # shard start -> error: the first in row order is raised, as locally
         try:
             while queue or pending:
                 while queue and min(load) < IN_FLIGHT:
@@ -312,9 +314,12 @@ class RayExecutor(Executor):
                 start, a = pending.pop(done[0])
                 load[a] -= 1
                 out = self._get(ray, done[0])
-                if "error" in out:
-                    _reraise(out["error"])
                 self.pids.setdefault(a, set()).add(out["pid"])
+                if "error" in out:
+                    errors[start] = out["error"]
+                    # only shards before it can hold an earlier error: finish those, drop the rest
+                    queue = collections.deque(x for x in queue if x < min(errors))
+                    continue
                 values[start:start + len(out["values"])] = out["values"]
                 computed += out["computed"]
                 for r, p, why in out["skipped"]:
@@ -325,9 +330,11 @@ class RayExecutor(Executor):
         finally:
             if bar is not None:
                 bar.close()
-        restarted = sum(len(p) - 1 for p in self.pids.values())
-        if restarted:
-            log.warning("ray: %d actor restart(s) during the run; their shards were retried", restarted)
+        if self.restarts() > self.restarts_logged:
+            log.warning("ray: %d actor restart(s) so far; the shards they held were retried", self.restarts())
+            self.restarts_logged = self.restarts()
+        if errors:
+            _reraise(errors[min(errors)])
         return values, computed
 
     def _get(self, ray, ref) -> dict:
