@@ -267,3 +267,23 @@ def test_cli_error_from_a_worker_is_one_line_exit_2(local_ray, small_bench, mbf,
     assert res.exit_code == 2
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and victim.name in lines[0], lines
+
+
+class _Elsewhere:
+    """A recipe whose protocol folder does not exist where the worker runs (as on a node without the share)."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def __call__(self):
+        import dataclasses
+
+        return ConfigBuild(dataclasses.replace(self.cfg, protocol=self.cfg.protocol + "-not-here"))()
+
+
+def test_a_worker_without_the_data_names_its_node(local_ray, small_bench, mbf, tmp_path, isolated_cache):
+    from fiqa_bench.errors import FiqaBenchError
+
+    cfg = _cfg(small_bench, mbf, "blur", tmp_path)
+    with pytest.raises(FiqaBenchError, match=r"^Ray worker on .+-not-here.+same on every node"):
+        _evaluate(cfg, RayExecutor(_Elsewhere(cfg)), build=ConfigBuild(cfg))

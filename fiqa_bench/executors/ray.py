@@ -144,8 +144,11 @@ class ShardWorker:
                                      f"{ctx.faces_sha256[:16]}); the data root must be the same shared folder")
             self.worker = StageWorker(self.bench, self.backbone, self.method, ctx)  # the session is loaded here
             self._note_rejections()
-        except FiqaBenchError as exc:
-            self.error = _portable(exc)
+        except FiqaBenchError as exc:  # the driver built the same adapters: what fails here is this node's
+            node = os.uname().nodename
+            self.error = _portable(exc if str(exc).startswith("Ray worker on") else
+                                   FiqaBenchError(f"Ray worker on {node}: {exc} (is the path the same on every "
+                                                  f"node, on shared storage?)"))
         except Exception as exc:  # noqa: BLE001 - e.g. a plugin not installed on this node: say so in one line
             self.error = _portable(FiqaBenchError(
                 f"Ray worker on {os.uname().nodename} could not build the run's adapters: {type(exc).__name__}: "
