@@ -1,5 +1,6 @@
-"""The bundled tinyFQnet (methods/weights/tinyfq.onnx): small, Table 1's parameter count, a card that says how it
-was made, and scores that rank real faces above their strongly degraded copies."""
+"""The bundled tinyFQnet (methods/weights/tinyfq.onnx, issue 15: MobileFaceNet labels, 4 degraded copies, flips):
+small, Table 1's parameter count, a card that says how it was made, and scores that rank real faces above their
+strongly degraded copies; the model bundled before (tinyfq-v1.onnx, dlib labels) is kept and named by file name."""
 
 from __future__ import annotations
 
@@ -23,14 +24,28 @@ def test_bundled_file_is_small_and_has_table1_parameter_count():
 
 def test_card_records_recipe_and_validation():
     card = json.loads(bundled_weights().with_suffix(".json").read_text())
-    assert card["net"] == "tinyfqnet" and card["input_size"] == 64 and card["backbone"].startswith("dlib-")
+    assert card["net"] == "tinyfqnet" and card["input_size"] == 64 and card["backbone"].startswith("onnx-")
     assert card["command"].startswith("fiqa-bench train ") and card["data_command"].startswith("fiqa-bench label ")
     assert "--part train" in card["data_command"]  # eval-part identities are never trained on
+    assert "--fr onnx:../shared/models/mobilefacenet/mobilefacenet.onnx" in card["data_command"]
+    assert "--degraded-copies 4" in card["data_command"] and "--hflip" in card["command"]
     cfg = card["config"]
-    assert cfg["epochs"] == 17 and cfg["seed"] == 0 and cfg["label_scaling"] == "minmax"
+    assert cfg["epochs"] == 8 and cfg["seed"] == 0 and cfg["label_scaling"] == "minmax" and cfg["hflip"]
+    assert cfg["sampling"] == "smooth" and cfg["rows"] == 21_905
     assert cfg["label_range"][0] < cfg["label_range"][1]
     assert card["completed"] and card["validation"]["n"] == card["split"]["val_rows"] > 0
-    assert card["validation"]["spearman"] > 0.2
+    assert card["validation"]["spearman"] > 0.55  # 0.554 on 2,565 rows of 86 held-out train-part identities
+
+
+def test_the_model_bundled_before_is_kept():
+    from fiqa_bench.registry import create
+
+    old = bundled_weights().with_name("tinyfq-v1.onnx")
+    card = json.loads(old.with_suffix(".json").read_text())
+    assert card["backbone"].startswith("dlib-") and card["config"]["epochs"] == 17
+    assert card["onnx"] == old.name and card["onnx_bytes"] == old.stat().st_size
+    method = create("method", "tinyfq", weights="tinyfq-v1.onnx")  # a bundled file named by its file name
+    assert method.weights == old and method.identity() != create("method", "tinyfq").identity()
 
 
 @pytest.mark.shared
