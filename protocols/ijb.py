@@ -86,6 +86,8 @@ def _membership(known: np.ndarray):
         top = table.size - 1  # always False: stands in for out-of-range ids
 
         def test(values: np.ndarray) -> np.ndarray:
+            if values.size and values.min() >= 0 and values.max() < top:
+                return table[values]  # every id in range (the usual file): one lookup, no temporaries
             return table[np.where((values >= 0) & (values < top), values, top)]
 
         return test
