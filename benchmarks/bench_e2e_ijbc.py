@@ -111,10 +111,10 @@ def plan(n: int, seed: int) -> dict:
         draw = draw[subject_of_template[draw[:, 1]] != draw[:, 0]]
         keys = np.unique(np.r_[impostor[:, 0] * t + impostor[:, 1], draw[:, 0] * t + draw[:, 1]])
         impostor = np.column_stack([keys // t, keys % t])
-    impostor = rng.permutation(impostor)[:want]
+    impostor = impostor[np.sort(rng.permutation(len(impostor))[:want])]
     pairs = np.concatenate([np.column_stack([genuine, np.ones(len(genuine), np.int64)]),
                             np.column_stack([impostor, np.zeros(len(impostor), np.int64)])])
-    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]  # by enrolment template, as IJB-C's file
+    pairs = pairs[np.argsort(pairs[:, 0] * t + pairs[:, 1], kind="stable")]  # by enrolment template, as IJB-C's
     return {"templates": t, "subjects": s, "template_of_image": template_of_image, "media": media,
             "subject_of_template": subject_of_template, "pairs": pairs}
 
