@@ -81,7 +81,8 @@ def ijb_cells(groups: list, row: str) -> dict:
                 if not d:
                     return "-"
                 lo, hi = d["interval"]
-                return (fmt.format(scale * d["difference"]) + f" [{fmt.format(scale * lo)}, {fmt.format(scale * hi)}]"
+                return (fmt.replace("{:", "{:+").format(scale * d["difference"])
+                        + f" [{fmt.format(scale * lo)}, {fmt.format(scale * hi)}]"
                         + (" *" if d["significant"] else ""))
 
             vs_best = col["vs_best"].get(label) if label != col["best"] else None
