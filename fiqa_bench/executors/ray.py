@@ -191,6 +191,11 @@ class ShardWorker:
             before = set(skipped)
             base, _, _ = self.worker.caches(stage)
             values, computed = self.worker.run(stage, rows, skipped, cache=TaskCache.of(base), progress=False)
+            # the face source's detection cache merges the shards it wrote at the end of every shard: forget the
+            # merged ones (they stay on disk), so the next shard's merge is its own, not the actor's whole history
+            detections = getattr(self.worker.source, "_det_cache", None)
+            if isinstance(getattr(detections, "_written", None), list):
+                detections._written = []
             report = self.worker.report(rows)
             # quality/embedding shards counted by name, once per actor; the detection cache's by its own count
             detection = int(getattr(self.worker.source, "rejected_shards", 0) or 0)
