@@ -13,7 +13,7 @@ S=../shared
 W=.work/modern     # ignored by git
 BENCH=${BENCH:-.work/celeba-eval}  # the same benchmark reports/celeba-eval uses (same command, byte-identical)
 MFN=$S/models/mobilefacenet/mobilefacenet.onnx
-STEPS=${STEPS:-"blocks spearman lfw ijb costs"}
+STEPS=${STEPS:-"blocks spearman lfw ijb costs"}  # lfw-faceqan is extra (hours of CPU): STEPS=lfw-faceqan
 mkdir -p "$W"
 
 for step in $STEPS; do
@@ -47,13 +47,23 @@ lfw)
     done
     fiqa-bench run --method norm --fr "onnx:$MFN" --protocol lfw --data "$S/data/lfw" --out "$here/lfw" --no-progress
     fiqa-bench report "$here/lfw"
+    fiqa-bench compare "$here/lfw" > "$here/lfw/compare.md"
+    ;;
+lfw-faceqan)
+    # faceqan on LFW View 2: about 1.5-1.7 CPU-seconds per face with one thread on an idle core of the 2-core
+    # development machine, so 3.2-3.6 hours for 7,701 images (far more on a loaded machine); resumes from the cache
+    fiqa-bench run --method faceqan --fr torch-mobilefacenet --protocol lfw --data "$S/data/lfw" --out "$here/lfw" \
+        --no-progress
+    fiqa-bench report "$here/lfw"
+    fiqa-bench compare "$here/lfw" > "$here/lfw/compare.md"
     ;;
 ijb)
     # 2,251 images (711 degraded) in 212 templates of 106 eval-part identities; 106 genuine + 22,260 impostor pairs
     fiqa-bench prepare "$S/data/celeba-wild/images" "$BENCH" --name celeba-eval --seed 0 --degrade 0.3 \
         --layout both --part eval --no-progress > /dev/null
     fiqa-bench run --protocol "$BENCH" --fr torch-mobilefacenet --selection all --out "$here/ijb" --no-progress
-    for m in random norm serfiq grafiqs; do
+    # faceqan: about 1 hour of CPU for the 2,251 images on an idle core (1.5-1.7 s per face), several on a loaded one
+    for m in random norm serfiq grafiqs faceqan; do
         fiqa-bench run --protocol "$BENCH" --fr torch-mobilefacenet --method "$m" --out "$here/ijb" --no-progress
     done
     # norm on the ONNX file, and the paper's methods on the same benchmark for comparison (the ONNX file gives the
@@ -62,6 +72,7 @@ ijb)
         fiqa-bench run --protocol "$BENCH" --fr "onnx:$MFN" --method "$m" --out "$here/ijb" --no-progress
     done
     fiqa-bench report "$here/ijb"
+    fiqa-bench compare "$here/ijb" > "$here/ijb/compare.md"
     ;;
 costs)
     python reports/modern/costs.py --out "$here/costs" --n 16 --repeats 2 --faceqan-n 2
