@@ -300,6 +300,20 @@ def crop_key(root: Path, face) -> str:
     return image_key(root, face.path, extra, stat=getattr(face, "stat", None))
 
 
+def crop_keys(root: Path, faces: list) -> list[str]:
+    """:func:`crop_key` of each face, the landmarks of the batch rounded in one call (the same bytes)."""
+    if not faces:
+        return []
+    rounded = np.round(np.stack([np.asarray(f.landmarks, np.float64).reshape(5, 2) for f in faces]), 2)
+    keys = []
+    for face, lm in zip(faces, rounded):
+        extra = lm.tobytes()
+        if face.box is not None:
+            extra += np.round(np.asarray(face.box, np.float64), 2).tobytes()
+        keys.append(image_key(root, face.path, extra, stat=getattr(face, "stat", None)))
+    return keys
+
+
 # ----------------------------------------------------------------------------------------------- stages
 def progress_bar(iterable, total: int, desc: str, enabled: bool):
     if not enabled:
@@ -360,7 +374,7 @@ def per_image_stage(
                     face_rows.append(r)
             if not faces:
                 continue
-            keys = [crop_key(source.bench.root, f) for f in faces]
+            keys = crop_keys(source.bench.root, faces)
             found, vals = cache.get_many(keys)
             todo = np.flatnonzero(~found)
             if len(todo):

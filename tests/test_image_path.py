@@ -281,3 +281,17 @@ def test_an_error_in_the_batch_loading_ahead_comes_after_the_batch_before_is_sav
         _stage(bench_copy, TinyFQ(), batch_size=10)
     cache = ArrayCache(bench_copy.parent / "cache-10-2", 1, producer="test")
     assert len(cache) == 10  # the first batch was computed and written before the error
+
+
+def test_batch_crop_keys_equal_the_single_ones(tmp_path):
+    from fiqa_bench.faces.pipeline import Face
+    from fiqa_bench.stages import crop_key, crop_keys
+
+    rng = np.random.default_rng(3)
+    for i in range(4):
+        (tmp_path / f"{i}.jpg").write_bytes(bytes(i + 1))
+    faces = [Face(np.zeros((8, 8, 3), np.uint8), rng.uniform(0, 200, (5, 2)), path=f"{i}.jpg") for i in range(4)]
+    faces[1].box = np.array([1.004, 2.5, 30.123, 40.0], np.float32)
+    faces[2].stat = (1, 12345)
+    assert crop_keys(tmp_path, faces) == [crop_key(tmp_path, f) for f in faces]
+    assert len(set(crop_keys(tmp_path, faces))) == 4 and crop_keys(tmp_path, []) == []
