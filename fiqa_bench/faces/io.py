@@ -84,9 +84,9 @@ def _jpeg_partial(data: bytes, image: np.ndarray | None = None, header: tuple | 
     mid-grey corner counts): 99% of real crops cost microseconds, the others (and every progressive file) two
     Pillow decodes at 1/8 scale (14 of 2,000 celeba-wild and LFW photos; a third before the mid-grey rule).
     libjpeg decodes the blocks after the data ran out as flat mid-grey, so every loss of a whole block is
-    caught; a cut inside the last
-    block or two (tens of bytes, a damaged corner of a few hundred pixels) may pass the quick path (3 of 1,500
-    random cuts in a file's last 75%). ``header``: :func:`_jpeg_header` of ``data`` when the caller has it.
+    caught; a cut inside the last block or two (tens of bytes, a damaged corner of a few hundred pixels) may pass
+    the quick path (3 of 1,500 random cuts in a file's last 75%). ``header``: :func:`_jpeg_header` of ``data``
+    when the caller has it.
     """
     import io
 
