@@ -19,7 +19,7 @@ EVALSET=${EVALSET:-.work/modern/evalset}   # reports/modern/make.sh 'spearman' b
 BENCH=${BENCH:-.work/celeba-lfw-eval}      # reports/celeba-eval/make.sh prepares it (eval part)
 MFN=$S/models/mobilefacenet/mobilefacenet.onnx
 FRS=${FRS:-"onnx:$MFN dlib"}              # the benchmark's backbones
-ROWS=${ROWS:-"m1 m4 m4-none m4-half m4-flip"}  # also m4-flip-e17 (not run: see README.md)
+ROWS=${ROWS:-"m1 m4 m4-none m4-half m4-flip m4-flip-mse"}  # also m4-flip-e17 (not run: see README.md)
 WINNER=${WINNER:-m4-flip}  # the row bundled as the default tinyfq (see README.md here)
 STEPS=${STEPS:-"label subsets train evaluate ijb table bundle"}
 # the settings shared by every MobileFaceNet row (see README.md here for why 8 epochs, batch 64)
@@ -30,6 +30,7 @@ subset_of() { case $1 in m1) echo "--copies 1";; m4-half) echo "--copies 4 --ide
                           *) echo "--copies 4";; esac; }
 options_of() { case $1 in m4-none) echo "--sampling none --epochs 8 --lr-step 3";;
                           m4-flip) echo "--sampling smooth --hflip --epochs 8 --lr-step 3";;
+                          m4-flip-mse) echo "--sampling smooth --hflip --loss mse --epochs 8 --lr-step 3";;
                           m4-flip-e17) echo "--sampling smooth --hflip --epochs 17 --lr-step 5";;  # the paper's
                           *) echo "--sampling smooth --epochs 8 --lr-step 3";; esac; }
 set_of() { case $1 in m1) echo c1;; m4-half) echo c4-half;; *) echo c4;; esac; }

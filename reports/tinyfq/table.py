@@ -55,10 +55,10 @@ def validation(row: str, card: dict) -> tuple[float | None, float | None]:
 def recipe(row: str, card: dict) -> str:
     cfg = card["config"]
     if row == "v1":
-        return "dlib labels, 1 copy, all ids, smooth, batch 32, 17 epochs (the model bundled before)"
+        return "dlib labels, 1 copy, all ids, smooth, L1 loss, batch 32, 17 epochs (the model bundled before)"
     sub = {"m1": "1 copy, all ids", "m4-half": "4 copies, half the ids"}.get(row, "4 copies, all ids")
     return (f"MobileFaceNet labels, {sub}, {cfg['sampling'] or 'no sampling'}{', flips' if cfg['hflip'] else ''}, "
-            f"batch {cfg['batch_size']}, {cfg['epochs']} epochs")
+            f"{cfg['loss'].upper()} loss, batch {cfg['batch_size']}, {cfg['epochs']} epochs")
 
 
 def ijb_cells(groups: list, row: str) -> dict:
