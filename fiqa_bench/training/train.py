@@ -176,7 +176,8 @@ def train(
     and ``identities`` (N,), e.g. a :class:`.dataset.TrainingSet`) and return a result dict.
 
     ``net``: a name in :data:`.nets.NETS` whose input size must equal S. ``hflip``: mirror each training image
-    with probability 1/2 (drawn from the epoch's generator; not in the paper, off by default). ``max_steps``:
+    with probability 1/2 (drawn from the epoch's generator; not in the paper, off by default). ``channels_last``:
+    NHWC memory layout while training (faster on CPU; see the module doc). ``max_steps``:
     stop after this many optimiser steps in total (a checkpoint is written; calling again resumes).
     ``device``: ``cpu`` or ``cuda`` (checked first: one line when no GPU is visible); on CUDA the returned
     model is moved back to the CPU, and the weights are reproducible on that GPU only up to the last bits
