@@ -152,7 +152,7 @@ def first_duplicate_pair(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None
 
     A repeated pair counts twice in the metric (a duplicated genuine row inflates TPR), whichever way round. The
     common case (no repeat) costs one sort of one key per pair (~0.5 s for IJB-C's 15.7M pairs; none when the
-    file lists them in order, as IJB-C's does); hashing them was 10x slower."""
+    file lists them in template order); hashing them was 10x slower."""
     def pair_keys() -> np.ndarray:
         """One integer per unordered pair: uint32 (lo << 16 | hi) for ids below 2^16 (IJB's), else int64."""
         lo_min = min(int(a.min()), int(b.min())) if a.size else 0
@@ -175,7 +175,7 @@ def first_duplicate_pair(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None
         return (inverse[: lo.size].astype(np.int64) << 32) | inverse[lo.size :].astype(np.int64)
 
     ordered = pair_keys()
-    if (ordered[1:] > ordered[:-1]).all():  # already in order, as IJB-C's file is: all distinct, no sort
+    if (ordered[1:] > ordered[:-1]).all():  # listed in template order: all distinct, no sort
         return None
     ordered.sort()
     if not (ordered[1:] == ordered[:-1]).any():
