@@ -137,11 +137,14 @@ def collect(dirs: Iterable[str | Path], exclude: str | Path | None = None) -> li
 def _one_per_settings(runs: list[Run]) -> list[Run]:
     """One row per experiment: a second results file with the same board and the same settings (the same run made
     again, e.g. the default tinyfq kept both beside the Table 3 runs and beside the Table 7 variants) is dropped
-    with a warning naming both, so a board never shows one experiment twice under one label."""
+    with a warning naming both, so a board never shows one experiment twice under one label. The method's identity
+    (card and weights) is part of the experiment: the default ``tinyfq`` before and after its bundled weights
+    changed has the same settings but is two models, two rows."""
     kept: dict[tuple, Path] = {}
     out = []
     for run in runs:
-        key = (board_key(run.record), settings_digest(run.record.get("settings") or {}))
+        key = (board_key(run.record), settings_digest(run.record.get("settings") or {}),
+               str(_get(run.record, "method.identity") or ""))
         if key in kept:
             warnings.warn(f"{run.path}: same protocol, backbone and settings as {kept[key]}; listed once",
                           stacklevel=3)
@@ -410,11 +413,17 @@ def build_data(runs: list[Run]) -> dict:
                 "cells": cells,
                 "settings_digest": hashlib.sha256(json.dumps(rec.get("settings"), sort_keys=True,
                                                              default=str).encode()).hexdigest()[:8],
+                "model_digest": hashlib.sha256(str(_get(rec, "method.identity") or "").encode()).hexdigest()[:8],
             })
         labels = [r["label"] for r in rows]
-        for r in rows:  # one method variant run twice with other settings: tell the rows apart
-            if labels.count(r["label"]) > 1:
-                r["label"] += f" {{settings {r['settings_digest']}}}"
+        # one method variant run twice with other settings, or with other weights under the same settings (a
+        # bundled model replaced): tell the rows apart by what differs
+        clashes = {lab: [r for r in rows if r["label"] == lab] for lab in set(labels) if labels.count(lab) > 1}
+        for same in clashes.values():
+            by_settings = len({r["settings_digest"] for r in same}) == len(same)
+            for r in same:
+                r["label"] += (f" {{settings {r['settings_digest']}}}" if by_settings
+                               else f" {{settings {r['settings_digest']}, model {r['model_digest']}}}")
         members = sorted(groups[key], key=lambda r: (_method_label(r.record), r.site_name))
         no_pairs = _paired(members, rows)
         rec0 = groups[key][0].record

@@ -41,8 +41,11 @@ class Option:
         if self.type not in TYPES:
             raise ValueError(f"option {self.name!r}: type must be one of {TYPES}, got {self.type!r}")
 
-    def parse(self, text: str, who: str) -> Any:
-        """The typed value of ``text``; an :class:`OptionError` naming ``who`` and the option when it does not fit."""
+    def parse(self, text: str, who: str, locate: Any = None) -> Any:
+        """The typed value of ``text``; an :class:`OptionError` naming ``who`` and the option when it does not fit.
+
+        ``locate(name, text)``: the adapter's own lookup of a file option that is not a file here (e.g. the name of
+        a bundled alternative model); the text is kept as typed, so results record no installation path."""
         value: Any
         raw = str(text)
         if self.type == "bool":
@@ -62,7 +65,8 @@ class Option:
                 raise OptionError(f"{who}: option {self.name!r} must be a number, got {raw!r}") from None
         elif self.type == "path":
             p = Path(raw).expanduser()
-            if not p.is_file():
+            found = locate(self.name, raw) if (locate is not None and not p.is_file()) else None
+            if not p.is_file() and not (found is not None and Path(found).is_file()):
                 raise OptionError(f"{who}: option {self.name!r}: {raw}: no such file")
             value = raw
         else:
@@ -136,5 +140,5 @@ def parse_options(cls: type, who: str, given: dict[str, str], reserved: dict[str
             hint = f" Did you mean {close[0]!r}?" if close else ""
             listed = ", ".join(by_name) if by_name else "none"
             raise OptionError(f"{who} has no option {key!r}.{hint} Its options: {listed}")
-        out[key] = by_name[key].parse(text, who)
+        out[key] = by_name[key].parse(text, who, getattr(cls, "locate_option_file", None))
     return out

@@ -66,11 +66,18 @@ class TinyFQ(ExportedQualityNet):
                               "(tinyfq-v1.onnx); default: the bundled tinyfq.onnx"}
 
     def __init__(self, weights: str | os.PathLike | None = None, batch_size: int | None = None) -> None:
-        if weights is not None and Path(str(weights)).name == str(weights) and not Path(str(weights)).exists():
-            bundled = bundled_weights_path(str(weights))
-            if bundled.is_file():  # a bundled alternative named by its file name
-                weights = bundled
-        super().__init__(weights, batch_size)
+        bundled = self.locate_option_file("weights", weights) if weights is not None else None
+        super().__init__(bundled if bundled is not None else weights, batch_size)
+
+    @classmethod
+    def locate_option_file(cls, name: str, value) -> Path | None:
+        """The bundled alternative a bare file name names (``weights=tinyfq-v1.onnx``), when it is not a file here;
+        the option parser asks this before refusing the name (:mod:`fiqa_bench.options`)."""
+        text = str(value)
+        if name != "weights" or Path(text).name != text or Path(text).exists():
+            return None
+        bundled = bundled_weights_path(text)
+        return bundled if bundled.is_file() else None
 
     MISSING_HINT = "not trained yet: `fiqa-bench label` then `fiqa-bench train`"
     DEFAULT_BATCH = 256

@@ -416,3 +416,22 @@ def test_the_same_experiment_in_two_folders_is_one_row(runs, tmp_path):
     top1 = next(b for b in site_data(tmp_path / "site")["boards"] if b["selection"] == "top1")
     assert sorted(r["method"] for r in top1["rows"]) == sorted(m for m in METHODS if m)
     assert (tmp_path / "site" / "results" / again.name).read_bytes() == one(runs, "pose").read_bytes()  # the first
+
+
+def test_the_same_settings_with_other_weights_are_two_rows(runs, tmp_path):
+    """A bundled model replaced (tinyfq before and after issue 15): same settings, another method identity, so two
+    experiments, both listed, labels telling them apart by the model."""
+    src = one(runs, "pose")
+    other = copy_run(src, tmp_path / "new-weights",
+                     lambda r: r["method"].update(identity=r["method"]["identity"] + "-sha256-0123456789abcdef"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "listed once"
+        write_site([runs, tmp_path / "new-weights"], tmp_path / "site")
+    top1 = next(b for b in site_data(tmp_path / "site")["boards"] if b["selection"] == "top1")
+    pose = [r for r in top1["rows"] if r["method"] == "pose"]
+    assert len(pose) == 2
+    ident = {json.loads(src.read_text())["method"]["identity"], json.loads(other.read_text())["method"]["identity"]}
+    digests = {hashlib.sha256(i.encode()).hexdigest()[:8] for i in ident}
+    assert len({r["settings_digest"] for r in pose}) == 1
+    assert sorted(r["label"] for r in pose) == sorted(
+        f"pose {{settings {pose[0]['settings_digest']}, model {d}}}" for d in digests)

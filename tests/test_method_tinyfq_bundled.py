@@ -66,3 +66,22 @@ def test_scores_rank_clean_faces_above_degraded_copies(shared):
                                       method.card.input))
         assert np.isfinite(worse).all()
         assert (clean > worse).mean() >= 0.9, (clean, worse)  # measured: 16 of 16 for both
+
+
+def test_a_bundled_alternative_is_named_by_its_file_name_on_the_command_line(tmp_path, monkeypatch):
+    """``--method-option weights=tinyfq-v1.onnx`` (what the README gives) parses anywhere, keeps the text as typed
+    (no installation path in a results file) and loads the bundled v1 file; an unknown bare name is refused."""
+    import hashlib
+
+    from fiqa_bench.errors import OptionError
+    from fiqa_bench.options import parse_options
+    from fiqa_bench.quality_net import bundled_weights_path
+
+    monkeypatch.chdir(tmp_path)  # nothing called tinyfq-v1.onnx here
+    assert parse_options(TinyFQ, "method 'tinyfq'", {"weights": "tinyfq-v1.onnx"}) == {"weights": "tinyfq-v1.onnx"}
+    v1 = TinyFQ(weights="tinyfq-v1.onnx")
+    sha = hashlib.sha256(bundled_weights_path("tinyfq-v1.onnx").read_bytes()).hexdigest()
+    assert v1.identity().endswith(f"-sha256-{sha[:16]}")
+    assert v1.identity() != TinyFQ().identity()
+    with pytest.raises(OptionError, match=r"option 'weights': tinyfq-v9.onnx: no such file"):
+        parse_options(TinyFQ, "method 'tinyfq'", {"weights": "tinyfq-v9.onnx"})
