@@ -58,7 +58,7 @@ if [ -z "${SKIP_TABLE7:-}" ]; then
         proto=$BENCH; [ "$layout" = ytf ] && proto=$BENCH/ytf
         for fr in $FRS; do
             fiqa-bench run --protocol "$proto" --fr "$fr" --method tinyfq --out "$R/table7-$layout" --no-progress \
-                --method-option weights=methods/weights/tinyfq-v1.onnx   # a path: the CLI wants an existing file
+                --method-option weights=methods/weights/tinyfq-v1.onnx   # as the committed results name it (the bare name tinyfq-v1.onnx loads the same file)
             fiqa-bench run --protocol "$proto" --fr "$fr" --method tinyfq --out "$R/table7-$layout" --no-progress \
                 --method-option weights=reports/tinyfq/sampling/tinyfq-random.onnx
         done
