@@ -176,8 +176,10 @@ def test_faceqnet_through_the_cli(baseline_set, tmp_path, monkeypatch):
     _invoke("faceqnet", folder, "--out", out, "--epochs", "1", "--batch-size", "16", "--val-fraction", "0.25",
             "--no-progress")
     card = json.loads(out.with_suffix(".json").read_text())
-    assert card["command"] == (f"fiqa-bench train-baseline faceqnet {folder} --out {out} --val-fraction 0.25 "
-                               f"--epochs 1 --batch-size 16")
+    # the card records no machine path: folders outside the working folder and the shared one by their last part
+    assert card["command"] == (f"fiqa-bench train-baseline faceqnet {folder.name} --out {out.name} --val-fraction "
+                               f"0.25 --epochs 1 --batch-size 16")
+    assert str(tmp_path) not in json.dumps(card) and str(folder) not in json.dumps(card)
     assert card["completed"] and card["config"]["epochs"] == 1
     q = FaceQnet(weights=out).score(np.zeros((2, 112, 112, 3), np.uint8))
     assert q.shape == (2,) and np.isfinite(q).all()
