@@ -212,6 +212,22 @@ class ArrayCache:
         self._pending_vals.clear()
         self._last_flush = time.monotonic()
 
+    def view(self) -> "ArrayCache":
+        """This cache for one unit of work (a shard on a Ray worker): the same in-memory index, so values found or
+        computed before stay found, but its own pending values and written shards, so :meth:`consolidate` merges
+        this unit's values only, never the whole history of a long-lived worker. The folder is not read again."""
+        import copy
+
+        view = copy.copy(self)  # shallow: the index dict is shared
+        view._pending_keys, view._pending_vals, view._written = [], [], []
+        view.rejected_shards, view.rejected_reasons = 0, {}
+        view._last_flush = time.monotonic()
+        return view
+
+    def forget_written(self) -> None:
+        """Shards written so far stay on disk but are no longer this instance's to merge (see :meth:`view`)."""
+        self._written = []
+
     def consolidate(self) -> None:
         """Flush, then merge the shards this instance wrote into one (kill-safe: the merged shard is written
         before the parts are removed, and duplicate keys carry the same values)."""

@@ -71,16 +71,13 @@ def test_concurrent_writer_processes_never_clobber_each_other(tmp_path):
     assert len(list((tmp_path / "shared-cache").glob("shard-*.npz"))) == 3  # one merged shard per writer
 
 
-def test_task_cache_shares_the_index_but_merges_only_its_own_shards(tmp_path):
-    pytest.importorskip("ray", reason="the ray extra is not installed")
-    from fiqa_bench.executors.ray import TaskCache
-
+def test_a_cache_view_shares_the_index_but_merges_only_its_own_shards(tmp_path):
     base = ArrayCache(tmp_path / "c", 1, flush_every=2, producer="p")
-    first = TaskCache(base)
+    first = base.view()
     first.put_many(["a", "b", "c"], np.array([1, 2, 3], np.float32))
     first.consolidate()
     one = sorted((tmp_path / "c").glob("shard-*.npz"))
-    second = TaskCache(base)
+    second = base.view()
     assert second.get("a") is not None and float(second.get("c")[0]) == 3.0  # the first task's values are found
     second.put_many(["d", "e", "f"], np.array([4, 5, 6], np.float32))
     second.consolidate()

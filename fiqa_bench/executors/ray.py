@@ -29,13 +29,11 @@ import dataclasses
 import logging
 import os
 import pickle
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from ..cache import ArrayCache
 from ..errors import FiqaBenchError, MissingDependencyError
 from ..stages import Skipped
 from .base import Executor, SourceReport, StageContext, StageWorker
@@ -69,27 +67,6 @@ class ConfigBuild:
         bench = open_protocol(self.config.protocol, self.config.data).load()
         backbone = build_backbone(self.config)
         return bench, backbone, build_method(self.config, backbone)
-
-
-class TaskCache(ArrayCache):
-    """A view of an actor's loaded cache for one shard: the same in-memory index (values found or computed by
-    earlier shards stay found), but its own list of written shard files, so the merge at the end of a stage
-    (:meth:`ArrayCache.consolidate`) rewrites this shard's values only, never the actor's whole history."""
-
-    #: the ArrayCache attributes a view replaces or shares; if ArrayCache stops having them, no view is made
-    STATE = ("_index", "_pending_keys", "_pending_vals", "_written", "_last_flush")
-
-    @classmethod
-    def of(cls, base: ArrayCache) -> ArrayCache:
-        """A view of ``base``, or ``base`` itself where its layout is not the one this view knows."""
-        return cls(base) if all(k in vars(base) for k in cls.STATE) else base
-
-    def __init__(self, base: ArrayCache):  # no ArrayCache.__init__: the folder is not read again
-        self.__dict__.update(base.__dict__)
-        self._pending_keys, self._pending_vals, self._written = [], [], []
-        self.rejected_shards = 0
-        self.rejected_reasons = {}
-        self._last_flush = time.monotonic()
 
 
 def _portable(exc: BaseException) -> tuple:
@@ -190,12 +167,12 @@ class ShardWorker:
             skipped = {int(r): Skipped(int(r), p, why) for r, p, why in skipped_items}
             before = set(skipped)
             base, _, _ = self.worker.caches(stage)
-            values, computed = self.worker.run(stage, rows, skipped, cache=TaskCache.of(base), progress=False)
+            values, computed = self.worker.run(stage, rows, skipped, cache=base.view(), progress=False)
             # the face source's detection cache merges the shards it wrote at the end of every shard: forget the
             # merged ones (they stay on disk), so the next shard's merge is its own, not the actor's whole history
             detections = getattr(self.worker.source, "_det_cache", None)
-            if isinstance(getattr(detections, "_written", None), list):
-                detections._written = []
+            if detections is not None:
+                detections.forget_written()
             report = self.worker.report(rows)
             # quality/embedding shards counted by name, once per actor; the detection cache's by its own count
             detection = int(getattr(self.worker.source, "rejected_shards", 0) or 0)
