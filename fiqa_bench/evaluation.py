@@ -28,7 +28,7 @@ from .metrics.base import MetricOptions, PairData, get_metric
 from .metrics.edc import pair_quality as combine_pair_quality
 from .executors import Executor, LocalExecutor, StageContext
 from .executors.base import cache_root_of_driver
-from .stages import FaceSource, Skipped, call_adapter, scores_run_embeddings
+from .stages import Skipped, call_adapter, scores_run_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -341,15 +341,6 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
     timings["evaluate_s"] = time.perf_counter() - t0
     return Evaluation(metrics=metrics, counts=counts, timings=timings, pairs=data, raw=raw,
                       detector=seen.detector, method_ran=quality is not None)
-
-
-def _source_options(options: EvalOptions) -> dict:
-    """Keyword options FaceSource takes (path containment, size cap), where this version of it has them."""
-    import inspect
-
-    params = inspect.signature(FaceSource.__init__).parameters
-    wanted = {"follow_symlinks": options.follow_symlinks, "max_image_bytes": options.max_image_bytes}
-    return {k: v for k, v in wanted.items() if k in params}
 
 
 def pairdata_from_raw(raw) -> PairData:

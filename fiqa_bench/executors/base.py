@@ -87,13 +87,12 @@ class StageWorker:
     The local executor holds one built from the driver's objects; each Ray actor builds its own from a spec."""
 
     def __init__(self, bench, backbone, method, ctx: StageContext):
-        from ..evaluation import _source_options
-
         self.bench, self.backbone, self.method, self.ctx = bench, backbone, method, ctx
         options = ctx.options
         self.options = options
         self.source = FaceSource(bench, options.detector, options.on_bad_image, options.on_no_face,
-                                 options.workers, **_source_options(options))
+                                 options.workers, follow_symlinks=options.follow_symlinks,
+                                 max_image_bytes=options.max_image_bytes)
         self.pool = ThreadPoolExecutor(max_workers=max(1, options.workers))
         self.who_b = f"backbone {ctx.backbone_name!r}"
         self.who_m = f"quality method {ctx.method_name!r}"
