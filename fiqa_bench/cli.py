@@ -353,6 +353,10 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
 @click.option("--min-images", default=2, show_default=True, help="Identity filter of the balanced sampling.")
 @click.option("--val-fraction", default=0.1, show_default=True, help="Fraction of identities held out.")
 @click.option("--hflip", is_flag=True, help="Mirror each training image with probability 1/2 (seeded).")
+@click.option("--pair-weight", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Weight of the within-photo difference term: each row is paired with another version of its "
+                   "photo and the difference of their predictions regresses the difference of their labels "
+                   "(0: the paper's loss alone).")
 @click.option("--channels-last", is_flag=True, help="NHWC memory layout while training (faster on CPU).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--checkpoints", default=None, type=click.Path(file_okay=False),
@@ -363,7 +367,8 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
 @click.option("--no-progress", is_flag=True)
 def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, loss, sampling, label_scaling,
               min_images,
-              val_fraction, hflip, channels_last, seed, checkpoints, max_steps, no_progress, device) -> None:
+              val_fraction, hflip, pair_weight, channels_last, seed, checkpoints, max_steps, no_progress,
+              device) -> None:
     """Train a quality network on a labelled set (from `fiqa-bench label`) and export it to ONNX (needs torch)."""
     from .training.dataset import TrainingSet
     from .training.export import save_trained
@@ -377,7 +382,7 @@ def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, 
                    weight_decay=weight_decay, loss=loss, seed=seed, val_fraction=val_fraction,
                    sampling=None if sampling == "none" else sampling, sampling_options={"min_images": min_images},
                    label_scaling=label_scaling, hflip=hflip, channels_last=channels_last, checkpoint_dir=ckpt, progress=not no_progress,
-                   max_steps=max_steps, device=device)
+                   max_steps=max_steps, device=device, pair_weight=pair_weight)
     if not result["completed"]:
         click.echo(f"stopped at step {result['global_step']} (checkpoint {result['checkpoint']}); run again to resume")
         return

@@ -229,3 +229,53 @@ def test_channels_last_training_is_reproducible_and_resumes(training_set, tmp_pa
     assert "memory_format" not in one["config"]
     x = training_set.images[:16]
     np.testing.assert_allclose(predict(one_cl["model"], x), predict(one["model"], x), atol=1e-4)
+
+
+def _versions_set():
+    """Generated rows: photo a (clean + 2 copies), photo b (clean only), photo c (1 copy, no clean row)."""
+    rows = [("id1", "a.jpg", None), ("id1", "a.jpg", {"name": "jpeg"}), ("id1", "a.jpg", {"name": "noise"}),
+            ("id1", "b.jpg", None), ("id2", "c.jpg", {"name": "jpeg"})]
+    ident, src, deg = zip(*rows)
+    return TrainingSet(np.zeros((5, 8, 8, 3), np.uint8), np.arange(5, dtype=np.float32), list(ident), list(src),
+                       list(deg))
+
+
+def test_pair_partners_are_other_versions_of_the_same_photo():
+    from fiqa_bench.training.train import draw_partners, photo_versions
+
+    ds = _versions_set()
+    partners = photo_versions(ds, np.arange(5))
+    order = np.array([1, 2, 0, 3, 4, 0, 0, 0, 0, 0, 0, 0])
+    mates = draw_partners(partners, order, np.random.default_rng(0))
+    assert mates[:2].tolist() == [0, 0]          # a copy's partner is its photo
+    assert mates[3:5].tolist() == [-1, -1]       # b has no copy, c no photo
+    assert set(mates[[2] + list(range(5, 12))].tolist()) == {1, 2}  # the photo's partner: one of its copies
+    # rows outside the training rows are never partners
+    only = photo_versions(ds, np.array([0, 1]))
+    assert draw_partners(only, np.array([0, 0, 0, 1]), np.random.default_rng(1)).tolist() == [1, 1, 1, 0]
+    with pytest.raises(FiqaBenchError, match="sources and degradations"):
+        photo_versions(type("Bare", (), {"identities": np.array(["x"])})(), np.arange(1))
+
+
+def test_pair_loss_adds_the_within_photo_difference_error():
+    from fiqa_bench.training.train import batch_loss
+
+    out = torch.tensor([[0.9], [0.2], [0.5], [0.7], [0.6], [0.1]])
+    y = torch.tensor([[0.8], [0.4], [0.5], [0.6], [0.3], [0.0]])
+    valid = torch.tensor([True, False, True])
+    got = batch_loss(torch.nn.L1Loss(), out, y, 3, valid, 2.0).item()
+    l1 = (0.1 + 0.2 + 0.0) / 3
+    pair = (abs((0.9 - 0.7) - (0.8 - 0.6)) + abs((0.5 - 0.1) - (0.5 - 0.0))) / 2   # rows 0 and 2 only
+    assert got == pytest.approx(l1 + 2.0 * pair, abs=1e-7)
+    assert batch_loss(torch.nn.L1Loss(), out, y, 3, None, 2.0).item() == pytest.approx(l1, abs=1e-7)
+
+
+def test_pair_weight_changes_the_weights_and_is_recorded(training_set):
+    base = train(training_set, max_steps=4, **SETTINGS)
+    paired = train(training_set, max_steps=4, pair_weight=1.0, **SETTINGS)
+    again = train(training_set, max_steps=4, pair_weight=1.0, **SETTINGS)
+    assert "pair_weight" not in base["config"] and paired["config"]["pair_weight"] == 1.0
+    w = lambda r: torch.cat([p.detach().reshape(-1) for p in r["model"].parameters()])  # noqa: E731
+    assert not torch.equal(w(base), w(paired)) and torch.equal(w(paired), w(again))
+    with pytest.raises(ValueError, match="pair_weight"):
+        train(training_set, max_steps=1, pair_weight=-1.0, **SETTINGS)

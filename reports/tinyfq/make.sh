@@ -32,6 +32,7 @@ options_of() { case $1 in m4-none) echo "--sampling none --epochs 8 --lr-step 3"
                           m4-flip) echo "--sampling smooth --hflip --epochs 8 --lr-step 3";;
                           m4-flip-mse) echo "--sampling smooth --hflip --loss mse --epochs 8 --lr-step 3";;
                           m4-flip-e17) echo "--sampling smooth --hflip --epochs 17 --lr-step 5";;  # the paper's
+                          m4-flip-pair*) echo "--sampling smooth --hflip --epochs 8 --lr-step 3 --pair-weight ${1#m4-flip-pair}";;
                           *) echo "--sampling smooth --epochs 8 --lr-step 3";; esac; }
 set_of() { case $1 in m1) echo c1;; m4-half) echo c4-half;; *) echo c4;; esac; }
 
