@@ -357,6 +357,9 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
               help="Weight of the within-photo difference term: each row is paired with another version of its "
                    "photo and the difference of their predictions regresses the difference of their labels "
                    "(0: the paper's loss alone).")
+@click.option("--oversample", multiple=True, metavar="KIND=N",
+              help="Repeat the training rows of a degradation kind (or kind/level, e.g. jpeg/strong) N times in "
+                   "all after the sampling; repeatable.")
 @click.option("--channels-last", is_flag=True, help="NHWC memory layout while training (faster on CPU).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--checkpoints", default=None, type=click.Path(file_okay=False),
@@ -367,8 +370,8 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
 @click.option("--no-progress", is_flag=True)
 def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, loss, sampling, label_scaling,
               min_images,
-              val_fraction, hflip, pair_weight, channels_last, seed, checkpoints, max_steps, no_progress,
-              device) -> None:
+              val_fraction, hflip, pair_weight, oversample, channels_last, seed, checkpoints, max_steps,
+              no_progress, device) -> None:
     """Train a quality network on a labelled set (from `fiqa-bench label`) and export it to ONNX (needs torch)."""
     from .training.dataset import TrainingSet
     from .training.export import save_trained
@@ -376,13 +379,19 @@ def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, 
     from .training.train import train, training_card
 
     check_device(device, torch=True)  # one line without a GPU, before the dataset is read
+    times = {}
+    for item in oversample:
+        key, sep, n = item.partition("=")
+        if not sep or not key or not n.isdigit() or int(n) < 1:
+            raise click.BadParameter(f"{item!r}: expected KIND=N with N >= 1 (e.g. jpeg=3)", param_hint="--oversample")
+        times[key] = int(n)
     ts = TrainingSet.load(dataset)
     ckpt = Path(checkpoints) if checkpoints else Path(out).with_suffix(".checkpoints")
     result = train(ts, net=net, epochs=epochs, lr=lr, lr_step=lr_step, batch_size=batch_size,
                    weight_decay=weight_decay, loss=loss, seed=seed, val_fraction=val_fraction,
                    sampling=None if sampling == "none" else sampling, sampling_options={"min_images": min_images},
                    label_scaling=label_scaling, hflip=hflip, channels_last=channels_last, checkpoint_dir=ckpt, progress=not no_progress,
-                   max_steps=max_steps, device=device, pair_weight=pair_weight)
+                   max_steps=max_steps, device=device, pair_weight=pair_weight, oversample=times)
     if not result["completed"]:
         click.echo(f"stopped at step {result['global_step']} (checkpoint {result['checkpoint']}); run again to resume")
         return

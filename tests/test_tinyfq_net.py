@@ -205,3 +205,27 @@ def test_torch_onnx_export_reproduces_the_bundled_tinyfq(shared, tmp_path):
     old, new = TinyFQ(weights="tinyfq-v1.onnx").score(crops), TinyFQ(weights=again).score(crops)
     assert len(old) == 64 and np.ptp(old) > 0.05  # real, varied scores: equality below is not trivial
     assert np.abs(old - new).max() <= 1e-6
+
+
+def _template_parameters(stem: int, widths: list[int], t: int = 4, head: int = 256) -> int:
+    """Table 1's template counted by hand: conv k x k (cin / groups per output) + BN (2 per channel), fc + bias."""
+    conv = lambda cin, cout, k=1, groups=1: cin // groups * cout * k * k + 2 * cout  # noqa: E731
+    total, cin = conv(3, stem, 3), stem
+    for i, cout in enumerate(widths):
+        hidden = t * (cout if i == 0 else cin)
+        total += conv(cin, hidden) + conv(hidden, hidden, 3, hidden) + conv(hidden, cout)
+        cin = cout
+    return total + conv(cin, head) + head + 1
+
+
+@pytest.mark.parametrize("name, stem, widths, expected", [
+    ("tinyfqnet", 11, [2, 5, 5, 11, 11, 11, 22], 13_366),
+    ("mbv2-t4-w0.5-64", 16, [4, 8, 8, 16, 16, 16, 32], 22_329),
+    ("mbv2-t4-w0.7-64", 22, [5, 11, 11, 22, 22, 22, 44], 34_873),
+])
+def test_wider_table1_networks_have_the_documented_widths_and_counts(name, stem, widths, expected):
+    model = build_net(name)
+    assert _template_parameters(stem, widths) == expected == count_parameters(model)
+    blocks = [m for m in model.features if isinstance(m, InvertedBlock)]
+    assert [b.body[-1][0].out_channels for b in blocks] == widths
+    assert NETS[name].input_size == 64

@@ -279,3 +279,37 @@ def test_pair_weight_changes_the_weights_and_is_recorded(training_set):
     assert not torch.equal(w(base), w(paired)) and torch.equal(w(paired), w(again))
     with pytest.raises(ValueError, match="pair_weight"):
         train(training_set, max_steps=1, pair_weight=-1.0, **SETTINGS)
+
+
+def test_oversample_repeats_the_named_kinds_and_levels_only():
+    from fiqa_bench.training.train import oversampled
+
+    deg = [None, {"name": "jpeg", "level": "strong"}, {"name": "jpeg", "level": "light"},
+           {"name": "gaussian_noise", "level": "strong"}, {"name": "gaussian_blur", "level": "strong"}, {}]
+    rows = np.array([4, 3, 2, 1, 0, 1, 5])
+    got = oversampled(rows, deg, {"jpeg": 2, "jpeg/strong": 3, "gaussian_noise": 4})
+    # kind/level wins over kind; the photo (None or {}) and unnamed kinds stay once; order kept
+    assert got.tolist() == [4, 3, 3, 3, 3, 2, 2, 1, 1, 1, 0, 1, 1, 1, 5]
+    assert oversampled(rows, deg, {"motion_blur": 5}).tolist() == rows.tolist()
+    with pytest.raises(FiqaBenchError, match="unknown degradation 'noise'"):
+        oversampled(rows, deg, {"noise": 2})
+    with pytest.raises(FiqaBenchError, match="unknown degradation 'jpeg/hard'"):
+        oversampled(rows, deg, {"jpeg/hard": 2})
+    with pytest.raises(ValueError, match=">= 1"):
+        oversampled(rows, deg, {"jpeg": 0})
+
+
+def test_oversample_in_training_adds_the_copies_rows_and_is_recorded(training_set):
+    counts = {}
+    for d in training_set.degradations:
+        if d:
+            counts[d["name"]] = counts.get(d["name"], 0) + 1
+    kind = max(sorted(counts), key=counts.get)  # the most frequent kind of the 20 copies
+    base = train(training_set, max_steps=2, **SETTINGS)
+    more = train(training_set, max_steps=2, oversample={kind: 3}, **SETTINGS)
+    assert "oversample" not in base["config"] and more["config"]["oversample"] == {kind: 3}
+    # every training row of that kind is there 3 times: 2 more rows per such training row
+    val = set(base["split"]["val_identities"])
+    n_kind = sum(1 for d, i in zip(training_set.degradations, training_set.identities)
+                 if d and d["name"] == kind and i not in val)
+    assert n_kind > 0 and more["config"]["train_rows"] == base["config"]["train_rows"] + 2 * n_kind

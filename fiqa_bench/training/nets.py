@@ -41,6 +41,10 @@ Ablation networks (Table 6, names in :data:`NETS`; our counts: parameters, conv+
 ----------------------------------------------------------------------------------------------------
 * ``mbv2-t4-w0.35-64``: Table 1 itself (see above), identical to ``tinyfqnet``: 13,366 / 1.331 M
   (paper: 0.013M / 1.43 Mflops).
+* ``mbv2-t4-w0.5-64``, ``mbv2-t4-w0.7-64``: Table 1 at width 0.5 / 0.7 (blocks 4, 8, 8, 16, 16x2, 32 and
+  5, 11, 11, 22, 22x2, 44; stem 16 / 22; expansion 4x; head 256): 22,329 / 2.468 M and 34,873 / 3.851 M. Not
+  in the paper: wider first blocks for issue 15, where tinyFQnet's 2-channel first block did not learn to
+  penalise JPEG-10 and noise next to blur; both stay under the bundled weights' 200 KB in fp32.
 * ``mbv2-t6-w1-64``: the same template with t = 6, w = 1 (stem 32; blocks 8, 16, 16, 32, 32x2, 64; expansion
   6x; head 256): 83,473 / 9.78 M. The paper gives 0.02M / 2.5 Mflops and does not say how its 64x64 ``w1``
   network differs from Table 1 (a 6x expansion of Table 1's own widths gives 16,622 parameters but only
@@ -243,6 +247,10 @@ NETS: dict[str, NetSpec] = {
     for s in (
         NetSpec("tinyfqnet", 64, tinyfqnet, "tinyFQnet, Table 1 (= Table 6 mobilenet_t4_w0.35 64x64)"),
         NetSpec("mbv2-t4-w0.35-64", 64, tinyfqnet, "Table 6 mobilenet_t4_w0.35 64x64: the same network as tinyfqnet"),
+        NetSpec("mbv2-t4-w0.5-64", 64, lambda: tiny_mobilenet(4, 0.5),
+                "Table 1 template at width 0.5 (22,329 parameters)"),
+        NetSpec("mbv2-t4-w0.7-64", 64, lambda: tiny_mobilenet(4, 0.7),
+                "Table 1 template at width 0.7 (34,873 parameters)"),
         NetSpec("mbv2-t6-w1-64", 64, lambda: tiny_mobilenet(6, 1.0), "Table 1 template with t=6, w=1 (wider)"),
         NetSpec("mbv2-t4-w0.35-112", 112, lambda: mobilenet_v2(4, 0.35), "MobileNetV2 t=4 w=0.35, 112x112"),
         NetSpec("mbv2-t6-w1-112", 112, lambda: mobilenet_v2(6, 1.0), "MobileNetV2 t=6 w=1, 112x112"),

@@ -38,6 +38,11 @@ cancel, so the gradient points at exactly what the degradation changed. The L1 t
 only (the sampling's distribution is unchanged). Needs the set's ``sources`` and ``degradations`` (a
 :class:`.dataset.TrainingSet`); a row whose photo has no other training version adds no pair term.
 
+**Oversampling** (``oversample``, not in the paper; off by default): ``{"jpeg": 3, "gaussian_noise/strong": 2}``
+repeats every training row (after the balanced sampling) whose degradation kind, or ``kind/level``, is named that
+many times in all (the more specific key wins), so the kinds a model does not learn weigh more in each epoch
+without a new labelled set. The label distribution the sampler drew shifts towards those copies' labels.
+
 **Speed.** ``channels_last=True`` trains with the NHWC memory layout (the network and every batch), which the
 CPU's depthwise convolutions run about 1.4x faster (measured on this 2-core machine: 3.8 against 5.4 ms per
 image and step at batch 64, one thread, deterministic algorithms); the arithmetic order differs, so its weights
@@ -184,6 +189,7 @@ def train(
     max_steps: int | None = None,
     device: str = "cpu",
     pair_weight: float = 0.0,
+    oversample: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Train a quality network on ``dataset`` (anything with ``images`` uint8 (N, S, S, 3) RGB, ``labels`` (N,)
     and ``identities`` (N,), e.g. a :class:`.dataset.TrainingSet`) and return a result dict.
@@ -191,7 +197,8 @@ def train(
     ``net``: a name in :data:`.nets.NETS` whose input size must equal S. ``hflip``: mirror each training image
     with probability 1/2 (drawn from the epoch's generator; not in the paper, off by default). ``channels_last``:
     NHWC memory layout while training (faster on CPU; see the module doc). ``pair_weight``: weight of the
-    within-photo difference term (module doc; 0 = the paper's loss alone). ``max_steps``:
+    within-photo difference term (module doc; 0 = the paper's loss alone). ``oversample``: ``{kind or kind/level:
+    times}`` (module doc). ``max_steps``:
     stop after this many optimiser steps in total (a checkpoint is written; calling again resumes).
     ``device``: ``cpu`` or ``cuda`` (checked first: one line when no GPU is visible); on CUDA the returned
     model is moved back to the CPU, and the weights are reproducible on that GPU only up to the last bits
@@ -243,6 +250,9 @@ def train(
         train_rows = train_rows[picked]
     if train_rows.size == 0:
         raise FiqaBenchError("no training rows with a finite label after the split and sampling")
+    oversample = {str(k): int(v) for k, v in sorted((oversample or {}).items())}
+    if oversample:
+        train_rows = oversampled(train_rows, getattr(dataset, "degradations", None), oversample)
     targets = targets.astype(np.float32)
     pair_weight = float(pair_weight)
     if not np.isfinite(pair_weight) or pair_weight < 0:
@@ -259,6 +269,7 @@ def train(
         "label_scaling": label_scaling, "label_range": label_range,
         **({"memory_format": "channels_last"} if channels_last else {}),
         **({"pair_weight": pair_weight} if pair_weight > 0 else {}),
+        **({"oversample": oversample} if oversample else {}),
         "rows": int(len(labels)), "train_rows": int(train_rows.size), "val_rows": int(val_rows.size),
         "data_fingerprint": fingerprint() if callable(fingerprint) else None,
         "normalisation": "(x - 127.5) / 128, RGB, NCHW",
@@ -362,6 +373,30 @@ def train(
         "val": history[-1]["val"] if history else {}, "split": split, "config": config,
         "checkpoint": str(ckpt_path) if ckpt_path is not None else None,
     }
+
+
+def oversampled(rows: np.ndarray, degradations, times: dict[str, int]) -> np.ndarray:
+    """``rows`` with each row whose degradation matches a key of ``times`` (``kind/level`` before ``kind``)
+    repeated that many times in all, in place (order kept: the epoch's permutation shuffles anyway)."""
+    from ..errors import FiqaBenchError
+
+    if degradations is None:
+        raise FiqaBenchError("oversample needs a labelled set with degradations (fiqa-bench label)")
+    from ..degradations import DEGRADATIONS, LEVELS
+
+    for key, n in times.items():
+        kind, _, level = key.partition("/")
+        if kind not in DEGRADATIONS or (level and level not in LEVELS):
+            raise FiqaBenchError(f"oversample: unknown degradation {key!r}; kinds {', '.join(DEGRADATIONS)}, "
+                             f"levels {', '.join(LEVELS)}")
+        if n < 1:
+            raise ValueError(f"oversample times must be >= 1, got {key}={n}")
+    counts = np.ones(rows.size, dtype=np.int64)
+    for k, r in enumerate(np.asarray(rows).tolist()):
+        d = degraded_record(degradations[r])
+        if d is not None:
+            counts[k] = times.get(f"{d['name']}/{d['level']}", times.get(d["name"], 1))
+    return np.repeat(rows, counts)
 
 
 def batch_loss(criterion, out, y, n: int, valid, pair_weight: float):

@@ -23,16 +23,21 @@ ROWS=${ROWS:-"m1 m4 m4-none m4-half m4-flip m4-flip-mse"}  # also m4-flip-e17 (n
 WINNER=${WINNER:-m4-flip}  # the row bundled as the default tinyfq (see README.md here)
 STEPS=${STEPS:-"label subsets train evaluate ijb table bundle"}
 # the settings shared by every MobileFaceNet row (see README.md here for why 8 epochs, batch 64)
-TRAIN="--net tinyfqnet --batch-size 64 --min-images 2 --channels-last --seed 0 --no-progress"
+TRAIN="--batch-size 64 --min-images 2 --channels-last --seed 0 --no-progress"
 mkdir -p "$W" "$A"
 
 subset_of() { case $1 in m1) echo "--copies 1";; m4-half) echo "--copies 4 --identity-fraction 0.5";;
                           *) echo "--copies 4";; esac; }
+# the network: tinyfqnet, or the Table 1 template at width 0.5 / 0.7 for rows named ...-w0.5 / ...-w0.7
+net_of() { case $1 in *-w0.5*) echo "--net mbv2-t4-w0.5-64";; *-w0.7*) echo "--net mbv2-t4-w0.7-64";;
+                      *) echo "--net tinyfqnet";; esac; }
 options_of() { case $1 in m4-none) echo "--sampling none --epochs 8 --lr-step 3";;
                           m4-flip) echo "--sampling smooth --hflip --epochs 8 --lr-step 3";;
                           m4-flip-mse) echo "--sampling smooth --hflip --loss mse --epochs 8 --lr-step 3";;
                           m4-flip-e17) echo "--sampling smooth --hflip --epochs 17 --lr-step 5";;  # the paper's
                           m4-flip-pair*) echo "--sampling smooth --hflip --epochs 8 --lr-step 3 --pair-weight ${1#m4-flip-pair}";;
+                          m4-flip-w0.?) echo "--sampling smooth --hflip --epochs 8 --lr-step 3";;
+                          m4-flip-w0.?-pair*) echo "--sampling smooth --hflip --epochs 8 --lr-step 3 --pair-weight ${1##*-pair}";;
                           *) echo "--sampling smooth --epochs 8 --lr-step 3";; esac; }
 set_of() { case $1 in m1) echo c1;; m4-half) echo c4-half;; *) echo c4;; esac; }
 
@@ -54,7 +59,7 @@ subsets)
 train)
     for r in $ROWS; do
         [ -f "$A/$r.onnx" ] || fiqa-bench train "$W/$(set_of "$r")" --out "$A/$r.onnx" \
-            --checkpoints "$W/ckpt-$r" $TRAIN $(options_of "$r")
+            --checkpoints "$W/ckpt-$r" $(net_of "$r") $TRAIN $(options_of "$r")
     done
     ;;
 evaluate)
