@@ -262,22 +262,41 @@ class FaceSource:
     def _load_one(self, row: int):
         return self._load_chunk([row])[0]
 
-    def submit(self, rows: np.ndarray, pool: ThreadPoolExecutor) -> list:
+    def submit(self, rows: np.ndarray, pool: ThreadPoolExecutor, then: Callable[[list], Any] | None = None) -> list:
         """Start loading ``rows`` on ``pool``: a few chunks per worker (one task each, not one per image); the
-        handle is for :meth:`collect`."""
+        handle is for :meth:`collect`. ``then(items)``, when given, runs in the same task on each chunk's loaded
+        items (e.g. aligning the crops: C code that releases the GIL, done beside the decoding rather than after
+        it on the caller's thread); :meth:`collect_with` returns its results."""
         rows = [int(r) for r in np.asarray(rows).tolist()]
         if not rows:
             return []
         parts = min(len(rows), 2 * self.workers)
         step = -(-len(rows) // parts)
-        return [pool.submit(self._load_chunk, rows[i : i + step]) for i in range(0, len(rows), step)]
+        task = self._load_chunk if then is None else (lambda chunk: self._load_then(chunk, then))
+        return [pool.submit(task, rows[i : i + step]) for i in range(0, len(rows), step)]
+
+    def _load_then(self, rows: list[int], then: Callable[[list], Any]) -> tuple[list, Any]:
+        items = self._load_chunk(rows)
+        return items, then(items)
 
     def collect(self, handle: list) -> list:
         """The loaded items of a :meth:`submit`, in row order (the first error in row order is raised)."""
         out: list = []
         for future in handle:
-            out.extend(future.result())
+            result = future.result()
+            out.extend(result[0] if isinstance(result, tuple) else result)
         return out
+
+    def collect_with(self, handle: list) -> tuple[list, list]:
+        """(loaded items in row order, the ``then`` result of each chunk in order) of a :meth:`submit` with
+        ``then``."""
+        items: list = []
+        extras: list = []
+        for future in handle:
+            loaded, extra = future.result()
+            items.extend(loaded)
+            extras.append(extra)
+        return items, extras
 
     def load(self, rows: np.ndarray, pool: ThreadPoolExecutor) -> list:
         return self.collect(self.submit(rows, pool))
@@ -327,17 +346,30 @@ def batches(rows: np.ndarray, size: int) -> list[np.ndarray]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
+def _join(parts: list):
+    """Concatenate prepared adapter inputs: arrays along the first axis, anything else as one list."""
+    parts = [p for p in parts if p is not None and len(p)]
+    if parts and all(isinstance(p, np.ndarray) for p in parts):
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return [x for p in parts for x in p]
+
+
+def _take(inputs, index: np.ndarray):
+    return inputs[index] if isinstance(inputs, np.ndarray) else [inputs[i] for i in index.tolist()]
+
+
 def per_image_stage(
     name: str,
     rows: np.ndarray,
     source: FaceSource,
     cache: ArrayCache,
     width: int,
-    compute: Callable[[list], np.ndarray],
+    compute: Callable,
     pool: ThreadPoolExecutor,
     skipped: dict[int, Skipped],
     batch_size: int = 32,
     progress: bool = False,
+    prepare: Callable[[list], Any] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Run ``compute`` on the faces of ``rows`` (cached); returns (values (len(rows), width), n computed).
 
@@ -345,16 +377,31 @@ def per_image_stage(
     reach the disk as the cache's flush policy says (at least every 256 images or 5 s), on an error or interruption
     at once, so a killed or interrupted run resumes from them. While ``compute`` runs on one batch, ``pool``
     decodes the next (:meth:`FaceSource.submit`): the image path and the model overlap, and an error of the batch
-    ahead is raised only after the batch before it is computed and cached, as without the overlap."""
+    ahead is raised only after the batch before it is computed and cached, as without the overlap.
+
+    ``prepare(faces) -> inputs`` (an array or a list, one entry per face), when given, makes the adapter's input
+    on the pool, in the task that decoded the faces, for the faces not yet cached, so that the caller's thread only
+    runs the model; ``compute`` then receives ``(faces, inputs)`` instead of ``faces``. Values, the cache and the
+    count of computed images are the same either way (a face found in the cache once its batch is reached, e.g. a
+    repeated image computed by the batch before, is taken from it, not computed again)."""
     values = np.full((len(rows), width), np.nan, dtype=np.float32)
     computed = 0
     position = {r: i for i, r in enumerate(rows.tolist())}
     chunks = batches(rows, batch_size)
+    root = source.bench.root
+
+    def lookup_and_prepare(items: list):
+        """On the pool, after a chunk is loaded: its cache keys and hits, and the inputs of its misses."""
+        faces = [item for item in items if not isinstance(item, Skipped)]
+        keys = crop_keys(root, faces)
+        found, vals = cache.get_many(keys)
+        miss = np.flatnonzero(~found)
+        return keys, found, vals, (prepare([faces[i] for i in miss.tolist()]) if len(miss) else None)
 
     def start(i: int):
         """Filter batch ``i``'s skipped rows and start loading it on the pool."""
         batch = np.asarray([r for r in chunks[i].tolist() if r not in skipped], dtype=np.int64)
-        return batch, source.submit(batch, pool)
+        return batch, source.submit(batch, pool, lookup_and_prepare if prepare is not None else None)
 
     ahead, handle = (start(0) if chunks else None), []
     try:
@@ -364,7 +411,10 @@ def per_image_stage(
             ahead = start(i + 1) if i + 1 < len(chunks) else None
             if not len(batch):
                 continue
-            loaded = source.collect(handle)
+            if prepare is None:
+                loaded = source.collect(handle)
+            else:
+                loaded, extras = source.collect_with(handle)
             faces, face_rows = [], []
             for r, item in zip(batch.tolist(), loaded):
                 if isinstance(item, Skipped):
@@ -374,11 +424,26 @@ def per_image_stage(
                     face_rows.append(r)
             if not faces:
                 continue
-            keys = crop_keys(source.bench.root, faces)
-            found, vals = cache.get_many(keys)
-            todo = np.flatnonzero(~found)
+            if prepare is None:
+                keys = crop_keys(root, faces)
+                found, vals = cache.get_many(keys)
+                todo = np.flatnonzero(~found)
+                if len(todo):
+                    new = compute([faces[i] for i in todo])
+            else:
+                keys = [k for e in extras for k in e[0]]
+                found = np.concatenate([e[1] for e in extras])
+                vals = np.concatenate([e[2] for e in extras])
+                inputs = _join([e[3] for e in extras])
+                missed = np.flatnonzero(~found)  # the order of ``inputs``
+                if len(missed):  # looked up again: the batch before may have computed one of them since
+                    again, now = cache.get_many([keys[i] for i in missed.tolist()])
+                    vals[missed[again]] = now[again]
+                    found[missed[again]] = True
+                todo = missed[~again] if len(missed) else missed
+                if len(todo):
+                    new = compute([faces[i] for i in todo], _take(inputs, np.flatnonzero(~again)))
             if len(todo):
-                new = compute([faces[i] for i in todo])
                 cache.put_many([keys[i] for i in todo], new)
                 vals[todo] = new
                 computed += len(todo)
@@ -392,5 +457,3 @@ def per_image_stage(
     cache.consolidate()  # this run's shards become one file
     source.flush(consolidate=True)
     return values, computed
-
-

@@ -130,6 +130,74 @@ def test_only_mid_grey_flat_corners_need_the_second_decode():
     assert _flat_corner(grey) and _flat_corner(grey, grey_only=True)
 
 
+def _flat_corner_reference(image: np.ndarray, grey_only: bool) -> bool:
+    """The rule of _flat_corner computed plainly: any corner 8x8 block with luma max - min <= 1 (mid-grey)."""
+    import cv2
+
+    from fiqa_bench.faces.io import MID_GREY_TOLERANCE
+
+    luma = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(int)
+    h, w = luma.shape
+    y1, x1 = ((h - 1) // 8) * 8, ((w - 1) // 8) * 8
+    for y, x in ((y1, x1), (0, 0), (0, x1), (y1, 0)):
+        block = luma[y:y + 8, x:x + 8]
+        if block.max() - block.min() <= 1 and (not grey_only or abs(block.min() - 128) <= MID_GREY_TOLERANCE):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_flat_corner_quick_rejection_changes_no_verdict(seed):
+    """The one-pixel-per-corner luma pre-check only skips images no corner block of which can pass: every
+    verdict equals the plain rule, near-grey flat blocks (luma 121..136, all colours near the boundary) included."""
+    from fiqa_bench.faces.io import _flat_corner
+
+    rng = np.random.default_rng(seed)
+    verdicts = []
+    for k in range(400):
+        image = rng.integers(0, 256, (int(rng.integers(9, 40)), int(rng.integers(9, 40)), 3), dtype=np.uint8)
+        h, w = image.shape[:2]
+        y1, x1 = ((h - 1) // 8) * 8, ((w - 1) // 8) * 8
+        y, x = [(y1, x1), (0, 0), (0, x1), (y1, 0)][k % 4]
+        level = 121 + k % 16
+        tint = rng.integers(-3, 4, 3)
+        image[y:y + 8, x:x + 8] = np.clip(level + tint, 0, 255).astype(np.uint8)  # flat in every channel
+        for grey_only in (True, False):
+            got, want = _flat_corner(image, grey_only), _flat_corner_reference(image, grey_only)
+            assert got == want, (k, grey_only, level, tint)
+            verdicts.append(got)
+    assert 0 < sum(verdicts) < len(verdicts)  # both answers occur
+
+
+def _truncated_reference(data: bytes) -> bool:
+    """The rule of _jpeg_truncated as first written: no end marker after the last start-of-scan marker."""
+    if not data.startswith(b"\xff\xd8"):
+        return False
+    last_scan = data.rfind(b"\xff\xda")
+    return last_scan < 0 or data.find(b"\xff\xd9", last_scan) < 0
+
+
+def test_truncation_rule_searched_from_the_end_marker_agrees(tmp_path):
+    """Cuts at every position class, trailing bytes, a thumbnail's own scan and end marker before the image's
+    scan (EXIF-like), a second scan (progressive), no scan at all: same verdict as the plain rule."""
+    import cv2
+
+    from fiqa_bench.faces.io import _jpeg_truncated
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    base = cv2.imencode(".jpg", image)[1].tobytes()
+    prog = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    thumb = cv2.imencode(".jpg", image[:8, :8])[1].tobytes()
+    exif = base[:2] + b"\xff\xe1" + (len(thumb) + 2).to_bytes(2, "big") + thumb + base[2:]
+    blobs = [base, prog, exif, base + b"\x00" * 7, exif + b"\xff\xda\x00\x02", b"\xff\xd8\xff\xd9", b"\xff\xd8"]
+    for blob in (base, prog, exif):
+        blobs += [blob[:int(c)] for c in rng.integers(2, len(blob), 40)]
+    verdicts = [_jpeg_truncated(b) for b in blobs]
+    assert verdicts == [_truncated_reference(b) for b in blobs]
+    assert verdicts[:4] == [False, False, False, False] and verdicts[4] and verdicts[6]
+
+
 @pytest.mark.shared
 def test_cut_jpegs_are_still_caught_and_dark_corners_pass(shared, tmp_path):
     import cv2

@@ -30,10 +30,14 @@ def _jpeg_truncated(data: bytes) -> bool:
     """
     if not data.startswith(_JPEG_SOI):
         return False
-    last_scan = data.rfind(_JPEG_SOS)
-    if last_scan < 0:
+    # "no end marker after the last scan marker", searched from the end marker, which is near the file's end
+    # (a backward search for the scan marker would cross the whole entropy-coded data: a tenth of the decode)
+    last_end = data.rfind(_JPEG_EOI)
+    if last_end < 0:
         return True
-    return data.find(_JPEG_EOI, last_scan) < 0
+    if data.find(_JPEG_SOS, last_end + 2) >= 0:  # a scan after the last end marker: it has none
+        return True
+    return data.find(_JPEG_SOS, 0, last_end) < 0  # no scan at all
 
 
 # 512 bytes of fixed noise without 0xFF (so no marker can appear in it), see _jpeg_partial
@@ -58,6 +62,17 @@ def _flat_corner(image: np.ndarray, grey_only: bool = False) -> bool:
 
     h, w = image.shape[:2]
     y1, x1 = ((h - 1) // 8) * 8, ((w - 1) // 8) * 8
+    if grey_only and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+        # every pixel of a flat mid-grey block has a luma in [128 - tol, 128 + tol + 1]: when the first pixel of
+        # no corner block has one, no block can pass the test below. The integer BT.601 formula here is within 1
+        # of OpenCV's BGR->grey for every one of the 2^24 colours (checked exhaustively), hence the margin of 1.
+        lo_ok, hi_ok = 128 - MID_GREY_TOLERANCE - 1, 128 + MID_GREY_TOLERANCE + 2
+        for y, x in ((y1, x1), (0, 0), (0, x1), (y1, 0)):
+            b, g, r = image[y, x].tolist()
+            if lo_ok <= (b * 1868 + g * 9617 + r * 4899 + 8192) >> 14 <= hi_ok:
+                break
+        else:
+            return False
     blocks = [image[y : y + 8, x : x + 8] for y, x in ((y1, x1), (0, 0), (0, x1), (y1, 0))]
     # one colour conversion for the four blocks (it is per pixel): a row of their pixels side by side
     row = np.concatenate([b.reshape(1, -1, 3) for b in blocks], axis=1)
