@@ -92,10 +92,13 @@ class RunConfig:
     max_image_bytes: int = field(default=64 * 2**20, metadata=_opt(
         "Largest image file read (bytes); larger files are bad images.", min=1))
     batch_size: int = field(default=32, metadata=_opt("Images per adapter call.", min=1, max=65536))
-    workers: int = field(default=2, metadata=_opt("Threads decoding/detecting images.", min=1, max=256))
+    workers: int = field(default=2, metadata=_opt(
+        "Threads decoding/detecting images; with --executor local, a stage of 8,192 images or more runs on this "
+        "many worker processes (at most the CPUs; 1: in this process).", min=1, max=256))
     executor: str = field(default="local", metadata=_opt(
-        "Where the score and embed stages run: local (this process) or ray (Ray actors over shards of images; "
-        "needs fiqa-bench[ray]). Same numbers either way.", choices=("local", "ray")))
+        "Where the score and embed stages run: local (this machine: this process, or worker processes for large "
+        "stages) or ray (Ray actors over shards of images; needs fiqa-bench[ray]). Same numbers either way.",
+        choices=("local", "ray")))
     ray_address: str | None = field(default=None, metadata=_opt(
         "Ray cluster to use with --executor ray (e.g. HEAD:6379 or auto); default: start a local Ray instance.",
         metavar="ADDR"))
@@ -363,12 +366,13 @@ def make_executor(cfg: RunConfig):
     """The executor of ``cfg`` (:mod:`fiqa_bench.executors`); ``ray`` fails here, before any work, when Ray is
     not installed."""
     from .executors import LocalExecutor
+    from .executors.shards import ConfigBuild
 
     if cfg.executor == "local":
         if cfg.ray_address is not None:
             raise OptionError("--ray-address needs --executor ray")
-        return LocalExecutor()
-    from .executors.ray import ConfigBuild, RayExecutor
+        return LocalExecutor(ConfigBuild(cfg))
+    from .executors.ray import RayExecutor
 
     return RayExecutor(ConfigBuild(cfg), address=cfg.ray_address, actors=cfg.ray_actors, progress=cfg.progress)
 

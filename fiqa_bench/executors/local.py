@@ -1,31 +1,114 @@
-"""The ``local`` executor: every stage in this process, all rows at once, through one :class:`StageWorker`
-(the face source's threads decode; the adapters run in the calling thread). The default; what runs always did."""
+"""The ``local`` executor: every stage on this machine. The default; what runs always did.
+
+A stage of fewer than ``min_process_rows`` rows (or any stage, without a recipe to rebuild the adapters from)
+runs in this process through one :class:`StageWorker` (its face source's threads decode and align; the adapters
+run in the calling thread). A larger stage, when the run was built from a :class:`~fiqa_bench.runner.RunConfig`
+and asked for more than one worker, runs on worker processes (:mod:`.processes`: no interpreter lock shared by
+the image path, one inference thread each), started at its first large stage and kept for the next. Both give
+the same values, counts and skips; only the speed differs (starting the processes costs about a second, which a
+stage of ``min_process_rows`` images repays).
+"""
 
 from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable
 
 import numpy as np
 
 from ..stages import Skipped
 from .base import Executor, SourceReport, StageContext, StageWorker
 
+MIN_PROCESS_ROWS = 8192  # below this, starting the worker processes costs more than it saves (2 cores)
+
 
 class LocalExecutor(Executor):
+    """``build``: the picklable recipe of the run's adapters (:class:`~.shards.ConfigBuild`), which worker
+    processes need; None: every stage in this process. ``processes``: worker processes for a large stage (0: one
+    per decode worker of the run, at most the CPUs; 1: none). ``min_process_rows``: the smallest stage sent to
+    them."""
+
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, build: Callable | None = None, *, processes: int = 0,
+                 min_process_rows: int = MIN_PROCESS_ROWS) -> None:
+        self.build = build
+        self.processes = int(processes)
+        self.min_process_rows = int(min_process_rows)
         self.worker: StageWorker | None = None
+        self.pool = None
+        self.ctx: StageContext | None = None
+        self.widths: dict[str, int] = {}
+        self.restarts = 0  # worker processes lost (killed, out of memory) and replaced during the run
 
     def open(self, bench, backbone, method, ctx: StageContext) -> None:
         self.worker = StageWorker(bench, backbone, method, ctx)
+        self.ctx = dataclasses.replace(ctx, faces_sha256=bench.fingerprint()["faces_sha256"], cwd=os.getcwd(),
+                                       cache_root=ctx.cache_root)
+        self.widths = {"embed": int(backbone.card.embedding_dim), "quality": 1}
+
+    def process_count(self) -> int:
+        from .processes import default_processes
+
+        if self.build is None or self.ctx is None:
+            return 1
+        return self.processes if self.processes > 0 else default_processes(self.ctx.options.workers)
+
+    def uses_processes(self, n_rows: int) -> bool:
+        """Whether a stage of ``n_rows`` rows runs on worker processes."""
+        return self.process_count() > 1 and n_rows >= self.min_process_rows
 
     def stage(self, stage: str, rows: np.ndarray, skipped: dict[int, Skipped]) -> tuple[np.ndarray, int]:
         assert self.worker is not None, "open() first"
-        return self.worker.run(stage, rows, skipped)
+        if not self.uses_processes(len(rows)):
+            return self.worker.run(stage, rows, skipped)
+        pool = self._pool()
+        batch = int(self.ctx.options.batch_size)
+        # whole batches (an adapter sees the batches it sees in one process), about 8 shards per process
+        shard = max(1, -(-len(rows) // (8 * pool.processes * batch))) * batch
+        values, computed = pool.stage(stage, rows, skipped, self.widths[stage], min(shard, 64 * batch))
+        self._reread_caches()
+        return values, computed
+
+    def _pool(self):
+        from .processes import ProcessPool
+
+        if self.pool is None:
+            options = dataclasses.replace(self.ctx.options, workers=1, progress=False)  # one loader per process
+            self.pool = ProcessPool(self.build, dataclasses.replace(self.ctx, options=options),
+                                    self.process_count())
+            self.pool.start()
+        return self.pool
+
+    def _reread_caches(self) -> None:
+        """After the processes wrote a stage's values: this process's worker reads the caches again (a later
+        small stage finds them), keeping its adapters and its face source's findings."""
+        old = self.worker
+        report = old.report()
+        self.worker = StageWorker(old.bench, old.backbone, old.method, old.ctx)
+        self.worker.source.fallback_rows |= report.fallback_rows
+        self.worker.source.rejected_landmarks.update(report.rejected_landmarks)
+        self.carried = getattr(self, "carried", 0) + int(report.rejected_shards)
+        old.close()
 
     def report(self) -> SourceReport:
         assert self.worker is not None, "open() first"
-        return self.worker.report()
+        seen = self.worker.report()
+        seen.rejected_shards += getattr(self, "carried", 0)
+        if self.pool is not None:
+            seen.merge(self.pool.seen)
+        return seen
+
+    def describe(self) -> str:
+        if self.pool is not None:
+            return f"local, {self.pool.processes} worker processes for stages of >= {self.min_process_rows} images"
+        return "local"
 
     def close(self) -> None:
         if self.worker is not None:
             self.worker.close()
+        if self.pool is not None:
+            self.restarts = self.pool.restarts
+            self.pool.close()
+            self.pool = None

@@ -28,15 +28,14 @@ import collections
 import dataclasses
 import logging
 import os
-import pickle
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import FiqaBenchError, MissingDependencyError
 from ..stages import Skipped
-from .base import Executor, SourceReport, StageContext, StageWorker
+from .base import Executor, SourceReport, StageContext
+from .shards import ConfigBuild, ShardWorker, reraise  # noqa: F401 - ConfigBuild: the recipe, imported from here
 
 log = logging.getLogger(__name__)
 
@@ -54,135 +53,13 @@ def require_ray():
     return ray
 
 
-@dataclasses.dataclass(frozen=True)
-class ConfigBuild:
-    """Picklable recipe of a run's adapters: rebuilds (benchmark, backbone, method) from a RunConfig through the
-    registry, as the runner does (the method is built on the actor's own backbone)."""
+class RayShardWorker(ShardWorker):
+    """The actor: a :class:`~.shards.ShardWorker` that names its Ray node."""
 
-    config: Any  # fiqa_bench.runner.RunConfig
-
-    def __call__(self):
-        from ..runner import build_backbone, build_method, open_protocol
-
-        bench = open_protocol(self.config.protocol, self.config.data).load()
-        backbone = build_backbone(self.config)
-        return bench, backbone, build_method(self.config, backbone)
-
-
-def _portable(exc: BaseException) -> tuple:
-    """An error of ours as (class, args, attributes), rebuilt in the driver by :func:`_reraise` (its own
-    constructor may take other arguments than its ``args``, so plain pickling could fail)."""
-    state = dict(vars(exc))
-    try:
-        pickle.dumps(state)
-    except Exception:  # noqa: BLE001 - attributes that do not pickle are dropped; the message stays
-        state = {}
-    return type(exc), exc.args, state, str(exc)
-
-
-def _reraise(error: tuple):
-    cls, args, state, message = error
-    try:
-        exc = cls.__new__(cls)
-        BaseException.__init__(exc, *args)
-        exc.__dict__.update(state)
-        str(exc)
-    except Exception:  # noqa: BLE001 - an error class we cannot rebuild: its message as a plain error
-        exc = FiqaBenchError(message)
-    raise exc
-
-
-class ShardWorker:
-    """The actor: builds its worker once (``build()`` then :class:`StageWorker`), then computes shards."""
-
-    def __init__(self, build: Callable, ctx: StageContext, threads: int | None = None):
-        self.pid = os.getpid()
-        self.error = None
-        self.ctx = ctx
-        self.worker: StageWorker | None = None
-        self.epoch = None
-        self.unreported: set[str] = set()  # rejected cache shards (paths) not yet reported to the driver
-        self.detection_reported = 0
-        try:
-            if ctx.cache_root:
-                os.environ["FIQA_BENCH_CACHE"] = ctx.cache_root  # the driver's cache folder, on shared storage
-            if ctx.cwd and os.path.isdir(ctx.cwd):  # relative protocol/model paths as the driver reads them
-                os.chdir(ctx.cwd)
-            if threads and "FIQA_BENCH_THREADS" not in os.environ:  # inference threads: the actor's CPUs
-                os.environ["FIQA_BENCH_THREADS"] = str(threads)
-            from .. import device
-
-            device.set_device(ctx.device)
-            self.bench, self.backbone, self.method = build()
-            got = self.bench.fingerprint()["faces_sha256"]
-            if ctx.faces_sha256 and got != ctx.faces_sha256:
-                raise FiqaBenchError(f"Ray worker on {os.uname().nodename}: benchmark {self.bench.root} lists other "
-                                     f"images than the driver's (faces sha256 {got[:16]}, driver "
-                                     f"{ctx.faces_sha256[:16]}); the data root must be the same shared folder")
-            self.worker = StageWorker(self.bench, self.backbone, self.method, ctx)  # the session is loaded here
-            self._note_rejections()
-        except FiqaBenchError as exc:  # the driver built the same adapters: what fails here is this node's
-            node = os.uname().nodename
-            self.error = _portable(exc if str(exc).startswith("Ray worker on") else
-                                   FiqaBenchError(f"Ray worker on {node}: {exc} (is the path the same on every "
-                                                  f"node, on shared storage?)"))
-        except Exception as exc:  # noqa: BLE001 - e.g. a plugin not installed on this node: say so in one line
-            self.error = _portable(FiqaBenchError(
-                f"Ray worker on {os.uname().nodename} could not build the run's adapters: {type(exc).__name__}: "
-                f"{exc} (every node needs the same environment: fiqa-bench, its extras and plugins)"))
-
-    def _note_rejections(self) -> None:
-        """The cache shards the worker's caches rejected on load, by path (the driver counts each once, however
-        many workers read it before the first set it aside); one listed while another worker merged and removed
-        it is not damage, and not counted."""
-        for cache in (self.worker.ecache, self.worker.qcache):
-            if cache is None:
-                continue
-            self.unreported |= {str(Path(cache.folder) / n) for n, why in cache.rejected_reasons.items()
-                                if "FileNotFoundError" not in why}
-
-    def _fresh_worker(self) -> None:
-        """A new face source and caches read from the shared folder (what every worker wrote in the stages
-        before: no row is computed twice); the adapters are kept."""
-        self.worker.close()
-        self.worker = StageWorker(self.bench, self.backbone, self.method, self.ctx)
-        self.detection_reported = 0
-        self._note_rejections()
-
-    def ready(self) -> dict:
-        """This process's id and node, and the error its build raised (if any)."""
+    def node(self) -> str:
         import ray
 
-        return {"pid": self.pid, "node": ray.get_runtime_context().get_node_id(), "error": self.error}
-
-    def run(self, stage: str, epoch: int, rows: np.ndarray, skipped_items: list) -> dict:
-        """The values of ``stage`` on ``rows`` (shard), with the skips it found and what its source saw.
-        ``epoch``: the driver's stage number; a new one rereads the shared caches first."""
-        if self.error is not None:
-            return {"error": self.error, "pid": self.pid}
-        try:
-            if epoch != self.epoch:
-                self._fresh_worker()
-                self.epoch = epoch
-            skipped = {int(r): Skipped(int(r), p, why) for r, p, why in skipped_items}
-            before = set(skipped)
-            base, _, _ = self.worker.caches(stage)
-            values, computed = self.worker.run(stage, rows, skipped, cache=base.view(), progress=False)
-            # the face source's detection cache merges the shards it wrote at the end of every shard: forget the
-            # merged ones (they stay on disk), so the next shard's merge is its own, not the actor's whole history
-            detections = getattr(self.worker.source, "_det_cache", None)
-            if detections is not None:
-                detections.forget_written()
-            report = self.worker.report(rows)
-            # quality/embedding shards counted by name, once per actor; the detection cache's by its own count
-            detection = int(getattr(self.worker.source, "rejected_shards", 0) or 0)
-            report.rejected_shards = detection - self.detection_reported
-            report.rejected_shard_files = set(self.unreported)
-            self.unreported, self.detection_reported = set(), detection
-            new = [(s.row, s.path, s.reason) for r, s in skipped.items() if r not in before]
-            return {"values": values, "computed": int(computed), "skipped": new, "report": report, "pid": self.pid}
-        except FiqaBenchError as exc:
-            return {"error": _portable(exc), "pid": self.pid}
+        return ray.get_runtime_context().get_node_id()
 
 
 class RayExecutor(Executor):
@@ -256,12 +133,12 @@ class RayExecutor(Executor):
             gpus = {"num_gpus": 1}
             n = self.n_actors or int(resources["GPU"])
         actor_cls = ray.remote(num_cpus=self.cpus_per_actor, max_restarts=self.max_retries,
-                               max_task_retries=self.max_retries, **gpus)(ShardWorker)
+                               max_task_retries=self.max_retries, **gpus)(RayShardWorker)
         threads = max(1, int(self.cpus_per_actor)) if self.limit_threads else None
         self.actors = [actor_cls.remote(self.build, ctx, threads) for _ in range(n)]
         for a, state in enumerate(self._get(ray, [actor.ready.remote() for actor in self.actors])):
             if state["error"] is not None:  # a bad option, a missing model file: the build's own error
-                _reraise(state["error"])
+                reraise(state["error"])
             self.pids[a] = {state["pid"]}
             self.nodes.add(state["node"])
         log.info("ray: %d actors (%s CPU each) on %d node(s) of %s", n, self.cpus_per_actor, len(self.nodes),
@@ -319,7 +196,7 @@ class RayExecutor(Executor):
             log.warning("ray: %d actor restart(s) so far; the shards they held were retried", self.restarts())
             self.restarts_logged = self.restarts()
         if errors:
-            _reraise(errors[min(errors)])
+            reraise(errors[min(errors)])
         return values, computed
 
     def _get(self, ray, ref) -> dict:

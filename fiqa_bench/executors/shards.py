@@ -1,0 +1,162 @@
+"""What a worker process of a sharded executor holds and does, shared by the ``ray`` executor's actors and the
+``local`` executor's worker processes (:mod:`.processes`).
+
+A worker rebuilds the run's adapters from a picklable recipe (:class:`ConfigBuild`: the run's
+:class:`~fiqa_bench.runner.RunConfig`, i.e. registry names and options, the protocol folder), holds ONE
+:class:`~.base.StageWorker` (one model session, one face source, the caches) and computes shards of rows
+(:meth:`ShardWorker.run`); errors of ours travel back as (class, args, attributes) and are raised again in the
+driver with the same one-line message (:func:`portable_error`, :func:`reraise`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import FiqaBenchError
+from ..stages import Skipped
+from .base import StageContext, StageWorker
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigBuild:
+    """Picklable recipe of a run's adapters: rebuilds (benchmark, backbone, method) from a RunConfig through the
+    registry, as the runner does (the method is built on the actor's own backbone)."""
+
+    config: Any  # fiqa_bench.runner.RunConfig
+
+    def __call__(self):
+        from ..runner import build_backbone, build_method, open_protocol
+
+        bench = open_protocol(self.config.protocol, self.config.data).load()
+        backbone = build_backbone(self.config)
+        return bench, backbone, build_method(self.config, backbone)
+
+
+def portable_error(exc: BaseException) -> tuple:
+    """An error of ours as (class, args, attributes), rebuilt in the driver by :func:`_reraise` (its own
+    constructor may take other arguments than its ``args``, so plain pickling could fail)."""
+    state = dict(vars(exc))
+    try:
+        pickle.dumps(state)
+    except Exception:  # noqa: BLE001 - attributes that do not pickle are dropped; the message stays
+        state = {}
+    return type(exc), exc.args, state, str(exc)
+
+
+def reraise(error: tuple):
+    cls, args, state, message = error
+    try:
+        exc = cls.__new__(cls)
+        BaseException.__init__(exc, *args)
+        exc.__dict__.update(state)
+        str(exc)
+    except Exception:  # noqa: BLE001 - an error class we cannot rebuild: its message as a plain error
+        exc = FiqaBenchError(message)
+    raise exc
+
+
+class ShardWorker:
+    """A Ray actor or a worker process: builds its worker once (``build()`` then :class:`StageWorker`), then
+    computes shards. ``RAY``: how its errors name it (a Ray node, or a local process)."""
+
+    RAY = True
+
+    def __init__(self, build: Callable, ctx: StageContext, threads: int | None = None):
+        self.pid = os.getpid()
+        self.error = None
+        self.ctx = ctx
+        self.worker: StageWorker | None = None
+        self.epoch = None
+        self.unreported: set[str] = set()  # rejected cache shards (paths) not yet reported to the driver
+        self.detection_reported = 0
+        try:
+            if ctx.cache_root:
+                os.environ["FIQA_BENCH_CACHE"] = ctx.cache_root  # the driver's cache folder, on shared storage
+            if ctx.cwd and os.path.isdir(ctx.cwd):  # relative protocol/model paths as the driver reads them
+                os.chdir(ctx.cwd)
+            if threads and "FIQA_BENCH_THREADS" not in os.environ:  # inference threads: the actor's CPUs
+                os.environ["FIQA_BENCH_THREADS"] = str(threads)
+            from .. import device
+
+            device.set_device(ctx.device)
+            self.bench, self.backbone, self.method = build()
+            got = self.bench.fingerprint()["faces_sha256"]
+            if ctx.faces_sha256 and got != ctx.faces_sha256:
+                raise FiqaBenchError(f"{self.who()}: benchmark {self.bench.root} lists other "
+                                     f"images than the driver's (faces sha256 {got[:16]}, driver "
+                                     f"{ctx.faces_sha256[:16]}); the data root must be the same shared folder")
+            self.worker = StageWorker(self.bench, self.backbone, self.method, ctx)  # the session is loaded here
+            self._note_rejections()
+        except FiqaBenchError as exc:  # the driver built the same adapters: what fails here is this node's
+            hint = " (is the path the same on every node, on shared storage?)" if self.RAY else ""
+            self.error = portable_error(exc if str(exc).startswith(self.who()) else
+                                        FiqaBenchError(f"{self.who()}: {exc}{hint}"))
+        except Exception as exc:  # noqa: BLE001 - e.g. a plugin not installed on this node: say so in one line
+            hint = (" (every node needs the same environment: fiqa-bench, its extras and plugins)" if self.RAY
+                    else " (an adapter registered in the driver only, not through an entry point?)")
+            self.error = portable_error(FiqaBenchError(
+                f"{self.who()} could not build the run's adapters: {type(exc).__name__}: {exc}{hint}"))
+
+    def _note_rejections(self) -> None:
+        """The cache shards the worker's caches rejected on load, by path (the driver counts each once, however
+        many workers read it before the first set it aside); one listed while another worker merged and removed
+        it is not damage, and not counted."""
+        for cache in (self.worker.ecache, self.worker.qcache):
+            if cache is None:
+                continue
+            self.unreported |= {str(Path(cache.folder) / n) for n, why in cache.rejected_reasons.items()
+                                if "FileNotFoundError" not in why}
+
+    def _fresh_worker(self) -> None:
+        """A new face source and caches read from the shared folder (what every worker wrote in the stages
+        before: no row is computed twice); the adapters are kept."""
+        self.worker.close()
+        self.worker = StageWorker(self.bench, self.backbone, self.method, self.ctx)
+        self.detection_reported = 0
+        self._note_rejections()
+
+    def ready(self) -> dict:
+        """This process's id and node, and the error its build raised (if any)."""
+        return {"pid": self.pid, "node": self.node(), "error": self.error}
+
+    def node(self) -> str:
+        return os.uname().nodename
+
+    def who(self) -> str:
+        """How errors of this worker's own making name it (one line: which machine, which process)."""
+        return f"Ray worker on {os.uname().nodename}" if self.RAY else f"worker process {self.pid}"
+
+    def run(self, stage: str, epoch: int, rows: np.ndarray, skipped_items: list) -> dict:
+        """The values of ``stage`` on ``rows`` (shard), with the skips it found and what its source saw.
+        ``epoch``: the driver's stage number; a new one rereads the shared caches first."""
+        if self.error is not None:
+            return {"error": self.error, "pid": self.pid}
+        try:
+            if epoch != self.epoch:
+                self._fresh_worker()
+                self.epoch = epoch
+            skipped = {int(r): Skipped(int(r), p, why) for r, p, why in skipped_items}
+            before = set(skipped)
+            base = self.worker.caches(stage)[0]
+            values, computed = self.worker.run(stage, rows, skipped, cache=base.view(), progress=False)
+            # the face source's detection cache merges the shards it wrote at the end of every shard: forget the
+            # merged ones (they stay on disk), so the next shard's merge is its own, not the actor's whole history
+            detections = getattr(self.worker.source, "_det_cache", None)
+            if detections is not None:
+                detections.forget_written()
+            report = self.worker.report(rows)
+            # quality/embedding shards counted by name, once per actor; the detection cache's by its own count
+            detection = int(getattr(self.worker.source, "rejected_shards", 0) or 0)
+            report.rejected_shards = detection - self.detection_reported
+            report.rejected_shard_files = set(self.unreported)
+            self.unreported, self.detection_reported = set(), detection
+            new = [(s.row, s.path, s.reason) for r, s in skipped.items() if r not in before]
+            return {"values": values, "computed": int(computed), "skipped": new, "report": report, "pid": self.pid}
+        except FiqaBenchError as exc:
+            return {"error": portable_error(exc), "pid": self.pid}

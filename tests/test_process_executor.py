@@ -1,0 +1,158 @@
+"""The ``local`` executor's worker processes (a large stage over shards of rows in processes started from a fork
+server): on real faces, the metrics, counts and every raw array equal the in-process path's; a worker killed
+mid-run (a real SIGKILL) is replaced and its shards sent again; errors of a worker are the driver's one-line
+errors, the first in row order; small stages, and runs without a recipe, stay in the driver's process."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fiqa_bench.evaluation import evaluate
+from fiqa_bench.executors import LocalExecutor
+from fiqa_bench.executors.shards import ConfigBuild
+from fiqa_bench.runner import RunConfig, make_executor
+
+pytestmark = pytest.mark.shared
+
+
+def _cfg(bench: Path, backbone: str, method: str, tmp_path: Path, **kw) -> RunConfig:
+    return RunConfig(protocol=str(bench), backbone=backbone, method=method, out=str(tmp_path / "out"),
+                     progress=False, bootstrap=20, batch_size=8, **kw)
+
+
+def _evaluate(cfg: RunConfig, executor, build=None):
+    bench, backbone, method = (build or ConfigBuild(cfg))()
+    return evaluate(bench, backbone, method, cfg.eval_options(), backbone_name=cfg.backbone,
+                    method_name=cfg.method, executor=executor)
+
+
+def assert_same(a, b) -> None:
+    assert a.metrics == b.metrics
+    assert a.counts == b.counts
+    assert sorted(a.raw) == sorted(b.raw)
+    for key in a.raw:
+        x, y = np.asarray(a.raw[key]), np.asarray(b.raw[key])
+        assert x.dtype == y.dtype and x.shape == y.shape, key
+        assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), key
+
+
+def processes(cfg: RunConfig, build=None, **kw) -> LocalExecutor:
+    """A local executor that sends every stage (min_process_rows=1) to 2 worker processes."""
+    return LocalExecutor(build or ConfigBuild(cfg), processes=2, min_process_rows=1, **kw)
+
+
+@pytest.mark.parametrize("method", ["tinyfq", "norm"])  # norm: the embed stage on all rows, then the kept ones
+def test_worker_processes_equal_the_in_process_path(small_bench, mbf, tmp_path, monkeypatch, method):
+    cfg = _cfg(small_bench, mbf, method, tmp_path)
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-threads"))
+    threads = _evaluate(cfg, LocalExecutor())
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-processes"))  # cold: the workers compute all
+    executor = processes(cfg)
+    remote = _evaluate(cfg, executor)
+    assert threads.counts["images"] == 48
+    assert_same(threads, remote)
+    assert executor.pool is None  # closed at the end of the evaluation
+    # the workers wrote the cache into the driver's folder: an in-process run now computes nothing
+    again = _evaluate(cfg, LocalExecutor())
+    assert again.counts["images_scored_new"] == 0 and again.counts["images_embedded_new"] == 0
+    assert again.metrics == threads.metrics
+
+
+def test_small_stages_and_runs_without_a_recipe_stay_in_process(small_bench, mbf, tmp_path, isolated_cache):
+    cfg = _cfg(small_bench, mbf, "blur", tmp_path)
+    assert isinstance(make_executor(cfg), LocalExecutor) and make_executor(cfg).build is not None
+    default = LocalExecutor(ConfigBuild(cfg))
+    bench, backbone, method = ConfigBuild(cfg)()
+    evaluate(bench, backbone, method, cfg.eval_options(), executor=default)
+    assert not default.uses_processes(48) and default.uses_processes(8192)  # 2 workers: 2 processes from 8,192
+    assert not LocalExecutor().uses_processes(10**6)  # adapters given as objects: nothing to rebuild them from
+    one = _cfg(small_bench, mbf, "blur", tmp_path, workers=1)
+    single = LocalExecutor(ConfigBuild(one))
+    b1, bb1, m1 = ConfigBuild(one)()
+    evaluate(b1, bb1, m1, one.eval_options(), executor=single)
+    assert not single.uses_processes(10**6)  # --workers 1: no worker processes
+
+
+class KillOnce:
+    """blur, except that the first call that finds the marker file removes it and SIGKILLs its own process."""
+
+    def __init__(self, inner, marker: str):
+        self.inner, self.marker = inner, marker
+        self.card = inner.card
+
+    def identity(self) -> str:
+        return self.inner.identity()
+
+    def score(self, images):
+        if os.path.exists(self.marker) and os.getpid() != int(open(self.marker).read() or 0):
+            os.unlink(self.marker)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner.score(images)
+
+
+class KillingBuild:
+    """Picklable recipe (imported by module name in the workers): the run's adapters, method in KillOnce."""
+
+    def __init__(self, cfg: RunConfig, marker: str):
+        self.cfg, self.marker = cfg, marker
+
+    def __call__(self):
+        bench, backbone, method = ConfigBuild(self.cfg)()
+        return bench, backbone, KillOnce(method, self.marker)
+
+
+def test_a_killed_worker_process_is_replaced_and_its_shards_sent_again(small_bench, mbf, tmp_path, monkeypatch):
+    cfg = _cfg(small_bench, mbf, "blur", tmp_path)
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-threads"))
+    threads = _evaluate(cfg, LocalExecutor())
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-processes"))
+    marker = tmp_path / "kill-me"
+    marker.write_text(str(os.getpid()))  # the driver itself never kills itself
+    executor = processes(cfg, KillingBuild(cfg, str(marker)))
+    bench, backbone, method = ConfigBuild(cfg)()  # the driver's own adapters: the kill happens in a worker only
+    remote = evaluate(bench, backbone, method, cfg.eval_options(), backbone_name=cfg.backbone,
+                      method_name=cfg.method, executor=executor)
+    assert not marker.exists()  # a worker saw it and killed itself
+    assert executor.restarts == 1  # the pool was started again once
+    assert_same(threads, remote)
+
+
+def test_errors_in_a_worker_are_the_drivers_one_line_errors(small_bench, mbf, tmp_path, monkeypatch):
+    import shutil
+
+    from fiqa_bench.errors import FiqaBenchError, ImageError
+
+    bench = tmp_path / "bench"
+    shutil.copytree(small_bench, bench)
+    files = sorted(bench.rglob("*.jpg"))
+    files[5].write_bytes(b"not a jpeg")
+    files[40].write_bytes(b"not a jpeg either")
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache"))
+    cfg = _cfg(bench, mbf, "blur", tmp_path)
+    with pytest.raises(ImageError) as in_process:
+        _evaluate(cfg, LocalExecutor())
+    with pytest.raises(ImageError) as in_worker:
+        _evaluate(cfg, processes(cfg))
+    assert str(in_worker.value) == str(in_process.value)  # the first in row order, the same line
+    assert files[5].name in str(in_worker.value)
+    # skipped instead: the same counted skips
+    cfg = _cfg(bench, mbf, "blur", tmp_path, on_bad_image="skip")
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-threads"))
+    threads = _evaluate(cfg, LocalExecutor())
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-processes"))
+    remote = _evaluate(cfg, processes(cfg))
+    assert threads.counts["skipped"] == 2
+    assert_same(threads, remote)
+    # a worker that cannot build the run's adapters: one line naming the worker process
+    with pytest.raises(FiqaBenchError, match=r"worker process [0-9]+ could not build the run's adapters: "
+                                             r"ModuleNotFoundError: No module named 'my_plugin'"):
+        _evaluate(cfg, processes(cfg, _missing_plugin), build=ConfigBuild(cfg))
+
+
+def _missing_plugin():
+    raise ModuleNotFoundError("No module named 'my_plugin'")
