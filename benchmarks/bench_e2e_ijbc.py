@@ -236,9 +236,18 @@ backbone, method = OnnxArcFace(sys.argv[2]), TinyFQ()
 backbone.embed(np.zeros((1, 112, 112, 3), np.uint8)); method.score(np.zeros((1, 64, 64, 3), np.uint8))
 out['rss_after_read_mib'] = hwm()
 c0 = cpu()
+from fiqa_bench.runner import RunConfig, make_executor
+# the executor `fiqa-bench run` uses: local, worker processes for stages of >= 8,192 images
+cfg = RunConfig(protocol=sys.argv[1], backbone='onnx:' + sys.argv[2], method='tinyfq', workers=int(sys.argv[3]),
+                batch_size=int(sys.argv[4]), progress=False)
+executor = make_executor(cfg)
 ev = evaluate(bench, backbone, method, EvalOptions(workers=int(sys.argv[3]), batch_size=int(sys.argv[4])),
-              backbone_name='onnx:mobilefacenet.onnx', method_name='tinyfq')
-out['cpu_s'] = cpu() - c0
+              backbone_name='onnx:mobilefacenet.onnx', method_name='tinyfq', executor=executor)
+usage = executor.worker_usage()  # the worker processes (children of the fork server, not of this process)
+out['driver_cpu_s'] = cpu() - c0
+out['cpu_s'] = out['driver_cpu_s'] + usage['cpu_s']
+out['workers_peak_rss_mib'] = usage['peak_rss_mib']
+out['executor'] = executor.describe()
 out['timings'] = ev.timings
 out['counts'] = {k: v for k, v in ev.counts.items() if isinstance(v, (int, float))}
 out['metrics'] = {k: (v.get('value') if isinstance(v, dict) else v) for k, v in ev.metrics.items()}
@@ -318,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{size / t['quality_s']:.0f} img/s | embed {kept} kept img in {t['embed_s']:.1f} s = "
               f"{kept / t['embed_s']:.0f} img/s | pair scores {c['pairs_scored']} in {t['pair_scores_s']:.2f} s | "
               f"metrics {t['metrics_s']:.2f} s | CPU {r['cpu_s']:.0f} s | peak RSS {r['peak_rss_mib']:.0f} MiB "
-              f"(after reading: {r['rss_after_read_mib']:.0f})")
+              f"(after reading: {r['rss_after_read_mib']:.0f}; each worker process at most "
+              f"{r['workers_peak_rss_mib']:.0f}) | executor: {r['executor']}")
     if len(sizes) == 2:
         a, b = (report["runs"][s] for s in sizes)
         slope = (b["peak_rss_mib"] - a["peak_rss_mib"]) / (sizes[1] - sizes[0])

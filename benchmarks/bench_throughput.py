@@ -194,14 +194,26 @@ def main(argv: list[str] | None = None) -> int:
     procs = ProcessStage(bench_dir, args.shared, args.workers, args.batch_size, cache_root) \
         if args.workers > 1 else None
     t_dec, t_q, t_p = [], [], []
-    for _ in range(args.repeat):  # interleaved so that load changes touch all alike
-        t_dec.append(decode_only(paths, args.workers))
-        elapsed, scores = run_stage(bench, rows, method, "score", 1, args.workers, args.batch_size, cache_root)
+    found: dict = {}
+
+    def one_process() -> None:
+        elapsed, found["b"] = run_stage(bench, rows, method, "score", 1, args.workers, args.batch_size, cache_root)
         t_q.append(elapsed)
+
+    def processes() -> None:
+        elapsed, found["p"] = procs.run()
+        t_p.append(elapsed)
+
+    steps = [lambda: t_dec.append(decode_only(paths, args.workers)), one_process] + \
+        ([processes] if procs is not None else [])
+    for i in range(args.repeat):
+        # interleaved so that load changes touch all alike, in an order rotated at each repeat: what runs first
+        # after a pause is not always the same measurement (a virtual machine's speed drifts within a repeat)
+        for step in steps[i % len(steps):] + steps[:i % len(steps)]:
+            step()
         if procs is not None:
-            elapsed, p_scores = procs.run()
-            t_p.append(elapsed)
-            assert np.array_equal(p_scores, scores), "worker processes and one process disagree"
+            assert np.array_equal(found["p"], found["b"]), "worker processes and one process disagree"
+    scores = found["b"]
     dec, qual = n / min(t_dec), n / min(t_q)
     out = {"bench": str(bench_dir), "images": n, "workers": args.workers, "batch_size": args.batch_size,
            "decode_img_s": round(dec, 1), "quality_img_s": round(qual, 1), "quality_over_decode": round(qual / dec, 3),

@@ -41,6 +41,10 @@ class LocalExecutor(Executor):
         self.ctx: StageContext | None = None
         self.widths: dict[str, int] = {}
         self.restarts = 0  # worker processes lost (killed, out of memory) and replaced during the run
+        self.used_processes = 0  # worker processes started (0: every stage ran in this process)
+        self.stale = False  # the workers wrote values this process's caches have not read
+        self.carried = 0
+        self.usage: dict[int, dict] = {}
 
     def open(self, bench, backbone, method, ctx: StageContext) -> None:
         self.worker = StageWorker(bench, backbone, method, ctx)
@@ -62,13 +66,15 @@ class LocalExecutor(Executor):
     def stage(self, stage: str, rows: np.ndarray, skipped: dict[int, Skipped]) -> tuple[np.ndarray, int]:
         assert self.worker is not None, "open() first"
         if not self.uses_processes(len(rows)):
+            if self.stale:
+                self._reread_caches()
             return self.worker.run(stage, rows, skipped)
         pool = self._pool()
         batch = int(self.ctx.options.batch_size)
         # whole batches (an adapter sees the batches it sees in one process), about 8 shards per process
         shard = max(1, -(-len(rows) // (8 * pool.processes * batch))) * batch
         values, computed = pool.stage(stage, rows, skipped, self.widths[stage], min(shard, 64 * batch))
-        self._reread_caches()
+        self.stale = True  # this process's caches miss what the workers wrote: reread before a stage here
         return values, computed
 
     def _pool(self):
@@ -79,36 +85,45 @@ class LocalExecutor(Executor):
             self.pool = ProcessPool(self.build, dataclasses.replace(self.ctx, options=options),
                                     self.process_count())
             self.pool.start()
+            self.used_processes = self.pool.processes
         return self.pool
 
     def _reread_caches(self) -> None:
         """After the processes wrote a stage's values: this process's worker reads the caches again (a later
         small stage finds them), keeping its adapters and its face source's findings."""
+        self.stale = False
         old = self.worker
         report = old.report()
         self.worker = StageWorker(old.bench, old.backbone, old.method, old.ctx)
         self.worker.source.fallback_rows |= report.fallback_rows
         self.worker.source.rejected_landmarks.update(report.rejected_landmarks)
-        self.carried = getattr(self, "carried", 0) + int(report.rejected_shards)
+        self.carried += int(report.rejected_shards)  # the old worker's rejected cache shards stay counted
         old.close()
 
     def report(self) -> SourceReport:
         assert self.worker is not None, "open() first"
         seen = self.worker.report()
-        seen.rejected_shards += getattr(self, "carried", 0)
+        seen.rejected_shards += self.carried
         if self.pool is not None:
             seen.merge(self.pool.seen)
         return seen
 
     def describe(self) -> str:
-        if self.pool is not None:
-            return f"local, {self.pool.processes} worker processes for stages of >= {self.min_process_rows} images"
+        if self.used_processes:
+            return f"local, {self.used_processes} worker processes for stages of >= {self.min_process_rows} images"
         return "local"
+
+    def worker_usage(self) -> dict:
+        """Worker processes used: their count, CPU seconds in all and the largest peak memory (MiB) of one."""
+        usage = list(self.usage.values())
+        return {"processes": self.used_processes, "cpu_s": round(sum(u["cpu_s"] for u in usage), 2),
+                "peak_rss_mib": round(max((u["peak_rss_mib"] for u in usage), default=0.0), 1)}
 
     def close(self) -> None:
         if self.worker is not None:
             self.worker.close()
         if self.pool is not None:
             self.restarts = self.pool.restarts
+            self.usage = dict(self.pool.usage)
             self.pool.close()
             self.pool = None

@@ -71,6 +71,7 @@ class ProcessPool:
         self.start_seconds = 0.0
         self.epoch = 0
         self.seen = SourceReport()
+        self.usage: dict[int, dict] = {}  # worker pid -> its CPU seconds and peak memory at its last shard
 
     def start(self) -> float:
         """Start the processes and wait until each has built its worker; seconds it took (the first start also
@@ -123,6 +124,7 @@ class ProcessPool:
                     if "error" in out:
                         errors[start] = out["error"]
                         continue
+                    self.usage[out["pid"]] = out["usage"]
                     values[start:start + len(out["values"])] = out["values"]
                     computed += out["computed"]
                     for r, p, why in out["skipped"]:

@@ -61,6 +61,16 @@ def reraise(error: tuple):
     raise exc
 
 
+def process_usage() -> dict:
+    """This process's CPU seconds so far and its peak resident memory (MiB): a worker's cost, which the driver
+    cannot read itself (the workers are not its children)."""
+    import resource
+
+    t = os.times()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {"cpu_s": t.user + t.system, "peak_rss_mib": rss}
+
+
 class ShardWorker:
     """A Ray actor or a worker process: builds its worker once (``build()`` then :class:`StageWorker`), then
     computes shards. ``RAY``: how its errors name it (a Ray node, or a local process)."""
@@ -157,6 +167,7 @@ class ShardWorker:
             report.rejected_shard_files = set(self.unreported)
             self.unreported, self.detection_reported = set(), detection
             new = [(s.row, s.path, s.reason) for r, s in skipped.items() if r not in before]
-            return {"values": values, "computed": int(computed), "skipped": new, "report": report, "pid": self.pid}
+            return {"values": values, "computed": int(computed), "skipped": new, "report": report, "pid": self.pid,
+                    "usage": process_usage()}
         except FiqaBenchError as exc:
             return {"error": portable_error(exc), "pid": self.pid}
