@@ -148,10 +148,39 @@ def test_errors_in_a_worker_are_the_drivers_one_line_errors(small_bench, mbf, tm
     remote = _evaluate(cfg, processes(cfg))
     assert threads.counts["skipped"] == 2
     assert_same(threads, remote)
-    # a worker that cannot build the run's adapters: one line naming the worker process
-    with pytest.raises(FiqaBenchError, match=r"worker process [0-9]+ could not build the run's adapters: "
-                                             r"ModuleNotFoundError: No module named 'my_plugin'"):
-        _evaluate(cfg, processes(cfg, _missing_plugin), build=ConfigBuild(cfg))
+    # workers that cannot build the run's adapters (which this process could): the stage runs here, warned
+    fallback = processes(cfg, _missing_plugin)
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache-fallback"))
+    with caplog_at_warning() as records:
+        here = _evaluate(cfg, fallback, build=ConfigBuild(cfg))
+    assert_same(threads, here)
+    assert fallback.used_processes == 0 and "could not build the run's adapters: ModuleNotFoundError" in \
+        fallback.no_processes
+    assert any("running in this process" in r.getMessage() and "worker process" in r.getMessage() for r in records)
+    # a broken worker build still names the worker process in one line
+    with pytest.raises(FiqaBenchError, match=r"^worker process [0-9]+ could not build the run's adapters: "
+                                             r"ModuleNotFoundError: No module named 'my_plugin' \(an adapter "):
+        from fiqa_bench.executors.processes import ProcessPool
+
+        ProcessPool(_missing_plugin, fallback.ctx, 1).start()
+
+
+class caplog_at_warning:
+    """The log records of fiqa_bench.executors at WARNING and above while the block runs."""
+
+    def __enter__(self):
+        import logging
+
+        self.records: list = []
+        self.handler = logging.Handler(logging.WARNING)
+        self.handler.emit = self.records.append
+        logging.getLogger("fiqa_bench.executors").addHandler(self.handler)
+        return self.records
+
+    def __exit__(self, *exc):
+        import logging
+
+        logging.getLogger("fiqa_bench.executors").removeHandler(self.handler)
 
 
 def _missing_plugin():

@@ -12,6 +12,7 @@ stage of ``min_process_rows`` images repays).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Callable
 
@@ -19,6 +20,8 @@ import numpy as np
 
 from ..stages import Skipped
 from .base import Executor, SourceReport, StageContext, StageWorker
+
+log = logging.getLogger(__name__)
 
 MIN_PROCESS_ROWS = 8192  # below this, starting the worker processes costs more than it saves (2 cores)
 
@@ -44,6 +47,7 @@ class LocalExecutor(Executor):
         self.used_processes = 0  # worker processes started (0: every stage ran in this process)
         self.stale = False  # the workers wrote values this process's caches have not read
         self.carried = 0
+        self.no_processes: str | None = None  # why the worker processes could not start (then: none)
         self.usage: dict[int, dict] = {}
 
     def open(self, bench, backbone, method, ctx: StageContext) -> None:
@@ -65,11 +69,11 @@ class LocalExecutor(Executor):
 
     def stage(self, stage: str, rows: np.ndarray, skipped: dict[int, Skipped]) -> tuple[np.ndarray, int]:
         assert self.worker is not None, "open() first"
-        if not self.uses_processes(len(rows)):
+        pool = self._pool() if self.uses_processes(len(rows)) else None
+        if pool is None:
             if self.stale:
                 self._reread_caches()
             return self.worker.run(stage, rows, skipped)
-        pool = self._pool()
         batch = int(self.ctx.options.batch_size)
         # whole batches (an adapter sees the batches it sees in one process), about 8 shards per process
         shard = max(1, -(-len(rows) // (8 * pool.processes * batch))) * batch
@@ -78,14 +82,23 @@ class LocalExecutor(Executor):
         return values, computed
 
     def _pool(self):
+        """The worker processes (started at the first large stage), or None when they cannot build the run's
+        adapters although this process could (e.g. a method registered at run time, not through an entry
+        point): the stage then runs here, with a warning, rather than not at all."""
+        from ..errors import FiqaBenchError
         from .processes import ProcessPool
 
-        if self.pool is None:
+        if self.pool is None and not self.no_processes:
             options = dataclasses.replace(self.ctx.options, workers=1, progress=False)  # one loader per process
-            self.pool = ProcessPool(self.build, dataclasses.replace(self.ctx, options=options),
-                                    self.process_count())
-            self.pool.start()
-            self.used_processes = self.pool.processes
+            pool = ProcessPool(self.build, dataclasses.replace(self.ctx, options=options), self.process_count())
+            try:
+                pool.start()
+            except FiqaBenchError as exc:
+                self.no_processes = str(exc)
+                log.warning("local: the worker processes could not start (%s); running in this process", exc)
+                return None
+            self.pool = pool
+            self.used_processes = pool.processes
         return self.pool
 
     def _reread_caches(self) -> None:
