@@ -52,8 +52,7 @@ class LocalExecutor(Executor):
 
     def open(self, bench, backbone, method, ctx: StageContext) -> None:
         self.worker = StageWorker(bench, backbone, method, ctx)
-        self.ctx = dataclasses.replace(ctx, faces_sha256=bench.fingerprint()["faces_sha256"], cwd=os.getcwd(),
-                                       cache_root=ctx.cache_root)
+        self.ctx = dataclasses.replace(ctx, cwd=os.getcwd())
         self.widths = {"embed": int(backbone.card.embedding_dim), "quality": 1}
 
     def process_count(self) -> int:
@@ -90,7 +89,10 @@ class LocalExecutor(Executor):
 
         if self.pool is None and not self.no_processes:
             options = dataclasses.replace(self.ctx.options, workers=1, progress=False)  # one loader per process
-            pool = ProcessPool(self.build, dataclasses.replace(self.ctx, options=options), self.process_count())
+            # the workers check that they read the same image list (the sha256 is computed here, once)
+            ctx = dataclasses.replace(self.ctx, options=options,
+                                      faces_sha256=self.worker.bench.fingerprint()["faces_sha256"])
+            pool = ProcessPool(self.build, ctx, self.process_count())
             try:
                 pool.start()
             except FiqaBenchError as exc:
