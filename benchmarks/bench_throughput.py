@@ -1,6 +1,6 @@
 """Throughput of the image path, side by side on the same files in one run (issue 12, item 1).
 
-    python benchmarks/bench_throughput.py [--bench FOLDER] [--workers 2] [--batch-size 32] [--fr-images 600]
+    python benchmarks/bench_throughput.py [--bench FOLDER] [--workers 2] [--batch-size 32] [--repeat 6] [--fr-images 400]
 
 Measures, on an IJB-layout benchmark with landmarks given (default: ``.work/celeba-eval`` when present, else one
 prepared from ``$FIQA_SHARED/data/celeba-wild/images`` into ``/tmp/fiqa-throughput``):
@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shared", type=Path, default=os.environ.get("FIQA_SHARED"))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--fr-images", type=int, default=600, help="images for (c) (MobileFaceNet is slow); 0: skip")
+    ap.add_argument("--repeat", type=int, default=6)
+    ap.add_argument("--fr-images", type=int, default=400, help="images for (c) (MobileFaceNet is slow); 0: skip")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
     if args.shared is None:
