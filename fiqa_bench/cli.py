@@ -357,6 +357,8 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
               help="Weight of the within-photo difference term: each row is paired with another version of its "
                    "photo and the difference of their predictions regresses the difference of their labels "
                    "(0: the paper's loss alone).")
+@click.option("--pair-kinds", default=None, metavar="KIND,KIND",
+              help="Restrict the pair term to copies of these degradation kinds (e.g. jpeg,gaussian_noise).")
 @click.option("--oversample", multiple=True, metavar="KIND=N",
               help="Repeat the training rows of a degradation kind (or kind/level, e.g. jpeg/strong) N times in "
                    "all after the sampling; repeatable.")
@@ -370,7 +372,7 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
 @click.option("--no-progress", is_flag=True)
 def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, loss, sampling, label_scaling,
               min_images,
-              val_fraction, hflip, pair_weight, oversample, channels_last, seed, checkpoints, max_steps,
+              val_fraction, hflip, pair_weight, pair_kinds, oversample, channels_last, seed, checkpoints, max_steps,
               no_progress, device) -> None:
     """Train a quality network on a labelled set (from `fiqa-bench label`) and export it to ONNX (needs torch)."""
     from .training.dataset import TrainingSet
@@ -391,7 +393,8 @@ def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, 
                    weight_decay=weight_decay, loss=loss, seed=seed, val_fraction=val_fraction,
                    sampling=None if sampling == "none" else sampling, sampling_options={"min_images": min_images},
                    label_scaling=label_scaling, hflip=hflip, channels_last=channels_last, checkpoint_dir=ckpt, progress=not no_progress,
-                   max_steps=max_steps, device=device, pair_weight=pair_weight, oversample=times)
+                   max_steps=max_steps, device=device, pair_weight=pair_weight, oversample=times,
+                   pair_kinds=tuple(k.strip() for k in pair_kinds.split(",") if k.strip()) if pair_kinds else None)
     if not result["completed"]:
         click.echo(f"stopped at step {result['global_step']} (checkpoint {result['checkpoint']}); run again to resume")
         return

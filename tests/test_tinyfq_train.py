@@ -313,3 +313,18 @@ def test_oversample_in_training_adds_the_copies_rows_and_is_recorded(training_se
     n_kind = sum(1 for d, i in zip(training_set.degradations, training_set.identities)
                  if d and d["name"] == kind and i not in val)
     assert n_kind > 0 and more["config"]["train_rows"] == base["config"]["train_rows"] + 2 * n_kind
+
+
+def test_pair_kinds_restrict_partners_to_those_copies():
+    from fiqa_bench.training.train import draw_partners, photo_versions
+
+    ds = _versions_set()   # photo a: clean (0), jpeg copy (1), "noise" copy (2)
+    ds.degradations[2] = {"name": "gaussian_blur"}
+    partners = photo_versions(ds, np.arange(5), ("jpeg",))
+    mates = draw_partners(partners, np.array([0, 0, 0, 0, 0, 0, 1, 2, 4]), np.random.default_rng(0))
+    # the photo's partner is always its jpeg copy, the blur copy has none, c's jpeg copy has no photo
+    assert mates.tolist() == [1, 1, 1, 1, 1, 1, 0, -1, -1]
+    everything = draw_partners(photo_versions(ds, np.arange(5)), np.zeros(40, np.int64), np.random.default_rng(0))
+    assert set(everything.tolist()) == {1, 2}  # without kinds: either copy
+    with pytest.raises(FiqaBenchError, match="unknown degradation noise"):
+        photo_versions(ds, np.arange(5), ("noise",))

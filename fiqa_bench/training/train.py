@@ -37,6 +37,9 @@ error of the within-photo difference, ``|(p_row - p_partner) - (y_row - y_partne
 cancel, so the gradient points at exactly what the degradation changed. The L1 term stays on the batch rows
 only (the sampling's distribution is unchanged). Needs the set's ``sources`` and ``degradations`` (a
 :class:`.dataset.TrainingSet`); a row whose photo has no other training version adds no pair term.
+``pair_kinds`` (e.g. ``("jpeg", "gaussian_noise")``) restricts the pairs to copies of those kinds (a photo's
+partner is drawn among them; other copies have none): over all kinds the pairs are mostly blur-like, and
+weighting them reinforced the "more high frequencies = better" feature that noise then fools (issue 15).
 
 **Oversampling** (``oversample``, not in the paper; off by default): ``{"jpeg": 3, "gaussian_noise/strong": 2}``
 repeats every training row (after the balanced sampling) whose degradation kind, or ``kind/level``, is named that
@@ -190,6 +193,7 @@ def train(
     device: str = "cpu",
     pair_weight: float = 0.0,
     oversample: dict[str, int] | None = None,
+    pair_kinds: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Train a quality network on ``dataset`` (anything with ``images`` uint8 (N, S, S, 3) RGB, ``labels`` (N,)
     and ``identities`` (N,), e.g. a :class:`.dataset.TrainingSet`) and return a result dict.
@@ -198,7 +202,8 @@ def train(
     with probability 1/2 (drawn from the epoch's generator; not in the paper, off by default). ``channels_last``:
     NHWC memory layout while training (faster on CPU; see the module doc). ``pair_weight``: weight of the
     within-photo difference term (module doc; 0 = the paper's loss alone). ``oversample``: ``{kind or kind/level:
-    times}`` (module doc). ``max_steps``:
+    times}`` (module doc). ``pair_kinds``: the degradation kinds the pair term
+    uses (None: all). ``max_steps``:
     stop after this many optimiser steps in total (a checkpoint is written; calling again resumes).
     ``device``: ``cpu`` or ``cuda`` (checked first: one line when no GPU is visible); on CUDA the returned
     model is moved back to the CPU, and the weights are reproducible on that GPU only up to the last bits
@@ -257,7 +262,8 @@ def train(
     pair_weight = float(pair_weight)
     if not np.isfinite(pair_weight) or pair_weight < 0:
         raise ValueError(f"pair_weight must be >= 0, got {pair_weight!r}")
-    partners = photo_versions(dataset, np.unique(train_rows)) if pair_weight > 0 else None
+    pair_kinds = tuple(sorted(set(pair_kinds))) if pair_kinds else None
+    partners = photo_versions(dataset, np.unique(train_rows), pair_kinds) if pair_weight > 0 else None
     steps_per_epoch = -(-train_rows.size // int(batch_size))
 
     fingerprint = getattr(dataset, "fingerprint", None)
@@ -270,6 +276,7 @@ def train(
         **({"memory_format": "channels_last"} if channels_last else {}),
         **({"pair_weight": pair_weight} if pair_weight > 0 else {}),
         **({"oversample": oversample} if oversample else {}),
+        **({"pair_kinds": list(pair_kinds)} if pair_kinds and pair_weight > 0 else {}),
         "rows": int(len(labels)), "train_rows": int(train_rows.size), "val_rows": int(val_rows.size),
         "data_fingerprint": fingerprint() if callable(fingerprint) else None,
         "normalisation": "(x - 127.5) / 128, RGB, NCHW",
@@ -410,10 +417,17 @@ def batch_loss(criterion, out, y, n: int, valid, pair_weight: float):
     return value
 
 
-def photo_versions(dataset, rows: np.ndarray) -> dict[int, tuple[int | None, np.ndarray]]:
+def photo_versions(dataset, rows: np.ndarray, kinds: tuple[str, ...] | None = None
+                   ) -> dict[int, tuple[int | None, np.ndarray]]:
     """Per training row: (its photo's undegraded row or None, the photo's degraded rows), among ``rows`` only, by
-    ``dataset.sources`` (a photo's versions share its source path) and ``dataset.degradations`` (None = the photo)."""
+    ``dataset.sources`` (a photo's versions share its source path) and ``dataset.degradations`` (None = the photo).
+    With ``kinds``, only copies of those degradation kinds count as versions; other copies get (None, no rows)."""
+    from ..degradations import DEGRADATIONS
     from ..errors import FiqaBenchError
+
+    unknown = sorted(set(kinds or ()) - set(DEGRADATIONS))
+    if unknown:
+        raise FiqaBenchError(f"pair kinds: unknown degradation {', '.join(unknown)}; kinds {', '.join(DEGRADATIONS)}")
 
     sources = getattr(dataset, "sources", None)
     degradations = getattr(dataset, "degradations", None)
@@ -422,10 +436,14 @@ def photo_versions(dataset, rows: np.ndarray) -> dict[int, tuple[int | None, np.
     sources = np.asarray(sources).astype(str)
     by_photo: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
     identities = np.asarray(dataset.identities).astype(str)
-    for r in np.asarray(rows, dtype=np.int64).tolist():
-        clean, degraded = by_photo.setdefault((identities[r], sources[r]), ([], []))
-        (clean if degraded_record(degradations[r]) is None else degraded).append(r)
     out: dict[int, tuple[int | None, np.ndarray]] = {}
+    for r in np.asarray(rows, dtype=np.int64).tolist():
+        record = degraded_record(degradations[r])
+        if record is not None and kinds is not None and record["name"] not in kinds:
+            out[r] = (None, np.zeros(0, dtype=np.int64))  # a copy of another kind: no partner
+            continue
+        clean, degraded = by_photo.setdefault((identities[r], sources[r]), ([], []))
+        (clean if record is None else degraded).append(r)
     for clean, degraded in by_photo.values():
         photo = clean[0] if clean else None
         copies = np.array(degraded, dtype=np.int64)

@@ -24,6 +24,7 @@ A = Path("reports/tinyfq/ablation")
 W = Path(".work/tinyfq")
 SETS = {"m1": "c1", "m4-half": "c4-half"}
 COLUMNS = ("TPR@FPR=1e-3", "ERC pAUC@0.20")
+NET_NAMES = {"mbv2-t4-w0.5-64": "width 0.5 (22k params)", "mbv2-t4-w0.7-64": "width 0.7 (35k params)"}
 
 
 def weights_of(row: str) -> Path:
@@ -57,8 +58,12 @@ def recipe(row: str, card: dict) -> str:
     if row == "v1":
         return "dlib labels, 1 copy, all ids, smooth, L1 loss, batch 32, 17 epochs (the model bundled before)"
     sub = {"m1": "1 copy, all ids", "m4-half": "4 copies, half the ids"}.get(row, "4 copies, all ids")
+    net = {"tinyfqnet": ""}.get(cfg["net"], f", {NET_NAMES.get(cfg['net'], cfg['net'])}")
+    extra = f", pair term x{cfg['pair_weight']:g}" if cfg.get("pair_weight") else ""
+    if cfg.get("oversample"):
+        extra += ", oversampled " + " ".join(f"{k} x{v}" for k, v in cfg["oversample"].items())
     return (f"MobileFaceNet labels, {sub}, {cfg['sampling'] or 'no sampling'}{', flips' if cfg['hflip'] else ''}, "
-            f"{cfg['loss'].upper()} loss, batch {cfg['batch_size']}, {cfg['epochs']} epochs")
+            f"{cfg['loss'].upper()} loss{extra}, batch {cfg['batch_size']}, {cfg['epochs']} epochs{net}")
 
 
 def ijb_cells(groups: list, row: str) -> dict:
