@@ -346,6 +346,8 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
 @click.option("--batch-size", default=1024, show_default=True)
 @click.option("--weight-decay", default=1e-4, show_default=True)
 @click.option("--loss", type=click.Choice(["l1", "mse"]), default="l1", show_default=True)
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True,
+              help="SGD with momentum (the paper's) or Adam (--lr is then its step size, e.g. 0.003).")
 @click.option("--sampling", type=click.Choice(["none", "random", "smooth"]), default="smooth", show_default=True)
 @click.option("--label-scaling", type=click.Choice(["minmax", "clip"]), default="minmax", show_default=True,
               help="Targets: labels mapped from the training range to [0, 1] (minmax) or clipped to [0, 1] (clip, "
@@ -370,7 +372,8 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Train on the CPU or on a CUDA GPU (torch.cuda); checked before any work.")
 @click.option("--no-progress", is_flag=True)
-def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, loss, sampling, label_scaling,
+def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, loss, optimizer, sampling,
+              label_scaling,
               min_images,
               val_fraction, hflip, pair_weight, pair_kinds, oversample, channels_last, seed, checkpoints, max_steps,
               no_progress, device) -> None:
@@ -393,7 +396,7 @@ def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, 
                    weight_decay=weight_decay, loss=loss, seed=seed, val_fraction=val_fraction,
                    sampling=None if sampling == "none" else sampling, sampling_options={"min_images": min_images},
                    label_scaling=label_scaling, hflip=hflip, channels_last=channels_last, checkpoint_dir=ckpt, progress=not no_progress,
-                   max_steps=max_steps, device=device, pair_weight=pair_weight, oversample=times,
+                   max_steps=max_steps, device=device, pair_weight=pair_weight, oversample=times, optimizer=optimizer,
                    pair_kinds=tuple(k.strip() for k in pair_kinds.split(",") if k.strip()) if pair_kinds else None)
     if not result["completed"]:
         click.echo(f"stopped at step {result['global_step']} (checkpoint {result['checkpoint']}); run again to resume")

@@ -328,3 +328,13 @@ def test_pair_kinds_restrict_partners_to_those_copies():
     assert set(everything.tolist()) == {1, 2}  # without kinds: either copy
     with pytest.raises(FiqaBenchError, match="unknown degradation noise"):
         photo_versions(ds, np.arange(5), ("noise",))
+
+
+def test_adam_optimiser_is_recorded_and_trains_other_weights(training_set):
+    sgd = train(training_set, max_steps=3, **SETTINGS)
+    adam = train(training_set, max_steps=3, optimizer="adam", **{**SETTINGS, "lr": 3e-3})
+    assert "optimizer" not in sgd["config"] and adam["config"]["optimizer"] == "adam"
+    w = lambda r: torch.cat([p.detach().reshape(-1) for p in r["model"].parameters()])  # noqa: E731
+    assert not torch.equal(w(sgd), w(adam))
+    with pytest.raises(ValueError, match="optimizer"):
+        train(training_set, max_steps=1, optimizer="rmsprop", **SETTINGS)

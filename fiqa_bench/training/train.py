@@ -46,6 +46,12 @@ repeats every training row (after the balanced sampling) whose degradation kind,
 many times in all (the more specific key wins), so the kinds a model does not learn weigh more in each epoch
 without a new labelled set. The label distribution the sampler drew shifts towards those copies' labels.
 
+**Optimiser** (``optimizer``). ``"sgd"`` (default) is the paper's SGD with momentum. ``"adam"`` (not in the paper;
+``lr`` is then Adam's step size, e.g. 3e-3, ``momentum`` unused): measured on this set, tinyFQnet told
+undegraded photos from their JPEG-10 / noise-20 copies on held-out rows at 84.5% after 400 Adam steps
+(3e-3, batch 64) and at chance (the majority rate, 65%) after 600 SGD steps (0.05, momentum 0.9): the network
+can see the damage, plain SGD does not find the feature.
+
 **Speed.** ``channels_last=True`` trains with the NHWC memory layout (the network and every batch), which the
 CPU's depthwise convolutions run about 1.4x faster (measured on this 2-core machine: 3.8 against 5.4 ms per
 image and step at batch 64, one thread, deterministic algorithms); the arithmetic order differs, so its weights
@@ -76,6 +82,7 @@ from .sampling import STRATEGIES, sample_indices, to_unit_interval
 
 CHECKPOINT_NAME = "last.pt"
 LOSSES = ("l1", "mse")
+OPTIMIZERS = ("sgd", "adam")  # sgd (momentum): the paper's; adam: not in the paper (see "Optimiser" above)
 LABEL_SCALINGS = ("minmax", "clip")
 
 
@@ -193,6 +200,7 @@ def train(
     device: str = "cpu",
     pair_weight: float = 0.0,
     oversample: dict[str, int] | None = None,
+    optimizer: str = "sgd",
     pair_kinds: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Train a quality network on ``dataset`` (anything with ``images`` uint8 (N, S, S, 3) RGB, ``labels`` (N,)
@@ -220,6 +228,8 @@ def train(
     from ..errors import FiqaBenchError
     from .nets import net_spec
 
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     if label_scaling not in LABEL_SCALINGS:
@@ -276,6 +286,7 @@ def train(
         **({"memory_format": "channels_last"} if channels_last else {}),
         **({"pair_weight": pair_weight} if pair_weight > 0 else {}),
         **({"oversample": oversample} if oversample else {}),
+        **({"optimizer": optimizer} if optimizer != "sgd" else {}),
         **({"pair_kinds": list(pair_kinds)} if pair_kinds and pair_weight > 0 else {}),
         "rows": int(len(labels)), "train_rows": int(train_rows.size), "val_rows": int(val_rows.size),
         "data_fingerprint": fingerprint() if callable(fingerprint) else None,
@@ -294,7 +305,10 @@ def train(
             torch.use_deterministic_algorithms(True, warn_only=True)
         layout = torch.channels_last if channels_last else torch.contiguous_format
         model = model.to(memory_format=layout)
-        optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+        if optimizer == "adam":
+            optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        else:
+            optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
         scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=int(lr_step), gamma=gamma)
         epoch, step_in_epoch, global_step, history = 0, 0, 0, []
         running = {"loss_sum": 0.0, "count": 0}
