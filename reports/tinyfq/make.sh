@@ -31,10 +31,12 @@ subset_of() { case $1 in m1) echo "--copies 1";; m4-half) echo "--copies 4 --ide
 # the network: tinyfqnet, or the Table 1 template at width 0.5 / 0.7 for rows named ...-w0.5 / ...-w0.7
 net_of() { case $1 in *-w0.5*) echo "--net mbv2-t4-w0.5-64";; *-w0.7*) echo "--net mbv2-t4-w0.7-64";;
                       *) echo "--net tinyfqnet";; esac; }
-# m4-flip[-w0.5|-w0.7][-pairW|-pnjW][-osN]: m4-flip's options, + the pair term of weight W (pnj: on the JPEG and
-# noise copies only), + the JPEG and noise copies repeated N times in all after the sampling (train --oversample)
+# m4-flip[-w0.5|-w0.7][-adam][-pairW|-pnjW][-osN]: m4-flip's options, + Adam (step 0.003) instead of SGD, + the
+# pair term of weight W (pnj: on the JPEG and noise copies only), + the JPEG and noise copies repeated N times in
+# all after the sampling (train --oversample)
 flip_options() {
     local o="--sampling smooth --hflip --epochs 8 --lr-step 3" w
+    case $1 in *-adam*) o="$o --optimizer adam --lr 0.003";; esac
     case $1 in *-pair*) w=${1##*-pair}; o="$o --pair-weight ${w%%-*}";; esac
     case $1 in *-pnj*) w=${1##*-pnj}; o="$o --pair-weight ${w%%-*} --pair-kinds jpeg,gaussian_noise";; esac
     case $1 in *-os*) w=${1##*-os}; o="$o --oversample jpeg=${w%%-*} --oversample gaussian_noise=${w%%-*}";; esac
