@@ -7,6 +7,7 @@ its own training photos can be dropped before its evaluation is paid for. Rows a
 its validation identities (never trained on) and the rest. A tie counts as not penalised (as in penalties.py).
 
     python reports/tinyfq/own_penalties.py MODEL.onnx [--set .work/tinyfq/c4] [--out J]
+    python reports/tinyfq/own_penalties.py CHECKPOINT_DIR ...   # a stopped training's last.pt (its last epoch)
 """
 
 from __future__ import annotations
@@ -30,6 +31,20 @@ def scores(onnx_path: str, images: np.ndarray, batch: int = 512) -> np.ndarray:
     out = [sess.run(None, {name: preprocess(np.asarray(images[s:s + batch]))})[0].reshape(-1)
            for s in range(0, len(images), batch)]
     return np.concatenate(out)
+
+
+def checkpoint_scores(folder: str, images: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Outputs of the model saved in a training checkpoint folder (``last.pt``), and the checkpoint's split."""
+    import torch
+
+    from fiqa_bench.training.nets import build_net
+    from fiqa_bench.training.train import CHECKPOINT_NAME, predict
+
+    state = torch.load(Path(folder) / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
+    model = build_net(state["config"]["net"])
+    model.load_state_dict(state["model"])
+    print(f"checkpoint after epoch {state['epoch']} of {state['config']['epochs']}")
+    return predict(model, images), state["split"]
 
 
 def penalties(pred: np.ndarray, labels: np.ndarray, identities: np.ndarray, sources: np.ndarray,
@@ -68,9 +83,13 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="JSON file (default: print only)")
     a = ap.parse_args()
     ts = TrainingSet.load(a.set)
-    card = json.loads(Path(a.weights).with_suffix(".json").read_text())
-    held_out = set(card.get("val_identities", []))
-    pred = scores(a.weights, ts.images)
+    if Path(a.weights).is_dir():
+        pred, split = checkpoint_scores(a.weights, ts.images)
+        held_out = set(split["val_identities"])
+    else:
+        card = json.loads(Path(a.weights).with_suffix(".json").read_text())
+        held_out = set(card.get("val_identities", []))
+        pred = scores(a.weights, ts.images)
     res = penalties(pred, np.asarray(ts.labels), ts.identities, ts.sources, ts.degradations, held_out)
     for part, kinds in res.items():
         for k, v in kinds.items():

@@ -59,7 +59,10 @@ def recipe(row: str, card: dict) -> str:
         return "dlib labels, 1 copy, all ids, smooth, L1 loss, batch 32, 17 epochs (the model bundled before)"
     sub = {"m1": "1 copy, all ids", "m4-half": "4 copies, half the ids"}.get(row, "4 copies, all ids")
     net = {"tinyfqnet": ""}.get(cfg["net"], f", {NET_NAMES.get(cfg['net'], cfg['net'])}")
-    extra = f", pair term x{cfg['pair_weight']:g}" if cfg.get("pair_weight") else ""
+    extra = f", Adam {cfg['lr']:g}" if cfg.get("optimizer") == "adam" else ""
+    if cfg.get("pair_weight"):
+        kinds = "/".join(cfg["pair_kinds"]) if cfg.get("pair_kinds") else ""
+        extra += f", pair term x{cfg['pair_weight']:g}" + (f" ({kinds} only)" if kinds else "")
     if cfg.get("oversample"):
         extra += ", oversampled " + " ".join(f"{k} x{v}" for k, v in cfg["oversample"].items())
     return (f"MobileFaceNet labels, {sub}, {cfg['sampling'] or 'no sampling'}{', flips' if cfg['hflip'] else ''}, "
