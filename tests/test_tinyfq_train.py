@@ -338,3 +338,22 @@ def test_adam_optimiser_is_recorded_and_trains_other_weights(training_set):
     assert not torch.equal(w(sgd), w(adam))
     with pytest.raises(ValueError, match="optimizer"):
         train(training_set, max_steps=1, optimizer="rmsprop", **SETTINGS)
+
+
+def test_cli_oversample_and_pair_kinds_errors_are_one_line(training_set, tmp_path):
+    from click.testing import CliRunner
+
+    from fiqa_bench.cli import main
+
+    folder = training_set.save(tmp_path / "set")
+    base = ["train", str(folder), "--out", str(tmp_path / "m.onnx"), "--batch-size", "8", "--no-progress",
+            "--checkpoints", str(tmp_path / "ck")]
+    cases = [(["--oversample", "jpeg"], "expected KIND=N"), (["--oversample", "noise=2"], "unknown degradation 'noise'"),
+             (["--pair-weight", "1", "--pair-kinds", "noise"], "unknown degradation noise")]
+    for extra, message in cases:
+        res = CliRunner().invoke(main, base + extra)
+        assert res.exit_code == 2, res.output
+        assert message in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    ok = CliRunner().invoke(main, base + ["--oversample", "jpeg=2", "--pair-weight", "1", "--pair-kinds", "jpeg",
+                                          "--max-steps", "1"])
+    assert ok.exit_code == 0 and "stopped at step 1" in ok.output, ok.output
