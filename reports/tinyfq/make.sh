@@ -22,7 +22,8 @@ FRS=${FRS:-"onnx:$MFN dlib"}              # the benchmark's backbones
 # the rows after m4-flip-mse try to teach the JPEG-10 / noise-20 penalty (README.md here); also m4-flip-e17 (not
 # run) and m4-flip-w0.7-pair1, m4-flip-pnj3-os4 (stopped early: README.md)
 ROWS=${ROWS:-"m1 m4 m4-none m4-half m4-flip m4-flip-mse m4-flip-pair1 m4-flip-pair3 m4-flip-w0.7 m4-flip-os4
-              m4-flip-pair1-os4 m4-flip-adam m4-flip-os3-adam m4-flip-pnj1-adam m4-flip-pnj3-adam m4-flip-pnj3-os3-adam"}
+              m4-flip-pair1-os4 m4-flip-adam m4-flip-os3-adam m4-flip-pnj1-adam m4-flip-pnj3-adam m4-flip-pnj3-os3-adam
+              m4-flip-adam-pnj1-os3"}
 WINNER=${WINNER:-m4-flip}  # the row bundled as the default tinyfq (see README.md here)
 STEPS=${STEPS:-"label subsets train evaluate ijb table bundle"}
 # the settings shared by every MobileFaceNet row (see README.md here for why 8 epochs, batch 64)
