@@ -84,3 +84,23 @@ def test_a_cache_view_shares_the_index_but_merges_only_its_own_shards(tmp_path):
     shards = sorted((tmp_path / "c").glob("shard-*.npz"))
     assert len(shards) == 2 and one[0] in shards  # the first task's merged shard was not rewritten
     assert len(ArrayCache(tmp_path / "c", 1, producer="p")) == 6
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_the_embed_stage_decodes_on_lower_priority_threads():
+    """The initializer of StageWorker's embed-stage pool makes its threads BACKGROUND_NICE levels nicer than the
+    caller (capped at 19); a pool without it runs at the caller's priority."""
+    import os
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fiqa_bench.executors.base import BACKGROUND_NICE, background_thread
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    caller = nice()
+    with ThreadPoolExecutor(1, initializer=background_thread) as pool:
+        assert pool.submit(nice).result() == min(19, caller + BACKGROUND_NICE)
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(nice).result() == caller

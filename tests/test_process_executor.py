@@ -6,39 +6,18 @@ errors, the first in row order; small stages, and runs without a recipe, stay in
 from __future__ import annotations
 
 import os
-import signal
-from pathlib import Path
 
-import numpy as np
 import pytest
 
+from _executors import KillingBuild, assert_same
+from _executors import evaluate_with as _evaluate
+from _executors import run_config as _cfg
 from fiqa_bench.evaluation import evaluate
 from fiqa_bench.executors import LocalExecutor
 from fiqa_bench.executors.shards import ConfigBuild
 from fiqa_bench.runner import RunConfig, make_executor
 
 pytestmark = pytest.mark.shared
-
-
-def _cfg(bench: Path, backbone: str, method: str, tmp_path: Path, **kw) -> RunConfig:
-    return RunConfig(protocol=str(bench), backbone=backbone, method=method, out=str(tmp_path / "out"),
-                     progress=False, bootstrap=20, batch_size=8, **kw)
-
-
-def _evaluate(cfg: RunConfig, executor, build=None):
-    bench, backbone, method = (build or ConfigBuild(cfg))()
-    return evaluate(bench, backbone, method, cfg.eval_options(), backbone_name=cfg.backbone,
-                    method_name=cfg.method, executor=executor)
-
-
-def assert_same(a, b) -> None:
-    assert a.metrics == b.metrics
-    assert a.counts == b.counts
-    assert sorted(a.raw) == sorted(b.raw)
-    for key in a.raw:
-        x, y = np.asarray(a.raw[key]), np.asarray(b.raw[key])
-        assert x.dtype == y.dtype and x.shape == y.shape, key
-        assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), key
 
 
 def processes(cfg: RunConfig, build=None, **kw) -> LocalExecutor:
@@ -76,34 +55,6 @@ def test_small_stages_and_runs_without_a_recipe_stay_in_process(small_bench, mbf
     b1, bb1, m1 = ConfigBuild(one)()
     evaluate(b1, bb1, m1, one.eval_options(), executor=single)
     assert not single.uses_processes(10**6)  # --workers 1: no worker processes
-
-
-class KillOnce:
-    """blur, except that the first call that finds the marker file removes it and SIGKILLs its own process."""
-
-    def __init__(self, inner, marker: str):
-        self.inner, self.marker = inner, marker
-        self.card = inner.card
-
-    def identity(self) -> str:
-        return self.inner.identity()
-
-    def score(self, images):
-        if os.path.exists(self.marker) and os.getpid() != int(open(self.marker).read() or 0):
-            os.unlink(self.marker)
-            os.kill(os.getpid(), signal.SIGKILL)
-        return self.inner.score(images)
-
-
-class KillingBuild:
-    """Picklable recipe (imported by module name in the workers): the run's adapters, method in KillOnce."""
-
-    def __init__(self, cfg: RunConfig, marker: str):
-        self.cfg, self.marker = cfg, marker
-
-    def __call__(self):
-        bench, backbone, method = ConfigBuild(self.cfg)()
-        return bench, backbone, KillOnce(method, self.marker)
 
 
 def test_a_killed_worker_process_is_replaced_and_its_shards_sent_again(small_bench, mbf, tmp_path, monkeypatch):

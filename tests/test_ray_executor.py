@@ -5,9 +5,6 @@ process killed (a real SIGKILL) mid-run is restarted and its shard retried to th
 from __future__ import annotations
 
 import os
-import signal
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,13 +24,17 @@ def _require_ray():
 
 ray = _require_ray()
 
+import _executors  # noqa: E402
+from _executors import KillingBuild, assert_same  # noqa: E402
+from _executors import evaluate_with as _evaluate  # noqa: E402
+from _executors import run_config as _cfg  # noqa: E402
 from fiqa_bench.evaluation import evaluate  # noqa: E402
 from fiqa_bench.executors import LocalExecutor  # noqa: E402
 from fiqa_bench.executors.ray import ConfigBuild, RayExecutor  # noqa: E402
-from fiqa_bench.runner import RunConfig, run  # noqa: E402
+from fiqa_bench.runner import run  # noqa: E402
 
-# the killing adapter below is defined in this module, which Ray workers cannot import: send it by value
-ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+# the killing adapter is defined in the tests' helper module, which Ray workers cannot import: send it by value
+ray.cloudpickle.register_pickle_by_value(_executors)
 
 pytestmark = pytest.mark.shared
 
@@ -46,29 +47,6 @@ def local_ray():
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")  # a new instance
     yield
     ray.shutdown()
-
-
-def _cfg(bench: Path, backbone: str, method: str, tmp_path: Path, **kw) -> RunConfig:
-    return RunConfig(protocol=str(bench), backbone=backbone, method=method, out=str(tmp_path / "out"),
-                     progress=False, bootstrap=20, batch_size=8, **kw)
-
-
-def _evaluate(cfg: RunConfig, executor, build=None):
-    """evaluate() on the adapters of ``cfg`` built in the driver (as the runner builds them)."""
-    bench, backbone, method = (build or ConfigBuild(cfg))()
-    return evaluate(bench, backbone, method, cfg.eval_options(), backbone_name=cfg.backbone,
-                    method_name=cfg.method, executor=executor)
-
-
-def assert_same(a, b) -> None:
-    """Same metrics (exactly, intervals included), same counts, and every raw array equal bit for bit."""
-    assert a.metrics == b.metrics
-    assert a.counts == b.counts
-    assert sorted(a.raw) == sorted(b.raw)
-    for key in a.raw:
-        x, y = np.asarray(a.raw[key]), np.asarray(b.raw[key])
-        assert x.dtype == y.dtype and x.shape == y.shape, key
-        assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), key
 
 
 @pytest.mark.parametrize("method", ["blur", "tinyfq", "norm"])  # norm: scores the run's own embeddings
@@ -101,34 +79,6 @@ def test_run_with_executor_ray_writes_the_same_results_file(local_ray, small_ben
         assert sorted(x.files) == sorted(y.files)
         for key in x.files:
             assert np.array_equal(x[key], y[key], equal_nan=x[key].dtype.kind == "f"), key
-
-
-class KillOnce:
-    """blur, except that the first call that finds the marker file removes it and SIGKILLs its own process."""
-
-    def __init__(self, inner, marker: str):
-        self.inner, self.marker = inner, marker
-        self.card = inner.card
-
-    def identity(self) -> str:
-        return self.inner.identity()
-
-    def score(self, images):
-        if os.path.exists(self.marker):
-            os.unlink(self.marker)
-            os.kill(os.getpid(), signal.SIGKILL)
-        return self.inner.score(images)
-
-
-class KillingBuild:
-    """Picklable recipe: the run's adapters with the method wrapped in :class:`KillOnce`."""
-
-    def __init__(self, cfg: RunConfig, marker: str):
-        self.cfg, self.marker = cfg, marker
-
-    def __call__(self):
-        bench, backbone, method = ConfigBuild(self.cfg)()
-        return bench, backbone, KillOnce(method, self.marker)
 
 
 def test_a_killed_worker_is_restarted_and_its_shard_retried(local_ray, small_bench, mbf, tmp_path, monkeypatch):

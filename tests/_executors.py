@@ -1,0 +1,66 @@
+"""What the executor tests share: a run's config on a small benchmark, an evaluation on the adapters built from
+it, the "same results" assertion, and a method that kills its own worker process once (a real SIGKILL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+
+from fiqa_bench.evaluation import evaluate
+from fiqa_bench.executors.shards import ConfigBuild
+from fiqa_bench.runner import RunConfig
+
+
+def run_config(bench: Path, backbone: str, method: str, tmp_path: Path, **kw) -> RunConfig:
+    return RunConfig(protocol=str(bench), backbone=backbone, method=method, out=str(tmp_path / "out"),
+                     progress=False, bootstrap=20, batch_size=8, **kw)
+
+
+def evaluate_with(cfg: RunConfig, executor, build=None):
+    """evaluate() on the adapters of ``cfg`` built in the driver (as the runner builds them)."""
+    bench, backbone, method = (build or ConfigBuild(cfg))()
+    return evaluate(bench, backbone, method, cfg.eval_options(), backbone_name=cfg.backbone,
+                    method_name=cfg.method, executor=executor)
+
+
+def assert_same(a, b) -> None:
+    """Same metrics (exactly, intervals included), same counts, and every raw array equal bit for bit."""
+    assert a.metrics == b.metrics
+    assert a.counts == b.counts
+    assert sorted(a.raw) == sorted(b.raw)
+    for key in a.raw:
+        x, y = np.asarray(a.raw[key]), np.asarray(b.raw[key])
+        assert x.dtype == y.dtype and x.shape == y.shape, key
+        assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), key
+
+
+class KillOnce:
+    """The inner method, except that the first call (in a process other than the one whose id the marker file
+    holds) that finds the marker file removes it and SIGKILLs its own process."""
+
+    def __init__(self, inner, marker: str):
+        self.inner, self.marker = inner, marker
+        self.card = inner.card
+
+    def identity(self) -> str:
+        return self.inner.identity()
+
+    def score(self, images):
+        if os.path.exists(self.marker) and os.getpid() != int(open(self.marker).read() or 0):
+            os.unlink(self.marker)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner.score(images)
+
+
+class KillingBuild:
+    """Picklable recipe: the run's adapters with the method wrapped in :class:`KillOnce`."""
+
+    def __init__(self, cfg: RunConfig, marker: str):
+        self.cfg, self.marker = cfg, marker
+
+    def __call__(self):
+        bench, backbone, method = ConfigBuild(self.cfg)()
+        return bench, backbone, KillOnce(method, self.marker)
