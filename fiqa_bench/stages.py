@@ -283,8 +283,7 @@ class FaceSource:
         """The loaded items of a :meth:`submit`, in row order (the first error in row order is raised)."""
         out: list = []
         for future in handle:
-            result = future.result()
-            out.extend(result[0] if isinstance(result, tuple) else result)
+            out.extend(future.result())
         return out
 
     def collect_with(self, handle: list) -> tuple[list, list]:
@@ -384,6 +383,9 @@ def per_image_stage(
     runs the model; ``compute`` then receives ``(faces, inputs)`` instead of ``faces``. Values, the cache and the
     count of computed images are the same either way (a face found in the cache once its batch is reached, e.g. a
     repeated image computed by the batch before, is taken from it, not computed again)."""
+    if prepare is None:  # the adapter's input is made by ``compute`` itself: the faces are its input
+        prepare, by_faces = list, compute
+        compute = lambda faces, inputs: by_faces(faces)  # noqa: E731
     values = np.full((len(rows), width), np.nan, dtype=np.float32)
     computed = 0
     position = {r: i for i, r in enumerate(rows.tolist())}
@@ -401,7 +403,7 @@ def per_image_stage(
     def start(i: int):
         """Filter batch ``i``'s skipped rows and start loading it on the pool."""
         batch = np.asarray([r for r in chunks[i].tolist() if r not in skipped], dtype=np.int64)
-        return batch, source.submit(batch, pool, lookup_and_prepare if prepare is not None else None)
+        return batch, source.submit(batch, pool, lookup_and_prepare)
 
     ahead, handle = (start(0) if chunks else None), []
     try:
@@ -411,10 +413,7 @@ def per_image_stage(
             ahead = start(i + 1) if i + 1 < len(chunks) else None
             if not len(batch):
                 continue
-            if prepare is None:
-                loaded = source.collect(handle)
-            else:
-                loaded, extras = source.collect_with(handle)
+            loaded, extras = source.collect_with(handle)
             faces, face_rows = [], []
             for r, item in zip(batch.tolist(), loaded):
                 if isinstance(item, Skipped):
@@ -424,26 +423,16 @@ def per_image_stage(
                     face_rows.append(r)
             if not faces:
                 continue
-            if prepare is None:
-                keys = crop_keys(root, faces)
-                found, vals = cache.get_many(keys)
-                todo = np.flatnonzero(~found)
-                if len(todo):
-                    new = compute([faces[i] for i in todo])
-            else:
-                keys = [k for e in extras for k in e[0]]
-                found = np.concatenate([e[1] for e in extras])
-                vals = np.concatenate([e[2] for e in extras])
-                inputs = _join([e[3] for e in extras])
-                missed = np.flatnonzero(~found)  # the order of ``inputs``
-                if len(missed):  # looked up again: the batch before may have computed one of them since
-                    again, now = cache.get_many([keys[i] for i in missed.tolist()])
-                    vals[missed[again]] = now[again]
-                    found[missed[again]] = True
-                todo = missed[~again] if len(missed) else missed
-                if len(todo):
-                    new = compute([faces[i] for i in todo], _take(inputs, np.flatnonzero(~again)))
+            keys = [k for e in extras for k in e[0]]
+            vals = np.concatenate([e[2] for e in extras])
+            inputs = _join([e[3] for e in extras])
+            missed = np.flatnonzero(~np.concatenate([e[1] for e in extras]))  # the order of ``inputs``
+            # looked up again: the batch before may have computed one of them since (a repeated image)
+            again, now = cache.get_many([keys[i] for i in missed.tolist()])
+            vals[missed[again]] = now[again]
+            todo = missed[~again]
             if len(todo):
+                new = compute([faces[i] for i in todo], _take(inputs, np.flatnonzero(~again)))
                 cache.put_many([keys[i] for i in todo], new)
                 vals[todo] = new
                 computed += len(todo)

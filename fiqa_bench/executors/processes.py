@@ -23,7 +23,7 @@ import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -152,9 +152,6 @@ class ProcessPool:
                     self.restarts, self.max_restarts)
         self.start()
 
-    def pids(self) -> list[int]:
-        return sorted(getattr(self.pool, "_processes", {}) or {}) if self.pool is not None else []
-
     def shutdown(self, wait: bool = True) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=wait, cancel_futures=True)
@@ -168,6 +165,3 @@ def default_processes(workers: int) -> int:
     """Worker processes of a large local stage: one per decode worker the run asked for, at most the CPUs."""
     return max(1, min(int(workers), os.cpu_count() or 1))
 
-
-def describe(pool: Any) -> str:
-    return f"{pool.processes} worker processes" if pool is not None else "in this process"
