@@ -5,6 +5,7 @@ process killed (a real SIGKILL) mid-run is restarted and its shard retried to th
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -33,8 +34,10 @@ from fiqa_bench.executors import LocalExecutor  # noqa: E402
 from fiqa_bench.executors.ray import ConfigBuild, RayExecutor  # noqa: E402
 from fiqa_bench.runner import run  # noqa: E402
 
-# the killing adapter is defined in the tests' helper module, which Ray workers cannot import: send it by value
+# the killing adapter (the tests' helper module) and this module's failing build are not importable on Ray
+# workers: send both modules by value
 ray.cloudpickle.register_pickle_by_value(_executors)
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 pytestmark = pytest.mark.shared
 
