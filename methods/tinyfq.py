@@ -13,19 +13,36 @@ Weights: ``TinyFQ()`` uses the bundled ``weights/tinyfq.onnx`` (its training car
 ``TinyFQ(weights=PATH)`` any file honouring :mod:`fiqa_bench.onnx_contract` (``fiqa-bench train`` writes them);
 a bare file name that is not a file here names a bundled alternative, e.g. ``weights=tinyfq-v1.onnx`` (the model
 bundled before issue 15: dlib labels, one degraded copy per photo).
-The file's metadata must say 64x64 RGB input with the normalisation above, else loading fails with a clear error.
+The file's metadata must say 64x64 (or 112x112: the card's crop then follows the file) RGB input with the
+normalisation above, else loading fails with a clear error.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from fiqa_bench.cards import InputSpec, MethodCard, Weights
 from fiqa_bench.quality_net import ExportedQualityNet, bundled_weights_path
 
 SIZE = 64
+SIZES = (64, 112)  # Table 1's crop, and the same network on 112x112 crops (fiqa_bench.training.nets: tinyfqnet-112)
 BUNDLED = "tinyfq.onnx"
+
+
+def weights_input_size(path: Path) -> int | None:
+    """The crop side a weights file was exported for, if it is one of :data:`SIZES` (None: no such file, or
+    another size, which loading then refuses with the metadata it expected)."""
+    if not Path(path).is_file():
+        return None
+    from fiqa_bench.onnx_contract import read_metadata
+
+    try:
+        size = int(read_metadata(path).get("input_size", ""))
+    except Exception:  # unreadable or not an ONNX file: loading reports it
+        return None
+    return size if size in SIZES else None
 
 
 def bundled_weights() -> Path:
@@ -68,6 +85,10 @@ class TinyFQ(ExportedQualityNet):
     def __init__(self, weights: str | os.PathLike | None = None, batch_size: int | None = None) -> None:
         bundled = self.locate_option_file("weights", weights) if weights is not None else None
         super().__init__(bundled if bundled is not None else weights, batch_size)
+        size = weights_input_size(self.weights if self.weights is not None else bundled_weights())
+        if size is not None and size != SIZE:
+            self.card = replace(type(self).card, input=InputSpec("aligned", size, "RGB"))
+
 
     @classmethod
     def locate_option_file(cls, name: str, value) -> Path | None:

@@ -229,3 +229,29 @@ def test_wider_table1_networks_have_the_documented_widths_and_counts(name, stem,
     blocks = [m for m in model.features if isinstance(m, InvertedBlock)]
     assert [b.body[-1][0].out_channels for b in blocks] == widths
     assert NETS[name].input_size == 64
+
+
+def test_tinyfq_takes_the_crop_size_its_weights_were_exported_for(tmp_path):
+    """tinyfqnet-112 is Table 1's network (same parameters) on 112x112 crops: the method's card follows a 112 file,
+    its scores are the torch network's on the crops it is given, and a size the method does not know is refused
+    when loading (the metadata it expected named), not guessed."""
+    from fiqa_bench.errors import AdapterError
+    from fiqa_bench.methods.tinyfq import TinyFQ
+    from fiqa_bench.training.export import export_onnx
+
+    assert NETS["tinyfqnet-112"].input_size == 112
+    torch.manual_seed(5)
+    model = build_net("tinyfqnet-112").eval()
+    assert count_parameters(model) == count_parameters(build_net("tinyfqnet")) == 13_366
+    path = export_onnx(model, tmp_path / "t112.onnx", net="tinyfqnet-112", input_size=112)
+    method = TinyFQ(weights=path)
+    assert method.card.input.size == 112 and TinyFQ.card.input.size == 64  # the class card is untouched
+    crops = np.random.default_rng(0).integers(0, 256, size=(3, 112, 112, 3), dtype=np.uint8)
+    with torch.no_grad():
+        want = model(torch.from_numpy((crops.astype(np.float32) - 127.5) / 128).permute(0, 3, 1, 2)).numpy().ravel()
+    np.testing.assert_allclose(method.score(crops), want, rtol=0, atol=1e-5)
+    with pytest.raises(AdapterError, match=r"expected uint8 aligned crops \(N, 112, 112, 3\)"):
+        method.score(crops[:, :64, :64])
+    other = export_onnx(build_net("tinyfqnet"), tmp_path / "t96.onnx", net="tinyfqnet", input_size=96)
+    with pytest.raises(AdapterError, match=r"was not exported for this method's input .*'input_size': '96'"):
+        TinyFQ(weights=other).score(crops[:, :64, :64])

@@ -23,7 +23,7 @@ FRS=${FRS:-"onnx:$MFN dlib"}              # the benchmark's backbones
 # run) and m4-flip-w0.7-pair1, m4-flip-pnj3-os4 (stopped early: README.md)
 ROWS=${ROWS:-"m1 m4 m4-none m4-half m4-flip m4-flip-mse m4-flip-pair1 m4-flip-pair3 m4-flip-w0.7 m4-flip-os4
               m4-flip-pair1-os4 m4-flip-adam m4-flip-os3-adam m4-flip-pnj1-adam m4-flip-pnj3-adam m4-flip-pnj3-os3-adam
-              m4-flip-adam-pnj1-os3"}
+              m4-flip-adam-pnj1-os3 m4-flip-adam-pnj1-os3-e24 m4-flip-adam-pnj1-os3-112"}
 WINNER=${WINNER:-m4-flip}  # the row bundled as the default tinyfq (see README.md here)
 STEPS=${STEPS:-"label subsets train evaluate ijb table bundle"}
 # the settings shared by every MobileFaceNet row (see README.md here for why 8 epochs, batch 64)
@@ -34,12 +34,14 @@ subset_of() { case $1 in m1) echo "--copies 1";; m4-half) echo "--copies 4 --ide
                           *) echo "--copies 4";; esac; }
 # the network: tinyfqnet, or the Table 1 template at width 0.5 / 0.7 for rows named ...-w0.5 / ...-w0.7
 net_of() { case $1 in *-w0.5*) echo "--net mbv2-t4-w0.5-64";; *-w0.7*) echo "--net mbv2-t4-w0.7-64";;
-                      *) echo "--net tinyfqnet";; esac; }
-# m4-flip[-w0.5|-w0.7][-adam][-pairW|-pnjW][-osN]: m4-flip's options, + Adam (step 0.003) instead of SGD, + the
-# pair term of weight W (pnj: on the JPEG and noise copies only), + the JPEG and noise copies repeated N times in
-# all after the sampling (train --oversample)
+                      *-112) echo "--net tinyfqnet-112";; *) echo "--net tinyfqnet";; esac; }
+# m4-flip[-w0.5|-w0.7][-adam][-pairW|-pnjW][-osN][-e24][-112]: m4-flip's options, + Adam (step 0.003) instead of
+# SGD, + the pair term of weight W (pnj: on the JPEG and noise copies only), + the JPEG and noise copies repeated N
+# times in all after the sampling (train --oversample), + 24 epochs (step every 10) instead of 8 (step every 3),
+# + tinyFQnet on 112x112 crops of the same photos and labels (set c4-112)
 flip_options() {
-    local o="--sampling smooth --hflip --epochs 8 --lr-step 3" w
+    local o="--sampling smooth --hflip" w
+    case $1 in *-e24*) o="$o --epochs 24 --lr-step 10";; *) o="$o --epochs 8 --lr-step 3";; esac
     case $1 in *-adam*) o="$o --optimizer adam --lr 0.003";; esac
     case $1 in *-pair*) w=${1##*-pair}; o="$o --pair-weight ${w%%-*}";; esac
     case $1 in *-pnj*) w=${1##*-pnj}; o="$o --pair-weight ${w%%-*} --pair-kinds jpeg,gaussian_noise";; esac
@@ -52,7 +54,7 @@ options_of() { case $1 in m4-none) echo "--sampling none --epochs 8 --lr-step 3"
                           m4-flip-e17) echo "--sampling smooth --hflip --epochs 17 --lr-step 5";;  # the paper's
                           m4-flip*) flip_options "$1";;
                           *) echo "--sampling smooth --epochs 8 --lr-step 3";; esac; }
-set_of() { case $1 in m1) echo c1;; m4-half) echo c4-half;; *) echo c4;; esac; }
+set_of() { case $1 in m1) echo c1;; m4-half) echo c4-half;; *-112) echo c4-112;; *) echo c4;; esac; }
 
 for step in $STEPS; do
 case $step in
@@ -62,12 +64,17 @@ label)
     [ -f "$W/labels-mfn-c4/meta.json" ] || fiqa-bench label "$S/data/lfw/lfw" "$S/data/celeba-wild/images" \
         --fr "onnx:$MFN" --part train --min-images 2 --pad 0.25 --degraded-copies 4 --seed 0 \
         --out "$W/labels-mfn-c4" --no-progress
+    # the same photos, seeds, copies and labels with 112x112 crops (rows ...-112; labels equal bit for bit)
+    [ -f "$W/labels-mfn-c4-112/meta.json" ] || fiqa-bench label "$S/data/lfw/lfw" "$S/data/celeba-wild/images" \
+        --fr "onnx:$MFN" --part train --min-images 2 --pad 0.25 --degraded-copies 4 --seed 0 --size 112 \
+        --out "$W/labels-mfn-c4-112" --no-progress
     ;;
 subsets)
     [ -f "$W/c1/meta.json" ] || python reports/tinyfq/subset.py "$W/labels-mfn-c4" "$W/c1" --copies 1
     [ -f "$W/c4-half/meta.json" ] || python reports/tinyfq/subset.py "$W/labels-mfn-c4" "$W/c4-half" --copies 4 \
         --identity-fraction 0.5
     ln -sfn labels-mfn-c4 "$W/c4"
+    ln -sfn labels-mfn-c4-112 "$W/c4-112"
     ;;
 train)
     for r in $ROWS; do
