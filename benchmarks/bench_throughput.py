@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = np.arange(n)
     decode_only(paths, args.workers)  # page cache warm-up, not timed
     method = TinyFQ()
-    method.score(np.zeros((1, 64, 64, 3), np.uint8))  # session loaded before timing
+    side = method.card.input.size  # 64, or 112 for weights exported for 112x112 crops
+    method.score(np.zeros((1, side, side, 3), np.uint8))  # session loaded before timing
     cache_root = Path(tempfile.mkdtemp(prefix="fiqa-throughput-cache-"))
     procs = ProcessStage(bench_dir, args.shared, args.workers, args.batch_size, cache_root) \
         if args.workers > 1 else None

@@ -11,8 +11,9 @@ identity". Inference runs the exported ONNX file on onnxruntime (no torch):
 
 Weights: ``TinyFQ()`` uses the bundled ``weights/tinyfq.onnx`` (its training card is ``weights/tinyfq.json``);
 ``TinyFQ(weights=PATH)`` any file honouring :mod:`fiqa_bench.onnx_contract` (``fiqa-bench train`` writes them);
-a bare file name that is not a file here names a bundled alternative, e.g. ``weights=tinyfq-v1.onnx`` (the model
-bundled before issue 15: dlib labels, one degraded copy per photo).
+a bare file name that is not a file here names a bundled alternative: ``weights=tinyfq-m4-flip.onnx`` (issue 15's
+first recipe: MobileFaceNet labels, SGD, 8 epochs) or ``weights=tinyfq-v1.onnx`` (the model bundled before issue 15:
+dlib labels, one degraded copy per photo).
 The file's metadata must say 64x64 (or 112x112: the card's crop then follows the file) RGB input with the
 normalisation above, else loading fails with a clear error.
 """
@@ -80,7 +81,7 @@ class TinyFQ(ExportedQualityNet):
 
     OPTION_HELP = {**ExportedQualityNet.OPTION_HELP,
                    "weights": "an ONNX file of this network, or the file name of a bundled alternative "
-                              "(tinyfq-v1.onnx); default: the bundled tinyfq.onnx"}
+                              "(tinyfq-m4-flip.onnx, tinyfq-v1.onnx); default: the bundled tinyfq.onnx"}
 
     def __init__(self, weights: str | os.PathLike | None = None, batch_size: int | None = None) -> None:
         bundled = self.locate_option_file("weights", weights) if weights is not None else None

@@ -28,9 +28,10 @@ PINNED = {
              0.9090608358383179],
     "combination": [0.5012739300727844, 0.3716220259666443, 0.7873865365982056, 0.7400946617126465,
                     0.7553876042366028, 0.5592305064201355],
-    # issue 15's model; computed with the torch network of its training checkpoint (not onnxruntime)
-    "tinyfq": [0.6746817827224731, 0.6302388310432434, 0.815279483795166, 0.7841890454292297, 0.7481006383895874,
-               0.7946984767913818],
+    # issue 15's model (row m4-flip-adam-pnj1-os3-e24); computed with the torch network of its training checkpoint
+    # (not onnxruntime)
+    "tinyfq": [0.6955358982086182, 0.7501800656318665, 0.8939869999885559, 0.7998083233833313, 0.5727083683013916,
+               0.785016655921936],
     "rqs": [1.7249821424484253, 0.6986322402954102, 1.5285614728927612, 1.756546974182129, 0.914332389831543,
             1.8699536323547363],
     "faceqnet": [0.5515823364257812, 0.5929719805717468, 0.5628150105476379, 0.5515316724777222, 0.5569251179695129,
@@ -62,6 +63,19 @@ def test_bundled_scores_are_pinned(name, faces, shared):
     method = registry.create("method", name, **kwargs)
     got = method.score(to_input(faces, method.card.input))
     np.testing.assert_allclose(got, PINNED[name], rtol=1e-5, atol=0)
+
+
+@pytest.mark.shared
+def test_tinyfq_m4_flip_keeps_the_scores_it_had_when_bundled(faces):
+    """methods/weights/tinyfq-m4-flip.onnx, the tinyfq bundled from issue 15's first recipe until the Adam row
+    replaced it: the scores pinned for it then (torch network of its checkpoint)."""
+    from fiqa_bench import registry
+    from fiqa_bench.faces import to_input
+
+    method = registry.create("method", "tinyfq", weights="tinyfq-m4-flip.onnx")
+    got = method.score(to_input(faces, method.card.input))
+    np.testing.assert_allclose(got, [0.6746817827224731, 0.6302388310432434, 0.815279483795166, 0.7841890454292297,
+                                     0.7481006383895874, 0.7946984767913818], rtol=1e-5, atol=0)
 
 
 @pytest.mark.shared

@@ -23,8 +23,10 @@ FRS=${FRS:-"onnx:$MFN dlib"}              # the benchmark's backbones
 # run) and m4-flip-w0.7-pair1, m4-flip-pnj3-os4 (stopped early: README.md)
 ROWS=${ROWS:-"m1 m4 m4-none m4-half m4-flip m4-flip-mse m4-flip-pair1 m4-flip-pair3 m4-flip-w0.7 m4-flip-os4
               m4-flip-pair1-os4 m4-flip-adam m4-flip-os3-adam m4-flip-pnj1-adam m4-flip-pnj3-adam m4-flip-pnj3-os3-adam
-              m4-flip-adam-pnj1-os3 m4-flip-adam-pnj1-os3-e24 m4-flip-adam-pnj1-os3-112"}
-WINNER=${WINNER:-m4-flip}  # the row bundled as the default tinyfq (see README.md here)
+              m4-flip-adam-pnj1-os3 m4-flip-adam-pnj1-os3-e24 m4-flip-adam-pnj1-os3-112
+              m4-flip-adam-pnj1-os3-sjn6-e24 m4-flip-w0.5-adam-pnj1-os3-e24"}
+WINNER=${WINNER:-m4-flip-adam-pnj1-os3-e24}  # the row bundled as the default tinyfq (README.md here; m4-flip was
+# bundled before it and is kept: `bundle.py ROW --keep-previous tinyfq-m4-flip` did both)
 STEPS=${STEPS:-"label subsets train evaluate ijb table bundle"}
 # the settings shared by every MobileFaceNet row (see README.md here for why 8 epochs, batch 64)
 TRAIN="--batch-size 64 --min-images 2 --channels-last --seed 0 --no-progress"
@@ -32,20 +34,25 @@ mkdir -p "$W" "$A"
 
 subset_of() { case $1 in m1) echo "--copies 1";; m4-half) echo "--copies 4 --identity-fraction 0.5";;
                           *) echo "--copies 4";; esac; }
-# the network: tinyfqnet, or the Table 1 template at width 0.5 / 0.7 for rows named ...-w0.5 / ...-w0.7
+# the network: tinyfqnet, or the Table 1 template at width 0.5 / 0.7 for rows named ...-w0.5 / ...-w0.7, or tinyFQnet
+# on 112x112 crops (...-112; ...-112s2: with a stride-2 first block)
 net_of() { case $1 in *-w0.5*) echo "--net mbv2-t4-w0.5-64";; *-w0.7*) echo "--net mbv2-t4-w0.7-64";;
-                      *-112) echo "--net tinyfqnet-112";; *) echo "--net tinyfqnet";; esac; }
-# m4-flip[-w0.5|-w0.7][-adam][-pairW|-pnjW][-osN][-e24][-112]: m4-flip's options, + Adam (step 0.003) instead of
-# SGD, + the pair term of weight W (pnj: on the JPEG and noise copies only), + the JPEG and noise copies repeated N
-# times in all after the sampling (train --oversample), + 24 epochs (step every 10) instead of 8 (step every 3),
-# + tinyFQnet on 112x112 crops of the same photos and labels (set c4-112)
+                      *-112) echo "--net tinyfqnet-112";; *-112s2) echo "--net tinyfqnet-112-s2";;
+                      *) echo "--net tinyfqnet";; esac; }
+# m4-flip[-w0.5|-w0.7][-adam][-pairW|-pnjW][-osN][-sjnM][-e12|-e24][-112|-112s2]: m4-flip's options, + Adam (step
+# 0.003) instead of SGD, + the pair term of weight W (pnj: on the JPEG and noise copies only), + the JPEG and noise
+# copies repeated N times in all after the sampling (train --oversample; sjn: their strong copies M times), + 12 or
+# 24 epochs (step every 5 / 10) instead of 8 (every 3), + the 112x112 crops of the same photos and labels (set c4-112)
 flip_options() {
     local o="--sampling smooth --hflip" w
-    case $1 in *-e24*) o="$o --epochs 24 --lr-step 10";; *) o="$o --epochs 8 --lr-step 3";; esac
+    case $1 in *-e24*) o="$o --epochs 24 --lr-step 10";; *-e12*) o="$o --epochs 12 --lr-step 5";;
+               *) o="$o --epochs 8 --lr-step 3";; esac
     case $1 in *-adam*) o="$o --optimizer adam --lr 0.003";; esac
     case $1 in *-pair*) w=${1##*-pair}; o="$o --pair-weight ${w%%-*}";; esac
     case $1 in *-pnj*) w=${1##*-pnj}; o="$o --pair-weight ${w%%-*} --pair-kinds jpeg,gaussian_noise";; esac
     case $1 in *-os*) w=${1##*-os}; o="$o --oversample jpeg=${w%%-*} --oversample gaussian_noise=${w%%-*}";; esac
+    case $1 in *-sjn*) w=${1##*-sjn}; w=${w%%-*}
+                       o="$o --oversample jpeg/strong=$w --oversample gaussian_noise/strong=$w";; esac
     echo "$o"
 }
 options_of() { case $1 in m4-none) echo "--sampling none --epochs 8 --lr-step 3";;
@@ -54,7 +61,7 @@ options_of() { case $1 in m4-none) echo "--sampling none --epochs 8 --lr-step 3"
                           m4-flip-e17) echo "--sampling smooth --hflip --epochs 17 --lr-step 5";;  # the paper's
                           m4-flip*) flip_options "$1";;
                           *) echo "--sampling smooth --epochs 8 --lr-step 3";; esac; }
-set_of() { case $1 in m1) echo c1;; m4-half) echo c4-half;; *-112) echo c4-112;; *) echo c4;; esac; }
+set_of() { case $1 in m1) echo c1;; m4-half) echo c4-half;; *-112|*-112s2) echo c4-112;; *) echo c4;; esac; }
 
 for step in $STEPS; do
 case $step in

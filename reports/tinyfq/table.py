@@ -25,7 +25,8 @@ A = Path("reports/tinyfq/ablation")
 W = Path(".work/tinyfq")
 SETS = {"m1": "c1", "m4-half": "c4-half"}
 COLUMNS = ("TPR@FPR=1e-3", "ERC pAUC@0.20")
-NET_NAMES = {"mbv2-t4-w0.5-64": "width 0.5 (22k params)", "mbv2-t4-w0.7-64": "width 0.7 (35k params)"}
+NET_NAMES = {"mbv2-t4-w0.5-64": "width 0.5 (22k params)", "mbv2-t4-w0.7-64": "width 0.7 (35k params)",
+             "tinyfqnet-112": "112x112 crops"}
 
 
 def weights_of(row: str) -> Path:
@@ -43,7 +44,7 @@ def validation(row: str, card: dict) -> tuple[float | None, float | None]:
     from fiqa_bench.methods.tinyfq import TinyFQ
     from fiqa_bench.training.dataset import TrainingSet
 
-    folder = W / SETS.get(row, "c4")
+    folder = W / SETS.get(row, "c4-112" if row.endswith("-112") else "c4")
     if row == "v1" or not (folder / "meta.json").is_file():
         return card["validation"].get("spearman"), None  # v1's dlib-labelled set is not kept: the card's value
     ts = TrainingSet.load(folder)
