@@ -20,11 +20,12 @@ BENCH=${BENCH:-.work/celeba-lfw-eval}      # reports/celeba-eval/make.sh prepare
 MFN=$S/models/mobilefacenet/mobilefacenet.onnx
 FRS=${FRS:-"onnx:$MFN dlib"}              # the benchmark's backbones
 # the rows after m4-flip-mse try to teach the JPEG-10 / noise-20 penalty (README.md here); also m4-flip-e17 (not
-# run) and m4-flip-w0.7-pair1, m4-flip-pnj3-os4 (stopped early: README.md)
+# run) and m4-flip-w0.7-pair1, m4-flip-pnj3-os4, m4-flip-adam-pnj1-os3-e12-112s2 and
+# m4-flip-w0.5-adam-pnj1-os3-e24 (stopped early: README.md)
 ROWS=${ROWS:-"m1 m4 m4-none m4-half m4-flip m4-flip-mse m4-flip-pair1 m4-flip-pair3 m4-flip-w0.7 m4-flip-os4
               m4-flip-pair1-os4 m4-flip-adam m4-flip-os3-adam m4-flip-pnj1-adam m4-flip-pnj3-adam m4-flip-pnj3-os3-adam
               m4-flip-adam-pnj1-os3 m4-flip-adam-pnj1-os3-e24 m4-flip-adam-pnj1-os3-112
-              m4-flip-adam-pnj1-os3-sjn6-e24 m4-flip-w0.5-adam-pnj1-os3-e24"}
+              m4-flip-adam-pnj1-os3-sjn6-e24"}
 WINNER=${WINNER:-m4-flip-adam-pnj1-os3-e24}  # the row bundled as the default tinyfq (README.md here; m4-flip was
 # bundled before it and is kept: `bundle.py ROW --keep-previous tinyfq-m4-flip` did both)
 STEPS=${STEPS:-"label subsets train evaluate ijb table bundle"}
