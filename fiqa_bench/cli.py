@@ -391,6 +391,13 @@ def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, 
             raise click.BadParameter(f"{item!r}: expected KIND=N with N >= 1 (e.g. jpeg=3)", param_hint="--oversample")
         times[key] = int(n)
     ts = TrainingSet.load(dataset)
+    from .errors import OptionError
+    from .training.nets import net_spec
+
+    side = net_spec(net).input_size  # an unknown name: its one-line error
+    if ts.size != side:
+        raise OptionError(f"{dataset}: its crops are {ts.size}x{ts.size}, network {net} takes {side}x{side} "
+                          f"(label the photos with `fiqa-bench label ... --size {side}`)")
     ckpt = Path(checkpoints) if checkpoints else Path(out).with_suffix(".checkpoints")
     result = train(ts, net=net, epochs=epochs, lr=lr, lr_step=lr_step, batch_size=batch_size,
                    weight_decay=weight_decay, loss=loss, seed=seed, val_fraction=val_fraction,

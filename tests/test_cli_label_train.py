@@ -42,3 +42,9 @@ def test_label_then_train_records_commands_and_label_range(tmp_path, copy_identi
     labels = np.load(tmp_path / "set" / "labels.npy")
     train_ids = ~np.isin(np.load(tmp_path / "set" / "identities.npy"), card["val_identities"])
     assert card["config"]["label_range"] == [float(labels[train_ids].min()), float(labels[train_ids].max())]
+    # a network for another crop size is refused in one line, before any training, naming the set and the fix
+    res = CliRunner().invoke(main, ["train", str(tmp_path / "set"), "--net", "tinyfqnet-112", "--out",
+                                    str(tmp_path / "m112.onnx"), "--epochs", "1", "--no-progress"])
+    assert res.exit_code == 2, res.output
+    assert f"{tmp_path / 'set'}: its crops are 64x64, network tinyfqnet-112 takes 112x112 " in res.output
+    assert "--size 112" in res.output and not (tmp_path / "m112.onnx").exists()
