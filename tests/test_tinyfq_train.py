@@ -142,12 +142,12 @@ def test_method_errors(tmp_path, isolated_cache):
     if not bundled_weights().is_file():
         with pytest.raises(AdapterError, match="bundled"):
             TinyFQ().score(np.zeros((1, 64, 64, 3), np.uint8))
-    wrong = export_onnx(build_net("mbv2-t4-w0.35-112"), tmp_path / "wrong.onnx", net="mbv2-t4-w0.35-112",
-                        input_size=112)
+    # 96x96 is neither Table 1's 64 nor the 112 of tinyfqnet-112 (tests/test_tinyfq_net.py): refused when loaded
+    wrong = export_onnx(build_net("tinyfqnet"), tmp_path / "wrong.onnx", net="tinyfqnet", input_size=96)
     with pytest.raises(AdapterError, match="input_size"):
         TinyFQ(weights=wrong).score(np.zeros((1, 64, 64, 3), np.uint8))
-    with pytest.raises(AdapterError, match="uint8"):
-        TinyFQ(weights=wrong).score(np.zeros((1, 112, 112, 3), np.uint8))
+    with pytest.raises(AdapterError, match=r"expected uint8 aligned crops \(N, 64, 64, 3\)"):
+        TinyFQ(weights=wrong).score(np.zeros((1, 96, 96, 3), np.uint8))
 
 
 def test_label_scaling_maps_the_training_range_to_the_unit_interval(training_set):
