@@ -45,6 +45,9 @@ Ablation networks (Table 6, names in :data:`NETS`; our counts: parameters, conv+
   5, 11, 11, 22, 22x2, 44; stem 16 / 22; expansion 4x; head 256): 22,329 / 2.468 M and 34,873 / 3.851 M. Not
   in the paper: wider first blocks for issue 15, where tinyFQnet's 2-channel first block did not learn to
   penalise JPEG-10 and noise next to blur; both stay under the bundled weights' 200 KB in fp32.
+* ``tinyfqnet-112``, ``tinyfqnet-112-s2``: Table 1 itself on 112x112 crops (not in the paper, issue 15: JPEG's
+  8-pixel blocks survive the alignment at 112 px, not at 64): 13,366 parameters either way, 4.08 M multiply-adds,
+  or 1.92 M with a stride-2 first block (the later blocks then run at 28, 14 and 7 px).
 * ``mbv2-t6-w1-64``: the same template with t = 6, w = 1 (stem 32; blocks 8, 16, 16, 32, 32x2, 64; expansion
   6x; head 256): 83,473 / 9.78 M. The paper gives 0.02M / 2.5 Mflops and does not say how its 64x64 ``w1``
   network differs from Table 1 (a 6x expansion of Table 1's own widths gives 16,622 parameters but only
