@@ -102,14 +102,26 @@ def ijb_cells(groups: list, row: str) -> dict:
     return cells
 
 
+def committed_methods() -> list[str]:
+    """The results files of reports/celeba-eval/ijb but its default tinyfq's: the bundled model is itself an
+    ablation row, so a row is compared with the other methods, never with another row."""
+    out = []
+    for f in sorted(Path("reports/celeba-eval/ijb").glob("*.json")):
+        record = json.loads(f.read_text())
+        if record.get("method", {}).get("name") == "tinyfq" and not record.get("config", {}).get("method_options"):
+            continue
+        out.append(str(f))
+    return out
+
+
 def row_comparison(row: str) -> list:
-    """`fiqa-bench compare --json` of the committed methods (reports/celeba-eval/ijb) and this row's runs."""
+    """`fiqa-bench compare --json` of the committed methods (:func:`committed_methods`) and this row's runs."""
     weights = str(weights_of(row))
     runs = [str(f) for f in sorted(Path("reports/tinyfq/ijb").glob("*.json"))
             if json.loads(f.read_text()).get("config", {}).get("method_options", {}).get("weights") == weights]
     if not runs:
         return []
-    out = subprocess.run(["fiqa-bench", "compare", "--json", "reports/celeba-eval/ijb", *runs],
+    out = subprocess.run(["fiqa-bench", "compare", "--json", *committed_methods(), *runs],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out)
 
