@@ -25,7 +25,7 @@ FRS=${FRS:-"onnx:$MFN dlib"}              # the benchmark's backbones
 ROWS=${ROWS:-"m1 m4 m4-none m4-half m4-flip m4-flip-mse m4-flip-pair1 m4-flip-pair3 m4-flip-w0.7 m4-flip-os4
               m4-flip-pair1-os4 m4-flip-adam m4-flip-os3-adam m4-flip-pnj1-adam m4-flip-pnj3-adam m4-flip-pnj3-os3-adam
               m4-flip-adam-pnj1-os3 m4-flip-adam-pnj1-os3-e24 m4-flip-adam-pnj1-os3-112
-              m4-flip-adam-pnj1-os3-sjn6-e24"}
+              m4-flip-adam-pnj1-os3-sjn6-e24 m4-flip-adam-pnj2-os3-e24 m4-flip-adam-pnj2-os3-sjn6-e24"}
 WINNER=${WINNER:-m4-flip-adam-pnj1-os3-e24}  # the row bundled as the default tinyfq (README.md here; m4-flip was
 # bundled before it and is kept: `bundle.py ROW --keep-previous tinyfq-m4-flip` did both)
 STEPS=${STEPS:-"label subsets train evaluate ijb table bundle"}
