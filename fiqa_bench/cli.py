@@ -361,6 +361,9 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
                    "(0: the paper's loss alone).")
 @click.option("--pair-kinds", default=None, metavar="KIND,KIND",
               help="Restrict the pair term to copies of these degradation kinds (e.g. jpeg,gaussian_noise).")
+@click.option("--pair-loss", type=click.Choice(["gap", "hinge"]), default="gap", show_default=True,
+              help="The pair term: the predicted difference regresses the label difference (gap), or only falling "
+                   "short of it in its direction costs (hinge: the order is enforced, a wider gap is free).")
 @click.option("--oversample", multiple=True, metavar="KIND=N",
               help="Repeat the training rows of a degradation kind (or kind/level, e.g. jpeg/strong) N times in "
                    "all after the sampling; repeatable.")
@@ -375,7 +378,7 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
 def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, loss, optimizer, sampling,
               label_scaling,
               min_images,
-              val_fraction, hflip, pair_weight, pair_kinds, oversample, channels_last, seed, checkpoints, max_steps,
+              val_fraction, hflip, pair_weight, pair_kinds, pair_loss, oversample, channels_last, seed, checkpoints, max_steps,
               no_progress, device) -> None:
     """Train a quality network on a labelled set (from `fiqa-bench label`) and export it to ONNX (needs torch)."""
     from .training.dataset import TrainingSet
@@ -404,7 +407,8 @@ def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, 
                    sampling=None if sampling == "none" else sampling, sampling_options={"min_images": min_images},
                    label_scaling=label_scaling, hflip=hflip, channels_last=channels_last, checkpoint_dir=ckpt, progress=not no_progress,
                    max_steps=max_steps, device=device, pair_weight=pair_weight, oversample=times, optimizer=optimizer,
-                   pair_kinds=tuple(k.strip() for k in pair_kinds.split(",") if k.strip()) if pair_kinds else None)
+                   pair_kinds=tuple(k.strip() for k in pair_kinds.split(",") if k.strip()) if pair_kinds else None,
+                   pair_loss=pair_loss)
     if not result["completed"]:
         click.echo(f"stopped at step {result['global_step']} (checkpoint {result['checkpoint']}); run again to resume")
         return

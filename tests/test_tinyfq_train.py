@@ -270,6 +270,33 @@ def test_pair_loss_adds_the_within_photo_difference_error():
     assert batch_loss(torch.nn.L1Loss(), out, y, 3, None, 2.0).item() == pytest.approx(l1, abs=1e-7)
 
 
+def test_hinge_pair_loss_costs_only_a_gap_short_of_the_labels_in_their_direction():
+    from fiqa_bench.training.train import batch_loss
+
+    # row 0: the right order, wider than the labels (free with hinge); row 1: the wrong order; row 2: the right
+    # order (dy < 0), narrower than the labels
+    out = torch.tensor([[0.9], [0.2], [0.3], [0.4], [0.5], [0.6]])
+    y = torch.tensor([[0.8], [0.4], [0.2], [0.6], [0.3], [0.7]])
+    valid = torch.tensor([True, True, True])
+    l1 = (0.1 + 0.2 + 0.1) / 3
+    hinge = (0.0 + (0.1 + 0.3) + (0.5 - 0.3)) / 3
+    gap = ((0.5 - 0.2) + (0.1 + 0.3) + (0.5 - 0.3)) / 3
+    assert batch_loss(torch.nn.L1Loss(), out, y, 3, valid, 1.5, "hinge").item() == pytest.approx(l1 + 1.5 * hinge,
+                                                                                                    abs=1e-6)
+    assert batch_loss(torch.nn.L1Loss(), out, y, 3, valid, 1.5, "gap").item() == pytest.approx(l1 + 1.5 * gap,
+                                                                                                  abs=1e-6)
+
+
+def test_hinge_pair_loss_is_recorded_and_trains_other_weights(training_set):
+    gap = train(training_set, max_steps=4, pair_weight=1.0, **SETTINGS)
+    hinge = train(training_set, max_steps=4, pair_weight=1.0, pair_loss="hinge", **SETTINGS)
+    assert "pair_loss" not in gap["config"] and hinge["config"]["pair_loss"] == "hinge"
+    w = lambda r: torch.cat([p.detach().reshape(-1) for p in r["model"].parameters()])  # noqa: E731
+    assert not torch.equal(w(gap), w(hinge))
+    with pytest.raises(ValueError, match="pair_loss"):
+        train(training_set, max_steps=1, pair_weight=1.0, pair_loss="margin", **SETTINGS)
+
+
 def test_pair_weight_changes_the_weights_and_is_recorded(training_set):
     base = train(training_set, max_steps=4, **SETTINGS)
     paired = train(training_set, max_steps=4, pair_weight=1.0, **SETTINGS)

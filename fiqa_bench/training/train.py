@@ -40,6 +40,10 @@ only (the sampling's distribution is unchanged). Needs the set's ``sources`` and
 ``pair_kinds`` (e.g. ``("jpeg", "gaussian_noise")``) restricts the pairs to copies of those kinds (a photo's
 partner is drawn among them; other copies have none): over all kinds the pairs are mostly blur-like, and
 weighting them reinforced the "more high frequencies = better" feature that noise then fools (issue 15).
+``pair_loss="hinge"`` makes the term one-sided: only a predicted gap that falls short of the label gap, in the
+label gap's direction, costs (``relu(sign(dy) * (dy - dp))``); a copy scored further below its photo than its label
+is free, so the term enforces the order (what "penalises JPEG-10" measures) without pulling the two scores back
+together. ``"gap"`` (default) is the two-sided form above.
 
 **Oversampling** (``oversample``, not in the paper; off by default): ``{"jpeg": 3, "gaussian_noise/strong": 2}``
 repeats every training row (after the balanced sampling) whose degradation kind, or ``kind/level``, is named that
@@ -82,6 +86,7 @@ from .sampling import STRATEGIES, sample_indices, to_unit_interval
 
 CHECKPOINT_NAME = "last.pt"
 LOSSES = ("l1", "mse")
+PAIR_LOSSES = ("gap", "hinge")  # the pair term's two forms (module doc, "Pair term")
 OPTIMIZERS = ("sgd", "adam")  # sgd (momentum): the paper's; adam: not in the paper (see "Optimiser" above)
 LABEL_SCALINGS = ("minmax", "clip")
 
@@ -202,6 +207,7 @@ def train(
     oversample: dict[str, int] | None = None,
     optimizer: str = "sgd",
     pair_kinds: tuple[str, ...] | None = None,
+    pair_loss: str = "gap",
 ) -> dict[str, Any]:
     """Train a quality network on ``dataset`` (anything with ``images`` uint8 (N, S, S, 3) RGB, ``labels`` (N,)
     and ``identities`` (N,), e.g. a :class:`.dataset.TrainingSet`) and return a result dict.
@@ -211,7 +217,7 @@ def train(
     NHWC memory layout while training (faster on CPU; see the module doc). ``pair_weight``: weight of the
     within-photo difference term (module doc; 0 = the paper's loss alone). ``oversample``: ``{kind or kind/level:
     times}`` (module doc). ``pair_kinds``: the degradation kinds the pair term
-    uses (None: all). ``max_steps``:
+    uses (None: all); ``pair_loss``: ``gap`` (two-sided) or ``hinge`` (one-sided; module doc). ``max_steps``:
     stop after this many optimiser steps in total (a checkpoint is written; calling again resumes).
     ``device``: ``cpu`` or ``cuda`` (checked first: one line when no GPU is visible); on CUDA the returned
     model is moved back to the CPU, and the weights are reproducible on that GPU only up to the last bits
@@ -228,6 +234,8 @@ def train(
     from ..errors import FiqaBenchError
     from .nets import net_spec
 
+    if pair_loss not in PAIR_LOSSES:
+        raise ValueError(f"pair_loss must be one of {PAIR_LOSSES}, got {pair_loss!r}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     if loss not in LOSSES:
@@ -288,6 +296,7 @@ def train(
         **({"oversample": oversample} if oversample else {}),
         **({"optimizer": optimizer} if optimizer != "sgd" else {}),
         **({"pair_kinds": list(pair_kinds)} if pair_kinds and pair_weight > 0 else {}),
+        **({"pair_loss": pair_loss} if pair_loss != "gap" and pair_weight > 0 else {}),
         "rows": int(len(labels)), "train_rows": int(train_rows.size), "val_rows": int(val_rows.size),
         "data_fingerprint": fingerprint() if callable(fingerprint) else None,
         "normalisation": "(x - 127.5) / 128, RGB, NCHW",
@@ -362,7 +371,7 @@ def train(
                 x, y = x.to(dev), y.to(dev)
                 optimiser.zero_grad(set_to_none=True)
                 valid = None if mates is None else torch.from_numpy(mates[sl] >= 0).to(dev)
-                value = batch_loss(criterion, model(x), y, len(rows), valid, pair_weight)
+                value = batch_loss(criterion, model(x), y, len(rows), valid, pair_weight, pair_loss)
                 value.backward()
                 optimiser.step()
                 running["loss_sum"] += value.item() * len(rows)
@@ -420,14 +429,17 @@ def oversampled(rows: np.ndarray, degradations, times: dict[str, int]) -> np.nda
     return np.repeat(rows, counts)
 
 
-def batch_loss(criterion, out, y, n: int, valid, pair_weight: float):
+def batch_loss(criterion, out, y, n: int, valid, pair_weight: float, pair_loss: str = "gap"):
     """The step's loss: ``criterion`` on the first ``n`` rows (the batch), plus, when ``valid`` (bool (n,): the
-    row has a partner) is given, ``pair_weight`` x the mean of ``|(out[i] - out[n + i]) - (y[i] - y[n + i])|``
-    over the valid rows (rows ``n + i`` are the partners; module doc, "Pair term")."""
+    row has a partner) is given, ``pair_weight`` x the mean over the valid rows of ``|dy - dp|`` (``gap``) or
+    ``relu(sign(dy) * (dy - dp))`` (``hinge``), with ``dp = out[i] - out[n + i]`` and ``dy = y[i] - y[n + i]``
+    (rows ``n + i`` are the partners; module doc, "Pair term")."""
     value = criterion(out[:n], y[:n])
     if valid is not None and bool(valid.any()):
-        gap = (out[:n] - out[n:]) - (y[:n] - y[n:])
-        value = value + pair_weight * gap[valid].abs().mean()
+        dy = y[:n] - y[n:]
+        short = dy - (out[:n] - out[n:])
+        term = short.abs() if pair_loss == "gap" else (dy.sign() * short).clamp(min=0)
+        value = value + pair_weight * term[valid].mean()
     return value
 
 

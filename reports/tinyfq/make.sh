@@ -40,8 +40,9 @@ subset_of() { case $1 in m1) echo "--copies 1";; m4-half) echo "--copies 4 --ide
 net_of() { case $1 in *-w0.5*) echo "--net mbv2-t4-w0.5-64";; *-w0.7*) echo "--net mbv2-t4-w0.7-64";;
                       *-112) echo "--net tinyfqnet-112";; *-112s2) echo "--net tinyfqnet-112-s2";;
                       *) echo "--net tinyfqnet";; esac; }
-# m4-flip[-w0.5|-w0.7][-adam][-pairW|-pnjW][-osN][-sjnM][-e12|-e24][-112|-112s2]: m4-flip's options, + Adam (step
-# 0.003) instead of SGD, + the pair term of weight W (pnj: on the JPEG and noise copies only), + the JPEG and noise
+# m4-flip[-w0.5|-w0.7][-adam][-pairW|-pnjW|-pnhW][-osN][-sjnM][-e12|-e24][-112|-112s2]: m4-flip's options, + Adam (step
+# 0.003) instead of SGD, + the pair term of weight W (pnj: on the JPEG and noise copies only; pnh: the same, one-sided:
+# --pair-loss hinge), + the JPEG and noise
 # copies repeated N times in all after the sampling (train --oversample; sjn: their strong copies M times), + 12 or
 # 24 epochs (step every 5 / 10) instead of 8 (every 3), + the 112x112 crops of the same photos and labels (set c4-112)
 flip_options() {
@@ -51,6 +52,8 @@ flip_options() {
     case $1 in *-adam*) o="$o --optimizer adam --lr 0.003";; esac
     case $1 in *-pair*) w=${1##*-pair}; o="$o --pair-weight ${w%%-*}";; esac
     case $1 in *-pnj*) w=${1##*-pnj}; o="$o --pair-weight ${w%%-*} --pair-kinds jpeg,gaussian_noise";; esac
+    case $1 in *-pnh*) w=${1##*-pnh}; o="$o --pair-weight ${w%%-*} --pair-kinds jpeg,gaussian_noise --pair-loss hinge";;
+    esac
     case $1 in *-os*) w=${1##*-os}; o="$o --oversample jpeg=${w%%-*} --oversample gaussian_noise=${w%%-*}";; esac
     case $1 in *-sjn*) w=${1##*-sjn}; w=${w%%-*}
                        o="$o --oversample jpeg/strong=$w --oversample gaussian_noise/strong=$w";; esac
