@@ -25,7 +25,8 @@ FRS=${FRS:-"onnx:$MFN dlib"}              # the benchmark's backbones
 ROWS=${ROWS:-"m1 m4 m4-none m4-half m4-flip m4-flip-mse m4-flip-pair1 m4-flip-pair3 m4-flip-w0.7 m4-flip-os4
               m4-flip-pair1-os4 m4-flip-adam m4-flip-os3-adam m4-flip-pnj1-adam m4-flip-pnj3-adam m4-flip-pnj3-os3-adam
               m4-flip-adam-pnj1-os3 m4-flip-adam-pnj1-os3-e24 m4-flip-adam-pnj1-os3-112
-              m4-flip-adam-pnj1-os3-sjn6-e24 m4-flip-adam-pnj2-os3-e24 m4-flip-adam-pnj2-os3-sjn6-e24"}
+              m4-flip-adam-pnj1-os3-sjn6-e24 m4-flip-adam-pnj2-os3-e24 m4-flip-adam-pnj2-os3-sjn6-e24
+              m4-flip-adam-pnh1-os3-e24 m4-flip-adam-pnh2-os3-sjn6-e24"}
 WINNER=${WINNER:-m4-flip-adam-pnj1-os3-e24}  # the row bundled as the default tinyfq (README.md here; m4-flip was
 # bundled before it and is kept: `bundle.py ROW --keep-previous tinyfq-m4-flip` did both)
 STEPS=${STEPS:-"label subsets train evaluate ijb table bundle"}
@@ -40,14 +41,14 @@ subset_of() { case $1 in m1) echo "--copies 1";; m4-half) echo "--copies 4 --ide
 net_of() { case $1 in *-w0.5*) echo "--net mbv2-t4-w0.5-64";; *-w0.7*) echo "--net mbv2-t4-w0.7-64";;
                       *-112) echo "--net tinyfqnet-112";; *-112s2) echo "--net tinyfqnet-112-s2";;
                       *) echo "--net tinyfqnet";; esac; }
-# m4-flip[-w0.5|-w0.7][-adam][-pairW|-pnjW|-pnhW][-osN][-sjnM][-e12|-e24][-112|-112s2]: m4-flip's options, + Adam (step
+# m4-flip[-w0.5|-w0.7][-adam][-pairW|-pnjW|-pnhW][-osN][-sjnM][-e12|-e24|-e36][-112|-112s2]: m4-flip's options, + Adam (step
 # 0.003) instead of SGD, + the pair term of weight W (pnj: on the JPEG and noise copies only; pnh: the same, one-sided:
 # --pair-loss hinge), + the JPEG and noise
-# copies repeated N times in all after the sampling (train --oversample; sjn: their strong copies M times), + 12 or
-# 24 epochs (step every 5 / 10) instead of 8 (every 3), + the 112x112 crops of the same photos and labels (set c4-112)
+# copies repeated N times in all after the sampling (train --oversample; sjn: their strong copies M times), + 12, 24
+# or 36 epochs (step every 5 / 10 / 15) instead of 8 (every 3), + the 112x112 crops of the same photos and labels (set c4-112)
 flip_options() {
     local o="--sampling smooth --hflip" w
-    case $1 in *-e24*) o="$o --epochs 24 --lr-step 10";; *-e12*) o="$o --epochs 12 --lr-step 5";;
+    case $1 in *-e36*) o="$o --epochs 36 --lr-step 15";; *-e24*) o="$o --epochs 24 --lr-step 10";; *-e12*) o="$o --epochs 12 --lr-step 5";;
                *) o="$o --epochs 8 --lr-step 3";; esac
     case $1 in *-adam*) o="$o --optimizer adam --lr 0.003";; esac
     case $1 in *-pair*) w=${1##*-pair}; o="$o --pair-weight ${w%%-*}";; esac

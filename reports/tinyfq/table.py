@@ -64,7 +64,8 @@ def recipe(row: str, card: dict) -> str:
     extra = f", Adam {cfg['lr']:g}" if cfg.get("optimizer") == "adam" else ""
     if cfg.get("pair_weight"):
         kinds = "/".join(cfg["pair_kinds"]) if cfg.get("pair_kinds") else ""
-        extra += f", pair term x{cfg['pair_weight']:g}" + (f" ({kinds} only)" if kinds else "")
+        form = "one-sided (hinge) pair term" if cfg.get("pair_loss") == "hinge" else "pair term"
+        extra += f", {form} x{cfg['pair_weight']:g}" + (f" ({kinds} only)" if kinds else "")
     if cfg.get("oversample"):
         extra += ", oversampled " + " ".join(f"{k} x{v}" for k, v in cfg["oversample"].items())
     return (f"MobileFaceNet labels, {sub}, {cfg['sampling'] or 'no sampling'}{', flips' if cfg['hflip'] else ''}, "
