@@ -26,12 +26,13 @@ ROWS=${ROWS:-"m1 m4 m4-none m4-half m4-flip m4-flip-mse m4-flip-pair1 m4-flip-pa
               m4-flip-pair1-os4 m4-flip-adam m4-flip-os3-adam m4-flip-pnj1-adam m4-flip-pnj3-adam m4-flip-pnj3-os3-adam
               m4-flip-adam-pnj1-os3 m4-flip-adam-pnj1-os3-e24 m4-flip-adam-pnj1-os3-112
               m4-flip-adam-pnj1-os3-sjn6-e24 m4-flip-adam-pnj2-os3-e24 m4-flip-adam-pnj2-os3-sjn6-e24
-              m4-flip-adam-pnh1-os3-e24 m4-flip-adam-pnh2-os3-sjn6-e24"}
+              m4-flip-adam-pnh1-os3-e24 m4-flip-adam-pnh2-os3-sjn6-e24 m4-flip-adam-pnj2-os3-sjn10-e24
+              m4-flip-adam-pnj2-os3-sjn6-e36"}
 WINNER=${WINNER:-m4-flip-adam-pnj1-os3-e24}  # the row bundled as the default tinyfq (README.md here; m4-flip was
 # bundled before it and is kept: `bundle.py ROW --keep-previous tinyfq-m4-flip` did both)
 STEPS=${STEPS:-"label subsets train evaluate ijb table bundle"}
 # the settings shared by every MobileFaceNet row (see README.md here for why 8 epochs, batch 64)
-TRAIN="--batch-size 64 --min-images 2 --channels-last --seed 0 --no-progress"
+TRAIN="--batch-size 64 --min-images 2 --channels-last --no-progress"
 mkdir -p "$W" "$A"
 
 subset_of() { case $1 in m1) echo "--copies 1";; m4-half) echo "--copies 4 --identity-fraction 0.5";;
@@ -66,6 +67,8 @@ options_of() { case $1 in m4-none) echo "--sampling none --epochs 8 --lr-step 3"
                           m4-flip-e17) echo "--sampling smooth --hflip --epochs 17 --lr-step 5";;  # the paper's
                           m4-flip*) flip_options "$1";;
                           *) echo "--sampling smooth --epochs 8 --lr-step 3";; esac; }
+# the seed (the validation identities and the order): 0, or N for rows ending in -seedN
+seed_of() { case $1 in *-seed*) echo "${1##*-seed}";; *) echo 0;; esac; }
 set_of() { case $1 in m1) echo c1;; m4-half) echo c4-half;; *-112|*-112s2) echo c4-112;; *) echo c4;; esac; }
 
 for step in $STEPS; do
@@ -91,7 +94,7 @@ subsets)
 train)
     for r in $ROWS; do
         [ -f "$A/$r.onnx" ] || fiqa-bench train "$W/$(set_of "$r")" --out "$A/$r.onnx" \
-            --checkpoints "$W/ckpt-$r" $(net_of "$r") $TRAIN $(options_of "$r")
+            --checkpoints "$W/ckpt-$r" $(net_of "$r") $TRAIN --seed "$(seed_of "$r")" $(options_of "$r")
     done
     ;;
 evaluate)
