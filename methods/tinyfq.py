@@ -11,7 +11,8 @@ identity". Inference runs the exported ONNX file on onnxruntime (no torch):
 
 Weights: ``TinyFQ()`` uses the bundled ``weights/tinyfq.onnx`` (its training card is ``weights/tinyfq.json``);
 ``TinyFQ(weights=PATH)`` any file honouring :mod:`fiqa_bench.onnx_contract` (``fiqa-bench train`` writes them);
-a bare file name that is not a file here names a bundled alternative: ``weights=tinyfq-m4-flip.onnx`` (issue 15's
+a bare file name that is not a file here names a bundled alternative: ``weights=tinyfq-pnj1-e24.onnx`` (bundled
+before the current one: pair weight 1, 24 epochs), ``weights=tinyfq-m4-flip.onnx`` (issue 15's
 first recipe: MobileFaceNet labels, SGD, 8 epochs) or ``weights=tinyfq-v1.onnx`` (the model bundled before issue 15:
 dlib labels, one degraded copy per photo).
 The file's metadata must say 64x64 (or 112x112: the card's crop then follows the file) RGB input with the

@@ -31,7 +31,7 @@ def test_absolute_paths_become_relative_or_base_names(tmp_path):
     assert str(tmp_path) not in json.dumps(out) and "/home/me" not in json.dumps(out)
 
 
-@pytest.mark.parametrize("name", ["tinyfq.onnx", "tinyfq-m4-flip.onnx", "tinyfq-v1.onnx"])
+@pytest.mark.parametrize("name", ["tinyfq.onnx", "tinyfq-pnj1-e24.onnx", "tinyfq-m4-flip.onnx", "tinyfq-v1.onnx"])
 def test_bundled_tinyfq_files_hold_no_machine_path(name):
     import onnx
 
