@@ -28,8 +28,9 @@ ROWS=${ROWS:-"m1 m4 m4-none m4-half m4-flip m4-flip-mse m4-flip-pair1 m4-flip-pa
               m4-flip-adam-pnj1-os3-sjn6-e24 m4-flip-adam-pnj2-os3-e24 m4-flip-adam-pnj2-os3-sjn6-e24
               m4-flip-adam-pnh1-os3-e24 m4-flip-adam-pnh2-os3-sjn6-e24 m4-flip-adam-pnj2-os3-sjn10-e24
               m4-flip-adam-pnj2-os3-sjn6-e36"}
-WINNER=${WINNER:-m4-flip-adam-pnj2-os3-sjn6-e36}  # the row bundled as the default tinyfq (README.md here; m4-flip-adam-pnj1-os3-e24 and m4-flip were
-# bundled before it and are kept: `bundle.py ROW --keep-previous tinyfq-pnj1-e24` (tinyfq-m4-flip before) did both)
+# the row bundled as the default tinyfq (README.md here); the rows bundled before it are kept:
+# `bundle.py ROW --keep-previous tinyfq-pnj1-e24` (m4-flip-adam-pnj1-os3-e24; earlier tinyfq-m4-flip: m4-flip)
+WINNER=${WINNER:-m4-flip-adam-pnj2-os3-sjn6-e36}
 STEPS=${STEPS:-"label subsets train evaluate ijb table bundle"}
 # the settings shared by every MobileFaceNet row (see README.md here for why 8 epochs, batch 64)
 TRAIN="--batch-size 64 --min-images 2 --channels-last --no-progress"
