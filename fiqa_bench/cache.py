@@ -75,7 +75,7 @@ class ArrayCache:
     row is a legitimate value (a detection that found no face) rather than damage."""
 
     def __init__(self, folder: Path, width: int, flush_every: int = FLUSH_EVERY, flush_seconds: float = FLUSH_SECONDS,
-                 *, producer: str = "", nan_rows: bool = False):
+                 *, producer: str = "", nan_rows: bool = False, track_run: str | None = None):
         self.folder = Path(folder)
         self.width = int(width)
         self.flush_every = flush_every
@@ -89,12 +89,22 @@ class ArrayCache:
         self._pending_vals: list[np.ndarray] = []
         self._written: list[Path] = []  # shards this instance wrote (merged by consolidate())
         self._last_flush = time.monotonic()
+        # Units of work (see :meth:`view`): shards carry the tag of the unit that wrote them ("RUN/STAGE/SHARD");
+        # on load, the keys of the units whose tag starts with ``track_run`` + "/" (one stage of one run) are kept
+        # by tag, so a unit sent again after its worker died knows which of its hits its own lost attempt
+        # computed (:attr:`reused`: counted as computed now).
+        self.track_run = track_run
+        self.work: str | None = None  # the tag written into this instance's shards
+        self.work_keys: dict[str, set[str]] = {}
+        self.reused: set[str] = set()
         self._load()
 
     @classmethod
-    def for_producer(cls, kind: str, producer_identity: str, dataset: str, width: int) -> "ArrayCache":
+    def for_producer(cls, kind: str, producer_identity: str, dataset: str, width: int,
+                     track_run: str | None = None) -> "ArrayCache":
         folder = cache_dir() / kind / safe_name(producer_identity) / safe_name(dataset)
-        return cls(folder, width, producer=f"{kind}|{producer_identity}|{dataset}", nan_rows=kind == "detections")
+        return cls(folder, width, producer=f"{kind}|{producer_identity}|{dataset}", nan_rows=kind == "detections",
+                   track_run=track_run)
 
     # -- loading ---------------------------------------------------------------------------------
     def _reject(self, shard: Path, reason: str, set_aside: bool = True) -> None:
@@ -151,8 +161,12 @@ class ArrayCache:
             if problem is not None:
                 self._reject(shard, problem)
                 continue
-            for k, v in zip(keys.tolist(), vals):
+            keys = keys.tolist()
+            for k, v in zip(keys, vals):
                 self._index[k] = v
+            work = meta.get("work")
+            if self.track_run and isinstance(work, str) and work.startswith(self.track_run + "/"):
+                self.work_keys.setdefault(work, set()).update(keys)
 
     def __len__(self) -> int:
         return len(self._index)
@@ -168,11 +182,14 @@ class ArrayCache:
         keys = list(keys)
         out = np.full((len(keys), self.width), np.nan, dtype=np.float32)
         found = np.zeros(len(keys), dtype=bool)
+        mine = self.work_keys.get(self.work) if self.work is not None else None
         for i, k in enumerate(keys):
             v = self._index.get(k)
             if v is not None:
                 out[i] = v
                 found[i] = True
+                if mine and k in mine:
+                    self.reused.add(k)
         return found, out
 
     # -- writing ---------------------------------------------------------------------------------
@@ -190,6 +207,8 @@ class ArrayCache:
         varr = np.stack(vals).astype(np.float32)
         meta = {"format": SHARD_FORMAT, "producer": self.producer, "width": self.width, "n": len(keys),
                 "sha256": shard_checksum(self.producer, self.width, karr, varr)}
+        if self.work is not None:
+            meta["work"] = self.work
         name = f"shard-{time.time_ns():020d}-{os.getpid()}.npz"
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -212,13 +231,16 @@ class ArrayCache:
         self._pending_vals.clear()
         self._last_flush = time.monotonic()
 
-    def view(self) -> "ArrayCache":
+    def view(self, work: str | None = None) -> "ArrayCache":
         """This cache for one unit of work (a shard on a Ray worker): the same in-memory index, so values found or
         computed before stay found, but its own pending values and written shards, so :meth:`consolidate` merges
-        this unit's values only, never the whole history of a long-lived worker. The folder is not read again."""
+        this unit's values only, never the whole history of a long-lived worker. The folder is not read again.
+        ``work``: the unit's tag, written into its shards; its hits on values an earlier attempt of the same unit
+        wrote (a worker that died after flushing them) are collected in :attr:`reused`."""
         import copy
 
         view = copy.copy(self)  # shallow: the index dict is shared
+        view.work, view.reused = work, set()
         view._pending_keys, view._pending_vals, view._written = [], [], []
         view.rejected_shards, view.rejected_reasons = 0, {}
         view._last_flush = time.monotonic()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -249,7 +250,7 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
     executor = executor if executor is not None else LocalExecutor()
     ctx = StageContext(options=options, dataset_id=dataset_id, method_cache_identity=method_cache_identity,
                        backbone_name=backbone_name, method_name=method_name, device=device,
-                       cache_root=cache_root_of_driver())
+                       cache_root=cache_root_of_driver(), run_id=uuid.uuid4().hex)
     skipped: dict[int, Skipped] = {}
     who_b = f"backbone {backbone_name!r}"
     quality = None

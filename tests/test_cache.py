@@ -186,3 +186,29 @@ def test_unwritable_cache_is_one_line_naming_the_folder(tmp_path):
     c.put_many(["a"], [[1.0]])
     with pytest.raises(FileAccessError, match=rf"{blocker}.*FIQA_BENCH_CACHE|{blocker}.*not a folder"):
         c.flush()
+
+
+def test_a_unit_of_work_sent_again_finds_what_its_lost_attempt_wrote(tmp_path):
+    """Shards written through a tagged view carry the tag; a cache that tracks the run keeps their keys by tag,
+    and a view of the same tag collects its hits on them (what a worker that died had flushed), a view of another
+    unit of the run, or a cache of another run, does not."""
+    keys = [f"k{i}" for i in range(6)]
+    vals = np.arange(6, dtype=np.float32)[:, None]
+    lost = ArrayCache(tmp_path, 1, producer="p", track_run="run1").view("run1/1/0")
+    lost.put_many(keys[:4], vals[:4])
+    lost.flush()  # flushed, then the worker died before returning the shard
+    other = ArrayCache(tmp_path, 1, producer="p", track_run="run1").view("run1/1/8")
+    other.put_many(keys[4:], vals[4:])
+    other.consolidate()
+    again = ArrayCache(tmp_path, 1, producer="p", track_run="run1")
+    assert again.work_keys == {"run1/1/0": set(keys[:4]), "run1/1/8": set(keys[4:])}
+    retry = again.view("run1/1/0")
+    found, got = retry.get_many(keys[2:6])
+    assert found.all() and np.array_equal(got, vals[2:6])
+    assert retry.reused == {"k2", "k3"}  # its own lost attempt's, not unit 8's
+    later = ArrayCache(tmp_path, 1, producer="p", track_run="run2")  # a later run: earlier runs' tags not kept
+    assert later.work_keys == {}
+    view = later.view("run2/1/0")
+    view.get_many(keys)
+    assert view.reused == set()
+    assert ArrayCache(tmp_path, 1, producer="p").work_keys == {}  # untracked (the in-process path): nothing kept

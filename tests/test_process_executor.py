@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 import pytest
 
 from _executors import KillingBuild, assert_same
@@ -136,3 +138,33 @@ class caplog_at_warning:
 
 def _missing_plugin():
     raise ModuleNotFoundError("No module named 'my_plugin'")
+
+
+def test_a_shard_sent_again_counts_what_its_lost_attempt_computed(small_bench, mbf, tmp_path, monkeypatch):
+    """A pool that breaks loses the results of every shard not yet returned, also those a surviving worker had
+    finished and flushed to the cache: sent again, such a shard finds its values in the cache. They were computed
+    by this run, so they count as computed now (images_scored_new equals the in-process run's); values computed
+    by an earlier run stay cache hits."""
+    from fiqa_bench.executors.base import StageContext, cache_root_of_driver
+    from fiqa_bench.executors.processes import ProcessShardWorker
+
+    monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache"))
+    cfg = _cfg(small_bench, mbf, "blur", tmp_path)
+    bench = ConfigBuild(cfg)()[0]
+
+    def worker(run_id: str) -> ProcessShardWorker:
+        ctx = StageContext(options=cfg.eval_options(), dataset_id=f"mini-{bench.fingerprint()['faces_sha256'][:16]}",
+                           method_name="blur", cache_root=cache_root_of_driver(), run_id=run_id)
+        return ProcessShardWorker(ConfigBuild(cfg), ctx, 1)
+
+    rows = np.arange(48)
+    first = worker("run-a").run("quality", 1, rows[:16], [], 0)  # its result is lost with the pool
+    assert first["computed"] == 16
+    restarted = worker("run-a")  # the new pool's worker: the same run, the same stage
+    again = restarted.run("quality", 1, rows[:16], [], 0)
+    assert again["computed"] == 16  # the lost attempt's 16 values, computed by this run
+    assert np.array_equal(again["values"], first["values"])
+    assert restarted.run("quality", 1, rows[16:24], [], 16)["computed"] == 8  # a shard never sent before
+    later = worker("run-b").run("quality", 1, rows[:24], [], 0)  # the next run: everything is in the cache
+    assert later["computed"] == 0
+    assert np.array_equal(later["values"][:16], first["values"])

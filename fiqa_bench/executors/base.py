@@ -44,6 +44,7 @@ class StageContext:
     cache_root: str | None = None
     faces_sha256: str | None = None  # the driver's benchmark, which a remote worker's must equal
     cwd: str | None = None  # the driver's working folder: relative paths of the run mean the same on a worker
+    run_id: str | None = None  # this evaluation's tag: a shard sent again counts what its lost attempt computed
 
 
 @dataclass
@@ -106,7 +107,9 @@ class StageWorker:
 
     The local executor holds one built from the driver's objects; each Ray actor builds its own from a spec."""
 
-    def __init__(self, bench, backbone, method, ctx: StageContext):
+    def __init__(self, bench, backbone, method, ctx: StageContext, track_run: str | None = None):
+        """``track_run``: the caches keep the keys of this tag's units of work (see :class:`ArrayCache`); a worker
+        of a sharded executor passes its stage's tag."""
         self.bench, self.backbone, self.method, self.ctx = bench, backbone, method, ctx
         options = ctx.options
         self.options = options
@@ -118,11 +121,11 @@ class StageWorker:
         self.who_b = f"backbone {ctx.backbone_name!r}"
         self.who_m = f"quality method {ctx.method_name!r}"
         self.ecache = ArrayCache.for_producer("embeddings", producer_identity(backbone.identity(), ctx.device),
-                                              ctx.dataset_id, backbone.card.embedding_dim)
+                                              ctx.dataset_id, backbone.card.embedding_dim, track_run=track_run)
         self.qcache = None
         if method is not None:
             ident = producer_identity(ctx.method_cache_identity or method.identity(), ctx.device)
-            self.qcache = ArrayCache.for_producer("quality", ident, ctx.dataset_id, 1)
+            self.qcache = ArrayCache.for_producer("quality", ident, ctx.dataset_id, 1, track_run=track_run)
 
     # -- the two producers ------------------------------------------------------------------------
     # The adapter's input (``to_input``: the aligned crops) is made on the face source's pool beside the decoding
@@ -168,7 +171,8 @@ class StageWorker:
                 self.embed_pool = ThreadPoolExecutor(max_workers=max(1, self.options.workers),
                                                      initializer=background_thread)
             pool = self.embed_pool
-        return per_image_stage(stage, np.asarray(rows, dtype=np.int64), self.source, cache or own, width, compute,
+        cache = own if cache is None else cache  # not ``cache or own``: an empty cache's view is falsy (len 0)
+        return per_image_stage(stage, np.asarray(rows, dtype=np.int64), self.source, cache, width, compute,
                                pool, skipped, self.options.batch_size,
                                self.options.progress if progress is None else progress, prepare=prepare)
 

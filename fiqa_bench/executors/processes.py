@@ -11,7 +11,8 @@ Processes start from a fork server (``multiprocessing`` "forkserver": a clean si
 fiqa-bench once), never by forking the driver, whose model sessions and thread pools must not be copied. Every
 worker writes the cache shards it computes into the shared cache folder (named by time and process id; only their
 writer merges them). A worker that dies (killed, out of memory) breaks the pool: the pool is started again and
-the shards not yet returned are sent again, reusing what the lost worker had flushed to the cache; after
+the shards not yet returned are sent again, reusing what the lost workers had flushed to the cache (and counting
+it as computed by this run: each shard's cache files carry its tag, see :meth:`.shards.ShardWorker.run`); after
 ``max_restarts`` such losses the run stops with one line.
 """
 
@@ -53,8 +54,8 @@ def _ready() -> dict:
     return _WORKER.ready()
 
 
-def _run(stage: str, epoch: int, rows: np.ndarray, items: list) -> dict:
-    return _WORKER.run(stage, epoch, rows, items)
+def _run(stage: str, epoch: int, rows: np.ndarray, items: list, start: int) -> dict:
+    return _WORKER.run(stage, epoch, rows, items, start)
 
 
 class ProcessPool:
@@ -108,7 +109,7 @@ class ProcessPool:
             for start in todo:
                 shard = rows[start:start + shard_rows]
                 items = [(r, skipped[r].path, skipped[r].reason) for r in shard.tolist() if r in skipped]
-                pending[self.pool.submit(_run, stage, self.epoch, shard, items)] = start
+                pending[self.pool.submit(_run, stage, self.epoch, shard, items, start)] = start
             todo = []
             broken = False
             while pending:

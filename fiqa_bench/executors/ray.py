@@ -14,7 +14,7 @@ process id and only their writer merges or removes them, so concurrent writers n
 
 Failures: an actor whose process dies (a node lost, a kill, out of memory) is restarted and its unfinished
 shards are retried (``max_restarts`` / ``max_task_retries``); a retried shard reuses whatever its first attempt
-flushed to the cache. An error of ours on a worker (a bad image, an adapter that raised) is raised in the driver
+flushed to the cache, and counts it as computed by this run (its cache files carry the shard's tag). An error of ours on a worker (a bad image, an adapter that raised) is raised in the driver
 as the same error, with the same one-line message.
 
 Methods on the run's own FR features (``score_embeddings``, e.g. ``norm``) work: the embed stage runs on the
@@ -170,7 +170,7 @@ class RayExecutor(Executor):
                     start = queue.popleft()
                     shard = rows[start:start + size]
                     items = [(r, skipped[r].path, skipped[r].reason) for r in shard.tolist() if r in skipped]
-                    pending[self.actors[a].run.remote(stage, self.epoch, shard, items)] = (start, a)
+                    pending[self.actors[a].run.remote(stage, self.epoch, shard, items, start)] = (start, a)
                     load[a] += 1
                 done, _ = ray.wait(list(pending), num_returns=1)
                 start, a = pending.pop(done[0])

@@ -123,11 +123,14 @@ class ShardWorker:
             self.unreported |= {str(Path(cache.folder) / n) for n, why in cache.rejected_reasons.items()
                                 if "FileNotFoundError" not in why}
 
-    def _fresh_worker(self) -> None:
+    def _fresh_worker(self, epoch: int) -> None:
         """A new face source and caches read from the shared folder (what every worker wrote in the stages
-        before: no row is computed twice); the adapters are kept."""
+        before: no row is computed twice); the adapters are kept. The caches keep the keys of the units of work
+        of this run's stage ``epoch`` that are already on disk (a shard sent again after its worker died finds
+        what its lost attempt flushed; see :meth:`run`)."""
         self.worker.close()
-        self.worker = StageWorker(self.bench, self.backbone, self.method, self.ctx)
+        track = f"{self.ctx.run_id}/{epoch}" if self.ctx.run_id else None
+        self.worker = StageWorker(self.bench, self.backbone, self.method, self.ctx, track_run=track)
         self.detection_reported = 0
         self._note_rejections()
 
@@ -142,19 +145,25 @@ class ShardWorker:
         """How errors of this worker's own making name it (one line: which machine, which process)."""
         return f"Ray worker on {os.uname().nodename}" if self.RAY else f"worker process {self.pid}"
 
-    def run(self, stage: str, epoch: int, rows: np.ndarray, skipped_items: list) -> dict:
+    def run(self, stage: str, epoch: int, rows: np.ndarray, skipped_items: list, start: int | None = None) -> dict:
         """The values of ``stage`` on ``rows`` (shard), with the skips it found and what its source saw.
-        ``epoch``: the driver's stage number; a new one rereads the shared caches first."""
+        ``epoch``: the driver's stage number; a new one rereads the shared caches first. ``start``: the shard's
+        first position in the stage's rows, which names the unit of work in the cache (run/epoch/start): an
+        attempt sent again after a worker died counts the values its lost attempt flushed as computed now, as
+        they were computed by this run (the count then equals the in-process run's)."""
         if self.error is not None:
             return {"error": self.error, "pid": self.pid}
         try:
             if epoch != self.epoch:
-                self._fresh_worker()
+                self._fresh_worker(epoch)
                 self.epoch = epoch
             skipped = {int(r): Skipped(int(r), p, why) for r, p, why in skipped_items}
             before = set(skipped)
             base = self.worker.caches(stage)[0]
-            values, computed = self.worker.run(stage, rows, skipped, cache=base.view(), progress=False)
+            work = f"{self.ctx.run_id}/{epoch}/{start}" if self.ctx.run_id and start is not None else None
+            view = base.view(work)
+            values, computed = self.worker.run(stage, rows, skipped, cache=view, progress=False)
+            computed += len(view.reused)
             # the face source's detection cache merges the shards it wrote at the end of every shard: forget the
             # merged ones (they stay on disk), so the next shard's merge is its own, not the actor's whole history
             detections = getattr(self.worker.source, "_det_cache", None)
