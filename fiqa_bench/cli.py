@@ -291,7 +291,9 @@ def prepare_cmd(paths, name, seed, layout, templates_per_identity, min_images, i
 
 @main.command("label")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--fr", "backbone", required=True, help="FR backbone whose embeddings define the labels (Eq. 1).")
+@click.option("--fr", "backbone", required=True, multiple=True,
+              help="FR backbone whose embeddings define the labels (Eq. 1). Repeat it to average over several: "
+                   "each backbone's own Eq. 1 label, then their mean.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the labelled set.")
 @click.option("--size", default=64, show_default=True, help="Side of the aligned crops stored for training.")
 @click.option("--min-images", default=2, show_default=True, help="Identities with fewer photos are left out.")
@@ -327,6 +329,7 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
         tag = "/".join(Path(src).resolve().parts[-2:])
         paths += [p[i] for i in keep]
         identities += [f"{tag}/{ids[i]}" for i in keep]  # identities from different sources never merge
+    backbone = list(backbone) if len(backbone) > 1 else backbone[0]
     ts = build_training_set(paths, identities, backbone=backbone, detector=detector, size=size,
                             degraded_copies=degraded_copies, seed=seed, pad=pad, progress=not no_progress)
     ts.meta["command"] = _baseline_command(click.get_current_context())  # the training card repeats it

@@ -30,7 +30,8 @@ class TrainingSet:
     """Rows: ``images`` uint8 (N, S, S, 3) RGB aligned crops, ``labels`` float32 (N,) Eq. 1 cosines (NaN: no
     centre), ``identities`` str (N,), ``sources`` str (N,) photo paths, ``degradations`` (N,) record or None,
     ``embeddings`` float32 (N, D) the labelling backbone's raw embeddings or None (kept so that labels can be
-    recomputed, e.g. averaged over backbones, without embedding again)."""
+    recomputed without embedding again; labels averaged over backbones keep each backbone's side by side, their
+    widths in ``meta["embedding_dims"]``: :func:`eq1_labels`)."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -181,7 +182,11 @@ def label_photos(
     (its degraded versions, ``rng = numpy.random.default_rng([seed, i])``, so a photo's versions do not depend on
     the others), align each to a ``size`` x ``size`` RGB crop and embed it with ``backbone`` (a registered name,
     created with ``backbone_options``, or an object), then label every row with Eq. 1. Photos without a face are
-    skipped (``on_no_face="skip"``, listed in ``skipped``) or raise (``"error"``)."""
+    skipped (``on_no_face="skip"``, listed in ``skipped``) or raise (``"error"``).
+
+    ``backbone`` may also be a list of several (names or objects; ``backbone_options`` is then not allowed): each
+    embeds every row (its own input crop), the label is the mean of their Eq. 1 labels (:func:`eq1_labels`), the
+    embeddings are theirs side by side and ``backbone`` of the result is the list."""
     from tqdm.auto import tqdm
 
     from ..cards import InputSpec
@@ -193,12 +198,16 @@ def label_photos(
     pads = [float(pads)] * len(paths) if np.isscalar(pads) else [float(p) for p in pads]
     if len(pads) != len(paths):
         raise ValueError(f"{len(pads)} pads for {len(paths)} paths")
-    if isinstance(backbone, str):
-        backbone = create("backbone", backbone, **(backbone_options or {}))
+    several = isinstance(backbone, (list, tuple))
+    backbones = list(backbone) if several else [backbone]
+    if not backbones:
+        raise ValueError("no backbone to label with")
+    if several and backbone_options:
+        raise ValueError("backbone_options applies to one backbone; give several as configured objects")
+    backbones = [create("backbone", b, **(backbone_options or {})) if isinstance(b, str) else b for b in backbones]
     if isinstance(detector, str):
         detector = make_detector(detector)
     crop_spec = InputSpec("aligned", int(size), "RGB")
-    fr_spec = backbone.card.input
 
     crops: list[np.ndarray] = []
     rows_id: list[str] = []
@@ -207,13 +216,14 @@ def label_photos(
     rows_deg: list[dict | None] = []
     rows_lm: list[np.ndarray] = []
     rows_box: list[np.ndarray] = []
-    embeddings: list[np.ndarray] = []
+    embeddings: list[list[np.ndarray]] = [[] for _ in backbones]  # per backbone, per batch
     pending: list[Face] = []
     skipped: list[str] = []
 
     def flush() -> None:
         if pending:
-            embeddings.append(np.asarray(backbone.embed(to_input(pending, fr_spec)), dtype=np.float32))
+            for b, out in zip(backbones, embeddings):
+                out.append(np.asarray(b.embed(to_input(pending, b.card.input)), dtype=np.float32))
             pending.clear()
 
     for i, (path, ident) in enumerate(tqdm(list(zip(paths, identities)), desc="faces", disable=not progress)):
@@ -237,15 +247,37 @@ def label_photos(
             if len(pending) >= batch_size:
                 flush()
     flush()
-    dim = getattr(getattr(backbone, "card", None), "embedding_dim", None) or 1
-    emb = np.concatenate(embeddings) if embeddings else np.zeros((0, int(dim)), np.float32)
+    blocks = []
+    for b, out in zip(backbones, embeddings):
+        dim = getattr(getattr(b, "card", None), "embedding_dim", None) or 1
+        blocks.append(np.concatenate(out) if out else np.zeros((0, int(dim)), np.float32))
     reference = np.array([d is None for d in rows_deg], bool)
-    labels = quality_labels(emb, rows_id, leave_one_out, groups=rows_group, reference=reference)
+    emb = np.concatenate(blocks, axis=1) if several else blocks[0]
+    labels = eq1_labels(emb, rows_id, [e.shape[1] for e in blocks], leave_one_out=leave_one_out, groups=rows_group,
+                        reference=reference)
     images = np.stack(crops) if crops else np.zeros((0, int(size), int(size), 3), np.uint8)
     landmarks = np.array(rows_lm, np.float32).reshape(-1, 5, 2)
     boxes = np.array(rows_box, np.float32).reshape(-1, 4)
     return LabelledPhotos(images, np.array(rows_id), np.array(rows_src), np.array(rows_group, np.int64), rows_deg,
-                          landmarks, boxes, emb, labels, skipped, backbone, detector)
+                          landmarks, boxes, emb, labels, skipped, backbones if several else backbones[0], detector)
+
+
+def eq1_labels(embeddings: np.ndarray, identities: Sequence, dims: Sequence[int] | None = None, *,
+               leave_one_out: bool = True, groups: Sequence | None = None,
+               reference: np.ndarray | None = None) -> np.ndarray:
+    """Eq. 1 labels of rows whose embeddings are one backbone's, or several backbones' side by side (column
+    blocks of widths ``dims``): then each backbone's Eq. 1 (its own normalisation and centres), and their mean
+    (in float64, stored as float32). The mean of cosines, not the cosine of joined features: each backbone's
+    agreement with its own identity centre counts the same, whatever its width."""
+    dims = [int(embeddings.shape[1])] if dims is None else [int(d) for d in dims]
+    if sum(dims) != embeddings.shape[1]:
+        raise ValueError(f"embedding widths {dims} do not add up to the {embeddings.shape[1]} columns")
+    if len(dims) == 1:
+        return quality_labels(embeddings, identities, leave_one_out, groups=groups, reference=reference)
+    edges = np.cumsum([0] + dims)
+    each = [quality_labels(embeddings[:, a:b], identities, leave_one_out, groups=groups, reference=reference)
+            for a, b in zip(edges[:-1], edges[1:])]
+    return np.mean(np.stack(each).astype(np.float64), axis=0).astype(np.float32)
 
 
 def identity_of(obj: Any) -> str:
@@ -273,7 +305,8 @@ def build_training_set(
     """Photos + identities -> :class:`TrainingSet` with Eq. 1 labels from ``backbone`` (:func:`label_photos`).
 
     ``backbone``: a registered name (``fiqa_bench.registry.create("backbone", name, **backbone_options)``) or a
-    backbone object; ``detector``: ``"yunet"``/``"scrfd"`` or a detector object. Photos without a face are
+    backbone object, or a list of several: the labels are then the mean of their Eq. 1 labels (``meta`` lists
+    them in ``backbones`` with their ``embedding_dims``); ``detector``: ``"yunet"``/``"scrfd"`` or a detector object. Photos without a face are
     skipped (``on_no_face="skip"``, listed in ``meta["skipped"]``) or raise (``"error"``). Each photo gets
     ``degraded_copies`` seeded degraded versions (:func:`fiqa_bench.degradations.apply_random`).
     """
@@ -285,12 +318,18 @@ def build_training_set(
     rows = label_photos(paths, identities, backbone=backbone, backbone_options=backbone_options, detector=detector,
                         size=size, versions=copies, pads=pad, seed=seed, leave_one_out=leave_one_out,
                         on_no_face=on_no_face, batch_size=batch_size, progress=progress)
+    several = isinstance(rows.backbone, list)
+    used = rows.backbone if several else [rows.backbone]
+    rule = ("Eq. 1: cosine to the mean of the identity's L2-normalised undegraded embeddings, "
+            + ("the photo and its copies left out" if leave_one_out else "nothing left out"))
     meta = {
-        "backbone": identity_of(rows.backbone), "detector": identity_of(rows.detector),
+        "backbone": " + ".join(identity_of(b) for b in used), "detector": identity_of(rows.detector),
         "size": int(size), "degraded_copies": int(degraded_copies), "seed": int(seed),
         "leave_one_out": bool(leave_one_out), "photos": len(paths), "skipped": rows.skipped,
-        "label_rule": "Eq. 1: cosine to the mean of the identity's L2-normalised undegraded embeddings, "
-                      + ("the photo and its copies left out" if leave_one_out else "nothing left out"),
+        "label_rule": rule if not several else f"the mean over {len(used)} backbones of their own {rule}",
     }
+    if several:
+        meta["backbones"] = [identity_of(b) for b in used]
+        meta["embedding_dims"] = [int(b.card.embedding_dim) for b in used]
     return TrainingSet(rows.crops, rows.labels, rows.identities, rows.sources, rows.degradations, meta,
                        rows.embeddings)
