@@ -54,8 +54,36 @@ def git_commit() -> str | None:
     return commit + ("-dirty" if dirty else "")
 
 
+#: Distributions whose arithmetic a run's numbers depend on (decoding, detection, inference, metrics), by the name
+#: a results file records them under; the first installed of each entry's distributions is recorded.
+LIBRARIES = {
+    "numpy": ("numpy",), "scipy": ("scipy",), "pandas": ("pandas",), "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
+    "opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python-headless", "opencv-contrib-python"),
+    "torch": ("torch",), "dlib": ("dlib-bin", "dlib"),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    """Python, the machine type and the versions of :data:`LIBRARIES` installed here (read from the installed
+    distributions' metadata, nothing imported): a rerun elsewhere that differs in a number can be traced to, e.g.,
+    another OpenCV whose face detector moves a landmark in the third decimal."""
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "machine": platform.machine()}
+    for name, dists in LIBRARIES.items():
+        for dist in dists:
+            try:
+                out[name] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return out
+
+
 def suite_info() -> dict[str, Any]:
-    return {"name": "fiqa-bench", "version": __version__, "git_commit": git_commit()}
+    return {"name": "fiqa-bench", "version": __version__, "git_commit": git_commit(), "libraries": library_versions()}
 
 
 def options_digest(options: Mapping[str, Any] | None) -> str:

@@ -184,6 +184,20 @@ def test_results_record_no_absolute_path(small_bench, mbf, tmp_path, isolated_ca
     assert record["backbone"]["name"] == "onnx:mobilefacenet.onnx"
 
 
+def test_results_record_the_versions_of_the_libraries_the_numbers_depend_on(small_bench, mbf, tmp_path,
+                                                                           isolated_cache):
+    import platform
+
+    import cv2
+    import onnxruntime
+
+    path, _ = run(_cfg(small_bench, mbf, tmp_path / "out", method="blur"))
+    libs = json.loads(path.read_text())["suite"]["libraries"]
+    assert libs["numpy"] == np.__version__ and libs["onnxruntime"] == onnxruntime.__version__
+    assert libs["opencv"].startswith(cv2.__version__ + ".")  # the wheel's build number after cv2's version
+    assert libs["python"] == platform.python_version() and libs["machine"] == platform.machine()
+
+
 @pytest.mark.shared
 def test_same_size_edit_of_an_image_is_rescored(small_bench, mbf, tmp_path, isolated_cache):
     """The cache key holds size and mtime: an edit that keeps the size but changes the mtime is recomputed."""
