@@ -158,7 +158,14 @@ def run_cmd(skip_bad_images, no_progress, as_json, **options) -> None:
     else:
         click.echo(_summary(record))
         click.echo(f"results: {path}")
-    for p in write_report(Path(cfg.out)):
+    try:
+        written = write_report(Path(cfg.out))
+    except FiqaBenchError as exc:  # the run is done and its results file written; the folder's report cannot show it
+        reason = str(exc).splitlines()[0].rstrip(":")
+        click.echo(f"warning: the report in {cfg.out} was not refreshed: {reason}; put each set of results in its "
+                   f"own folder (`fiqa-bench report FOLDER` names the files)", err=True)
+        return
+    for p in written:
         if not as_json:
             click.echo(f"report:  {p}")
 

@@ -87,7 +87,8 @@ def _check_comparable(results: list[dict]) -> None:
     for name, variants in sorted(by_protocol.items()):
         if len(variants) > 1:
             lines = [
-                f"  version {v}, pairs {(p or '?')[:12]}, faces {(f or '?')[:12]}: {', '.join(sorted(files))}"
+                f"  version {v}, pairs {(p or '?')[:12]}, faces {(f or '?')[:12]}: {len(files)} file(s), "
+                + ", ".join(sorted(files)[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
                 for (v, p, f), files in sorted(variants.items(), key=lambda kv: str(kv[0]))
             ]
             raise FiqaBenchError(

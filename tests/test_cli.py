@@ -41,6 +41,29 @@ def test_run_writes_results_and_report(small_bench, mbf, tmp_path, isolated_cach
     assert (report_dir / "report.md").read_text() == (out / "report.md").read_text()
 
 
+def test_a_run_beside_results_of_another_preparation_keeps_its_results_and_warns(small_bench, mbf, tmp_path,
+                                                                                   isolated_cache):
+    """The folder holds a run on an earlier preparation of the same benchmark (other image list): the new run is
+    done and written (exit 0); the report, which cannot mix the two, is left as it was, with a one-line warning."""
+    out = tmp_path / "out"
+    common = ["--fr", mbf, "--protocol", str(small_bench), "--out", str(out), "--no-progress"]
+    assert CliRunner().invoke(main, ["run", "--method", "jpeg", *common]).exit_code == 0
+    (old,) = out.glob("mini__jpeg__*.json")
+    record = json.loads(old.read_text())
+    record["protocol"]["faces_sha256"] = "0" * 64  # as if prepared elsewhere
+    old.write_text(json.dumps(record))
+    before = (out / "report.md").read_text()
+    res = CliRunner().invoke(main, ["run", "--method", "blur", *common])
+    assert res.exit_code == 0, res.output
+    assert len(list(out.glob("mini__blur__*.json"))) == 1 and "results:" in res.output
+    warning = [line for line in res.output.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and f"the report in {out} was not refreshed" in warning[0]
+    assert "different protocol versions or pair/face lists" in warning[0] and "own folder" in warning[0]
+    assert (out / "report.md").read_text() == before
+    res = CliRunner().invoke(main, ["report", str(out)])  # the report command still refuses, naming the files
+    assert res.exit_code == 2 and "faces 000000000000: 1 file(s)" in res.output and old.name in res.output
+
+
 def test_list_kind_filter():
     res = CliRunner().invoke(main, ["list", "--kind", "protocol"])
     assert "lfw-templates" in res.output and "backbones" not in res.output
