@@ -14,8 +14,9 @@ process id and only their writer merges or removes them, so concurrent writers n
 
 Failures: an actor whose process dies (a node lost, a kill, out of memory) is restarted and its unfinished
 shards are retried (``max_restarts`` / ``max_task_retries``); a retried shard reuses whatever its first attempt
-flushed to the cache, and counts it as computed by this run (its cache files carry the shard's tag). An error of ours on a worker (a bad image, an adapter that raised) is raised in the driver
-as the same error, with the same one-line message.
+flushed to the cache, and counts it as computed by this run (its cache files carry the shard's tag). An error of
+ours on a worker (a bad image, an adapter that raised) is raised in the driver as the same error, with the same
+one-line message.
 
 Methods on the run's own FR features (``score_embeddings``, e.g. ``norm``) work: the embed stage runs on the
 actors and the method scores the embeddings in the driver. Methods that need the run's backbone

@@ -129,8 +129,7 @@ class ShardWorker:
         of this run's stage ``epoch`` that are already on disk (a shard sent again after its worker died finds
         what its lost attempt flushed; see :meth:`run`)."""
         self.worker.close()
-        track = f"{self.ctx.run_id}/{epoch}" if self.ctx.run_id else None
-        self.worker = StageWorker(self.bench, self.backbone, self.method, self.ctx, track_run=track)
+        self.worker = StageWorker(self.bench, self.backbone, self.method, self.ctx, track_run=self._tag(epoch))
         self.detection_reported = 0
         self._note_rejections()
 
@@ -145,7 +144,14 @@ class ShardWorker:
         """How errors of this worker's own making name it (one line: which machine, which process)."""
         return f"Ray worker on {os.uname().nodename}" if self.RAY else f"worker process {self.pid}"
 
-    def run(self, stage: str, epoch: int, rows: np.ndarray, skipped_items: list, start: int | None = None) -> dict:
+    def _tag(self, epoch: int, start: int | None = None) -> str | None:
+        """``RUN/EPOCH`` (a stage of this run: what the caches track) or ``RUN/EPOCH/START`` (one shard of it: what
+        its cache files carry); None without a run id."""
+        if not self.ctx.run_id:
+            return None
+        return f"{self.ctx.run_id}/{epoch}" + ("" if start is None else f"/{start}")
+
+    def run(self, stage: str, epoch: int, rows: np.ndarray, skipped_items: list, start: int) -> dict:
         """The values of ``stage`` on ``rows`` (shard), with the skips it found and what its source saw.
         ``epoch``: the driver's stage number; a new one rereads the shared caches first. ``start``: the shard's
         first position in the stage's rows, which names the unit of work in the cache (run/epoch/start): an
@@ -160,8 +166,7 @@ class ShardWorker:
             skipped = {int(r): Skipped(int(r), p, why) for r, p, why in skipped_items}
             before = set(skipped)
             base = self.worker.caches(stage)[0]
-            work = f"{self.ctx.run_id}/{epoch}/{start}" if self.ctx.run_id and start is not None else None
-            view = base.view(work)
+            view = base.view(self._tag(epoch, start))
             values, computed = self.worker.run(stage, rows, skipped, cache=view, progress=False)
             computed += len(view.reused)
             # the face source's detection cache merges the shards it wrote at the end of every shard: forget the
