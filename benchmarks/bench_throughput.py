@@ -110,7 +110,7 @@ class ProcessStage:
 
     def __init__(self, bench_dir: Path, shared: Path, workers: int, batch_size: int, cache_root: Path):
         from fiqa_bench.executors import LocalExecutor, StageContext
-        from fiqa_bench.executors.shards import ConfigBuild
+        from fiqa_bench.resolve import ConfigBuild
         from fiqa_bench.runner import RunConfig
 
         self.cache = cache_root / "processes"

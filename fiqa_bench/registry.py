@@ -1,15 +1,25 @@
-"""Plugin registry: methods, backbones and protocols are found through entry-point groups.
+"""Plugin registry: every pluggable kind (methods, backbones, protocols, detectors, executors, prepared-benchmark
+layouts) is found through one entry-point group per kind.
 
 Built-ins are declared in ``pyproject.toml`` exactly as a third-party package declares its own, so there is one
 source of truth. Looking names up reads package metadata only; an adapter's module is imported when its card
 or class is asked for, and adapter modules keep heavy imports (onnxruntime, torch, dlib) inside functions.
 A plugin that fails to import is reported by :func:`failures` and by ``fiqa-bench list``; it is never silently
 dropped.
+
+One cached registry per process: the entry points are read once and read again only when the import path changes
+(a folder added to ``sys.path``, or a folder on it whose contents changed, e.g. a ``pip install`` beside the running
+process); each class is imported once. :func:`lookups` counts the metadata scans and imports, so a caller can check
+that nothing is looked up again after resolution.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
+import os
+import sys
+import threading
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -20,6 +30,9 @@ GROUPS = {
     "method": "fiqa_bench.methods",
     "backbone": "fiqa_bench.backbones",
     "protocol": "fiqa_bench.protocols",
+    "detector": "fiqa_bench.detectors",
+    "executor": "fiqa_bench.executors",
+    "layout": "fiqa_bench.layouts",
 }
 
 
@@ -36,12 +49,24 @@ class Entry:
 
 
 _load_failures: dict[tuple[str, str], str] = {}
+_lock = threading.Lock()
+_scans: dict[str, tuple[tuple, dict[str, Entry]]] = {}  # kind -> (import-path state, entries)
+_classes: dict[tuple[str, str], Any] = {}  # (kind, "module:attr") -> the loaded object
+_counts = {"scans": 0, "imports": 0}
 
 
-def entries(kind: str) -> dict[str, Entry]:
-    """Registered names of one kind (no adapter module is imported)."""
-    if kind not in GROUPS:
-        raise ValueError(f"kind must be one of {sorted(GROUPS)}")
+def _path_state() -> tuple:
+    """What the entry points depend on: the import path, and when each folder on it last changed."""
+    state = []
+    for entry in sys.path:
+        try:
+            state.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            state.append((entry, None))
+    return tuple(state)
+
+
+def _scan(kind: str) -> dict[str, Entry]:
     found: dict[str, Entry] = {}
     for ep in metadata.entry_points(group=GROUPS[kind]):
         dist = getattr(getattr(ep, "dist", None), "name", "") or ""
@@ -52,6 +77,38 @@ def entries(kind: str) -> dict[str, Entry]:
             continue
         found[ep.name] = Entry(kind, ep.name, ep.value, dist)
     return dict(sorted(found.items()))
+
+
+def entries(kind: str) -> dict[str, Entry]:
+    """Registered names of one kind (no adapter module is imported; cached while the import path is unchanged)."""
+    if kind not in GROUPS:
+        raise ValueError(f"kind must be one of {sorted(GROUPS)}")
+    state = _path_state()
+    cached = _scans.get(kind)
+    if cached is not None and cached[0] == state:
+        return dict(cached[1])
+    with _lock:
+        table = _scan(kind)
+        _counts["scans"] += 1
+        _scans[kind] = (state, table)
+    return dict(table)
+
+
+def names(kind: str) -> list[str]:
+    """The registered names of one kind, sorted (e.g. the choices of a command-line option)."""
+    return list(entries(kind))
+
+
+def lookups() -> dict[str, int]:
+    """How many entry-point scans and plugin imports this process has made (each is made once, then cached)."""
+    return dict(_counts)
+
+
+def clear_cache() -> None:
+    """Forget every cached scan and class (tests that install and uninstall distributions in-process)."""
+    with _lock:
+        _scans.clear()
+        _classes.clear()
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -71,16 +128,18 @@ def _unknown(kind: str, name: str) -> UnknownNameError:
 
 
 def load_class(kind: str, name: str) -> Any:
-    """Import and return the class registered as ``name`` (an argument after ':' is ignored here)."""
+    """Import and return the class registered as ``name`` (an argument after ':' is ignored here); each target is
+    imported once per process."""
     base, _ = split_spec(name)
     table = entries(kind)
     if base not in table:
         raise _unknown(kind, base)
     entry = table[base]
+    hit = _classes.get((kind, entry.target))
+    if hit is not None:
+        return hit
     module_name, _, attr = entry.target.partition(":")
     try:
-        import importlib
-
         obj = importlib.import_module(module_name)
         for part in attr.split(".") if attr else []:
             obj = getattr(obj, part)
@@ -91,6 +150,9 @@ def load_class(kind: str, name: str) -> Any:
             f"{kind} {base!r} is registered by {entry.distribution or 'a package'} as {entry.target} "
             f"but failed to load: {msg}"
         ) from exc
+    with _lock:
+        _counts["imports"] += 1
+        _classes[(kind, entry.target)] = obj
     return obj
 
 

@@ -8,22 +8,32 @@ the settings that change the numbers in its file name. Library code only; the CL
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from . import registry
-from .capabilities import check_capabilities
 from .errors import FiqaBenchError, OptionError
 from .evaluation import SELECTIONS, EvalOptions, evaluate
 from .metrics.base import MetricOptions
 from .metrics.edc import PAIR_QUALITY_MODES
 from .metrics.verification import TPR_MODES
+from .resolve import (  # noqa: F401 - re-exported: the runner's public names before the resolver was split out
+    ConfigBuild,
+    _accepts,
+    _reserved_options,
+    build_backbone,
+    build_method,
+    check_method_options,
+    open_protocol,
+    option_files_sha256,
+    typed_backbone_options,
+    typed_method_options,
+)
 from .results import RunRecord, options_digest, suite_info, write_results
 
 log = logging.getLogger(__name__)
@@ -151,88 +161,6 @@ class RunConfig:
                                          rethreshold_fmr=self.rethreshold_fmr))
 
 
-# ----------------------------------------------------------------------------------------------- protocol
-def open_protocol(spec: str, data: str | None = None):
-    """A protocol instance from a registered name (``lfw``, ``ijbc``, ``ijb-layout:PATH``) or a folder written by
-    ``fiqa-bench prepare`` (the layout readers recognise it: :func:`fiqa_bench.protocols._layout.sniff_layout`)."""
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        from .protocols._layout import sniff_layout
-
-        layout = sniff_layout(path)
-        if layout not in ("ijb", "ytf"):
-            raise FiqaBenchError(f"{path}: not a benchmark folder (no benchmark.json, IJB meta/ or YTF splits.txt)")
-        return registry.create("protocol", f"{layout}-layout:{path}")
-    name, arg = registry.split_spec(spec)
-    cls = registry.load_class("protocol", name)
-    if getattr(cls, "argument", None):
-        return registry.create("protocol", spec)
-    return registry.create("protocol", spec, root=data)
-
-
-def _accepts(cls_or_fn: Callable, name: str) -> bool:
-    try:
-        params = inspect.signature(cls_or_fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def _keyword_names(cls_or_fn: Callable) -> list[str]:
-    """The keyword parameters a constructor takes (``**kwargs`` not listed)."""
-    try:
-        params = inspect.signature(cls_or_fn).parameters
-    except (TypeError, ValueError):
-        return []
-    return [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-
-
-def check_method_options(name: str, options: dict[str, str], reserved: dict[str, str] | None = None) -> None:
-    """Raise :class:`OptionError` naming the method and the option when its constructor does not take it.
-
-    ``reserved``: options the runner sets itself (``seed`` from ``--seed``, the run's ``backbone``), with the
-    reason; they cannot be given as method options.
-    """
-    import difflib
-
-    cls = registry.load_class("method", name)
-    takes = [n for n in _keyword_names(cls) if n not in (reserved or {})]
-    for key in options:
-        if reserved and key in reserved:
-            raise OptionError(f"method {name!r}: option {key!r} cannot be given with --method-option "
-                              f"({reserved[key]})")
-        if not _accepts(cls, key):
-            close = difflib.get_close_matches(key, takes, n=1, cutoff=0.6)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            listed = ", ".join(takes) if takes else "none"
-            raise OptionError(f"method {name!r} has no option {key!r}.{hint} Its options: {listed}")
-
-
-def option_files_sha256(options: dict[str, str]) -> dict[str, str]:
-    """sha256 of every option value that names an existing file (weights, models), keyed by option."""
-    from .download import file_sha256
-
-    out = {}
-    for key, value in sorted(options.items()):
-        path = Path(value).expanduser()
-        try:
-            is_file = path.is_file()
-        except (OSError, ValueError):
-            is_file = False
-        if is_file:
-            out[key] = file_sha256(path)
-    return out
-
-
-def _reserved_options(mcls) -> dict[str, str]:
-    reserved = {}
-    if _accepts(mcls, "seed"):
-        reserved["seed"] = "set it with --seed"
-    if getattr(mcls.card, "needs_backbone", False):
-        reserved["backbone"] = "the run's FR backbone (--fr) is passed"
-    return reserved
-
-
 # ----------------------------------------------------------------------------------------------- run
 def _backbone_label(spec: str) -> str:
     """The backbone as results name it: ``onnx:<file name>`` for a path (never the machine's path)."""
@@ -265,63 +193,6 @@ def card_summary(card: Any) -> dict:
             described = described.replace(name, Path(name).name)
     return {"summary": getattr(card, "summary", ""), "paper": getattr(card, "paper", ""),
             "licence": getattr(card, "licence", ""), "weights": described}
-
-
-def build_method(cfg: RunConfig, backbone: Any):
-    """The quality method of ``cfg`` (None without one), constructed with the run's seed/backbone and its options."""
-    if cfg.method is None:
-        return None
-    mcls = registry.load_class("method", cfg.method)
-    kwargs: dict[str, Any] = {}
-    if _accepts(mcls, "seed"):
-        kwargs["seed"] = cfg.seed
-    if getattr(mcls.card, "needs_backbone", False):
-        kwargs["backbone"] = backbone
-        check_capabilities(mcls, backbone)  # the method's needs_capabilities vs the backbone's card (issue 13)
-    method_options = typed_method_options(cfg.method, dict(cfg.method_options), mcls)
-    if not method_options:
-        return registry.create("method", cfg.method, **kwargs)
-    try:
-        return registry.create("method", cfg.method, **kwargs, **method_options)
-    except FiqaBenchError:
-        raise
-    except (TypeError, ValueError) as exc:
-        given = ", ".join(f"{k}={v}" for k, v in method_options.items())
-        raise OptionError(f"method {cfg.method!r} rejected its options ({given}): "
-                          f"{type(exc).__name__}: {exc}") from exc
-
-
-def typed_method_options(name: str, given: dict[str, str], mcls=None) -> dict[str, Any]:
-    """The method's options as typed values (fiqa_bench.options), checked before any work."""
-    from .options import parse_options
-
-    mcls = mcls or registry.load_class("method", name)
-    return parse_options(mcls, f"method {name!r}", given, _reserved_options(mcls))
-
-
-def typed_backbone_options(cfg: RunConfig) -> dict[str, Any]:
-    from .options import parse_options
-
-    bname, _ = registry.split_spec(cfg.backbone)
-    bcls = registry.load_class("backbone", cfg.backbone)
-    reserved = {"flip": "use --flip"} if cfg.flip else {}
-    return parse_options(bcls, f"backbone {cfg.backbone!r}", dict(cfg.backbone_options), reserved)
-
-
-def build_backbone(cfg: RunConfig):
-    kwargs: dict[str, Any] = typed_backbone_options(cfg)
-    if cfg.flip:
-        kwargs["flip"] = True
-    try:
-        return registry.create("backbone", cfg.backbone, **kwargs)
-    except FiqaBenchError:
-        raise
-    except (TypeError, ValueError) as exc:
-        if not cfg.backbone_options:
-            raise
-        given = ", ".join(f"{k}={v}" for k, v in cfg.backbone_options)
-        raise OptionError(f"backbone {cfg.backbone!r} rejected its options ({given}): "
-                          f"{type(exc).__name__}: {exc}") from exc
 
 
 def run_settings(cfg: RunConfig, method_ran: bool, method_takes_seed: bool, detection_used: bool,
@@ -363,18 +234,9 @@ def run_settings(cfg: RunConfig, method_ran: bool, method_takes_seed: bool, dete
 
 
 def make_executor(cfg: RunConfig):
-    """The executor of ``cfg`` (:mod:`fiqa_bench.executors`); ``ray`` fails here, before any work, when Ray is
-    not installed."""
-    from .executors import LocalExecutor
-    from .executors.shards import ConfigBuild
-
-    if cfg.executor == "local":
-        if cfg.ray_address is not None:
-            raise OptionError("--ray-address needs --executor ray")
-        return LocalExecutor(ConfigBuild(cfg))
-    from .executors.ray import RayExecutor
-
-    return RayExecutor(ConfigBuild(cfg), address=cfg.ray_address, actors=cfg.ray_actors, progress=cfg.progress)
+    """The executor of ``cfg``, by its registered name (entry-point group ``fiqa_bench.executors``: ``local``,
+    ``ray`` and any a package registers); ``ray`` fails here, before any work, when Ray is not installed."""
+    return registry.load_class("executor", cfg.executor).from_run(ConfigBuild(cfg), cfg)
 
 
 def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:

@@ -1,6 +1,6 @@
-"""Small pieces every protocol reader shares: the ``benchmark.json`` of prepared layouts (and which layout a folder
-is, :func:`sniff_layout`), the message for gated datasets, and strict option handling (a misspelt option must not
-be silently ignored)."""
+"""Small pieces every protocol reader shares: the ``benchmark.json`` of prepared layouts (which reader
+recognises a folder is :func:`fiqa_bench.layouts.sniff_layout`, over the registered layouts), the message for
+gated datasets, and strict option handling (a misspelt option must not be silently ignored)."""
 
 from __future__ import annotations
 
@@ -49,19 +49,6 @@ def declared_layout(root: Path) -> str | None:
         return None
     found = data.get("layout") if isinstance(data, dict) else None
     return found if isinstance(found, str) else None
-
-
-def sniff_layout(root: str | Path) -> str | None:
-    """``"ijb"`` or ``"ytf"``: which layout reader recognises the folder ``root`` (each reader's ``sniff``, from
-    the file names its writer, ``fiqa-bench prepare``, uses), or None. The protocol is then ``<layout>-layout:ROOT``."""
-    from .ijb import IJBLayout
-    from .ytf import YTFLayout
-
-    root = Path(root)
-    for layout, reader in (("ijb", IJBLayout), ("ytf", YTFLayout)):
-        if reader.sniff(root):
-            return layout
-    return None
 
 
 def gated_help(name: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fiqa_bench.evaluation import evaluate
-from fiqa_bench.executors.shards import ConfigBuild
+from fiqa_bench.resolve import ConfigBuild
 from fiqa_bench.runner import RunConfig
 
 

@@ -112,3 +112,66 @@ def test_importing_inference_modules_loads_no_training_code():
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["leaks"] == {} and got["training"] == [], got
     assert len(names) - len(got["failed"]) > 40  # the check ran on the package, not on a list of failed imports
+
+
+def _graph() -> dict[str, set[str]]:
+    """{module: the package modules it imports}, function-level imports included."""
+    modules = _modules()
+    return {name: {t for t in imports_of(name, path) if t in modules and t != name} for name, path in modules.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_cycle_finder_finds_a_circle_through_a_function_level_import():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_in_the_package():
+    """No circle of imports anywhere in the package, imports inside functions included: each layer can be read,
+    tested and replaced without the ones above it."""
+    cycles = _cycles(_graph())
+    assert cycles == [], f"import cycles: {cycles}"
+
+
+def test_executors_never_import_the_runner():
+    """Executors get a picklable recipe (fiqa_bench.resolve.ConfigBuild) and call it; they never reach back into
+    the runner that drives them."""
+    graph = _graph()
+    executors = [m for m in graph if _touches(m, "fiqa_bench.executors")]
+    assert len(executors) >= 5
+    bad = {m: sorted(t for t in graph[m] if t == "fiqa_bench.runner") for m in executors}
+    assert not {k: v for k, v in bad.items() if v}

@@ -9,7 +9,8 @@ import shutil
 
 import pytest
 
-from fiqa_bench.protocols._layout import LAYOUT_FILE, sniff_layout
+from fiqa_bench.layouts import sniff_layout
+from fiqa_bench.protocols._layout import LAYOUT_FILE
 from fiqa_bench.protocols.ijb import IJBLayout
 from fiqa_bench.protocols.ytf import YTFLayout
 

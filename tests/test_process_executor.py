@@ -16,7 +16,7 @@ from _executors import evaluate_with as _evaluate
 from _executors import run_config as _cfg
 from fiqa_bench.evaluation import evaluate
 from fiqa_bench.executors import LocalExecutor
-from fiqa_bench.executors.shards import ConfigBuild
+from fiqa_bench.resolve import ConfigBuild
 from fiqa_bench.runner import RunConfig, make_executor
 
 pytestmark = pytest.mark.shared

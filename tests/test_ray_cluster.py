@@ -12,7 +12,8 @@ import pytest
 from test_ray_executor import KillingBuild, _cfg, _evaluate, assert_same, ray  # noqa: E402 (skips without Ray)
 
 from fiqa_bench.executors import LocalExecutor  # noqa: E402
-from fiqa_bench.executors.ray import ConfigBuild, RayExecutor  # noqa: E402
+from fiqa_bench.executors.ray import RayExecutor
+from fiqa_bench.resolve import ConfigBuild  # noqa: E402
 
 ray.cloudpickle.register_pickle_by_value(sys.modules["test_ray_executor"])
 

@@ -202,6 +202,14 @@ class Executor(ABC):
 
     name: str = ""
 
+    @classmethod
+    def from_run(cls, build, config) -> "Executor":
+        """The executor for a run: ``build`` is the picklable recipe workers rebuild the run's adapters from,
+        ``config`` the run's configuration (its executor settings, e.g. ``ray_address``, are read by name). Called
+        through the registry (entry-point group ``fiqa_bench.executors``), so an executor from another package is
+        chosen with ``--executor NAME`` like the built-ins."""
+        return cls(build)
+
     @abstractmethod
     def open(self, bench, backbone, method, ctx: StageContext) -> None: ...
 

@@ -27,12 +27,20 @@ MIN_PROCESS_ROWS = 8192  # below this, starting the worker processes costs more 
 
 
 class LocalExecutor(Executor):
-    """``build``: the picklable recipe of the run's adapters (:class:`~.shards.ConfigBuild`), which worker
+    """``build``: the picklable recipe of the run's adapters (:class:`fiqa_bench.resolve.ConfigBuild`), which worker
     processes need; None: every stage in this process. ``processes``: worker processes for a large stage (0: one
     per decode worker of the run, at most the CPUs; 1: none). ``min_process_rows``: the smallest stage sent to
     them."""
 
     name = "local"
+
+    @classmethod
+    def from_run(cls, build, config) -> "LocalExecutor":
+        if getattr(config, "ray_address", None) is not None:
+            from ..errors import OptionError
+
+            raise OptionError("--ray-address needs --executor ray")
+        return cls(build)
 
     def __init__(self, build: Callable | None = None, *, processes: int = 0,
                  min_process_rows: int = MIN_PROCESS_ROWS) -> None:

@@ -4,7 +4,7 @@ Threads in one interpreter share its lock: the Python between the C calls of the
 keys, landmark checks, batching) serialises, and a 2-core machine ran the quality stage at 0.4 of decode-only
 speed with half its CPU time idle. Worker processes each hold a :class:`~.shards.ShardWorker` (one model
 session with one inference thread, one face source, the caches), rebuilt from the run's picklable recipe
-(:class:`~.shards.ConfigBuild`) as Ray actors are; the driver sends shards of whole batches and places each
+(:class:`fiqa_bench.resolve.ConfigBuild`) as Ray actors are; the driver sends shards of whole batches and places each
 shard's values by row, so values, counts and skips equal the in-process path's whatever order shards finish in.
 
 Processes start from a fork server (``multiprocessing`` "forkserver": a clean single-threaded process that imported

@@ -2,7 +2,7 @@
 
 Each actor holds ONE worker (:class:`~.base.StageWorker`: one model session, one face source, the caches). An
 adapter object with an onnxruntime session does not pickle, so an actor builds its own from a picklable recipe
-(:class:`ConfigBuild`: the run's :class:`~fiqa_bench.runner.RunConfig`, i.e. registry names and options, the
+(:class:`fiqa_bench.resolve.ConfigBuild`: the run's registry names and options, the
 protocol folder) and the :class:`~.base.StageContext` (dataset id, cache identities, face-source options, the
 cache folder). The driver splits the rows into shards (whole batches, so every adapter call sees the batch it
 sees locally), sends them to the actors, and places each shard's values by row: metrics and raw arrays equal
@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import FiqaBenchError, MissingDependencyError
 from ..stages import Skipped
 from .base import Executor, SourceReport, StageContext
-from .shards import ConfigBuild, ShardWorker, reraise  # noqa: F401 - ConfigBuild: the recipe, imported from here
+from .shards import ShardWorker, reraise
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,16 @@ class RayShardWorker(ShardWorker):
 
 
 class RayExecutor(Executor):
-    """Shards of rows on Ray actors. ``build``: the picklable recipe of the adapters (:class:`ConfigBuild`);
+    """Shards of rows on Ray actors. ``build``: the picklable recipe of the adapters (:class:`fiqa_bench.resolve.ConfigBuild`);
     ``address``: an existing cluster (``ray start --head``), else a local Ray instance with ``num_cpus`` CPUs
     (default: this machine's) is started, and shut down at the end; ``actors``: how many (0: one per
     ``cpus_per_actor`` CPUs of the cluster); ``shard_order_seed``: send shards in a shuffled order (tests)."""
 
     name = "ray"
+
+    @classmethod
+    def from_run(cls, build, config) -> "RayExecutor":
+        return cls(build, address=config.ray_address, actors=config.ray_actors, progress=config.progress)
 
     def __init__(self, build: Callable, *, address: str | None = None, num_cpus: int | None = None,
                  actors: int = 0, cpus_per_actor: float = 1, shard_size: int = SHARD_SIZE,

@@ -1,8 +1,8 @@
 """What a worker process of a sharded executor holds and does, shared by the ``ray`` executor's actors and the
 ``local`` executor's worker processes (:mod:`.processes`).
 
-A worker rebuilds the run's adapters from a picklable recipe (:class:`ConfigBuild`: the run's
-:class:`~fiqa_bench.runner.RunConfig`, i.e. registry names and options, the protocol folder), holds ONE
+A worker rebuilds the run's adapters from a picklable recipe (e.g. :class:`fiqa_bench.resolve.ConfigBuild`: the
+run's registry names and options, the protocol folder; the executors only call it), holds ONE
 :class:`~.base.StageWorker` (one model session, one face source, the caches) and computes shards of rows
 (:meth:`ShardWorker.run`); errors of ours travel back as (class, args, attributes) and are raised again in the
 driver with the same one-line message (:func:`portable_error`, :func:`reraise`).
@@ -10,32 +10,16 @@ driver with the same one-line message (:func:`portable_error`, :func:`reraise`).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from ..errors import FiqaBenchError
 from ..stages import Skipped
 from .base import StageContext, StageWorker
-
-
-@dataclasses.dataclass(frozen=True)
-class ConfigBuild:
-    """Picklable recipe of a run's adapters: rebuilds (benchmark, backbone, method) from a RunConfig through the
-    registry, as the runner does (the method is built on the actor's own backbone)."""
-
-    config: Any  # fiqa_bench.runner.RunConfig
-
-    def __call__(self):
-        from ..runner import build_backbone, build_method, open_protocol
-
-        bench = open_protocol(self.config.protocol, self.config.data).load()
-        backbone = build_backbone(self.config)
-        return bench, backbone, build_method(self.config, backbone)
 
 
 def portable_error(exc: BaseException) -> tuple:

@@ -380,18 +380,16 @@ class ScrfdDetector:
         )
 
 
-DETECTORS = {"yunet": YuNetDetector, "scrfd": ScrfdDetector}
-
-
 def make_detector(name: str = "yunet", **kw):
-    """A detector by name (``yunet`` or ``scrfd``); keyword arguments go to its constructor."""
-    try:
-        cls = DETECTORS[name.lower()]
-    except KeyError:
-        from ..errors import UnknownNameError
+    """A face detector by its registered name (entry-point group ``fiqa_bench.detectors``: ``yunet``, ``scrfd`` and
+    any a package registers); keyword arguments go to its constructor."""
+    from .. import registry
+    from ..errors import UnknownNameError
 
-        raise UnknownNameError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}") from None
-    return cls(**kw)
+    known = registry.names("detector")
+    if name.lower() not in known:
+        raise UnknownNameError(f"unknown face detector {name!r}; choose one of {', '.join(known)}")
+    return registry.create("detector", name.lower(), **kw)
 
 
 def _box_centre(det: Detection) -> np.ndarray:

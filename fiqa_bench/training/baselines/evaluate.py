@@ -114,7 +114,7 @@ class FaceRebuilder:
     @staticmethod
     def unavailable(data: BaselineSet) -> str | None:
         """Why faces cannot be rebuilt for ``data`` (None: they can)."""
-        from fiqa_bench.faces.detect import DETECTORS
+        from fiqa_bench import registry
 
         sources = np.unique(data.data.sources)
         missing = [s for s in sources.tolist() if not s or not Path(s).is_file()]
@@ -124,7 +124,7 @@ class FaceRebuilder:
                     f"the source photos")
         if data.landmarks is None:
             name = str(data.meta.get("detector", "")).split("-")[0]
-            if name not in DETECTORS:
+            if name not in registry.names("detector"):
                 return (f"the set stores no landmarks and its detector {data.meta.get('detector')!r} cannot be "
                         f"re-run; rebuild the set with `fiqa-bench train-baseline data`")
         return None
