@@ -26,8 +26,8 @@ LANDMARK_COLUMNS = [f"{axis}{i}" for i in range(5) for axis in ("lx", "ly")]
 FACE_COLUMNS = ["path", "identity", "group", "media", "face_score", *LANDMARK_COLUMNS]
 PAIR_COLUMNS = ["a", "b", "label", "fold"]
 
-#: The declared metrics (``fiqa_bench.metrics.<key>``) each kind of protocol reports, in display order. A new
-#: metric is one module in ``fiqa_bench/metrics/`` plus its key here.
+#: The declared metrics (registered keys, entry-point group ``fiqa_bench.metrics``) each kind of protocol reports, in
+#: display order.
 METRICS_BY_KIND = {
     "tpr_at_fpr": ("tpr_at_fpr", "edc_fnm", "edc_fm", "edc_fnm_rethreshold"),
     "kfold_accuracy": ("accuracy", "edc_fnm", "edc_fm", "edc_fnm_rethreshold"),

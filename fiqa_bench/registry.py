@@ -1,5 +1,5 @@
-"""Plugin registry: every pluggable kind (methods, backbones, protocols, detectors, executors, prepared-benchmark
-layouts) is found through one entry-point group per kind.
+"""Plugin registry: every pluggable kind (methods, backbones, protocols, metrics, detectors, executors,
+prepared-benchmark layouts) is found through one entry-point group per kind.
 
 Built-ins are declared in ``pyproject.toml`` exactly as a third-party package declares its own, so there is one
 source of truth. Looking names up reads package metadata only; an adapter's module is imported when its card
@@ -33,6 +33,7 @@ GROUPS = {
     "detector": "fiqa_bench.detectors",
     "executor": "fiqa_bench.executors",
     "layout": "fiqa_bench.layouts",
+    "metric": "fiqa_bench.metrics",
 }
 
 

@@ -1,7 +1,7 @@
 """Declared metrics: what a metric needs, how it is computed, formatted and compared — declared once.
 
-A metric is a :class:`Metric` object in a module of this package named after its key (``fiqa_bench.metrics.edc_fnm``
-holds ``METRIC``). The runner, the CLI summary, ``rescore`` and the report loop over the keys a protocol kind
+A metric is a :class:`Metric` object registered under its key in the entry-point group ``fiqa_bench.metrics`` (the
+built-ins as ``edc_fnm = "fiqa_bench.metrics.edc_fnm:METRIC"``, exactly as another package registers its own). The runner, the CLI summary, ``rescore`` and the report loop over the keys a protocol kind
 lists (:data:`fiqa_bench.benchmark.METRICS_BY_KIND`) instead of branching on names, so a new metric is one new
 module plus one line in that list. Every metric is computed from :class:`PairData` alone — the arrays kept in the
 ``.npz`` beside each results file — so any number can be recomputed and checked.
@@ -136,14 +136,17 @@ class Metric:
 
 
 def get_metric(key: str) -> Metric:
-    """The declared metric of ``key`` (module ``fiqa_bench.metrics.<key>``, attribute ``METRIC``)."""
+    """The declared metric registered as ``key`` (entry-point group ``fiqa_bench.metrics``; loaded once)."""
+    from .. import registry
+    from ..errors import FiqaBenchError
+
     if not _KEY.match(str(key)):
         raise KeyError(f"not a metric key: {key!r}")
     try:
-        module = importlib.import_module(f"fiqa_bench.metrics.{key}")
-    except ModuleNotFoundError as exc:
-        raise KeyError(f"no metric {key!r} (no module fiqa_bench.metrics.{key})") from exc
-    metric = getattr(module, "METRIC", None)
+        metric = registry.load_class("metric", key)
+    except FiqaBenchError as exc:
+        raise KeyError(str(exc)) from exc
     if not isinstance(metric, Metric) or metric.key != key:
-        raise KeyError(f"fiqa_bench.metrics.{key} does not declare METRIC with key {key!r}")
+        raise KeyError(f"metric {key!r} is registered as {registry.entries('metric')[key].target}, which is not a "
+                       f"Metric declared with key {key!r}")
     return metric
