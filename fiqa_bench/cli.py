@@ -13,19 +13,104 @@ from . import __version__
 from .errors import FiqaBenchError
 
 
+def _command_path(ctx: click.Context | None) -> str:
+    """``fiqa-bench`` + the sub-command names below the root group, however it was invoked (the console script,
+    ``python -m fiqa_bench``, a test runner)."""
+    names: list[str] = []
+    c = ctx
+    while c is not None and c.parent is not None:
+        names.insert(0, c.info_name or c.command.name)
+        c = c.parent
+    if c is not None and c.command is not main:  # a sub-group invoked on its own (e.g. by a test runner)
+        names.insert(0, c.command.name)
+    return " ".join(["fiqa-bench", *names])
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of an option's help, without its full stop (``e.g.``, ``Eq. 1`` do not end one)."""
+    import re
+
+    return re.split(r"(?<=\.)\s+(?=[A-Z])", " ".join(text.split()))[0].rstrip(".")
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    """The one line a usage error prints: ``error: fiqa-bench COMMAND: message`` (click's own text, its layout
+    folded into one line; a missing option adds the first sentence of its help)."""
+    message = " ".join(exc.format_message().split())
+    param = getattr(exc, "param", None)
+    if isinstance(exc, click.MissingParameter) and param is not None and getattr(param, "help", None):
+        message = f"{message.rstrip('.')} ({_first_sentence(param.help)})."
+    return f"error: {_command_path(exc.ctx)}: {message}"
+
+
+class _OneLineUsageError(click.ClickException):
+    """A usage error already folded into its one line; shown as it is, exit code 2 (click would add usage lines)."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(self.message, file=file, err=True)
+
+
+class _IntRange(click.IntRange):
+    """An integer option with a range: a non-number reads "'x' is not a valid integer." (click's own says "integer
+    range"), its help shows the range."""
+
+    name = "integer"
+
+
+class _FloatRange(click.FloatRange):
+    """A number option with a range (see :class:`_IntRange`)."""
+
+    name = "float"
+
+
+class _AllOrCount(click.ParamType):
+    """``all`` or a positive number (``prepare --impostors``)."""
+
+    name = "all|N"
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip()
+        if text == "all":
+            return text
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        self.fail(f"{value!r} is neither 'all' nor a positive integer.", param, ctx)
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "all|N"
+
+
 class _CleanErrors(click.Group):
-    """Print fiqa-bench errors as one clear line (file/line/adapter named) instead of a traceback."""
+    """Print fiqa-bench errors as one clear line (file/line/adapter named) instead of a traceback, and click's usage
+    errors (no arguments, a missing option, a malformed value) as one line naming the command, exit code 2."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        # the group with no sub-command reaches invoke (below), which says so in one line, instead of click's help
+        kwargs.setdefault("invoke_without_command", True)
+        kwargs.setdefault("subcommand_metavar", "COMMAND [ARGS]...")  # a command is still needed (usage line)
+        super().__init__(*args, **kwargs)
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:  # the group's own options: `fiqa-bench --bogus`
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise _OneLineUsageError(_usage_line(exc)) from None
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            rv = super().invoke(ctx)
+            if ctx.invoked_subcommand is None:  # `fiqa-bench`, `fiqa-bench -v`, `fiqa-bench train-baseline`
+                names = ", ".join(self.list_commands(ctx))
+                raise click.UsageError(f"missing a command ({names}); `{_command_path(ctx)} --help` says what "
+                                       f"each does.", ctx=ctx)
+            return rv
         except FiqaBenchError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except click.UsageError as exc:  # one line, like every other error (click would add usage lines)
-            where = f"fiqa-bench {exc.ctx.command.name}: " if exc.ctx is not None and exc.ctx.parent else ""
-            click.echo(f"error: {where}{exc.format_message()}", err=True)
-            sys.exit(2)
+            raise _OneLineUsageError(_usage_line(exc)) from None
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except OSError as exc:  # a safety net: an OS error not already named by the code that met it
@@ -52,7 +137,7 @@ def main(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
 
 
-@main.command("list")
+@main.command("list", short_help="List the registered methods, backbones and protocols.")
 @click.option("--kind", type=click.Choice(["method", "backbone", "protocol"]), default=None,
               help="Only this kind of plugin.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -109,8 +194,8 @@ def _run_config_options(f):
         flag = meta.get("flag") or "--" + fld.name.replace("_", "-")
         decls = [flag] + ([meta["short"]] if meta.get("short") else []) + [fld.name]
         kwargs: dict = {"help": meta.get("help", "")}
-        default = fld.default if fld.default is not MISSING else None
-        required = fld.default is MISSING
+        required = fld.default is MISSING  # no default in RunConfig: a required option (no default=None given to
+        default = None if required else fld.default  # click, which would count None as a value and pass it on)
         if meta.get("repeat"):
             kwargs.update(multiple=True, metavar=meta.get("metavar") or "KEY=VALUE")
         elif isinstance(default, bool):
@@ -118,11 +203,13 @@ def _run_config_options(f):
         elif meta.get("choices"):
             kwargs.update(type=click.Choice(list(meta["choices"])), default=default, show_default=True)
         elif isinstance(default, int) and fld.type in ("int", int):
-            kwargs.update(type=click.IntRange(meta.get("min"), meta.get("max")), default=default, show_default=True)
+            kwargs.update(type=_IntRange(meta.get("min"), meta.get("max")), default=default, show_default=True)
         elif isinstance(default, float):
-            kwargs.update(type=click.FloatRange(meta.get("min"), meta.get("max")), default=default, show_default=True)
+            kwargs.update(type=_FloatRange(meta.get("min"), meta.get("max")), default=default, show_default=True)
+        elif required:
+            kwargs.update(required=True)
         else:
-            kwargs.update(default=default, required=required, show_default=default is not None)
+            kwargs.update(default=default, show_default=default is not None)
         f = click.option(*decls, **kwargs)(f)
     return f
 
@@ -137,7 +224,7 @@ def _pairs(items, hint: str) -> tuple:
     return tuple(out)
 
 
-@main.command("run")
+@main.command("run", short_help="Evaluate a quality method and write a results file.")
 @_run_config_options
 @click.option("--skip-bad-images", is_flag=True, help="Same as --on-bad-image skip.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
@@ -216,7 +303,7 @@ def _summary(record: dict) -> str:
     return "\n".join(lines)
 
 
-@main.command("rescore")
+@main.command("rescore", short_help="Check results files against their raw data.")
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 def rescore_cmd(results) -> None:
     """Recompute every metric of RESULTS files from their .npz raw data alone and check they agree (exit 1 if not)."""
@@ -236,7 +323,7 @@ def rescore_cmd(results) -> None:
         sys.exit(1)
 
 
-@main.command("compare")
+@main.command("compare", short_help="Compare methods with paired bootstrap intervals.")
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def compare_cmd(results, as_json) -> None:
@@ -251,7 +338,7 @@ def compare_cmd(results, as_json) -> None:
     click.echo(json.dumps(to_json(groups), indent=2) if as_json else render_text(groups))
 
 
-@main.command("report")
+@main.command("report", short_help="Render report tables from a folder of results.")
 @click.argument("results_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "-o", default=None, type=click.Path(file_okay=False), help="Default: RESULTS_DIR.")
 def report_cmd(results_dir, out) -> None:
@@ -263,15 +350,17 @@ def report_cmd(results_dir, out) -> None:
         click.echo(str(p))
 
 
-@main.command("prepare")
+@main.command("prepare", short_help="Turn folders of photos into a benchmark folder.")
 @click.argument("paths", nargs=-1, required=True, metavar="SRC[:pad=F]... OUT")
 @click.option("--name", required=True, help="Benchmark name (file prefix in meta/, protocol name in results).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=_IntRange(min=0))
 @click.option("--layout", type=click.Choice(["ijb", "ytf", "both"]), default="ijb", show_default=True)
-@click.option("--templates-per-identity", default=2, show_default=True)
-@click.option("--min-images", default=4, show_default=True, help="Identities with fewer photos are excluded (listed).")
-@click.option("--impostors", default="all", show_default=True, help="'all' or a number of sampled impostor pairs.")
-@click.option("--degrade", "degrade_fraction", default=0.0, show_default=True,
+@click.option("--templates-per-identity", default=2, show_default=True, type=_IntRange(min=2))
+@click.option("--min-images", default=4, show_default=True, type=_IntRange(min=1),
+              help="Identities with fewer photos are excluded (listed).")
+@click.option("--impostors", default="all", show_default=True, type=_AllOrCount(),
+              help="'all' or a number of sampled impostor pairs.")
+@click.option("--degrade", "degrade_fraction", default=0.0, show_default=True, type=_FloatRange(0, 1, max_open=True),
               help="Fraction of each template's photos to degrade (blur, downscale, JPEG, noise, occlusion).")
 @click.option("--detector", type=click.Choice(["yunet", "scrfd"]), default="yunet", show_default=True)
 @click.option("--part", type=click.Choice(["all", "train", "eval"]), default="all", show_default=True,
@@ -296,21 +385,24 @@ def prepare_cmd(paths, name, seed, layout, templates_per_identity, min_images, i
     click.echo(json.dumps(summary, indent=2, default=str))
 
 
-@main.command("label")
+@main.command("label", short_help="Label photos with Eq. 1 quality labels for training.")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--fr", "backbone", required=True, multiple=True,
               help="FR backbone whose embeddings define the labels (Eq. 1). Repeat it to average over several: "
                    "each backbone's own Eq. 1 label, then their mean.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the labelled set.")
-@click.option("--size", default=64, show_default=True, help="Side of the aligned crops stored for training.")
-@click.option("--min-images", default=2, show_default=True, help="Identities with fewer photos are left out.")
-@click.option("--max-images", default=None, type=int, help="Identities with more photos are left out.")
+@click.option("--size", default=64, show_default=True, type=_IntRange(min=1),
+              help="Side of the aligned crops stored for training.")
+@click.option("--min-images", default=2, show_default=True, type=_IntRange(min=1),
+              help="Identities with fewer photos are left out.")
+@click.option("--max-images", default=None, type=_IntRange(min=1), help="Identities with more photos are left out.")
 @click.option("--part", type=click.Choice(["all", "train", "eval"]), default="train", show_default=True,
               help="Identities of this part of the train/eval split (fiqa_bench.splits).")
-@click.option("--degraded-copies", default=1, show_default=True,
+@click.option("--degraded-copies", default=1, show_default=True, type=_IntRange(min=0),
               help="Seeded degraded copies per photo, labelled by the same Eq. 1, so labels cover low quality.")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--pad", default=0.0, show_default=True, help="Padding before detection (0.25 for tight crops like LFW).")
+@click.option("--seed", default=0, show_default=True, type=_IntRange(min=0))
+@click.option("--pad", default=0.0, show_default=True, type=_FloatRange(min=0),
+              help="Padding before detection (0.25 for tight crops like LFW).")
 @click.option("--detector", type=click.Choice(["yunet", "scrfd"]), default="yunet", show_default=True)
 @click.option("--no-progress", is_flag=True)
 def label_cmd(sources, backbone, out, size, min_images, max_images, part, degraded_copies, seed, pad, detector,
@@ -346,15 +438,15 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
     click.echo(f"{len(labels)} labelled crops of {len(set(map(str, ts.identities)))} identities -> {folder}")
 
 
-@main.command("train")
+@main.command("train", short_help="Train a quality network and export it to ONNX.")
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False))
 @click.option("--net", default="tinyfqnet", show_default=True, help="tinyfqnet or a Table 6 network name.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Exported ONNX file.")
-@click.option("--epochs", default=17, show_default=True)
-@click.option("--lr", default=0.01, show_default=True)
-@click.option("--lr-step", default=5, show_default=True)
-@click.option("--batch-size", default=1024, show_default=True)
-@click.option("--weight-decay", default=1e-4, show_default=True)
+@click.option("--epochs", default=17, show_default=True, type=_IntRange(min=1))
+@click.option("--lr", default=0.01, show_default=True, type=_FloatRange(min=0, min_open=True))
+@click.option("--lr-step", default=5, show_default=True, type=_IntRange(min=1))
+@click.option("--batch-size", default=1024, show_default=True, type=_IntRange(min=1))
+@click.option("--weight-decay", default=1e-4, show_default=True, type=_FloatRange(min=0))
 @click.option("--loss", type=click.Choice(["l1", "mse"]), default="l1", show_default=True)
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True,
               help="SGD with momentum (the paper's) or Adam (--lr is then its step size, e.g. 0.003).")
@@ -362,10 +454,12 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
 @click.option("--label-scaling", type=click.Choice(["minmax", "clip"]), default="minmax", show_default=True,
               help="Targets: labels mapped from the training range to [0, 1] (minmax) or clipped to [0, 1] (clip, "
                    "the paper as written).")
-@click.option("--min-images", default=2, show_default=True, help="Identity filter of the balanced sampling.")
-@click.option("--val-fraction", default=0.1, show_default=True, help="Fraction of identities held out.")
+@click.option("--min-images", default=2, show_default=True, type=_IntRange(min=1),
+              help="Identity filter of the balanced sampling.")
+@click.option("--val-fraction", default=0.1, show_default=True, type=_FloatRange(0, 1, max_open=True),
+              help="Fraction of identities held out.")
 @click.option("--hflip", is_flag=True, help="Mirror each training image with probability 1/2 (seeded).")
-@click.option("--pair-weight", default=0.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--pair-weight", default=0.0, show_default=True, type=_FloatRange(min=0),
               help="Weight of the within-photo difference term: each row is paired with another version of its "
                    "photo and the difference of their predictions regresses the difference of their labels "
                    "(0: the paper's loss alone).")
@@ -378,10 +472,10 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
               help="Repeat the training rows of a degradation kind (or kind/level, e.g. jpeg/strong) N times in "
                    "all after the sampling; repeatable.")
 @click.option("--channels-last", is_flag=True, help="NHWC memory layout while training (faster on CPU).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=_IntRange(min=0))
 @click.option("--checkpoints", default=None, type=click.Path(file_okay=False),
               help="Checkpoint folder (default: beside OUT); an interrupted training resumes from it.")
-@click.option("--max-steps", default=None, type=int, help="Stop after this many steps (resumable).")
+@click.option("--max-steps", default=None, type=_IntRange(min=1), help="Stop after this many steps (resumable).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Train on the CPU or on a CUDA GPU (torch.cuda); checked before any work.")
 @click.option("--no-progress", is_flag=True)
@@ -464,13 +558,7 @@ def _baseline_command(ctx: click.Context) -> str:
                 opts += [flag, str(v)]
         else:
             opts += [flag, str(value)]
-    names, c = [], ctx
-    while c.parent is not None:  # the sub-command names below the root group
-        names.insert(0, c.info_name)
-        c = c.parent
-    if c.command is not main:  # a sub-group invoked on its own (e.g. by a test runner)
-        names.insert(0, c.command.name)
-    return " ".join(["fiqa-bench", *names] + [shlex.quote(a) for a in args + opts])
+    return " ".join([_command_path(ctx)] + [shlex.quote(a) for a in args + opts])
 
 
 def _key_values(items, hint: str) -> dict:
@@ -501,7 +589,7 @@ def _load_set(path: str):
     return data, describe_set(path, data)
 
 
-@main.group("train-baseline", cls=_CleanErrors)
+@main.group("train-baseline", cls=_CleanErrors, short_help="Train and evaluate the svm, rqs and faceqnet baselines.")
 def train_baseline() -> None:
     """Train and evaluate the learned baselines svm (Best-Rowden & Jain 2018), rqs (Chen et al. 2015) and faceqnet
     (Hernandez-Ortega et al. 2019) on one labelled set (fiqa_bench.training.baselines).
@@ -513,9 +601,9 @@ def train_baseline() -> None:
 
 
 def _training_options(f):
-    f = click.option("--val-fraction", default=0.2, show_default=True,
+    f = click.option("--val-fraction", default=0.2, show_default=True, type=_FloatRange(0, 1, max_open=True),
                      help="Fraction of the set's identities held out for the card's validation numbers.")(f)
-    f = click.option("--seed", default=0, show_default=True)(f)
+    f = click.option("--seed", default=0, show_default=True, type=_IntRange(min=0))(f)
     f = click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Weights file to write "
                      "(its card goes beside it, .json).")(f)
     return click.argument("data", type=click.Path(exists=True, file_okay=False))(f)
@@ -532,7 +620,7 @@ def _training_options(f):
               help="Identities of this part of the train/eval split (fiqa_bench.splits).")
 @click.option("--no-ladder", is_flag=True, help="Keep the undegraded photos only.")
 @click.option("--detector", type=click.Choice(["yunet", "scrfd"]), default="yunet", show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=_IntRange(min=0))
 @click.option("--no-progress", is_flag=True)
 @click.pass_context
 def baseline_data_cmd(ctx, out, fr, fr_options, sources, part, no_ladder, detector, seed, no_progress) -> None:
@@ -548,12 +636,14 @@ def baseline_data_cmd(ctx, out, fr, fr_options, sources, part, no_ladder, detect
                f"{np.unique(data.data.identities).size} identities -> {folder}")
 
 
-@train_baseline.command("svm", short_help="SVR (RBF) from the set's embeddings to its Eq. 1 labels.")
+@train_baseline.command("svm", short_help="Fit an SVR from a set's embeddings to its Eq. 1 labels.")
 @_training_options
-@click.option("--C", "C", default=0.3, show_default=True, help="SVR C.")
-@click.option("--gamma", default=1.0, show_default=True, help="RBF gamma (on L2-normalised embeddings).")
-@click.option("--epsilon", default=0.05, show_default=True)
-@click.option("--max-rows", default=2500, show_default=True, help="Rows fitted at most (drawn with the seed).")
+@click.option("--C", "C", default=0.3, show_default=True, type=_FloatRange(min=0, min_open=True), help="SVR C.")
+@click.option("--gamma", default=1.0, show_default=True, type=_FloatRange(min=0, min_open=True),
+              help="RBF gamma (on L2-normalised embeddings).")
+@click.option("--epsilon", default=0.05, show_default=True, type=_FloatRange(min=0))
+@click.option("--max-rows", default=2500, show_default=True, type=_IntRange(min=1),
+              help="Rows fitted at most (drawn with the seed).")
 @click.option("--search", is_flag=True, help="Pick C and gamma on the held-out identities first.")
 @click.pass_context
 def baseline_svm_cmd(ctx, data, out, seed, val_fraction, C, gamma, epsilon, max_rows, search) -> None:
@@ -567,13 +657,16 @@ def baseline_svm_cmd(ctx, data, out, seed, val_fraction, C, gamma, epsilon, max_
     click.echo(json.dumps(card["validation"], indent=2, default=str))
 
 
-@train_baseline.command("rqs", short_help="Two-stage RankSVM on hand-crafted features.")
+@train_baseline.command("rqs", short_help="Train a two-stage RankSVM on hand-crafted features.")
 @_training_options
-@click.option("--C", "C", default=None, type=float, help="Stage-1 RankSVM C (default: chosen on the held-out "
-              "identities from 0.001, 0.01, 0.1).")
-@click.option("--C2", "C2", default=1.0, show_default=True, help="Stage-2 RankSVM C.")
-@click.option("--margin", default=0.1, show_default=True, help="Eq. 1 label gap making two photos an ordered pair.")
-@click.option("--per-identity", default=30, show_default=True, help="Eq. 1 pairs per identity at most.")
+@click.option("--C", "C", default=None, type=_FloatRange(min=0, min_open=True), help="Stage-1 RankSVM C (default: "
+              "chosen on the held-out identities from 0.001, 0.01, 0.1).")
+@click.option("--C2", "C2", default=1.0, show_default=True, type=_FloatRange(min=0, min_open=True),
+              help="Stage-2 RankSVM C.")
+@click.option("--margin", default=0.1, show_default=True, type=_FloatRange(min=0),
+              help="Eq. 1 label gap making two photos an ordered pair.")
+@click.option("--per-identity", default=30, show_default=True, type=_IntRange(min=1),
+              help="Eq. 1 pairs per identity at most.")
 @click.option("--features-cache", default=None, type=click.Path(dir_okay=False),
               help=".npz keeping the set's hand-crafted features between runs.")
 @click.pass_context
@@ -588,16 +681,16 @@ def baseline_rqs_cmd(ctx, data, out, seed, val_fraction, C, C2, margin, per_iden
     click.echo(json.dumps(card["validation"], indent=2, default=str))
 
 
-@train_baseline.command("faceqnet", short_help="CNN on FaceQnet labels, to ONNX (needs torch).")
+@train_baseline.command("faceqnet", short_help="Train a FaceQnet CNN and export it to ONNX (needs torch).")
 @_training_options
 @click.option("--net", default="mbv2-t4-w0.35-112", show_default=True)
-@click.option("--epochs", default=18, show_default=True)
-@click.option("--lr", default=0.01, show_default=True)
-@click.option("--lr-step", default=6, show_default=True)
-@click.option("--batch-size", default=64, show_default=True)
+@click.option("--epochs", default=18, show_default=True, type=_IntRange(min=1))
+@click.option("--lr", default=0.01, show_default=True, type=_FloatRange(min=0, min_open=True))
+@click.option("--lr-step", default=6, show_default=True, type=_IntRange(min=1))
+@click.option("--batch-size", default=64, show_default=True, type=_IntRange(min=1))
 @click.option("--loss", type=click.Choice(["l1", "mse"]), default="l1", show_default=True)
 @click.option("--no-hflip", is_flag=True, help="No mirror augmentation.")
-@click.option("--threads", default=1, show_default=True, help="torch threads.")
+@click.option("--threads", default=1, show_default=True, type=_IntRange(min=1), help="torch threads.")
 @click.option("--checkpoints", default=None, type=click.Path(file_okay=False),
               help="Checkpoint folder; an interrupted training resumes from it.")
 @click.option("--no-progress", is_flag=True)
@@ -615,7 +708,7 @@ def baseline_faceqnet_cmd(ctx, data, out, seed, val_fraction, net, epochs, lr, l
     click.echo(json.dumps(card["validation"], indent=2, default=str))
 
 
-@train_baseline.command("evaluate", short_help="Spearman with Eq. 1 labels and ladder order of methods.")
+@train_baseline.command("evaluate", short_help="Measure methods on a set: Spearman and ladder order.")
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
 @click.option("--methods", default="all", show_default=True,
               help="Comma-separated registered method names, or 'all'.")
@@ -662,7 +755,7 @@ def baseline_evaluate_cmd(ctx, data, methods, svm, rqs, faceqnet, tinyfq, out, n
         click.echo(f"results: {out}")
 
 
-@main.command("leaderboard")
+@main.command("leaderboard", short_help="Build a static leaderboard site from results.")
 @click.argument("results_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="Folder for the static site (new, empty, or a previous leaderboard build).")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,9 @@ class RunConfig:
         for f in fields(self):
             meta = f.metadata
             value = getattr(self, f.name)
+            if value is None and f.default is MISSING:  # protocol, backbone: the CLI makes them required options
+                raise OptionError(f"{meta.get('flag') or '--' + f.name.replace('_', '-')} is required: "
+                                  f"{meta['help']}")
             if meta.get("choices") and value not in meta["choices"]:
                 raise OptionError(f"{f.name} must be one of {', '.join(meta['choices'])}, got {value!r}")
             if isinstance(value, (int, float)) and not isinstance(value, bool):
