@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, registry
 from .errors import FiqaBenchError
 
 
@@ -123,6 +123,10 @@ class _CleanErrors(click.Group):
             sys.exit(130)
 
 
+#: The registered face detectors (entry-point group ``fiqa_bench.detectors``), the choices of every --detector.
+_DETECTORS = registry.names("detector")
+
+
 @click.group(cls=_CleanErrors)
 @click.version_option(__version__, prog_name="fiqa-bench")
 @click.option("-v", "--verbose", count=True, help="Log what each stage does (-vv: debug details).")
@@ -185,7 +189,7 @@ def _run_config_options(f):
     choices, ranges, defaults and help."""
     from dataclasses import MISSING, fields
 
-    from .runner import RunConfig
+    from .runner import RunConfig, option_choices
 
     for fld in reversed(fields(RunConfig)):
         meta = fld.metadata
@@ -201,7 +205,7 @@ def _run_config_options(f):
         elif isinstance(default, bool):
             kwargs.update(is_flag=True, default=default)
         elif meta.get("choices"):
-            kwargs.update(type=click.Choice(list(meta["choices"])), default=default, show_default=True)
+            kwargs.update(type=click.Choice(list(option_choices(meta))), default=default, show_default=True)
         elif isinstance(default, int) and fld.type in ("int", int):
             kwargs.update(type=_IntRange(meta.get("min"), meta.get("max")), default=default, show_default=True)
         elif isinstance(default, float):
@@ -362,7 +366,7 @@ def report_cmd(results_dir, out) -> None:
               help="'all' or a number of sampled impostor pairs.")
 @click.option("--degrade", "degrade_fraction", default=0.0, show_default=True, type=_FloatRange(0, 1, max_open=True),
               help="Fraction of each template's photos to degrade (blur, downscale, JPEG, noise, occlusion).")
-@click.option("--detector", type=click.Choice(["yunet", "scrfd"]), default="yunet", show_default=True)
+@click.option("--detector", type=click.Choice(_DETECTORS), default="yunet", show_default=True)
 @click.option("--part", type=click.Choice(["all", "train", "eval"]), default="all", show_default=True,
               help="Keep only identities of this part of the train/eval identity split (fiqa_bench.splits).")
 @click.option("--no-progress", is_flag=True)
@@ -403,7 +407,7 @@ def prepare_cmd(paths, name, seed, layout, templates_per_identity, min_images, i
 @click.option("--seed", default=0, show_default=True, type=_IntRange(min=0))
 @click.option("--pad", default=0.0, show_default=True, type=_FloatRange(min=0),
               help="Padding before detection (0.25 for tight crops like LFW).")
-@click.option("--detector", type=click.Choice(["yunet", "scrfd"]), default="yunet", show_default=True)
+@click.option("--detector", type=click.Choice(_DETECTORS), default="yunet", show_default=True)
 @click.option("--no-progress", is_flag=True)
 def label_cmd(sources, backbone, out, size, min_images, max_images, part, degraded_copies, seed, pad, detector,
               no_progress) -> None:
@@ -619,7 +623,7 @@ def _training_options(f):
 @click.option("--part", type=click.Choice(["train", "eval", "all"]), default="train", show_default=True,
               help="Identities of this part of the train/eval split (fiqa_bench.splits).")
 @click.option("--no-ladder", is_flag=True, help="Keep the undegraded photos only.")
-@click.option("--detector", type=click.Choice(["yunet", "scrfd"]), default="yunet", show_default=True)
+@click.option("--detector", type=click.Choice(_DETECTORS), default="yunet", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=_IntRange(min=0))
 @click.option("--no-progress", is_flag=True)
 @click.pass_context

@@ -39,12 +39,21 @@ from .results import RunRecord, options_digest, suite_info, write_results
 log = logging.getLogger(__name__)
 
 
-def _opt(help: str, *, choices: tuple | None = None, min: float | None = None, max: float | None = None,
+def _opt(help: str, *, choices: tuple | str | None = None, min: float | None = None, max: float | None = None,
          flag: str | None = None, short: str | None = None, cli: bool = True, numbers: bool = False,
          metavar: str | None = None, repeat: bool = False) -> dict:
     """Field metadata the CLI is built from: help text, choices, range, the option's flag spelling."""
     return {"help": help, "choices": choices, "min": min, "max": max, "flag": flag, "short": short, "cli": cli,
             "numbers": numbers, "metavar": metavar, "repeat": repeat}
+
+
+def option_choices(meta) -> tuple | None:
+    """The values a setting takes: its ``choices``, or, where ``choices`` names a registry kind (``"detector"``,
+    ``"executor"``), the names registered for that kind (a plugin's included)."""
+    choices = meta.get("choices")
+    if isinstance(choices, str):
+        return tuple(registry.names(choices))
+    return choices
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,7 @@ class RunConfig:
     seed: int = field(default=0, metadata=_opt("Seed for stochastic methods (random).", min=0))
     flip: bool = field(default=False, metadata=_opt("Flip test: add the features of the mirrored image."))
     detector: str = field(default="yunet", metadata=_opt(
-        "Face detector used where the protocol gives no landmarks.", choices=("yunet", "scrfd")))
+        "Face detector used where the protocol gives no landmarks.", choices="detector"))
     on_bad_image: str = field(default="error", metadata=_opt(
         "A missing/corrupt image: stop (error) or skip it (counted in the results).", choices=("error", "skip")))
     on_no_face: str = field(default="error", metadata=_opt(
@@ -108,7 +117,7 @@ class RunConfig:
     executor: str = field(default="local", metadata=_opt(
         "Where the score and embed stages run: local (this machine: this process, or worker processes for large "
         "stages) or ray (Ray actors over shards of images; needs fiqa-bench[ray]). Same numbers either way.",
-        choices=("local", "ray")))
+        choices="executor"))
     ray_address: str | None = field(default=None, metadata=_opt(
         "Ray cluster to use with --executor ray (e.g. HEAD:6379 or auto); default: start a local Ray instance.",
         metavar="ADDR"))
@@ -128,8 +137,9 @@ class RunConfig:
             if value is None and f.default is MISSING:  # protocol, backbone: the CLI makes them required options
                 raise OptionError(f"{meta.get('flag') or '--' + f.name.replace('_', '-')} is required: "
                                   f"{meta['help']}")
-            if meta.get("choices") and value not in meta["choices"]:
-                raise OptionError(f"{f.name} must be one of {', '.join(meta['choices'])}, got {value!r}")
+            choices = option_choices(meta)
+            if choices and value not in choices:
+                raise OptionError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 if meta.get("min") is not None and value < meta["min"]:
                     raise OptionError(f"{meta.get('flag') or '--' + f.name.replace('_', '-')} must be >= "

@@ -1,11 +1,10 @@
 """Executors of the per-image stages: ``local`` (in this process, the default) and ``ray`` (Ray actors; the
-optional extra ``fiqa-bench[ray]``). See :mod:`.base` for the seam."""
+optional extra ``fiqa-bench[ray]``), registered in the entry-point group ``fiqa_bench.executors`` as another
+package registers its own. See :mod:`.base` for the seam."""
 
 from __future__ import annotations
 
 from .base import STAGES, Executor, SourceReport, StageContext, StageWorker
 from .local import LocalExecutor
 
-EXECUTORS = ("local", "ray")
-
-__all__ = ["EXECUTORS", "STAGES", "Executor", "LocalExecutor", "SourceReport", "StageContext", "StageWorker"]
+__all__ = ["STAGES", "Executor", "LocalExecutor", "SourceReport", "StageContext", "StageWorker"]
