@@ -101,19 +101,31 @@ def normalise(measure: str, values: Any) -> np.ndarray:
     return np.interp(x, table, LEVELS, left=0.0, right=1.0)
 
 
-def component_scores(faces: Sequence[Any]) -> dict[str, np.ndarray]:
-    """The three raw scores of ``faces`` (a list of ``Face``): {"blur", "pose", "jpeg"} -> float32 (N,)."""
+def component_scores(faces: Sequence[Any], crops: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The three raw scores of ``faces`` (a list of ``Face``): {"blur", "pose", "jpeg"} -> float32 (N,).
+
+    ``crops``: the faces' ``to_input(faces, BlurQuality.card.input)`` when the caller has them (the pinned-score
+    tests pass committed crops, so that no warp runs); made here otherwise."""
     from fiqa_bench.faces.pipeline import to_input
 
     faces = list(faces)
     if not faces:
         return {m: np.zeros(0, dtype=np.float32) for m in MEASURES}
-    crops = to_input(faces, BlurQuality.card.input)
+    if crops is None:
+        crops = to_input(faces, BlurQuality.card.input)
+    elif len(crops) != len(faces):
+        raise ValueError(f"{len(crops)} crops for {len(faces)} faces")
     return {
         "blur": BlurQuality().score(crops),
         "pose": PoseQuality().score(faces),
         "jpeg": JpegQuality().score(faces),
     }
+
+
+def combine(raw: dict[str, np.ndarray]) -> np.ndarray:
+    """The combined score from :func:`component_scores`: the mean of the three normalised scores, float32."""
+    total = sum(normalise(m, raw[m]) for m in MEASURES)
+    return (total / len(MEASURES)).astype(np.float32)
 
 
 class CombinationQuality(QualityMethod):
@@ -144,8 +156,6 @@ class CombinationQuality(QualityMethod):
         return f"{super().identity()}-q{_tables_hash()}"
 
     def score(self, images: Sequence[Any]) -> np.ndarray:
-        raw = component_scores(images)
         if len(images) == 0:
             return np.zeros(0, dtype=np.float32)
-        total = sum(normalise(m, raw[m]) for m in MEASURES)
-        return (total / len(MEASURES)).astype(np.float32)
+        return combine(component_scores(images))

@@ -136,7 +136,9 @@ def test_golden_run_kept_images_metrics_and_rescore(small_bench, mbf, tmp_path, 
 
 #: The `small_bench` fixture (prepare seed 0) with blur and the shared MobileFaceNet: the kept image of each of the
 #: 12 templates (in template order; note blur keeps one degraded copy, `_deg`: noise raises the Laplacian) and
-#: the metrics. 6 genuine / 60 impostor pairs: only FPR 1e-1 is measurable.
+#: the metrics. 6 genuine / 60 impostor pairs: only FPR 1e-1 is measurable. Made on 2026-12-01 (89fbf0d), before
+#: versions were recorded (the first recorded environment, a day later: numpy 2.4.6, onnxruntime 1.32.0, OpenCV
+#: 5.0.0.93 for prepare's degradations, the decode and the warp); the same with OpenCV 5.1.0.95.
 GOLDEN_PATHS = ["loose_crop/7201_030251.jpg", "loose_crop/7201_001085_deg.jpg", "loose_crop/7202_035829.jpg",
                 "loose_crop/7202_094984.jpg", "loose_crop/7204_015278.jpg", "loose_crop/7204_027530.jpg",
                 "loose_crop/7205_039353.jpg", "loose_crop/7205_032425.jpg", "loose_crop/7207_001321.jpg",

@@ -24,7 +24,8 @@ from fiqa_bench.faces.align import align_face
 from fiqa_bench.faces.pipeline import Face
 from fiqa_bench.methods import combination as combination_module
 from fiqa_bench.methods.blur import BlurQuality
-from fiqa_bench.methods.combination import LEVELS, MEASURES, QUANTILES, CombinationQuality, component_scores, normalise
+from fiqa_bench.methods.combination import (LEVELS, MEASURES, QUANTILES, CombinationQuality, combine, component_scores,
+                                            normalise)
 from fiqa_bench.methods.jpeg import JpegQuality
 from fiqa_bench.methods.pose import PoseQuality
 from fiqa_bench.testing import check_method, synthetic_faces
@@ -85,6 +86,12 @@ def test_components_are_the_standalone_methods():
     np.testing.assert_array_equal(raw["pose"], PoseQuality().score(faces))
     np.testing.assert_array_equal(raw["jpeg"], JpegQuality().score(faces))
     assert all(v.shape == (0,) for v in component_scores([]).values())
+    # crops given by the caller (the pinned-score tests' committed ones) take the place of the warp, nothing else
+    given = component_scores(faces, crops=crops)
+    assert all(np.array_equal(given[m], raw[m]) for m in MEASURES)
+    np.testing.assert_array_equal(combine(given), CombinationQuality().score(faces))
+    with pytest.raises(ValueError, match="3 crops for 4 faces"):
+        component_scores(faces, crops=crops[:3])
 
 
 def test_a_face_scores_the_same_whatever_it_is_batched_with():

@@ -94,7 +94,10 @@ def test_bundled_model_for_mobilefacenet(backbone):
 
     assert card["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert card["support_vectors"] == len(model["dual_coef"])
-    assert card["validation"]["spearman_eq1_all"] > 0.5  # measured 0.66 on held-out train-part identities
+    # measured 0.66 on held-out train-part identities (the card's, from training on 2026-12-01, before versions were
+    # recorded: scikit-learn's SVR, onnxruntime's MobileFaceNet; results record numpy 2.4.6, onnxruntime 1.32.0 and
+    # OpenCV 5.0.0.93 from the next day, scikit-learn never)
+    assert card["validation"]["spearman_eq1_all"] > 0.5
     method = SVMQuality(backbone=backbone)
     assert method.model_path() == path
     ident = method.identity()
@@ -225,7 +228,8 @@ def test_bundled_model_for_dlib(eval_faces):
     q, qb = method.score(clean), method.score(blurred)
     # Weaker than on MobileFaceNet features, as the paper explains for SVM (FR features are trained to be invariant
     # to image quality, dlib's metric-learned ones more so): measured 7 of 12 clean faces above their blurred copy,
-    # validation Spearman 0.35 (MobileFaceNet: 0.66).
+    # validation Spearman 0.35 (MobileFaceNet: 0.66); on 2026-12-01, before versions were recorded (the first
+    # recorded environment, a day later: dlib 20.0.1.post1, numpy 2.4.6, OpenCV 5.0.0.93; scikit-learn unrecorded).
     assert np.isfinite(q).all() and (q > qb).mean() >= 0.5 and q.mean() > qb.mean(), (q, qb)
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["validation"]["spearman_eq1_all"] > 0.3
