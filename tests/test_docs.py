@@ -107,18 +107,19 @@ def test_docs_protocol_example_loads(user_package):
     assert bench.faces["identity"].tolist() == ["ann", "ann", "bob", "bob"]
 
 
-def test_docs_metric_example_computes(monkeypatch):
+def test_docs_metric_example_computes(user_package):
     code = _block_starting(DOCS / "writing-a-metric.md", "python", '"""Equal error rate')
-    import fiqa_bench.metrics as package
     from fiqa_bench.metrics.base import MetricOptions, PairData, get_metric
 
-    # the page's module, loaded where it would live: fiqa_bench/metrics/eer.py
-    spec = importlib.util.spec_from_loader("fiqa_bench.metrics.eer", loader=None)
-    module = importlib.util.module_from_spec(spec)
-    module.__package__ = package.__name__
-    monkeypatch.setitem(sys.modules, "fiqa_bench.metrics.eer", module)
-    exec(compile(code, str(DOCS / "writing-a-metric.md"), "exec"), module.__dict__)
-    metric = get_metric("eer")
+    # the page's module in the user's package, registered by the page's entry-point snippet
+    (user_package / "my_fiqa" / "eer.py").write_text(code)
+    toml = _block_starting(DOCS / "writing-a-metric.md", "toml", '[project.entry-points."fiqa_bench.metrics"]')
+    info = user_package / "my_fiqa-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my_fiqa\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(toml.replace('[project.entry-points."fiqa_bench.metrics"]',
+                                                        "[fiqa_bench.metrics]").replace('"', ""))
+    metric = get_metric("eer")  # found without clearing the registry's cache: the folder on sys.path changed
     scores = np.array([0.9, 0.8, 0.3, 0.7, 0.2, 0.1], dtype=np.float32)
     labels = np.array([1, 1, 1, 0, 0, 0], dtype=np.int8)
     data = PairData(scores=scores, labels=labels, folds=np.full(6, -1, np.int8), quality=np.full(6, np.nan, np.float32))
