@@ -10,7 +10,8 @@ Every protocol reduces to the same two tables:
 * ``pairs``: one row per comparison — ``a``, ``b`` (group ids), ``label`` (1 genuine, 0 impostor) and
   ``fold`` (0..k-1 for k-fold protocols, -1 otherwise).
 
-``metric`` says how pair scores become numbers: ``tpr_at_fpr`` (template 1:1) or ``kfold_accuracy``.
+``metric`` names the kind of comparison (e.g. ``tpr_at_fpr``, template 1:1, or ``kfold_accuracy``); ``metrics`` the
+declared metrics (registered keys) the protocol reports, in display order.
 """
 
 from __future__ import annotations
@@ -26,14 +27,6 @@ LANDMARK_COLUMNS = [f"{axis}{i}" for i in range(5) for axis in ("lx", "ly")]
 FACE_COLUMNS = ["path", "identity", "group", "media", "face_score", *LANDMARK_COLUMNS]
 PAIR_COLUMNS = ["a", "b", "label", "fold"]
 
-#: The declared metrics (registered keys, entry-point group ``fiqa_bench.metrics``) each kind of protocol reports, in
-#: display order.
-METRICS_BY_KIND = {
-    "tpr_at_fpr": ("tpr_at_fpr", "edc_fnm", "edc_fm", "edc_fnm_rethreshold"),
-    "kfold_accuracy": ("accuracy", "edc_fnm", "edc_fm", "edc_fnm_rethreshold"),
-}
-
-
 @dataclass
 class Benchmark:
     name: str
@@ -45,6 +38,7 @@ class Benchmark:
     source_files: list[Path] = field(default_factory=list)
     detect_pad: float = 0.0  # fraction of the image size padded on each side before detection (tight crops)
     notes: list[str] = field(default_factory=list)
+    metrics: tuple[str, ...] = ()  # the declared metrics reported, from the protocol's card
 
     def __post_init__(self) -> None:
         missing = [c for c in FACE_COLUMNS if c not in self.faces.columns]
@@ -53,13 +47,10 @@ class Benchmark:
         missing = [c for c in PAIR_COLUMNS if c not in self.pairs.columns]
         if missing:
             raise ValueError(f"pairs table lacks columns {missing}")
-        if self.metric not in ("tpr_at_fpr", "kfold_accuracy"):
-            raise ValueError(f"unknown metric {self.metric!r}")
-
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        """Keys of the declared metrics this benchmark reports."""
-        return METRICS_BY_KIND[self.metric]
+        if not self.metrics:
+            raise ValueError(f"benchmark {self.name!r} names no metric: its protocol's card lists the declared metrics "
+                             f"it reports (e.g. metrics=('tpr_at_fpr',))")
+        self.metrics = tuple(str(k) for k in self.metrics)
 
     def landmarks(self) -> np.ndarray:
         """(N, 5, 2) float32 landmarks; rows of NaN where they must be detected."""

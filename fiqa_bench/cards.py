@@ -142,12 +142,15 @@ class BackboneCard(_Card):
 class ProtocolCard(_Card):
     """An evaluation protocol (how comparisons are made and which metric is reported)."""
 
-    metric: str = "tpr_at_fpr"  # or "kfold_accuracy"
+    metric: str = "tpr_at_fpr"  # the kind of comparison, a label: e.g. template 1:1 or k-fold pair verification
     data: str = ""  # how to obtain the data
+    metrics: tuple = ()  # the declared metrics it reports (registered keys), in display order
 
     def lines(self) -> list[tuple[str, str]]:
         rows = super().lines()
         rows.insert(2, ("metric", self.metric))
+        if self.metrics:
+            rows.insert(3, ("metrics", ", ".join(self.metrics)))
         if self.data:
             rows.append(("data", self.data))
         return rows

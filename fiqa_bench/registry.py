@@ -51,7 +51,8 @@ class Entry:
 
 _load_failures: dict[tuple[str, str], str] = {}
 _lock = threading.Lock()
-_scans: dict[str, tuple[tuple, dict[str, Entry]]] = {}  # kind -> (import-path state, entries)
+_state: list = [None]  # the import-path state the caches below were filled under
+_scans: dict[str, dict[str, Entry]] = {}  # kind -> its entries
 _classes: dict[tuple[str, str], Any] = {}  # (kind, "module:attr") -> the loaded object
 _counts = {"scans": 0, "imports": 0}
 
@@ -80,18 +81,28 @@ def _scan(kind: str) -> dict[str, Entry]:
     return dict(sorted(found.items()))
 
 
+def _current() -> None:
+    """Drop every cached scan and class when the import path changed since they were filled (a distribution added
+    or removed: the same "module:attr" may now be another module)."""
+    state = _path_state()
+    if _state[0] != state:
+        with _lock:
+            _scans.clear()
+            _classes.clear()
+            _state[0] = state
+
+
 def entries(kind: str) -> dict[str, Entry]:
     """Registered names of one kind (no adapter module is imported; cached while the import path is unchanged)."""
     if kind not in GROUPS:
         raise ValueError(f"kind must be one of {sorted(GROUPS)}")
-    state = _path_state()
-    cached = _scans.get(kind)
-    if cached is not None and cached[0] == state:
-        return dict(cached[1])
-    with _lock:
-        table = _scan(kind)
-        _counts["scans"] += 1
-        _scans[kind] = (state, table)
+    _current()
+    table = _scans.get(kind)
+    if table is None:
+        with _lock:
+            table = _scan(kind)
+            _counts["scans"] += 1
+            _scans[kind] = table
     return dict(table)
 
 
@@ -110,6 +121,7 @@ def clear_cache() -> None:
     with _lock:
         _scans.clear()
         _classes.clear()
+        _state[0] = None
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:

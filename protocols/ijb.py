@@ -32,6 +32,7 @@ from fiqa_bench.cards import ProtocolCard
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
 
 from ._layout import declared_layout, need_root, read_layout_json, reject_unknown
+from ._metrics import TEMPLATE_METRICS
 from ._tables import fail_at_row, first_duplicate_pair, first_true, first_unsafe_name, line_of_row, read_table
 
 IMAGES_DIR = "loose_crop"
@@ -227,6 +228,7 @@ def read_ijb_layout(
         faces=faces,
         pairs=pairs,
         metric="tpr_at_fpr",
+        metrics=TEMPLATE_METRICS,
         version=version,
         source_files=sources,
         detect_pad=detect_pad,
@@ -280,6 +282,7 @@ class IJBB(_OfficialIJB):
         licence="NIST IJB licence agreement (research use)",
         paper="C. Whitelam et al.: IARPA Janus Benchmark-B Face Dataset, CVPR Workshops 2017",
         metric="tpr_at_fpr",
+        metrics=TEMPLATE_METRICS,
         data=_IJB_DATA,
     )
     prefix = "ijbb"
@@ -293,6 +296,7 @@ class IJBC(_OfficialIJB):
         licence="NIST IJB licence agreement (research use)",
         paper="B. Maze et al.: IARPA Janus Benchmark-C: Face Dataset and Protocol, ICB 2018",
         metric="tpr_at_fpr",
+        metrics=TEMPLATE_METRICS,
         data=_IJB_DATA,
     )
     prefix = "ijbc"
@@ -312,6 +316,7 @@ class IJBLayout(Protocol):
         summary="template verification on any folder in the insightface IJB layout; TPR at FPR",
         licence="that of the images in the folder",
         metric="tpr_at_fpr",
+        metrics=TEMPLATE_METRICS,
         data="your own folder: loose_crop/ + meta/<name>_face_tid_mid.txt + meta/<name>_template_pair_label.txt "
         "(+ optional <name>_name_5pts_score.txt, <name>_tid_sid.txt, benchmark.json)",
     )

@@ -21,6 +21,7 @@ from fiqa_bench.benchmark import Benchmark, empty_landmarks
 from fiqa_bench.cards import ProtocolCard
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
 
+from ._metrics import KFOLD_METRICS
 from ._layout import reject_unknown
 
 PAIRS_FILE = "pairs.txt"
@@ -177,6 +178,7 @@ class LFW(Protocol):
         licence="research use; news photographs, no image licence stated",
         paper="G. B. Huang, M. Ramesh, T. Berg, E. Learned-Miller: Labeled Faces in the Wild, UMass TR 07-49, 2007",
         metric="kfold_accuracy",
+        metrics=KFOLD_METRICS,
         data="pairs.txt + lfw/<Name>/<Name>_NNNN.jpg as in the official lfw.tgz (vis-www.cs.umass.edu/lfw); "
         "found by fiqa_bench.datasets.lfw_root when no root is given",
     )
@@ -222,6 +224,7 @@ class LFW(Protocol):
             faces=faces,
             pairs=pairs,
             metric=self.card.metric,
+            metrics=self.card.metrics,
             version=self.card.version,
             source_files=[parsed.path],
             detect_pad=self.DETECT_PAD,

@@ -27,6 +27,7 @@ from fiqa_bench.benchmark import Benchmark, empty_landmarks
 from fiqa_bench.cards import ProtocolCard
 
 from ._layout import reject_unknown
+from ._metrics import TEMPLATE_METRICS
 from .lfw import LFW
 
 
@@ -41,6 +42,7 @@ class LFWTemplates(Protocol):
         licence="research use; news photographs, no image licence stated",
         paper="derived from G. B. Huang et al., Labeled Faces in the Wild, UMass TR 07-49, 2007",
         metric="tpr_at_fpr",
+        metrics=TEMPLATE_METRICS,
         data="same files as 'lfw' (pairs.txt + lfw/ images); no extra download",
     )
     MIN_PHOTOS = 4
@@ -97,6 +99,7 @@ class LFWTemplates(Protocol):
             faces=faces,
             pairs=pairs,
             metric=self.card.metric,
+            metrics=self.card.metrics,
             version=self.card.version,
             source_files=[parsed.path],
             detect_pad=self.DETECT_PAD,

@@ -35,6 +35,7 @@ from fiqa_bench.cards import ProtocolCard
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
 
 from ._layout import declared_layout, need_root, read_layout_json, reject_unknown
+from ._metrics import KFOLD_METRICS
 from ._tables import fail_at_row, first_true, open_meta, read_table
 
 SPLITS_CANDIDATES = ("splits.txt", "meta_data/meta_and_splits.mat", "meta_and_splits.mat", "Youtube_splits.mat")
@@ -320,6 +321,7 @@ class YTF(Protocol):
         paper="L. Wolf, T. Hassner, I. Maoz: Face Recognition in Unconstrained Videos with Matched "
         "Background Similarity, CVPR 2011",
         metric="kfold_accuracy",
+        metrics=KFOLD_METRICS,
         data="gated: request YouTubeFaces.tar.gz from www.cs.tau.ac.il/~wolf/ytfaces (frame_images_DB/ + "
         "meta_data/meta_and_splits.mat); a splits.txt beside frame_images_DB/ also works",
     )
@@ -456,6 +458,7 @@ class YTF(Protocol):
             faces=faces,
             pairs=pairs,
             metric=self.card.metric,
+            metrics=self.card.metrics,
             version=self.card.version,
             source_files=[splits_path, *box_sources],
             detect_pad=self.detect_pad(),
@@ -484,6 +487,7 @@ class YTFLayout(YTF):
         "k-fold accuracy",
         licence="that of the videos in the folder",
         metric="kfold_accuracy",
+        metrics=KFOLD_METRICS,
         data="your own folder: frame_images_DB/<person>/<video>/*.jpg + splits.txt (+ optional benchmark.json)",
     )
 

@@ -90,3 +90,34 @@ def test_list_shows_cards_without_heavy_imports():
         labels = [row[0] for row in payload["backbone"][name]["card"]]
         assert {"input", "embedding", "licence", "weights"} <= set(labels)
     assert "lfw" in payload["protocol"]
+
+
+def test_the_registry_is_read_once_and_again_only_when_the_import_path_changes(tmp_path, monkeypatch):
+    """One cached registry: repeated look-ups scan no metadata and import nothing more; a distribution added on the
+    import path is seen at once (the cache follows the path), and the same "module:attr" target of another
+    distribution is imported anew, never served from the old one's cache."""
+    registry.load_class("method", "blur")
+    registry.load_class("backbone", "dlib")
+    before = registry.lookups()
+    for _ in range(3):
+        registry.entries("method")
+        registry.load_class("method", "blur")
+        registry.load_class("backbone", "dlib")
+    assert registry.lookups() == before
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "cached_fiqa.py").write_text("class Thing:\n    VERSION = 1\n")
+    _fake_distribution(site, "cached_fiqa", "fiqa_bench.methods", {"cached-thing": "cached_fiqa:Thing"})
+    monkeypatch.syspath_prepend(str(site))
+    assert registry.load_class("method", "cached-thing").VERSION == 1
+    assert registry.lookups()["scans"] == before["scans"] + 1
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "cached_fiqa.py").write_text("class Thing:\n    VERSION = 2\n")
+    _fake_distribution(other, "cached_fiqa", "fiqa_bench.methods", {"cached-thing": "cached_fiqa:Thing"})
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(site)])
+    monkeypatch.delitem(sys.modules, "cached_fiqa")
+    monkeypatch.syspath_prepend(str(other))
+    assert registry.load_class("method", "cached-thing").VERSION == 2

@@ -4,7 +4,8 @@
 * :mod:`.edc`: the error-versus-discard characteristic (ISO/IEC 29794-1) and its pAUC;
 * :mod:`.base`: :class:`Metric` declarations and :class:`PairData`, what they are computed from. Each declared
   metric lives in its own module of this package (``tpr_at_fpr``, ``accuracy``, ``edc_fnm``, ...), registered by its
-  key in the entry-point group ``fiqa_bench.metrics`` (as another package registers its own); a protocol kind lists the keys it supports (:data:`fiqa_bench.benchmark.METRICS_BY_KIND`).
+  key in the entry-point group ``fiqa_bench.metrics`` (as another package registers its own); a protocol's card lists
+  the keys it reports (``ProtocolCard.metrics``).
 """
 
 from .verification import (

@@ -1,15 +1,14 @@
 """Declared metrics: what a metric needs, how it is computed, formatted and compared — declared once.
 
 A metric is a :class:`Metric` object registered under its key in the entry-point group ``fiqa_bench.metrics`` (the
-built-ins as ``edc_fnm = "fiqa_bench.metrics.edc_fnm:METRIC"``, exactly as another package registers its own). The runner, the CLI summary, ``rescore`` and the report loop over the keys a protocol kind
-lists (:data:`fiqa_bench.benchmark.METRICS_BY_KIND`) instead of branching on names, so a new metric is one new
-module plus one line in that list. Every metric is computed from :class:`PairData` alone — the arrays kept in the
-``.npz`` beside each results file — so any number can be recomputed and checked.
+built-ins as ``edc_fnm = "fiqa_bench.metrics.edc_fnm:METRIC"``, exactly as another package registers its own). The
+runner, the CLI summary, ``rescore`` and the report loop over the keys a protocol's card lists
+(``ProtocolCard.metrics``) instead of branching on names. Every metric is computed from :class:`PairData` alone —
+the arrays kept in the ``.npz`` beside each results file — so any number can be recomputed and checked.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
