@@ -4,6 +4,7 @@ that of the surviving pairs in their folds, exactly."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -39,8 +40,6 @@ def test_kfold_run_with_skipped_images_keeps_each_pair_in_its_fold(small_ytf, mb
     assert res.exit_code == 0, res.output
     (path,) = sorted(out.glob("*.json"))
     raw = read_raw(path)
-    import json
-
     rec = json.loads(path.read_text())
     # every frame of the video was skipped and counted; the pairs with that video are gone, the rest scored
     bench = open_protocol(str(bench_dir)).load()

@@ -110,7 +110,7 @@ def test_each_selection_end_to_end_equals_loops(small_bench, mbf, tmp_path, isol
     media = bench.faces["media"].to_numpy(np.int64)
     feats = _template_features(selection, expect_rows, groups, media, raw["image_quality"], emb)
     ref_scores = [cosine(feats[int(a)], feats[int(b)]) for a, b in zip(raw["pair_a"], raw["pair_b"])]
-    np.testing.assert_allclose(raw["pair_scores"], ref_scores, rtol=0, atol=2e-5)
+    np.testing.assert_allclose(raw["pair_scores"], ref_scores, rtol=0, atol=1e-5)  # float32; measured 6e-8
     # the metrics read off the recorded pairs, by the definitions
     s, y = raw["pair_scores"], raw["pair_labels"]
     values = rec["metrics"]["tpr_at_fpr"]["values"]
