@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 def _opt(help: str, *, choices: tuple | str | None = None, min: float | None = None, max: float | None = None,
          flag: str | None = None, short: str | None = None, cli: bool = True, numbers: bool = False,
          metavar: str | None = None, repeat: bool = False) -> dict:
-    """Field metadata the CLI is built from: help text, choices, range, the option's flag spelling."""
+    """Field metadata the CLI is built from: help text, choices, range, the option's flag spelling; ``numbers``:
+    the setting can change a number of the run, so the results file name's digest and ``rescore`` must honour it
+    (tests/test_digest_and_settings.py and tests/test_mutations_rescore.py loop over the fields that say so)."""
     return {"help": help, "choices": choices, "min": min, "max": max, "flag": flag, "short": short, "cli": cli,
             "numbers": numbers, "metavar": metavar, "repeat": repeat}
 
@@ -63,53 +65,58 @@ class RunConfig:
     protocol: str = field(metadata=_opt(
         "Protocol name (lfw, lfw-templates, ijbb, ijbc, ytf), NAME:ARG, or a folder written by `prepare`.",
         short="-p"))
-    backbone: str = field(metadata=_opt("FR backbone: dlib, r50, r100, mbf or onnx:PATH.", flag="--fr"))
+    backbone: str = field(metadata=_opt("FR backbone: dlib, r50, r100, mbf or onnx:PATH.", flag="--fr",
+                                        numbers=True))
     backbone_options: tuple = field(default=(), metadata=_opt(
         "Backbone constructor option, e.g. normalisation=mobilefacenet for onnx:PATH (repeatable).",
-        flag="--fr-option", metavar="KEY=VALUE", repeat=True))
-    method: str | None = field(default=None, metadata=_opt("Quality method (see `fiqa-bench list`).", short="-m"))
+        flag="--fr-option", metavar="KEY=VALUE", repeat=True, numbers=True))
+    method: str | None = field(default=None, metadata=_opt("Quality method (see `fiqa-bench list`).", short="-m",
+                                                           numbers=True))
     method_options: tuple = field(default=(), metadata=_opt(
         "Method option, e.g. weights=PATH for tinyfq, faceqnet or rqs, model=PATH for svm (repeatable). Typed and "
         "checked against the options the method declares (`fiqa-bench list`).",
-        flag="--method-option", metavar="KEY=VALUE", repeat=True))
+        flag="--method-option", metavar="KEY=VALUE", repeat=True, numbers=True))
     data: str | None = field(default=None, metadata=_opt(
         "Dataset root (default: downloaded/cached where the protocol allows; $FIQA_SHARED/data/lfw for LFW).",
         short="-d"))
     selection: str = field(default="top1", metadata=_opt(
         "top1 = the paper: keep the best image per template/video; topk: the mean of the k best; weighted: every "
-        "image weighted by quality rank; all: insightface pooling (quality ignored).", choices=SELECTIONS))
-    k: int = field(default=3, metadata=_opt("Images kept per template for --selection topk.", min=1))
-    seed: int = field(default=0, metadata=_opt("Seed for stochastic methods (random).", min=0))
-    flip: bool = field(default=False, metadata=_opt("Flip test: add the features of the mirrored image."))
+        "image weighted by quality rank; all: insightface pooling (quality ignored).", choices=SELECTIONS,
+        numbers=True))
+    k: int = field(default=3, metadata=_opt("Images kept per template for --selection topk.", min=1, numbers=True))
+    seed: int = field(default=0, metadata=_opt("Seed for stochastic methods (random).", min=0, numbers=True))
+    flip: bool = field(default=False, metadata=_opt("Flip test: add the features of the mirrored image.",
+                                                    numbers=True))
     detector: str = field(default="yunet", metadata=_opt(
-        "Face detector used where the protocol gives no landmarks.", choices="detector"))
+        "Face detector used where the protocol gives no landmarks.", choices="detector", numbers=True))
     on_bad_image: str = field(default="error", metadata=_opt(
-        "A missing/corrupt image: stop (error) or skip it (counted in the results).", choices=("error", "skip")))
+        "A missing/corrupt image: stop (error) or skip it (counted in the results).", choices=("error", "skip"),
+        numbers=True))
     on_no_face: str = field(default="error", metadata=_opt(
         "An image with no usable face: stop, skip (counted) or align on a centred template (counted).",
-        choices=("error", "skip", "center")))
+        choices=("error", "skip", "center"), numbers=True))
     fpr_mode: str = field(default="conservative", metadata=_opt(
         "How TPR@FPR is read off the ROC: conservative (FPR at most the target) or nearest (insightface's, exactly).",
-        choices=TPR_MODES, flag="--fpr-reading"))
+        choices=TPR_MODES, flag="--fpr-reading", numbers=True))
     pair_quality: str = field(default="min", metadata=_opt(
-        "Pairwise quality for EDC from the two sides' qualities.", choices=PAIR_QUALITY_MODES))
+        "Pairwise quality for EDC from the two sides' qualities.", choices=PAIR_QUALITY_MODES, numbers=True))
     fnm_start: float = field(default=0.05, metadata=_opt(
-        "FNM-EDC: starting FNMR that fixes the threshold.", min=0.0, max=1.0, flag="--edc-fnmr"))
+        "FNM-EDC: starting FNMR that fixes the threshold.", min=0.0, max=1.0, flag="--edc-fnmr", numbers=True))
     fm_start: float = field(default=1e-3, metadata=_opt(
-        "FM-EDC: starting FMR that fixes the threshold.", min=0.0, max=1.0, flag="--edc-fmr"))
+        "FM-EDC: starting FMR that fixes the threshold.", min=0.0, max=1.0, flag="--edc-fmr", numbers=True))
     rethreshold_fmr: float = field(default=1e-3, metadata=_opt(
         "Re-threshold EDC (CR-FIQA/MagFace): the FMR the threshold is recomputed at.", min=0.0, max=1.0,
-        flag="--erc-fmr"))
+        flag="--erc-fmr", numbers=True))
     bootstrap: int = field(default=1000, metadata=_opt(
         "Bootstrap resamples (over subjects) for the confidence interval of every metric; 0: none.", min=0,
-        max=1_000_000))
+        max=1_000_000, numbers=True))
     bootstrap_level: float = field(default=0.95, metadata=_opt(
-        "Confidence level of the percentile intervals.", min=0.5, max=0.999, flag="--level"))
-    bootstrap_seed: int = field(default=0, metadata=_opt("Seed of the bootstrap resamples.", min=0))
+        "Confidence level of the percentile intervals.", min=0.5, max=0.999, flag="--level", numbers=True))
+    bootstrap_seed: int = field(default=0, metadata=_opt("Seed of the bootstrap resamples.", min=0, numbers=True))
     follow_symlinks: bool = field(default=False, metadata=_opt(
-        "Allow images that are symlinks leaving the benchmark folder."))
+        "Allow images that are symlinks leaving the benchmark folder.", numbers=True))
     max_image_bytes: int = field(default=64 * 2**20, metadata=_opt(
-        "Largest image file read (bytes); larger files are bad images.", min=1))
+        "Largest image file read (bytes); larger files are bad images.", min=1, numbers=True))
     batch_size: int = field(default=32, metadata=_opt("Images per adapter call.", min=1, max=65536))
     workers: int = field(default=2, metadata=_opt(
         "Threads decoding/detecting images; with --executor local, a stage of 8,192 images or more runs on this "
@@ -126,7 +133,7 @@ class RunConfig:
         max=100_000))
     device: str = field(default="cpu", metadata=_opt(
         "Where onnxruntime models run: cpu, or cuda (CUDAExecutionProvider; needs fiqa-bench[gpu] and a GPU).",
-        choices=("cpu", "cuda")))
+        choices=("cpu", "cuda"), numbers=True))
     out: str = field(default="results", metadata=_opt("Folder for results files and the report.", short="-o"))
     progress: bool = field(default=True, metadata=_opt("Progress bars.", cli=False))
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _reference import (best_rows, fnm_edc_pauc_loop, kfold_accuracy_loop, template_quality_loop,
+                        tpr_at_fpr_conservative)
 from fiqa_bench.evaluation import select, template_features, template_quality
 from fiqa_bench.metrics.edc import edc, pauc, theoretical_best_area
 from fiqa_bench.results import read_raw
@@ -159,6 +161,25 @@ def test_topk_k2_and_k3_write_two_files_and_both_reach_the_report(small_bench, m
     md = render_markdown(load_results(out))
     assert "blur {k=2}" in md and "blur {k=3}" in md
     assert r2["counts"]["images_embedded"] == 24 and r3["counts"]["images_embedded"] == 36
+    # exact, by loops: the k best images of each template kept, the template's quality the mean of theirs, a pair's
+    # quality the min of its two templates', and the metrics read off the recorded pairs
+    for p, r, k in ((p2, r2, 2), (p3, r3, 3)):
+        raw = read_raw(p)
+        groups, iq = raw["image_group"], raw["image_quality"].astype(np.float64)
+        kept = best_rows(groups, iq, np.ones(groups.shape[0], bool), k)
+        assert sorted(raw["kept_rows"].tolist()) == sorted(kept)
+        tq = template_quality_loop(kept, groups, iq, "mean")
+        assert raw["template_quality"].tolist() == [tq[t] for t in raw["template_ids"].tolist()]
+        assert raw["pair_quality"].tolist() == [min(tq[a], tq[b]) for a, b in zip(raw["pair_a"].tolist(),
+                                                                                 raw["pair_b"].tolist())]
+        s, y = raw["pair_scores"], raw["pair_labels"]
+        tpr = r["metrics"]["tpr_at_fpr"]["values"]
+        assert tpr == {key: tpr_at_fpr_conservative(s, y, float(key)) for key in tpr}
+        for limit in ("0.20", "0.30"):
+            thr, area = fnm_edc_pauc_loop(s[y == 1], raw["pair_quality"][y == 1], 0.05, float(limit))
+            assert r["metrics"]["edc_fnm"]["threshold"] == thr and r["metrics"]["edc_fnm"]["pauc"][limit] == area
+    # k=3 keeps more of each template than k=2: the two runs' template qualities differ
+    assert read_raw(p2)["template_quality"].tolist() != read_raw(p3)["template_quality"].tolist()
 
 
 @pytest.mark.shared
@@ -246,6 +267,8 @@ def test_pair_protocol_scores_every_image_and_reports_accuracy_and_edc(shared, m
     assert len(rec["metrics"]["accuracy"]["folds"]) == 2
     fnm = rec["metrics"]["edc_fnm"]
     raw = read_raw(path)
+    ref = kfold_accuracy_loop(raw["pair_scores"], raw["pair_labels"], raw["pair_folds"])
+    assert {k: rec["metrics"]["accuracy"][k] for k in ref} == ref
     mated = raw["pair_labels"] == 1
     # image-level quality: each side's quality is that image's score, pair quality the min of the two
     iq = raw["image_quality"]
@@ -254,5 +277,11 @@ def test_pair_protocol_scores_every_image_and_reports_accuracy_and_edc(shared, m
     assert fnm["pauc"]["0.20"] == pauc(curve, 0.2) and fnm["pauc"]["0.30"] == pauc(curve, 0.3)
     assert fnm["pauc_minus_best"]["0.30"] == pauc(curve, 0.3) - theoretical_best_area(curve.start_error, 0.3)
     # without a method the same protocol has no EDC, said so
-    _, none = run(RunConfig(protocol="lfw", data=str(root), backbone=mbf, out=str(tmp_path / "out"), progress=False))
-    assert "unavailable" in none["metrics"]["edc_fnm"] and none["metrics"]["accuracy"]["mean"] is not None
+    p_none, none = run(RunConfig(protocol="lfw", data=str(root), backbone=mbf, out=str(tmp_path / "out"),
+                                 progress=False))
+    raw = read_raw(p_none)
+    assert "unavailable" in none["metrics"]["edc_fnm"]
+    ref = kfold_accuracy_loop(raw["pair_scores"], raw["pair_labels"], raw["pair_folds"])
+    assert {k: none["metrics"]["accuracy"][k] for k in ref} == ref
+    # no method, no selection: the same pair scores as the run with one (every image is embedded either way)
+    assert raw["pair_scores"].tolist() == read_raw(path)["pair_scores"].tolist()

@@ -206,9 +206,30 @@ def test_runner_gives_svm_the_runs_backbone(small_bench, mbf, tmp_path, isolated
         return RunConfig(protocol=str(small_bench), backbone=mbf, method="svm", out=str(tmp_path / "out"),
                          progress=False)
 
-    _, rec = run(cfg())
+    path, rec = run(cfg())
     assert rec["counts"]["images_scored"] == rec["counts"]["images"] > rec["counts"]["templates"]
-    assert 0.0 <= rec["metrics"]["tpr_at_fpr"]["values"]["1e-1"] <= 1.0
+    # every image's quality is the bundled SVR's decision function on the image's own embedding (computed here,
+    # one image at a time, and summed over the support vectors here); the best one per template is kept; the TPR
+    # is the one a loop over the recorded pairs reads
+    from _reference import best_rows, embed_rows, tpr_at_fpr_conservative
+    from fiqa_bench.registry import create
+    from fiqa_bench.results import read_raw
+    from fiqa_bench.runner import open_protocol
+
+    raw = read_raw(path)
+    bench = open_protocol(str(small_bench)).load()
+    backbone = create("backbone", mbf)
+    model = load_model(SVMQuality(backbone=backbone).model_path())
+    sv, dual = model["support_vectors"].astype(np.float64), model["dual_coef"].astype(np.float64).ravel()
+    gamma, b = float(model["gamma"]), float(model["intercept"])
+    emb = embed_rows(bench, backbone, range(len(bench.faces)))
+    expect = [float(np.exp(-gamma * ((sv - e / np.linalg.norm(e)) ** 2).sum(axis=1)) @ dual) + b
+              for e in (emb[r] for r in range(len(bench.faces)))]
+    np.testing.assert_allclose(raw["image_quality"], expect, rtol=0, atol=1e-5)  # float32; measured 3e-8
+    n = len(expect)
+    assert sorted(raw["kept_rows"].tolist()) == best_rows(raw["image_group"], raw["image_quality"], np.ones(n, bool), 1)
+    tpr = rec["metrics"]["tpr_at_fpr"]["values"]
+    assert tpr == {k: tpr_at_fpr_conservative(raw["pair_scores"], raw["pair_labels"], float(k)) for k in tpr}
     _, again = run(cfg())
     assert again["counts"]["images_scored_new"] == 0
 

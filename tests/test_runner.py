@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _reference import best_rows, kfold_accuracy_loop, tpr_at_fpr_conservative
 from fiqa_bench.errors import AdapterError, ImageError
+from fiqa_bench.results import read_raw
 from fiqa_bench.runner import RunConfig, run
 
 
@@ -27,7 +29,13 @@ def test_top1_embeds_only_kept_images_and_rerun_is_cached(small_bench, mbf, tmp_
     path, rec = run(_cfg(small_bench, mbf, tmp_path, method="blur"))
     assert path.is_file() and json.loads(path.read_text())["metrics"] == json.loads(json.dumps(rec["metrics"]))
     tpr = rec["metrics"]["tpr_at_fpr"]["values"]
-    assert set(tpr) >= {"1e-1", "1e-2"} and 0.0 <= tpr["1e-1"] <= 1.0
+    raw = read_raw(path)
+    # the kept image of each template is its best-scored one (a loop over the images), and each TPR is the one a
+    # loop over the recorded pairs reads at that FPR
+    n = raw["image_group"].shape[0]
+    assert sorted(raw["kept_rows"].tolist()) == best_rows(raw["image_group"], raw["image_quality"], np.ones(n, bool), 1)
+    assert tpr == {k: tpr_at_fpr_conservative(raw["pair_scores"], raw["pair_labels"], float(k)) for k in tpr}
+    assert set(tpr) == {"1e-1", "1e-2", "1e-3", "1e-4", "1e-5"} and tpr["1e-1"] == 1.0
     c = rec["counts"]
     assert c["images_embedded"] == c["templates"] == 12
     assert c["images_scored"] == c["images"] > c["templates"]
@@ -68,10 +76,11 @@ def test_methods_on_fr_features_score_the_runs_cached_embeddings(small_bench, mb
 
 def test_quality_changes_the_kept_image(small_bench, mbf, tmp_path, isolated_cache):
     """blur and random keep different images in at least one template (else the benchmark measures nothing)."""
-    _, blur = run(_cfg(small_bench, mbf, tmp_path, method="blur"))
-    _, rnd = run(_cfg(small_bench, mbf, tmp_path, method="random"))
-    # the second run embeds at least one image the first did not keep
-    assert rnd["counts"]["images_embedded_new"] > 0
+    p_blur, blur = run(_cfg(small_bench, mbf, tmp_path, method="blur"))
+    p_rnd, rnd = run(_cfg(small_bench, mbf, tmp_path, method="random"))
+    # the second run embeds exactly the images it keeps that the first did not: at least one
+    new = set(read_raw(p_rnd)["kept_rows"].tolist()) - set(read_raw(p_blur)["kept_rows"].tolist())
+    assert rnd["counts"]["images_embedded_new"] == len(new) > 0
 
 
 INTERRUPTING_METHOD = """
@@ -194,9 +203,19 @@ def test_no_face_policy(tmp_path, mbf, isolated_cache, shared):
 
 
 def test_ytf_layout_runs_end_to_end(small_ytf, mbf, tmp_path, isolated_cache):
-    _, rec = run(_cfg(small_ytf, mbf, tmp_path, method="blur"))
+    path, rec = run(_cfg(small_ytf, mbf, tmp_path, method="blur"))
     acc = rec["metrics"]["accuracy"]
-    assert len(acc["folds"]) == 10 and 0.5 <= acc["mean"] <= 1.0
+    raw = read_raw(path)
+    # the best frame of each video is kept; the k-fold accuracy is the one a loop over the recorded pairs gives
+    n = raw["image_group"].shape[0]
+    assert sorted(raw["kept_rows"].tolist()) == best_rows(raw["image_group"], raw["image_quality"], np.ones(n, bool), 1)
+    ref = kfold_accuracy_loop(raw["pair_scores"], raw["pair_labels"], raw["pair_folds"])
+    assert len(acc["folds"]) == 10
+    assert (acc["mean"], acc["std"], acc["folds"], acc["thresholds"]) == (ref["mean"], ref["std"], ref["folds"],
+                                                                         ref["thresholds"])
     assert rec["counts"]["images_embedded"] == rec["counts"]["templates"]
-    _, pooled = run(_cfg(small_ytf, mbf, tmp_path, selection="all"))
-    assert len(pooled["metrics"]["accuracy"]["folds"]) == 10
+    p_pooled, pooled = run(_cfg(small_ytf, mbf, tmp_path, selection="all"))
+    raw = read_raw(p_pooled)
+    ref = kfold_accuracy_loop(raw["pair_scores"], raw["pair_labels"], raw["pair_folds"])
+    acc = pooled["metrics"]["accuracy"]
+    assert len(acc["folds"]) == 10 and acc["folds"] == ref["folds"] and acc["mean"] == ref["mean"]

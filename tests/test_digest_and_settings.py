@@ -1,0 +1,84 @@
+"""Derived from the run configuration's declaration (:class:`fiqa_bench.runner.RunConfig`, each field's metadata):
+every setting that can change a number (``numbers=True``) changes the results file name's digest, and every other
+setting leaves it alone (equal runs, equal names). A new setting is covered as soon as it is declared; one declared
+without ``numbers`` must be listed below with the reason it cannot change a number.
+
+(``rescore`` honouring the same settings is tests/test_mutations_rescore.py, from the same declaration.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+
+import pytest
+
+from _settings import NUMBERS, other_value
+from fiqa_bench.results import settings_digest
+from fiqa_bench.runner import RunConfig, run_settings
+
+#: Settings that cannot change a number, with the reason (a new setting must be declared ``numbers=True`` or be
+#: listed here).
+NOT_NUMBERS = {
+    "protocol": "names the benchmark: the digest holds the loaded benchmark's name and pair-list sha256, not the "
+                "spelling (a folder given by another path is the same run)",
+    "data": "where the benchmark lies, as protocol",
+    "batch_size": "images per adapter call: the conformance kit requires batch-independent adapters",
+    "workers": "threads / processes: the same values in any order",
+    "executor": "where the stages run: the same numbers either way",
+    "ray_address": "which Ray cluster",
+    "ray_actors": "how many Ray actors",
+    "out": "the results folder",
+    "progress": "progress bars",
+}
+
+#: A configuration in which every setting is in play: a method that takes a seed ran, topk (k counts), landmarks
+#: were detected (the detector counts).
+BASE = RunConfig(protocol="bench", backbone="onnx:/models/one.onnx", method="random", selection="topk",
+                 out="results", progress=False)
+PROTOCOL = {"name": "bench", "pairs_sha256": "0" * 64}
+
+
+def _digest(cfg: RunConfig, protocol: dict = PROTOCOL) -> str:
+    return settings_digest(run_settings(cfg, method_ran=True, method_takes_seed=True, detection_used=True,
+                                        options_sha256={}, backbone_sha256=None, protocol=protocol))
+
+
+def test_every_setting_is_declared_as_changing_the_numbers_or_listed_with_a_reason():
+    declared = {f.name for f in fields(RunConfig)}
+    numbers = {f.name for f in NUMBERS}
+    assert numbers and not (numbers & set(NOT_NUMBERS))
+    assert declared - numbers == set(NOT_NUMBERS), "declare the new setting numbers=True or list it in NOT_NUMBERS"
+    # the EDC, TPR-reading and bootstrap settings are among them (what rescore must read back)
+    assert {"fpr_mode", "pair_quality", "fnm_start", "fm_start", "rethreshold_fmr", "bootstrap", "bootstrap_level",
+            "bootstrap_seed", "selection", "k", "flip"} <= numbers
+
+
+@pytest.mark.parametrize("f", NUMBERS, ids=lambda f: f.name)
+def test_a_setting_that_changes_the_numbers_changes_the_digest(f):
+    changed = replace(BASE, **{f.name: other_value(f, getattr(BASE, f.name))})
+    assert getattr(changed, f.name) != getattr(BASE, f.name)
+    assert _digest(changed) != _digest(BASE), f"{f.name} is not in the results file name's digest"
+
+
+@pytest.mark.parametrize("name", sorted(NOT_NUMBERS))
+def test_a_setting_that_cannot_change_the_numbers_keeps_the_digest(name):
+    f = next(f for f in fields(RunConfig) if f.name == name)
+    current = getattr(BASE, name)
+    value = other_value(f, current) if current is not None else "elsewhere"
+    if name == "ray_address":
+        changed = replace(BASE, executor="ray", ray_address="HEAD:6379")
+    else:
+        changed = replace(BASE, **{name: value})
+    assert _digest(changed) == _digest(BASE)
+
+
+def test_the_benchmark_is_in_the_digest_by_its_name_and_pair_list():
+    assert _digest(BASE, {**PROTOCOL, "name": "other"}) != _digest(BASE)
+    assert _digest(BASE, {**PROTOCOL, "pairs_sha256": "1" * 64}) != _digest(BASE)
+
+
+@pytest.mark.parametrize("name,value", [("fnm_start", 0.05 + 1e-12), ("fm_start", 1e-3 * (1 + 1e-9)),
+                                        ("rethreshold_fmr", 2e-3), ("pair_quality", "mean")])
+def test_each_edc_setting_alone_changes_the_digest(name, value):
+    """The EDC settings one at a time, including a change in the last digits (the digest is of the exact value)."""
+    assert _digest(replace(BASE, **{name: value})) != _digest(BASE)
