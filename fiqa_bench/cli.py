@@ -324,12 +324,16 @@ def report_cmd(results_dir, out) -> None:
 @click.option("--part", type=click.Choice(["all", "train", "eval"]), default="all", show_default=True,
               help="Keep only identities of this part of the train/eval identity split (fiqa_bench.splits).")
 @click.option("--no-progress", is_flag=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the whole record (counts, options, exclusions, files, the README text) as JSON instead of "
+                   "the short summary.")
 def prepare_cmd(paths, name, seed, layout, templates_per_identity, min_images, impostors, degrade_fraction,
-                detector, part, no_progress) -> None:
+                detector, part, no_progress, as_json) -> None:
     """Turn folders of identity sub-folders of photos into an IJB- (and/or YTF-) layout benchmark.
 
     Several SRC make one benchmark (identity names distinct across them); ``SRC:pad=0.25`` pads that source's
-    photos before detection (tight crops such as LFW's 150 px)."""
+    photos before detection (tight crops such as LFW's 150 px). Prints a short summary (identities, images,
+    templates, pairs, degraded copies, where it wrote); ``--json`` prints the whole record."""
     from .protocols.prepare import Source, prepare_benchmark
 
     if len(paths) < 2:
@@ -340,7 +344,35 @@ def prepare_cmd(paths, name, seed, layout, templates_per_identity, min_images, i
                                 impostor_pairs=int(impostors) if str(impostors).isdigit() else impostors,
                                 degrade_fraction=degrade_fraction, detector=detector, part=part,
                                 progress=not no_progress)
-    click.echo(json.dumps(summary, indent=2, default=str))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        click.echo(_prepare_summary(summary))
+
+
+def _prepare_summary(summary: dict) -> str:
+    """A few lines for people: what ``prepare`` found, what it made and where it wrote (``--json``: everything)."""
+    from .protocols.prepare import REPORT_FILE
+
+    c = summary["counts"]
+    out = summary["out"]
+    lines = [f"prepared {summary['name']!r} ({summary['layout']} layout, seed {summary['seed']}) in {out} "
+             f"({summary['seconds']:.1f} s)"]
+    lines.append(f"  identities: {c['identities_used']} used of {c['identities_found']} found "
+                 f"({c['identities_excluded']} excluded); photos: {c['photos_found']} found, "
+                 f"{c['photos_no_face']} without a face, {c['photos_unreadable']} unreadable")
+    lines.append(f"  images: {c['images']} ({c['degraded_images']} degraded copies) in {c['templates']} templates; "
+                 f"pairs: {c['genuine_pairs']:,} genuine + {c['impostor_pairs']:,} impostor")
+    if "videos" in c:
+        where = f" in {Path(out) / 'ytf'}" if summary["layout"] == "both" else ""
+        lines.append(f"  ytf{where}: {c['videos']} videos, {c['ytf_pairs']:,} video pairs ({c['ytf_same_pairs']} same; "
+                     f"folds: {summary['ytf_folds']})")
+    removed = summary.get("removed_stale_files") or []
+    lines.append(f"  wrote {len(summary['files'])} files and folders"
+                 + (f", removed {len(removed)} stale images" if removed else "")
+                 + f"; conventions: {Path(out) / 'README.md'}; exclusions and photos without a face: "
+                 + f"{Path(out) / REPORT_FILE}")
+    return "\n".join(lines)
 
 
 @main.command("label")
