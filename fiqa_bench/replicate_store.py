@@ -79,9 +79,11 @@ def _update_array(h, name: str, value) -> None:
     h.update(arr.tobytes())
 
 
-def replicate_key(data: PairData, metrics: dict, options: MetricOptions, boot: BootstrapOptions) -> str:
-    """sha256 (hex) of every input the replicates depend on (see the module docstring)."""
-    h = hashlib.sha256(f"code {code_version()}|".encode())
+def replicate_key(data: PairData, metrics: dict, options: MetricOptions, boot: BootstrapOptions,
+                  code: str | None = None) -> str:
+    """sha256 (hex) of every input the replicates depend on (see the module docstring); ``code``: the bootstrap
+    code's version, default :func:`code_version`."""
+    h = hashlib.sha256(f"code {code if code is not None else code_version()}|".encode())
     for f in dataclasses.fields(PairData):
         _update_array(h, f.name, getattr(data, f.name))
     h.update(json.dumps(metrics, sort_keys=True, default=str).encode())
