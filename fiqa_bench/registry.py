@@ -38,19 +38,53 @@ class Entry:
 _load_failures: dict[tuple[str, str], str] = {}
 
 
+_scanned: tuple[tuple, dict[str, list[tuple[str, str, str]]]] | None = None
+
+
+def _path_state() -> tuple:
+    """``sys.path`` with each entry's mtime and link count: installing or removing a distribution adds or removes
+    a ``*.dist-info`` folder in one of them (its mtime and, for a sub-folder, its link count change, the latter
+    even within one tick of the file system's clock), and adding a folder to ``sys.path`` changes the tuple."""
+    import os
+    import sys
+
+    state = []
+    for p in sys.path:
+        try:
+            st = os.stat(p or ".")
+            state.append((p, st.st_mtime_ns, st.st_nlink))
+        except (OSError, TypeError, ValueError):
+            state.append((p, None))
+    return tuple(state)
+
+
+def _entry_points() -> dict[str, list[tuple[str, str, str]]]:
+    """(name, target, distribution) of every entry point of our groups, read once for all groups (a scan of every
+    installed distribution's metadata: tens of ms) and again only when :func:`_path_state` changed."""
+    global _scanned
+    state = _path_state()
+    if _scanned is not None and _scanned[0] == state:
+        return _scanned[1]
+    every = metadata.entry_points()
+    table = {group: [(ep.name, ep.value, getattr(getattr(ep, "dist", None), "name", "") or "")
+                     for ep in every.select(group=group)] for group in GROUPS.values()}
+    _scanned = (state, table)
+    return table
+
+
 def entries(kind: str) -> dict[str, Entry]:
     """Registered names of one kind (no adapter module is imported)."""
     if kind not in GROUPS:
         raise ValueError(f"kind must be one of {sorted(GROUPS)}")
     found: dict[str, Entry] = {}
-    for ep in metadata.entry_points(group=GROUPS[kind]):
-        dist = getattr(getattr(ep, "dist", None), "name", "") or ""
-        if ep.name in found and found[ep.name].target != ep.value:
+    for name, value, dist in _entry_points()[GROUPS[kind]]:
+        ep = Entry(kind, name, value, dist)  # (name, value) as the loop below reads them
+        if ep.name in found and found[ep.name].target != ep.target:
             _load_failures[(kind, ep.name)] = (
-                f"registered twice: {found[ep.name].target} ({found[ep.name].distribution}) and {ep.value} ({dist})"
+                f"registered twice: {found[ep.name].target} ({found[ep.name].distribution}) and {ep.target} ({dist})"
             )
             continue
-        found[ep.name] = Entry(kind, ep.name, ep.value, dist)
+        found[ep.name] = ep
     return dict(sorted(found.items()))
 
 

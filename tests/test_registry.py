@@ -90,3 +90,20 @@ def test_list_shows_cards_without_heavy_imports():
         labels = [row[0] for row in payload["backbone"][name]["card"]]
         assert {"input", "embedding", "licence", "weights"} <= set(labels)
     assert "lfw" in payload["protocol"]
+
+
+def test_a_distribution_installed_or_removed_later_is_seen(tmp_path, monkeypatch):
+    """Entry points are read once and again only when sys.path or one of its folders changed: a plugin installed
+    into (or removed from) a folder already on sys.path, within the same process, is seen at once."""
+    import shutil
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    assert "later-method" not in registry.entries("method")
+    _fake_distribution(site, "later_fiqa_plugin", "fiqa_bench.methods", {"later-method": "later_mod:Thing"})
+    entry = registry.entries("method")["later-method"]
+    assert entry.target == "later_mod:Thing" and entry.distribution == "later_fiqa_plugin"
+    shutil.rmtree(site / "later_fiqa_plugin-0.1.dist-info")
+    assert "later-method" not in registry.entries("method")
+    assert "blur" in registry.entries("method")
