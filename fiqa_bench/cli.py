@@ -343,7 +343,7 @@ def prepare_cmd(paths, name, seed, layout, templates_per_identity, min_images, i
                                 templates_per_identity=templates_per_identity, min_images=min_images,
                                 impostor_pairs=int(impostors) if str(impostors).isdigit() else impostors,
                                 degrade_fraction=degrade_fraction, detector=detector, part=part,
-                                progress=not no_progress)
+                                progress=_progress_wanted(no_progress))
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
     else:
