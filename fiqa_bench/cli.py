@@ -225,7 +225,7 @@ _STEPS = (("load_protocol_s", "protocol"), ("quality_s", "quality"), ("embed_s",
 
 
 def _timing_line(timings: dict) -> str:
-    """``time: 61.3 s (protocol 0.2 s, ..., bootstrap 58.1 s, computed)`` from a record's ``timings``."""
+    """``  time: 61.3 s (protocol 0.2 s, ..., bootstrap 58.1 s (computed))`` from a record's ``timings``."""
     steps = []
     for key, name in _STEPS:
         if isinstance(timings.get(key), (int, float)) and not isinstance(timings.get(key), bool):
