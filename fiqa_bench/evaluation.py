@@ -52,6 +52,7 @@ class EvalOptions:
     follow_symlinks: bool = False
     max_image_bytes: int = 64 * 2**20
     bootstrap: Any = None  # fiqa_bench.uncertainty.BootstrapOptions; None: no intervals
+    reuse_bootstrap: bool = True  # replicates from the user cache's replicate store when its inputs are the same
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:
@@ -66,7 +67,7 @@ class Evaluation:
 
     metrics: dict[str, Any]
     counts: dict[str, Any]
-    timings: dict[str, float]
+    timings: dict[str, Any]
     pairs: PairData
     raw: dict[str, np.ndarray]
     detector: str | None
@@ -241,7 +242,7 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
     ``executor`` runs the score and embed stages (:mod:`fiqa_bench.executors`; default: local, in this process);
     ``device`` is where onnxruntime models run (it keys the caches when not ``cpu``)."""
     t0 = time.perf_counter()
-    timings: dict[str, float] = {}
+    timings: dict[str, Any] = {}  # seconds per step, and whether the bootstrap replicates were reused
     faces = bench.faces
     n = len(faces)
     groups = faces["group"].to_numpy(np.int64)
@@ -297,14 +298,25 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
     timings["metrics_s"] = time.perf_counter() - t
     log.info("measure: %s in %.2f s", ", ".join(bench.metrics), timings["metrics_s"])
     if options.bootstrap is not None and options.bootstrap.B > 0 and data.scores.shape[0]:
-        from .uncertainty import bootstrap
-
         t = time.perf_counter()
-        metrics, reps = bootstrap(data, metrics, options.metric_options, options.bootstrap)
+        if options.reuse_bootstrap:
+            from .replicate_store import bootstrap_reusing
+
+            done = bootstrap_reusing(data, metrics, options.metric_options, options.bootstrap,
+                                     progress=options.progress)
+            metrics, reps, reused = done.metrics, done.replicates, done.reused
+        else:
+            from .uncertainty import bootstrap
+
+            metrics, reps = bootstrap(data, metrics, options.metric_options, options.bootstrap,
+                                      progress=options.progress)
+            reused = False
         boot_raw = {f"boot_{k}": v for k, v in reps.items()}
         timings["bootstrap_s"] = time.perf_counter() - t
-        log.info("bootstrap: B=%d over %d subjects in %.1f s", options.bootstrap.B,
-                 int(np.unique(np.r_[data.subject_a, data.subject_b]).size), timings["bootstrap_s"])
+        timings["bootstrap_reused"] = reused
+        log.info("bootstrap: B=%d over %d subjects in %.1f s (%s)", options.bootstrap.B,
+                 int(np.unique(np.r_[data.subject_a, data.subject_b]).size), timings["bootstrap_s"],
+                 "replicates reused from the cache" if reused else "computed")
 
     reasons: dict[str, int] = {}
     for s in skipped.values():

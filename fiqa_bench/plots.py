@@ -122,6 +122,81 @@ def draw(runs: Iterable[tuple[str, dict]], folder: Path, stem: str) -> dict[str,
     return out
 
 
+STAMP_SUFFIX = ".sha256"
+
+
+def inputs_digest(runs: list[tuple[str, dict]], stem: str) -> str:
+    """sha256 of everything :func:`draw` reads: the stem, each run's label (in order: it sets the colours) and
+    raw arrays (name, dtype, shape, bytes), the source of this module and of the metric code it calls, and the
+    matplotlib and numpy versions."""
+    import hashlib
+    from importlib import metadata
+
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256(f"figures 1|{stem}|".encode())
+    for dist in ("matplotlib", "numpy"):
+        try:
+            h.update(f"{dist} {metadata.version(dist)}|".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{dist} -|".encode())
+    for source in (here / "plots.py", here / "metrics" / "edc.py", here / "metrics" / "verification.py"):
+        h.update(hashlib.sha256(source.read_bytes()).digest())
+    for label, raw in runs:
+        h.update(f"|run {label}|{len(raw)}|".encode())
+        for name in sorted(raw):
+            arr = np.ascontiguousarray(raw[name])
+            h.update(f"{name}:{arr.dtype.str}:{arr.shape}|".encode())
+            h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _stamped(stamp: Path, digest: str, folder: Path, stem: str) -> dict[str, list[Path]] | None:
+    """The figures a stamp lists when it was written for ``digest`` and every file still has its sha256."""
+    import hashlib
+
+    try:
+        lines = stamp.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not lines or lines[0] != f"# inputs {digest}":
+        return None
+    out: dict[str, list[Path]] = {}
+    for line in lines[1:]:
+        sha, sep, name = line.partition("  ")
+        path = folder / name
+        if not sep or "/" in name or not name.startswith(f"{stem}__"):
+            return None
+        try:
+            if hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+                return None
+        except OSError:
+            return None
+        out.setdefault(name[len(stem) + 2:].rsplit(".", 1)[0], []).append(path)
+    return out or None
+
+
+def draw_reusing(runs: Iterable[tuple[str, dict]], folder: Path, stem: str) -> dict[str, list[Path]]:
+    """:func:`draw`, skipped when the figures in ``folder`` were drawn from the same inputs (:func:`inputs_digest`)
+    and are unchanged since: ``<stem>.sha256`` records the inputs' digest and each file's sha256 (sha256sum's
+    format after a first ``# inputs`` line). Drawing is byte-stable, so a skipped figure is the same bytes a
+    redraw would write; a missing or edited file, or any other input, draws them all again."""
+    import hashlib
+
+    runs = [(label, raw) for label, raw in runs]
+    digest = inputs_digest(runs, stem)
+    stamp = folder / f"{stem}{STAMP_SUFFIX}"
+    done = _stamped(stamp, digest, folder, stem)
+    if done is not None:
+        return done
+    out = draw(runs, folder, stem)
+    lines = [f"# inputs {digest}"]
+    for files in out.values():
+        lines += [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}" for p in files]
+    with atomic_path(stamp) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
 def _small_multiples(runs, folder: Path, stem: str, xlabel: str, panel) -> list[Path]:
     n = max(1, len(runs))
     cols = min(3, n)

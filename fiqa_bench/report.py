@@ -716,7 +716,7 @@ def draw_figures(results: list[dict], out_dir: Path) -> dict:
             if not runs:
                 continue
             stem = plots.stem_for(t.protocol, block.backbone, t.selection)
-            paths = plots.draw(runs, out_dir / "plots", stem)
+            paths = plots.draw_reusing(runs, out_dir / "plots", stem)  # not redrawn when its inputs are the same
             out[(t.protocol, block.backbone, t.selection)] = {
                 name: [p.relative_to(out_dir).as_posix() for p in files] for name, files in paths.items()}
     del backbone_labels

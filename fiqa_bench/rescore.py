@@ -42,9 +42,16 @@ def _diff(path: str, a: Any, b: Any, out: list[str]) -> None:
         out.append(f"{path}: file {a!r}, recomputed {b!r}")
 
 
-def rescore(results_path: str | Path) -> list[str]:
+def rescore(results_path: str | Path, *, progress: bool = False) -> list[str]:
     """Differences between the metrics a results file records and those recomputed from its raw data (empty
-    when every value agrees exactly, after the same JSON round trip)."""
+    when every value agrees exactly, after the same JSON round trip). ``progress``: the bootstrap's progress bar
+    on stderr.
+
+    Everything is recomputed, the bootstrap replicates included: rescore never reads the replicate store
+    (:mod:`fiqa_bench.replicate_store`) that ``run`` reuses. A store entry is a file in a user-writable folder
+    (another build's, a copied cache, a hand edit), not proof of a computation, and rescore is the independent
+    check that the file's numbers follow from its ``.npz`` with this code and these libraries; a check that read
+    its answer from a cache could only agree with whatever wrote it. Nor does it write to the store."""
     record = load_record(results_path)
     raw = read_raw(results_path, record)
     data = pairdata_from_raw(raw)
@@ -58,7 +65,7 @@ def rescore(results_path: str | Path) -> list[str]:
 
         boot = BootstrapOptions(B=B, level=float(record.config.get("bootstrap_level", 0.95)),
                                 seed=int(record.config.get("bootstrap_seed", 0)))
-        metrics, reps = bootstrap(data, metrics, options, boot)
+        metrics, reps = bootstrap(data, metrics, options, boot, progress=progress)
         for key, matrix in reps.items():
             stored = raw.get(f"boot_{key}")
             if stored is None or stored.shape != matrix.shape or not np.array_equal(stored, matrix, equal_nan=True):

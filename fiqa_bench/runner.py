@@ -346,7 +346,7 @@ def _run(cfg: RunConfig, t0: float, method_options: dict, mcls, executor) -> tup
     record = RunRecord(
         suite=suite_info(), method=method_info, backbone=_scrub(backbone_info, roots), protocol=protocol_info,
         config=config, settings=settings, counts=result.counts,
-        timings={k: round(v, 3) for k, v in timings.items()}, metrics=result.metrics,
+        timings={k: v if isinstance(v, bool) else round(v, 3) for k, v in timings.items()}, metrics=result.metrics,
         detector=result.detector, notes=_scrub(list(bench.notes), roots))
     path = write_results(Path(cfg.out), record, result.raw)
     log.info("results: %s (+ %s)", path, path.with_suffix(".npz").name)

@@ -333,12 +333,13 @@ def crop_keys(root: Path, faces: list) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------- stages
-def progress_bar(iterable, total: int, desc: str, enabled: bool):
+def progress_bar(iterable, total: int, desc: str, enabled: bool, unit: str = "batch"):
+    """A tqdm bar on stderr over ``iterable`` (cleared when done), or ``iterable`` itself when not ``enabled``."""
     if not enabled:
         return iterable
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
 
 
 def batches(rows: np.ndarray, size: int) -> list[np.ndarray]:

@@ -314,8 +314,9 @@ def replicate_values(key: str, p: _Prepared, draw, value: dict) -> dict[str, flo
 
 
 def replicates(data: PairData, metrics: dict[str, dict], options: MetricOptions,
-               boot: BootstrapOptions) -> dict[str, np.ndarray]:
-    """``{key: (B, columns) float64}``: every metric's headline values on every resample (NaN where undefined)."""
+               boot: BootstrapOptions, *, progress: bool = False) -> dict[str, np.ndarray]:
+    """``{key: (B, columns) float64}``: every metric's headline values on every resample (NaN where undefined).
+    ``progress``: a progress bar of the resamples on stderr (tqdm, like the stages' bars)."""
     if data.subject_a is None or data.subject_b is None:
         raise ValueError("a bootstrap over subjects needs each pair's subjects")
     n_subjects = int(max(data.subject_a.max(initial=-1), data.subject_b.max(initial=-1))) + 1
@@ -326,7 +327,9 @@ def replicates(data: PairData, metrics: dict[str, dict], options: MetricOptions,
         p.w_neg = np.einsum("bs,bs->b", cf @ p.pair_counts, cf)
     keys = [k for k, v in metrics.items() if isinstance(v, dict) and "unavailable" not in v]
     out = {k: np.full((boot.B, len(get_metric(k).columns(metrics[k]))), np.nan) for k in keys}
-    for b in range(boot.B):
+    from .stages import progress_bar
+
+    for b in progress_bar(range(boot.B), boot.B, "bootstrap", progress, unit="resample"):
         draw = _Draw(p, counts[b], b)
         for k in keys:
             vals = replicate_values(k, p, draw, metrics[k])
@@ -356,12 +359,14 @@ def intervals_from(metrics: dict[str, dict], reps: dict[str, np.ndarray], boot: 
 
 
 def bootstrap(data: PairData, metrics: dict[str, dict], options: MetricOptions,
-              boot: BootstrapOptions) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
+              boot: BootstrapOptions, *, progress: bool = False) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
     """(metrics with intervals, replicate matrices). The replicates go into the run's ``.npz`` (``boot_<key>``), so
-    two runs on the same pairs, subjects, B and seed can be compared resample by resample (:mod:`fiqa_bench.compare`)."""
+    two runs on the same pairs, subjects, B and seed can be compared resample by resample (:mod:`fiqa_bench.compare`).
+    Always computed here; :func:`fiqa_bench.replicate_store.bootstrap_reusing` is the same with the replicate
+    store (what ``fiqa-bench run`` uses)."""
     if boot.B <= 0:
         return metrics, {}
-    reps = replicates(data, metrics, options, boot)
+    reps = replicates(data, metrics, options, boot, progress=progress)
     return intervals_from(metrics, reps, boot), reps
 
 

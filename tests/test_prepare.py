@@ -281,6 +281,39 @@ def test_rerun_is_byte_identical_and_seed_changes_split(env):
     assert other["degradations.csv"] != first["degradations.csv"]
 
 
+def test_cli_prints_a_short_summary_and_the_record_with_json(env):
+    """``prepare`` prints a few lines for people (the counts, where it wrote); ``--json`` the whole record."""
+    from click.testing import CliRunner
+
+    from fiqa_bench.cli import main
+
+    base, src = env["base"], env["src"]
+    args = ["prepare", str(src), "--name", "mini", "--seed", "0", "--layout", "both", "--templates-per-identity",
+            str(T), "--degrade", "0.4", "--no-progress"]
+    res = CliRunner().invoke(main, [*args, str(base / "cli-json"), "--json"])
+    assert res.exit_code == 0, res.output
+    record = json.loads(res.stdout)
+    expected = {k: v for k, v in env["summary"].items() if k not in ("out", "seconds")}
+    assert {k: v for k, v in record.items() if k not in ("out", "seconds")} == json.loads(json.dumps(expected))
+    assert record["out"] == str(base / "cli-json") and record["readme"] == env["summary"]["readme"]
+
+    res = CliRunner().invoke(main, [*args, str(base / "cli")])
+    assert res.exit_code == 0, res.output
+    assert tree_hashes(base / "cli") == tree_hashes(base / "cli-json")
+    text = res.stdout
+    lines = text.splitlines()
+    assert 4 <= len(lines) <= 6 and "{" not in text and "\\n" not in text  # no JSON, no escaped README
+    c = env["summary"]["counts"]
+    assert lines[0].startswith(f"prepared 'mini' (both layout, seed 0) in {base / 'cli'} (")
+    assert (f"identities: {c['identities_used']} used of {c['identities_found']} found "
+            f"({c['identities_excluded']} excluded); photos: {c['photos_found']} found, {c['photos_no_face']} without "
+            f"a face, {c['photos_unreadable']} unreadable") in text
+    assert (f"images: {c['images']} ({c['degraded_images']} degraded copies) in {c['templates']} templates; "
+            f"pairs: {c['genuine_pairs']:,} genuine + {c['impostor_pairs']:,} impostor") in text
+    assert f"ytf in {base / 'cli' / 'ytf'}: {c['videos']} videos, {c['ytf_pairs']:,} video pairs" in text
+    assert str(base / "cli" / "README.md") in text and str(base / "cli" / "prepare_report.json") in text
+
+
 def test_no_degradation_copies_everything_and_sampled_impostors(env):
     out = env["base"] / "d"
     s = P.prepare_benchmark(env["src"], out, name="plain", seed=3, layout="ijb", templates_per_identity=2,

@@ -121,3 +121,20 @@ def test_the_registry_is_read_once_and_again_only_when_the_import_path_changes(t
     monkeypatch.delitem(sys.modules, "cached_fiqa")
     monkeypatch.syspath_prepend(str(other))
     assert registry.load_class("method", "cached-thing").VERSION == 2
+
+
+def test_a_distribution_installed_or_removed_later_is_seen(tmp_path, monkeypatch):
+    """Entry points are read once and again only when sys.path or one of its folders changed: a plugin installed
+    into (or removed from) a folder already on sys.path, within the same process, is seen at once."""
+    import shutil
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    assert "later-method" not in registry.entries("method")
+    _fake_distribution(site, "later_fiqa_plugin", "fiqa_bench.methods", {"later-method": "later_mod:Thing"})
+    entry = registry.entries("method")["later-method"]
+    assert entry.target == "later_mod:Thing" and entry.distribution == "later_fiqa_plugin"
+    shutil.rmtree(site / "later_fiqa_plugin-0.1.dist-info")
+    assert "later-method" not in registry.entries("method")
+    assert "blur" in registry.entries("method")

@@ -40,3 +40,40 @@ def test_report_of_real_runs_has_intervals_marks_and_figures(small_bench, mbf, t
     before = digest()
     write_report(out)
     assert digest() == before
+
+
+@pytest.mark.shared
+def test_figures_are_not_redrawn_from_the_same_inputs_and_a_redraw_gives_the_same_bytes(small_bench, mbf, tmp_path,
+                                                                                     isolated_cache):
+    out = tmp_path / "out"
+    for m in ("random", "blur"):
+        run(RunConfig(protocol=str(small_bench), backbone=mbf, method=m, out=str(out), progress=False, bootstrap=50))
+    write_report(out)
+    plots = out / "plots"
+    stem = "mini__onnx-mobilefacenet.onnx__top1"
+    stamp = plots / f"{stem}.sha256"
+    figures = sorted(p for p in plots.iterdir() if p.suffix in (".png", ".svg"))
+    assert len(figures) == 8 and stamp.is_file()
+    assert {line.split("  ")[1] for line in stamp.read_text().splitlines()[1:]} == {p.name for p in figures}
+
+    def state():
+        return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+                for p in sorted(plots.iterdir())}
+
+    before = state()
+    write_report(out)
+    assert state() == before  # same inputs: not one figure written again
+    # drawn again from scratch (no stamp): the same bytes
+    stamp.unlink()
+    write_report(out)
+    assert {k: v[2] for k, v in state().items()} == {k: v[2] for k, v in before.items()}
+    # an edited figure is drawn again, whole
+    roc = plots / f"{stem}__roc.png"
+    roc.write_bytes(roc.read_bytes()[:100])
+    write_report(out)
+    assert {k: v[2] for k, v in state().items()} == {k: v[2] for k, v in before.items()}
+    # another run in the table: other inputs, other figures
+    run(RunConfig(protocol=str(small_bench), backbone=mbf, method="jpeg", out=str(out), progress=False, bootstrap=50))
+    write_report(out)
+    after = state()
+    assert after[stamp.name][2] != before[stamp.name][2] and after[roc.name][2] != before[roc.name][2]
