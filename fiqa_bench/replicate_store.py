@@ -87,7 +87,7 @@ def replicate_key(data: PairData, metrics: dict, options: MetricOptions, boot: B
     for f in dataclasses.fields(PairData):
         _update_array(h, f.name, getattr(data, f.name))
     h.update(json.dumps(metrics, sort_keys=True, default=str).encode())
-    h.update(json.dumps(dataclasses.asdict(options), sort_keys=True).encode())
+    h.update(json.dumps(options.as_dict(), sort_keys=True).encode())
     h.update(f"|B {int(boot.B)}|seed {int(boot.seed)}".encode())
     return h.hexdigest()
 

@@ -10,20 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from .evaluation import measure, pairdata_from_raw
-from .metrics.base import MetricOptions
+from .metrics.base import MetricOptions, declared_options
 from .results import load_record, read_raw
 
 
 def metric_options(config: dict) -> MetricOptions:
-    """The metric settings a results file's config records."""
-    defaults = MetricOptions()
-    return MetricOptions(
-        fpr_reading=config.get("fpr_reading", defaults.fpr_reading),
-        pair_quality=config.get("pair_quality", defaults.pair_quality),
-        fnm_start=config.get("fnm_start", defaults.fnm_start),
-        fm_start=config.get("fm_start", defaults.fm_start),
-        rethreshold_fmr=config.get("rethreshold_fmr", defaults.rethreshold_fmr),
-    )
+    """The metric settings a results file's config records: every option the registered metrics declare, read back
+    by its name (the default where a file predates it)."""
+    return MetricOptions(**{name: config[name] for name in declared_options() if name in config})
 
 
 def _diff(path: str, a: Any, b: Any, out: list[str]) -> None:

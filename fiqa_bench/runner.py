@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import registry
 from .errors import FiqaBenchError, OptionError
 from .evaluation import SELECTIONS, EvalOptions, evaluate
-from .metrics.base import MetricOptions
-from .metrics.edc import PAIR_QUALITY_MODES
-from .metrics.verification import TPR_MODES
+from .metrics.base import MetricOptions, declared_options
 from .resolve import (  # noqa: F401 - re-exported: the runner's public names before the resolver was split out
     ConfigBuild,
     _accepts,
@@ -41,12 +39,12 @@ log = logging.getLogger(__name__)
 
 def _opt(help: str, *, choices: tuple | str | None = None, min: float | None = None, max: float | None = None,
          flag: str | None = None, short: str | None = None, cli: bool = True, numbers: bool = False,
-         metavar: str | None = None, repeat: bool = False) -> dict:
+         metavar: str | None = None, repeat: bool = False, record: bool = True, metric: bool = False) -> dict:
     """Field metadata the CLI is built from: help text, choices, range, the option's flag spelling; ``numbers``:
     the setting can change a number of the run, so the results file name's digest and ``rescore`` must honour it
     (tests/test_digest_and_settings.py and tests/test_mutations_rescore.py loop over the fields that say so)."""
     return {"help": help, "choices": choices, "min": min, "max": max, "flag": flag, "short": short, "cli": cli,
-            "numbers": numbers, "metavar": metavar, "repeat": repeat}
+            "numbers": numbers, "metavar": metavar, "repeat": repeat, "record": record, "metric": metric}
 
 
 def option_choices(meta) -> tuple | None:
@@ -59,8 +57,12 @@ def option_choices(meta) -> tuple | None:
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything that defines one run. ``fiqa-bench run`` is generated from these fields (fiqa_bench.cli)."""
+class _RunSettings:
+    """Everything that defines one run, declared once: each field's type, default, help, command-line spelling
+    (``fiqa-bench run`` is generated from them: fiqa_bench.cli), whether it changes the numbers (``numbers``: the
+    results file name's digest and ``rescore`` honour it) and whether the results file records it (``record``).
+    The settings of the metrics are not written here: :data:`RunConfig` adds one field per option the registered
+    metrics declare (:class:`fiqa_bench.metrics.base.MetricOption`), so a metric's option is a setting of every run."""
 
     protocol: str = field(metadata=_opt(
         "Protocol name (lfw, lfw-templates, ijbb, ijbc, ytf), NAME:ARG, or a folder written by `prepare`.",
@@ -95,18 +97,6 @@ class RunConfig:
     on_no_face: str = field(default="error", metadata=_opt(
         "An image with no usable face: stop, skip (counted) or align on a centred template (counted).",
         choices=("error", "skip", "center"), numbers=True))
-    fpr_mode: str = field(default="conservative", metadata=_opt(
-        "How TPR@FPR is read off the ROC: conservative (FPR at most the target) or nearest (insightface's, exactly).",
-        choices=TPR_MODES, flag="--fpr-reading", numbers=True))
-    pair_quality: str = field(default="min", metadata=_opt(
-        "Pairwise quality for EDC from the two sides' qualities.", choices=PAIR_QUALITY_MODES, numbers=True))
-    fnm_start: float = field(default=0.05, metadata=_opt(
-        "FNM-EDC: starting FNMR that fixes the threshold.", min=0.0, max=1.0, flag="--edc-fnmr", numbers=True))
-    fm_start: float = field(default=1e-3, metadata=_opt(
-        "FM-EDC: starting FMR that fixes the threshold.", min=0.0, max=1.0, flag="--edc-fmr", numbers=True))
-    rethreshold_fmr: float = field(default=1e-3, metadata=_opt(
-        "Re-threshold EDC (CR-FIQA/MagFace): the FMR the threshold is recomputed at.", min=0.0, max=1.0,
-        flag="--erc-fmr", numbers=True))
     bootstrap: int = field(default=1000, metadata=_opt(
         "Bootstrap resamples (over subjects) for the confidence interval of every metric; 0: none.", min=0,
         max=1_000_000, numbers=True))
@@ -117,25 +107,25 @@ class RunConfig:
         "Allow images that are symlinks leaving the benchmark folder.", numbers=True))
     max_image_bytes: int = field(default=64 * 2**20, metadata=_opt(
         "Largest image file read (bytes); larger files are bad images.", min=1, numbers=True))
-    batch_size: int = field(default=32, metadata=_opt("Images per adapter call.", min=1, max=65536))
+    batch_size: int = field(default=32, metadata=_opt("Images per adapter call.", min=1, max=65536, record=False))
     workers: int = field(default=2, metadata=_opt(
         "Threads decoding/detecting images; with --executor local, a stage of 8,192 images or more runs on this "
-        "many worker processes (at most the CPUs; 1: in this process).", min=1, max=256))
+        "many worker processes (at most the CPUs; 1: in this process).", min=1, max=256, record=False))
     executor: str = field(default="local", metadata=_opt(
         "Where the score and embed stages run: local (this machine: this process, or worker processes for large "
         "stages) or ray (Ray actors over shards of images; needs fiqa-bench[ray]). Same numbers either way.",
-        choices="executor"))
+        choices="executor", record=False))
     ray_address: str | None = field(default=None, metadata=_opt(
         "Ray cluster to use with --executor ray (e.g. HEAD:6379 or auto); default: start a local Ray instance.",
-        metavar="ADDR"))
+        metavar="ADDR", record=False))
     ray_actors: int = field(default=0, metadata=_opt(
         "Ray actors (each one model session) with --executor ray; 0: one per CPU of the cluster.", min=0,
-        max=100_000))
+        max=100_000, record=False))
     device: str = field(default="cpu", metadata=_opt(
         "Where onnxruntime models run: cpu, or cuda (CUDAExecutionProvider; needs fiqa-bench[gpu] and a GPU).",
-        choices=("cpu", "cuda"), numbers=True))
-    out: str = field(default="results", metadata=_opt("Folder for results files and the report.", short="-o"))
-    progress: bool = field(default=True, metadata=_opt("Progress bars.", cli=False))
+        choices=("cpu", "cuda"), numbers=True, record=False))
+    out: str = field(default="results", metadata=_opt("Folder for results files and the report.", short="-o", record=False))
+    progress: bool = field(default=True, metadata=_opt("Progress bars.", cli=False, record=False))
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -168,6 +158,20 @@ class RunConfig:
         b_items = self.backbone_options.items() if isinstance(self.backbone_options, dict) else self.backbone_options
         object.__setattr__(self, "backbone_options", tuple(sorted((str(k), str(v)) for k, v in b_items)))
 
+    def metric_options(self) -> MetricOptions:
+        """The values of the metrics' options (the fields the metrics declare)."""
+        return MetricOptions(**{f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("metric")})
+
+    def record(self) -> dict[str, Any]:
+        """The settings a results file records in ``config`` (every declared field with ``record``), by name;
+        option lists as mappings."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.metadata.get("record", True):
+                value = getattr(self, f.name)
+                out[f.name] = dict(value) if f.metadata.get("repeat") else value
+        return out
+
     def eval_options(self) -> EvalOptions:
         from .uncertainty import BootstrapOptions
 
@@ -176,9 +180,28 @@ class RunConfig:
             selection=self.selection, k=self.k, detector=self.detector, on_bad_image=self.on_bad_image,
             on_no_face=self.on_no_face, batch_size=self.batch_size, workers=self.workers, progress=self.progress,
             follow_symlinks=self.follow_symlinks, max_image_bytes=self.max_image_bytes,
-            metric_options=MetricOptions(fpr_reading=self.fpr_mode, pair_quality=self.pair_quality,
-                                         fnm_start=self.fnm_start, fm_start=self.fm_start,
-                                         rethreshold_fmr=self.rethreshold_fmr))
+            metric_options=self.metric_options())
+
+
+def _with_metric_options(base: type) -> type:
+    """``base`` plus one field per option the registered metrics declare (type, default, help, flag and range from
+    the declaration; each changes the numbers)."""
+    taken = {f.name for f in fields(base)}
+    extra = [(o.name, o.type, field(default=o.default, metadata=_opt(
+        o.help, choices=o.choices, min=o.min, max=o.max, flag=o.cli_flag, numbers=True, metric=True)))
+             for o in declared_options().values() if o.name not in taken]
+    cls = make_dataclass("RunConfig", extra, bases=(base,), frozen=True)
+    cls.__module__ = __name__  # pickled by reference (workers rebuild their adapters from it)
+    cls.__qualname__ = "RunConfig"
+    cls.__doc__ = base.__doc__
+    return cls
+
+
+if TYPE_CHECKING:
+    RunConfig = _RunSettings
+else:
+    #: The run configuration: the declared settings plus the registered metrics' options (one field each).
+    RunConfig = _with_metric_options(_RunSettings)
 
 
 # ----------------------------------------------------------------------------------------------- run
@@ -231,13 +254,17 @@ def run_settings(cfg: RunConfig, method_ran: bool, method_takes_seed: bool, dete
         "backbone_options": dict(cfg.backbone_options),
         "flip": cfg.flip,
         "selection": cfg.selection,
-        "fpr_reading": cfg.fpr_mode,
         "on_bad_image": cfg.on_bad_image,
         "on_no_face": cfg.on_no_face,
-        "edc": {"pair_quality": cfg.pair_quality, "fnm_start": cfg.fnm_start, "fm_start": cfg.fm_start,
-                "rethreshold_fmr": cfg.rethreshold_fmr},
         "bootstrap": {"B": cfg.bootstrap, "level": cfg.bootstrap_level, "seed": cfg.bootstrap_seed},
     }
+    declared = declared_options()
+    for name, value in cfg.metric_options().as_dict().items():  # each at the place its declaration names
+        *parents, leaf = declared[name].digest_path
+        node = settings
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
     if cfg.selection == "topk":
         settings["k"] = cfg.k
     if method_ran and method_takes_seed:
@@ -320,16 +347,7 @@ def _run(cfg: RunConfig, t0: float, method_options: dict, mcls, executor) -> tup
     detection_used = not np.isfinite(bench.landmarks()).all()
     settings = run_settings(cfg, method is not None, mcls is not None and _accepts(mcls, "seed"), detection_used,
                             options_sha256, backbone_sha, protocol_info)
-    config = {
-        "selection": cfg.selection, "k": cfg.k, "seed": cfg.seed, "flip": cfg.flip, "detector": cfg.detector,
-        "on_bad_image": cfg.on_bad_image, "on_no_face": cfg.on_no_face, "fpr_reading": cfg.fpr_mode,
-        "pair_quality": cfg.pair_quality, "fnm_start": cfg.fnm_start, "fm_start": cfg.fm_start,
-        "rethreshold_fmr": cfg.rethreshold_fmr, "follow_symlinks": cfg.follow_symlinks,
-        "max_image_bytes": cfg.max_image_bytes, "bootstrap": cfg.bootstrap, "bootstrap_level": cfg.bootstrap_level,
-        "bootstrap_seed": cfg.bootstrap_seed,
-        "protocol": cfg.protocol, "backbone": cfg.backbone, "backbone_options": dict(cfg.backbone_options),
-        "method": cfg.method, "method_options": method_options, "data": cfg.data,
-    }
+    config = {**cfg.record(), "method_options": method_options}
     method_info = (
         {"name": cfg.method, "version": method.card.version, "card_hash": method.card.card_hash(),
          "identity": method.identity(), "options": method_options, "options_sha256": options_sha256,

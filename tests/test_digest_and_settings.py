@@ -49,7 +49,7 @@ def test_every_setting_is_declared_as_changing_the_numbers_or_listed_with_a_reas
     assert numbers and not (numbers & set(NOT_NUMBERS))
     assert declared - numbers == set(NOT_NUMBERS), "declare the new setting numbers=True or list it in NOT_NUMBERS"
     # the EDC, TPR-reading and bootstrap settings are among them (what rescore must read back)
-    assert {"fpr_mode", "pair_quality", "fnm_start", "fm_start", "rethreshold_fmr", "bootstrap", "bootstrap_level",
+    assert {"fpr_reading", "pair_quality", "fnm_start", "fm_start", "rethreshold_fmr", "bootstrap", "bootstrap_level",
             "bootstrap_seed", "selection", "k", "flip"} <= numbers
 
 

@@ -187,7 +187,7 @@ def test_runs_differing_only_in_reading_flip_or_detector_get_their_own_files(sma
                                                                             isolated_cache):
     out = tmp_path / "out"
     a, _ = run(_cfg(small_bench, mbf, out, method="blur"))
-    b, _ = run(_cfg(small_bench, mbf, out, method="blur", fpr_mode="nearest"))
+    b, _ = run(_cfg(small_bench, mbf, out, method="blur", fpr_reading="nearest"))
     c, _ = run(_cfg(small_bench, mbf, out, method="blur", flip=True))
     assert len({a, b, c}) == 3 and all(p.is_file() for p in (a, b, c))
     # landmarks are given in this benchmark: the detector cannot change a number and does not split the file

@@ -34,7 +34,7 @@ RESCORED = [f for f in NUMBERS if _changes_what_metrics_read(f)]
 
 
 def test_the_declaration_gives_the_metric_and_bootstrap_settings():
-    assert {f.name for f in RESCORED} == {"fpr_mode", "pair_quality", "fnm_start", "fm_start", "rethreshold_fmr",
+    assert {f.name for f in RESCORED} == {"fpr_reading", "pair_quality", "fnm_start", "fm_start", "rethreshold_fmr",
                                           "bootstrap", "bootstrap_level", "bootstrap_seed"}
 
 

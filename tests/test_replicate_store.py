@@ -105,11 +105,11 @@ CHANGES = {
     "quality levels given": (_quality_levels, OPTIONS, BOOT),
     "the seed": (None, OPTIONS, BootstrapOptions(B=40, seed=4)),
     "B": (None, OPTIONS, BootstrapOptions(B=41, seed=3)),
-    "the FPR reading": (None, dataclasses.replace(OPTIONS, fpr_reading="nearest"), BOOT),
-    "the pair quality mode": (None, dataclasses.replace(OPTIONS, pair_quality="mean"), BOOT),
-    "the FNM-EDC start": (None, dataclasses.replace(OPTIONS, fnm_start=0.1), BOOT),
-    "the FM-EDC start": (None, dataclasses.replace(OPTIONS, fm_start=2e-2), BOOT),
-    "the re-threshold FMR": (None, dataclasses.replace(OPTIONS, rethreshold_fmr=2e-2), BOOT),
+    "the FPR reading": (None, OPTIONS.replace(fpr_reading="nearest"), BOOT),
+    "the pair quality mode": (None, OPTIONS.replace(pair_quality="mean"), BOOT),
+    "the FNM-EDC start": (None, OPTIONS.replace(fnm_start=0.1), BOOT),
+    "the FM-EDC start": (None, OPTIONS.replace(fm_start=2e-2), BOOT),
+    "the re-threshold FMR": (None, OPTIONS.replace(rethreshold_fmr=2e-2), BOOT),
 }
 
 

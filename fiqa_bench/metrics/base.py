@@ -15,20 +15,124 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Metric", "MetricOptions", "PairData", "get_metric", "Column"]
+__all__ = ["Column", "Metric", "MetricOption", "MetricOptions", "PairData", "declared_options", "get_metric"]
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
-class MetricOptions:
-    """Settings that change metric values (all recorded in the results file's config)."""
+class MetricOption:
+    """A setting that changes a metric's values, declared with the metric (:attr:`Metric.options`): the one place its
+    type, default, help, command-line spelling and range live. ``fiqa-bench run`` gets an option from it, the results
+    file records it in ``config`` under ``name``, the file name's digest covers it (at ``digest``, a path in the
+    settings; default ``("metric_options", name)``), ``rescore`` reads it back and reports label runs that differ in
+    it. Several metrics may share one option object (the EDC family shares its pair quality)."""
 
-    fpr_reading: str = "conservative"
-    pair_quality: str = "min"
-    fnm_start: float = 0.05
-    fm_start: float = 1e-3
-    rethreshold_fmr: float = 1e-3
+    name: str
+    default: Any
+    help: str
+    flag: str = ""  # default: --NAME with dashes
+    choices: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+    digest: tuple = ()
+
+    def __post_init__(self) -> None:
+        if not _KEY.match(self.name):
+            raise ValueError(f"metric option {self.name!r} must be lower-case snake case")
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def digest_path(self) -> tuple:
+        return tuple(self.digest) or ("metric_options", self.name)
+
+    @property
+    def type(self) -> type:
+        return type(self.default)
+
+    def parse(self, value: Any) -> Any:
+        """``value`` (a string from the command line or a results file's recorded value) as this option's type, checked
+        against its choices and range; ValueError names the option."""
+        try:
+            typed = self.type(value) if not isinstance(value, self.type) or isinstance(value, bool) else value
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.cli_flag}: expected a {self.type.__name__}, got {value!r}") from None
+        if self.choices is not None and typed not in self.choices:
+            raise ValueError(f"{self.cli_flag} must be one of {', '.join(map(str, self.choices))}, got {typed!r}")
+        if self.min is not None and typed < self.min:
+            raise ValueError(f"{self.cli_flag} must be >= {self.min}, got {typed}")
+        if self.max is not None and typed > self.max:
+            raise ValueError(f"{self.cli_flag} must be <= {self.max}, got {typed}")
+        return typed
+
+
+def declared_options() -> dict[str, MetricOption]:
+    """Every option the registered metrics declare, by name (a metric that fails to load is reported by
+    ``fiqa-bench list``, not here). Two metrics declaring one name must declare the same option."""
+    from .. import registry
+    from ..errors import FiqaBenchError
+
+    found: dict[str, MetricOption] = {}
+    for key in registry.names("metric"):
+        try:
+            metric = registry.load_class("metric", key)
+        except FiqaBenchError:
+            continue
+        for option in getattr(metric, "options", ()):
+            if found.setdefault(option.name, option) != option:
+                raise ValueError(f"metric option {option.name!r} is declared twice, differently ({key!r})")
+    return found
+
+
+class MetricOptions:
+    """The values of every declared metric option (:func:`declared_options`), the defaults where not given; read as
+    attributes (``options.fnm_start``). Immutable and hashable; :meth:`as_dict` is what records and keys use."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, **values: Any) -> None:
+        declared = declared_options()
+        unknown = sorted(set(values) - set(declared))
+        if unknown:
+            raise TypeError(f"unknown metric option(s) {', '.join(unknown)}; declared: {', '.join(sorted(declared))}")
+        full = {name: option.default for name, option in declared.items()}
+        full.update({name: declared[name].parse(v) for name, v in values.items()})
+        object.__setattr__(self, "_values", dict(sorted(full.items())))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"no metric option {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("MetricOptions is immutable")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def replace(self, **changes: Any) -> MetricOptions:
+        """A copy with ``changes`` (like :func:`dataclasses.replace`)."""
+        return MetricOptions(**{**self._values, **changes})
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MetricOptions) and self._values == other._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._values.items()))
+
+    def __repr__(self) -> str:
+        return "MetricOptions(" + ", ".join(f"{k}={v!r}" for k, v in self._values.items()) + ")"
+
+    def __reduce__(self):
+        return (_metric_options, (self._values,))
+
+
+def _metric_options(values: dict) -> MetricOptions:
+    return MetricOptions(**values)
 
 
 @dataclass
@@ -93,6 +197,7 @@ class Metric:
     description: str = ""
     joiner: str = "@"
     tags: tuple = field(default_factory=tuple)
+    options: tuple = ()  # the MetricOption settings that change its values
 
     def headline(self, value: dict) -> list:
         """[(full column title, number or None)] of a recorded value (empty when unavailable)."""

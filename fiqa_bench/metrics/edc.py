@@ -30,7 +30,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .base import MetricOption
+
 PAIR_QUALITY_MODES = ("min", "mean", "product")
+
+# The settings of the EDC family, declared once and shared by the three EDC metrics (fiqa_bench.metrics.base).
+
+PAIR_QUALITY = MetricOption("pair_quality", "min", "Pairwise quality for EDC from the two sides' qualities.",
+                            choices=PAIR_QUALITY_MODES, digest=("edc", "pair_quality"))
+FNM_START = MetricOption("fnm_start", 0.05, "FNM-EDC: starting FNMR that fixes the threshold.", flag="--edc-fnmr",
+                         min=0.0, max=1.0, digest=("edc", "fnm_start"))
+FM_START = MetricOption("fm_start", 1e-3, "FM-EDC: starting FMR that fixes the threshold.", flag="--edc-fmr",
+                        min=0.0, max=1.0, digest=("edc", "fm_start"))
+RETHRESHOLD_FMR = MetricOption("rethreshold_fmr", 1e-3,
+                               "Re-threshold EDC (CR-FIQA/MagFace): the FMR the threshold is recomputed at.",
+                               flag="--erc-fmr", min=0.0, max=1.0, digest=("edc", "rethreshold_fmr"))
 EDC_ERRORS = ("fnm", "fm")
 PAUC_LIMITS = (0.20, 0.30)
 pair_quality_note = ("pair quality: min of the two sides' qualities by default (mean, product: options); on template "
@@ -268,4 +282,5 @@ def fixed_threshold_metric(key: str, error: str, label: str, digits: int, descri
 
     return Metric(label=label, joiner="@", key=key, title=label, needs=frozenset({"scores", "labels", "quality"}),
                   higher_is_better=False, compute=compute, columns=lambda value: list((value.get("pauc") or {}).items()),
-                  scale=1.0, digits=digits, unit="", description=description)
+                  scale=1.0, digits=digits, unit="", description=description,
+                  options=(PAIR_QUALITY, FNM_START if error == "fnm" else FM_START))

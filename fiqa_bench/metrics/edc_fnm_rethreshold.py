@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import Metric, MetricOptions, PairData
-from .edc import pair_quality_note, rethreshold_edc, summary
+from .edc import PAIR_QUALITY, RETHRESHOLD_FMR, pair_quality_note, rethreshold_edc, summary
 
 
 def _compute(data: PairData, options: MetricOptions) -> dict:
@@ -28,6 +28,7 @@ METRIC = Metric(
     label="ERC pAUC", joiner="@",
     key="edc_fnm_rethreshold", title="Re-threshold EDC pAUC", needs=frozenset({"scores", "labels", "quality"}),
     higher_is_better=False, compute=_compute, columns=_columns, scale=1.0, digits=4, unit="",
+    options=(PAIR_QUALITY, RETHRESHOLD_FMR),
     description="FNMR at FMR 1e-3 with the threshold recomputed on the remaining comparisons after each discard "
                 "step (the variant of CR-FIQA and MagFace papers); not the ISO EDC",
 )
