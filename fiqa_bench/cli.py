@@ -283,9 +283,8 @@ def _summary(record: dict) -> str:
             iv = intervals.get(short)
             return text + (f" [{metric.format(iv[0])}, {metric.format(iv[1])}]" if iv else "")
 
-        if key == "accuracy":
-            lines.append(f"  accuracy: {shown_value('mean', value['mean'])} ± {100 * value['std']:.2f} "
-                         f"({len(value['folds'])} folds)")
+        if metric.summary is not None:
+            lines.append(f"  {metric.label}: {metric.summary(value, shown_value)}")
             continue
         detail = value.get("detail") or {}
         flagged = [short for short, _ in metric.columns(value)

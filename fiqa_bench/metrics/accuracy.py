@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from .base import Metric, MetricOptions, PairData
 from .verification import kfold_accuracy
 
@@ -15,10 +17,14 @@ def _columns(value: dict) -> list:
     return [("mean", value.get("mean"))]
 
 
+def _summary(value: dict, shown: Callable[[str, Any], str]) -> str:
+    return f"{shown('mean', value['mean'])} ± {100 * value['std']:.2f} ({len(value['folds'])} folds)"
+
+
 METRIC = Metric(
     label="accuracy", joiner=" ",
     key="accuracy", title="Accuracy (%)", needs=frozenset({"scores", "labels", "folds"}), higher_is_better=True,
-    compute=_compute, columns=_columns,
+    compute=_compute, columns=_columns, summary=_summary,
     description="k-fold accuracy: threshold chosen on k-1 folds, applied to the held-out fold; mean and "
                 "population std over folds",
 )

@@ -198,6 +198,9 @@ class Metric:
     joiner: str = "@"
     tags: tuple = field(default_factory=tuple)
     options: tuple = ()  # the MetricOption settings that change its values
+    # the text after the label in a run's printed summary, from the value and a formatter of one column
+    # ((short name, number) -> "97.04% [95.22, 98.63]"); None: every column as short=value
+    summary: Callable[[dict, Callable[[str, Any], str]], str] | None = None
 
     def headline(self, value: dict) -> list:
         """[(full column title, number or None)] of a recorded value (empty when unavailable)."""
