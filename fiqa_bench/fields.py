@@ -18,7 +18,8 @@ import math
 import re
 from typing import Any, Callable, Mapping
 
-__all__ = ["Spec", "Num", "Text", "Flag", "Obj", "Map", "List", "Interval", "Anything", "field_path", "describe"]
+__all__ = ["Spec", "Num", "Text", "Flag", "Obj", "Map", "List", "Interval", "Anything", "ANY", "Deferred", "DEFERRED",
+           "field_path", "describe"]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -99,6 +100,16 @@ class Anything(Spec):
 
 
 ANY = Anything()
+
+
+class Deferred(Spec):
+    """A field checked elsewhere, by a declaration of its own (a metric's value): anything, here."""
+
+    null = True
+    noun = "checked by its own declaration"
+
+
+DEFERRED = Deferred()
 
 
 class Num(Spec):

@@ -24,7 +24,7 @@ import numpy as np
 from . import __version__
 from .atomic import atomic_path, write_json
 from .errors import BadResultsFile, FiqaBenchError
-from .fields import ANY, Flag, List, Map, Num, Obj, Text, describe, field_path
+from .fields import ANY, DEFERRED, Flag, List, Map, Num, Obj, Text, describe, field_path
 
 SCHEMA_VERSION = 2
 RAW_SUFFIX = ".npz"
@@ -190,7 +190,7 @@ _SECTIONS = {
                                           "images_embedded_for_quality", "images_embedded", "images_embedded_new",
                                           "fallback_landmarks", "skipped", "cache_shards_rejected")},
                    "skipped_reasons": Map(_COUNT), "landmarks_rejected": Map(_COUNT), "skipped_files": List(Text())}),
-    "metrics": Obj({}),
+    "metrics": Obj({}, extra=DEFERRED),  # each value by its metric's declaration, in validate
 }
 _REQUIRED = tuple(_SECTIONS)
 _OPTIONAL = {"timings": Map(Num(0)), "raw": Obj({"file": Text(), "sha256": Text(), "arrays": List(Text())}),

@@ -111,7 +111,7 @@ def json_files(root: Path, *, exclude: Path | None = None, on_bad: OnBad | None 
     return out
 
 
-def load_file(path: Path, *, on_bad: OnBad | None = None, require_raw: bool = False) -> LoadedRun | None:
+def load_file(path: Path, *, on_bad: OnBad | None = None) -> LoadedRun | None:
     """The run in one results file, or None when it is left out (see the module's docstring)."""
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
@@ -122,34 +122,36 @@ def load_file(path: Path, *, on_bad: OnBad | None = None, require_raw: bool = Fa
         warnings.warn(f"{path}: not a fiqa-bench results file (no schema_version/metrics); skipped", stacklevel=2)
         return None
     try:
-        run = LoadedRun.from_json(obj, path)
+        return LoadedRun.from_json(obj, path)
     except BadResultsFile as exc:
         _left_out(path, exc.problem, on_bad, warn=False)
         return None
-    if require_raw:
-        try:
-            run.raw
-        except FiqaBenchError as exc:
-            if on_bad is None:
-                raise
-            on_bad(Skipped(path, str(exc)))
-            return None
-    return run
+
+
+def _raw_loads(run: LoadedRun, on_bad: OnBad | None) -> bool:
+    """Whether the run's ``.npz`` reads and matches its record; a bad one makes the run a bad file."""
+    try:
+        run.raw
+    except FiqaBenchError as exc:
+        if on_bad is None:
+            raise
+        on_bad(Skipped(run.path, str(exc)))
+        return False
+    return True
 
 
 def load_runs(paths: Iterable[str | Path], *, on_bad: OnBad | None = None, require_raw: bool = False,
               exclude: Path | None = None) -> list[LoadedRun]:
     """The runs in ``paths`` (results files, or folders searched recursively), each file once, in order.
 
-    ``require_raw``: every run comes with its ``.npz`` (compare): a folder's results files without one are not
-    runs to load, and a given file without one, or with one that does not match, is a bad file."""
+    ``require_raw``: every run comes with its ``.npz`` (compare): a valid results file without one in a folder is
+    no run to load (a copy without raw data), and a given file without one, or any with one that does not read or
+    match, is a bad file. Every results file is validated either way, so a bad one is named by every command."""
     seen: set[Path] = set()
     runs = []
     for given in map(Path, paths):
         if given.is_dir():
             files = [f for f in json_files(given, exclude=exclude, on_bad=on_bad) if f.name != COSTS_FILE]
-            if require_raw:
-                files = [f for f in files if raw_path(f).is_file()]
         elif given.exists():
             files = [given]
         else:
@@ -158,8 +160,10 @@ def load_runs(paths: Iterable[str | Path], *, on_bad: OnBad | None = None, requi
             if f in seen:
                 continue
             seen.add(f)
-            run = load_file(f, on_bad=on_bad, require_raw=require_raw)
-            if run is not None:
+            run = load_file(f, on_bad=on_bad)
+            if run is None or (require_raw and given.is_dir() and not raw_path(f).is_file()):
+                continue
+            if not require_raw or _raw_loads(run, on_bad):
                 runs.append(run)
     return runs
 
