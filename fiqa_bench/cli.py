@@ -259,7 +259,8 @@ def rescore_cmd(results) -> None:
 def compare_cmd(results, as_json) -> None:
     """Paired bootstrap comparisons of the methods in RESULTS (files or folders): for runs on the same protocol,
     pair list, backbone and selection, each method's difference to random and to the best, with the interval of
-    the difference (the same resamples for both methods) and which differences exclude zero."""
+    the difference (the same resamples for both methods) and which differences exclude zero. A malformed results
+    file is named in one line on stderr and skipped (exit 2 only when nothing valid remains)."""
     from .compare import as_json as to_json, compare, load_runs, render_text
 
     with _Skips() as skips:
@@ -274,7 +275,8 @@ def compare_cmd(results, as_json) -> None:
 @click.option("--out", "-o", default=None, type=click.Path(file_okay=False), help="Default: RESULTS_DIR.")
 def report_cmd(results_dir, out) -> None:
     """Render Markdown and HTML tables (laid out like the paper's) from a folder of results files (and its
-    costs.json from benchmarks/bench_costs.py, if any: a Table 2 costs section)."""
+    costs.json from benchmarks/bench_costs.py, if any: a Table 2 costs section). A malformed results file is named
+    in one line on stderr and skipped (exit 2 only when nothing valid remains)."""
     from .report import write_report
 
     with _Skips() as skips:
@@ -691,7 +693,8 @@ def leaderboard_cmd(results_dirs, out) -> None:
 
     One board per protocol x FR backbone x selection (other protocol versions or pair lists: separate boards),
     sortable and filterable, the view kept in the link; rows link to a copy of their results file, their method
-    card and their cost (ms/image from a costs.json under RESULTS_DIRS).
+    card and their cost (ms/image from a costs.json under RESULTS_DIRS). A malformed results file is named in one
+    line on stderr and skipped (exit 2 only when nothing valid remains).
     """
     from .leaderboard import write_site
 
