@@ -123,8 +123,8 @@ class Num(Spec):
         self.open_lo, self.open_hi = open_lo, open_hi
         if integer:
             self.json_type = int
-            self.noun = ("an integer" if lo is None and hi is None else "a non-negative integer" if (lo, hi) == (0, None)
-                         else "a positive integer" if (lo, hi) == (1, None) else f"an integer in [{lo}, {hi}]")
+            self.noun = {(None, None): "an integer", (0, None): "a non-negative integer",
+                         (1, None): "a positive integer"}.get((lo, hi), f"an integer in [{lo}, {hi}]")
         elif (lo, hi, open_lo, open_hi) == (0, 1, False, False):
             self.noun = "a fraction in [0, 1]"
         elif lo is not None and hi is not None:

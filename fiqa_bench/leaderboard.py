@@ -131,7 +131,8 @@ def _one_per_settings(runs: list[SiteRun]) -> list[SiteRun]:
     kept: dict[tuple, Path] = {}
     out = []
     for run in runs:
-        key = (comparable_key(run.record), settings_digest(run.record.settings), run.record.method.get("identity") or "")
+        record = run.record
+        key = (comparable_key(record), settings_digest(record.settings), record.method.get("identity") or "")
         if key in kept:
             warnings.warn(f"{run.path}: same protocol, backbone and settings as {kept[key]}; listed once",
                           stacklevel=3)

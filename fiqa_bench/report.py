@@ -54,7 +54,8 @@ def _as_runs(results: Iterable[LoadedRun | dict]) -> list[LoadedRun]:
     runs = []
     for r in results:
         if not isinstance(r, LoadedRun):
-            r = LoadedRun.from_json({k: v for k, v in r.items() if k != SOURCE_KEY}, r.get(SOURCE_KEY, "<results dict>"))
+            source = r.get(SOURCE_KEY, "<results dict>")
+            r = LoadedRun.from_json({k: v for k, v in r.items() if k != SOURCE_KEY}, source)
         runs.append(r)
     return runs
 
@@ -147,8 +148,8 @@ def _settings_text(run: LoadedRun) -> str:
 def _method_key(run: LoadedRun) -> tuple:
     """(name, version, card hash, options as given, sha256 of the options' files): one key per method variant."""
     m = run.record.method
-    return (m["name"], m.get("version") or "", m.get("card_hash") or "", tuple(sorted((m.get("options") or {}).items())),
-            tuple(sorted((m.get("options_sha256") or {}).items())))
+    return (m["name"], m.get("version") or "", m.get("card_hash") or "",
+            tuple(sorted((m.get("options") or {}).items())), tuple(sorted((m.get("options_sha256") or {}).items())))
 
 
 def _method_variant_labels(name: str, group: list[tuple], records: dict[tuple, RunRecord]) -> dict[tuple, str]:

@@ -296,10 +296,15 @@ def write_results(out_dir: Path, record: RunRecord, raw: Mapping[str, np.ndarray
     return path
 
 
-def load_record(path: str | Path) -> RunRecord:
-    path = Path(path)
+def read_results_json(path: str | Path) -> Any:
+    """The parsed JSON of a results file (:class:`BadResultsFile` when it is not readable as JSON): the one place a
+    results file is read, for :func:`load_record` and :mod:`fiqa_bench.store`."""
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FiqaBenchError(f"{path}: not readable as a results file ({exc})") from exc
-    return RunRecord.from_json(obj, str(path))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadResultsFile(path, f"not readable as JSON ({exc})") from exc
+
+
+def load_record(path: str | Path) -> RunRecord:
+    """The validated record of one results file (:class:`BadResultsFile` naming the file and the field)."""
+    return RunRecord.from_json(read_results_json(path), str(path))

@@ -17,7 +17,6 @@ something valid remains (2, as for any data error, when nothing does). JSON file
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .costs import COSTS_FILE
 from .errors import BadResultsFile, FiqaBenchError
-from .results import RunRecord, raw_path, read_raw
+from .results import RunRecord, raw_path, read_raw, read_results_json
 
 __all__ = ["Skipped", "LoadedRun", "load_runs", "load_file", "json_files", "comparable_key", "pairing_key",
            "selection_label", "method_label", "options_text", "option_value", "null_reason"]
@@ -114,9 +113,9 @@ def json_files(root: Path, *, exclude: Path | None = None, on_bad: OnBad | None 
 def load_file(path: Path, *, on_bad: OnBad | None = None) -> LoadedRun | None:
     """The run in one results file, or None when it is left out (see the module's docstring)."""
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        _left_out(path, f"not readable as JSON ({exc})", on_bad, warn=True)
+        obj = read_results_json(path)
+    except BadResultsFile as exc:
+        _left_out(path, exc.problem, on_bad, warn=True)
         return None
     if not (isinstance(obj, dict) and ("schema_version" in obj or "metrics" in obj)):
         warnings.warn(f"{path}: not a fiqa-bench results file (no schema_version/metrics); skipped", stacklevel=2)

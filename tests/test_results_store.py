@@ -264,7 +264,8 @@ def test_fields_words():
     out: list[str] = []
     Obj({"n": Num(0, integer=True), "t": Text(nonempty=True), "m": Map(Interval(Num(0, 1)))}, required=("n",)).check(
         {"t": 7, "m": {"a": [0.2, 0.1], "b": [0.1, 2]}}, "x", out)
-    assert out == ["x.n is missing (expected a non-negative integer)", "x.t must be a non-empty string, not an integer (7)",
+    assert out == ["x.n is missing (expected a non-negative integer)",
+                   "x.t must be a non-empty string, not an integer (7)",
                    "x.m.a = [0.2, 0.1] is not an interval: low > high", "x.m.b[1] = 2 is not a fraction in [0, 1]"]
     out = []
     Num(0, integer=True).check(10 ** 400, "big", out)  # a whole number too large for a float is still a count
