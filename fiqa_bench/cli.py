@@ -141,6 +141,23 @@ def main(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
 
 
+class _Skips(list):
+    """The store's ``on_bad`` for report, leaderboard and compare: a bad results file is one line on stderr
+    (``skipped PATH: FIELD ...``) and is left out; leaving the block prints how many were, also when it ends in
+    an error because nothing valid remained (then the exit code is 2, as for any data error)."""
+
+    def __call__(self, skipped) -> None:
+        click.echo(skipped.line(), err=True)
+        self.append(skipped)
+
+    def __enter__(self) -> "_Skips":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self:
+            click.echo(f"{len(self)} results file{'s' if len(self) != 1 else ''} skipped", err=True)
+
+
 @main.command("list", short_help="List the registered methods, backbones and protocols.")
 @click.option("--kind", type=click.Choice(["method", "backbone", "protocol"]), default=None,
               help="Only this kind of plugin.")
@@ -379,12 +396,14 @@ def rescore_cmd(results, no_progress) -> None:
 def compare_cmd(results, as_json) -> None:
     """Paired bootstrap comparisons of the methods in RESULTS (files or folders): for runs on the same protocol,
     pair list, backbone and selection, each method's difference to random and to the best, with the interval of
-    the difference (the same resamples for both methods) and which differences exclude zero."""
+    the difference (the same resamples for both methods) and which differences exclude zero. A malformed results
+    file is named in one line on stderr and skipped (exit 2 only when nothing valid remains)."""
     from .compare import as_json as to_json, compare, load_runs, render_text
 
-    groups = compare(load_runs(results))
-    if not groups:
-        raise FiqaBenchError("no results files with raw data (.npz) to compare")
+    with _Skips() as skips:
+        groups = compare(load_runs(results, on_bad=skips))
+        if not groups:
+            raise FiqaBenchError("no results files with raw data (.npz) to compare")
     click.echo(json.dumps(to_json(groups), indent=2) if as_json else render_text(groups))
 
 
@@ -393,10 +412,13 @@ def compare_cmd(results, as_json) -> None:
 @click.option("--out", "-o", default=None, type=click.Path(file_okay=False), help="Default: RESULTS_DIR.")
 def report_cmd(results_dir, out) -> None:
     """Render Markdown and HTML tables (laid out like the paper's) from a folder of results files (and its
-    costs.json from benchmarks/bench_costs.py, if any: a Table 2 costs section)."""
+    costs.json from benchmarks/bench_costs.py, if any: a Table 2 costs section). A malformed results file is named
+    in one line on stderr and skipped (exit 2 only when nothing valid remains)."""
     from .report import write_report
 
-    for p in write_report(Path(results_dir), Path(out) if out else None):
+    with _Skips() as skips:
+        written = write_report(Path(results_dir), Path(out) if out else None, on_bad=skips)
+    for p in written:
         click.echo(str(p))
 
 
@@ -846,11 +868,13 @@ def leaderboard_cmd(results_dirs, out) -> None:
 
     One board per protocol x FR backbone x selection (other protocol versions or pair lists: separate boards),
     sortable and filterable, the view kept in the link; rows link to a copy of their results file, their method
-    card and their cost (ms/image from a costs.json under RESULTS_DIRS).
+    card and their cost (ms/image from a costs.json under RESULTS_DIRS). A malformed results file is named in one
+    line on stderr and skipped (exit 2 only when nothing valid remains).
     """
     from .leaderboard import write_site
 
-    written = write_site([Path(d) for d in results_dirs], Path(out))
+    with _Skips() as skips:
+        written = write_site([Path(d) for d in results_dirs], Path(out), on_bad=skips)
     click.echo(f"leaderboard: {Path(out) / 'index.html'} ({len(written)} files)")
 
 

@@ -13,32 +13,18 @@ from the runner-up (otherwise the column's best is a tie).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from .errors import FiqaBenchError
 from .metrics.base import get_metric
-from .results import RunRecord, load_record, read_raw
+from .store import LoadedRun, OnBad, load_runs as _load_runs, pairing_key
 from .uncertainty import percentile_interval
 
-
-@dataclass
-class Run:
-    path: Path
-    record: RunRecord
-    raw: dict
-    suffix: str = ""
-
-    @property
-    def label(self) -> str:
-        opts = self.record.method.get("options") or {}
-        name = self.record.method["name"]
-        if opts:
-            name += " [" + ", ".join(f"{k}={Path(v).name if '/' in v else v}" for k, v in sorted(opts.items())) + "]"
-        return name + self.suffix
+#: A run as compare reads it: the store's loaded run (its ``.npz`` arrays in ``raw``, its ``label``).
+Run = LoadedRun
 
 
 @dataclass
@@ -93,14 +79,6 @@ class Group:
                 f"B={self.B}")
 
 
-def _group_key(r: RunRecord) -> tuple:
-    s = dict(r.settings)
-    for k in ("method", "method_options", "seed"):
-        s.pop(k, None)
-    return (r.protocol["name"], r.protocol.get("pairs_sha256"), r.backbone["name"], r.backbone.get("weights_sha256"),
-            r.config["selection"], repr(sorted(s.items())))
-
-
 def _paired(a: Run, b: Run) -> str | None:
     """Why two runs cannot be compared resample by resample (None when they can)."""
     for key in ("pair_a", "pair_b", "pair_labels", "template_subject", "template_ids"):
@@ -112,19 +90,10 @@ def _paired(a: Run, b: Run) -> str | None:
     return None
 
 
-def load_runs(paths) -> list[Run]:
-    """Results files (or folders of them, searched recursively) with their raw data."""
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files += sorted(x for x in p.rglob("*.json") if x.with_suffix(".npz").is_file())
-        else:
-            files.append(p)
-    runs = []
-    for f in files:
-        rec = load_record(f)
-        runs.append(Run(f, rec, read_raw(f, rec)))
-    return runs
+def load_runs(paths, on_bad: OnBad | None = None) -> list[Run]:
+    """Results files (or folders of them, searched recursively) with their raw data (:func:`fiqa_bench.store.load_runs`;
+    ``on_bad``: bad files are handed to it and left out, else the first is an error naming it)."""
+    return _load_runs(paths, on_bad=on_bad, require_raw=True)
 
 
 def compare(runs: list[Run]) -> list[Group]:
@@ -132,9 +101,9 @@ def compare(runs: list[Run]) -> list[Group]:
     and settings but the method)."""
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
-        groups.setdefault(_group_key(run.record), []).append(run)
+        groups.setdefault(pairing_key(run.record), []).append(replace(run, suffix=""))  # copies: labels are ours
     out = []
-    for key, members in sorted(groups.items(), key=lambda kv: kv[0][:5]):
+    for key, members in sorted(groups.items(), key=lambda kv: kv[0][:-1]):
         members = sorted(members, key=lambda r: (r.record.method["name"] != "random", r.label, r.path.name))
         seen: dict[str, int] = {}
         for r in members:

@@ -99,3 +99,13 @@ class FileAccessError(FiqaBenchError, OSError):
 class AdapterInterrupt(KeyboardInterrupt):
     """Ctrl-C (or a ``KeyboardInterrupt`` raised by a plugin) while an adapter ran: still an interruption (the CLI
     exits with 130), but it says which adapter was running."""
+
+
+class BadResultsFile(FiqaBenchError):
+    """A results file that cannot be used: not JSON, or a field of the wrong type or range. ``problem`` names the
+    field (``metrics.tpr_at_fpr['1e-3'] must be a fraction in [0, 1] or null, not a string ('abc')``)."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")

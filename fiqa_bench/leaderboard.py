@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import shutil
 import warnings
@@ -27,7 +26,8 @@ from typing import Any, Iterable
 from . import atomic
 from .costs import COSTS_FILE, fmt_ms, load_costs
 from .errors import FiqaBenchError
-from .results import raw_path, settings_digest, validate
+from .results import RunRecord, raw_path, settings_digest
+from .store import LoadedRun, OnBad, comparable_key, json_files, load_file, null_reason
 
 ASSETS = Path(__file__).with_name("leaderboard_assets")
 DATA_SCHEMA = 1  # of the embedded JSON (``leaderboard-data``)
@@ -35,21 +35,28 @@ MARKER = ".fiqa-bench-leaderboard"  # a folder holding this file was written by 
 OWNED = ("results", "cards", "costs")  # sub-folders write_site replaces on a rebuild
 STATIC = ("leaderboard.js", "leaderboard.css")
 
-__all__ = ["collect", "build_data", "write_site", "embed_json", "Run"]
+__all__ = ["collect", "build_data", "write_site", "embed_json", "SiteRun"]
 
 
 @dataclass
-class Run:
-    """One results file as the site uses it: its record, where it came from and the costs that apply to it."""
+class SiteRun:
+    """One run as the site shows it: the loaded run, where its copies go and the costs that apply to it."""
 
-    path: Path
-    record: dict
+    run: LoadedRun
     site_name: str = ""  # its path under SITE/results/
     raw_path: Path | None = None  # its .npz, when present
     raw_site_name: str | None = None
     costs: dict | None = None  # the validated costs.json that applies to it
     costs_path: Path | None = None
     costs_site_name: str | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.run.path
+
+    @property
+    def record(self) -> RunRecord:
+        return self.run.record
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -68,17 +75,19 @@ def _costs_for(path: Path, root: Path, by_folder: dict[Path, Path]) -> Path | No
     return next(iter(sorted(by_folder.values())), None)
 
 
-def collect(dirs: Iterable[str | Path], exclude: str | Path | None = None) -> list[Run]:
-    """Every results file (``*.json`` searched recursively, hidden folders skipped) under ``dirs``, validated.
+def collect(dirs: Iterable[str | Path], exclude: str | Path | None = None, on_bad: OnBad | None = None
+            ) -> list[SiteRun]:
+    """Every results file (``*.json`` searched recursively, hidden folders skipped) under ``dirs``, loaded by the
+    store (:mod:`fiqa_bench.store`).
 
     JSON files that are not results files (no ``schema_version``/``metrics``) are skipped with a warning; a results
-    file that breaks the schema or a malformed ``costs.json`` raises :class:`FiqaBenchError` naming it. Unlike a
-    report, runs of different protocol versions may be mixed: they land on separate boards. A run's costs come
-    from the nearest ``costs.json`` of its own RESULTS_DIR (see :func:`_costs_for`), else from the first one in
-    the other RESULTS_DIRs, in the order given (``leaderboard runs/ reports/x/costs/``). ``exclude`` (the site
-    being written, when it lies inside a RESULTS_DIR) is not searched; neither is anything but regular files."""
-    skip = Path(exclude).resolve() if exclude is not None else None
-    runs: list[Run] = []
+    file that breaks the schema raises :class:`FiqaBenchError` naming it and its field (given ``on_bad``, it is handed
+    there and left out), as does a malformed ``costs.json``. Unlike a report, runs of different protocol versions may
+    be mixed: they land on separate boards. A run's costs come from the nearest ``costs.json`` of its own
+    RESULTS_DIR (see :func:`_costs_for`), else from the first one in the other RESULTS_DIRs, in the order given
+    (``leaderboard runs/ reports/x/costs/``). ``exclude`` (the site being written, when it lies inside a
+    RESULTS_DIR) is not searched; neither is anything but regular files."""
+    runs: list[SiteRun] = []
     seen: set[Path] = set()
     contents: dict[str, Path] = {}  # sha256 -> first path: a copy of a run elsewhere is the same run
     trees = []
@@ -87,21 +96,9 @@ def collect(dirs: Iterable[str | Path], exclude: str | Path | None = None) -> li
         if not root.is_dir():
             raise FiqaBenchError(f"{root}: no such results folder")
         root = root.resolve()
-        costs_files: dict[Path, Path] = {}
-        paths = []
-        for path in sorted(root.rglob("*.json")):
-            if any(part.startswith(".") for part in path.relative_to(root).parts):
-                continue
-            if skip is not None and (path == skip or skip in path.parents):
-                continue
-            if not path.is_file():  # a FIFO or device named *.json would block or never end: not a results file
-                warnings.warn(f"{path}: not a regular file; skipped", stacklevel=2)
-                continue
-            if path.name == COSTS_FILE:
-                costs_files[path.parent] = path
-            else:
-                paths.append(path)
-        trees.append((root, costs_files, paths))
+        files = json_files(root, exclude=Path(exclude) if exclude is not None else None, on_bad=on_bad)
+        costs_files = {p.parent: p for p in files if p.name == COSTS_FILE}
+        trees.append((root, costs_files, [p for p in files if p.name != COSTS_FILE]))
     costs = {p: load_costs(p.parent) for _, files, _ in trees for p in files.values()}
     anywhere = next((p for _, files, _ in trees for p in sorted(files.values())), None)
     for root, costs_files, paths in trees:
@@ -109,24 +106,15 @@ def collect(dirs: Iterable[str | Path], exclude: str | Path | None = None) -> li
             if path in seen:
                 continue
             seen.add(path)
-            try:
-                obj = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                warnings.warn(f"{path}: not readable as JSON ({exc}); skipped", stacklevel=2)
+            loaded = load_file(path, on_bad=on_bad)
+            if loaded is None:
                 continue
-            if not (isinstance(obj, dict) and "schema_version" in obj and "metrics" in obj):
-                warnings.warn(f"{path}: not a fiqa-bench results file (no schema_version/metrics); skipped",
-                              stacklevel=2)
-                continue
-            problems = validate(obj)
-            if problems:
-                raise FiqaBenchError(f"{path}: not a valid results file: {problems[0]}")
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             if digest in contents:
                 warnings.warn(f"{path}: same bytes as {contents[digest]}; listed once", stacklevel=2)
                 continue
             contents[digest] = path
-            run = Run(path=path, record=obj)
+            run = SiteRun(loaded)
             run.costs_path = _costs_for(path, root, costs_files) or anywhere
             if run.costs_path is not None:
                 run.costs = costs[run.costs_path]
@@ -134,7 +122,7 @@ def collect(dirs: Iterable[str | Path], exclude: str | Path | None = None) -> li
     return _one_per_settings(runs)
 
 
-def _one_per_settings(runs: list[Run]) -> list[Run]:
+def _one_per_settings(runs: list[SiteRun]) -> list[SiteRun]:
     """One row per experiment: a second results file with the same board and the same settings (the same run made
     again, e.g. the default tinyfq kept both beside the Table 3 runs and beside the Table 7 variants) is dropped
     with a warning naming both, so a board never shows one experiment twice under one label. The method's identity
@@ -143,8 +131,8 @@ def _one_per_settings(runs: list[Run]) -> list[Run]:
     kept: dict[tuple, Path] = {}
     out = []
     for run in runs:
-        key = (board_key(run.record), settings_digest(run.record.get("settings") or {}),
-               str(_get(run.record, "method.identity") or ""))
+        record = run.record
+        key = (comparable_key(record), settings_digest(record.settings), record.method.get("identity") or "")
         if key in kept:
             warnings.warn(f"{run.path}: same protocol, backbone and settings as {kept[key]}; listed once",
                           stacklevel=3)
@@ -157,81 +145,36 @@ def _one_per_settings(runs: list[Run]) -> list[Run]:
 # ------------------------------------------------------------------------------------------ boards
 
 
-from .report import _get  # noqa: E402  (one dotted-key reader for every reader of results files)
-
-
-def selection_label(record: dict) -> str:
-    """``top1``, ``topk-k3``, ``all``...: the selection as the file names spell it."""
-    sel = str(_get(record, "config.selection"))
-    k = _get(record, "config.k")
-    return f"{sel}-k{int(k)}" if sel == "topk" and isinstance(k, int) else sel
-
-
-def board_key(record: dict) -> tuple:
-    """What must be equal for two runs to be ranked together."""
-    return (str(_get(record, "protocol.name")), str(_get(record, "protocol.version")),
-            str(_get(record, "protocol.pairs_sha256") or ""), str(_get(record, "protocol.faces_sha256") or ""),
-            str(_get(record, "backbone.name")), str(_get(record, "backbone.weights_sha256") or ""),
-            selection_label(record))
-
-
-def _interval(x: Any) -> list | None:
-    if (isinstance(x, (list, tuple)) and len(x) == 2
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in x)):
-        return [float(x[0]), float(x[1])]
-    return None
-
-
 def _intervals(metric, value: dict, shorts_titles: list[tuple[str, str]]) -> dict[str, list | None]:
-    """{column title: [low, high] or None}: the metric's own reading where it has one (``headline_intervals``),
-    else the recorded ``intervals`` keyed by the columns' short names. Results without intervals give None."""
-    helper = getattr(metric, "headline_intervals", None)
-    if callable(helper):
-        got = helper(value) or {}
-        return {title: _interval(got.get(title)) for _, title in shorts_titles}
-    raw = value.get("intervals") if isinstance(value, dict) else None
-    raw = raw if isinstance(raw, dict) else {}
-    return {title: _interval(raw.get(short)) for short, title in shorts_titles}
+    """{column title: [low, high] or None} of a recorded value (None where it has no interval)."""
+    got = metric.headline_intervals(value)
+    return {title: None if got.get(title) is None else [float(x) for x in got[title]] for _, title in shorts_titles}
 
 
-def _null_reason(value: Any, short: str) -> str:
-    if isinstance(value, dict):
-        if value.get("unavailable"):
-            return str(value["unavailable"])
-        detail = value.get("detail")
-        if isinstance(detail, dict) and isinstance(detail.get(short), dict) and detail[short].get("reason"):
-            return str(detail[short]["reason"])
-    return "not measured in this run"
-
-
-def _cells(record: dict, source: Path) -> tuple[list[dict], dict[str, dict]]:
+def _cells(record: RunRecord) -> tuple[list[dict], dict[str, dict]]:
     """The run's headline columns (declared metrics only) and its cell per column id (``key:short``)."""
     from .metrics.base import get_metric
 
     columns, cells = [], {}
-    for key in _get(record, "protocol.metrics") or list(record["metrics"]):
-        try:
-            m = get_metric(str(key))
-        except KeyError as exc:
-            raise FiqaBenchError(f"{source}: protocol.metrics names {exc.args[0] if exc.args else key}") from None
-        value = record["metrics"].get(key)
+    for key in record.protocol.get("metrics") or list(record.metrics):
+        m = get_metric(key)
+        value = record.metrics.get(key)
         if not isinstance(value, dict):
             continue
         shorts = [str(s) for s, _ in m.columns(value)] if "unavailable" not in value else []
         heads = m.headline(value)
         titles = [(s, t) for s, (t, _) in zip(shorts, heads)]
         intervals = _intervals(m, value, titles)
-        boot = value.get("bootstrap") if isinstance(value.get("bootstrap"), dict) else None
+        boot = value.get("bootstrap")
         for short, (title, v) in zip(shorts, heads):
             cid = f"{key}:{short}"
             columns.append({"id": cid, "metric": key, "title": title, "short": short, "label": m.label,
                             "higher_is_better": m.higher_is_better, "unit": m.unit})
-            number = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) \
-                else None
+            number = None if v is None else float(v)
             iv = intervals.get(title)
             cell = {"v": number, "text": m.format(number)}
             if number is None:
-                cell["reason"] = _null_reason(value, short)
+                cell["reason"] = null_reason(record, key, short)
             if iv is not None:
                 cell.update(lo=iv[0], hi=iv[1], lo_text=m.format(iv[0]), hi_text=m.format(iv[1]))
             if boot is not None:
@@ -242,44 +185,25 @@ def _cells(record: dict, source: Path) -> tuple[list[dict], dict[str, dict]]:
     return columns, cells
 
 
-def _option_value(value: Any) -> str:
-    """An option as a label shows it: a file path by its base name (labels never show machine paths)."""
-    text = str(value)
-    if "/" in text or "\\" in text:
-        return Path(text.replace("\\", "/")).name or text
-    return text
-
-
-def _option_text(options: dict) -> str:
-    return ", ".join(f"{k}={_option_value(v)}" for k, v in sorted(options.items()))
-
-
-def _method_label(record: dict) -> str:
-    name = str(_get(record, "method.name"))
-    options = _get(record, "method.options") or {}
-    return name + (f" [{_option_text(options)}]" if options else "")
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "x"
 
 
 def _card_name(record: dict) -> str:
     """One card page per method variant and FR backbone (the page shows both cards)."""
-    ident = json.dumps([_get(record, "method.name"), _get(record, "method.version"), _get(record, "method.card_hash"),
-                        _get(record, "method.options"), _get(record, "method.options_sha256"),
-                        _get(record, "method.card"), _get(record, "backbone.name"),
-                        _get(record, "backbone.weights_sha256"), _get(record, "backbone.card")],
+    m, b = record.method, record.backbone
+    ident = json.dumps([m["name"], m.get("version"), m.get("card_hash"), m.get("options"), m.get("options_sha256"),
+                        m.get("card"), b["name"], b.get("weights_sha256"), b.get("card")],
                        sort_keys=True, default=str)
-    return f"{_slug(str(_get(record, 'method.name')))}-{hashlib.sha256(ident.encode()).hexdigest()[:8]}.html"
+    return f"{_slug(m['name'])}-{hashlib.sha256(ident.encode()).hexdigest()[:8]}.html"
 
 
-def _cost(run: Run) -> dict | None:
+def _cost(run: SiteRun) -> dict | None:
     """ms/image of the run's method from its costs.json: only for the method's default build (no options),
     which is what ``benchmarks/bench_costs.py`` measures."""
-    if run.costs is None or _get(run.record, "method.options"):
+    if run.costs is None or run.record.method.get("options"):
         return None
-    name = _get(run.record, "method.name")
+    name = run.record.method["name"]
     row = next((r for r in run.costs["methods"] if r["name"] == name), None)
     if row is None:
         return None
@@ -304,7 +228,7 @@ def _board_label(key: tuple, variants: int) -> dict:
     return {"title": title, "detail": detail}
 
 
-def _assign_site_names(runs: list[Run]) -> None:
+def _assign_site_names(runs: list[SiteRun]) -> None:
     """Each results file keeps its own name under results/ (so its ``raw.file`` still names its .npz); two
     different files of one name go to results/<sha256 prefix>/."""
     taken: dict[str, str] = {}
@@ -317,7 +241,7 @@ def _assign_site_names(runs: list[Run]) -> None:
         taken.setdefault(name, digest)
         run.site_name = name
         raw = raw_path(run.path)
-        raw_file = _get(run.record, "raw.file")
+        raw_file = run.record.raw.get("file")
         if isinstance(raw_file, str) and raw_file.endswith(".npz") and "/" not in raw_file \
                 and "\\" not in raw_file:  # a name beside the results file, never a path elsewhere
             raw = run.path.with_name(raw_file)
@@ -325,7 +249,7 @@ def _assign_site_names(runs: list[Run]) -> None:
         run.raw_site_name = str(Path(name).with_name(raw.name)) if run.raw_path else None
 
 
-def _assign_costs_names(runs: list[Run]) -> None:
+def _assign_costs_names(runs: list[SiteRun]) -> None:
     names: dict[Path, str] = {}
     for run in runs:
         if run.costs_path is not None:
@@ -333,27 +257,21 @@ def _assign_costs_names(runs: list[Run]) -> None:
             run.costs_site_name = names[run.costs_path]
 
 
-def _paired(members: list[Run], rows: list[dict]) -> str | None:
+def _paired(members: list[SiteRun], rows: list[dict]) -> str | None:
     """Add :mod:`fiqa_bench.compare`'s verdicts to a board's cells: ``paired`` = {best, separated, tied, diff, lo,
     hi, significant} (the difference to the column's best with its paired bootstrap interval). Returns why the
     board has none (None when it has them): every run needs its .npz replicates, and one comparison group."""
-    from .compare import Run as PairedRun
     from .compare import compare
     from .metrics.base import get_metric
-    from .results import load_record, read_raw
 
     if len(members) < 2:
         return None
     if any(run.raw_path is None for run in members):
         return "paired comparisons need every run's .npz"
     try:
-        paired = []
-        for run in members:
-            record = load_record(run.path)
-            paired.append(PairedRun(run.path, record, read_raw(run.path, record)))
-        if not all(any(k.startswith("boot_") for k in p.raw) for p in paired):
+        if not all(any(k.startswith("boot_") for k in m.run.raw) for m in members):
             return "no bootstrap replicates in these runs' .npz (made with --bootstrap 0 or before intervals)"
-        groups = compare(paired)
+        groups = compare([m.run for m in members])
     except FiqaBenchError as exc:
         return f"no paired comparisons: {exc}"
     if len(groups) != 1:
@@ -380,13 +298,13 @@ def _paired(members: list[Run], rows: list[dict]) -> str | None:
     return None
 
 
-def build_data(runs: list[Run]) -> dict:
+def build_data(runs: list[SiteRun]) -> dict:
     """The embedded JSON: boards (sorted), their columns and rows, and the filter values."""
     _assign_site_names(runs)
     _assign_costs_names(runs)
-    groups: dict[tuple, list[Run]] = {}
+    groups: dict[tuple, list[SiteRun]] = {}
     for run in runs:
-        groups.setdefault(board_key(run.record), []).append(run)
+        groups.setdefault(comparable_key(run.record), []).append(run)
     by_protocol: dict[str, set] = {}
     for key in groups:
         by_protocol.setdefault(key[0], set()).add(key[1:4])
@@ -394,8 +312,8 @@ def build_data(runs: list[Run]) -> dict:
     for key in sorted(groups):
         rows, columns = [], []
         seen_cols: set[str] = set()
-        for run in sorted(groups[key], key=lambda r: (_method_label(r.record), r.site_name)):
-            cols, cells = _cells(run.record, run.path)
+        for run in sorted(groups[key], key=lambda r: (r.run.label, r.site_name)):
+            cols, cells = _cells(run.record)
             for c in cols:
                 if c["id"] not in seen_cols:
                     seen_cols.add(c["id"])
@@ -403,17 +321,17 @@ def build_data(runs: list[Run]) -> dict:
             rec = run.record
             rows.append({
                 "id": run.site_name,
-                "method": str(_get(rec, "method.name")),
-                "label": _method_label(rec),
-                "options": dict(_get(rec, "method.options") or {}),
+                "method": rec.method["name"],
+                "label": run.run.label,
+                "options": dict(rec.method.get("options") or {}),
                 "file": f"results/{run.site_name}",
                 "raw": f"results/{run.raw_site_name}" if run.raw_site_name else None,
                 "card": f"cards/{_card_name(rec)}",
                 "cost": _cost(run),
                 "cells": cells,
-                "settings_digest": hashlib.sha256(json.dumps(rec.get("settings"), sort_keys=True,
+                "settings_digest": hashlib.sha256(json.dumps(rec.settings, sort_keys=True,
                                                              default=str).encode()).hexdigest()[:8],
-                "model_digest": hashlib.sha256(str(_get(rec, "method.identity") or "").encode()).hexdigest()[:8],
+                "model_digest": hashlib.sha256(str(rec.method.get("identity") or "").encode()).hexdigest()[:8],
             })
         labels = [r["label"] for r in rows]
         # one method variant run twice with other settings, or with other weights under the same settings (a
@@ -424,10 +342,10 @@ def build_data(runs: list[Run]) -> dict:
             for r in same:
                 r["label"] += (f" {{settings {r['settings_digest']}}}" if by_settings
                                else f" {{settings {r['settings_digest']}, model {r['model_digest']}}}")
-        members = sorted(groups[key], key=lambda r: (_method_label(r.record), r.site_name))
+        members = sorted(groups[key], key=lambda r: (r.run.label, r.site_name))
         no_pairs = _paired(members, rows)
         rec0 = groups[key][0].record
-        counts = rec0.get("counts") or {}
+        counts = rec0.counts
         boot = next((c["bootstrap"] for r in rows for c in r["cells"].values() if c.get("bootstrap")), None)
         board_id = _slug("__".join([key[0], "v" + key[1], key[2][:8], key[4], key[5][:8], key[6]]))
         if board_id in used_ids:  # differs only beyond the hash prefixes (or the face list): still its own id
@@ -490,22 +408,18 @@ def _prepare_out(out: Path) -> None:
             shutil.rmtree(out / sub)
 
 
-def _card_context(record: dict) -> dict:
-    card = _get(record, "method.card")
-    bcard = _get(record, "backbone.card")
-    return {"name": str(_get(record, "method.name")), "label": _method_label(record),
-            "version": _get(record, "method.version"), "card_hash": _get(record, "method.card_hash"),
-            "options": dict(_get(record, "method.options") or {}),
-            "options_sha256": dict(_get(record, "method.options_sha256") or {}),
-            "card": card if isinstance(card, dict) else None,
-            "backbone": str(_get(record, "backbone.name")),
-            "backbone_card": bcard if isinstance(bcard, dict) else None}
+def _card_context(run: LoadedRun) -> dict:
+    m, b = run.record.method, run.record.backbone
+    return {"name": m["name"], "label": run.label, "version": m.get("version"), "card_hash": m.get("card_hash"),
+            "options": dict(m.get("options") or {}), "options_sha256": dict(m.get("options_sha256") or {}),
+            "card": m.get("card"), "backbone": b["name"], "backbone_card": b.get("card")}
 
 
-def write_site(dirs: Iterable[str | Path], out: str | Path) -> list[Path]:
-    """Build the site in ``out`` from the results files under ``dirs``; returns the files written."""
+def write_site(dirs: Iterable[str | Path], out: str | Path, on_bad: OnBad | None = None) -> list[Path]:
+    """Build the site in ``out`` from the results files under ``dirs``; returns the files written. ``on_bad``: bad
+    results files are handed to it and left out (else the first one is an error naming it)."""
     dirs = list(dirs)
-    runs = collect(dirs, exclude=out)
+    runs = collect(dirs, exclude=out, on_bad=on_bad)
     if not runs:
         raise FiqaBenchError(f"no results files under {', '.join(str(d) for d in dirs)}")
     data = build_data(runs)
@@ -535,7 +449,7 @@ def write_site(dirs: Iterable[str | Path], out: str | Path) -> list[Path]:
     for run in runs:
         target = out / "cards" / _card_name(run.record)
         if not target.exists():
-            atomic.write_text(target, card_tpl.render(**_card_context(run.record)))
+            atomic.write_text(target, card_tpl.render(**_card_context(run.run)))
             written.append(target)
     atomic.write_text(out / MARKER, "written by fiqa-bench leaderboard; rebuilt in place\n")
     return written

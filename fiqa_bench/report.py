@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import html
 import json
-import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from . import atomic
-from .results import SCHEMA_VERSION
 from .costs import COSTS_FILE, costs_html, costs_markdown, load_costs
 from .errors import FiqaBenchError
+from .results import SCHEMA_VERSION, RunRecord
+from .store import LoadedRun, OnBad, comparable_key, load_runs, method_label, null_reason, options_text, pairing_key
 
 SOURCE_KEY = "_source"  # added by load_results: the file a result came from (not part of the schema)
 BASELINE_METHODS = ("none", "random")  # listed first in every block, in this order
@@ -49,41 +48,24 @@ __all__ = ["SCHEMA_VERSION", "load_results", "render_markdown", "render_html", "
 # ------------------------------------------------------------------------------------------ loading
 
 
-def _source(result: dict) -> str:
-    return str(result.get(SOURCE_KEY, "<results dict>"))
+def _as_runs(results: Iterable[LoadedRun | dict]) -> list[LoadedRun]:
+    """What the renderers are given, as loaded runs: runs from the store as they are, results dicts (``"_source"``:
+    the file each came from) validated like a file is (:class:`~fiqa_bench.errors.BadResultsFile` naming it)."""
+    runs = []
+    for r in results:
+        if not isinstance(r, LoadedRun):
+            source = r.get(SOURCE_KEY, "<results dict>")
+            r = LoadedRun.from_json({k: v for k, v in r.items() if k != SOURCE_KEY}, source)
+        runs.append(r)
+    return runs
 
 
-def _get(result: dict, dotted: str) -> Any:
-    node: Any = result
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def _validate(result: dict) -> None:
-    """Raise FiqaBenchError naming the file when a results dict breaks the schema (fiqa_bench.results.validate)."""
-    from .results import validate
-
-    problems = validate({k: v for k, v in result.items() if k != SOURCE_KEY})
-    if problems:
-        raise FiqaBenchError(f"{_source(result)}: {problems[0]}")
-
-
-def _variant(result: dict) -> tuple:
-    return (
-        str(_get(result, "protocol.version")),
-        _get(result, "protocol.pairs_sha256"),
-        _get(result, "protocol.faces_sha256"),
-    )
-
-
-def _check_comparable(results: list[dict]) -> None:
+def _check_comparable(runs: list[LoadedRun]) -> None:
     """Refuse one protocol name with several versions / pair lists, and two results for one table cell."""
     by_protocol: dict[str, dict[tuple, list[str]]] = {}
-    for r in results:
-        by_protocol.setdefault(str(_get(r, "protocol.name")), {}).setdefault(_variant(r), []).append(_source(r))
+    for r in runs:
+        key = comparable_key(r.record)
+        by_protocol.setdefault(key[0], {}).setdefault(key[1:4], []).append(r.source)
     for name, variants in sorted(by_protocol.items()):
         if len(variants) > 1:
             lines = [
@@ -96,81 +78,64 @@ def _check_comparable(results: list[dict]) -> None:
                 "cannot share a table:\n" + "\n".join(lines) + "\nput each set in its own folder"
             )
     cells: dict[tuple, str] = {}
-    for r in results:
-        cell = (str(_get(r, "protocol.name")), _selection(r), _backbone_key(r), _method_key(r), _settings_key(r))
+    for r in runs:
+        cell = (r.record.protocol["name"], _selection(r), _backbone_key(r), _method_key(r), _settings_key(r))
         if cell in cells:
             raise FiqaBenchError(
                 f"two results for the same table cell (protocol {cell[0]!r}, selection {cell[1]!r}, "
-                f"FR model {cell[2][0]!r}, method {cell[3][0]!r}): {cells[cell]} and {_source(r)}"
+                f"FR model {cell[2][0]!r}, method {cell[3][0]!r}): {cells[cell]} and {r.source}"
             )
-        cells[cell] = _source(r)
+        cells[cell] = r.source
 
 
-def load_results(folder: str | Path) -> list[dict]:
-    """Every results file (``*.json``, searched recursively) in ``folder``, sorted by path.
-
-    JSON files that are not results files (no ``schema_version`` and ``metrics``) are skipped with a
-    warning; a results file that breaks the schema, or results that cannot share a table (see module
-    docstring), raise :class:`FiqaBenchError`. Each dict gets ``"_source"``: the path it was read from.
-    """
+def _load(folder: str | Path, on_bad: OnBad | None) -> list[LoadedRun]:
     root = Path(folder)
     if not root.is_dir():
         raise FiqaBenchError(f"{root}: no such results folder")
-    results = []
-    for path in sorted(root.rglob("*.json")):
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue
-        if path == root / COSTS_FILE:  # the costs file (fiqa_bench.costs), read by write_report
-            continue
-        try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            warnings.warn(f"{path}: not readable as JSON ({exc}); skipped", stacklevel=2)
-            continue
-        if not (isinstance(obj, dict) and "schema_version" in obj and "metrics" in obj):
-            warnings.warn(f"{path}: not a fiqa-bench results file (no schema_version/metrics); skipped", stacklevel=2)
-            continue
-        obj[SOURCE_KEY] = str(path)
-        _validate(obj)
-        results.append(obj)
-    _check_comparable(results)
-    return results
+    runs = load_runs([root], on_bad=on_bad)
+    _check_comparable(runs)
+    return runs
+
+
+def load_results(folder: str | Path, on_bad: OnBad | None = None) -> list[dict]:
+    """Every results file (``*.json``, searched recursively) in ``folder``, sorted by path, as dicts.
+
+    Loaded by :func:`fiqa_bench.store.load_runs`: JSON files that are not results files are skipped with a
+    warning; a results file that breaks the schema raises :class:`FiqaBenchError` naming it and its field (given
+    ``on_bad``, it is handed there and left out); results that cannot share a table (see module docstring) raise.
+    Each dict gets ``"_source"``: the path it was read from.
+    """
+    return [{**r.record.to_json(), SOURCE_KEY: r.source} for r in _load(folder, on_bad)]
 
 
 # ------------------------------------------------------------------------------------ table model
 
 
-def _selection(result: dict) -> str:
-    sel = _get(result, "config.selection")
-    return "n/a" if sel in (None, "") else str(sel)
+def _selection(run: LoadedRun) -> str:
+    return run.record.config["selection"]
 
 
-def _backbone_key(result: dict) -> tuple:
-    return (str(_get(result, "backbone.name")), str(_get(result, "backbone.weights_sha256") or ""))
+def _backbone_key(run: LoadedRun) -> tuple:
+    return (run.record.backbone["name"], run.record.backbone.get("weights_sha256") or "")
 
 
 #: Settings a row label shows when they differ between runs of one method in one table (short names).
 SETTING_LABELS = (("k", "k"), ("flip", "flip"), ("fpr_reading", "reading"), ("detector", "detector"),
                   ("seed", "seed"), ("on_no_face", "no-face"), ("on_bad_image", "bad-image"),
                   ("backbone_options", "fr-options"), ("edc", "edc"), ("follow_symlinks", "follow-symlinks"),
-                  ("max_image_bytes", "max-bytes"), ("bootstrap", "bootstrap"))
+                  ("max_image_bytes", "max-bytes"), ("bootstrap", "bootstrap"),
+                  ("metric_options", "metric"))  # the options of metrics declared elsewhere (their digest's default place)
 
 
-def _settings(result: dict) -> dict:
-    return dict(_get(result, "settings") or {})
+def _settings_key(run: LoadedRun) -> str:
+    return json.dumps({k: v for k, v in run.record.settings.items()
+                       if k not in ("protocol", "pairs_sha256", "method", "method_options", "backbone",
+                                    "backbone_sha256", "selection")}, sort_keys=True, default=str)
 
 
-def _settings_key(result: dict) -> str:
-    import json as _json
-
-    return _json.dumps({k: v for k, v in _settings(result).items()
-                        if k not in ("protocol", "pairs_sha256", "method", "method_options", "backbone",
-                                     "backbone_sha256", "selection")}, sort_keys=True, default=str)
-
-
-def _settings_text(result: dict) -> str:
+def _settings_text(run: LoadedRun) -> str:
     """The settings of a run that change numbers, as the Runs table shows them."""
-    s = _settings(result)
+    s = run.record.settings
     parts = []
     for key, label in SETTING_LABELS:
         if key in s and s[key] not in (None, {}, False):
@@ -181,26 +146,14 @@ def _settings_text(result: dict) -> str:
     return ", ".join(parts)
 
 
-def _method_options(result: dict) -> tuple[tuple[str, str], ...]:
-    """The method's constructor options as given (``--method-option``), sorted; () for a default run."""
-    return tuple(sorted((_get(result, "method.options") or {}).items()))
-
-
-def _method_key(result: dict) -> tuple:
+def _method_key(run: LoadedRun) -> tuple:
     """(name, version, card hash, options as given, sha256 of the options' files): one key per method variant."""
-    return (str(_get(result, "method.name")), str(_get(result, "method.version") or ""),
-            str(_get(result, "method.card_hash") or ""), _method_options(result),
-            tuple(sorted((_get(result, "method.options_sha256") or {}).items())))
+    m = run.record.method
+    return (m["name"], m.get("version") or "", m.get("card_hash") or "",
+            tuple(sorted((m.get("options") or {}).items())), tuple(sorted((m.get("options_sha256") or {}).items())))
 
 
-def _option_value(key: str, value: str, files: dict[str, str]) -> str:
-    """An option as a label shows it: a file path by its base name."""
-    if key in files or "/" in value or "\\" in value:
-        return Path(value.replace("\\", "/")).name or value
-    return value
-
-
-def _method_variant_labels(name: str, group: list[tuple]) -> dict[tuple, str]:
+def _method_variant_labels(name: str, group: list[tuple], records: dict[tuple, RunRecord]) -> dict[tuple, str]:
     """Labels of several variants of one method: version (and card hash) when those differ, then the options
     that differ between the variants (``tinyfq [weights=tinyfq-none.onnx]``), then, where labels still
     coincide, the sha256 of the options' files or of the options."""
@@ -213,14 +166,10 @@ def _method_variant_labels(name: str, group: list[tuple]) -> dict[tuple, str]:
     differing = sorted({o for d in option_dicts.values() for o in d
                         if len({d2.get(o) for d2 in option_dicts.values()}) > 1})
     for k in group:
-        label = name
+        tag = ""
         if len(versions) > 1:
-            label += f" v{k[1]}" if by_version else f" v{k[1]} (card {k[2][:8]})"
-        files = dict(k[4])
-        shown = [f"{o}={_option_value(o, option_dicts[k][o], files)}" for o in differing if o in option_dicts[k]]
-        if shown:
-            label += " [" + ", ".join(shown) + "]"
-        labels[k] = label
+            tag = f" v{k[1]}" if by_version else f" v{k[1]} (card {k[2][:8]})"
+        labels[k] = method_label(records[k], keys=differing, tag=tag)
     counts: dict[str, int] = {}
     for label in labels.values():
         counts[label] = counts.get(label, 0) + 1
@@ -235,8 +184,9 @@ def _method_variant_labels(name: str, group: list[tuple]) -> dict[tuple, str]:
     return labels
 
 
-def _labels(keys: Iterable[tuple], kind: str) -> dict[tuple, str]:
-    """Display names: the plain name unless one name stands for several identities in the report."""
+def _labels(keys: Iterable[tuple], kind: str, records: dict[tuple, RunRecord] | None = None) -> dict[tuple, str]:
+    """Display names: the plain name unless one name stands for several identities in the report (``records``: a
+    run's record per method key, whose options label a method variant)."""
     keys = sorted(set(keys))
     by_name: dict[str, list[tuple]] = {}
     for k in keys:
@@ -246,7 +196,7 @@ def _labels(keys: Iterable[tuple], kind: str) -> dict[tuple, str]:
         if len(group) == 1:
             labels[group[0]] = name
         elif kind == "method":
-            labels.update(_method_variant_labels(name, group))
+            labels.update(_method_variant_labels(name, group, records or {}))
         else:
             for k in group:
                 labels[k] = f"{name} (weights {k[1][:8] or '?'})"
@@ -277,7 +227,7 @@ class _Cell:
 class _Row:
     method: str
     cells: list[_Cell]
-    result: dict
+    result: LoadedRun
 
 
 @dataclass
@@ -307,39 +257,17 @@ class _Table:
     figures: dict = field(default_factory=dict)  # backbone label -> {figure: [png path, svg path]} (relative)
 
 
-def _metric_keys(result: dict) -> list[str]:
-    keys = _get(result, "protocol.metrics")
-    if isinstance(keys, list) and keys:
-        return [str(k) for k in keys]
-    return [str(k) for k in (_get(result, "metrics") or {})]
+def _metric_keys(run: LoadedRun) -> list[str]:
+    return list(run.record.protocol.get("metrics") or run.record.metrics)
 
 
-def _headline(result: dict, key: str) -> list[tuple[str, Any]]:
+def _headline(run: LoadedRun, key: str) -> list[tuple[str, Any]]:
     from .metrics.base import get_metric
 
-    return get_metric(key).headline(_get(result, f"metrics.{key}"))
+    return get_metric(key).headline(run.record.metrics.get(key))
 
 
-def _null_reason(result: dict, key: str, title: str) -> str:
-    """Why a headline value is null: the metric's own reason (unavailable, or a TPR's ``detail.reason``)."""
-    value = _get(result, f"metrics.{key}")
-    if isinstance(value, dict) and value.get("unavailable"):
-        return str(value["unavailable"])
-    if key == "tpr_at_fpr" and isinstance(value, dict):
-        fpr = title.split("=")[-1]
-        reason = ((value.get("detail") or {}).get(fpr) or {}).get("reason")
-        if reason:
-            return str(reason)
-        if fpr not in (value.get("values") or {}):
-            return f"FPR {fpr} was not computed in this run"
-        n_imp = _get(result, "counts.impostor")
-        if isinstance(n_imp, int) and n_imp * float(fpr) < 1:
-            return (f"FPR {fpr} needs at least {math.ceil(1 / float(fpr) - 1e-9)} impostor pairs; this protocol "
-                    f"has {n_imp}")
-    return f"{title} could not be measured in this run"
-
-
-def _row_labels(rows: list[tuple[str, dict]]) -> list[str]:
+def _row_labels(rows: list[tuple[str, LoadedRun]]) -> list[str]:
     """Row labels: the method label, plus the settings that differ between rows of the same method label."""
     by_label: dict[str, list[int]] = {}
     for i, (label, _) in enumerate(rows):
@@ -348,7 +276,7 @@ def _row_labels(rows: list[tuple[str, dict]]) -> list[str]:
     for label, idx in by_label.items():
         if len(idx) < 2:
             continue
-        settings = [_settings(rows[i][1]) for i in idx]
+        settings = [rows[i][1].record.settings for i in idx]
         differing = [(k, short) for k, short in SETTING_LABELS
                      if len({repr(s.get(k)) for s in settings}) > 1]
         for i, st in zip(idx, settings):
@@ -363,7 +291,7 @@ def _row_labels(rows: list[tuple[str, dict]]) -> list[str]:
     return out
 
 
-def _build_tables(results: list[dict], marks: dict | None = None) -> list[_Table]:
+def _build_tables(results: Iterable[LoadedRun | dict], marks: dict | None = None) -> list[_Table]:
     """The tables of a report. ``marks`` (from :func:`significance`): per results file and column title, "best" (the
     best, separated from the runner-up by a paired bootstrap interval excluding zero) or "tie" (tied for best).
     Without marks nothing is marked best: a best that may be noise is not shown as one."""
@@ -371,22 +299,20 @@ def _build_tables(results: list[dict], marks: dict | None = None) -> list[_Table
 
     marks = marks or {}
 
-    results = list(results)
-    for r in results:
-        _validate(r)
+    results = _as_runs(results)
     _check_comparable(results)
     backbone_labels = _labels((_backbone_key(r) for r in results), "backbone")
-    method_labels = _labels((_method_key(r) for r in results), "method")
-    groups: dict[tuple, list[dict]] = {}
+    method_labels = _labels((_method_key(r) for r in results), "method", {_method_key(r): r.record for r in results})
+    groups: dict[tuple, list[LoadedRun]] = {}
     for r in results:
-        groups.setdefault((str(_get(r, "protocol.name")), _selection(r)), []).append(r)
+        groups.setdefault((r.record.protocol["name"], _selection(r)), []).append(r)
 
     tables, note_texts = [], {}  # footnote numbers are global to the report, one per distinct reason
     for (protocol, selection), rs in sorted(groups.items(), key=lambda kv: (kv[0][0].casefold(), kv[0][0], kv[0][1])):
-        kinds = {str(_get(r, "protocol.metric")) for r in rs}
+        kinds = {r.record.protocol["metric"] for r in rs}
         if len(kinds) > 1:
             raise FiqaBenchError(f"protocol {protocol!r} has results of several metric kinds {sorted(kinds)}: "
-                                 + ", ".join(_source(r) for r in rs))
+                                 + ", ".join(r.source for r in rs))
         kind = kinds.pop()
         keys: list[str] = []
         for r in rs:
@@ -400,16 +326,16 @@ def _build_tables(results: list[dict], marks: dict | None = None) -> list[_Table
             if key == "tpr_at_fpr":
                 titles.sort(key=lambda t: -float(t.split("=")[-1]))
             columns += [_Column(key, t, i, metric.higher_is_better) for i, t in enumerate(titles)]
-        version, pairs_sha, _ = _variant(rs[0])
+        version, pairs_sha = comparable_key(rs[0].record)[1:3]
         meta = [f"protocol version {version}"]
         if pairs_sha:
             meta.append(f"pairs sha256 {pairs_sha[:12]}")
-        readings = sorted({str(_get(r, "config.fpr_reading")) for r in rs if _get(r, "config.fpr_reading")})
+        readings = sorted({r.record.config["fpr_reading"] for r in rs if r.record.config.get("fpr_reading")})
         if readings and kind == "tpr_at_fpr":
             meta.append("TPR read " + " / ".join(readings))
         meta.append(f"{len(rs)} result{'s' if len(rs) != 1 else ''}")
-        gen = sorted({_get(r, "counts.genuine") for r in rs if isinstance(_get(r, "counts.genuine"), int)})
-        imp = sorted({_get(r, "counts.impostor") for r in rs if isinstance(_get(r, "counts.impostor"), int)})
+        gen = sorted({r.record.counts["genuine"] for r in rs if "genuine" in r.record.counts})
+        imp = sorted({r.record.counts["impostor"] for r in rs if "impostor" in r.record.counts})
         if gen and imp:
             g_text = "/".join(f"{g:,}" for g in gen)
             meta.append(f"{g_text} genuine / {'/'.join(f'{i:,}' for i in imp)} impostor pairs")
@@ -417,15 +343,15 @@ def _build_tables(results: list[dict], marks: dict | None = None) -> list[_Table
                 meta.append(f"one genuine pair = {100 / gen[0]:.2f} TPR points")
             elif gen[0] + imp[0] > 0:
                 meta.append(f"one pair = {100 / (gen[0] + imp[0]):.3f} accuracy points")
-        boots = {(_get(r, "config.bootstrap"), _get(r, "config.bootstrap_level")) for r in rs}
+        boots = {(r.record.config.get("bootstrap"), r.record.config.get("bootstrap_level")) for r in rs}
         boots.discard((None, None))
         if len(boots) == 1:
             B, level = boots.pop()
-            if B:
+            if B and level is not None:
                 meta.append(f"[low, high]: {100 * float(level):.0f}% bootstrap over subjects, B={B}")
         table = _Table(protocol, selection, kind, columns, [], meta)
 
-        by_backbone: dict[str, list[dict]] = {}
+        by_backbone: dict[str, list[LoadedRun]] = {}
         for r in rs:
             by_backbone.setdefault(backbone_labels[_backbone_key(r)], []).append(r)
         for backbone in sorted(by_backbone, key=lambda b: (b.casefold(), b)):
@@ -439,7 +365,7 @@ def _build_tables(results: list[dict], marks: dict | None = None) -> list[_Table
                     values = dict(_headline(r, col.metric))
                     v = values.get(col.title)
                     if v is None:
-                        reason = _null_reason(r, col.metric, col.title)
+                        reason = null_reason(r.record, col.metric, col.title[len(metric.label + metric.joiner):])
                         num = note_texts.setdefault(reason, len(note_texts) + 1)
                         cells.append(_Cell(NULL, None, note=num))
                         if (num, reason) not in table.notes:
@@ -448,16 +374,16 @@ def _build_tables(results: list[dict], marks: dict | None = None) -> list[_Table
                     shown = metric.format(v)
                     text = shown
                     if col.metric == "accuracy":
-                        std = _get(r, "metrics.accuracy.std")
+                        std = r.record.metrics["accuracy"].get("std")
                         text = shown + (f" ± {metric.format(std)}" if std is not None else "")
-                    interval = metric.headline_intervals(_get(r, f"metrics.{col.metric}")).get(col.title)
+                    interval = metric.headline_intervals(r.record.metrics.get(col.metric)).get(col.title)
                     shown_interval = f"[{metric.format(interval[0])}, {metric.format(interval[1])}]" if interval else ""
-                    mark = (marks.get(_source(r)) or {}).get(col.title)
+                    mark = (marks.get(r.source) or {}).get(col.title)
                     cells.append(_Cell(text, float(shown), bold=mark == "best", tie=mark == "tie",
                                        interval=shown_interval))
                 rows.append(_Row(label, cells, r))
-            rows.sort(key=lambda row: _method_order(row.method, str(_get(row.result, "method.name"))))
-            table.marked |= any(_source(r) in marks for r in members)
+            rows.sort(key=lambda row: _method_order(row.method, row.result.record.method["name"]))
+            table.marked |= any(r.source in marks for r in members)
             table.blocks.append(_Block(backbone, rows))
         table.notes.sort()
         tables.append(table)
@@ -476,26 +402,28 @@ def _column_title(kind: str, col: _Column) -> str:
     return f"{col.title}{unit} {'↑' if col.higher_is_better else '↓'}"
 
 
-def _provenance(results: list[dict]) -> list[str]:
-    suites = sorted({(str(_get(r, "suite.version") or "?"), str(_get(r, "suite.git_commit") or "?")[:12]) for r in results})
+def _provenance(runs: list[LoadedRun]) -> list[str]:
+    suites = sorted({(str(r.record.suite.get("version") or "?"), str(r.record.suite.get("git_commit") or "?")[:12])
+                     for r in runs})
     return [f"fiqa-bench {v} (commit {c})" for v, c in suites]
 
 
-def _run_rows(results: list[dict]) -> list[list[str]]:
+def _run_rows(runs: list[LoadedRun]) -> list[list[str]]:
     rows = []
-    for r in results:
+    for r in runs:
+        rec = r.record
         rows.append([
-            str(_get(r, "protocol.name")),
+            rec.protocol["name"],
             _selection(r),
-            str(_get(r, "backbone.name")),
-            str(_get(r, "backbone.weights_sha256") or "")[:12],
-            str(_get(r, "method.name")),
-            str(_get(r, "method.version") or ""),
-            str(_get(r, "method.card_hash") or "")[:12],
-            _options_text(r),
+            rec.backbone["name"],
+            (rec.backbone.get("weights_sha256") or "")[:12],
+            rec.method["name"],
+            rec.method.get("version") or "",
+            (rec.method.get("card_hash") or "")[:12],
+            options_text(rec.method.get("options") or {}, rec.method.get("options_sha256") or {}, with_sha256=True),
             _settings_text(r),
-            str(_get(r, "suite.git_commit") or "")[:12],
-            Path(_source(r)).name,
+            (rec.suite.get("git_commit") or "")[:12],
+            r.path.name,
         ])
     rows.sort()
     return rows
@@ -503,18 +431,6 @@ def _run_rows(results: list[dict]) -> list[list[str]]:
 
 RUN_COLUMNS = ["Protocol", "Selection", "FR model", "Weights sha256", "Method", "Version", "Card hash", "Options",
                "Settings", "Commit", "File"]
-
-
-def _options_text(result: dict) -> str:
-    """The method options of a run for the Runs table: ``key=value``, files by base name with their sha256."""
-    files = _get(result, "method.options_sha256") or {}
-    parts = []
-    for key, value in _method_options(result):
-        text = f"{key}={_option_value(key, value, files)}"
-        if key in files:
-            text += f" (sha256 {files[key][:12]})"
-        parts.append(text)
-    return ", ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------- Markdown
@@ -534,11 +450,11 @@ def _marks_legend(t: _Table) -> str:
             "runner-up (↑ higher is better, ↓ lower).")
 
 
-def render_markdown(results: list[dict], costs: dict | None = None, marks: dict | None = None,
+def render_markdown(results: Iterable[LoadedRun | dict], costs: dict | None = None, marks: dict | None = None,
                     figures: dict | None = None) -> str:
     """The report as GitHub-flavoured Markdown (bold best values, "—" nulls with footnotes); ``costs``: a
     validated :mod:`fiqa_bench.costs` dict, rendered as the "Costs (Table 2 layout)" section."""
-    results = list(results)
+    results = _as_runs(results)
     tables = _build_tables(results, marks)
     _attach_figures(tables, figures)
     lines = ["# fiqa-bench report", ""]
@@ -608,13 +524,13 @@ CAPTIONS = {"roc": "ROC, log FPR axis, FPR targets dotted", "edc": "FNM-EDC with
             "quality": "quality scores of every image"}
 
 
-def render_html(results: list[dict], costs: dict | None = None, marks: dict | None = None,
+def render_html(results: Iterable[LoadedRun | dict], costs: dict | None = None, marks: dict | None = None,
                 figures: dict | None = None) -> str:
     """The report as one HTML page rendered from a jinja2 template (inline CSS, no scripts, no external assets;
     figures as image files beside it, linked relatively); ``costs`` as in :func:`render_markdown`."""
     import jinja2
 
-    results = list(results)
+    results = _as_runs(results)
     tables = _build_tables(results, marks)
     _attach_figures(tables, figures)
     env = jinja2.Environment(loader=jinja2.PackageLoader("fiqa_bench", "templates"), autoescape=True,
@@ -647,30 +563,22 @@ def _attach_figures(tables: list[_Table], figures: dict | None) -> None:
                 t.figures[block.backbone] = figs
 
 
-def significance(results: list[dict]) -> dict:
+def significance(results: Iterable[LoadedRun | dict]) -> dict:
     """Best/tie marks per results file and column from paired bootstrap comparisons of the runs' ``.npz``: "best"
     where the best is separated from the runner-up, "tie" for every run tied with the best where it is not.
     Runs without raw data, or groups that cannot be paired, get no marks."""
-    from .compare import Run, compare
-    from .results import RunRecord, raw_path, read_raw
+    from .compare import compare
 
-    by_group: dict[tuple, list] = {}
-    for r in results:
-        src = Path(_source(r))
-        if not raw_path(src).is_file():
+    by_group: dict[tuple, list[LoadedRun]] = {}
+    for run in _as_runs(results):
+        if not run.has_raw:
             continue
         try:
-            rec = RunRecord.from_json({k: v for k, v in r.items() if k != SOURCE_KEY}, str(src))
-            run = Run(src, rec, read_raw(src, rec))
+            raw = run.raw
         except FiqaBenchError:
             continue
-        if not any(k.startswith("boot_") for k in run.raw):
-            continue
-        settings = {k: v for k, v in _settings(r).items()
-                    if k not in ("protocol", "pairs_sha256", "method", "method_options", "backbone", "backbone_sha256",
-                                 "selection", "seed")}  # the methods of one table, whatever their seeds
-        key = (str(_get(r, "protocol.name")), _selection(r), _backbone_key(r), repr(sorted(settings.items())))
-        by_group.setdefault(key, []).append(run)
+        if any(k.startswith("boot_") for k in raw):  # the methods of one table, whatever their seeds
+            by_group.setdefault(pairing_key(run.record), []).append(run)
     marks: dict[str, dict] = {}
     for runs in by_group.values():
         if len(runs) < 2:
@@ -680,7 +588,7 @@ def significance(results: list[dict]) -> dict:
         except FiqaBenchError:
             continue
         for g in groups:
-            label_to_src = {run.label: str(run.path) for run in g.runs}
+            label_to_src = {run.label: run.source for run in g.runs}
             for col in g.columns:
                 if col.best is None or col.runner_up is None:
                     continue
@@ -692,25 +600,20 @@ def significance(results: list[dict]) -> dict:
     return marks
 
 
-def draw_figures(results: list[dict], out_dir: Path) -> dict:
+def draw_figures(results: Iterable[LoadedRun | dict], out_dir: Path) -> dict:
     """Figures of every table (from the runs' ``.npz``), written under ``out_dir/plots``; returns
-    {(protocol, backbone label, selection): {figure: [png, svg] relative to out_dir}}."""
+    {(protocol, backbone label, selection): {figure: [png path, svg path] relative to out_dir}}."""
     from . import plots
-    from .results import RunRecord, raw_path, read_raw
 
-    tables = _build_tables(results)
-    backbone_labels = _labels((_backbone_key(r) for r in results), "backbone")
     out: dict = {}
-    for t in tables:
+    for t in _build_tables(results):
         for block in t.blocks:
             runs = []
             for row in block.rows:
-                src = Path(_source(row.result))
-                if not raw_path(src).is_file():
+                if not row.result.has_raw:
                     continue
                 try:
-                    rec = RunRecord.from_json({k: v for k, v in row.result.items() if k != SOURCE_KEY}, str(src))
-                    runs.append((row.method, read_raw(src, rec)))
+                    runs.append((row.method, row.result.raw))
                 except FiqaBenchError:
                     continue
             if not runs:
@@ -719,17 +622,17 @@ def draw_figures(results: list[dict], out_dir: Path) -> dict:
             paths = plots.draw_reusing(runs, out_dir / "plots", stem)  # not redrawn when its inputs are the same
             out[(t.protocol, block.backbone, t.selection)] = {
                 name: [p.relative_to(out_dir).as_posix() for p in files] for name, files in paths.items()}
-    del backbone_labels
     return out
 
 
 # ------------------------------------------------------------------------------------------ writing
 
 
-def write_report(folder: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+def write_report(folder: str | Path, out_dir: str | Path | None = None, on_bad: OnBad | None = None) -> list[Path]:
     """Read the results in ``folder`` and write ``report.md`` and ``report.html`` (atomically) into
-    ``out_dir`` (default: ``folder``). Returns the two paths."""
-    results = load_results(folder)
+    ``out_dir`` (default: ``folder``). Returns the two paths. ``on_bad``: bad results files are handed to it and
+    left out (else the first one is an error naming it)."""
+    results = _load(folder, on_bad)
     costs = load_costs(folder)
     if not results and costs is None:
         raise FiqaBenchError(f"{folder}: no results files found (looked for *.json with schema_version, "

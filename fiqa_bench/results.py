@@ -13,7 +13,6 @@ import functools
 import hashlib
 import io
 import json
-import math
 import re
 import subprocess
 from dataclasses import asdict, dataclass, field
@@ -24,7 +23,8 @@ import numpy as np
 
 from . import __version__
 from .atomic import atomic_path, write_json
-from .errors import FiqaBenchError
+from .errors import BadResultsFile, FiqaBenchError
+from .fields import ANY, DEFERRED, Flag, List, Map, Num, Obj, Text, describe, field_path
 
 SCHEMA_VERSION = 2
 RAW_SUFFIX = ".npz"
@@ -137,10 +137,10 @@ class RunRecord:
     def from_json(cls, obj: Mapping[str, Any], source: str = "<results>") -> "RunRecord":
         problems = validate(obj)
         if problems:
-            raise FiqaBenchError(f"{source}: not a valid results file: {problems[0]}"
-                                 + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+            raise BadResultsFile(source, problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1
+                                                        else ""))
         fields = {k: obj[k] for k in cls.__dataclass_fields__ if k in obj}
-        return cls(**fields)
+        return cls(**{"timings": {}, **fields})
 
     @property
     def stem(self) -> str:
@@ -157,56 +157,80 @@ class RunRecord:
         return value if isinstance(value, dict) else None
 
 
-def _is_fraction(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and 0 <= x <= 1
+# ------------------------------------------------------------------------------------------ the schema
+# Every field a reader interprets, with its type and range (fiqa_bench.fields); fields not named here may be present
+# (a newer writer's) and are never read, but must still be finite JSON. Metric values are checked by their
+# declarations (Metric.check): no metric key is named here.
+
+_NAME = Text(nonempty=True)
+_TEXT = Text(null=True)
+_COUNT = Num(0, integer=True)
+_STRINGS = Map(Text(), noun="an object of strings (option -> value)", null=True)
+_CARD = Obj({k: _TEXT for k in ("summary", "paper", "licence", "weights")}, null=True)
+_SECTIONS = {
+    "suite": Obj({"name": _TEXT, "version": _TEXT, "git_commit": _TEXT, "libraries": Map(Text())}),
+    "method": Obj({"name": _NAME, "version": _TEXT, "card_hash": _TEXT, "identity": _TEXT, "options": _STRINGS,
+                   "options_sha256": _STRINGS, "card": _CARD}, required=("name",)),
+    "backbone": Obj({"name": _NAME, "spec": _TEXT, "version": _TEXT, "weights_sha256": _TEXT, "card_hash": _TEXT,
+                     "identity": _TEXT, "card": _CARD}, required=("name",)),
+    "protocol": Obj({"name": _NAME, "version": _NAME, "metric": _NAME, "metrics": List(_NAME), "spec": _TEXT,
+                     "data": _TEXT, "faces_sha256": _TEXT, "pairs_sha256": _TEXT},
+                    required=("name", "version", "metric")),
+    "config": Obj({"selection": _NAME, "k": Num(1, integer=True, null=True), "seed": Num(integer=True, null=True),
+                   "flip": Flag(), "detector": _TEXT, "on_bad_image": Text(), "on_no_face": Text(),
+                   "fpr_reading": Text(), "pair_quality": Text(), "fnm_start": Num(0, 1), "fm_start": Num(0, 1),
+                   "rethreshold_fmr": Num(0, 1), "follow_symlinks": Flag(), "max_image_bytes": Num(1, integer=True),
+                   "bootstrap": _COUNT, "bootstrap_level": Num(0, 1, open_lo=True, open_hi=True),
+                   "bootstrap_seed": Num(integer=True), "protocol": _TEXT, "backbone": _TEXT, "method": _TEXT,
+                   "data": _TEXT, "backbone_options": Map(ANY), "method_options": Map(ANY)},
+                  required=("selection",)),
+    "settings": Obj({}),
+    "counts": Obj({**{k: _COUNT for k in ("images", "templates", "pairs", "pairs_scored", "pairs_dropped", "genuine",
+                                          "impostor", "subjects", "images_scored", "images_scored_new",
+                                          "images_embedded_for_quality", "images_embedded", "images_embedded_new",
+                                          "fallback_landmarks", "skipped", "cache_shards_rejected")},
+                   "skipped_reasons": Map(_COUNT), "landmarks_rejected": Map(_COUNT), "skipped_files": List(Text())}),
+    "metrics": Obj({}, extra=DEFERRED),  # each value by its metric's declaration, in validate
+}
+_REQUIRED = tuple(_SECTIONS)
+_OPTIONAL = {"timings": Obj({"bootstrap_reused": Flag()}, extra=Num(0)),  # seconds, and whether the bootstrap was reused "raw": Obj({"file": Text(), "sha256": Text(), "arrays": List(Text())}),
+             "detector": _TEXT, "notes": List(Text())}
+_RECORD = Obj({**_SECTIONS, **_OPTIONAL, "schema_version": ANY})
 
 
 def validate(obj: Any) -> list[str]:
-    """Problems with a results record as JSON (empty list when valid)."""
+    """Problems with a results record as JSON, each one line naming its field (empty list when valid): the schema
+    version, every section and field a reader interprets (type and range), and each metric by its declaration."""
+    from .metrics.base import get_metric
+
     if not isinstance(obj, Mapping):
-        return ["not a JSON object"]
-    problems = []
+        return [f"not a valid results file: the top level must be an object, not {describe(obj)}"]
     if obj.get("schema_version") != SCHEMA_VERSION:
-        problems.append(f"schema_version {obj.get('schema_version')!r} is not {SCHEMA_VERSION} (this fiqa-bench "
-                        f"reads version {SCHEMA_VERSION}; rerun, or `fiqa-bench rescore` cannot help an old file)")
-        return problems
-    for key in ("suite", "method", "backbone", "protocol", "config", "settings", "counts", "metrics"):
-        if not isinstance(obj.get(key), Mapping):
-            problems.append(f"missing object {key!r}")
+        return [f"schema_version {obj.get('schema_version')!r} is not {SCHEMA_VERSION} (this fiqa-bench reads "
+                f"version {SCHEMA_VERSION}; rerun, or `fiqa-bench rescore` cannot help an old file)"]
+    missing = [key for key in _REQUIRED if key not in obj]
+    if missing:
+        return [f"not a valid results file: missing object {key!r}" for key in missing]
+    problems: list[str] = []
+    _RECORD.check(dict(obj), "", problems)
     if problems:
         return problems
-    for dotted in ("method.name", "backbone.name", "protocol.name", "protocol.version", "protocol.metric",
-                   "config.selection"):
-        a, b = dotted.split(".")
-        if obj[a].get(b) in (None, ""):
-            problems.append(f"lacks {dotted}")
-    for key in ("options", "options_sha256"):
-        value = obj["method"].get(key)
-        if value is not None and not (isinstance(value, Mapping)
-                                      and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
-            problems.append(f"method.{key} must be an object of strings (option -> value)")
-    metrics = obj["metrics"]
+    metrics, listed = obj["metrics"], obj["protocol"].get("metrics")
     if not metrics:
-        problems.append("metrics is empty")
+        return ["metrics is empty (expected at least one metric)"]
+    for i, key in enumerate(listed or list(metrics)):  # what every reader shows: the listed keys, else all
+        try:
+            get_metric(key)
+        except KeyError:
+            where = field_path("protocol.metrics", i) if listed else field_path("metrics", key)
+            problems.append(f"{where} = {key!r} is not a declared metric (no fiqa_bench.metrics.{key})")
     for key, value in metrics.items():
-        if not isinstance(value, Mapping):
-            problems.append(f"metrics.{key} must be an object")
-    tpr = metrics.get("tpr_at_fpr")
-    if isinstance(tpr, Mapping) and "values" in tpr:
-        for k, v in (tpr.get("values") or {}).items():
-            try:
-                ok_key = float(k) > 0
-            except ValueError:
-                ok_key = False
-            if not ok_key:
-                problems.append(f"metrics.tpr_at_fpr key {k!r} is not an FPR like '1e-3'")
-            if v is not None and not _is_fraction(v):
-                problems.append(f"metrics.tpr_at_fpr[{k!r}] = {v!r} is not a fraction in [0, 1] or null")
-    acc = metrics.get("accuracy")
-    if isinstance(acc, Mapping) and "mean" in acc:
-        for k in ("mean", "std"):
-            if acc.get(k) is not None and not _is_fraction(acc.get(k)):
-                problems.append(f"metrics.accuracy.{k} = {acc.get(k)!r} is not a fraction in [0, 1] or null")
+        try:
+            metric = get_metric(key)
+        except KeyError:  # a value no protocol lists: never read, only its shape is checked
+            Obj({}).check(value, field_path("metrics", key), problems)
+            continue
+        problems += metric.check(value, field_path("metrics", key))
     return problems
 
 
@@ -247,9 +271,15 @@ def read_raw(results_path: str | Path, record: RunRecord | None = None) -> dict[
         raise FiqaBenchError(f"{path}: sha256 differs from the one its results file records (changed after the run)")
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+            arrays = {k: z[k] for k in z.files}
     except Exception as exc:  # noqa: BLE001 - any decoding problem is the file's
         raise FiqaBenchError(f"{path}: not readable as raw data ({type(exc).__name__}: {exc})") from exc
+    missing = [k for k in RAW_ARRAYS if k not in arrays]
+    flat = [k for k, v in arrays.items() if k.startswith(BOOT_PREFIX) and v.ndim != 2]
+    if missing or flat:  # readers index these: a file without them is no raw data of a run
+        raise FiqaBenchError(f"{path}: " + (f"lacks the arrays {missing}" if missing
+                                            else f"{flat[0]} is not a 2-d array (replicates x columns)"))
+    return arrays
 
 
 def write_results(out_dir: Path, record: RunRecord, raw: Mapping[str, np.ndarray]) -> Path:
@@ -266,10 +296,15 @@ def write_results(out_dir: Path, record: RunRecord, raw: Mapping[str, np.ndarray
     return path
 
 
-def load_record(path: str | Path) -> RunRecord:
-    path = Path(path)
+def read_results_json(path: str | Path) -> Any:
+    """The parsed JSON of a results file (:class:`BadResultsFile` when it is not readable as JSON): the one place a
+    results file is read, for :func:`load_record` and :mod:`fiqa_bench.store`."""
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FiqaBenchError(f"{path}: not readable as a results file ({exc})") from exc
-    return RunRecord.from_json(obj, str(path))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadResultsFile(path, f"not readable as JSON ({exc})") from exc
+
+
+def load_record(path: str | Path) -> RunRecord:
+    """The validated record of one results file (:class:`BadResultsFile` naming the file and the field)."""
+    return RunRecord.from_json(read_results_json(path), str(path))

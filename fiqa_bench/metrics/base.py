@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
+
+from ..fields import Interval, Map, Num, Obj, Spec, Text, field_path
 
 __all__ = ["Column", "Metric", "MetricOption", "MetricOptions", "PairData", "declared_options", "get_metric"]
 
@@ -167,6 +169,20 @@ class PairData:
         return self.quality.shape[0] > 0 and bool(np.isfinite(self.quality).all())
 
 
+#: How a value's bootstrap intervals were made (:mod:`fiqa_bench.uncertainty`), on every metric that has them.
+BOOTSTRAP = Obj({"B": Num(0, integer=True), "level": Num(0, 1, open_lo=True, open_hi=True), "method": Text(),
+                 "unit": Text(), "seed": Num(integer=True), "weights": Text(),
+                 "valid_replicates": Map(Num(0, integer=True))})
+
+
+def fraction_key(key: str) -> bool:
+    """A key like ``'1e-3'`` or ``'0.20'``: an FPR target or a discard limit in (0, 1]."""
+    try:
+        return 0 < float(key) <= 1
+    except ValueError:
+        return False
+
+
 Column = tuple[str, Any]  # (column title, headline value: a number or None)
 
 
@@ -181,7 +197,12 @@ class Metric:
     * ``columns(value) -> [(short name, number or None)]``: the headline numbers of a table/summary, in display
       order; a column's full title is ``label + joiner + short name`` (``TPR@FPR=1e-3``, ``FNM-EDC pAUC@0.20``);
     * ``higher_is_better``: the direction of every headline number;
-    * ``scale``/``digits``: how a headline number is shown (100 and 2: percent).
+    * ``scale``/``digits``: how a headline number is shown (100 and 2: percent);
+    * ``bounds``: the range of every headline number (and of its interval's ends), ``value_fields``/``required``:
+      the other fields of a recorded value (:mod:`fiqa_bench.fields` specs) -- what :meth:`check` holds an
+      untrusted results file to, so that no reader meets a string where a number belongs;
+    * ``why_null(value, short, counts)``: why a headline column is null when the value says more than
+      "unavailable" (None: no more to say), the one source of the reason reports and leaderboards print.
     """
 
     key: str
@@ -200,7 +221,11 @@ class Metric:
     options: tuple = ()  # the MetricOption settings that change its values
     # the text after the label in a run's printed summary, from the value and a formatter of one column
     # ((short name, number) -> "97.04% [95.22, 98.63]"); None: every column as short=value
-    summary: Callable[[dict, Callable[[str, Any], str]], str] | None = None
+    summary: Callable[[dict, Callable[[str, Any], str]], str] | None = field(default=None, hash=False, compare=False)
+    bounds: tuple = (None, None)
+    value_fields: Mapping[str, Spec] = field(default_factory=dict, hash=False, compare=False)
+    required: tuple = ()
+    why_null: Callable[[dict, str, Mapping], str | None] | None = field(default=None, hash=False, compare=False)
 
     def headline(self, value: dict) -> list:
         """[(full column title, number or None)] of a recorded value (empty when unavailable)."""
@@ -235,6 +260,32 @@ class Metric:
         if why is not None:
             return {"unavailable": why}
         return self.compute(data, options)
+
+    def check(self, value: Any, path: str) -> list[str]:
+        """Problems of a recorded value read from a results file ([] when every reader can use it): its declared
+        fields, its intervals and bootstrap, then each headline column a number in ``bounds`` or null."""
+        out: list[str] = []
+        if isinstance(value, dict) and "unavailable" in value:
+            Text(nonempty=True).check(value["unavailable"], field_path(path, "unavailable"), out)
+            return out
+        spec = Obj({**self.value_fields, "intervals": Map(Interval(Num(*self.bounds), null=True)),
+                    "bootstrap": BOOTSTRAP}, required=self.required)
+        spec.check(value, path, out)
+        if not out:  # the columns are read only from a value of the declared shape
+            column = Num(*self.bounds, null=True)
+            for short, number in self.columns(value):
+                column.check(number, field_path(path, short), out)
+        return out
+
+    def null_reason(self, value: Any, short: str, counts: Mapping) -> str:
+        """Why the headline column ``short`` of a recorded value is null."""
+        if isinstance(value, dict) and value.get("unavailable"):
+            return str(value["unavailable"])
+        if isinstance(value, dict) and self.why_null is not None:
+            reason = self.why_null(value, short, counts)
+            if reason:
+                return reason
+        return f"{self.label}{self.joiner}{short} could not be measured in this run"
 
     def format(self, value: Any) -> str:
         if value is None:

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import MetricOption
+from ..fields import ANY, Map, Num, Text
+from .base import MetricOption, fraction_key
 
 PAIR_QUALITY_MODES = ("min", "mean", "product")
 
@@ -267,6 +268,12 @@ def summary(curve: EDCCurve, limits=PAUC_LIMITS, subtract_best: bool = True) -> 
     return out
 
 
+#: The fields :func:`summary` records (the pAUCs are headline columns, checked in the metric's bounds).
+SUMMARY_FIELDS = {"pauc": Map(ANY, key=fraction_key, key_expected="a discard limit like '0.20'"),
+                  "pauc_minus_best": Map(Num()), "start_error": Num(0, 1), "threshold": Num(null=True),
+                  "comparisons": Num(0, integer=True), "points": Num(0, integer=True)}
+
+
 def fixed_threshold_metric(key: str, error: str, label: str, digits: int, description: str):
     """The declared metric of a fixed-threshold EDC (``fnm``: mated comparisons, ``fm``: non-mated): both EDC modules
     are this one recipe with their class and starting error."""
@@ -282,5 +289,6 @@ def fixed_threshold_metric(key: str, error: str, label: str, digits: int, descri
 
     return Metric(label=label, joiner="@", key=key, title=label, needs=frozenset({"scores", "labels", "quality"}),
                   higher_is_better=False, compute=compute, columns=lambda value: list((value.get("pauc") or {}).items()),
-                  scale=1.0, digits=digits, unit="", description=description,
+                  scale=1.0, digits=digits, unit="", description=description, bounds=(0.0, 1.0), required=("pauc",),
+                  value_fields={**SUMMARY_FIELDS, "start_target": Num(0, 1), "pair_quality": Text(), "note": Text()},
                   options=(PAIR_QUALITY, FNM_START if error == "fnm" else FM_START))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ..fields import Num, Text
 from .base import Metric, MetricOptions, PairData
-from .edc import PAIR_QUALITY, RETHRESHOLD_FMR, pair_quality_note, rethreshold_edc, summary
+from .edc import PAIR_QUALITY, RETHRESHOLD_FMR, SUMMARY_FIELDS, pair_quality_note, rethreshold_edc, summary
 
 
 def _compute(data: PairData, options: MetricOptions) -> dict:
@@ -29,6 +30,8 @@ METRIC = Metric(
     key="edc_fnm_rethreshold", title="Re-threshold EDC pAUC", needs=frozenset({"scores", "labels", "quality"}),
     higher_is_better=False, compute=_compute, columns=_columns, scale=1.0, digits=4, unit="",
     options=(PAIR_QUALITY, RETHRESHOLD_FMR),
+    bounds=(0.0, 1.0), required=("pauc",),
+    value_fields={**SUMMARY_FIELDS, "fmr": Num(0, 1), "pair_quality": Text(), "grid": Text(), "note": Text()},
     description="FNMR at FMR 1e-3 with the threshold recomputed on the remaining comparisons after each discard "
                 "step (the variant of CR-FIQA and MagFace papers); not the ISO EDC",
 )
