@@ -58,7 +58,7 @@ _counts = {"scans": 0, "imports": 0}
 
 def _path_state() -> tuple:
     """What the entry points depend on: the import path, and when each folder on it last changed."""
-    state = []
+    state: list[tuple[str, int | None]] = []
     for entry in sys.path:
         try:
             state.append((entry, os.stat(entry or ".").st_mtime_ns))
