@@ -66,7 +66,7 @@ def motion_kernel(length: int, angle_deg: float) -> np.ndarray:
         raise ValueError(f"motion blur length must be >= 1, got {length}")
     if length % 2 == 0:
         length += 1  # odd side so that the line is centred on a pixel
-    k = np.zeros((length, length), np.float32)
+    k: np.ndarray = np.zeros((length, length), np.float32)
     k[length // 2, :] = 1.0
     centre = (length / 2.0 - 0.5, length / 2.0 - 0.5)
     rot = cv2.getRotationMatrix2D(centre, float(angle_deg), 1.0)
@@ -108,7 +108,10 @@ def jpeg(image: np.ndarray, *, quality: int) -> np.ndarray:
     if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
         raise RuntimeError("JPEG encoding failed")
     flag = cv2.IMREAD_GRAYSCALE if image.ndim == 2 or image.shape[2] == 1 else cv2.IMREAD_COLOR
-    return _same_layout(cv2.imdecode(buf, flag), image)
+    decoded = cv2.imdecode(buf, flag)
+    if decoded is None:  # pragma: no cover - OpenCV decodes the JPEG it just encoded
+        raise RuntimeError("JPEG decoding failed")
+    return _same_layout(decoded, image)
 
 
 def gaussian_noise(image: np.ndarray, *, sigma: float, seed: int) -> np.ndarray:

@@ -15,6 +15,7 @@ import difflib
 import inspect
 import os
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ def _annotation_type(annotation: Any) -> str | None:
     """The option type of a constructor annotation (None: not a text option, e.g. a dict or an object)."""
     if annotation is inspect.Parameter.empty:
         return None
-    args = typing.get_args(annotation) or (annotation,)
+    args: Sequence[Any] = typing.get_args(annotation) or (annotation,)
     args = [a for a in args if a is not type(None)]
     if any(a is os.PathLike or getattr(a, "__origin__", None) is os.PathLike or a is Path for a in args):
         return "path"
@@ -98,7 +99,7 @@ def _annotation_type(annotation: Any) -> str | None:
     return None
 
 
-def declared_options(cls: type) -> tuple[Option, ...] | None:
+def declared_options(cls: type[Any]) -> tuple[Option, ...] | None:
     """The options ``cls`` declares (explicit ``OPTIONS``, else its annotated constructor); None when it declares
     none that can be typed (a plugin with an unannotated constructor: options then pass through as text)."""
     explicit = getattr(cls, "OPTIONS", None)

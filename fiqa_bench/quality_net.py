@@ -92,6 +92,7 @@ class ExportedQualityNet(QualityMethod):
     def identity(self) -> str:
         """The card plus the weights file's sha256: scores from different weights never share a cache entry."""
         self._load()
+        assert self._sha256 is not None  # set by _load
         return f"{super().identity()}-sha256-{self._sha256[:16]}"
 
     def score(self, images: Any) -> np.ndarray:

@@ -61,7 +61,7 @@ def _path_state() -> tuple:
     """What the entry points depend on: ``sys.path``, and each folder's mtime and link count (installing or removing
     a distribution adds or removes a ``*.dist-info`` folder in one of them: its mtime and link count change, the
     latter even within one tick of the file system's clock)."""
-    state = []
+    state: list[tuple[str, int | None, int | None]] = []
     for entry in sys.path:
         try:
             st = os.stat(entry or ".")

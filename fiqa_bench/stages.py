@@ -237,9 +237,10 @@ class FaceSource:
                 out.append(exc)
         given = [i for i, (row, item) in enumerate(zip(rows, out))
                  if isinstance(item, tuple) and not self.given_none[row]]
-        ok = self._given_ok([rows[i] for i in given], [out[i][2].shape for i in given]) if given else []
+        ok: np.ndarray | list[bool] = (self._given_ok([rows[i] for i in given], [out[i][2].shape for i in given])
+                                       if given else [])
         verdict = dict(zip(given, ok))
-        result = []
+        result: list = []
         for i, (row, item) in enumerate(zip(rows, out)):
             if isinstance(item, BaseException):
                 raise item
@@ -267,13 +268,13 @@ class FaceSource:
         handle is for :meth:`collect`. ``then(items)``, when given, runs in the same task on each chunk's loaded
         items (e.g. aligning the crops: C code that releases the GIL, done beside the decoding rather than after
         it on the caller's thread); :meth:`collect_with` returns its results."""
-        rows = [int(r) for r in np.asarray(rows).tolist()]
-        if not rows:
+        ids = [int(r) for r in np.asarray(rows).tolist()]
+        if not ids:
             return []
-        parts = min(len(rows), 2 * self.workers)
-        step = -(-len(rows) // parts)
+        parts = min(len(ids), 2 * self.workers)
+        step = -(-len(ids) // parts)
         task = self._load_chunk if then is None else (lambda chunk: self._load_then(chunk, then))
-        return [pool.submit(task, rows[i : i + step]) for i in range(0, len(rows), step)]
+        return [pool.submit(task, ids[i : i + step]) for i in range(0, len(ids), step)]
 
     def _load_then(self, rows: list[int], then: Callable[[list], Any]) -> tuple[list, Any]:
         items = self._load_chunk(rows)
@@ -409,6 +410,7 @@ def per_image_stage(
     ahead, handle = (start(0) if chunks else None), []
     try:
         for i in progress_bar(range(len(chunks)), len(chunks), name, progress):
+            assert ahead is not None  # started for batch i before the loop or on the previous round
             batch, handle = ahead
             # the next batch decodes on the pool while this one is computed (the adapters release the GIL)
             ahead = start(i + 1) if i + 1 < len(chunks) else None

@@ -43,7 +43,7 @@ import pickle
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 import numpy as np
 
@@ -184,8 +184,8 @@ def prepare(faces: Sequence[Any], spec: InputSpec) -> Any:
     try:
         from .faces.pipeline import to_input
     except ImportError:
-        to_input = None
-    if to_input is not None:
+        pass
+    else:
         return to_input(list(faces), spec)
     import cv2
 
@@ -211,7 +211,7 @@ def _who(adapter: Any) -> str:
     return f"{name!r} ({type(adapter).__module__}.{type(adapter).__qualname__})"
 
 
-def _fail(check: str, adapter: Any, message: str) -> None:
+def _fail(check: str, adapter: Any, message: str) -> NoReturn:
     raise AssertionError(f"[{check}] {_who(adapter)}: {message}")
 
 
@@ -232,10 +232,10 @@ def _empty_like(images: Any) -> Any:
     return []
 
 
-def _snapshot(images: Any) -> list[np.ndarray]:
+def _snapshot(images: Any) -> list[np.ndarray | None]:
     if isinstance(images, np.ndarray):
         return [images.copy()]
-    out = []
+    out: list[np.ndarray | None] = []
     for item in images:
         for attr in ("image", "landmarks", "box"):
             v = getattr(item, attr, None)
@@ -277,10 +277,10 @@ def _describe_mismatch(a: np.ndarray, b: np.ndarray, ok: np.ndarray) -> str:
 
 
 # ------------------------------------------------------------------------------------------ card checks
-def _check_common_card(check: str, adapter: Any, card: Any, card_type: type) -> None:
+def _check_common_card(check: str, adapter: Any, card: Any, card_type: type[Any]) -> None:
     if not isinstance(card, card_type):
         _fail(check, adapter, f"card must be a fiqa_bench.cards.{card_type.__name__}, got {type(card).__name__}")
-    static = getattr(type(adapter), "card", None)
+    static: Any = getattr(type(adapter), "card", None)
     # a per-instance card (e.g. PerInstanceCard: the sha256 of the weights file actually used) may refine the class
     # card, but must be the same adapter: same card type, name and version
     if static is not card and not (type(static) is type(card) and getattr(static, "name", None) == card.name
@@ -319,7 +319,7 @@ def _check_common_card(check: str, adapter: Any, card: Any, card_type: type) -> 
 
 
 def check_method_card(method: Any) -> None:
-    card = getattr(method, "card", None)
+    card: Any = getattr(method, "card", None)
     _check_common_card("card", method, card, MethodCard)
     if not isinstance(card.higher_is_better, bool):
         _fail("card", method, f"card.higher_is_better must be a bool, got {card.higher_is_better!r}")
@@ -328,7 +328,7 @@ def check_method_card(method: Any) -> None:
 
 
 def check_backbone_card(backbone: Any) -> None:
-    card = getattr(backbone, "card", None)
+    card: Any = getattr(backbone, "card", None)
     _check_common_card("card", backbone, card, BackboneCard)
     dim = card.embedding_dim
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
@@ -628,9 +628,9 @@ def adapter_checks(adapter: Any, images: Any = None) -> list[tuple[str, Check]]:
 
 
 def _run_all(checks: list[tuple[str, Check]]) -> None:
-    checks = dict(checks)
-    checks.pop("card")()  # a broken card makes the rest meaningless: fail on it first
-    for _, check in checks.items():
+    by_name = dict(checks)
+    by_name.pop("card")()  # a broken card makes the rest meaningless: fail on it first
+    for _, check in by_name.items():
         check()
 
 

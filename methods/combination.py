@@ -125,7 +125,7 @@ def component_scores(faces: Sequence[Any], crops: np.ndarray | None = None) -> d
 def combine(raw: dict[str, np.ndarray]) -> np.ndarray:
     """The combined score from :func:`component_scores`: the mean of the three normalised scores, float32."""
     total = sum(normalise(m, raw[m]) for m in MEASURES)
-    return (total / len(MEASURES)).astype(np.float32)
+    return np.asarray(total / len(MEASURES), dtype=np.float32)
 
 
 class CombinationQuality(QualityMethod):

@@ -105,7 +105,7 @@ class GraFIQs(BackboneQualityMethod):
                    if isinstance(m, torch.nn.BatchNorm2d)]
         if self.block != "input":
             handles.append(backbone.block(self.block).register_forward_hook(take))
-        out = []
+        out: list[np.ndarray] = []
         try:
             with torch.enable_grad():
                 for i in range(0, len(crops), self.batch_size):

@@ -91,7 +91,7 @@ def luminance(image_bgr: np.ndarray) -> np.ndarray:
     return 0.114 * f[..., 0] + 0.587 * f[..., 1] + 0.299 * f[..., 2]
 
 
-def _landmark_region(landmarks: np.ndarray) -> tuple[float, float, float, float] | None:
+def _landmark_region(landmarks: np.ndarray | None) -> tuple[float, float, float, float] | None:
     from fiqa_bench.faces.align import arcface_template, similarity_transform
 
     lm = np.asarray(landmarks, dtype=np.float64)

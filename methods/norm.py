@@ -59,7 +59,7 @@ class EmbeddingNorm(BackboneQualityMethod):
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        backbone = state.get("backbone")
+        backbone: Any = state.get("backbone")
         if getattr(backbone, "_session", None) is not None:
             # an onnxruntime session does not pickle: send a copy without it (the backbone reloads lazily)
             backbone = copy.copy(backbone)

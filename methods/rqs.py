@@ -75,11 +75,12 @@ def load_model(path: str | os.PathLike) -> dict:
 
 def linear_score(feats: dict[str, np.ndarray], model: dict) -> np.ndarray:
     """``sum_g alpha_g w_g . ((x_g - mean_g) / scale_g)`` in float64."""
-    total = None
+    total: np.ndarray | None = None
     for g, a in zip(model["groups"], model["alpha"]):
         z = (np.asarray(feats[g], np.float64) - model[f"{g}_mean"]) / model[f"{g}_scale"]
         s = a * (z @ np.asarray(model[f"{g}_w"], np.float64))
         total = s if total is None else total + s
+    assert total is not None  # a model has at least one feature group
     return total
 
 
@@ -127,6 +128,7 @@ class RQSQuality(QualityMethod):
 
     def identity(self) -> str:
         self._load()
+        assert self._sha256 is not None  # set by _load
         return f"{super().identity()}-sha256-{self._sha256[:16]}"
 
     def score(self, images: Any) -> np.ndarray:

@@ -244,11 +244,13 @@ class SVMQuality(QualityMethod):
 
     def model_path(self) -> Path:
         self._load()
+        assert self._path is not None  # set by _load
         return self._path
 
     def identity(self) -> str:
         """Card + model sha256 + backbone identity: scores from another model or backbone never share a cache."""
         self._load()
+        assert self._sha256 is not None  # set by _load
         return f"{super().identity()}-sha256-{self._sha256[:16]}-on-{self._backbone().identity()}"
 
     # -- scoring ---------------------------------------------------------------------------------------------------

@@ -89,7 +89,8 @@ class TinyFQ(ExportedQualityNet):
         super().__init__(bundled if bundled is not None else weights, batch_size)
         size = weights_input_size(self.weights if self.weights is not None else bundled_weights())
         if size is not None and size != SIZE:
-            self.card = replace(type(self).card, input=InputSpec("aligned", size, "RGB"))
+            # api.QualityMethod declares card a ClassVar; here the weights file decides the crop, per instance
+            self.card = replace(type(self).card, input=InputSpec("aligned", size, "RGB"))  # type: ignore[misc]
 
 
     @classmethod

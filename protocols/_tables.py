@@ -91,7 +91,7 @@ def _scan(path: Path, columns: Sequence[Column]) -> list[np.ndarray]:
                 if kind in ("int", "int32"):
                     if not _INT.fullmatch(field):
                         raise ProtocolFormatError(path, lineno, f"field {i + 1} ({name}) is not an integer: {field!r}")
-                    number = int(field)
+                    number: int | float = int(field)
                     if not _INT64_MIN <= number <= _INT64_MAX:
                         raise ProtocolFormatError(
                             path, lineno, f"field {i + 1} ({name}) is outside the 64-bit integer range: {field}"

@@ -125,10 +125,13 @@ def read_ijb_layout(
     n = len(image_names)
     bad = first_unsafe_name(image_names)
     if bad is not None:
-        raise fail_at_row(faces_file, bad, safepath.name_problem(str(image_names[bad])))
+        problem = safepath.name_problem(str(image_names[bad]))
+        assert problem is not None  # first_unsafe_name gives the first row that name_problem rejects
+        raise fail_at_row(faces_file, bad, problem)
     twice = first_true(pd.DataFrame({"n": image_names, "t": template_ids}).duplicated().to_numpy())
     if twice is not None:  # the image would count twice in its template (and be embedded twice)
         first = first_true((image_names == image_names[twice]) & (template_ids == template_ids[twice]))
+        assert first is not None  # row `twice` itself matches
         raise fail_at_row(faces_file, twice, f"image {image_names[twice]} of template {template_ids[twice]} is "
                                              f"listed twice (first on line {line_of_row(faces_file, first)})")
 

@@ -9,6 +9,7 @@ are written to ``OUT/README.md`` (:func:`readme_text`) and returned by :func:`pr
 
 from __future__ import annotations
 
+import builtins
 import csv
 import io
 import json
@@ -238,7 +239,10 @@ def _encode_jpeg(image: np.ndarray) -> bytes:
 def _decode(data: bytes) -> np.ndarray:
     import cv2
 
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:  # pragma: no cover - the bytes are a JPEG this module just encoded
+        raise FiqaBenchError("JPEG decoding of a degraded image failed")
+    return image
 
 
 def _fmt(v: float, digits: int) -> str:
@@ -256,6 +260,7 @@ def _degradations_csv(rows: list[tuple[str, _Image]]) -> str:
     w.writerow(["file", "source", "degradation", "level", "params", "landmarks"])
     for file, img in rows:
         d = img.degradation
+        assert d is not None  # only degraded images are listed
         w.writerow([file, img.photo.rel, d["name"], d["level"], json.dumps(d["params"], sort_keys=True, separators=(",", ":")),
                     img.landmarks_from])
     return buf.getvalue()
@@ -288,8 +293,8 @@ def _ytf_folds(subjects: list[str], videos: int, seed: int) -> tuple[list[list[t
     order = [subjects[i] for i in rng.permutation(len(subjects))]
     if len(subjects) >= 2 * YTF_FOLDS:
         folds = []
-        for ids in np.array_split(np.array(order, dtype=object), YTF_FOLDS):
-            ids = sorted(ids.tolist(), key=subjects.index)
+        for chunk in np.array_split(np.array(order, dtype=object), YTF_FOLDS):
+            ids = sorted(chunk.tolist(), key=subjects.index)
             same = same_pairs(ids)
             diff = diff_pairs(ids)
             pick = sorted(rng.choice(len(diff), size=len(same), replace=False).tolist())
@@ -321,12 +326,13 @@ def _template_pairs(images: list[_Image], impostor_pairs: str | int, seed: int):
     sids = np.array([img.subject_id for img in images])
     template_ids, first = np.unique(tids, return_index=True)
     template_sids = sids[first]
-    genuine = [(a, b) for s in np.unique(template_sids) for i, a in enumerate(template_ids[template_sids == s])
-               for b in template_ids[template_sids == s][i + 1:]]
-    genuine = np.array(genuine, dtype=np.int64).reshape(-1, 2)
+    pairs = [(a, b) for s in np.unique(template_sids) for i, a in enumerate(template_ids[template_sids == s])
+             for b in template_ids[template_sids == s][i + 1:]]
+    genuine = np.array(pairs, dtype=np.int64).reshape(-1, 2)
     impostors = _impostor_pairs(template_ids, template_sids)
     possible = len(impostors)
     if impostor_pairs != "all":
+        assert isinstance(impostor_pairs, int)  # PrepareOptions.checked: "all" or a positive int
         if impostor_pairs > possible:
             raise FiqaBenchError(f"impostor_pairs={impostor_pairs} but only {possible} cross-identity template pairs exist")
         pick = np.sort(_rng(seed, _STAGE_IMPOSTORS).choice(possible, size=impostor_pairs, replace=False))
@@ -404,7 +410,7 @@ class _Writer:
         _write_if_changed(target, data)
         self.written.add(target)
 
-    def files(self, items: list[tuple[str, bytes | Path]]) -> None:
+    def files(self, items: list[tuple[str, builtins.bytes | Path]]) -> None:
         """Many files at once: (relative path, bytes or a source file to copy). Threads overlap the fsyncs."""
         from concurrent.futures import ThreadPoolExecutor
 
@@ -418,7 +424,7 @@ class _Writer:
 
     def remove_stale(self, folder: str) -> list[str]:
         base = self.out / folder
-        removed = []
+        removed: list[str] = []
         if not base.is_dir():
             return removed
         for p in sorted(base.rglob("*")):
@@ -514,7 +520,7 @@ def scan_sources(src: "Path | Source | Sequence[Path | Source]", out: Path, opts
     from fiqa_bench.splits import identity_part, in_part
 
     T = opts.templates_per_identity
-    sources = [Source.of(s) for s in src] if isinstance(src, (list, tuple)) else [Source.of(src)]
+    sources = [Source.of(src)] if isinstance(src, (str, os.PathLike, Source)) else [Source.of(s) for s in src]
     scan = _scan_all(sources, out)
     excluded: list[dict] = []
     candidates = []
@@ -725,7 +731,7 @@ def prepare_benchmark(
     their identities (distinct names) make one benchmark.
     """
     started = time.perf_counter()
-    sources = [Source.of(s) for s in src] if isinstance(src, (list, tuple)) else [Source.of(src)]
+    sources = [Source.of(src)] if isinstance(src, (str, os.PathLike, Source)) else [Source.of(s) for s in src]
     if not sources:
         raise FiqaBenchError("no source folder given")
     out = Path(out)

@@ -67,7 +67,7 @@ def read_splits_text(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise ProtocolFormatError(path, None, "file not found")
-    rows = []
+    rows: list[tuple[int, int, str, str, int, int]] = []
     seen: dict[tuple[int, int], int] = {}
     with open_meta(path) as fh:
         for lineno, raw in enumerate(fh, 1):

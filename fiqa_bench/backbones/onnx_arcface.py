@@ -115,7 +115,7 @@ class OnnxArcFace(Backbone):
         self.flip = bool(flip)
         self.batch_size = int(batch_size)
         self.colour = colour
-        self._session = None
+        self._session: Any = None  # an onnxruntime InferenceSession, made on first use
         self._card: BackboneCard | None = None
 
     @property
@@ -178,14 +178,15 @@ class OnnxArcFace(Backbone):
 
     def identity(self) -> str:
         card = self.card
+        assert card.weights is not None  # the instance card names the model file (_instance_card)
         return (f"{card.name}-{card.version}-{self.normalisation}-{self.colour}-flip{int(self.flip)}"
                 f"-sha256-{card.weights.sha256}-{card.card_hash()}")
 
     # -- inference -----------------------------------------------------------------------------------------------
 
     def _preprocess(self, images: np.ndarray) -> np.ndarray:
-        _, mean, std = NORMALISATIONS[self.normalisation]
-        mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        _, mean_values, std_values = NORMALISATIONS[self.normalisation]
+        mean, std = np.asarray(mean_values, np.float32), np.asarray(std_values, np.float32)
         if self.colour == "BGR":
             mean, std = mean[::-1], std[::-1]
         x = (images.astype(np.float32) - mean) / std

@@ -55,8 +55,8 @@ def require_torch():
 @functools.lru_cache(maxsize=None)
 def _classes() -> dict[str, type]:
     """The MobileFaceNet module classes (defined on first use, so importing this module does not import torch)."""
-    torch = require_torch()
-    nn = torch.nn
+    require_torch()  # the install hint when torch is missing
+    from torch import nn
 
     class ConvBNReLU6(nn.Sequential):
         def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1):
@@ -176,7 +176,10 @@ class TorchBackbone(Backbone):
             else:
                 from ..download import resolve_weights
 
-                self._path = resolve_weights(type(self).card.weights)
+                pinned = type(self).card.weights
+                if pinned is None:
+                    raise AdapterError(f"{type(self).card.name}: no weights=PATH and the card pins no weights file")
+                self._path = resolve_weights(pinned)
         return self._path
 
     def torch_model(self):
@@ -221,6 +224,7 @@ class TorchBackbone(Backbone):
 
     def identity(self) -> str:
         card = self.card
+        assert card.weights is not None  # the instance card names the weights file (_instance_card)
         return (f"{card.name}-{card.version}-{self.normalisation}-flip{int(self.flip)}"
                 f"-sha256-{card.weights.sha256}-{card.card_hash()}")
 

@@ -75,7 +75,7 @@ class LocalExecutor(Executor):
         return self.process_count() > 1 and n_rows >= self.min_process_rows
 
     def stage(self, stage: str, rows: np.ndarray, skipped: dict[int, Skipped]) -> tuple[np.ndarray, int]:
-        assert self.worker is not None, "open() first"
+        assert self.worker is not None and self.ctx is not None, "open() first"
         pool = self._pool() if self.uses_processes(len(rows)) else None
         if pool is None:
             if self.stale:
@@ -96,6 +96,7 @@ class LocalExecutor(Executor):
         from .processes import ProcessPool
 
         if self.pool is None and not self.no_processes:
+            assert self.worker is not None and self.ctx is not None, "open() first"
             options = dataclasses.replace(self.ctx.options, workers=1, progress=False)  # one loader per process
             # the workers check that they read the same image list (the sha256 is computed here, once)
             ctx = dataclasses.replace(self.ctx, options=options,
@@ -116,6 +117,7 @@ class LocalExecutor(Executor):
         small stage finds them), keeping its adapters and its face source's findings."""
         self.stale = False
         old = self.worker
+        assert old is not None, "open() first"
         report = old.report()
         self.worker = StageWorker(old.bench, old.backbone, old.method, old.ctx)
         self.worker.source.fallback_rows |= report.fallback_rows

@@ -51,10 +51,12 @@ def _init(build: Callable, ctx: StageContext, threads: int) -> None:
 
 
 def _ready() -> dict:
+    assert _WORKER is not None  # set by _init, the pool's initializer
     return _WORKER.ready()
 
 
 def _run(stage: str, epoch: int, rows: np.ndarray, items: list, start: int) -> dict:
+    assert _WORKER is not None  # set by _init, the pool's initializer
     return _WORKER.run(stage, epoch, rows, items, start)
 
 
@@ -106,6 +108,7 @@ class ProcessPool:
         errors: dict[int, tuple] = {}
         while todo:
             pending = {}
+            assert self.pool is not None  # started above, or again by _restart after a broken round
             for start in todo:
                 shard = rows[start:start + shard_rows]
                 items = [(r, skipped[r].path, skipped[r].reason) for r in shard.tolist() if r in skipped]

@@ -66,7 +66,7 @@ class ShardWorker:
         self.error = None
         self.ctx = ctx
         self.worker: StageWorker | None = None
-        self.epoch = None
+        self.epoch: int | None = None
         self.unreported: set[str] = set()  # rejected cache shards (paths) not yet reported to the driver
         self.detection_reported = 0
         try:
@@ -101,6 +101,7 @@ class ShardWorker:
         """The cache shards the worker's caches rejected on load, by path (the driver counts each once, however
         many workers read it before the first set it aside); one listed while another worker merged and removed
         it is not damage, and not counted."""
+        assert self.worker is not None  # called once the worker is built
         for cache in (self.worker.ecache, self.worker.qcache):
             if cache is None:
                 continue
@@ -112,6 +113,7 @@ class ShardWorker:
         before: no row is computed twice); the adapters are kept. The caches keep the keys of the units of work
         of this run's stage ``epoch`` that are already on disk (a shard sent again after its worker died finds
         what its lost attempt flushed; see :meth:`run`)."""
+        assert self.worker is not None  # built in __init__ (run() returns first when the build failed)
         self.worker.close()
         self.worker = StageWorker(self.bench, self.backbone, self.method, self.ctx, track_run=self._tag(epoch))
         self.detection_reported = 0
@@ -147,6 +149,7 @@ class ShardWorker:
             if epoch != self.epoch:
                 self._fresh_worker(epoch)
                 self.epoch = epoch
+            assert self.worker is not None  # built in __init__ (self.error is None)
             skipped = {int(r): Skipped(int(r), p, why) for r, p, why in skipped_items}
             before = set(skipped)
             base = self.worker.caches(stage)[0]

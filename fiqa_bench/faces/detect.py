@@ -61,7 +61,7 @@ class Detection:
         """The same detection with every coordinate moved by (dx, dy)."""
         box = self.box.copy()
         box[:2] += (dx, dy)
-        return Detection(box, self.landmarks + np.float32([dx, dy]), self.score)
+        return Detection(box, self.landmarks + np.array([dx, dy], np.float32), self.score)
 
 
 class Detector(Protocol):
@@ -307,7 +307,7 @@ class ScrfdDetector:
             self._centres[stride] = c
         return c
 
-    def _letterbox(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+    def _letterbox(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
         import cv2
 
         h, w = image.shape[:2]
@@ -365,12 +365,12 @@ class ScrfdDetector:
         boxes = np.concatenate(all_boxes)
         kps = np.concatenate(all_kps)
         scores = np.concatenate(all_scores)
-        boxes = boxes / np.float32([sx, sy, sx, sy])
-        kps = kps / np.float32([sx, sy])
+        boxes = boxes / np.array([sx, sy, sx, sy], np.float32)
+        kps = kps / np.array([sx, sy], np.float32)
         dets = []
         for i in nms(boxes, scores, self.nms_threshold):
             x1, y1, x2, y2 = boxes[i]
-            dets.append(Detection([x1, y1, x2 - x1, y2 - y1], kps[i], scores[i]))
+            dets.append(Detection(np.array([x1, y1, x2 - x1, y2 - y1]), kps[i], scores[i]))
         return dets
 
     def identity(self) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -260,7 +261,7 @@ def summary(curve: EDCCurve, limits=PAUC_LIMITS, subtract_best: bool = True) -> 
     """What a results file records of an EDC: pAUC at each limit (raw and, for fixed-threshold EDCs, minus the
     theoretical best), the error at no discard, the threshold and the comparison count."""
     raw = {f"{limit:.2f}": pauc(curve, limit) for limit in limits}
-    out = {"pauc": raw}
+    out: dict[str, Any] = {"pauc": raw}
     if subtract_best:
         out["pauc_minus_best"] = {k: v - theoretical_best_area(curve.start_error, float(k)) for k, v in raw.items()}
     out.update({"start_error": curve.start_error, "threshold": curve.threshold, "comparisons": curve.comparisons,

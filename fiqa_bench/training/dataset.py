@@ -71,6 +71,7 @@ class TrainingSet:
     def subset(self, index: np.ndarray) -> "TrainingSet":
         """Rows ``index`` (repeats allowed, e.g. from :func:`.sampling.sample_indices`)."""
         index = np.asarray(index, dtype=np.int64)
+        assert self.sources is not None and self.degradations is not None  # filled in by __post_init__
         return TrainingSet(np.asarray(self.images[index]), self.labels[index], self.identities[index],
                            self.sources[index], [self.degradations[i] for i in index], dict(self.meta),
                            None if self.embeddings is None else np.asarray(self.embeddings[index]))
@@ -99,6 +100,7 @@ class TrainingSet:
                 with open(tmp, "wb") as fh:
                     np.save(fh, arr, allow_pickle=False)
         labels = self.labels.astype(np.float64)
+        assert self.sources is not None  # filled in by __post_init__
         write_json(folder / "meta.json", {
             "rows": len(self), "size": self.size, "meta": self.meta,
             "sources": self.sources.tolist(), "degradations": self.degradations,
@@ -195,7 +197,8 @@ def label_photos(
 
     if len(paths) != len(identities):
         raise ValueError(f"{len(paths)} paths but {len(identities)} identities")
-    pads = [float(pads)] * len(paths) if np.isscalar(pads) else [float(p) for p in pads]
+    # numpy's TypeGuard on isscalar narrows to its own scalar union: neither branch is seen to hold a float
+    pads = [float(pads)] * len(paths) if np.isscalar(pads) else [float(p) for p in pads]  # type: ignore[arg-type, union-attr]
     if len(pads) != len(paths):
         raise ValueError(f"{len(pads)} pads for {len(paths)} paths")
     several = isinstance(backbone, (list, tuple))

@@ -195,7 +195,7 @@ def float16_weights(proto, max_bytes: int, ops: tuple[str, ...] = ("Conv", "Gemm
     the converted weights changes the output, and converting the fewest (largest) tensors changes it least. Inputs,
     outputs, BatchNormalization parameters and statistics and operator constants keep float32. Raises
     ``ValueError`` when even every weight in float16 does not fit."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import NodeProto, TensorProto, helper, numpy_helper
 
     out = type(proto)()
     out.CopyFrom(proto)
@@ -203,7 +203,7 @@ def float16_weights(proto, max_bytes: int, ops: tuple[str, ...] = ("Conv", "Gemm
     used = {n.input[i] for n in graph.node if n.op_type in ops for i in range(1, len(n.input))}
     weights = sorted((t for t in graph.initializer if t.name in used and t.data_type == TensorProto.FLOAT),
                      key=lambda t: -int(np.prod(t.dims)))
-    casts = []
+    casts: list[NodeProto] = []
     for t in weights:
         if out.ByteSize() + sum(c.ByteSize() for c in casts) <= max_bytes:
             break

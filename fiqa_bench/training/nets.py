@@ -72,7 +72,7 @@ from typing import Callable
 from . import require_torch
 
 torch = require_torch()
-nn = torch.nn
+from torch import nn  # noqa: E402  (after require_torch, which names the extra to install when torch is missing)
 
 
 # ------------------------------------------------------------------------------------------------ building blocks

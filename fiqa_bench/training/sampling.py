@@ -58,7 +58,7 @@ def flatness(counts: np.ndarray) -> float:
     return float(c.std() / c.mean()) if c.size else 0.0
 
 
-def identity_filter(identities: Sequence, min_images: int) -> np.ndarray:
+def identity_filter(identities: np.ndarray | Sequence, min_images: int) -> np.ndarray:
     """Mask of rows whose identity has at least ``min_images`` rows."""
     ids = np.asarray(identities, dtype=object).astype(str)
     _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
@@ -124,7 +124,7 @@ def _smooth(scores: np.ndarray, rows: np.ndarray, target: int, rng: np.random.Ge
 
 def sample_indices(
     labels: np.ndarray,
-    identities: Sequence | None = None,
+    identities: np.ndarray | Sequence | None = None,
     *,
     strategy: str = "smooth",
     target_size: int | None = None,

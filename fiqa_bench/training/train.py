@@ -313,7 +313,8 @@ def train(
         if dev.type == "cuda":
             torch.use_deterministic_algorithms(True, warn_only=True)
         layout = torch.channels_last if channels_last else torch.contiguous_format
-        model = model.to(memory_format=layout)
+        # documented form to(memory_format=...), which torch's own overloads of Module.to leave out
+        model = model.to(memory_format=layout)  # type: ignore[call-overload]
         if optimizer == "adam":
             optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         else:

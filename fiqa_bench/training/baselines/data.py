@@ -144,20 +144,23 @@ class BaselineSet:
     @property
     def photo(self) -> np.ndarray:
         """Photo index of each row (rows of one photo share it)."""
+        assert self.data.sources is not None  # filled in by TrainingSet.__post_init__
         return np.unique(self.data.sources, return_inverse=True)[1].reshape(-1)
 
     @property
     def level(self) -> np.ndarray:
         """``"clean"``, ``"light"``, ``"medium"`` or ``"strong"`` per row."""
+        assert self.data.degradations is not None  # filled in by TrainingSet.__post_init__
         return np.array(["clean" if d is None else str(d.get("level")) for d in self.data.degradations])
 
     @property
     def clean(self) -> np.ndarray:
+        assert self.data.degradations is not None  # filled in by TrainingSet.__post_init__
         return np.array([d is None for d in self.data.degradations], bool)
 
     def subset(self, index: np.ndarray) -> "BaselineSet":
         index = np.asarray(index, np.int64)
-        if self.landmarks is None:
+        if self.landmarks is None or self.boxes is None:  # both or neither (__post_init__)
             return BaselineSet(self.data.subset(index), self.embeddings[index])
         return BaselineSet(self.data.subset(index), self.embeddings[index], self.landmarks[index], self.boxes[index])
 
@@ -166,7 +169,7 @@ class BaselineSet:
 
         folder = self.data.save(folder)
         arrays = {"embeddings": self.embeddings}
-        if self.landmarks is not None:
+        if self.landmarks is not None and self.boxes is not None:  # both or neither (__post_init__)
             arrays.update(landmarks=self.landmarks, boxes=self.boxes)
         for name, arr in arrays.items():
             with atomic_path(folder / f"{name}.npy", suffix=".npy") as tmp:

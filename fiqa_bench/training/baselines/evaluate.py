@@ -116,6 +116,7 @@ class FaceRebuilder:
         """Why faces cannot be rebuilt for ``data`` (None: they can)."""
         from fiqa_bench import registry
 
+        assert data.data.sources is not None  # filled in by TrainingSet.__post_init__
         sources = np.unique(data.data.sources)
         missing = [s for s in sources.tolist() if not s or not Path(s).is_file()]
         if missing:
@@ -142,28 +143,29 @@ class FaceRebuilder:
                                  f"`fiqa-bench train-baseline data`")
         return det.landmarks, det.box
 
-    def faces(self, rows: Sequence[int]) -> list:
+    def faces(self, rows: np.ndarray | Sequence[int]) -> list:
         """The checked faces of ``rows`` (rows of one photo share one decode and one detection)."""
         from fiqa_bench.errors import FiqaBenchError
         from fiqa_bench.faces import Face, load_image, to_input
         from fiqa_bench.degradations import apply_record
 
         rows = np.asarray(rows, np.int64)
-        sources = self.data.data.sources
+        sources, degradations = self.data.data.sources, self.data.data.degradations
+        assert sources is not None and degradations is not None  # filled in by TrainingSet.__post_init__
         out = []
         decoded: dict[str, tuple] = {}
         for r in rows.tolist():
             src = str(sources[r])
             if src not in decoded:
                 image = load_image(src)
-                if self.data.landmarks is not None:
+                if self.data.landmarks is not None and self.data.boxes is not None:  # both or neither
                     box = self.data.boxes[r]
                     where = (self.data.landmarks[r], None if not np.isfinite(box).all() else box)
                 else:
                     where = self._detect(image, src)
                 decoded = {src: (image, *where)}  # rows of a photo are consecutive: keep only the last photo
             image, landmarks, box = decoded[src]
-            record = self.data.data.degradations[r]
+            record = degradations[r]
             version = image if record is None else apply_record(image, record)
             out.append(Face(version, landmarks, box, src, detected=True))
         crops = to_input(out, _crop_spec())

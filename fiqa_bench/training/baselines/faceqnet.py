@@ -14,8 +14,8 @@ from fiqa_bench.training.baselines.evaluate import validation_scores
 from fiqa_bench.training.dataset import TrainingSet
 
 
-def faceqnet_labels(embeddings: np.ndarray, identities: Sequence, eq1_labels: np.ndarray, clean: np.ndarray,
-                    groups: Sequence | None = None) -> tuple[np.ndarray, np.ndarray]:
+def faceqnet_labels(embeddings: np.ndarray, identities: np.ndarray | Sequence, eq1_labels: np.ndarray,
+                    clean: np.ndarray, groups: np.ndarray | Sequence | None = None) -> tuple[np.ndarray, np.ndarray]:
     """FaceQnet targets and the reference row of each row.
 
     Reference of an identity: its clean row with the highest Eq. 1 label (first on ties); label

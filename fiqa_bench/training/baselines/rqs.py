@@ -40,8 +40,8 @@ def label_pairs(data: BaselineSet, margin: float = 0.1, per_identity: int = 30, 
         rows = np.flatnonzero((ids == ident) & np.isfinite(labels))
         if rows.size < 2:
             continue
-        a, b = np.meshgrid(rows, rows, indexing="ij")
-        a, b = a.ravel(), b.ravel()
+        grid_a, grid_b = np.meshgrid(rows, rows, indexing="ij")
+        a, b = grid_a.ravel(), grid_b.ravel()
         keep = (photo[a] != photo[b]) & (labels[a] - labels[b] > margin)
         a, b = a[keep], b[keep]
         if a.size > per_identity:
@@ -149,7 +149,8 @@ def train_baseline_rqs(data: BaselineSet, out: str | os.PathLike, *, C: float | 
         if features_cache is not None:
             with atomic_path(features_cache, suffix=".npz") as tmp:
                 with open(tmp, "wb") as fh:
-                    np.savez(fh, rows=len(data), fingerprint=np.array(data.data.fingerprint()), **feats)
+                    # mypy matches **feats against savez's allow_pickle: bool too (the keys are feature group names)
+                    np.savez(fh, rows=len(data), fingerprint=np.array(data.data.fingerprint()), **feats)  # type: ignore[arg-type]
     t_feat = time.perf_counter() - t0
     val = validation_mask(data, val_fraction, seed)
     ladder = ladder_pairs(data)
@@ -194,7 +195,8 @@ def train_baseline_rqs(data: BaselineSet, out: str | os.PathLike, *, C: float | 
               for k, v in model.items() if k not in ("stage2_raw_alpha", "stage1_spread")}
     with atomic_path(out, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, format=np.array(FORMAT), **arrays)
+            # mypy matches **arrays against savez's allow_pickle: bool too (the keys are the model's array names)
+            np.savez(fh, format=np.array(FORMAT), **arrays)  # type: ignore[arg-type]
     write_json(out.with_suffix(".json"), {**json_safe(card), "file": out.name, "sha256": file_sha256(out),
                                           "bytes": out.stat().st_size})
     return card
