@@ -86,7 +86,7 @@ TABLE6_NETS = ("mbv2-t4-w0.35-64", "mbv2-t6-w1-64", "mbv2-t4-w0.35-112", "mbv2-t
 
 #: What each built-in method needs, where the card's input kind alone does not say it.
 NEED_ALIGNING = {
-    "random": "no (hashes the crop it is given; ignores its content)",
+    "random": "no (hashes the image's benchmark-relative path; ignores the pixels)",
     "pose": "no (the 5 detected landmarks)",
     "jpeg": "no (the decoded image, on the file's own 8x8 grid)",
     "svm": "yes (the FR model's aligned crop)",

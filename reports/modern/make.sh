@@ -14,6 +14,10 @@ W=.work/modern     # ignored by git
 BENCH=${BENCH:-.work/celeba-eval}  # the same benchmark reports/celeba-eval uses (same command, byte-identical)
 MFN=$S/models/mobilefacenet/mobilefacenet.onnx
 STEPS=${STEPS:-"blocks spearman lfw ijb costs"}  # lfw-faceqan is extra (hours of CPU): STEPS=lfw-faceqan
+# METHODS: only these methods' runs in the lfw and ijb steps (e.g. METHODS=random STEPS="lfw ijb" reruns random,
+# the ijb reference run and the reports); default every method
+METHODS=${METHODS:-}
+want() { [ -z "$METHODS" ] || [[ " $METHODS " == *" $1 "* ]]; }
 mkdir -p "$W"
 
 for step in $STEPS; do
@@ -42,10 +46,12 @@ spearman)
 lfw)
     # 7,701 images, 6,000 pairs (10 folds); accuracy, EDC and pAUC
     for m in random blur norm serfiq grafiqs; do
+        want "$m" || continue
         fiqa-bench run --method "$m" --fr torch-mobilefacenet --protocol lfw --data "$S/data/lfw" \
             --out "$here/lfw" --no-progress
     done
-    fiqa-bench run --method norm --fr "onnx:$MFN" --protocol lfw --data "$S/data/lfw" --out "$here/lfw" --no-progress
+    ! want norm || fiqa-bench run --method norm --fr "onnx:$MFN" --protocol lfw --data "$S/data/lfw" \
+        --out "$here/lfw" --no-progress
     fiqa-bench report "$here/lfw"
     fiqa-bench compare "$here/lfw" > "$here/lfw/compare.md"
     ;;
@@ -64,11 +70,13 @@ ijb)
     fiqa-bench run --protocol "$BENCH" --fr torch-mobilefacenet --selection all --out "$here/ijb" --no-progress
     # faceqan: about 1 hour of CPU for the 2,251 images on an idle core (1.5-1.7 s per face), several on a loaded one
     for m in random norm serfiq grafiqs faceqan; do
+        want "$m" || continue
         fiqa-bench run --protocol "$BENCH" --fr torch-mobilefacenet --method "$m" --out "$here/ijb" --no-progress
     done
     # norm on the ONNX file, and the paper's methods on the same benchmark for comparison (the ONNX file gives the
     # same embeddings; svm's bundled model is keyed to it)
     for m in norm blur svm rqs tinyfq; do
+        want "$m" || continue
         fiqa-bench run --protocol "$BENCH" --fr "onnx:$MFN" --method "$m" --out "$here/ijb" --no-progress
     done
     fiqa-bench report "$here/ijb"
