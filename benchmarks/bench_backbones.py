@@ -76,7 +76,7 @@ def main() -> None:
     print(f"{'backbone':32s} {'batch img/s':>12s} {'single img/s':>13s}")
     for label, bb, inputs in cases:
         batch = rate(lambda: bb.embed(inputs), len(inputs), args.repeat)
-        single = rate(lambda: [bb.embed(inputs[i:i + 1]) for i in range(len(inputs))], len(inputs), args.repeat)
+        single = rate(lambda: [bb.embed(inputs[i : i + 1]) for i in range(len(inputs))], len(inputs), args.repeat)
         print(f"{label:32s} {batch:12.1f} {single:13.1f}", flush=True)
 
 

@@ -47,7 +47,8 @@ accurate and could replace the solver behind the same :func:`estimate_pose`.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -79,14 +80,16 @@ CAMERAS = ("face", "image")
 # ------------------------------------------------------------------------------------------ the reference model
 def _quadratic_row(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Coefficients of a^T L b in the 6 unknowns of a symmetric 3x3 L (l00, l01, l02, l11, l12, l22)."""
-    return np.array([
-        a[0] * b[0],
-        a[0] * b[1] + a[1] * b[0],
-        a[0] * b[2] + a[2] * b[0],
-        a[1] * b[1],
-        a[1] * b[2] + a[2] * b[1],
-        a[2] * b[2],
-    ])
+    return np.array(
+        [
+            a[0] * b[0],
+            a[0] * b[1] + a[1] * b[0],
+            a[0] * b[2] + a[2] * b[0],
+            a[1] * b[1],
+            a[1] * b[2] + a[2] * b[1],
+            a[2] * b[2],
+        ]
+    )
 
 
 def reference_model_from_landmarks(landmark_sets: Any, interpupillary_mm: float = INTERPUPILLARY_MM) -> np.ndarray:
@@ -114,8 +117,13 @@ def reference_model_from_landmarks(landmark_sets: Any, interpupillary_mm: float 
     motion = u[:, :3] * np.sqrt(s[:3])
     shape = np.sqrt(s[:3])[:, None] * vt[:3]
     rows_x, rows_y = motion[:n], motion[n:]
-    a = np.array([r for mx, my in zip(rows_x, rows_y)
-                  for r in (_quadratic_row(mx, mx) - _quadratic_row(my, my), _quadratic_row(mx, my))])
+    a = np.array(
+        [
+            r
+            for mx, my in zip(rows_x, rows_y)
+            for r in (_quadratic_row(mx, mx) - _quadratic_row(my, my), _quadratic_row(mx, my))
+        ]
+    )
     c = np.mean([_quadratic_row(mx, mx) for mx in rows_x], axis=0)
     # minimise |A l|^2 subject to c . l = 1 (Lagrange): l = (A^T A)^-1 c / (c^T (A^T A)^-1 c)
     g = np.linalg.solve(a.T @ a, c)

@@ -5,8 +5,9 @@ gated datasets, and strict option handling (a misspelt option must not be silent
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
 

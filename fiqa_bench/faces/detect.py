@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class Detection:
         object.__setattr__(self, "landmarks", lm)
         object.__setattr__(self, "score", float(self.score))
 
-    def shifted(self, dx: float, dy: float) -> "Detection":
+    def shifted(self, dx: float, dy: float) -> Detection:
         """The same detection with every coordinate moved by (dx, dy)."""
         box = self.box.copy()
         box[:2] += (dx, dy)
