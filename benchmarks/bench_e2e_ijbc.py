@@ -415,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         f"per Ray worker with C cores (shards of rows; read, pairs and metrics stay on the driver): "
         f"quality {q_core * 1e3:.2f} ms and MobileFaceNet {e_core * 1e3:.1f} ms of a core per image, so K workers "
         f"take about {read_s + pair_s:.0f} s + ({q_core * IJBC_IMAGES:.0f} + {e_core * IJBC_TEMPLATES:.0f}) "
-        f"core-s / (K x C): e.g. 8 workers x 8 cores: {(read_s + pair_s + (q_core * IJBC_IMAGES + e_core * IJBC_TEMPLATES) / 64) / 60:.1f} min"
+        f"core-s / (K x C): e.g. 8 workers x 8 cores: "
+        f"{(read_s + pair_s + (q_core * IJBC_IMAGES + e_core * IJBC_TEMPLATES) / 64) / 60:.1f} min"
     )
     print(
         "on a GPU (onnxruntime CUDA, --device cuda): the models leave the CPU; the quality stage is then bound by "

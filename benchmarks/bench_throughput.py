@@ -1,6 +1,7 @@
-"""Throughput of the image path, side by side on the same files in one run (issue 12, item 1).
+r"""Throughput of the image path, side by side on the same files in one run (issue 12, item 1).
 
-    python benchmarks/bench_throughput.py [--bench FOLDER] [--workers 2] [--batch-size 32] [--repeat 6] [--fr-images 400]
+    python benchmarks/bench_throughput.py [--bench FOLDER] [--workers 2] [--batch-size 32] [--repeat 6] \
+        [--fr-images 400]
 
 Measures, on an IJB-layout benchmark with landmarks given (default: ``.work/celeba-eval`` when present, else one
 prepared from ``$FIQA_SHARED/data/celeba-wild/images`` into ``/tmp/fiqa-throughput``):
@@ -17,8 +18,8 @@ prepared from ``$FIQA_SHARED/data/celeba-wild/images`` into ``/tmp/fiqa-throughp
 
 Each rate is the best of ``--repeat`` runs (the files are read once before, so all of them come from the page
 cache), and each ratio is printed both as best over best and as the median of the repeats' own ratios (the two
-measured back to back); the ratios (b)/(a), (p)/(a) and (c) are printed with the load average. Issue 12's targets: the quality
-stage >= 0.5 of decode-only and (c) >= 0.9 with 2 cores. Nothing is asserted: this is a measurement.
+measured back to back); the ratios (b)/(a), (p)/(a) and (c) are printed with the load average. Issue 12's targets: the
+quality stage >= 0.5 of decode-only and (c) >= 0.9 with 2 cores. Nothing is asserted: this is a measurement.
 """
 
 from __future__ import annotations

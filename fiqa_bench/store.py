@@ -143,7 +143,7 @@ def load_file(path: Path, *, on_bad: OnBad | None = None) -> LoadedRun | None:
 def _raw_loads(run: LoadedRun, on_bad: OnBad | None) -> bool:
     """Whether the run's ``.npz`` reads and matches its record; a bad one makes the run a bad file."""
     try:
-        run.raw
+        _ = run.raw  # the property reads the .npz and checks it against the record
     except FiqaBenchError as exc:
         if on_bad is None:
             raise

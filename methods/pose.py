@@ -11,8 +11,8 @@ away from the camera shows less of itself to the recogniser. Recipe, exactly:
    lines, y from the eyes to the mouth in the face plane, so **zero pitch means the eye midpoint and the mouth
    midpoint are at the same distance from the camera**; scaled to an interpupillary distance of 63 mm (adult mean,
    Dodgson 2004, SPIE 5291). Its frontal layout is that of the YuNet points (eye-to-mouth height = 0.98 x eye
-   distance), not the ArcFace template's (1.15 x; the median YuNet and SCRFD faces give 1.00-1.06). The nose tip comes out
-   30.4 mm in front of the eye-mouth plane; an independent fit of the nose's sideways offset against the
+   distance), not the ArcFace template's (1.15 x; the median YuNet and SCRFD faces give 1.00-1.06). The nose tip comes
+   out 30.4 mm in front of the eye-mouth plane; an independent fit of the nose's sideways offset against the
    foreshortening of the eye distance over the same faces gives 30-34 mm. ``python
    benchmarks/calibrate_combination.py pose-model`` re-derives the model from the shared data.
 2. **Camera.** A pinhole camera centred on the face: principal point at the centroid of the 5 landmarks, focal

@@ -76,5 +76,6 @@ def reject_unknown(who: str, options: dict[str, Any], known: Iterable[str]) -> N
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise FiqaBenchError(
-            f"protocol {who!r} does not take option(s) {', '.join(unknown)}; it takes: {', '.join(sorted(known)) or 'none'}"
+            f"protocol {who!r} does not take option(s) {', '.join(unknown)}; "
+            f"it takes: {', '.join(sorted(known)) or 'none'}"
         )

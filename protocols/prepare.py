@@ -642,7 +642,8 @@ def scan_sources(
     excluded.sort(key=lambda e: scan.identities.index(e["identity"]))
     if len(used) < 2:
         raise FiqaBenchError(
-            f"{', '.join(str(s.root) for s in sources)}: only {len(used)} identity(ies) have >= {need} photos with a detectable face; "
+            f"{', '.join(str(s.root) for s in sources)}: only {len(used)} identity(ies) have >= {need} photos with a "
+            "detectable face; "
             "impostor pairs need at least 2 (see the excluded identities in the summary)"
         )
     return _Selection(scan, used, found, safe_ids, excluded, no_face, skipped_small, skipped_part, too_few_faces)
@@ -942,16 +943,18 @@ def readme_text(*, name: str, layout: str, seed: int, counts: dict, options: dic
     ]
     if options["degrade_fraction"] > 0:
         lines += [
-            f"- In each template, floor({options['degrade_fraction']} x size + 0.5) photos (at most size - 1: at least one "
-            "photo per template stays clean), chosen with a generator seeded by (seed, identity, template), are "
+            f"- In each template, floor({options['degrade_fraction']} x size + 0.5) photos (at most size - 1: at least "
+            "one photo per template stays clean), chosen with a generator seeded by (seed, identity, template), are "
             "replaced by a degraded copy: one degradation from fiqa_bench.degradations.apply_random (uniform over "
             f"{len(degradations.DEGRADATIONS)} kinds and 3 levels; occlusions cover the face box of the clean photo).",
-            f"- Degraded images are stored as JPEG quality {DEGRADED_JPEG_QUALITY} named `<identity>_<stem>{DEGRADED_SUFFIX}.jpg`; "
+            f"- Degraded images are stored as JPEG quality {DEGRADED_JPEG_QUALITY} named "
+            f"`<identity>_<stem>{DEGRADED_SUFFIX}.jpg`; "
             f"`{DEGRADATIONS_FILE}` lists file, source photo, degradation, level, parameters (JSON) and where the "
             f"landmarks come from. {c['degraded_images']} images are degraded.",
             "- Landmarks of a degraded image are detected on the image as written; if the detector finds no face "
             "there, the landmarks of the clean source photo are used (the degradation does not move the face) and "
-            f"its faceness score is written as {FALLBACK_SCORE:.4f} ({c['degraded_landmarks_from_clean_source']} images).",
+            f"its faceness score is written as {FALLBACK_SCORE:.4f} "
+            f"({c['degraded_landmarks_from_clean_source']} images).",
             "",
             "Strength levels:",
             "",
@@ -966,7 +969,8 @@ def readme_text(*, name: str, layout: str, seed: int, counts: dict, options: dic
         ]
     else:
         lines += [
-            f"- None: every image is a byte-identical copy of its source photo (`{DEGRADATIONS_FILE}` has only its header)."
+            f"- None: every image is a byte-identical copy of its source photo (`{DEGRADATIONS_FILE}` has only its "
+            "header)."
         ]
     if layout in ("ijb", "both"):
         lines += [
@@ -990,7 +994,8 @@ def readme_text(*, name: str, layout: str, seed: int, counts: dict, options: dic
             "its photos are the frames (same files as in the IJB layout).",
             f"- `{root}splits.txt`: the official format, `split, pair#, video1, video2, same` with CRLF line ends and "
             f"no final newline; {YTF_FOLDS} splits, each with as many same (1) as different (0) pairs, same pairs "
-            f"first. Fold assignment here: {ytf_mode}. With >= {2 * YTF_FOLDS} identities the folds are identity-disjoint: "
+            f"first. Fold assignment here: {ytf_mode}. With >= {2 * YTF_FOLDS} identities the folds are "
+            "identity-disjoint: "
             f"identities are shuffled (seeded) and cut into {YTF_FOLDS} groups; a fold holds every same pair of its "
             "identities and as many different pairs drawn (seeded) among its own identities. With fewer, all same "
             "pairs and as many different pairs drawn from all identities are shuffled and dealt round-robin.",

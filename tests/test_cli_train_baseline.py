@@ -193,7 +193,8 @@ def test_svm_and_evaluate_never_import_torch(baseline_set, tmp_path):
     folder, _ = baseline_set
     code = (
         "import sys; from click.testing import CliRunner; from fiqa_bench.cli import main; "
-        f"r = CliRunner().invoke(main, ['train-baseline', 'svm', {str(folder)!r}, '--out', {str(tmp_path / 's.npz')!r}]); "
+        f"r = CliRunner().invoke(main, ['train-baseline', 'svm', {str(folder)!r}, '--out', "
+        f"{str(tmp_path / 's.npz')!r}]); "
         "assert r.exit_code == 0, r.output; "
         f"r = CliRunner().invoke(main, ['train-baseline', 'evaluate', {str(folder)!r}, '--no-progress', '--out', "
         f"{str(tmp_path / 'e.json')!r}]); "

@@ -96,7 +96,7 @@ def read_ijb(out: Path, name: str) -> dict:
 
 
 def test_ijb_files_are_consistent(env):
-    out, src = env["out"], env["src"]
+    out = env["out"]
     ijb = read_ijb(out, "mini")
     images = ijb["images"]
     assert sorted(images) == sorted(os.listdir(out / "loose_crop"))
@@ -387,7 +387,7 @@ def test_ytf_folds_identity_disjoint_and_balanced():
     for k, fold in enumerate(folds):
         labels = [p[2] for p in fold]
         assert labels.count(1) == labels.count(0) > 0
-        for v1, v2, same in fold:
+        for v1, v2, _same in fold:
             for v in (v1, v2):
                 assert seen.setdefault(v.split("/")[0], k) == k  # an identity never appears in two folds
     assert sum(p[2] for f in folds for p in f) == 25 * 3

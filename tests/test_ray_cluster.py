@@ -9,10 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from fiqa_bench.executors import LocalExecutor  # noqa: E402
+# first: importing test_ray_executor skips this module without Ray (isort: split keeps it ahead of the others)
+from test_ray_executor import KillingBuild, _cfg, _evaluate, assert_same, ray
+
+# isort: split
+from fiqa_bench.executors import LocalExecutor
 from fiqa_bench.executors.ray import RayExecutor
-from fiqa_bench.resolve import ConfigBuild  # noqa: E402
-from test_ray_executor import KillingBuild, _cfg, _evaluate, assert_same, ray  # noqa: E402 (skips without Ray)
+from fiqa_bench.resolve import ConfigBuild
 
 ray.cloudpickle.register_pickle_by_value(sys.modules["test_ray_executor"])
 

@@ -32,7 +32,7 @@ from _executors import evaluate_with as _evaluate  # noqa: E402
 from _executors import run_config as _cfg  # noqa: E402
 from fiqa_bench.evaluation import evaluate  # noqa: E402
 from fiqa_bench.executors import LocalExecutor  # noqa: E402
-from fiqa_bench.executors.ray import RayExecutor
+from fiqa_bench.executors.ray import RayExecutor  # noqa: E402
 from fiqa_bench.resolve import ConfigBuild  # noqa: E402
 from fiqa_bench.runner import run  # noqa: E402
 

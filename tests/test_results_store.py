@@ -252,7 +252,8 @@ def test_validator_names_the_field(kind):
         ),
         (
             _set("metrics", "tpr_at_fpr", "intervals", "1e-1", [0.5]),
-            "metrics.tpr_at_fpr.intervals['1e-1'] = [0.5] is not [low, high] with low <= high, each a fraction in [0, 1]",
+            "metrics.tpr_at_fpr.intervals['1e-1'] = [0.5] is not [low, high] with low <= high, "
+            "each a fraction in [0, 1]",
         ),
         (
             _set("metrics", "edc_fnm", "pauc", "0.20", 1.5),

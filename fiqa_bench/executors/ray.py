@@ -65,10 +65,11 @@ class RayShardWorker(ShardWorker):
 
 
 class RayExecutor(Executor):
-    """Shards of rows on Ray actors. ``build``: the picklable recipe of the adapters (:class:`fiqa_bench.resolve.ConfigBuild`);
-    ``address``: an existing cluster (``ray start --head``), else a local Ray instance with ``num_cpus`` CPUs
-    (default: this machine's) is started, and shut down at the end; ``actors``: how many (0: one per
-    ``cpus_per_actor`` CPUs of the cluster); ``shard_order_seed``: send shards in a shuffled order (tests)."""
+    """Shards of rows on Ray actors. ``build``: the picklable recipe of the adapters
+    (:class:`fiqa_bench.resolve.ConfigBuild`); ``address``: an existing cluster (``ray start --head``), else a local
+    Ray instance with ``num_cpus`` CPUs (default: this machine's) is started, and shut down at the end; ``actors``: how
+    many (0: one per ``cpus_per_actor`` CPUs of the cluster); ``shard_order_seed``: send shards in a shuffled order
+    (tests)."""
 
     name = "ray"
 

@@ -132,7 +132,8 @@ class YuNetDetector:
     ``min_side`` (default 0 = off): images whose longer side is shorter are enlarged (bilinear) to it before
     detection and the results mapped back. YuNet's landmarks are coarse on small faces; on LFW's 150x150 crops
     (pad 0.2) MobileFaceNet verification accuracy was 98.50% without enlarging, 99.00% with 448 and 98.95% with
-    640 (SCRFD's landmarks: 99.07%), at about 4x the detection time. A ``cv2.FaceDetectorYN`` is stateful (its input size), so each thread gets its own instance.
+    640 (SCRFD's landmarks: 99.07%), at about 4x the detection time. A ``cv2.FaceDetectorYN`` is stateful (its input
+    size), so each thread gets its own instance.
     """
 
     name = "yunet"

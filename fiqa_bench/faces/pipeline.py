@@ -1,4 +1,5 @@
-"""From files to what adapters receive: a :class:`Face` per image, turned into the input an :class:`InputSpec` asks for."""
+"""From files to what adapters receive: a :class:`Face` per image, turned into the input an :class:`InputSpec` asks
+for."""
 
 from __future__ import annotations
 

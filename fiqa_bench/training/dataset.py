@@ -352,9 +352,9 @@ def build_training_set(
 
     ``backbone``: a registered name (``fiqa_bench.registry.create("backbone", name, **backbone_options)``) or a
     backbone object, or a list of several: the labels are then the mean of their Eq. 1 labels (``meta`` lists
-    them in ``backbones`` with their ``embedding_dims``); ``detector``: ``"yunet"``/``"scrfd"`` or a detector object. Photos without a face are
-    skipped (``on_no_face="skip"``, listed in ``meta["skipped"]``) or raise (``"error"``). Each photo gets
-    ``degraded_copies`` seeded degraded versions (:func:`fiqa_bench.degradations.apply_random`).
+    them in ``backbones`` with their ``embedding_dims``); ``detector``: ``"yunet"``/``"scrfd"`` or a detector object.
+    Photos without a face are skipped (``on_no_face="skip"``, listed in ``meta["skipped"]``) or raise (``"error"``).
+    Each photo gets ``degraded_copies`` seeded degraded versions (:func:`fiqa_bench.degradations.apply_random`).
     """
     from ..degradations import apply_random
 

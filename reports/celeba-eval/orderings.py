@@ -69,10 +69,11 @@ def main(argv=None) -> None:
             if len(order) < 2:
                 continue
 
+            # B023: diff and significant are used only within this iteration (tiers() and the table below)
             def diff(a: str, b: str):
-                if reps.get(a) is None or reps.get(b) is None:
+                if reps.get(a) is None or reps.get(b) is None:  # noqa: B023
                     return None
-                return percentile_interval(reps[a] - reps[b], g.level)
+                return percentile_interval(reps[a] - reps[b], g.level)  # noqa: B023
 
             def significant(better: str, worse: str) -> bool:
                 iv = diff(better, worse)

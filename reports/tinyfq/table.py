@@ -93,13 +93,14 @@ def ijb_cells(groups: list, row: str) -> dict:
             scale = 100 if col["metric"] == "tpr_at_fpr" else 1
             fmt = "{:.2f}" if scale == 100 else "{:.4f}"
 
+            # B023: diff is called only within this iteration (the cell text below)
             def diff(d):
                 if not d:
                     return "-"
                 lo, hi = d["interval"]
                 return (
-                    fmt.replace("{:", "{:+").format(scale * d["difference"])
-                    + f" [{fmt.format(scale * lo)}, {fmt.format(scale * hi)}]"
+                    fmt.replace("{:", "{:+").format(scale * d["difference"])  # noqa: B023
+                    + f" [{fmt.format(scale * lo)}, {fmt.format(scale * hi)}]"  # noqa: B023
                     + (" *" if d["significant"] else "")
                 )
 
@@ -168,7 +169,10 @@ def main() -> None:
         va, vc = validation(row, card)
         ev = json.loads((A / f"eval-{row}.json").read_text())["results"]["tinyfq"]
         pen = next(iter(json.loads((A / f"penalties-{row}.json").read_text())["weights"].values()))
-        f = lambda v: "-" if v is None else f"{v:.3f}"
+
+        def f(v):
+            return "-" if v is None else f"{v:.3f}"
+
         lines.append(
             f"| {row} | {recipe(row, card)} | {card['config']['train_rows']:,} | {f(va)} / {f(vc)} | "
             f"{ev['spearman_eq1_all']:.3f} / {ev['spearman_eq1_clean']:.3f} | {ev['ladder']['pairs']:.3f} | "
