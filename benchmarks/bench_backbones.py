@@ -75,8 +75,9 @@ def main() -> None:
     print(f"cpus {os.cpu_count()}, onnxruntime threads {thread_count()}, n={args.n}, best of {args.repeat}")
     print(f"{'backbone':32s} {'batch img/s':>12s} {'single img/s':>13s}")
     for label, bb, inputs in cases:
-        batch = rate(lambda: bb.embed(inputs), len(inputs), args.repeat)
-        single = rate(lambda: [bb.embed(inputs[i:i + 1]) for i in range(len(inputs))], len(inputs), args.repeat)
+        # B023: rate() calls each lambda at once, within this iteration, so the loop variables are the current ones
+        batch = rate(lambda: bb.embed(inputs), len(inputs), args.repeat)  # noqa: B023
+        single = rate(lambda: [bb.embed(inputs[i : i + 1]) for i in range(len(inputs))], len(inputs), args.repeat)  # noqa: B023
         print(f"{label:32s} {batch:12.1f} {single:13.1f}", flush=True)
 
 

@@ -70,12 +70,18 @@ def find_sources(shared: Path, out: Path) -> dict:
             idents.append(ident)
             lms.append(found.landmarks)
     names, index = np.unique(np.array(idents), return_inverse=True)
-    src = {"paths": np.array(paths), "identity": index.astype(np.int64), "identities": names,
-           "landmarks": np.asarray(lms, np.float32)}
+    src = {
+        "paths": np.array(paths),
+        "identity": index.astype(np.int64),
+        "identities": names,
+        "landmarks": np.asarray(lms, np.float32),
+    }
     out.mkdir(parents=True, exist_ok=True)
     np.savez(cached, **src)
-    print(f"sources: {len(paths)} photos with a face of {len(photos)}, {len(names)} identities "
-          f"(YuNet, {time.perf_counter() - t:.0f} s)")
+    print(
+        f"sources: {len(paths)} photos with a face of {len(photos)}, {len(names)} identities "
+        f"(YuNet, {time.perf_counter() - t:.0f} s)"
+    )
     return src
 
 
@@ -96,7 +102,7 @@ def plan(n: int, seed: int) -> dict:
     counter = 0
     for a, b in zip(starts, np.r_[starts[1:], n]):  # media of ~3 frames inside each template
         for k in range(a, b, 3):
-            media[k:min(b, k + 3)] = counter
+            media[k : min(b, k + 3)] = counter
             counter += 1
     probes = np.arange(s, t)
     genuine = np.column_stack([subject_of_template[probes], probes])  # enrolment template id == subject
@@ -112,11 +118,21 @@ def plan(n: int, seed: int) -> dict:
         keys = np.unique(np.r_[impostor[:, 0] * t + impostor[:, 1], draw[:, 0] * t + draw[:, 1]])
         impostor = np.column_stack([keys // t, keys % t])
     impostor = impostor[np.sort(rng.permutation(len(impostor))[:want])]
-    pairs = np.concatenate([np.column_stack([genuine, np.ones(len(genuine), np.int64)]),
-                            np.column_stack([impostor, np.zeros(len(impostor), np.int64)])])
+    pairs = np.concatenate(
+        [
+            np.column_stack([genuine, np.ones(len(genuine), np.int64)]),
+            np.column_stack([impostor, np.zeros(len(impostor), np.int64)]),
+        ]
+    )
     pairs = pairs[np.argsort(pairs[:, 0] * t + pairs[:, 1], kind="stable")]  # by enrolment template, as IJB-C's
-    return {"templates": t, "subjects": s, "template_of_image": template_of_image, "media": media,
-            "subject_of_template": subject_of_template, "pairs": pairs}
+    return {
+        "templates": t,
+        "subjects": s,
+        "template_of_image": template_of_image,
+        "media": media,
+        "subject_of_template": subject_of_template,
+        "pairs": pairs,
+    }
 
 
 def _int_lines(columns: list[np.ndarray], width: int) -> bytes:
@@ -134,8 +150,15 @@ def _int_lines(columns: list[np.ndarray], width: int) -> bytes:
     return line.tobytes()
 
 
-def write_meta(root: Path, names: list[str], tids: np.ndarray, media: np.ndarray, pairs: np.ndarray,
-               landmarks: np.ndarray | None, sid_of_tid: np.ndarray | None) -> None:
+def write_meta(
+    root: Path,
+    names: list[str],
+    tids: np.ndarray,
+    media: np.ndarray,
+    pairs: np.ndarray,
+    landmarks: np.ndarray | None,
+    sid_of_tid: np.ndarray | None,
+) -> None:
     """The insightface IJB meta files (+ benchmark.json). Template ids are 5-digit numbers (10000 + index),
     as long as IJB-C's; labels one digit."""
     meta = root / "meta"
@@ -145,13 +168,15 @@ def write_meta(root: Path, names: list[str], tids: np.ndarray, media: np.ndarray
     if landmarks is not None:
         flat = landmarks.reshape(len(names), 10)
         with open(meta / f"{NAME}_name_5pts_score.txt", "w") as fh:
-            fh.write("".join(f"{a} {' '.join(f'{x:.2f}' for x in row)} 0.900\n" for a, row in zip(names, flat.tolist())))
+            fh.write(
+                "".join(f"{a} {' '.join(f'{x:.2f}' for x in row)} 0.900\n" for a, row in zip(names, flat.tolist()))
+            )
     if sid_of_tid is not None:
         with open(meta / f"{NAME}_tid_sid.txt", "w") as fh:
             fh.write("".join(f"{10000 + t} {s}\n" for t, s in enumerate(sid_of_tid.tolist())))
     with open(meta / f"{NAME}_template_pair_label.txt", "wb") as fh:
         for start in range(0, len(pairs), 2_000_000):
-            block = pairs[start:start + 2_000_000]
+            block = pairs[start : start + 2_000_000]
             body = _int_lines([10000 + block[:, 0], 10000 + block[:, 1]], 5)
             lines = np.frombuffer(body, np.uint8).reshape(len(block), 12)
             out = np.empty((len(block), 14), np.uint8)
@@ -207,8 +232,10 @@ def build_set(root: Path, n: int, src: dict, seed: int, threads: int) -> Path:
     with ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(one, range(n), chunksize=64))
     write_meta(root, names, pl["template_of_image"], pl["media"], pl["pairs"], lms, pl["subject_of_template"])
-    print(f"built {root}: {n} images, {pl['templates']} templates, {pl['subjects']} subjects, "
-          f"{len(pl['pairs'])} pairs in {time.perf_counter() - t0:.0f} s")
+    print(
+        f"built {root}: {n} images, {pl['templates']} templates, {pl['subjects']} subjects, "
+        f"{len(pl['pairs'])} pairs in {time.perf_counter() - t0:.0f} s"
+    )
     return root
 
 
@@ -258,8 +285,12 @@ print('RESULT ' + json.dumps(out, default=str))
 
 def run_once(root: Path, shared: Path, workers: int, batch: int, cache: Path) -> dict:
     env = dict(os.environ, FIQA_BENCH_CACHE=str(cache))
-    proc = subprocess.run([sys.executable, "-c", RUN_CODE, str(root), str(shared / MFN), str(workers), str(batch)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_CODE, str(root), str(shared / MFN), str(workers), str(batch)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -275,8 +306,15 @@ def reader_time(root: Path, seed: int) -> tuple[float, list[float]]:
         pl = plan(IJBC_IMAGES, seed)
         rng = np.random.default_rng([seed, 11])
         lms = (rng.uniform(40, 200, (IJBC_IMAGES, 5, 2))).astype(np.float32)
-        write_meta(root, [f"img/{j}.jpg" for j in range(IJBC_IMAGES)], pl["template_of_image"], pl["media"],
-                   pl["pairs"], lms, pl["subject_of_template"])
+        write_meta(
+            root,
+            [f"img/{j}.jpg" for j in range(IJBC_IMAGES)],
+            pl["template_of_image"],
+            pl["media"],
+            pl["pairs"],
+            lms,
+            pl["subject_of_template"],
+        )
         print(f"reader meta written in {time.perf_counter() - t:.0f} s ({root})")
     times = []
     for _ in range(3):
@@ -323,31 +361,39 @@ def main(argv: list[str] | None = None) -> int:
             "evaluate_s": round(t["evaluate_s"], 1),
         }
         report["runs"][size] = r
-        print(f"N={size}: read {r['read_s']:.2f} s | quality {size} img in {t['quality_s']:.1f} s = "
-              f"{size / t['quality_s']:.0f} img/s | embed {kept} kept img in {t['embed_s']:.1f} s = "
-              f"{kept / t['embed_s']:.0f} img/s | pair scores {c['pairs_scored']} in {t['pair_scores_s']:.2f} s | "
-              f"metrics {t['metrics_s']:.2f} s | CPU {r['cpu_s']:.0f} s | peak RSS {r['peak_rss_mib']:.0f} MiB "
-              f"(after reading: {r['rss_after_read_mib']:.0f}; each worker process at most "
-              f"{r['workers_peak_rss_mib']:.0f}) | executor: {r['executor']}")
+        print(
+            f"N={size}: read {r['read_s']:.2f} s | quality {size} img in {t['quality_s']:.1f} s = "
+            f"{size / t['quality_s']:.0f} img/s | embed {kept} kept img in {t['embed_s']:.1f} s = "
+            f"{kept / t['embed_s']:.0f} img/s | pair scores {c['pairs_scored']} in {t['pair_scores_s']:.2f} s | "
+            f"metrics {t['metrics_s']:.2f} s | CPU {r['cpu_s']:.0f} s | peak RSS {r['peak_rss_mib']:.0f} MiB "
+            f"(after reading: {r['rss_after_read_mib']:.0f}; each worker process at most "
+            f"{r['workers_peak_rss_mib']:.0f}) | executor: {r['executor']}"
+        )
     if len(sizes) == 2:
         a, b = (report["runs"][s] for s in sizes)
         slope = (b["peak_rss_mib"] - a["peak_rss_mib"]) / (sizes[1] - sizes[0])
         report["rss_mib_per_1000_images"] = round(1000 * slope, 2)
         report["rss_projected_full_mib"] = round(b["peak_rss_mib"] + slope * (IJBC_IMAGES - sizes[1]))
-        print(f"peak RSS grows {1000 * slope:.1f} MiB per 1,000 images ({sizes[0]} -> {sizes[1]}): about "
-              f"{report['rss_projected_full_mib']} MiB projected at {IJBC_IMAGES:,}")
+        print(
+            f"peak RSS grows {1000 * slope:.1f} MiB per 1,000 images ({sizes[0]} -> {sizes[1]}): about "
+            f"{report['rss_projected_full_mib']} MiB projected at {IJBC_IMAGES:,}"
+        )
     if not args.no_reader:
         best, times = reader_time(args.dir / "reader", args.seed)
         report["reader_full_s"] = round(best, 2)
-        print(f"IJB-layout reader at full size ({IJBC_IMAGES:,} faces, {IJBC_PAIRS:,} pairs): best {best:.2f} s "
-              f"(runs {', '.join(f'{x:.2f}' for x in times)})")
+        print(
+            f"IJB-layout reader at full size ({IJBC_IMAGES:,} faces, {IJBC_PAIRS:,} pairs): best {best:.2f} s "
+            f"(runs {', '.join(f'{x:.2f}' for x in times)})"
+        )
     # projections from the largest run's per-image costs
     r = report["runs"][n]
     t, c = r["timings"], r["counts"]
     q_s, e_s = t["quality_s"] / n, t["embed_s"] / c["images_embedded"]  # wall seconds per image, this machine
+
     # pair scores + metrics: a fixed part and a part per pair, from the two sizes (one size: per pair only)
     def pairs_cost(run: dict) -> tuple[float, int]:
         return run["timings"]["pair_scores_s"] + run["timings"]["metrics_s"], run["counts"]["pairs_scored"]
+
     pc_b, np_b = pairs_cost(r)
     per_pair = pc_b / max(1, np_b)
     if len(sizes) == 2:
@@ -358,18 +404,25 @@ def main(argv: list[str] | None = None) -> int:
     read_s = report.get("reader_full_s", r["read_s"] * IJBC_IMAGES / n)
     full = read_s + q_s * IJBC_IMAGES + e_s * IJBC_TEMPLATES + pair_s
     report["projection_full_ijbc_s"] = round(full)
-    print(f"projected full IJB-C here ({args.workers} workers, {os.cpu_count()} CPUs): read {read_s:.0f} s + "
-          f"quality {q_s * IJBC_IMAGES:.0f} s + embed {IJBC_TEMPLATES} kept {e_s * IJBC_TEMPLATES:.0f} s + "
-          f"pairs/metrics {pair_s:.0f} s = {full / 60:.1f} min")
+    print(
+        f"projected full IJB-C here ({args.workers} workers, {os.cpu_count()} CPUs): read {read_s:.0f} s + "
+        f"quality {q_s * IJBC_IMAGES:.0f} s + embed {IJBC_TEMPLATES} kept {e_s * IJBC_TEMPLATES:.0f} s + "
+        f"pairs/metrics {pair_s:.0f} s = {full / 60:.1f} min"
+    )
     cores = min(os.cpu_count() or 1, 2)
     q_core, e_core = q_s * cores, e_s * cores  # core-seconds per image (the stages keep the cores busy)
-    print(f"per Ray worker with C cores (shards of rows; read, pairs and metrics stay on the driver): "
-          f"quality {q_core * 1e3:.2f} ms and MobileFaceNet {e_core * 1e3:.1f} ms of a core per image, so K workers "
-          f"take about {read_s + pair_s:.0f} s + ({q_core * IJBC_IMAGES:.0f} + {e_core * IJBC_TEMPLATES:.0f}) "
-          f"core-s / (K x C): e.g. 8 workers x 8 cores: {(read_s + pair_s + (q_core * IJBC_IMAGES + e_core * IJBC_TEMPLATES) / 64) / 60:.1f} min")
-    print("on a GPU (onnxruntime CUDA, --device cuda): the models leave the CPU; the quality stage is then bound by "
-          "decoding and alignment (bench_throughput.py's decode-only rate is its ceiling), the FR stage by the "
-          "GPU's batched rate; measure with --device cuda where a GPU is present")
+    print(
+        f"per Ray worker with C cores (shards of rows; read, pairs and metrics stay on the driver): "
+        f"quality {q_core * 1e3:.2f} ms and MobileFaceNet {e_core * 1e3:.1f} ms of a core per image, so K workers "
+        f"take about {read_s + pair_s:.0f} s + ({q_core * IJBC_IMAGES:.0f} + {e_core * IJBC_TEMPLATES:.0f}) "
+        f"core-s / (K x C): e.g. 8 workers x 8 cores: "
+        f"{(read_s + pair_s + (q_core * IJBC_IMAGES + e_core * IJBC_TEMPLATES) / 64) / 60:.1f} min"
+    )
+    print(
+        "on a GPU (onnxruntime CUDA, --device cuda): the models leave the CPU; the quality stage is then bound by "
+        "decoding and alignment (bench_throughput.py's decode-only rate is its ceiling), the FR stage by the "
+        "GPU's batched rate; measure with --device cuda where a GPU is present"
+    )
     report["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(f"load average: start {report['load_avg_start']}, end {report['load_avg_end']}")
     if args.json:

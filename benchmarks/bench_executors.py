@@ -28,8 +28,13 @@ def _stage(executor, cfg, build) -> tuple[np.ndarray, float, float]:
     from fiqa_bench.executors.base import cache_root_of_driver
 
     bench, backbone, method = build()
-    ctx = StageContext(options=cfg.eval_options(), dataset_id=f"bench-{bench.name}", backbone_name=cfg.backbone,
-                       method_name=cfg.method, cache_root=cache_root_of_driver())
+    ctx = StageContext(
+        options=cfg.eval_options(),
+        dataset_id=f"bench-{bench.name}",
+        backbone_name=cfg.backbone,
+        method_name=cfg.method,
+        cache_root=cache_root_of_driver(),
+    )
     t = time.perf_counter()
     executor.open(bench, backbone, method, ctx)
     opened = time.perf_counter() - t
@@ -51,8 +56,11 @@ def main() -> None:
     ap.add_argument("--actors", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2, help="decoding threads per worker (as --workers)")
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--all-threads", action="store_true",
-                    help="every actor's inference uses every CPU (default: its own CPU count, FIQA_BENCH_THREADS)")
+    ap.add_argument(
+        "--all-threads",
+        action="store_true",
+        help="every actor's inference uses every CPU (default: its own CPU count, FIQA_BENCH_THREADS)",
+    )
     args = ap.parse_args()
 
     import ray
@@ -62,11 +70,16 @@ def main() -> None:
     from fiqa_bench.resolve import ConfigBuild
     from fiqa_bench.runner import RunConfig
 
-    cfg = RunConfig(protocol=args.bench, backbone=args.fr, method=args.method, progress=False,
-                    workers=args.workers)
+    cfg = RunConfig(protocol=args.bench, backbone=args.fr, method=args.method, progress=False, workers=args.workers)
     build = ConfigBuild(cfg)
-    out: dict = {"cpus": os.cpu_count(), "load_before": os.getloadavg(), "method": args.method,
-                 "actors": args.actors, "workers": args.workers, "runs": []}
+    out: dict = {
+        "cpus": os.cpu_count(),
+        "load_before": os.getloadavg(),
+        "method": args.method,
+        "actors": args.actors,
+        "workers": args.workers,
+        "runs": [],
+    }
     t = time.perf_counter()
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
     out["ray_init_s"] = round(time.perf_counter() - t, 2)
@@ -76,16 +89,25 @@ def main() -> None:
             for name in ("local", "ray"):
                 with tempfile.TemporaryDirectory() as tmp:
                     os.environ["FIQA_BENCH_CACHE"] = str(Path(tmp) / "cache")
-                    ex = (LocalExecutor() if name == "local"
-                          else RayExecutor(build, actors=args.actors, limit_threads=not args.all_threads))
+                    ex = (
+                        LocalExecutor()
+                        if name == "local"
+                        else RayExecutor(build, actors=args.actors, limit_threads=not args.all_threads)
+                    )
                     values, opened, seconds = _stage(ex, cfg, build)
                 n = len(values)
                 if reference is None:
                     reference = values
                 assert np.array_equal(values, reference, equal_nan=True), f"{name} computed other values"
-                run = {"repeat": repeat, "executor": name, "images": n, "open_s": round(opened, 2),
-                       "stage_s": round(seconds, 3), "img_per_s": round(n / seconds, 1),
-                       "load": round(os.getloadavg()[0], 2)}
+                run = {
+                    "repeat": repeat,
+                    "executor": name,
+                    "images": n,
+                    "open_s": round(opened, 2),
+                    "stage_s": round(seconds, 3),
+                    "img_per_s": round(n / seconds, 1),
+                    "load": round(os.getloadavg()[0], 2),
+                }
                 out["runs"].append(run)
                 print(json.dumps(run), flush=True)
     finally:

@@ -117,7 +117,7 @@ def make_data(seed: int):
     b = template_ids[probe[order]]
     labels = labels[order]
     del enrol, probe, order, imp_enrol, imp_probe, clash
-    quality = (rng.random(N_IMAGES, dtype=np.float32) * 0.5 + rng.beta(2, 2, size=N_IMAGES).astype(np.float32))
+    quality = rng.random(N_IMAGES, dtype=np.float32) * 0.5 + rng.beta(2, 2, size=N_IMAGES).astype(np.float32)
     subject_of_id = np.zeros(int(template_ids.max()) + 1, dtype=np.int64)
     subject_of_id[template_ids] = subject
     return features, groups, media, a, b, labels, quality, subject_of_id
@@ -127,8 +127,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples timed after the evaluation "
-                        "(TPR@FPR and FNM-EDC pAUC over the 3,531 subjects); 0: skip")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap resamples timed after the evaluation "
+        "(TPR@FPR and FNM-EDC pAUC over the 3,531 subjects); 0: skip",
+    )
     args = parser.parse_args(argv)
 
     t = time.perf_counter()
@@ -166,13 +171,29 @@ def main(argv=None) -> int:
 
     pq, codes = timed("pair quality (min)", pair_quality)
     mated = labels == 1
-    fnm = timed("FNM-EDC + pAUC", lambda: summary(edc(scores[mated], pq[mated], "fnm", start_error=0.05,
-                                                      quality_codes=codes[mated])))
-    fm = timed("FM-EDC + pAUC", lambda: summary(edc(scores[~mated], pq[~mated], "fm", start_error=1e-3,
-                                                    quality_codes=codes[~mated])))
-    erc = timed("re-threshold EDC + pAUC", lambda: summary(
-        rethreshold_edc(scores[mated], pq[mated], scores[~mated], pq[~mated], fmr=1e-3, genuine_codes=codes[mated],
-                        impostor_codes=codes[~mated]), subtract_best=False))
+    fnm = timed(
+        "FNM-EDC + pAUC",
+        lambda: summary(edc(scores[mated], pq[mated], "fnm", start_error=0.05, quality_codes=codes[mated])),
+    )
+    fm = timed(
+        "FM-EDC + pAUC",
+        lambda: summary(edc(scores[~mated], pq[~mated], "fm", start_error=1e-3, quality_codes=codes[~mated])),
+    )
+    erc = timed(
+        "re-threshold EDC + pAUC",
+        lambda: summary(
+            rethreshold_edc(
+                scores[mated],
+                pq[mated],
+                scores[~mated],
+                pq[~mated],
+                fmr=1e-3,
+                genuine_codes=codes[mated],
+                impostor_codes=codes[~mated],
+            ),
+            subtract_best=False,
+        ),
+    )
     # the shortcut gives the same curves as the generic path (levels from hashing the pair qualities)
     assert summary(edc(scores[mated], pq[mated], "fnm", start_error=0.05)) == fnm
     total = sum(w for w, _ in stages.values())
@@ -183,8 +204,15 @@ def main(argv=None) -> int:
         from fiqa_bench.metrics.base import MetricOptions, PairData
         from fiqa_bench.uncertainty import BootstrapOptions, bootstrap
 
-        data = PairData(scores=scores, labels=labels, folds=np.full(labels.shape[0], -1), quality=pq,
-                        subject_a=subject_of_id[a], subject_b=subject_of_id[b], quality_codes=codes)
+        data = PairData(
+            scores=scores,
+            labels=labels,
+            folds=np.full(labels.shape[0], -1),
+            quality=pq,
+            subject_a=subject_of_id[a],
+            subject_b=subject_of_id[b],
+            quality_codes=codes,
+        )
         recorded = {"tpr_at_fpr": {"values": {k: v["tpr"] for k, v in conservative.items()}}, "edc_fnm": fnm}
         w, c = time.perf_counter(), time.process_time()
         with_intervals, reps = bootstrap(data, recorded, MetricOptions(), BootstrapOptions(B=args.bootstrap))
@@ -199,43 +227,69 @@ def main(argv=None) -> int:
     fb = template_feats[[rows[x] for x in b[sample].tolist()]].astype(np.float64)
     spot_err = float(np.abs((fa * fb).sum(1) - scores[sample]).max())
 
-    print(f"data: {N_IMAGES} images x {DIM}, {len(template_ids)} templates, {len(scores)} pairs "
-          f"({int(labels.sum())} genuine); generated in {gen_s:.1f} s (not timed below)")
+    print(
+        f"data: {N_IMAGES} images x {DIM}, {len(template_ids)} templates, {len(scores)} pairs "
+        f"({int(labels.sum())} genuine); generated in {gen_s:.1f} s (not timed below)"
+    )
     print(f"  {'stage':<28s} {'wall':>7s}   {'CPU (all threads)':>7s}")
     for name, (wall, cpu) in stages.items():
         print(f"  {name:<28s} {wall:7.2f} s {cpu:7.2f} s")
     print(f"  {'evaluation total':<28s} {total:7.2f} s {total_cpu:7.2f} s   (target < 4 s wall)")
     load = Path("/proc/loadavg").read_text().split()[:3]
     print(f"  load average during the run: {' '.join(load)} on {len(__import__('os').sched_getaffinity(0))} cores")
-    print(f"memory: RSS after data generation {after_data_kib / 1024**2:.2f} GiB "
-          f"(generation peak {gen_peak_kib / 1024**2:.2f} GiB)")
+    print(
+        f"memory: RSS after data generation {after_data_kib / 1024**2:.2f} GiB "
+        f"(generation peak {gen_peak_kib / 1024**2:.2f} GiB)"
+    )
     if peak_reset:
-        print(f"        peak RSS during evaluation (VmHWM, data included) {eval_peak_kib / 1024**2:.2f} GiB "
-              f"(target < 1.6 GiB); ru_maxrss, reset with it, {maxrss_kib / 1024**2:.2f} GiB")
+        print(
+            f"        peak RSS during evaluation (VmHWM, data included) {eval_peak_kib / 1024**2:.2f} GiB "
+            f"(target < 1.6 GiB); ru_maxrss, reset with it, {maxrss_kib / 1024**2:.2f} GiB"
+        )
     else:
         print(f"        peak RSS of the process (generation included) {eval_peak_kib / 1024**2:.2f} GiB")
     print(f"spot check: max |score - float64 cosine| over 2000 pairs = {spot_err:.2e}")
     print("TPR@FPR      conservative (fpr achieved)   nearest (fpr achieved)")
     for key in conservative:
         c, n = conservative[key], nearest[key]
-        print(f"  {key:>5s}    {c['tpr']:.4f} ({c['fpr_achieved']:.3e})        {n['tpr']:.4f} ({n['fpr_achieved']:.3e})")
+        print(
+            f"  {key:>5s}    {c['tpr']:.4f} ({c['fpr_achieved']:.3e})        {n['tpr']:.4f} ({n['fpr_achieved']:.3e})"
+        )
     for name, value in (("FNM-EDC", fnm), ("FM-EDC", fm), ("re-threshold EDC", erc)):
-        print(f"  {name:<18s} pAUC@0.20 {value['pauc']['0.20']:.6f}  pAUC@0.30 {value['pauc']['0.30']:.6f}  "
-              f"(start error {value['start_error']:.4f}, {value['comparisons']} comparisons)")
+        print(
+            f"  {name:<18s} pAUC@0.20 {value['pauc']['0.20']:.6f}  pAUC@0.30 {value['pauc']['0.30']:.6f}  "
+            f"(start error {value['start_error']:.4f}, {value['comparisons']} comparisons)"
+        )
     if boot_s is not None:
-        print(f"bootstrap over subjects, B={args.bootstrap} (TPR@FPR + FNM-EDC pAUC): {boot_s[0]:.1f} s wall, "
-              f"{boot_s[1]:.1f} s CPU (target < 60 s)")
+        print(
+            f"bootstrap over subjects, B={args.bootstrap} (TPR@FPR + FNM-EDC pAUC): {boot_s[0]:.1f} s wall, "
+            f"{boot_s[1]:.1f} s CPU (target < 60 s)"
+        )
         for key, iv in with_intervals["tpr_at_fpr"]["intervals"].items():
             print(f"  TPR@FPR={key}: 95% interval {iv}")
     ok = total < 4 and eval_peak_kib < 1.6 * GIB / 1024 and (boot_s is None or boot_s[0] < 60)
     if args.json:
-        args.json.write_text(json.dumps({
-            "stages_wall_cpu_s": stages, "total_s": total, "total_cpu_s": total_cpu, "generation_s": gen_s,
-            "rss_after_data_gib": after_data_kib / 1024**2, "eval_peak_gib": eval_peak_kib / 1024**2,
-            "peak_reset": peak_reset, "tpr_conservative": {k: v["tpr"] for k, v in conservative.items()},
-            "tpr_nearest": {k: v["tpr"] for k, v in nearest.items()}, "spot_err": spot_err,
-            "edc_fnm": fnm, "edc_fm": fm, "edc_fnm_rethreshold": erc, "bootstrap_wall_cpu_s": boot_s,
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "stages_wall_cpu_s": stages,
+                    "total_s": total,
+                    "total_cpu_s": total_cpu,
+                    "generation_s": gen_s,
+                    "rss_after_data_gib": after_data_kib / 1024**2,
+                    "eval_peak_gib": eval_peak_kib / 1024**2,
+                    "peak_reset": peak_reset,
+                    "tpr_conservative": {k: v["tpr"] for k, v in conservative.items()},
+                    "tpr_nearest": {k: v["tpr"] for k, v in nearest.items()},
+                    "spot_err": spot_err,
+                    "edc_fnm": fnm,
+                    "edc_fm": fm,
+                    "edc_fnm_rethreshold": erc,
+                    "bootstrap_wall_cpu_s": boot_s,
+                },
+                indent=2,
+            )
+        )
     print("targets met" if ok else "TARGET MISSED")
     return 0 if ok else 1
 

@@ -32,7 +32,9 @@ def write_layout(root: Path, images: bool) -> None:
         "".join(f"{i}.jpg {t} {i // 3}\n" for i, t in enumerate(tids.tolist(), 1))
     )
     rows = [" ".join(f"{v:.3f}" for v in r) for r in rng.uniform(0, 112, (1009, 11))]
-    (meta / "ijbc_name_5pts_score.txt").write_text("".join(f"{i}.jpg {rows[i % 1009]}\n" for i in range(1, N_FACES + 1)))
+    (meta / "ijbc_name_5pts_score.txt").write_text(
+        "".join(f"{i}.jpg {rows[i % 1009]}\n" for i in range(1, N_FACES + 1))
+    )
     # distinct unordered pairs, no template with itself (the reader refuses both), in random order
     keys = np.unique(rng.integers(0, N_TEMPLATES * N_TEMPLATES, 2 * N_PAIRS + N_PAIRS // 5))
     a, b = keys // N_TEMPLATES + 1, keys % N_TEMPLATES + 1

@@ -40,9 +40,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", help="a results file with its .npz")
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--rerun", default=None,
-                    help="fiqa-bench arguments (one string) of a whole command to time, after a run that warmed "
-                         "the caches")
+    ap.add_argument(
+        "--rerun",
+        default=None,
+        help="fiqa-bench arguments (one string) of a whole command to time, after a run that warmed the caches",
+    )
     args = ap.parse_args()
 
     record = load_record(args.results)
@@ -50,9 +52,11 @@ def main() -> None:
     data = pairdata_from_raw(raw)
     options = metric_options(record.config)
     metrics = measure(data, record.protocol.get("metrics") or list(record.metrics), options)
-    boot = BootstrapOptions(B=int(record.config.get("bootstrap", 1000)),
-                            level=float(record.config.get("bootstrap_level", 0.95)),
-                            seed=int(record.config.get("bootstrap_seed", 0)))
+    boot = BootstrapOptions(
+        B=int(record.config.get("bootstrap", 1000)),
+        level=float(record.config.get("bootstrap_level", 0.95)),
+        seed=int(record.config.get("bootstrap_seed", 0)),
+    )
     print(f"{Path(args.results).name}: {data.scores.shape[0]:,} pairs, B={boot.B}, seed {boot.seed}")
     computed_s, ratios = [], []
     for i in range(args.repeats):
@@ -69,8 +73,10 @@ def main() -> None:
                     assert np.array_equal(stored, matrix, equal_nan=True), f"{key}: differs from the .npz"
         computed_s.append(first.seconds)
         ratios.append(again.seconds / first.seconds)
-        print(f"repeat {i + 1}: computed {first.seconds:.2f} s, reused {again.seconds:.3f} s, "
-              f"reused/computed {ratios[-1]:.4f} (load {before} -> {load()})")
+        print(
+            f"repeat {i + 1}: computed {first.seconds:.2f} s, reused {again.seconds:.3f} s, "
+            f"reused/computed {ratios[-1]:.4f} (load {before} -> {load()})"
+        )
     print(f"median reused/computed: {statistics.median(ratios):.4f}; replicates bit-identical, equal to the .npz's")
     if args.rerun:
         cmd = [sys.executable, "-m", "fiqa_bench", *shlex.split(args.rerun), "--no-progress"]
@@ -78,8 +84,10 @@ def main() -> None:
         t = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - t
-        print(f"whole rerun: {wall:.2f} s wall, {wall / statistics.median(computed_s):.3f} of the computed "
-              f"bootstrap alone (load {before} -> {load()})")
+        print(
+            f"whole rerun: {wall:.2f} s wall, {wall / statistics.median(computed_s):.3f} of the computed "
+            f"bootstrap alone (load {before} -> {load()})"
+        )
 
 
 if __name__ == "__main__":

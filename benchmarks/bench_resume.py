@@ -100,16 +100,20 @@ def main() -> None:
         t = time.perf_counter()
         flagged = sum(_jpeg_partial(b, im) for b, im in zip(blobs, images))
         check_ms = (time.perf_counter() - t) / len(blobs) * 1000
-        print(f"partial-JPEG check: {check_ms:.2f} ms/image after the OpenCV decode ({decode_ms:.2f} ms), "
-              f"{flagged} of {len(blobs)} flagged")
+        print(
+            f"partial-JPEG check: {check_ms:.2f} ms/image after the OpenCV decode ({decode_ms:.2f} ms), "
+            f"{flagged} of {len(blobs)} flagged"
+        )
 
         blur = registry.create("method", "blur")
         fr = args.fr or f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}"
         backbone = registry.create("backbone", fr)
         stages = {
             "quality (blur)": (1, lambda faces: blur.score(to_input(faces, blur.card.input))[:, None]),
-            f"embed ({fr.split('/')[-1]})": (backbone.card.embedding_dim,
-                                             lambda faces: backbone.embed(to_input(faces, backbone.card.input))),
+            f"embed ({fr.split('/')[-1]})": (
+                backbone.card.embedding_dim,
+                lambda faces: backbone.embed(to_input(faces, backbone.card.input)),
+            ),
         }
         with ThreadPoolExecutor(2) as pool:
             for name, (width, compute) in stages.items():
@@ -123,11 +127,13 @@ def main() -> None:
                         writes[persist].append(write_s)
                 base, pers = statistics.median(times[False]), statistics.median(times[True])
                 w_base, w_pers = statistics.median(writes[False]), statistics.median(writes[True])
-                print(f"{name}: write once {base:.2f} s, persist every 256 images/5 s {pers:.2f} s "
-                      f"(end to end {100 * (pers - base) / base:+.1f}%); time inside shard writes "
-                      f"{w_pers:.3f} s vs {w_base:.3f} s = {100 * (w_pers - w_base) / base:.2f}% of the stage "
-                      f"[runs: {', '.join(f'{t:.2f}' for t in times[True])} vs "
-                      f"{', '.join(f'{t:.2f}' for t in times[False])}]")
+                print(
+                    f"{name}: write once {base:.2f} s, persist every 256 images/5 s {pers:.2f} s "
+                    f"(end to end {100 * (pers - base) / base:+.1f}%); time inside shard writes "
+                    f"{w_pers:.3f} s vs {w_base:.3f} s = {100 * (w_pers - w_base) / base:.2f}% of the stage "
+                    f"[runs: {', '.join(f'{t:.2f}' for t in times[True])} vs "
+                    f"{', '.join(f'{t:.2f}' for t in times[False])}]"
+                )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -1,6 +1,7 @@
-"""Throughput of the image path, side by side on the same files in one run (issue 12, item 1).
+r"""Throughput of the image path, side by side on the same files in one run (issue 12, item 1).
 
-    python benchmarks/bench_throughput.py [--bench FOLDER] [--workers 2] [--batch-size 32] [--repeat 6] [--fr-images 400]
+    python benchmarks/bench_throughput.py [--bench FOLDER] [--workers 2] [--batch-size 32] [--repeat 6] \
+        [--fr-images 400]
 
 Measures, on an IJB-layout benchmark with landmarks given (default: ``.work/celeba-eval`` when present, else one
 prepared from ``$FIQA_SHARED/data/celeba-wild/images`` into ``/tmp/fiqa-throughput``):
@@ -17,8 +18,8 @@ prepared from ``$FIQA_SHARED/data/celeba-wild/images`` into ``/tmp/fiqa-throughp
 
 Each rate is the best of ``--repeat`` runs (the files are read once before, so all of them come from the page
 cache), and each ratio is printed both as best over best and as the median of the repeats' own ratios (the two
-measured back to back); the ratios (b)/(a), (p)/(a) and (c) are printed with the load average. Issue 12's targets: the quality
-stage >= 0.5 of decode-only and (c) >= 0.9 with 2 cores. Nothing is asserted: this is a measurement.
+measured back to back); the ratios (b)/(a), (p)/(a) and (c) are printed with the load average. Issue 12's targets: the
+quality stage >= 0.5 of decode-only and (c) >= 0.9 with 2 cores. Nothing is asserted: this is a measurement.
 """
 
 from __future__ import annotations
@@ -46,9 +47,26 @@ def default_bench(shared: Path) -> Path:
         return local
     out = Path(tempfile.gettempdir()) / "fiqa-throughput"
     if not (out / "meta").is_dir():
-        subprocess.run([sys.executable, "-m", "fiqa_bench", "prepare", str(shared / "data/celeba-wild/images"),
-                        str(out), "--name", "t", "--seed", "0", "--degrade", "0.3", "--layout", "ijb",
-                        "--no-progress"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fiqa_bench",
+                "prepare",
+                str(shared / "data/celeba-wild/images"),
+                str(out),
+                "--name",
+                "t",
+                "--seed",
+                "0",
+                "--degrade",
+                "0.3",
+                "--layout",
+                "ijb",
+                "--no-progress",
+            ],
+            check=True,
+        )
     return out
 
 
@@ -68,8 +86,9 @@ def decode_only(paths: list[str], workers: int) -> float:
     return time.perf_counter() - t
 
 
-def run_stage(bench, rows: np.ndarray, adapter, fn_name: str, width: int, workers: int, batch_size: int,
-              cache_root: Path) -> tuple[float, np.ndarray]:
+def run_stage(
+    bench, rows: np.ndarray, adapter, fn_name: str, width: int, workers: int, batch_size: int, cache_root: Path
+) -> tuple[float, np.ndarray]:
     """Seconds for ``per_image_stage`` over ``rows`` with a fresh cache, as the evaluation core runs it."""
     from fiqa_bench.api import check_embeddings, check_scores
     from fiqa_bench.cache import ArrayCache
@@ -95,10 +114,10 @@ def run_stage(bench, rows: np.ndarray, adapter, fn_name: str, width: int, worker
     from fiqa_bench.executors.base import background_thread
 
     # the embed stage's decoding threads run at a lower priority, as StageWorker runs them
-    with ThreadPoolExecutor(max_workers=workers, initializer=background_thread if fn_name == "embed" else None) \
-            as pool:
-        values, computed = per_image_stage(fn_name, rows, source, cache, width, compute, pool, {}, batch_size,
-                                           prepare=prepare)
+    with ThreadPoolExecutor(max_workers=workers, initializer=background_thread if fn_name == "embed" else None) as pool:
+        values, computed = per_image_stage(
+            fn_name, rows, source, cache, width, compute, pool, {}, batch_size, prepare=prepare
+        )
     elapsed = time.perf_counter() - t
     assert computed == len(rows), (computed, len(rows))
     return elapsed, values
@@ -116,14 +135,28 @@ class ProcessStage:
         self.cache = cache_root / "processes"
         self.cache.mkdir(parents=True, exist_ok=True)
         os.environ["FIQA_BENCH_CACHE"] = str(self.cache)
-        cfg = RunConfig(protocol=str(bench_dir), backbone=f"onnx:{shared / MFN}", method="tinyfq",
-                        workers=workers, batch_size=batch_size, progress=False)
+        cfg = RunConfig(
+            protocol=str(bench_dir),
+            backbone=f"onnx:{shared / MFN}",
+            method="tinyfq",
+            workers=workers,
+            batch_size=batch_size,
+            progress=False,
+        )
         bench, backbone, method = ConfigBuild(cfg)()
         self.n = len(bench.faces)
         self.executor = LocalExecutor(ConfigBuild(cfg), processes=workers, min_process_rows=1)
-        self.executor.open(bench, backbone, method, StageContext(
-            options=cfg.eval_options(), dataset_id="throughput", method_cache_identity=method.identity(),
-            cache_root=str(self.cache)))
+        self.executor.open(
+            bench,
+            backbone,
+            method,
+            StageContext(
+                options=cfg.eval_options(),
+                dataset_id="throughput",
+                method_cache_identity=method.identity(),
+                cache_root=str(self.cache),
+            ),
+        )
         t = time.perf_counter()
         self.executor._pool()
         self.start_seconds = time.perf_counter() - t
@@ -155,7 +188,7 @@ def own_embed(backbone, bench, rows: np.ndarray, batch_size: int) -> tuple[float
     if spec.colour == "RGB":
         crops = np.ascontiguousarray(crops[..., ::-1])
     t = time.perf_counter()
-    out = [backbone.embed(crops[i:i + batch_size]) for i in range(0, len(crops), batch_size)]
+    out = [backbone.embed(crops[i : i + batch_size]) for i in range(0, len(crops), batch_size)]
     return time.perf_counter() - t, np.concatenate(out)
 
 
@@ -192,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     side = method.card.input.size  # 64, or 112 for weights exported for 112x112 crops
     method.score(np.zeros((1, side, side, 3), np.uint8))  # session loaded before timing
     cache_root = Path(tempfile.mkdtemp(prefix="fiqa-throughput-cache-"))
-    procs = ProcessStage(bench_dir, args.shared, args.workers, args.batch_size, cache_root) \
-        if args.workers > 1 else None
+    procs = (
+        ProcessStage(bench_dir, args.shared, args.workers, args.batch_size, cache_root) if args.workers > 1 else None
+    )
     t_dec, t_q, t_p = [], [], []
     found: dict = {}
 
@@ -205,35 +239,52 @@ def main(argv: list[str] | None = None) -> int:
         elapsed, found["p"] = procs.run()
         t_p.append(elapsed)
 
-    steps = [lambda: t_dec.append(decode_only(paths, args.workers)), one_process] + \
-        ([processes] if procs is not None else [])
+    steps = [lambda: t_dec.append(decode_only(paths, args.workers)), one_process] + (
+        [processes] if procs is not None else []
+    )
     for i in range(args.repeat):
         # interleaved so that load changes touch all alike, in an order rotated at each repeat: what runs first
         # after a pause is not always the same measurement (a virtual machine's speed drifts within a repeat)
-        for step in steps[i % len(steps):] + steps[:i % len(steps)]:
+        for step in steps[i % len(steps) :] + steps[: i % len(steps)]:
             step()
         if procs is not None:
             assert np.array_equal(found["p"], found["b"]), "worker processes and one process disagree"
     scores = found["b"]
     dec, qual = n / min(t_dec), n / min(t_q)
-    out = {"bench": str(bench_dir), "images": n, "workers": args.workers, "batch_size": args.batch_size,
-           "decode_img_s": round(dec, 1), "quality_img_s": round(qual, 1), "quality_over_decode": round(qual / dec, 3),
-           "quality_scores_sha1": __import__("hashlib").sha1(scores.tobytes()).hexdigest()}
+    out = {
+        "bench": str(bench_dir),
+        "images": n,
+        "workers": args.workers,
+        "batch_size": args.batch_size,
+        "decode_img_s": round(dec, 1),
+        "quality_img_s": round(qual, 1),
+        "quality_over_decode": round(qual / dec, 3),
+        "quality_scores_sha1": __import__("hashlib").sha1(scores.tobytes()).hexdigest(),
+    }
     print(f"{n} images, {args.workers} workers, batch {args.batch_size}")
     print(f"(a) decode only          {dec:8.1f} img/s   (runs: {', '.join(f'{n / t:.0f}' for t in t_dec)})")
-    print(f"(b) quality stage tinyfq {qual:8.1f} img/s   (runs: {', '.join(f'{n / t:.0f}' for t in t_q)})"
-          f"   one process (stages < 8,192 images)")
+    print(
+        f"(b) quality stage tinyfq {qual:8.1f} img/s   (runs: {', '.join(f'{n / t:.0f}' for t in t_q)})"
+        f"   one process (stages < 8,192 images)"
+    )
     print(f"    (b)/(a) = {qual / dec:.3f}   (median of the repeats' own ratios {paired(t_dec, t_q):.3f})")
     if procs is not None:
         proc = n / min(t_p)
-        print(f"(p) quality stage tinyfq {proc:8.1f} img/s   (runs: {', '.join(f'{n / t:.0f}' for t in t_p)})"
-              f"   {args.workers} worker processes (stages >= 8,192 images; started once in "
-              f"{procs.start_seconds:.2f} s)")
-        print(f"    (p)/(a) = {proc / dec:.3f}   (median of the repeats' own ratios {paired(t_dec, t_p):.3f}; "
-              f"target >= 0.5); same scores as (b): True")
-        out.update(process_img_s=round(proc, 1), process_over_decode=round(proc / dec, 3),
-                   process_over_decode_median=round(paired(t_dec, t_p), 3),
-                   process_start_s=round(procs.start_seconds, 2))
+        print(
+            f"(p) quality stage tinyfq {proc:8.1f} img/s   (runs: {', '.join(f'{n / t:.0f}' for t in t_p)})"
+            f"   {args.workers} worker processes (stages >= 8,192 images; started once in "
+            f"{procs.start_seconds:.2f} s)"
+        )
+        print(
+            f"    (p)/(a) = {proc / dec:.3f}   (median of the repeats' own ratios {paired(t_dec, t_p):.3f}; "
+            f"target >= 0.5); same scores as (b): True"
+        )
+        out.update(
+            process_img_s=round(proc, 1),
+            process_over_decode=round(proc / dec, 3),
+            process_over_decode_median=round(paired(t_dec, t_p), 3),
+            process_start_s=round(procs.start_seconds, 2),
+        )
     if args.fr_images:
         backbone = OnnxArcFace(args.shared / MFN)
         fr_rows = rows[: args.fr_images]
@@ -242,8 +293,16 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(max(1, args.repeat - 1)):
             elapsed, own = own_embed(backbone, bench, fr_rows, args.batch_size)
             t_own.append(elapsed)
-            elapsed, emb = run_stage(bench, fr_rows, backbone, "embed", backbone.card.embedding_dim, args.workers,
-                                     args.batch_size, cache_root)
+            elapsed, emb = run_stage(
+                bench,
+                fr_rows,
+                backbone,
+                "embed",
+                backbone.card.embedding_dim,
+                args.workers,
+                args.batch_size,
+                cache_root,
+            )
             t_fr.append(elapsed)
             if procs is not None:
                 elapsed, p_emb = procs.run("embed", fr_rows)
@@ -251,21 +310,33 @@ def main(argv: list[str] | None = None) -> int:
         m = len(fr_rows)
         own_rate, fr_rate = m / min(t_own), m / min(t_fr)
         same = bool(np.array_equal(own, emb))
-        print(f"(c) FR stage MobileFaceNet {fr_rate:8.1f} img/s vs the backbone's own embed {own_rate:8.1f} img/s "
-              f"on {m} crops: ratio {fr_rate / own_rate:.3f} (median of the repeats' own ratios "
-              f"{paired(t_own, t_fr):.3f}; target >= 0.9); same embeddings: {same}   one process")
-        out.update(fr_images=m, fr_stage_img_s=round(fr_rate, 1), fr_own_img_s=round(own_rate, 1),
-                   fr_ratio=round(fr_rate / own_rate, 3), fr_ratio_median=round(paired(t_own, t_fr), 3),
-                   fr_same_embeddings=same)
+        print(
+            f"(c) FR stage MobileFaceNet {fr_rate:8.1f} img/s vs the backbone's own embed {own_rate:8.1f} img/s "
+            f"on {m} crops: ratio {fr_rate / own_rate:.3f} (median of the repeats' own ratios "
+            f"{paired(t_own, t_fr):.3f}; target >= 0.9); same embeddings: {same}   one process"
+        )
+        out.update(
+            fr_images=m,
+            fr_stage_img_s=round(fr_rate, 1),
+            fr_own_img_s=round(own_rate, 1),
+            fr_ratio=round(fr_rate / own_rate, 3),
+            fr_ratio_median=round(paired(t_own, t_fr), 3),
+            fr_same_embeddings=same,
+        )
         if procs is not None:
             fp_rate = m / min(t_fp)
             # one onnxruntime thread per process: the sums of float32 products may round apart from 2 threads'
             close = float(np.abs(p_emb - own).max())
-            print(f"    FR stage on {args.workers} worker processes {fp_rate:8.1f} img/s: ratio "
-                  f"{fp_rate / own_rate:.3f} (median of the repeats' own ratios {paired(t_own, t_fp):.3f}; "
-                  f"target >= 0.9); largest difference to the own embed {close:.2g}")
-            out.update(fr_process_img_s=round(fp_rate, 1), fr_process_ratio=round(fp_rate / own_rate, 3),
-                       fr_process_max_abs_diff=close)
+            print(
+                f"    FR stage on {args.workers} worker processes {fp_rate:8.1f} img/s: ratio "
+                f"{fp_rate / own_rate:.3f} (median of the repeats' own ratios {paired(t_own, t_fp):.3f}; "
+                f"target >= 0.9); largest difference to the own embed {close:.2g}"
+            )
+            out.update(
+                fr_process_img_s=round(fp_rate, 1),
+                fr_process_ratio=round(fp_rate / own_rate, 3),
+                fr_process_max_abs_diff=close,
+            )
     if procs is not None:
         procs.close()
     load = os.getloadavg()

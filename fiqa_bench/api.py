@@ -12,8 +12,9 @@ as the first constructor argument.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -66,8 +67,9 @@ def _numeric(values: Any, who: str, what: str) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise AdapterError(f"{who} returned {what} that are not a numeric array: {exc}") from exc
     if raw.dtype.kind not in "iuf":
-        raise AdapterError(f"{who} returned {what} of dtype {raw.dtype} ({type(values).__name__}); "
-                           f"expected a numeric (float32) array")
+        raise AdapterError(
+            f"{who} returned {what} of dtype {raw.dtype} ({type(values).__name__}); expected a numeric (float32) array"
+        )
     return raw.astype(np.float32, copy=False)
 
 

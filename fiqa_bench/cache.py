@@ -20,8 +20,8 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -74,8 +74,17 @@ class ArrayCache:
     ``producer``: the identity whose values these are (checked on every shard); ``nan_rows``: whether an all-NaN
     row is a legitimate value (a detection that found no face) rather than damage."""
 
-    def __init__(self, folder: Path, width: int, flush_every: int = FLUSH_EVERY, flush_seconds: float = FLUSH_SECONDS,
-                 *, producer: str = "", nan_rows: bool = False, track_run: str | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        width: int,
+        flush_every: int = FLUSH_EVERY,
+        flush_seconds: float = FLUSH_SECONDS,
+        *,
+        producer: str = "",
+        nan_rows: bool = False,
+        track_run: str | None = None,
+    ):
         self.folder = Path(folder)
         self.width = int(width)
         self.flush_every = flush_every
@@ -100,11 +109,17 @@ class ArrayCache:
         self._load()
 
     @classmethod
-    def for_producer(cls, kind: str, producer_identity: str, dataset: str, width: int,
-                     track_run: str | None = None) -> "ArrayCache":
+    def for_producer(
+        cls, kind: str, producer_identity: str, dataset: str, width: int, track_run: str | None = None
+    ) -> ArrayCache:
         folder = cache_dir() / kind / safe_name(producer_identity) / safe_name(dataset)
-        return cls(folder, width, producer=f"{kind}|{producer_identity}|{dataset}", nan_rows=kind == "detections",
-                   track_run=track_run)
+        return cls(
+            folder,
+            width,
+            producer=f"{kind}|{producer_identity}|{dataset}",
+            nan_rows=kind == "detections",
+            track_run=track_run,
+        )
 
     # -- loading ---------------------------------------------------------------------------------
     def _reject(self, shard: Path, reason: str, set_aside: bool = True) -> None:
@@ -124,10 +139,18 @@ class ArrayCache:
             return f"shard format {meta.get('format')!r}, expected {SHARD_FORMAT} (written by another version)"
         if meta.get("producer") != self.producer:
             return f"written by producer {meta.get('producer')!r}, not {self.producer!r}"
-        if (vals.dtype != np.float32 or vals.ndim != 2 or vals.shape[1] != self.width or keys.ndim != 1
-                or keys.shape[0] != vals.shape[0] or keys.dtype.kind != "U"):
-            return (f"keys {keys.dtype}{keys.shape} / values {vals.dtype}{vals.shape}, "
-                    f"expected (N,) str / (N, {self.width}) float32")
+        if (
+            vals.dtype != np.float32
+            or vals.ndim != 2
+            or vals.shape[1] != self.width
+            or keys.ndim != 1
+            or keys.shape[0] != vals.shape[0]
+            or keys.dtype.kind != "U"
+        ):
+            return (
+                f"keys {keys.dtype}{keys.shape} / values {vals.dtype}{vals.shape}, "
+                f"expected (N,) str / (N, {self.width}) float32"
+            )
         if meta.get("sha256") != shard_checksum(self.producer, self.width, keys, vals):
             return "checksum mismatch (the shard was changed or damaged after it was written)"
         finite = np.isfinite(vals)
@@ -205,8 +228,13 @@ class ArrayCache:
     def _write_shard(self, keys: list[str], vals: list[np.ndarray]) -> Path:
         karr = np.array(keys, dtype=str)
         varr = np.stack(vals).astype(np.float32)
-        meta = {"format": SHARD_FORMAT, "producer": self.producer, "width": self.width, "n": len(keys),
-                "sha256": shard_checksum(self.producer, self.width, karr, varr)}
+        meta = {
+            "format": SHARD_FORMAT,
+            "producer": self.producer,
+            "width": self.width,
+            "n": len(keys),
+            "sha256": shard_checksum(self.producer, self.width, karr, varr),
+        }
         if self.work is not None:
             meta["work"] = self.work
         name = f"shard-{time.time_ns():020d}-{os.getpid()}.npz"
@@ -218,8 +246,10 @@ class ArrayCache:
         except FileAccessError:
             raise
         except OSError as exc:
-            raise FileAccessError(self.folder, f"cannot write the cache: {exc.strerror or exc} "
-                                               f"(set FIQA_BENCH_CACHE to a writable folder)") from None
+            raise FileAccessError(
+                self.folder,
+                f"cannot write the cache: {exc.strerror or exc} (set FIQA_BENCH_CACHE to a writable folder)",
+            ) from None
         return self.folder / name
 
     def flush(self) -> None:
@@ -231,7 +261,7 @@ class ArrayCache:
         self._pending_vals.clear()
         self._last_flush = time.monotonic()
 
-    def view(self, work: str | None = None) -> "ArrayCache":
+    def view(self, work: str | None = None) -> ArrayCache:
         """This cache for one unit of work (a shard on a Ray worker): the same in-memory index, so values found or
         computed before stay found, but its own pending values and written shards, so :meth:`consolidate` merges
         this unit's values only, never the whole history of a long-lived worker. The folder is not read again.

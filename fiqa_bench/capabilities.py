@@ -21,12 +21,12 @@ from .errors import AdapterError, CapabilityError
 CAPABILITIES: dict[str, str] = {
     "raw_features": "embed(images) returns the unnormalised embedding, so its L2 norm carries information",
     "stochastic": "stochastic_embed(images, passes, rate, seed) -> float32 (N, passes, D): 'passes' forward passes "
-                  "with dropout of probability 'rate' on the input of the final embedding layer(s), the same "
-                  "seeded dropout masks for every image",
+    "with dropout of probability 'rate' on the input of the final embedding layer(s), the same "
+    "seeded dropout masks for every image",
     "layers": "PyTorch access for gradients and batch-norm statistics: torch_model() (nn.Module in eval mode), "
-              "to_tensor(images) (normalised NCHW float32 tensor), pixels(images) (RGB in [0, 1]), normalise(x01) "
-              "(differentiable), block_names and block(name) (modules whose outputs are intermediate activations), "
-              "mirror(images)",
+    "to_tensor(images) (normalised NCHW float32 tensor), pixels(images) (RGB in [0, 1]), normalise(x01) "
+    "(differentiable), block_names and block(name) (modules whose outputs are intermediate activations), "
+    "mirror(images)",
 }
 
 
@@ -61,7 +61,8 @@ def check_capabilities(method_cls: Any, backbone: Any) -> None:
         f"quality method {method!r} needs backbone capability {', '.join(repr(m) for m in missing)} "
         f"({'; '.join(CAPABILITIES.get(m, 'unknown capability') for m in missing)}), but backbone {bname!r} offers "
         f"{', '.join(offered) if offered else 'none beyond embed()'}; use a backbone that declares it, e.g. "
-        f"--fr torch-mobilefacenet")
+        f"--fr torch-mobilefacenet"
+    )
 
 
 class BackboneQualityMethod(QualityMethod):
@@ -81,8 +82,10 @@ class BackboneQualityMethod(QualityMethod):
 
     def _backbone(self) -> Any:
         if self.backbone is None:
-            raise AdapterError(f"{self.card.name} needs the run's FR backbone: {type(self).__name__}(backbone=...) "
-                               f"(fiqa-bench run passes the --fr backbone)")
+            raise AdapterError(
+                f"{self.card.name} needs the run's FR backbone: {type(self).__name__}(backbone=...) "
+                f"(fiqa-bench run passes the --fr backbone)"
+            )
         if isinstance(self.backbone, str):
             from .registry import create
 

@@ -224,17 +224,23 @@ def validate_costs(data: Any, where: str = COSTS_FILE) -> dict:
         if not isinstance(data, dict):
             raise _Bad("the top level is not a JSON object")
         if data.get("costs_schema_version") != COSTS_SCHEMA_VERSION:
-            raise _Bad(f"costs_schema_version {data.get('costs_schema_version')!r} is not supported "
-                       f"(this fiqa-bench reads version {COSTS_SCHEMA_VERSION})")
+            raise _Bad(
+                f"costs_schema_version {data.get('costs_schema_version')!r} is not supported "
+                f"(this fiqa-bench reads version {COSTS_SCHEMA_VERSION})"
+            )
         m = _need(data, "machine", "costs", lambda v: isinstance(v, dict), "an object")
         _need(m, "cpu_model", "machine", _str, "a string")
         _need(m, "cores", "machine", _positive_int, "a positive integer")
         _need(m, "onnxruntime", "machine", _str, "a string")
         _need(m, "threads", "machine", _positive_int, "a positive integer")
         _need(m, "date", "machine", _str, "a string")
-        _need(m, "load_average_start", "machine",
-              lambda v: isinstance(v, list) and len(v) == 3 and all(_is_num(x) and x >= 0 for x in v),
-              "three non-negative numbers")
+        _need(
+            m,
+            "load_average_start",
+            "machine",
+            lambda v: isinstance(v, list) and len(v) == 3 and all(_is_num(x) and x >= 0 for x in v),
+            "three non-negative numbers",
+        )
         for key in ("opencv", "numpy", "python", "platform", "torch"):
             _nullable(m, key, "machine", _str, "a string or null")
         _nullable(m, "opencv_threads", "machine", _is_int, "an integer or null")
@@ -309,8 +315,10 @@ def fmt_ms(x: float | None) -> str:
 def _machine_line(data: dict) -> str:
     m, c = data["machine"], data["config"]
     load = ", ".join(f"{x:.2f}" for x in m["load_average_start"])
-    parts = [f"{m['cpu_model']}, {m['cores']} cores",
-             f"onnxruntime {m['onnxruntime']} (CPU, {m['threads']} intra-op threads)"]
+    parts = [
+        f"{m['cpu_model']}, {m['cores']} cores",
+        f"onnxruntime {m['onnxruntime']} (CPU, {m['threads']} intra-op threads)",
+    ]
     if m.get("opencv"):
         parts.append(f"OpenCV {m['opencv']} ({m.get('opencv_threads')} threads)")
     parts.append(f"load average at start {load}")
@@ -318,8 +326,10 @@ def _machine_line(data: dict) -> str:
     faces = f"{c['images']} real faces" + (f" from {c['data']}" if c.get("data") else "")
     if c.get("detector"):
         faces += f" (decoded, {c['detector']}, aligned beforehand)"
-    return (f"Measured on {'; '.join(parts)}. {faces}; ms per image, median of {c['repeats']} repeats; "
-            f"'single' = one image per call, 'batch' = {c['batch_size']} images per call.")
+    return (
+        f"Measured on {'; '.join(parts)}. {faces}; ms per image, median of {c['repeats']} repeats; "
+        f"'single' = one image per call, 'batch' = {c['batch_size']} images per call."
+    )
 
 
 def _paper_cell(row: dict) -> str:
@@ -334,24 +344,65 @@ def _table2_rows(data: dict) -> list[list[str]]:
     rows = []
     for r in data["methods"]:
         if r.get("skipped"):
-            rows.append([r["name"], r["need_aligning"], fmt_count(r.get("parameters")), fmt_mmacs(r.get("macs")),
-                         NULL, NULL, _paper_cell(r)])
+            rows.append(
+                [
+                    r["name"],
+                    r["need_aligning"],
+                    fmt_count(r.get("parameters")),
+                    fmt_mmacs(r.get("macs")),
+                    NULL,
+                    NULL,
+                    _paper_cell(r),
+                ]
+            )
         else:
-            rows.append([r["name"], r["need_aligning"], fmt_count(r.get("parameters")), fmt_mmacs(r.get("macs")),
-                         fmt_ms(r.get("ms_single")), fmt_ms(r.get("ms_batch")), _paper_cell(r)])
+            rows.append(
+                [
+                    r["name"],
+                    r["need_aligning"],
+                    fmt_count(r.get("parameters")),
+                    fmt_mmacs(r.get("macs")),
+                    fmt_ms(r.get("ms_single")),
+                    fmt_ms(r.get("ms_batch")),
+                    _paper_cell(r),
+                ]
+            )
         for comp in r.get("components") or []:
             macs = fmt_mmacs(comp.get("macs"))
             if comp.get("macs") is None and comp.get("flops_estimate") is not None:
                 macs = f"≈{comp['flops_estimate'] / 1e6:.3g} M flops"
-            rows.append([f"↳ {r['name']}: {comp['what']}", "", fmt_count(comp.get("parameters")), macs,
-                         fmt_ms(comp.get("ms_single")), fmt_ms(comp.get("ms_batch")), ""])
+            rows.append(
+                [
+                    f"↳ {r['name']}: {comp['what']}",
+                    "",
+                    fmt_count(comp.get("parameters")),
+                    macs,
+                    fmt_ms(comp.get("ms_single")),
+                    fmt_ms(comp.get("ms_batch")),
+                    "",
+                ]
+            )
     return rows
 
 
-TABLE2_HEADER = ["method", "need aligning?", "parameters", "computation (M multiply-adds)",
-                 "ms/image single", "ms/image batch", "paper Table 2 (aligning · parameters (MB) · Gflops)"]
-TABLE6_HEADER = ["network", "input size", "parameters", "M multiply-adds", "ms/image single", "ms/image batch",
-                 "paper Table 6 (parameters · Mflops)"]
+TABLE2_HEADER = [
+    "method",
+    "need aligning?",
+    "parameters",
+    "computation (M multiply-adds)",
+    "ms/image single",
+    "ms/image batch",
+    "paper Table 2 (aligning · parameters (MB) · Gflops)",
+]
+TABLE6_HEADER = [
+    "network",
+    "input size",
+    "parameters",
+    "M multiply-adds",
+    "ms/image single",
+    "ms/image batch",
+    "paper Table 6 (parameters · Mflops)",
+]
 
 
 def _method_notes(data: dict) -> list[str]:
@@ -380,8 +431,17 @@ def _table6_rows(data: dict) -> list[list[str]]:
         if p:
             label = " ".join(str(x) for x in (p.get("network"), p.get("input_size")) if x)
             paper = (f"{label}: " if label else "") + f"{p['parameters']} · {p['mflops']:g}"
-        rows.append([r["name"], f"{r['input_size']}x{r['input_size']}", fmt_count(r["parameters"]),
-                     fmt_mmacs(r.get("macs")), fmt_ms(r["ms_single"]), fmt_ms(r["ms_batch"]), paper])
+        rows.append(
+            [
+                r["name"],
+                f"{r['input_size']}x{r['input_size']}",
+                fmt_count(r["parameters"]),
+                fmt_mmacs(r.get("macs")),
+                fmt_ms(r["ms_single"]),
+                fmt_ms(r["ms_batch"]),
+                paper,
+            ]
+        )
     return rows
 
 
@@ -391,13 +451,16 @@ def _network_notes(data: dict) -> list[str]:
         checks = []
         if r.get("parameters_torch") is not None:
             ok = "equal" if r["parameters_torch"] == r["parameters"] else "DIFFERENT"
-            checks.append(f"parameters: ONNX initializers {r['parameters']:,}, nets.py {r['parameters_torch']:,} ({ok})")
+            checks.append(
+                f"parameters: ONNX initializers {r['parameters']:,}, nets.py {r['parameters_torch']:,} ({ok})"
+            )
         if r.get("macs_torch") is not None and r.get("macs") is not None:
             ok = "equal" if r["macs_torch"] == r["macs"] else "DIFFERENT"
             checks.append(f"multiply-adds: ONNX graph {r['macs']:,}, flops.py {r['macs_torch']:,} ({ok})")
         if r.get("norm_outputs"):
-            checks.append(f"+{r['norm_outputs']:,} BN outputs = {(r['macs'] + r['norm_outputs']) / 1e6:.4g} M "
-                          f"if BN is counted")
+            checks.append(
+                f"+{r['norm_outputs']:,} BN outputs = {(r['macs'] + r['norm_outputs']) / 1e6:.4g} M if BN is counted"
+            )
         if checks:
             out.append(f"{r['name']}: " + "; ".join(checks))
     return out
@@ -408,28 +471,47 @@ DETECTORS_HEADER = ["detector", "multiply-adds counted at", "parameters", "M mul
 
 
 def _detector_rows(data: dict) -> list[list[str]]:
-    return [[r["name"], f"{r['input_size']}x{r['input_size']}", fmt_count(r.get("parameters")),
-             fmt_mmacs(r.get("macs")), fmt_ms(r.get("ms_single"))] for r in data["detectors"]]
+    return [
+        [
+            r["name"],
+            f"{r['input_size']}x{r['input_size']}",
+            fmt_count(r.get("parameters")),
+            fmt_mmacs(r.get("macs")),
+            fmt_ms(r.get("ms_single")),
+        ]
+        for r in data["detectors"]
+    ]
 
 
 def _detector_notes(data: dict) -> list[str]:
-    return [f"{r['name']}: " + (f"not measured: {r['skipped']}" if r.get("skipped") else r.get("note") or "")
-            for r in data["detectors"] if r.get("skipped") or r.get("note")]
+    return [
+        f"{r['name']}: " + (f"not measured: {r['skipped']}" if r.get("skipped") else r.get("note") or "")
+        for r in data["detectors"]
+        if r.get("skipped") or r.get("note")
+    ]
 
 
 def _throughput_rows(t: dict) -> list[list[str]]:
     return [
-        ["model alone (aligned 64x64 crops in memory)", f"{t['model_images_per_s']['single']:,.0f}",
-         f"{t['model_images_per_s']['batch']:,.0f}"],
-        ["from the JPEG file (decode + detect + align + model)", f"{t['pipeline_images_per_s']['single']:,.0f}",
-         f"{t['pipeline_images_per_s']['batch']:,.0f}"],
+        [
+            "model alone (aligned 64x64 crops in memory)",
+            f"{t['model_images_per_s']['single']:,.0f}",
+            f"{t['model_images_per_s']['batch']:,.0f}",
+        ],
+        [
+            "from the JPEG file (decode + detect + align + model)",
+            f"{t['pipeline_images_per_s']['single']:,.0f}",
+            f"{t['pipeline_images_per_s']['batch']:,.0f}",
+        ],
     ]
 
 
 def _stages_line(t: dict) -> str:
     s = t["stages_ms"]
-    line = (f"Per image, one at a time: decode {fmt_ms(s['decode'])} ms, detect {fmt_ms(s['detect'])} ms, "
-            f"align {fmt_ms(s['align'])} ms, model {fmt_ms(s['model'])} ms.")
+    line = (
+        f"Per image, one at a time: decode {fmt_ms(s['decode'])} ms, detect {fmt_ms(s['detect'])} ms, "
+        f"align {fmt_ms(s['align'])} ms, model {fmt_ms(s['model'])} ms."
+    )
     if t.get("paper"):
         line += f" Paper: {t['paper']}."
     return line
@@ -440,8 +522,10 @@ _md = md_cell
 
 
 def _md_table(header: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
-    lines = ["| " + " | ".join(_md(h) for h in header) + " |",
-             "|" + "|".join("---:" if i in numeric else "---" for i in range(len(header))) + "|"]
+    lines = [
+        "| " + " | ".join(_md(h) for h in header) + " |",
+        "|" + "|".join("---:" if i in numeric else "---" for i in range(len(header))) + "|",
+    ]
     lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
     return lines
 
@@ -487,8 +571,9 @@ def _h(text: Any) -> str:
 def _html_table(header: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
     out = ["<table>", "<thead><tr>" + "".join(f"<th>{_h(x)}</th>" for x in header) + "</tr></thead>", "<tbody>"]
     for row in rows:
-        tds = "".join(f'<td class="num">{_h(c)}</td>' if i in numeric else f"<td>{_h(c)}</td>"
-                      for i, c in enumerate(row))
+        tds = "".join(
+            f'<td class="num">{_h(c)}</td>' if i in numeric else f"<td>{_h(c)}</td>" for i, c in enumerate(row)
+        )
         out.append(f"<tr>{tds}</tr>")
     out += ["</tbody>", "</table>"]
     return out

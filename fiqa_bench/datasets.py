@@ -47,8 +47,10 @@ def _lfw_layout_ok(root: Path) -> bool:
 
 
 def _lfw_layout_text(root: Path) -> str:
-    return (f"expected {root}/lfw/<Name>/<Name>_<NNNN>.jpg and {root}/pairs.txt (the layout of the official "
-            f"lfw.tgz with View-2 pairs.txt beside it), or the same one folder level down")
+    return (
+        f"expected {root}/lfw/<Name>/<Name>_<NNNN>.jpg and {root}/pairs.txt (the layout of the official "
+        f"lfw.tgz with View-2 pairs.txt beside it), or the same one folder level down"
+    )
 
 
 def lfw_root(data: str | os.PathLike | None = None, *, progress: bool = True) -> Path:
@@ -73,10 +75,12 @@ def lfw_root(data: str | os.PathLike | None = None, *, progress: bool = True) ->
 
 
 def _lfw_manual(root: Path) -> str:
-    return (f"To install LFW by hand: download {LFW_ARCHIVE_URL} (lfw.tgz, sha256 {LFW_ARCHIVE_SHA256}) and "
-            f"extract it into {root} so that {root}/lfw/<Name>/<Name>_<NNNN>.jpg exist; download {LFW_PAIRS_URL} "
-            f"(pairs.txt, sha256 {LFW_PAIRS_SHA256}) to {root}/pairs.txt; then create the empty file "
-            f"{root}/{_COMPLETE}. Or pass the folder of an existing LFW copy as the data path.")
+    return (
+        f"To install LFW by hand: download {LFW_ARCHIVE_URL} (lfw.tgz, sha256 {LFW_ARCHIVE_SHA256}) and "
+        f"extract it into {root} so that {root}/lfw/<Name>/<Name>_<NNNN>.jpg exist; download {LFW_PAIRS_URL} "
+        f"(pairs.txt, sha256 {LFW_PAIRS_SHA256}) to {root}/pairs.txt; then create the empty file "
+        f"{root}/{_COMPLETE}. Or pass the folder of an existing LFW copy as the data path."
+    )
 
 
 def _fetch_lfw(progress: bool) -> Path:
@@ -94,8 +98,11 @@ def _fetch_lfw(progress: bool) -> Path:
     except (DownloadError, ChecksumError) as exc:
         raise type(exc)(f"could not fetch LFW: {exc}\n{_lfw_manual(root)}") from exc
     if not _lfw_layout_ok(root):
-        raise ProtocolFormatError(root, None, f"LFW download did not produce the expected layout; "
-                                              f"{_lfw_layout_text(root)}\n{_lfw_manual(root)}")
+        raise ProtocolFormatError(
+            root,
+            None,
+            f"LFW download did not produce the expected layout; {_lfw_layout_text(root)}\n{_lfw_manual(root)}",
+        )
     atomic.write_text(root / _COMPLETE, "")
     archive.unlink(missing_ok=True)
     return root
@@ -109,8 +116,9 @@ def _extract_lfw(archive: Path, root: Path) -> None:
             with tarfile.open(archive, "r:*") as tar:
                 _safe_extract(tar, tmp)
         except (tarfile.TarError, EOFError, OSError) as exc:
-            raise FiqaBenchError(f"{archive}: cannot extract ({type(exc).__name__}: {exc}); delete it and retry") \
-                from exc
+            raise FiqaBenchError(
+                f"{archive}: cannot extract ({type(exc).__name__}: {exc}); delete it and retry"
+            ) from exc
         if not (tmp / "lfw").is_dir():
             raise ProtocolFormatError(archive, None, "archive has no top-level lfw/ folder")
         os.replace(tmp / "lfw", root / "lfw")
@@ -135,6 +143,7 @@ def _safe_extract(tar: tarfile.TarFile, dest: Path) -> None:
 
 
 # -- licence-gated datasets ---------------------------------------------------------------------------------
+
 
 def _ijb_help(name: str) -> str:
     upper, lower = name.upper(), name.lower()

@@ -24,8 +24,9 @@ brightness_contrast   contrast, brightness [sign +1/-1]              0.8, 30.0  
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -204,29 +205,56 @@ def _draw_sign(rng, shape, box):
 DEGRADATIONS: dict[str, Degradation] = {
     d.name: d
     for d in (
-        Degradation("gaussian_blur", gaussian_blur,
-                    {"light": {"sigma": 1.0}, "medium": {"sigma": 2.0}, "strong": {"sigma": 4.0}},
-                    summary="out-of-focus blur"),
-        Degradation("motion_blur", motion_blur,
-                    {"light": {"length": 5}, "medium": {"length": 9}, "strong": {"length": 15}},
-                    _draw_angle, "linear motion blur, angle uniform in 0..179 degrees"),
-        Degradation("downscale", downscale,
-                    {"light": {"factor": 2}, "medium": {"factor": 4}, "strong": {"factor": 8}},
-                    summary="low resolution (down then up)"),
-        Degradation("jpeg", jpeg,
-                    {"light": {"quality": 40}, "medium": {"quality": 20}, "strong": {"quality": 10}},
-                    summary="JPEG re-compression"),
-        Degradation("gaussian_noise", gaussian_noise,
-                    {"light": {"sigma": 5.0}, "medium": {"sigma": 10.0}, "strong": {"sigma": 20.0}},
-                    _draw_seed, "additive white gaussian noise"),
-        Degradation("occlusion", occlusion,
-                    {"light": {"fraction": 0.10}, "medium": {"fraction": 0.25}, "strong": {"fraction": 0.40}},
-                    _draw_occluder, "black rectangle over part of the face box"),
-        Degradation("brightness_contrast", brightness_contrast,
-                    {"light": {"contrast": 0.8, "brightness": 30.0},
-                     "medium": {"contrast": 0.6, "brightness": 60.0},
-                     "strong": {"contrast": 0.4, "brightness": 90.0}},
-                    _draw_sign, "lower contrast and a brighter or darker exposure"),
+        Degradation(
+            "gaussian_blur",
+            gaussian_blur,
+            {"light": {"sigma": 1.0}, "medium": {"sigma": 2.0}, "strong": {"sigma": 4.0}},
+            summary="out-of-focus blur",
+        ),
+        Degradation(
+            "motion_blur",
+            motion_blur,
+            {"light": {"length": 5}, "medium": {"length": 9}, "strong": {"length": 15}},
+            _draw_angle,
+            "linear motion blur, angle uniform in 0..179 degrees",
+        ),
+        Degradation(
+            "downscale",
+            downscale,
+            {"light": {"factor": 2}, "medium": {"factor": 4}, "strong": {"factor": 8}},
+            summary="low resolution (down then up)",
+        ),
+        Degradation(
+            "jpeg",
+            jpeg,
+            {"light": {"quality": 40}, "medium": {"quality": 20}, "strong": {"quality": 10}},
+            summary="JPEG re-compression",
+        ),
+        Degradation(
+            "gaussian_noise",
+            gaussian_noise,
+            {"light": {"sigma": 5.0}, "medium": {"sigma": 10.0}, "strong": {"sigma": 20.0}},
+            _draw_seed,
+            "additive white gaussian noise",
+        ),
+        Degradation(
+            "occlusion",
+            occlusion,
+            {"light": {"fraction": 0.10}, "medium": {"fraction": 0.25}, "strong": {"fraction": 0.40}},
+            _draw_occluder,
+            "black rectangle over part of the face box",
+        ),
+        Degradation(
+            "brightness_contrast",
+            brightness_contrast,
+            {
+                "light": {"contrast": 0.8, "brightness": 30.0},
+                "medium": {"contrast": 0.6, "brightness": 60.0},
+                "strong": {"contrast": 0.4, "brightness": 90.0},
+            },
+            _draw_sign,
+            "lower contrast and a brighter or darker exposure",
+        ),
     )
 }
 

@@ -10,7 +10,7 @@ detector (OpenCV YuNet) and dlib stay on the CPU.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from .errors import DeviceError, MissingDependencyError
 
@@ -71,12 +71,16 @@ def check_device(device: str, *, torch: bool = False) -> None:
 
     available = ort.get_available_providers()
     if CUDA_PROVIDER not in available:
-        raise DeviceError(f"--device cuda: onnxruntime has no {CUDA_PROVIDER} (providers: {', '.join(available)}); "
-                          f"install the GPU build: pip install 'fiqa-bench[gpu]' (onnxruntime-gpu, replacing "
-                          f"onnxruntime), on a machine with an NVIDIA GPU and CUDA")
+        raise DeviceError(
+            f"--device cuda: onnxruntime has no {CUDA_PROVIDER} (providers: {', '.join(available)}); "
+            f"install the GPU build: pip install 'fiqa-bench[gpu]' (onnxruntime-gpu, replacing "
+            f"onnxruntime), on a machine with an NVIDIA GPU and CUDA"
+        )
     if not _cuda_device_present():
-        raise DeviceError("--device cuda: onnxruntime-gpu is installed but no NVIDIA GPU is visible "
-                          "(nvidia-smi finds none); use --device cpu")
+        raise DeviceError(
+            "--device cuda: onnxruntime-gpu is installed but no NVIDIA GPU is visible "
+            "(nvidia-smi finds none); use --device cpu"
+        )
 
 
 def _cuda_device_present() -> bool:

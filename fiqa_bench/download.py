@@ -11,7 +11,6 @@ import hashlib
 import http.client
 import json
 import os
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -32,8 +31,9 @@ def sha256_of(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def download(url: str, dest: str | os.PathLike, sha256: str | None, *, progress: bool = True,
-             timeout: float = 60) -> Path:
+def download(
+    url: str, dest: str | os.PathLike, sha256: str | None, *, progress: bool = True, timeout: float = 60
+) -> Path:
     """Stream ``url`` to ``dest``; verify ``sha256`` (when given) before the file appears at ``dest``.
 
     Raises :class:`DownloadError` (HTTP error, no connection, transfer shorter than Content-Length) or
@@ -51,8 +51,18 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None, *, progress:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 header = response.headers.get("Content-Length")
                 total = int(header) if header and header.isdigit() else None
-                with open(tmp, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                                                  desc=dest.name, disable=not progress, leave=False) as bar:
+                with (
+                    open(tmp, "wb") as out,
+                    tqdm(
+                        total=total,
+                        unit="B",
+                        unit_scale=True,
+                        unit_divisor=1024,
+                        desc=dest.name,
+                        disable=not progress,
+                        leave=False,
+                    ) as bar,
+                ):
                     while True:
                         block = response.read(CHUNK)
                         if not block:
@@ -65,9 +75,8 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None, *, progress:
             raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
         except urllib.error.URLError as exc:
             raise DownloadError(f"{url}: cannot connect ({exc.reason})") from exc
-        except (http.client.HTTPException, socket.timeout, TimeoutError, ConnectionError, OSError) as exc:
-            raise DownloadError(f"{url}: transfer failed after {received} bytes ({type(exc).__name__}: {exc})") \
-                from exc
+        except (http.client.HTTPException, TimeoutError, ConnectionError, OSError) as exc:
+            raise DownloadError(f"{url}: transfer failed after {received} bytes ({type(exc).__name__}: {exc})") from exc
         if total is not None and received != total:
             raise DownloadError(f"{url}: transfer interrupted: got {received} of {total} bytes")
         got = digest.hexdigest()
@@ -77,6 +86,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None, *, progress:
 
 
 # -- finding weights -----------------------------------------------------------------------------------------
+
 
 def _stamp_path(path: Path) -> Path:
     key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
@@ -174,8 +184,9 @@ def resolve_weights(weights: Weights, *, progress: bool = True) -> Path:
     if cached.is_file():
         return verify_local(cached, weights.sha256)
     if not weights.url:
-        raise DownloadError(f"{weights.filename} is not available locally and has no download URL.\n"
-                            + manual_instructions(weights))
+        raise DownloadError(
+            f"{weights.filename} is not available locally and has no download URL.\n" + manual_instructions(weights)
+        )
     try:
         download(weights.url, cached, weights.sha256, progress=progress)
     except (DownloadError, ChecksumError) as exc:

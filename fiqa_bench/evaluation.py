@@ -25,10 +25,10 @@ import pandas as pd
 
 from .api import check_scores
 from .benchmark import Benchmark
-from .metrics.base import MetricOptions, PairData, get_metric
-from .metrics.edc import pair_quality as combine_pair_quality
 from .executors import Executor, LocalExecutor, StageContext
 from .executors.base import cache_root_of_driver
+from .metrics.base import MetricOptions, PairData, get_metric
+from .metrics.edc import pair_quality as combine_pair_quality
 from .stages import Skipped, call_adapter, scores_run_embeddings
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,9 @@ def _l2(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(n, 1e-12)
 
 
-def template_features(groups: np.ndarray, media: np.ndarray, rows: np.ndarray, emb: np.ndarray,
-                      quality: np.ndarray | None, selection: str) -> tuple[np.ndarray, np.ndarray]:
+def template_features(
+    groups: np.ndarray, media: np.ndarray, rows: np.ndarray, emb: np.ndarray, quality: np.ndarray | None, selection: str
+) -> tuple[np.ndarray, np.ndarray]:
     """(sorted group ids, L2-normalised features) from the embeddings ``emb`` of the kept ``rows``.
 
     * ``top1``: the one kept image's embedding;
@@ -128,8 +129,9 @@ def template_features(groups: np.ndarray, media: np.ndarray, rows: np.ndarray, e
     return pool_templates(feats, g, None, mode="mean", weights=weights)
 
 
-def template_quality(groups: np.ndarray, rows: np.ndarray, quality: np.ndarray, selection: str,
-                     template_ids: np.ndarray) -> np.ndarray:
+def template_quality(
+    groups: np.ndarray, rows: np.ndarray, quality: np.ndarray, selection: str, template_ids: np.ndarray
+) -> np.ndarray:
     """The quality of each template as EDC sees it, from the images kept for it: top1 the kept image's quality,
     topk the mean of the kept images', weighted and all the best image's (float64, NaN without quality)."""
     g = np.asarray(groups, dtype=np.int64)[rows]
@@ -149,8 +151,14 @@ def _pairs_present(gids: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray
     return np.isin(a, gids) & np.isin(b, gids)
 
 
-def compare(bench: Benchmark, rows: np.ndarray, emb: np.ndarray, quality: np.ndarray | None, selection: str,
-            pair_quality_mode: str = "min") -> tuple[PairData, dict[str, np.ndarray], int]:
+def compare(
+    bench: Benchmark,
+    rows: np.ndarray,
+    emb: np.ndarray,
+    quality: np.ndarray | None,
+    selection: str,
+    pair_quality_mode: str = "min",
+) -> tuple[PairData, dict[str, np.ndarray], int]:
     """Template features of the kept rows, then scores and pair quality of every listed pair whose two sides
     have a feature. Returns (pair data, per-template arrays for the raw file, pairs dropped)."""
     from .pairscore import pair_scores
@@ -188,10 +196,18 @@ def compare(bench: Benchmark, rows: np.ndarray, emb: np.ndarray, quality: np.nda
         labels=pairs["label"].to_numpy(np.int8)[present],
         folds=pairs["fold"].to_numpy(np.int64)[present],
         quality=pq,
-        a=a, b=b, subject_a=t_subject[pos_a], subject_b=t_subject[pos_b], quality_codes=codes,
+        a=a,
+        b=b,
+        subject_a=t_subject[pos_a],
+        subject_b=t_subject[pos_b],
+        quality_codes=codes,
     )
-    templates = {"template_ids": gids, "template_quality": tq, "template_subject": t_subject,
-                 "subjects": np.asarray(subject_names, dtype=str)}
+    templates = {
+        "template_ids": gids,
+        "template_quality": tq,
+        "template_subject": t_subject,
+        "subjects": np.asarray(subject_names, dtype=str),
+    }
     return data, templates, int((~present).sum())
 
 
@@ -210,8 +226,9 @@ def measure(data: PairData, keys, options: MetricOptions) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ run
-def score(method: Any, who: str, n: int, executor: Executor, skipped: dict[int, Skipped],
-          embed_all=None) -> tuple[np.ndarray, dict]:
+def score(
+    method: Any, who: str, n: int, executor: Executor, skipped: dict[int, Skipped], embed_all=None
+) -> tuple[np.ndarray, dict]:
     """Quality of every image (NaN where skipped), computed by ``executor``'s quality stage. ``embed_all``: for a
     method on the run's own FR features (``score_embeddings``), a function returning every image's embedding
     (the executor's embed stage); the method then scores them here, in the driver."""
@@ -231,9 +248,19 @@ def score(method: Any, who: str, n: int, executor: Executor, skipped: dict[int, 
     return values[:, 0], counts
 
 
-def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalOptions, *,
-             backbone_name: str = "backbone", method_name: str = "method", method_cache_identity: str | None = None,
-             dataset_id: str | None = None, executor: Executor | None = None, device: str = "cpu") -> Evaluation:
+def evaluate(
+    bench: Benchmark,
+    backbone: Any,
+    method: Any | None,
+    options: EvalOptions,
+    *,
+    backbone_name: str = "backbone",
+    method_name: str = "method",
+    method_cache_identity: str | None = None,
+    dataset_id: str | None = None,
+    executor: Executor | None = None,
+    device: str = "cpu",
+) -> Evaluation:
     """Run one evaluation of ``method`` (None: no quality method) with ``backbone`` on ``bench``.
 
     The method scores every image whenever it is given (single-image protocols too: EDC needs the quality of
@@ -249,9 +276,16 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
     if dataset_id is None:
         dataset_id = f"{bench.name}-{bench.fingerprint()['faces_sha256'][:16]}"
     executor = executor if executor is not None else LocalExecutor()
-    ctx = StageContext(options=options, dataset_id=dataset_id, method_cache_identity=method_cache_identity,
-                       backbone_name=backbone_name, method_name=method_name, device=device,
-                       cache_root=cache_root_of_driver(), run_id=uuid.uuid4().hex)
+    ctx = StageContext(
+        options=options,
+        dataset_id=dataset_id,
+        method_cache_identity=method_cache_identity,
+        backbone_name=backbone_name,
+        method_name=method_name,
+        device=device,
+        cache_root=cache_root_of_driver(),
+        run_id=uuid.uuid4().hex,
+    )
     skipped: dict[int, Skipped] = {}
     who_b = f"backbone {backbone_name!r}"
     quality = None
@@ -264,8 +298,11 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
             who = f"quality method {method_name!r}"
             log.info("score: %s on %d images (%s)", who, n, executor.describe())
             t = time.perf_counter()
-            embed_all = ((lambda: executor.stage("embed", np.arange(n), skipped))
-                         if scores_run_embeddings(method, backbone) else None)
+            embed_all = (
+                (lambda: executor.stage("embed", np.arange(n), skipped))
+                if scores_run_embeddings(method, backbone)
+                else None
+            )
             quality, counts_q = score(method, who, n, executor, skipped, embed_all)
             timings["quality_s"] = time.perf_counter() - t
 
@@ -273,14 +310,20 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
         available[list(skipped)] = False
         if quality is not None:
             available &= np.isfinite(quality)
-        kept = select(groups, np.nan_to_num(quality, nan=-np.inf) if quality is not None else np.zeros(n),
-                      available, options.selection, options.k)
+        kept = select(
+            groups,
+            np.nan_to_num(quality, nan=-np.inf) if quality is not None else np.zeros(n),
+            available,
+            options.selection,
+            options.k,
+        )
         log.info("select: %s kept %d of %d images (%d skipped)", options.selection, len(kept), n, len(skipped))
         t = time.perf_counter()
         emb, n_embedded_new = executor.stage("embed", kept, skipped)
         timings["embed_s"] = time.perf_counter() - t
-        log.info("embed: %s embedded %d images (%d new) in %.1f s", who_b, len(kept), n_embedded_new,
-                 timings["embed_s"])
+        log.info(
+            "embed: %s embedded %d images (%d new) in %.1f s", who_b, len(kept), n_embedded_new, timings["embed_s"]
+        )
         seen = executor.report()
     finally:
         executor.close()
@@ -288,12 +331,18 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
     ok = np.isfinite(emb).all(axis=1)
     rows_ok, emb = kept[ok], emb[ok]
     t = time.perf_counter()
-    data, templates, dropped = compare(bench, rows_ok, emb, quality, options.selection,
-                                       options.metric_options.pair_quality)
+    data, templates, dropped = compare(
+        bench, rows_ok, emb, quality, options.selection, options.metric_options.pair_quality
+    )
     timings["pair_scores_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    log.info("compare: %d pairs scored (%d genuine, %d impostor), %d dropped", data.scores.shape[0],
-             data.n_genuine, data.n_impostor, dropped)
+    log.info(
+        "compare: %d pairs scored (%d genuine, %d impostor), %d dropped",
+        data.scores.shape[0],
+        data.n_genuine,
+        data.n_impostor,
+        dropped,
+    )
     metrics = measure(data, bench.metrics, options.metric_options)
     timings["metrics_s"] = time.perf_counter() - t
     log.info("measure: %s in %.2f s", ", ".join(bench.metrics), timings["metrics_s"])
@@ -302,21 +351,27 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
         if options.reuse_bootstrap:
             from .replicate_store import bootstrap_reusing
 
-            done = bootstrap_reusing(data, metrics, options.metric_options, options.bootstrap,
-                                     progress=options.progress)
+            done = bootstrap_reusing(
+                data, metrics, options.metric_options, options.bootstrap, progress=options.progress
+            )
             metrics, reps, reused = done.metrics, done.replicates, done.reused
         else:
             from .uncertainty import bootstrap
 
-            metrics, reps = bootstrap(data, metrics, options.metric_options, options.bootstrap,
-                                      progress=options.progress)
+            metrics, reps = bootstrap(
+                data, metrics, options.metric_options, options.bootstrap, progress=options.progress
+            )
             reused = False
         boot_raw = {f"boot_{k}": v for k, v in reps.items()}
         timings["bootstrap_s"] = time.perf_counter() - t
         timings["bootstrap_reused"] = reused
-        log.info("bootstrap: B=%d over %d subjects in %.1f s (%s)", options.bootstrap.B,
-                 int(np.unique(np.r_[data.subject_a, data.subject_b]).size), timings["bootstrap_s"],
-                 "replicates reused from the cache" if reused else "computed")
+        log.info(
+            "bootstrap: B=%d over %d subjects in %.1f s (%s)",
+            options.bootstrap.B,
+            int(np.unique(np.r_[data.subject_a, data.subject_b]).size),
+            timings["bootstrap_s"],
+            "replicates reused from the cache" if reused else "computed",
+        )
 
     reasons: dict[str, int] = {}
     for s in skipped.values():
@@ -343,17 +398,31 @@ def evaluate(bench: Benchmark, backbone: Any, method: Any | None, options: EvalO
     counts["cache_shards_rejected"] = seen.shards_rejected()
     image_quality = quality.astype(np.float32) if quality is not None else np.full(n, np.nan, np.float32)
     raw = {
-        "pair_a": data.a, "pair_b": data.b, "pair_scores": data.scores, "pair_labels": data.labels,
-        "pair_folds": data.folds, "pair_quality": data.quality,
+        "pair_a": data.a,
+        "pair_b": data.b,
+        "pair_scores": data.scores,
+        "pair_labels": data.labels,
+        "pair_folds": data.folds,
+        "pair_quality": data.quality,
         **templates,
-        "kept_rows": rows_ok.astype(np.int64), "kept_group": groups[rows_ok],
-        "kept_quality": image_quality[rows_ok], "kept_paths": faces["path"].astype(str).to_numpy()[rows_ok],
-        "image_quality": image_quality, "image_group": groups,
+        "kept_rows": rows_ok.astype(np.int64),
+        "kept_group": groups[rows_ok],
+        "kept_quality": image_quality[rows_ok],
+        "kept_paths": faces["path"].astype(str).to_numpy()[rows_ok],
+        "image_quality": image_quality,
+        "image_group": groups,
         **boot_raw,
     }
     timings["evaluate_s"] = time.perf_counter() - t0
-    return Evaluation(metrics=metrics, counts=counts, timings=timings, pairs=data, raw=raw,
-                      detector=seen.detector, method_ran=quality is not None)
+    return Evaluation(
+        metrics=metrics,
+        counts=counts,
+        timings=timings,
+        pairs=data,
+        raw=raw,
+        detector=seen.detector,
+        method_ran=quality is not None,
+    )
 
 
 def pairdata_from_raw(raw) -> PairData:
@@ -362,5 +431,13 @@ def pairdata_from_raw(raw) -> PairData:
     t_subject = raw["template_subject"]
     a, b = raw["pair_a"], raw["pair_b"]
     pos_a, pos_b = template_rows(t_ids, a), template_rows(t_ids, b)
-    return PairData(scores=raw["pair_scores"], labels=raw["pair_labels"], folds=raw["pair_folds"],
-                    quality=raw["pair_quality"], a=a, b=b, subject_a=t_subject[pos_a], subject_b=t_subject[pos_b])
+    return PairData(
+        scores=raw["pair_scores"],
+        labels=raw["pair_labels"],
+        folds=raw["pair_folds"],
+        quality=raw["pair_quality"],
+        a=a,
+        b=b,
+        subject_a=t_subject[pos_a],
+        subject_b=t_subject[pos_b],
+    )

@@ -16,10 +16,25 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
-__all__ = ["Spec", "Num", "Text", "Flag", "Obj", "Map", "List", "Interval", "Anything", "ANY", "Deferred", "DEFERRED",
-           "field_path", "describe"]
+__all__ = [
+    "Spec",
+    "Num",
+    "Text",
+    "Flag",
+    "Obj",
+    "Map",
+    "List",
+    "Interval",
+    "Anything",
+    "ANY",
+    "Deferred",
+    "DEFERRED",
+    "field_path",
+    "describe",
+]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -117,14 +132,25 @@ class Num(Spec):
 
     json_type = (int, float)
 
-    def __init__(self, lo: float | None = None, hi: float | None = None, *, integer: bool = False,
-                 null: bool = False, open_lo: bool = False, open_hi: bool = False):
+    def __init__(
+        self,
+        lo: float | None = None,
+        hi: float | None = None,
+        *,
+        integer: bool = False,
+        null: bool = False,
+        open_lo: bool = False,
+        open_hi: bool = False,
+    ):
         self.lo, self.hi, self.integer, self.null = lo, hi, integer, null
         self.open_lo, self.open_hi = open_lo, open_hi
         if integer:
             self.json_type = int
-            self.noun = {(None, None): "an integer", (0, None): "a non-negative integer",
-                         (1, None): "a positive integer"}.get((lo, hi), f"an integer in [{lo}, {hi}]")
+            self.noun = {
+                (None, None): "an integer",
+                (0, None): "a non-negative integer",
+                (1, None): "a positive integer",
+            }.get((lo, hi), f"an integer in [{lo}, {hi}]")
         elif (lo, hi, open_lo, open_hi) == (0, 1, False, False):
             self.noun = "a fraction in [0, 1]"
         elif lo is not None and hi is not None:
@@ -197,8 +223,15 @@ class Map(Spec):
 
     json_type = dict
 
-    def __init__(self, value: Spec, *, key: Callable[[str], bool] | None = None, key_expected: str = "",
-                 noun: str = "an object", null: bool = False):
+    def __init__(
+        self,
+        value: Spec,
+        *,
+        key: Callable[[str], bool] | None = None,
+        key_expected: str = "",
+        noun: str = "an object",
+        null: bool = False,
+    ):
         self.value, self.key, self.key_expected, self.noun, self.null = value, key, key_expected, noun, null
 
     def _check(self, value: Any, path: str, out: list[str]) -> None:

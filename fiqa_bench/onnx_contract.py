@@ -48,15 +48,19 @@ def expected_metadata(input_size: int) -> dict[str, str]:
 
 def metadata(net: str, input_size: int, card_json: str) -> dict[str, str]:
     """Every metadata property an exported file carries (prefixed), ``card_json`` the training card as JSON."""
-    props = {"net": net, **expected_metadata(input_size),
-             "output": "sigmoid quality in (0, 1), shape (N, 1)", "training_card": card_json}
+    props = {
+        "net": net,
+        **expected_metadata(input_size),
+        "output": "sigmoid quality in (0, 1), shape (N, 1)",
+        "training_card": card_json,
+    }
     return {META_PREFIX + k: v for k, v in props.items()}
 
 
 def metadata_of_session(session: Any) -> dict[str, str]:
     """The ``fiqa_bench.*`` properties (prefix removed) of an onnxruntime session's model."""
     props = session.get_modelmeta().custom_metadata_map
-    return {k[len(META_PREFIX):]: v for k, v in props.items() if k.startswith(META_PREFIX)}
+    return {k[len(META_PREFIX) :]: v for k, v in props.items() if k.startswith(META_PREFIX)}
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -67,4 +71,3 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     opts.log_severity_level = 3
     session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     return metadata_of_session(session)
-

@@ -27,14 +27,27 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 #: Inputs of an operator that are constants of the operator rather than learned weights.
 _CONSTANT_INPUTS = {
-    "BatchNormalization": (3, 4), "Clip": (1, 2), "Reshape": (1,), "Pad": (1, 2), "Resize": (1, 2, 3),
-    "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqueeze": (1,), "Expand": (1,), "Tile": (1,),
-    "ReduceMean": (1,), "ReduceSum": (1,), "Gather": (1,), "Upsample": (1,), "ConstantOfShape": (0,),
+    "BatchNormalization": (3, 4),
+    "Clip": (1, 2),
+    "Reshape": (1,),
+    "Pad": (1, 2),
+    "Resize": (1, 2, 3),
+    "Slice": (1, 2, 3, 4),
+    "Squeeze": (1,),
+    "Unsqueeze": (1,),
+    "Expand": (1,),
+    "Tile": (1,),
+    "ReduceMean": (1,),
+    "ReduceSum": (1,),
+    "Gather": (1,),
+    "Upsample": (1,),
+    "ConstantOfShape": (0,),
 }
 #: Operators that pass a tensor through unchanged in value (followed back to the initializer they read).
 _PASS_THROUGH = ("Cast", "Identity")
@@ -50,8 +63,9 @@ def _onnx():
     except ImportError as exc:
         from .errors import MissingDependencyError
 
-        raise MissingDependencyError("counting ONNX costs needs the onnx package: pip install 'fiqa-bench[costs]'"
-                                     ) from exc
+        raise MissingDependencyError(
+            "counting ONNX costs needs the onnx package: pip install 'fiqa-bench[costs]'"
+        ) from exc
     return onnx
 
 
@@ -93,8 +107,12 @@ def count_parameters(graph) -> tuple[int, int]:
             name = producer[name].input[0]
         return name
 
-    constant = {source(node.input[i]) for node in graph.node for i in _CONSTANT_INPUTS.get(node.op_type, ())
-                if i < len(node.input) and node.input[i]}
+    constant = {
+        source(node.input[i])
+        for node in graph.node
+        for i in _CONSTANT_INPUTS.get(node.op_type, ())
+        if i < len(node.input) and node.input[i]
+    }
     params = sum(sizes[t.name] for t in graph.initializer if t.name not in constant and t.data_type in floats)
     return sum(sizes.values()), params
 
@@ -166,8 +184,10 @@ def count_macs(model, input_shape: Mapping[str, tuple[int, ...]] | tuple[int, ..
         try:
             shapes.update(_runtime_shapes(fixed, needed, input_shape))
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors name the node
-            raise ValueError(f"shapes of {needed[0]!r} and {len(needed) - 1} more values are not static and "
-                             f"onnxruntime could not run the graph ({type(exc).__name__}: {exc})") from None
+            raise ValueError(
+                f"shapes of {needed[0]!r} and {len(needed) - 1} more values are not static and "
+                f"onnxruntime could not run the graph ({type(exc).__name__}: {exc})"
+            ) from None
         shapes_from = "onnx shape inference + one onnxruntime run (shapes computed at run time)"
     macs = norm = 0
     for node in counted:
@@ -199,9 +219,14 @@ def onnx_costs(path: str | os.PathLike, input_shape: tuple[int, ...] | dict | No
     """
     model = read_model(path)
     values, params = count_parameters(model.graph)
-    out: dict[str, Any] = {"file": str(path), "file_bytes": Path(path).stat().st_size,
-                           "initializer_values": values, "parameters": params,
-                           "ops": sorted({n.op_type for n in model.graph.node}), "input_shape": None}
+    out: dict[str, Any] = {
+        "file": str(path),
+        "file_bytes": Path(path).stat().st_size,
+        "initializer_values": values,
+        "parameters": params,
+        "ops": sorted({n.op_type for n in model.graph.node}),
+        "input_shape": None,
+    }
     try:
         if input_shape is None:
             inputs = _graph_inputs(model.graph)
@@ -209,13 +234,20 @@ def onnx_costs(path: str | os.PathLike, input_shape: tuple[int, ...] | dict | No
                 raise ValueError(f"{len(inputs)} graph inputs; pass input_shape")
             dims = inputs[0].type.tensor_type.shape.dim
             if any(not d.HasField("dim_value") for d in list(dims)[1:]):
-                raise ValueError(f"input {inputs[0].name!r} has symbolic dimensions "
-                                 f"{[d.dim_param or '?' for d in dims]}; pass input_shape")
+                raise ValueError(
+                    f"input {inputs[0].name!r} has symbolic dimensions "
+                    f"{[d.dim_param or '?' for d in dims]}; pass input_shape"
+                )
             input_shape = {inputs[0].name: tuple([1] + [int(d.dim_value) for d in list(dims)[1:]])}
         macs, norm, shapes_from = count_macs(model, input_shape)
         shape = next(iter(input_shape.values())) if isinstance(input_shape, Mapping) else input_shape
-        out.update(macs=macs, norm_outputs=norm, macs_unavailable=None, shapes_from=shapes_from,
-                   input_shape=[int(d) for d in shape])
+        out.update(
+            macs=macs,
+            norm_outputs=norm,
+            macs_unavailable=None,
+            shapes_from=shapes_from,
+            input_shape=[int(d) for d in shape],
+        )
     except ValueError as exc:
         out.update(macs=None, norm_outputs=None, macs_unavailable=str(exc), shapes_from=None)
     return out

@@ -73,8 +73,9 @@ class Option:
         else:
             value = raw
         if self.choices and value not in self.choices:
-            raise OptionError(f"{who}: option {self.name!r} must be one of {', '.join(map(str, self.choices))}, "
-                              f"got {raw!r}")
+            raise OptionError(
+                f"{who}: option {self.name!r} must be one of {', '.join(map(str, self.choices))}, got {raw!r}"
+            )
         if self.min is not None and isinstance(value, (int, float)) and value < self.min:
             raise OptionError(f"{who}: option {self.name!r} must be >= {self.min:g}, got {raw!r}")
         return value

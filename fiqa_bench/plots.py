@@ -8,8 +8,8 @@ each method's theoretical best line and the pAUC limits; genuine/impostor score 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -18,8 +18,20 @@ from .metrics.edc import PAUC_LIMITS, edc
 from .metrics.verification import FPR_TARGETS, roc
 
 FIGURES = ("roc", "edc", "scores", "quality")
-_COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974",
-            "#64b5cd", "#1b1b1b", "#a1c9f4"]
+_COLOURS = [
+    "#4c72b0",
+    "#dd8452",
+    "#55a868",
+    "#c44e52",
+    "#8172b3",
+    "#937860",
+    "#da8bc3",
+    "#8c8c8c",
+    "#ccb974",
+    "#64b5cd",
+    "#1b1b1b",
+    "#a1c9f4",
+]
 
 
 def _figure(width: float = 6.4, height: float = 4.2):
@@ -98,8 +110,14 @@ def draw(runs: Iterable[tuple[str, dict]], folder: Path, stem: str) -> dict[str,
         if not (y.any() and np.isfinite(q[y]).all()):
             continue
         curve = edc(raw["pair_scores"][y], q[y], "fnm", start_error=0.05)
-        ax.step(curve.discard_fractions, curve.error_fractions, where="post", label=label, color=colours[label],
-                linewidth=1.2)
+        ax.step(
+            curve.discard_fractions,
+            curve.error_fractions,
+            where="post",
+            label=label,
+            color=colours[label],
+            linewidth=1.2,
+        )
         e0 = curve.start_error
         ax.plot([0, e0], [e0, 0], color=colours[label], linewidth=0.6, linestyle="--")
         drew = True
@@ -171,7 +189,7 @@ def _stamped(stamp: Path, digest: str, folder: Path, stem: str) -> dict[str, lis
                 return None
         except OSError:
             return None
-        out.setdefault(name[len(stem) + 2:].rsplit(".", 1)[0], []).append(path)
+        out.setdefault(name[len(stem) + 2 :].rsplit(".", 1)[0], []).append(path)
     return out or None
 
 

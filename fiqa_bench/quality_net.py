@@ -38,8 +38,11 @@ class ExportedQualityNet(QualityMethod):
     Subclasses set ``card`` (whose ``input.size`` is the crop side), ``BUNDLED`` (file name in
     ``methods/weights/``), ``MISSING_HINT`` (how to make the bundled file) and ``DEFAULT_BATCH``.
     """
-    OPTION_HELP = {"weights": "an ONNX file of this network (default: the bundled one)",
-                   "batch_size": "images per onnxruntime call"}
+
+    OPTION_HELP = {
+        "weights": "an ONNX file of this network (default: the bundled one)",
+        "batch_size": "images per onnxruntime call",
+    }
 
     BUNDLED: str = ""
     MISSING_HINT: str = ""
@@ -62,8 +65,10 @@ class ExportedQualityNet(QualityMethod):
         path = self.weights if self.weights is not None else bundled_weights_path(self.BUNDLED)
         if not path.is_file():
             if self.weights is None:
-                raise AdapterError(f"{self.card.name}: no bundled weights at {path} ({self.MISSING_HINT}); pass "
-                                   f"weights=PATH, an ONNX file written by `fiqa-bench train`")
+                raise AdapterError(
+                    f"{self.card.name}: no bundled weights at {path} ({self.MISSING_HINT}); pass "
+                    f"weights=PATH, an ONNX file written by `fiqa-bench train`"
+                )
             raise AdapterError(f"{self.card.name}: weights file not found: {path}")
         return path
 
@@ -79,12 +84,14 @@ class ExportedQualityNet(QualityMethod):
         expected = expected_metadata(self.size)
         wrong = {k: meta.get(k) for k, v in expected.items() if meta.get(k) != v}
         if wrong:
-            raise AdapterError(f"{name}: {path} was not exported for this method's input (metadata {wrong}, "
-                               f"expected {expected})")
+            raise AdapterError(
+                f"{name}: {path} was not exported for this method's input (metadata {wrong}, expected {expected})"
+            )
         names = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
         if names != ([INPUT_NAME], [OUTPUT_NAME]):
-            raise AdapterError(f"{name}: {path} has inputs/outputs {names}, expected ([{INPUT_NAME!r}], "
-                               f"[{OUTPUT_NAME!r}])")
+            raise AdapterError(
+                f"{name}: {path} has inputs/outputs {names}, expected ([{INPUT_NAME!r}], [{OUTPUT_NAME!r}])"
+            )
         self._sha256 = file_sha256(path)
         self._session = session
         return session
@@ -100,12 +107,13 @@ class ExportedQualityNet(QualityMethod):
             return np.zeros(0, dtype=np.float32)
         batch, s = np.asarray(images), self.size
         if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != (s, s, 3):
-            raise AdapterError(f"{self.card.name}: expected uint8 aligned crops (N, {s}, {s}, 3), "
-                               f"got {batch.dtype} {batch.shape}")
+            raise AdapterError(
+                f"{self.card.name}: expected uint8 aligned crops (N, {s}, {s}, 3), got {batch.dtype} {batch.shape}"
+            )
         session = self._load()
         out = []
         for start in range(0, len(batch), self.batch_size):
-            x = preprocess(batch[start:start + self.batch_size])
+            x = preprocess(batch[start : start + self.batch_size])
             out.append(np.asarray(session.run([OUTPUT_NAME], {INPUT_NAME: x})[0], dtype=np.float32).reshape(-1))
         return np.concatenate(out).astype(np.float32)
 

@@ -81,8 +81,7 @@ def _scan() -> dict[str, dict[str, Entry]]:
             dist = getattr(getattr(ep, "dist", None), "name", "") or ""
             if ep.name in found and found[ep.name].target != ep.value:
                 _load_failures[(kind, ep.name)] = (
-                    f"registered twice: {found[ep.name].target} ({found[ep.name].distribution}) and {ep.value} "
-                    f"({dist})"
+                    f"registered twice: {found[ep.name].target} ({found[ep.name].distribution}) and {ep.value} ({dist})"
                 )
                 continue
             found[ep.name] = Entry(kind, ep.name, ep.value, dist)

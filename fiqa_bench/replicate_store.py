@@ -79,8 +79,9 @@ def _update_array(h, name: str, value) -> None:
     h.update(arr.tobytes())
 
 
-def replicate_key(data: PairData, metrics: dict, options: MetricOptions, boot: BootstrapOptions,
-                  code: str | None = None) -> str:
+def replicate_key(
+    data: PairData, metrics: dict, options: MetricOptions, boot: BootstrapOptions, code: str | None = None
+) -> str:
     """sha256 (hex) of every input the replicates depend on (see the module docstring); ``code``: the bootstrap
     code's version, default :func:`code_version`."""
     h = hashlib.sha256(f"code {code if code is not None else code_version()}|".encode())
@@ -131,11 +132,15 @@ class ReplicateStore:
             info = json.loads(str(meta[()])) if meta is not None else {}
         except (ValueError, TypeError):
             info = {}
-        reps = {k[len("boot_"):]: v for k, v in arrays.items() if k.startswith("boot_")}
-        if (info.get("format") != STORE_FORMAT or info.get("key") != key or len(reps) != len(arrays)
-                or {k: tuple(v.shape) for k, v in reps.items()} != {k: tuple(s) for k, s in expected.items()}
-                or any(v.dtype != np.float64 for v in reps.values())
-                or info.get("sha256") != _checksum(key, reps)):
+        reps = {k[len("boot_") :]: v for k, v in arrays.items() if k.startswith("boot_")}
+        if (
+            info.get("format") != STORE_FORMAT
+            or info.get("key") != key
+            or len(reps) != len(arrays)
+            or {k: tuple(v.shape) for k, v in reps.items()} != {k: tuple(s) for k, s in expected.items()}
+            or any(v.dtype != np.float64 for v in reps.values())
+            or info.get("sha256") != _checksum(key, reps)
+        ):
             log.warning("bootstrap store: %s does not match its key or checksum; recomputing", path)
             return None
         return reps
@@ -153,8 +158,9 @@ class ReplicateStore:
             with atomic_path(self.path(key)) as tmp:
                 tmp.write_bytes(buf.getvalue())
         except (OSError, FiqaBenchError) as exc:
-            log.warning("bootstrap store: cannot write %s (%s); the next run computes the replicates again",
-                        self.path(key), exc)
+            log.warning(
+                "bootstrap store: cannot write %s (%s); the next run computes the replicates again", self.path(key), exc
+            )
             return False
         return True
 
@@ -175,12 +181,22 @@ def expected_shapes(metrics: dict, boot: BootstrapOptions) -> dict[str, tuple[in
     """{metric key: (B, columns)} of the replicates :func:`fiqa_bench.uncertainty.replicates` gives."""
     from .metrics.base import get_metric
 
-    return {k: (int(boot.B), len(get_metric(k).columns(v))) for k, v in metrics.items()
-            if isinstance(v, dict) and "unavailable" not in v}
+    return {
+        k: (int(boot.B), len(get_metric(k).columns(v)))
+        for k, v in metrics.items()
+        if isinstance(v, dict) and "unavailable" not in v
+    }
 
 
-def bootstrap_reusing(data: PairData, metrics: dict, options: MetricOptions, boot: BootstrapOptions, *,
-                      store: ReplicateStore | None = None, progress: bool = False) -> BootstrapResult:
+def bootstrap_reusing(
+    data: PairData,
+    metrics: dict,
+    options: MetricOptions,
+    boot: BootstrapOptions,
+    *,
+    store: ReplicateStore | None = None,
+    progress: bool = False,
+) -> BootstrapResult:
     """:func:`fiqa_bench.uncertainty.bootstrap` with the replicate store: the stored replicates when the entry
     for these exact inputs is whole, else computed (with a progress bar when ``progress``) and stored. ``store``
     None: the user cache's."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-
-import numpy as np
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .evaluation import measure, pairdata_from_raw
 from .metrics.base import MetricOptions, declared_options
@@ -57,8 +57,11 @@ def rescore(results_path: str | Path, *, progress: bool = False) -> list[str]:
     if B > 0:
         from .uncertainty import BootstrapOptions, bootstrap
 
-        boot = BootstrapOptions(B=B, level=float(record.config.get("bootstrap_level", 0.95)),
-                                seed=int(record.config.get("bootstrap_seed", 0)))
+        boot = BootstrapOptions(
+            B=B,
+            level=float(record.config.get("bootstrap_level", 0.95)),
+            seed=int(record.config.get("bootstrap_seed", 0)),
+        )
         metrics, reps = bootstrap(data, metrics, options, boot, progress=progress)
         for key, matrix in reps.items():
             stored = raw.get(f"boot_{key}")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import registry
 from .capabilities import check_capabilities
@@ -65,8 +66,7 @@ def check_method_options(name: str, options: dict[str, str], reserved: dict[str,
     takes = [n for n in _keyword_names(cls) if n not in (reserved or {})]
     for key in options:
         if reserved and key in reserved:
-            raise OptionError(f"method {name!r}: option {key!r} cannot be given with --method-option "
-                              f"({reserved[key]})")
+            raise OptionError(f"method {name!r}: option {key!r} cannot be given with --method-option ({reserved[key]})")
         if not _accepts(cls, key):
             close = difflib.get_close_matches(key, takes, n=1, cutoff=0.6)
             hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -119,8 +119,7 @@ def build_method(cfg: Any, backbone: Any):
         raise
     except (TypeError, ValueError) as exc:
         given = ", ".join(f"{k}={v}" for k, v in method_options.items())
-        raise OptionError(f"method {cfg.method!r} rejected its options ({given}): "
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise OptionError(f"method {cfg.method!r} rejected its options ({given}): {type(exc).__name__}: {exc}") from exc
 
 
 def typed_method_options(name: str, given: dict[str, str], mcls=None) -> dict[str, Any]:
@@ -152,8 +151,9 @@ def build_backbone(cfg: Any):
         if not cfg.backbone_options:
             raise
         given = ", ".join(f"{k}={v}" for k, v in cfg.backbone_options)
-        raise OptionError(f"backbone {cfg.backbone!r} rejected its options ({given}): "
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise OptionError(
+            f"backbone {cfg.backbone!r} rejected its options ({given}): {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 @dataclasses.dataclass(frozen=True)

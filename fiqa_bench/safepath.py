@@ -35,9 +35,13 @@ def name_problem(rel: str) -> str | None:
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -67,8 +71,14 @@ def _realpath(full: Path, real_dirs: dict[str, str] | None) -> str:
     return os.path.join(real_folder, name)
 
 
-def resolve(root: str | os.PathLike, rel: str, *, follow_symlinks: bool = False,
-            real_root: str | None = None, real_dirs: dict[str, str] | None = None) -> Path:
+def resolve(
+    root: str | os.PathLike,
+    rel: str,
+    *,
+    follow_symlinks: bool = False,
+    real_root: str | None = None,
+    real_dirs: dict[str, str] | None = None,
+) -> Path:
     """``root / rel`` once it is known to stay inside ``root``; raises :class:`UnsafePathError` otherwise.
 
     With ``follow_symlinks`` a link may point anywhere (the user said so); without, the fully resolved path
@@ -85,8 +95,11 @@ def resolve(root: str | os.PathLike, rel: str, *, follow_symlinks: bool = False,
         real_root = real_root or os.path.realpath(root)
         real = _realpath(full, real_dirs)
         if not _inside(real_root, real):
-            raise UnsafePathError(full, f"a symbolic link leads outside the benchmark folder {root} (to {real}); "
-                                        f"pass --follow-symlinks to allow it")
+            raise UnsafePathError(
+                full,
+                f"a symbolic link leads outside the benchmark folder {root} (to {real}); "
+                f"pass --follow-symlinks to allow it",
+            )
     return full
 
 
@@ -95,7 +108,9 @@ def read_regular(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_IMAGE_BYT
     return read_regular_stat(path, max_bytes)[0]
 
 
-def read_regular_stat(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> tuple[bytes, os.stat_result]:
+def read_regular_stat(
+    path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+) -> tuple[bytes, os.stat_result]:
     """:func:`read_regular`, with the ``fstat`` of the descriptor read: the identity (size, mtime) of exactly the
     bytes returned, so a cache key needs no second ``stat``."""
     try:
@@ -111,8 +126,9 @@ def read_regular_stat(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_IMAG
             raise ImageError(path, "is a directory, not an image file")
         raise ImageError(path, f"is {_kind(st.st_mode)}, not a regular file: not read")
     if st.st_size > max_bytes:
-        raise ImageError(path, f"file is {st.st_size} bytes, over the {max_bytes}-byte limit per image "
-                               f"(--max-image-bytes)")
+        raise ImageError(
+            path, f"file is {st.st_size} bytes, over the {max_bytes}-byte limit per image (--max-image-bytes)"
+        )
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
@@ -139,4 +155,3 @@ def read_regular_stat(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_IMAG
     if len(data) > max_bytes:
         raise ImageError(path, f"file grew past the {max_bytes}-byte limit per image while being read")
     return data, fst
-

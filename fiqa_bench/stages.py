@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -42,8 +43,7 @@ def call_adapter(who: str, fn: Callable, arg: Any, where: str = "") -> Any:
 def scores_run_embeddings(method: Any, backbone: Any) -> bool:
     """True for a method that scores the run's own FR embeddings (``score_embeddings``, built on the run's
     backbone): the runner then feeds it embeddings from its cache."""
-    return (callable(getattr(method, "score_embeddings", None))
-            and getattr(method, "backbone", None) is backbone)
+    return callable(getattr(method, "score_embeddings", None)) and getattr(method, "backbone", None) is backbone
 
 
 # ----------------------------------------------------------------------------------------------- faces
@@ -58,8 +58,9 @@ LANDMARK_MARGIN = 0.25  # landmarks may lie this fraction of the image's width/h
 MIN_EYE_DISTANCE = 2.0  # pixels: closer eyes are a collapsed landmark set, not a face
 
 
-def landmark_problem(landmarks: np.ndarray, shape: tuple, margin: float = LANDMARK_MARGIN,
-                     min_eye_distance: float = MIN_EYE_DISTANCE) -> tuple[str, str] | None:
+def landmark_problem(
+    landmarks: np.ndarray, shape: tuple, margin: float = LANDMARK_MARGIN, min_eye_distance: float = MIN_EYE_DISTANCE
+) -> tuple[str, str] | None:
     """(category, detail) when five landmarks cannot describe a face in an image of ``shape``, else None.
 
     A landmark set is usable when all 10 numbers are finite, every point lies inside the image widened by
@@ -73,13 +74,17 @@ def landmark_problem(landmarks: np.ndarray, shape: tuple, margin: float = LANDMA
     out = (lm[:, 0] < lo_x) | (lm[:, 0] > hi_x) | (lm[:, 1] < lo_y) | (lm[:, 1] > hi_y)
     if out.any():
         i = int(np.flatnonzero(out)[0])
-        return ("landmarks outside the image",
-                f"landmark {i + 1} at ({lm[i, 0]:.6g}, {lm[i, 1]:.6g}) is outside the {w}x{h} image "
-                f"(allowed: {margin:g} x its size beyond each border)")
+        return (
+            "landmarks outside the image",
+            f"landmark {i + 1} at ({lm[i, 0]:.6g}, {lm[i, 1]:.6g}) is outside the {w}x{h} image "
+            f"(allowed: {margin:g} x its size beyond each border)",
+        )
     eyes = float(np.hypot(*(lm[0] - lm[1])))
     if eyes < min_eye_distance:
-        return ("landmarks collapsed", f"the eyes are {eyes:.3g} px apart (< {min_eye_distance:g} px): "
-                                       f"a degenerate landmark set")
+        return (
+            "landmarks collapsed",
+            f"the eyes are {eyes:.3g} px apart (< {min_eye_distance:g} px): a degenerate landmark set",
+        )
     return None
 
 
@@ -95,8 +100,17 @@ class FaceSource:
 
     DET_WIDTH = 15  # box (4), landmarks (10), score (1); NaN row = no face found
 
-    def __init__(self, bench: Benchmark, detector: str, on_bad_image: str, on_no_face: str, workers: int, *,
-                 follow_symlinks: bool = False, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES):
+    def __init__(
+        self,
+        bench: Benchmark,
+        detector: str,
+        on_bad_image: str,
+        on_no_face: str,
+        workers: int,
+        *,
+        follow_symlinks: bool = False,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    ):
         self.bench = bench
         self.detector_name = detector
         self.on_bad_image = on_bad_image
@@ -157,8 +171,15 @@ class FaceSource:
         if self.on_no_face == "center":
             with self._lock:
                 self.fallback_rows.add(row)
-            return Face(image=image, landmarks=fallback_landmarks(image.shape), box=None, path=rel,
-                        detected=False, fallback=True, stat=stat)
+            return Face(
+                image=image,
+                landmarks=fallback_landmarks(image.shape),
+                box=None,
+                path=rel,
+                detected=False,
+                fallback=True,
+                stat=stat,
+            )
         if self.on_no_face == "skip":
             return Skipped(row, rel, category)
         raise NoFaceError(full, f"{detail} (use --on-no-face skip or center to go on)")
@@ -174,8 +195,13 @@ class FaceSource:
         from .faces.io import decode_image
 
         rel = self.paths[row]
-        full = resolve(self.bench.root, rel, follow_symlinks=self.follow_symlinks,
-                       real_root=self.real_root, real_dirs=self._real_dirs)  # UnsafePathError: never skipped
+        full = resolve(
+            self.bench.root,
+            rel,
+            follow_symlinks=self.follow_symlinks,
+            real_root=self.real_root,
+            real_dirs=self._real_dirs,
+        )  # UnsafePathError: never skipped
         try:
             data, st = read_regular_stat(full, self.max_image_bytes)
             image = decode_image(data, full)
@@ -194,8 +220,12 @@ class FaceSource:
         h, w = hw[:, 0:1], hw[:, 1:2]
         m = self.margin
         with np.errstate(invalid="ignore"):
-            out = ((lm[:, :, 0] < -m * w) | (lm[:, :, 0] > (1 + m) * w)
-                   | (lm[:, :, 1] < -m * h) | (lm[:, :, 1] > (1 + m) * h)).any(axis=1)
+            out = (
+                (lm[:, :, 0] < -m * w)
+                | (lm[:, :, 0] > (1 + m) * w)
+                | (lm[:, :, 1] < -m * h)
+                | (lm[:, :, 1] > (1 + m) * h)
+            ).any(axis=1)
         return self.given_ok[idx] & ~out & self._eyes_ok[idx]
 
     def _detected(self, row: int, rel: str, full, image, stat):
@@ -220,8 +250,15 @@ class FaceSource:
         problem = landmark_problem(hit[4:14], image.shape, self.margin)
         if problem is not None:
             return self._bad_landmarks(row, rel, full, image, problem, stat)
-        return Face(image=image, landmarks=hit[4:14].reshape(5, 2), box=hit[:4], path=rel, detected=True,
-                    fallback=False, stat=stat)
+        return Face(
+            image=image,
+            landmarks=hit[4:14].reshape(5, 2),
+            box=hit[:4],
+            path=rel,
+            detected=True,
+            fallback=False,
+            stat=stat,
+        )
 
     def _load_chunk(self, rows: list[int]) -> list:
         """Faces (or Skipped) of ``rows``, in order, in one worker call: read and decode each file (C code that
@@ -235,10 +272,12 @@ class FaceSource:
                 out.append(self._read(row))
             except FiqaBenchError as exc:
                 out.append(exc)
-        given = [i for i, (row, item) in enumerate(zip(rows, out))
-                 if isinstance(item, tuple) and not self.given_none[row]]
-        ok: np.ndarray | list[bool] = (self._given_ok([rows[i] for i in given], [out[i][2].shape for i in given])
-                                       if given else [])
+        given = [
+            i for i, (row, item) in enumerate(zip(rows, out)) if isinstance(item, tuple) and not self.given_none[row]
+        ]
+        ok: np.ndarray | list[bool] = (
+            self._given_ok([rows[i] for i in given], [out[i][2].shape for i in given]) if given else []
+        )
         verdict = dict(zip(given, ok))
         result: list = []
         for i, (row, item) in enumerate(zip(rows, out)):
@@ -251,13 +290,32 @@ class FaceSource:
             if i not in verdict:
                 result.append(self._detected(row, rel, full, image, stat))
             elif verdict[i]:
-                result.append(Face(image=image, landmarks=self.given[row], box=None, path=rel, detected=False,
-                                   fallback=False, stat=stat))
+                result.append(
+                    Face(
+                        image=image,
+                        landmarks=self.given[row],
+                        box=None,
+                        path=rel,
+                        detected=False,
+                        fallback=False,
+                        stat=stat,
+                    )
+                )
             else:
                 problem = landmark_problem(self.given[row], image.shape, self.margin)
-                result.append(self._bad_landmarks(row, rel, full, image, problem, stat) if problem is not None
-                              else Face(image=image, landmarks=self.given[row], box=None, path=rel,
-                                        detected=False, fallback=False, stat=stat))
+                result.append(
+                    self._bad_landmarks(row, rel, full, image, problem, stat)
+                    if problem is not None
+                    else Face(
+                        image=image,
+                        landmarks=self.given[row],
+                        box=None,
+                        path=rel,
+                        detected=False,
+                        fallback=False,
+                        stat=stat,
+                    )
+                )
         return result
 
     def _load_one(self, row: int):

@@ -18,16 +18,29 @@ something valid remains (2, as for any data error, when nothing does). JSON file
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from .costs import COSTS_FILE
 from .errors import BadResultsFile, FiqaBenchError
 from .results import RunRecord, raw_path, read_raw, read_results_json
 
-__all__ = ["Skipped", "LoadedRun", "load_runs", "load_file", "json_files", "comparable_key", "pairing_key",
-           "selection_label", "method_label", "options_text", "option_value", "null_reason"]
+__all__ = [
+    "Skipped",
+    "LoadedRun",
+    "load_runs",
+    "load_file",
+    "json_files",
+    "comparable_key",
+    "pairing_key",
+    "selection_label",
+    "method_label",
+    "options_text",
+    "option_value",
+    "null_reason",
+]
 
 
 @dataclass(frozen=True)
@@ -67,7 +80,7 @@ class LoadedRun:
     suffix: str = ""
 
     @classmethod
-    def from_json(cls, obj: Any, path: str | Path) -> "LoadedRun":
+    def from_json(cls, obj: Any, path: str | Path) -> LoadedRun:
         """Validate a parsed results file; raises :class:`BadResultsFile` naming the first bad field."""
         try:
             return cls(Path(path), RunRecord.from_json(obj, str(path)))
@@ -130,7 +143,7 @@ def load_file(path: Path, *, on_bad: OnBad | None = None) -> LoadedRun | None:
 def _raw_loads(run: LoadedRun, on_bad: OnBad | None) -> bool:
     """Whether the run's ``.npz`` reads and matches its record; a bad one makes the run a bad file."""
     try:
-        run.raw
+        _ = run.raw  # the property reads the .npz and checks it against the record
     except FiqaBenchError as exc:
         if on_bad is None:
             raise
@@ -139,8 +152,9 @@ def _raw_loads(run: LoadedRun, on_bad: OnBad | None) -> bool:
     return True
 
 
-def load_runs(paths: Iterable[str | Path], *, on_bad: OnBad | None = None, require_raw: bool = False,
-              exclude: Path | None = None) -> list[LoadedRun]:
+def load_runs(
+    paths: Iterable[str | Path], *, on_bad: OnBad | None = None, require_raw: bool = False, exclude: Path | None = None
+) -> list[LoadedRun]:
     """The runs in ``paths`` (results files, or folders searched recursively), each file once, in order.
 
     ``require_raw``: every run comes with its ``.npz`` (compare): a valid results file without one in a folder is
@@ -181,8 +195,15 @@ def comparable_key(record: RunRecord) -> tuple[str, ...]:
     comparison): the protocol with its version and its pair and face lists, the FR backbone with its weights, and
     the selection."""
     p, b = record.protocol, record.backbone
-    return (p["name"], p["version"], p.get("pairs_sha256") or "", p.get("faces_sha256") or "", b["name"],
-            b.get("weights_sha256") or "", selection_label(record))
+    return (
+        p["name"],
+        p["version"],
+        p.get("pairs_sha256") or "",
+        p.get("faces_sha256") or "",
+        b["name"],
+        b.get("weights_sha256") or "",
+        selection_label(record),
+    )
 
 
 #: Settings two runs compared resample by resample may differ in: the method, its options and its seed.
@@ -204,8 +225,9 @@ def option_value(key: str, value: Any, files: Mapping[str, str]) -> str:
     return text
 
 
-def options_text(options: Mapping[str, Any], files: Mapping[str, str], keys: Iterable[str] | None = None,
-                 with_sha256: bool = False) -> str:
+def options_text(
+    options: Mapping[str, Any], files: Mapping[str, str], keys: Iterable[str] | None = None, with_sha256: bool = False
+) -> str:
     """``key=value, ...`` of a method's options (``keys``: only these), sorted; files by base name, followed by
     their sha256 prefix when ``with_sha256``."""
     parts = []

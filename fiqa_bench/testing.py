@@ -42,8 +42,9 @@ import os
 import pickle
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -113,7 +114,7 @@ def _canonical_face(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     cv2.ellipse(img, (112, 70), (92, 62), 0, 180, 360, hair.tolist(), -1)
     cv2.ellipse(mask, (112, 70), (92, 62), 0, 180, 360, 1.0, -1)
     dark = (skin * 0.35).tolist()
-    for (ex, ey) in pts[:2]:
+    for ex, ey in pts[:2]:
         c = (int(round(ex)), int(round(ey)))
         cv2.ellipse(img, c, (15, 7), 0, 0, 360, (235, 235, 235), -1, cv2.LINE_AA)
         cv2.circle(img, c, 6, (rng.uniform(20, 90),) * 3, -1, cv2.LINE_AA)
@@ -123,8 +124,9 @@ def _canonical_face(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     cv2.ellipse(img, (int(nose[0]), int(nose[1]) + 4), (12, 5), 0, 0, 360, dark, -1, cv2.LINE_AA)
     (mx0, my0), (mx1, my1) = pts[3], pts[4]
     lips = (skin * np.array([0.55, 0.5, 0.85])).tolist()
-    cv2.ellipse(img, (int((mx0 + mx1) / 2), int((my0 + my1) / 2)), (int((mx1 - mx0) / 2), 8), 0, 0, 360, lips,
-                -1, cv2.LINE_AA)
+    cv2.ellipse(
+        img, (int((mx0 + mx1) / 2), int((my0 + my1) / 2)), (int((mx1 - mx0) / 2), 8), 0, 0, 360, lips, -1, cv2.LINE_AA
+    )
     return img, cv2.GaussianBlur(mask, (0, 0), 2.0)
 
 
@@ -145,8 +147,12 @@ def synthetic_faces(n: int = 8, seed: int = 0) -> list:
     for i in range(n):
         h, w = (int(v) for v in rng.integers(120, 221, size=2))
         kind = i % 6
-        background = (rng.uniform(70, 190) + 50 * _smooth_field(rng, h, w, 5, 1) + 20 * _smooth_field(rng, h, w, 4, 3)
-                      + 8 * _smooth_field(rng, h, w, 30, 3))
+        background = (
+            rng.uniform(70, 190)
+            + 50 * _smooth_field(rng, h, w, 5, 1)
+            + 20 * _smooth_field(rng, h, w, 4, 3)
+            + 8 * _smooth_field(rng, h, w, 30, 3)
+        )
         face, mask = _canonical_face(rng)
         scale = rng.uniform(0.45, 0.65) * min(h, w) / 224.0
         angle = np.deg2rad(rng.uniform(-12, 12))
@@ -171,8 +177,11 @@ def synthetic_faces(n: int = 8, seed: int = 0) -> list:
         landmarks = (canon_pts @ m[:, :2].T + m[:, 2]).astype(np.float32)
         ys, xs = np.nonzero(alpha[..., 0] > 0.5)
         box = np.array([xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1], np.float32)
-        faces.append(_make_face(image=img, landmarks=landmarks, box=box, path=f"synthetic/{seed}-{i}.png",
-                                detected=True, fallback=False))
+        faces.append(
+            _make_face(
+                image=img, landmarks=landmarks, box=box, path=f"synthetic/{seed}-{i}.png", detected=True, fallback=False
+            )
+        )
     return faces
 
 
@@ -283,8 +292,11 @@ def _check_common_card(check: str, adapter: Any, card: Any, card_type: type[Any]
     static: Any = getattr(type(adapter), "card", None)
     # a per-instance card (e.g. PerInstanceCard: the sha256 of the weights file actually used) may refine the class
     # card, but must be the same adapter: same card type, name and version
-    if static is not card and not (type(static) is type(card) and getattr(static, "name", None) == card.name
-                                   and getattr(static, "version", None) == card.version):
+    if static is not card and not (
+        type(static) is type(card)
+        and getattr(static, "name", None) == card.name
+        and getattr(static, "version", None) == card.version
+    ):
         _fail(check, adapter, "card must be a class attribute (listing adapters reads it without constructing them)")
     name = card.name
     if not isinstance(name, str) or not name.strip():
@@ -384,8 +396,12 @@ def _check_finite(runner: _Outputs, images: Any) -> None:
     out = runner.call(images, "finite")
     bad = ~np.isfinite(out).reshape(len(out), -1).all(axis=1)
     if bad.any():
-        _fail("finite", runner.adapter, f"non-finite output (NaN/inf) for {int(bad.sum())} of {len(out)} images "
-                                        f"(indices {np.flatnonzero(bad)[:10].tolist()})")
+        _fail(
+            "finite",
+            runner.adapter,
+            f"non-finite output (NaN/inf) for {int(bad.sum())} of {len(out)} images "
+            f"(indices {np.flatnonzero(bad)[:10].tolist()})",
+        )
 
 
 def _check_batch_equals_single(runner: _Outputs, images: Any, rtol: float) -> None:
@@ -393,9 +409,12 @@ def _check_batch_equals_single(runner: _Outputs, images: Any, rtol: float) -> No
     single = np.concatenate([runner.call(_take(images, [i]), "batch_equals_single") for i in range(len(batch))])
     ok = runner.close(batch, single, rtol)
     if not ok.all():
-        _fail("batch_equals_single", runner.adapter,
-              f"scoring a batch differs from scoring each image alone (rtol {rtol:g}): "
-              f"{_describe_mismatch(batch, single, ok)}")
+        _fail(
+            "batch_equals_single",
+            runner.adapter,
+            f"scoring a batch differs from scoring each image alone (rtol {rtol:g}): "
+            f"{_describe_mismatch(batch, single, ok)}",
+        )
 
 
 def _check_order(runner: _Outputs, images: Any, rtol: float) -> None:
@@ -405,8 +424,11 @@ def _check_order(runner: _Outputs, images: Any, rtol: float) -> None:
         out = runner.call(_take(images, perm), "order_equivariant")
         ok = runner.close(base[perm], out, rtol)
         if not ok.all():
-            _fail("order_equivariant", runner.adapter,
-                  f"permuting the input does not permute the output: {_describe_mismatch(base[perm], out, ok)}")
+            _fail(
+                "order_equivariant",
+                runner.adapter,
+                f"permuting the input does not permute the output: {_describe_mismatch(base[perm], out, ok)}",
+            )
 
 
 def _check_deterministic(runner: _Outputs, images: Any) -> None:
@@ -474,9 +496,12 @@ def check_light_import(adapter: Any, heavy: Sequence[str] = HEAVY_MODULES) -> No
         _fail("light_import", adapter, f"importing module {module!r} in a fresh interpreter failed: {tail[0]}")
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     if loaded:
-        _fail("light_import", adapter,
-              f"importing module {module!r} imports {', '.join(loaded)}; move heavy imports inside functions "
-              f"so that listing adapters stays cheap")
+        _fail(
+            "light_import",
+            adapter,
+            f"importing module {module!r} imports {', '.join(loaded)}; move heavy imports inside functions "
+            f"so that listing adapters stays cheap",
+        )
 
 
 # ------------------------------------------------------------------------------------------ capability checks
@@ -488,16 +513,24 @@ def _capability_names(adapter: Any, field_name: str) -> tuple:
         _fail("capabilities", adapter, f"card.{field_name} must be a tuple of names, got {names!r}")
     unknown = [n for n in names if n not in CAPABILITIES]
     if unknown:
-        _fail("capabilities", adapter, f"card.{field_name} names unknown capabilities {unknown}; known: "
-                                       f"{', '.join(CAPABILITIES)} (fiqa_bench.capabilities)")
+        _fail(
+            "capabilities",
+            adapter,
+            f"card.{field_name} names unknown capabilities {unknown}; known: "
+            f"{', '.join(CAPABILITIES)} (fiqa_bench.capabilities)",
+        )
     return names
 
 
 def check_method_capabilities(method: Any) -> None:
     """``needs_capabilities`` names known capabilities, and a method that needs any is given the backbone."""
     if _capability_names(method, "needs_capabilities") and not getattr(method.card, "needs_backbone", False):
-        _fail("capabilities", method, "card.needs_capabilities is set but needs_backbone is False: the runner would "
-                                      "never pass the backbone whose capabilities the method needs")
+        _fail(
+            "capabilities",
+            method,
+            "card.needs_capabilities is set but needs_backbone is False: the runner would "
+            "never pass the backbone whose capabilities the method needs",
+        )
 
 
 def check_backbone_capabilities(backbone: Any, images: Any) -> None:
@@ -519,16 +552,23 @@ def check_backbone_capabilities(backbone: Any, images: Any) -> None:
         a = fn(images, 4, 0.5, 0)
         dim = backbone.card.embedding_dim
         if not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.shape != (n, 4, dim):
-            _fail("capabilities", backbone, f"stochastic_embed(images, 4, 0.5, 0) must return float32 ({n}, 4, {dim}), "
-                                            f"got {getattr(a, 'dtype', type(a))} {getattr(a, 'shape', '')}")
+            _fail(
+                "capabilities",
+                backbone,
+                f"stochastic_embed(images, 4, 0.5, 0) must return float32 ({n}, 4, {dim}), "
+                f"got {getattr(a, 'dtype', type(a))} {getattr(a, 'shape', '')}",
+            )
         if not np.isfinite(a).all():
             _fail("capabilities", backbone, "stochastic_embed() returned non-finite values")
         if not _rows_close(a.reshape(n * 4, -1), fn(images, 4, 0.5, 0).reshape(n * 4, -1), DETERMINISM_RTOL).all():
             _fail("capabilities", backbone, "stochastic_embed() with the same seed is not reproducible")
         single = fn(_take(images, [n - 1]), 4, 0.5, 0)
         if not _rows_close(a[n - 1], single[0], EMBEDDING_RTOL).all():
-            _fail("capabilities", backbone, "stochastic_embed() of an image depends on its batch (the masks must "
-                                            "come from the seed alone)")
+            _fail(
+                "capabilities",
+                backbone,
+                "stochastic_embed() of an image depends on its batch (the masks must come from the seed alone)",
+            )
         if np.abs(a[:, 0] - a[:, 1]).max() <= 1e-6 * max(np.abs(a).max(), 1e-12):
             _fail("capabilities", backbone, "stochastic_embed() passes are all equal: dropout is not active")
     if "layers" in names:
@@ -541,8 +581,7 @@ def check_backbone_capabilities(backbone: Any, images: Any) -> None:
         x = backbone.to_tensor(images)
         if tuple(x.shape[:2]) != (n, 3):
             _fail("capabilities", backbone, f"to_tensor() must give (N, 3, H, W), got {tuple(x.shape)}")
-        if not np.allclose(backbone.normalise(backbone.pixels(images)).detach().numpy(), x.detach().numpy(),
-                           atol=1e-5):
+        if not np.allclose(backbone.normalise(backbone.pixels(images)).detach().numpy(), x.detach().numpy(), atol=1e-5):
             _fail("capabilities", backbone, "normalise(pixels(images)) differs from to_tensor(images)")
         blocks = tuple(getattr(backbone, "block_names", ()))
         if not blocks:
@@ -605,18 +644,24 @@ def method_checks(method: Any, images: Any = None) -> list[tuple[str, Check]]:
     """
     lazy = _LazyImages(_spec_of(method), images)
     runner = _Outputs(method, "method")
-    return [("card", lambda: check_method_card(method)), *_output_checks(runner, lazy, SCORE_RTOL),
-            ("capabilities", lambda: check_method_capabilities(method)),
-            ("light_import", lambda: check_light_import(method))]
+    return [
+        ("card", lambda: check_method_card(method)),
+        *_output_checks(runner, lazy, SCORE_RTOL),
+        ("capabilities", lambda: check_method_capabilities(method)),
+        ("light_import", lambda: check_light_import(method)),
+    ]
 
 
 def backbone_checks(backbone: Any, images: Any = None) -> list[tuple[str, Check]]:
     """The checks for an FR backbone (embeddings (N, card.embedding_dim), float32, finite, batch-independent)."""
     lazy = _LazyImages(_spec_of(backbone), images)
     runner = _Outputs(backbone, "backbone")
-    return [("card", lambda: check_backbone_card(backbone)), *_output_checks(runner, lazy, EMBEDDING_RTOL),
-            ("capabilities", lambda: check_backbone_capabilities(backbone, lazy.get())),
-            ("light_import", lambda: check_light_import(backbone))]
+    return [
+        ("card", lambda: check_backbone_card(backbone)),
+        *_output_checks(runner, lazy, EMBEDDING_RTOL),
+        ("capabilities", lambda: check_backbone_capabilities(backbone, lazy.get())),
+        ("light_import", lambda: check_light_import(backbone)),
+    ]
 
 
 def adapter_checks(adapter: Any, images: Any = None) -> list[tuple[str, Check]]:

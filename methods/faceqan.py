@@ -61,13 +61,17 @@ class FaceQAN(BackboneQualityMethod):
     card = MethodCard(
         name="faceqan",
         version="1",
-        summary=("FaceQAN: k = 10 seeded noisy copies attacked by l = 5 FGSM steps of eps = 0.001 (pixels in [0, 1]) "
-                 "away from the face's embedding; q = ((1 + mean S)/2 * clip(1 - std S, 0, 1) * cos(e, e_mirror))^5"),
+        summary=(
+            "FaceQAN: k = 10 seeded noisy copies attacked by l = 5 FGSM steps of eps = 0.001 (pixels in [0, 1]) "
+            "away from the face's embedding; q = ((1 + mean S)/2 * clip(1 - std S, 0, 1) * cos(e, e_mirror))^5"
+        ),
         licence="code MIT (written from the paper; the authors' code was not used)",
-        paper=("Ž. Babnik, P. Peer, V. Štruc, 'FaceQAN: Face Image Quality Assessment Through Adversarial Noise "
-               "Exploration', ICPR 2022. Open choices here: perturbations on [0, 1] RGB pixels before the "
-               "backbone's normalisation, clipped to [0, 1]; S = the l x k similarities at each iterate; noise "
-               "drawn once from --seed for every image"),
+        paper=(
+            "Ž. Babnik, P. Peer, V. Štruc, 'FaceQAN: Face Image Quality Assessment Through Adversarial Noise "
+            "Exploration', ICPR 2022. Open choices here: perturbations on [0, 1] RGB pixels before the "
+            "backbone's normalisation, clipped to [0, 1]; S = the l x k similarities at each iterate; noise "
+            "drawn once from --seed for every image"
+        ),
         input=InputSpec("face"),
         higher_is_better=True,
         score_range="[-1, 1] (in practice (0, 1])",
@@ -75,15 +79,24 @@ class FaceQAN(BackboneQualityMethod):
         needs_capabilities=("layers",),
     )
 
-    def __init__(self, backbone: Any = None, eps: float = 0.001, iterations: int = 5, copies: int = 10,
-                 exponent: int = 5, seed: int = 0, batch_size: int = 1,
-                 backbone_options: dict | None = None) -> None:
+    def __init__(
+        self,
+        backbone: Any = None,
+        eps: float = 0.001,
+        iterations: int = 5,
+        copies: int = 10,
+        exponent: int = 5,
+        seed: int = 0,
+        batch_size: int = 1,
+        backbone_options: dict | None = None,
+    ) -> None:
         eps, iterations, copies, exponent = float(eps), int(iterations), int(copies), int(exponent)
         if not 0.0 < eps < 1.0:
             raise ValueError(f"eps must be in (0, 1), got {eps}")
         if iterations < 1 or copies < 2 or exponent < 1:
-            raise ValueError(f"need iterations >= 1, copies >= 2, exponent >= 1 (got {iterations}, {copies}, "
-                             f"{exponent})")
+            raise ValueError(
+                f"need iterations >= 1, copies >= 2, exponent >= 1 (got {iterations}, {copies}, {exponent})"
+            )
         super().__init__(backbone, backbone_options)
         self.eps, self.iterations, self.copies, self.exponent = eps, iterations, copies, exponent
         self.seed = int(seed)
@@ -92,8 +105,13 @@ class FaceQAN(BackboneQualityMethod):
         self.batch_size = int(batch_size)  # images per autograd call (1: each image alone)
 
     def parameters(self) -> dict:
-        params = {"eps": self.eps, "iterations": self.iterations, "copies": self.copies, "exponent": self.exponent,
-                  "seed": self.seed}
+        params = {
+            "eps": self.eps,
+            "iterations": self.iterations,
+            "copies": self.copies,
+            "exponent": self.exponent,
+            "seed": self.seed,
+        }
         if self.batch_size != 1:  # batched scores differ from the per-image ones by float32 rounding (see above)
             params["batch_size"] = self.batch_size
         return params
@@ -119,7 +137,7 @@ class FaceQAN(BackboneQualityMethod):
         out: list[np.ndarray] = []
         sym: list[np.ndarray] = []
         for i in range(0, len(pixels), self.batch_size):
-            x = pixels[i:i + self.batch_size]
+            x = pixels[i : i + self.batch_size]
             b = len(x)
             with torch.inference_mode():
                 pair = model(backbone.normalise(torch.cat([x, backbone.mirror(x)])))

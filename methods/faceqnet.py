@@ -49,16 +49,23 @@ class FaceQnet(ExportedQualityNet):
             "best photo (highest Eq. 1 label, proxy for ICAO); MobileNetV2 t4 w0.35 on 112x112 aligned RGB "
             "instead of ResNet-50; (x - 127.5) / 128; sigmoid output"
         ),
-        licence=("code MIT; the bundled weights also carry the terms of their training data and labelling "
-                 "backbone, named in weights/faceqnet.json"),
-        paper=("J. Hernandez-Ortega, J. Galbally, J. Fierrez, R. Haraksim, L. Beslay, 'FaceQnet: Quality "
-               "Assessment for Face Recognition based on Deep Learning', ICB 2019"),
+        licence=(
+            "code MIT; the bundled weights also carry the terms of their training data and labelling "
+            "backbone, named in weights/faceqnet.json"
+        ),
+        paper=(
+            "J. Hernandez-Ortega, J. Galbally, J. Fierrez, R. Haraksim, L. Beslay, 'FaceQnet: Quality "
+            "Assessment for Face Recognition based on Deep Learning', ICB 2019"
+        ),
         input=InputSpec("aligned", SIZE, "RGB"),
         higher_is_better=True,
         score_range="(0, 1)",
-        weights=Weights(filename=BUNDLED, bundled=True,
-                        note="bundled in fiqa_bench/methods/weights/ with its training card faceqnet.json; or "
-                             "weights=PATH (an ONNX file from fiqa_bench.training.export, 112x112 input)"),
+        weights=Weights(
+            filename=BUNDLED,
+            bundled=True,
+            note="bundled in fiqa_bench/methods/weights/ with its training card faceqnet.json; or "
+            "weights=PATH (an ONNX file from fiqa_bench.training.export, 112x112 input)",
+        ),
     )
 
     BUNDLED = BUNDLED

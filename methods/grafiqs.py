@@ -53,14 +53,18 @@ class GraFIQs(BackboneQualityMethod):
     card = MethodCard(
         name="grafiqs",
         version="1",
-        summary=("GraFIQs: minus the sum of |gradient| at one block (default dw_conv) of the BN-statistics loss "
-                 "(MSE of the face's per-channel mean and variance against each BatchNorm2d layer's running "
-                 "statistics, averaged over layers)"),
+        summary=(
+            "GraFIQs: minus the sum of |gradient| at one block (default dw_conv) of the BN-statistics loss "
+            "(MSE of the face's per-channel mean and variance against each BatchNorm2d layer's running "
+            "statistics, averaged over layers)"
+        ),
         licence="code MIT (written from the paper; the authors' CC BY-NC code was not used)",
-        paper=("J. N. Kolf, N. Damer, F. Boutros, 'GraFIQs: Face Image Quality Assessment Using Gradient "
-               "Magnitudes', CVPR Workshops 2024. Open choices here: block dw_conv (chosen on train-part "
-               "identities), BatchNorm2d layers with more than one spatial position, quality = minus the absolute "
-               "gradient sum (the authors' script writes the unsigned sum; on this model it rises with degradation)"),
+        paper=(
+            "J. N. Kolf, N. Damer, F. Boutros, 'GraFIQs: Face Image Quality Assessment Using Gradient "
+            "Magnitudes', CVPR Workshops 2024. Open choices here: block dw_conv (chosen on train-part "
+            "identities), BatchNorm2d layers with more than one spatial position, quality = minus the absolute "
+            "gradient sum (the authors' script writes the unsigned sum; on this model it rises with degradation)"
+        ),
         input=InputSpec("face"),
         higher_is_better=True,
         score_range="(-inf, 0]",
@@ -68,8 +72,13 @@ class GraFIQs(BackboneQualityMethod):
         needs_capabilities=("layers",),
     )
 
-    def __init__(self, backbone: Any = None, block: str = DEFAULT_BLOCK, batch_size: int = 16,
-                 backbone_options: dict | None = None) -> None:
+    def __init__(
+        self,
+        backbone: Any = None,
+        block: str = DEFAULT_BLOCK,
+        batch_size: int = 16,
+        backbone_options: dict | None = None,
+    ) -> None:
         super().__init__(backbone, backbone_options)
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -101,8 +110,9 @@ class GraFIQs(BackboneQualityMethod):
             captured.append(leaf)
             return leaf
 
-        handles = [m.register_forward_pre_hook(bn_input) for m in model.modules()
-                   if isinstance(m, torch.nn.BatchNorm2d)]
+        handles = [
+            m.register_forward_pre_hook(bn_input) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)
+        ]
         if self.block != "input":
             handles.append(backbone.block(self.block).register_forward_hook(take))
         out: list[np.ndarray] = []
@@ -111,19 +121,23 @@ class GraFIQs(BackboneQualityMethod):
                 for i in range(0, len(crops), self.batch_size):
                     stats.clear()
                     captured.clear()
-                    x = backbone.to_tensor(crops[i:i + self.batch_size])
+                    x = backbone.to_tensor(crops[i : i + self.batch_size])
                     if self.block == "input":
                         x.requires_grad_(True)
                         captured.append(x)
                     model(x)
                     # per image: its own spatial statistics; in eval mode the images of a batch never interact,
                     # so the gradient of the sum of the per-image losses is each image's own gradient
-                    terms = [((x_l.mean(dim=(2, 3)) - rm) ** 2).mean(dim=1)
-                             + ((x_l.var(dim=(2, 3), unbiased=False) - rv) ** 2).mean(dim=1)
-                             for x_l, rm, rv in stats]
+                    terms = [
+                        ((x_l.mean(dim=(2, 3)) - rm) ** 2).mean(dim=1)
+                        + ((x_l.var(dim=(2, 3), unbiased=False) - rv) ** 2).mean(dim=1)
+                        for x_l, rm, rv in stats
+                    ]
                     if not terms:
-                        raise AdapterError(f"grafiqs: no BatchNorm2d layer with more than one spatial position "
-                                           f"follows block {self.block!r}: nothing to take gradients of")
+                        raise AdapterError(
+                            f"grafiqs: no BatchNorm2d layer with more than one spatial position "
+                            f"follows block {self.block!r}: nothing to take gradients of"
+                        )
                     loss = torch.stack(terms).sum(dim=0) / len(terms)  # (B,)
                     (grad,) = torch.autograd.grad(loss.sum(), captured[0])
                     out.extend(g.numpy().astype(np.float32) for g in grad.detach())

@@ -30,9 +30,11 @@ class EmbeddingNorm(BackboneQualityMethod):
         version="1",
         summary="L2 norm of the raw (unnormalised) embedding of the run's FR backbone (needs raw_features)",
         licence="code MIT",
-        paper=("embedding magnitude as quality: Q. Meng, S. Zhao, Z. Huang, F. Zhou, 'MagFace: A Universal "
-               "Representation for Face Recognition and Quality Assessment', CVPR 2021 (made explicit there for a "
-               "magnitude-aware loss; here read off any backbone with raw features, no training)"),
+        paper=(
+            "embedding magnitude as quality: Q. Meng, S. Zhao, Z. Huang, F. Zhou, 'MagFace: A Universal "
+            "Representation for Face Recognition and Quality Assessment', CVPR 2021 (made explicit there for a "
+            "magnitude-aware loss; here read off any backbone with raw features, no training)"
+        ),
         input=InputSpec("face"),
         higher_is_better=True,
         score_range="[0, inf)",

@@ -11,8 +11,8 @@ away from the camera shows less of itself to the recogniser. Recipe, exactly:
    lines, y from the eyes to the mouth in the face plane, so **zero pitch means the eye midpoint and the mouth
    midpoint are at the same distance from the camera**; scaled to an interpupillary distance of 63 mm (adult mean,
    Dodgson 2004, SPIE 5291). Its frontal layout is that of the YuNet points (eye-to-mouth height = 0.98 x eye
-   distance), not the ArcFace template's (1.15 x; the median YuNet and SCRFD faces give 1.00-1.06). The nose tip comes out
-   30.4 mm in front of the eye-mouth plane; an independent fit of the nose's sideways offset against the
+   distance), not the ArcFace template's (1.15 x; the median YuNet and SCRFD faces give 1.00-1.06). The nose tip comes
+   out 30.4 mm in front of the eye-mouth plane; an independent fit of the nose's sideways offset against the
    foreshortening of the eye distance over the same faces gives 30-34 mm. ``python
    benchmarks/calibrate_combination.py pose-model`` re-derives the model from the shared data.
 2. **Camera.** A pinhole camera centred on the face: principal point at the centroid of the 5 landmarks, focal
@@ -47,7 +47,8 @@ accurate and could replace the solver behind the same :func:`estimate_pose`.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -79,14 +80,16 @@ CAMERAS = ("face", "image")
 # ------------------------------------------------------------------------------------------ the reference model
 def _quadratic_row(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Coefficients of a^T L b in the 6 unknowns of a symmetric 3x3 L (l00, l01, l02, l11, l12, l22)."""
-    return np.array([
-        a[0] * b[0],
-        a[0] * b[1] + a[1] * b[0],
-        a[0] * b[2] + a[2] * b[0],
-        a[1] * b[1],
-        a[1] * b[2] + a[2] * b[1],
-        a[2] * b[2],
-    ])
+    return np.array(
+        [
+            a[0] * b[0],
+            a[0] * b[1] + a[1] * b[0],
+            a[0] * b[2] + a[2] * b[0],
+            a[1] * b[1],
+            a[1] * b[2] + a[2] * b[1],
+            a[2] * b[2],
+        ]
+    )
 
 
 def reference_model_from_landmarks(landmark_sets: Any, interpupillary_mm: float = INTERPUPILLARY_MM) -> np.ndarray:
@@ -114,8 +117,13 @@ def reference_model_from_landmarks(landmark_sets: Any, interpupillary_mm: float 
     motion = u[:, :3] * np.sqrt(s[:3])
     shape = np.sqrt(s[:3])[:, None] * vt[:3]
     rows_x, rows_y = motion[:n], motion[n:]
-    a = np.array([r for mx, my in zip(rows_x, rows_y)
-                  for r in (_quadratic_row(mx, mx) - _quadratic_row(my, my), _quadratic_row(mx, my))])
+    a = np.array(
+        [
+            r
+            for mx, my in zip(rows_x, rows_y)
+            for r in (_quadratic_row(mx, mx) - _quadratic_row(my, my), _quadratic_row(mx, my))
+        ]
+    )
     c = np.mean([_quadratic_row(mx, mx) for mx in rows_x], axis=0)
     # minimise |A l|^2 subject to c . l = 1 (Lagrange): l = (A^T A)^-1 c / (c^T (A^T A)^-1 c)
     g = np.linalg.solve(a.T @ a, c)

@@ -86,6 +86,7 @@ def linear_score(feats: dict[str, np.ndarray], model: dict) -> np.ndarray:
 
 class RQSQuality(QualityMethod):
     """Two-stage linear RankSVM on HoG, Gabor, Gist and LBP of the aligned face (Chen et al. 2015)."""
+
     OPTION_HELP = {"weights": "an rqs .npz model (default: the bundled one)"}
 
     card = MethodCard(
@@ -97,13 +98,18 @@ class RQSQuality(QualityMethod):
             "degradation-level and Eq. 1 orders"
         ),
         licence="code MIT; the bundled weights also carry the terms of their training data, named in weights/rqs.json",
-        paper=("J. Chen, Y. Deng, G. Bai, G. Su, 'Face image quality assessment based on learning to rank', IEEE "
-               "Signal Processing Letters 22(1), 2015"),
+        paper=(
+            "J. Chen, Y. Deng, G. Bai, G. Su, 'Face image quality assessment based on learning to rank', IEEE "
+            "Signal Processing Letters 22(1), 2015"
+        ),
         input=InputSpec("aligned", SIZE, "RGB"),
         higher_is_better=True,
         score_range="unbounded (a ranking score)",
-        weights=Weights(filename=BUNDLED, bundled=True,
-                        note="bundled in fiqa_bench/methods/weights/ with its training card rqs.json; or weights=PATH"),
+        weights=Weights(
+            filename=BUNDLED,
+            bundled=True,
+            note="bundled in fiqa_bench/methods/weights/ with its training card rqs.json; or weights=PATH",
+        ),
     )
 
     def __init__(self, weights: str | os.PathLike | None = None) -> None:
@@ -114,9 +120,10 @@ class RQSQuality(QualityMethod):
     def weights_path(self) -> Path:
         path = self.weights if self.weights is not None else bundled_weights()
         if not path.is_file():
-            raise AdapterError(f"rqs: weights file not found: {path}"
-                               + (" (not trained yet: `fiqa-bench train-baseline rqs`)" if self.weights is None
-                                  else ""))
+            raise AdapterError(
+                f"rqs: weights file not found: {path}"
+                + (" (not trained yet: `fiqa-bench train-baseline rqs`)" if self.weights is None else "")
+            )
         return path
 
     def _load(self) -> dict:
@@ -138,7 +145,8 @@ class RQSQuality(QualityMethod):
             return np.zeros(0, np.float32)
         batch = np.asarray(images)
         if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != (SIZE, SIZE, 3):
-            raise AdapterError(f"rqs: expected uint8 aligned crops (N, {SIZE}, {SIZE}, 3), got {batch.dtype} "
-                               f"{batch.shape}")
+            raise AdapterError(
+                f"rqs: expected uint8 aligned crops (N, {SIZE}, {SIZE}, 3), got {batch.dtype} {batch.shape}"
+            )
         model = self._load()
         return linear_score(features(batch, tuple(model["groups"])), model).astype(np.float32)

@@ -56,14 +56,18 @@ class SerFiq(BackboneQualityMethod):
     card = MethodCard(
         name="serfiq",
         version="1",
-        summary=("SER-FIQ: robustness of m = 100 stochastic embeddings (dropout before the final linear embedding "
-                 "layer, rate 0.5, seeded masks shared by all images); q = 2 sigmoid(-(2/m^2) sum_{i<j} "
-                 "||x_i - x_j||) on L2-normalised embeddings"),
+        summary=(
+            "SER-FIQ: robustness of m = 100 stochastic embeddings (dropout before the final linear embedding "
+            "layer, rate 0.5, seeded masks shared by all images); q = 2 sigmoid(-(2/m^2) sum_{i<j} "
+            "||x_i - x_j||) on L2-normalised embeddings"
+        ),
         licence="code MIT (written from the paper; the authors' CC BY-NC-SA code was not used)",
-        paper=("P. Terhörst, J. N. Kolf, N. Damer, F. Kirchbuchner, A. Kuijper, 'SER-FIQ: Unsupervised Estimation "
-               "of Face Image Quality Based on Stochastic Embedding Robustness', CVPR 2020. Open choices here: "
-               "dropout on the 512-d input of the final embedding layer (the model was trained without dropout), "
-               "rate 0.5, masks from --seed shared by every image"),
+        paper=(
+            "P. Terhörst, J. N. Kolf, N. Damer, F. Kirchbuchner, A. Kuijper, 'SER-FIQ: Unsupervised Estimation "
+            "of Face Image Quality Based on Stochastic Embedding Robustness', CVPR 2020. Open choices here: "
+            "dropout on the 512-d input of the final embedding layer (the model was trained without dropout), "
+            "rate 0.5, masks from --seed shared by every image"
+        ),
         input=InputSpec("face"),
         higher_is_better=True,
         score_range="(0, 1]",
@@ -71,8 +75,14 @@ class SerFiq(BackboneQualityMethod):
         needs_capabilities=("stochastic",),
     )
 
-    def __init__(self, backbone: Any = None, passes: int = 100, dropout: float = 0.5, seed: int = 0,
-                 backbone_options: dict | None = None) -> None:
+    def __init__(
+        self,
+        backbone: Any = None,
+        passes: int = 100,
+        dropout: float = 0.5,
+        seed: int = 0,
+        backbone_options: dict | None = None,
+    ) -> None:
         passes, dropout = int(passes), float(dropout)
         if passes < 2:
             raise ValueError(f"passes must be >= 2, got {passes}")

@@ -60,15 +60,20 @@ def backbone_key(backbone: Any) -> str:
     card = backbone.card
     weights = getattr(card, "weights", None)
     sha = getattr(weights, "sha256", None) if weights is not None else None
-    key = {"name": card.name, "weights_sha256": sha, "input": card.input.describe(),
-           "embedding_dim": int(card.embedding_dim)}
+    key = {
+        "name": card.name,
+        "weights_sha256": sha,
+        "input": card.input.describe(),
+        "embedding_dim": int(card.embedding_dim),
+    }
     if not sha:  # no pinned weights on the card: the full identity is the only safe key
         key["identity"] = backbone.identity()
     return json.dumps(key, sort_keys=True)
 
 
-def rbf_decision(x: np.ndarray, support_vectors: np.ndarray, dual_coef: np.ndarray, intercept: float,
-                 gamma: float) -> np.ndarray:
+def rbf_decision(
+    x: np.ndarray, support_vectors: np.ndarray, dual_coef: np.ndarray, intercept: float, gamma: float
+) -> np.ndarray:
     """``sum_i a_i exp(-gamma ||s_i - x||^2) + b`` for each row of ``x`` (float64 arithmetic, float64 out)."""
     x = np.asarray(x, np.float64)
     s = np.asarray(support_vectors, np.float64)
@@ -100,15 +105,24 @@ def load_model(path: str | os.PathLike) -> dict:
         raise AdapterError(f"svm: {path} is not a readable .npz model ({type(exc).__name__}: {exc})") from exc
     missing = [k for k in (*ARRAYS, "backbone_key", "format") if k not in model]
     if missing or str(model.get("format", "")) != FORMAT:
-        raise AdapterError(f"svm: {path} is not a {FORMAT} model (missing {missing or 'nothing'}, "
-                           f"format {str(model.get('format', '?'))!r})")
+        raise AdapterError(
+            f"svm: {path} is not a {FORMAT} model (missing {missing or 'nothing'}, "
+            f"format {str(model.get('format', '?'))!r})"
+        )
     sv, coef = model["support_vectors"], model["dual_coef"].reshape(-1)
     if sv.ndim != 2 or sv.shape[0] != coef.shape[0] or not np.isfinite(sv).all() or not np.isfinite(coef).all():
-        raise AdapterError(f"svm: {path}: support vectors {sv.shape} and dual coefficients {coef.shape} disagree "
-                           f"or are not finite")
-    return {**model, "dual_coef": coef, "intercept": float(model["intercept"]), "gamma": float(model["gamma"]),
-            "backbone_key": str(model["backbone_key"]), "format": str(model["format"]),
-            "backbone_identity": str(model.get("backbone_identity", ""))}
+        raise AdapterError(
+            f"svm: {path}: support vectors {sv.shape} and dual coefficients {coef.shape} disagree or are not finite"
+        )
+    return {
+        **model,
+        "dual_coef": coef,
+        "intercept": float(model["intercept"]),
+        "gamma": float(model["gamma"]),
+        "backbone_key": str(model["backbone_key"]),
+        "format": str(model["format"]),
+        "backbone_identity": str(model.get("backbone_identity", "")),
+    }
 
 
 def find_bundled(key: str) -> Path | None:
@@ -161,8 +175,10 @@ def train_commands(spec: str, options: dict | None = None, folder: str | os.Path
     name = model_name(spec)
     data = f"svm-data-{name}"
     out = Path(folder if folder is not None else bundled_dir()) / f"{PREFIX}{name}.npz"
-    fr = " ".join([f"--fr {shlex.quote(spec)}"] + [f"--fr-option {shlex.quote(f'{k}={v}')}"
-                                                    for k, v in sorted((options or {}).items())])
+    fr = " ".join(
+        [f"--fr {shlex.quote(spec)}"]
+        + [f"--fr-option {shlex.quote(f'{k}={v}')}" for k, v in sorted((options or {}).items())]
+    )
     return [
         f"fiqa-bench train-baseline data {data} {fr} "
         f"--source $FIQA_SHARED/data/celeba-wild/images:per_identity=15 "
@@ -173,6 +189,7 @@ def train_commands(spec: str, options: dict | None = None, folder: str | os.Path
 
 class SVMQuality(QualityMethod):
     """SVR (RBF) on the L2-normalised embedding of the run's FR backbone; higher = better."""
+
     OPTION_HELP = {"model": "an svm .npz model for the run's backbone (default: the bundled one for it)"}
 
     card = MethodCard(
@@ -182,10 +199,14 @@ class SVMQuality(QualityMethod):
             "Best-Rowden & Jain 2018 'machine' quality: RBF support vector regression on the run's own FR "
             "features (L2-normalised); targets are Eq. 1 labels; one model per backbone (weights/svm-*.npz)"
         ),
-        licence=("code MIT; the bundled models also carry the terms of their training data (CelebA, LFW) and "
-                 "of the backbone whose features they read, named in weights/svm-*.json"),
-        paper=("L. Best-Rowden and A. K. Jain, 'Learning face image quality from human assessments', IEEE "
-               "Transactions on Information Forensics and Security 13(12), 2018"),
+        licence=(
+            "code MIT; the bundled models also carry the terms of their training data (CelebA, LFW) and "
+            "of the backbone whose features they read, named in weights/svm-*.json"
+        ),
+        paper=(
+            "L. Best-Rowden and A. K. Jain, 'Learning face image quality from human assessments', IEEE "
+            "Transactions on Information Forensics and Security 13(12), 2018"
+        ),
         input=InputSpec("face"),
         higher_is_better=True,
         score_range="unbounded (about the range of Eq. 1 cosines, -1..1)",
@@ -193,13 +214,14 @@ class SVMQuality(QualityMethod):
             filename="svm-<backbone>.npz",
             bundled=True,
             note="bundled per backbone in fiqa_bench/methods/weights/ (svm-mobilefacenet.npz, ...), chosen by the "
-                 "backbone's name + weights sha256; or model=PATH from `fiqa-bench train-baseline svm`",
+            "backbone's name + weights sha256; or model=PATH from `fiqa-bench train-baseline svm`",
         ),
         needs_backbone=True,
     )
 
-    def __init__(self, backbone: Any = None, model: str | os.PathLike | None = None,
-                 backbone_options: dict | None = None) -> None:
+    def __init__(
+        self, backbone: Any = None, model: str | os.PathLike | None = None, backbone_options: dict | None = None
+    ) -> None:
         self.backbone = backbone
         self.backbone_options = dict(backbone_options or {})
         self.model = Path(model).expanduser() if model is not None else None
@@ -224,20 +246,25 @@ class SVMQuality(QualityMethod):
         key = backbone_key(backbone)
         path = self.model if self.model is not None else find_bundled(key)
         if path is None:
-            spec, options = backbone_spec(backbone, self.backbone if isinstance(self.backbone, str) else None,
-                                          self.backbone_options)
+            spec, options = backbone_spec(
+                backbone, self.backbone if isinstance(self.backbone, str) else None, self.backbone_options
+            )
             raise AdapterError(
                 f"svm: no bundled model for backbone {spec!r} (key {key}). Make one with\n"
                 + "\n".join(f"  {c}" for c in train_commands(spec, options))
                 + "\n(the second writes it into the bundled folder, where SVMQuality finds it by the backbone's key; "
-                  "or write it elsewhere and pass model=PATH)")
+                "or write it elsewhere and pass model=PATH)"
+            )
         model = load_model(path)
         if model["backbone_key"] != key:
-            raise AdapterError(f"svm: {path} was trained on another backbone ({model['backbone_key']}), "
-                               f"not on this run's ({key})")
+            raise AdapterError(
+                f"svm: {path} was trained on another backbone ({model['backbone_key']}), not on this run's ({key})"
+            )
         if model["support_vectors"].shape[1] != int(backbone.card.embedding_dim):
-            raise AdapterError(f"svm: {path} expects {model['support_vectors'].shape[1]}-d features, the backbone "
-                               f"gives {backbone.card.embedding_dim}-d")
+            raise AdapterError(
+                f"svm: {path} expects {model['support_vectors'].shape[1]}-d features, the backbone "
+                f"gives {backbone.card.embedding_dim}-d"
+            )
         h = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         self._path, self._sha256, self._model = Path(path), h, model
         return model

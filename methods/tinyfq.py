@@ -62,11 +62,11 @@ class TinyFQ(ExportedQualityNet):
             "tinyFQnet: 13k-parameter MobileNetV2-style CNN regressing the cosine between a face's FR embedding "
             "and its identity centre (Eq. 1); 64x64 aligned RGB, (x - 127.5) / 128, sigmoid output"
         ),
-        licence=("code MIT; the bundled weights also carry the terms of their training data and labelling "
-                 "backbone, named in weights/tinyfq.json"),
-        paper=(
-            "Peng et al., Deep Tiny Network for Recognition-Oriented Face Image Quality Assessment"
+        licence=(
+            "code MIT; the bundled weights also carry the terms of their training data and labelling "
+            "backbone, named in weights/tinyfq.json"
         ),
+        paper=("Peng et al., Deep Tiny Network for Recognition-Oriented Face Image Quality Assessment"),
         input=InputSpec("aligned", SIZE, "RGB"),
         higher_is_better=True,
         score_range="(0, 1)",
@@ -74,15 +74,17 @@ class TinyFQ(ExportedQualityNet):
             filename=BUNDLED,
             bundled=True,
             note="bundled in fiqa_bench/methods/weights/ with its training card tinyfq.json; "
-                 "or pass weights=PATH (an ONNX file from fiqa_bench.training.export)",
+            "or pass weights=PATH (an ONNX file from fiqa_bench.training.export)",
         ),
     )
 
     BUNDLED = BUNDLED
 
-    OPTION_HELP = {**ExportedQualityNet.OPTION_HELP,
-                   "weights": "an ONNX file of this network, or the file name of a bundled alternative "
-                              "(tinyfq-m4-flip.onnx, tinyfq-v1.onnx); default: the bundled tinyfq.onnx"}
+    OPTION_HELP = {
+        **ExportedQualityNet.OPTION_HELP,
+        "weights": "an ONNX file of this network, or the file name of a bundled alternative "
+        "(tinyfq-m4-flip.onnx, tinyfq-v1.onnx); default: the bundled tinyfq.onnx",
+    }
 
     def __init__(self, weights: str | os.PathLike | None = None, batch_size: int | None = None) -> None:
         bundled = self.locate_option_file("weights", weights) if weights is not None else None
@@ -91,7 +93,6 @@ class TinyFQ(ExportedQualityNet):
         if size is not None and size != SIZE:
             # api.QualityMethod declares card a ClassVar; here the weights file decides the crop, per instance
             self.card = replace(type(self).card, input=InputSpec("aligned", size, "RGB"))  # type: ignore[misc]
-
 
     @classmethod
     def locate_option_file(cls, name: str, value) -> Path | None:

@@ -5,8 +5,9 @@ gated datasets, and strict option handling (a misspelt option must not be silent
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
 
@@ -75,5 +76,6 @@ def reject_unknown(who: str, options: dict[str, Any], known: Iterable[str]) -> N
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise FiqaBenchError(
-            f"protocol {who!r} does not take option(s) {', '.join(unknown)}; it takes: {', '.join(sorted(known)) or 'none'}"
+            f"protocol {who!r} does not take option(s) {', '.join(unknown)}; "
+            f"it takes: {', '.join(sorted(known)) or 'none'}"
         )

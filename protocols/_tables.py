@@ -12,8 +12,8 @@ from __future__ import annotations
 import csv
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -153,6 +153,7 @@ def first_duplicate_pair(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None
     A repeated pair counts twice in the metric (a duplicated genuine row inflates TPR), whichever way round. The
     common case (no repeat) costs one sort of one key per pair (~0.5 s for IJB-C's 15.7M pairs; none when the
     file lists them in template order); hashing them was 10x slower."""
+
     def pair_keys() -> np.ndarray:
         """One integer per unordered pair: uint32 (lo << 16 | hi) for ids below 2^16 (IJB's), else int64."""
         lo_min = min(int(a.min()), int(b.min())) if a.size else 0
@@ -193,8 +194,8 @@ def first_duplicate_pair(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None
 def first_unsafe_name(names: np.ndarray) -> int | None:
     """Row of the first file name that is absolute or climbs out with ``..`` (see fiqa_bench.safepath).
 
-    One substring scan of all names joined (0.1-0.3 s for IJB-C's 469k; a regex: 1.7 s) clears the usual file; only when it finds a
-    suspect is each name judged by :func:`fiqa_bench.safepath.name_problem`."""
+    One substring scan of all names joined (0.1-0.3 s for IJB-C's 469k; a regex: 1.7 s) clears the usual file; only
+    when it finds a suspect is each name judged by :func:`fiqa_bench.safepath.name_problem`."""
     from fiqa_bench.safepath import name_problem
 
     if not len(names):

@@ -21,8 +21,8 @@ from fiqa_bench.benchmark import Benchmark, empty_landmarks
 from fiqa_bench.cards import ProtocolCard
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
 
-from ._metrics import KFOLD_METRICS
 from ._layout import reject_unknown
+from ._metrics import KFOLD_METRICS
 
 PAIRS_FILE = "pairs.txt"
 IMAGE_DIRS = ("lfw", "lfw-deepfunneled", "lfw_funneled")
@@ -85,7 +85,8 @@ def parse_pairs(path: str | Path) -> LFWPairs:
     expected = folds * 2 * per_class
     if len(body) != expected:
         raise ProtocolFormatError(
-            path, head_no,
+            path,
+            head_no,
             f"header says {folds} folds x 2 x {per_class} = {expected} pairs, but the file has {len(body)} pair lines",
         )
     refs: list[tuple[tuple[str, int], tuple[str, int], int, int, int]] = []
@@ -103,7 +104,8 @@ def parse_pairs(path: str | Path) -> LFWPairs:
         else:
             if len(f) != 4:
                 raise ProtocolFormatError(
-                    path, lineno,
+                    path,
+                    lineno,
                     f"fold {fold + 1} different-person line must be 'name1 n1 name2 n2', got {len(f)} fields",
                 )
             n1 = _number(path, lineno, f[1], "image number")
@@ -119,8 +121,9 @@ def parse_pairs(path: str | Path) -> LFWPairs:
             raise ProtocolFormatError(path, lineno, f"image {x[0]} {x[1]} is paired with itself")
         key = (x, y) if x <= y else (y, x)
         if key in seen:
-            raise ProtocolFormatError(path, lineno, f"images {x[0]} {x[1]} and {y[0]} {y[1]} are already paired "
-                                                    f"on line {seen[key]}")
+            raise ProtocolFormatError(
+                path, lineno, f"images {x[0]} {x[1]} and {y[0]} {y[1]} are already paired on line {seen[key]}"
+            )
         seen[key] = lineno
     first: dict[tuple[str, int], int] = {}
     for x, y, _, _, lineno in refs:
@@ -161,8 +164,11 @@ def resolve_root(root: Path | None) -> Path:
         from fiqa_bench.paths import shared_dir
 
         shared = shared_dir()
-        root = shared / "data" / "lfw" if shared is not None and (shared / "data" / "lfw" / PAIRS_FILE).is_file() \
+        root = (
+            shared / "data" / "lfw"
+            if shared is not None and (shared / "data" / "lfw" / PAIRS_FILE).is_file()
             else Path(lfw_root(None))
+        )
     if not (root / PAIRS_FILE).is_file():
         raise FiqaBenchError(f"{root}: no {PAIRS_FILE} (expected LFW View-2 pairs.txt beside the lfw/ image folder)")
     return root

@@ -19,9 +19,10 @@ import re
 import sys
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,7 @@ class Source:
     pad: float = 0.0
 
     @classmethod
-    def parse(cls, text: str) -> "Source":
+    def parse(cls, text: str) -> Source:
         """``PATH`` or ``PATH:pad=F`` (the syntax of ``train-baseline data`` sources)."""
         path, sep, opts = str(text).partition(":")
         pad = 0.0
@@ -88,7 +89,7 @@ class Source:
         return cls(Path(path), pad)
 
     @classmethod
-    def of(cls, src: "str | os.PathLike | Source") -> "Source":
+    def of(cls, src: str | os.PathLike | Source) -> Source:
         """A :class:`Source` as given, or a folder path with no padding (a path is never parsed for options)."""
         return src if isinstance(src, Source) else cls(Path(src))
 
@@ -153,7 +154,9 @@ def _scan(src: Path, out: Path, pad: float = 0.0) -> _Scan:
             if f.name.startswith("."):
                 continue
             if f.is_dir():
-                scan.ignored.append({"path": rel, "reason": "sub-folder (only files directly in identity folders are read)"})
+                scan.ignored.append(
+                    {"path": rel, "reason": "sub-folder (only files directly in identity folders are read)"}
+                )
             elif f.suffix.lower() in IMAGE_EXTENSIONS:
                 photos.append(_Photo(entry.name, rel, f, pad))
             else:
@@ -192,8 +195,10 @@ def _scan_all(sources: Sequence[Source], out: Path) -> _Scan:
         one = _scan(source.root, out, source.pad)
         for ident in one.identities:
             if ident in origin:
-                raise FiqaBenchError(f"identity folder {ident!r} is in two sources, {origin[ident]} and {source.root}: "
-                                     "identities must be distinct across sources")
+                raise FiqaBenchError(
+                    f"identity folder {ident!r} is in two sources, {origin[ident]} and {source.root}: "
+                    "identities must be distinct across sources"
+                )
             origin[ident] = source.root
             scan.photos[ident] = one.photos[ident]
         scan.ignored += [{**r, "path": f"{source.root}/{r['path']}"} for r in one.ignored]
@@ -261,8 +266,16 @@ def _degradations_csv(rows: list[tuple[str, _Image]]) -> str:
     for file, img in rows:
         d = img.degradation
         assert d is not None  # only degraded images are listed
-        w.writerow([file, img.photo.rel, d["name"], d["level"], json.dumps(d["params"], sort_keys=True, separators=(",", ":")),
-                    img.landmarks_from])
+        w.writerow(
+            [
+                file,
+                img.photo.rel,
+                d["name"],
+                d["level"],
+                json.dumps(d["params"], sort_keys=True, separators=(",", ":")),
+                img.landmarks_from,
+            ]
+        )
     return buf.getvalue()
 
 
@@ -282,12 +295,18 @@ def _ytf_folds(subjects: list[str], videos: int, seed: int) -> tuple[list[list[t
     Identity-disjoint when there are at least 2 identities per fold (each identity's same pairs and the
     different pairs among its fold's identities stay in one fold); else pairs are dealt round-robin.
     """
+
     def same_pairs(ids):
         return [(f"{s}/{i}", f"{s}/{j}", 1) for s in ids for i in range(videos) for j in range(i + 1, videos)]
 
     def diff_pairs(ids):
-        return [(f"{s}/{i}", f"{t}/{j}", 0) for a, s in enumerate(ids) for t in ids[a + 1:]
-                for i in range(videos) for j in range(videos)]
+        return [
+            (f"{s}/{i}", f"{t}/{j}", 0)
+            for a, s in enumerate(ids)
+            for t in ids[a + 1 :]
+            for i in range(videos)
+            for j in range(videos)
+        ]
 
     rng = _rng(seed, _STAGE_FOLDS)
     order = [subjects[i] for i in rng.permutation(len(subjects))]
@@ -316,7 +335,9 @@ def _ytf_folds(subjects: list[str], videos: int, seed: int) -> tuple[list[list[t
 
 
 def _splits_text(folds: list[list[tuple[str, str, int]]]) -> str:
-    lines = [f"{f + 1}, {k + 1}, {v1}, {v2}, {same}" for f, fold in enumerate(folds) for k, (v1, v2, same) in enumerate(fold)]
+    lines = [
+        f"{f + 1}, {k + 1}, {v1}, {v2}, {same}" for f, fold in enumerate(folds) for k, (v1, v2, same) in enumerate(fold)
+    ]
     return "\r\n".join(lines)  # the official file: CRLF line ends, no newline after the last line
 
 
@@ -326,22 +347,36 @@ def _template_pairs(images: list[_Image], impostor_pairs: str | int, seed: int):
     sids = np.array([img.subject_id for img in images])
     template_ids, first = np.unique(tids, return_index=True)
     template_sids = sids[first]
-    pairs = [(a, b) for s in np.unique(template_sids) for i, a in enumerate(template_ids[template_sids == s])
-             for b in template_ids[template_sids == s][i + 1:]]
+    pairs = [
+        (a, b)
+        for s in np.unique(template_sids)
+        for i, a in enumerate(template_ids[template_sids == s])
+        for b in template_ids[template_sids == s][i + 1 :]
+    ]
     genuine = np.array(pairs, dtype=np.int64).reshape(-1, 2)
     impostors = _impostor_pairs(template_ids, template_sids)
     possible = len(impostors)
     if impostor_pairs != "all":
         assert isinstance(impostor_pairs, int)  # PrepareOptions.checked: "all" or a positive int
         if impostor_pairs > possible:
-            raise FiqaBenchError(f"impostor_pairs={impostor_pairs} but only {possible} cross-identity template pairs exist")
+            raise FiqaBenchError(
+                f"impostor_pairs={impostor_pairs} but only {possible} cross-identity template pairs exist"
+            )
         pick = np.sort(_rng(seed, _STAGE_IMPOSTORS).choice(possible, size=impostor_pairs, replace=False))
         impostors = impostors[pick]
     return template_ids, template_sids, genuine, impostors, possible
 
 
-def _build_images(used: list[str], scan: _Scan, found: dict[str, _Detected], safe_ids: dict[str, str], *,
-                  T: int, seed: int, degrade_fraction: float) -> list[_Image]:
+def _build_images(
+    used: list[str],
+    scan: _Scan,
+    found: dict[str, _Detected],
+    safe_ids: dict[str, str],
+    *,
+    T: int,
+    seed: int,
+    degrade_fraction: float,
+) -> list[_Image]:
     """Split each used identity's photos into T templates and degrade a seeded share of each template."""
     from fiqa_bench import degradations
     from fiqa_bench.faces.io import load_image
@@ -452,12 +487,14 @@ class PrepareOptions:
     part: str = "all"
 
     @classmethod
-    def checked(cls, **kw: Any) -> "PrepareOptions":
+    def checked(cls, **kw: Any) -> PrepareOptions:
         """The options normalised (``"41"`` impostor pairs -> 41), or a :class:`FiqaBenchError` naming the bad one."""
         o = cls(**kw)
         name, impostor_pairs = o.name, o.impostor_pairs
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-            raise FiqaBenchError(f"benchmark name {name!r}: use letters, digits, '_', '-', '.' (it prefixes file names)")
+            raise FiqaBenchError(
+                f"benchmark name {name!r}: use letters, digits, '_', '-', '.' (it prefixes file names)"
+            )
         if o.layout not in LAYOUTS:
             raise FiqaBenchError(f"layout {o.layout!r}: choose one of {', '.join(LAYOUTS)}")
         T = o.templates_per_identity
@@ -469,7 +506,11 @@ class PrepareOptions:
             raise FiqaBenchError(f"degrade_fraction must be in [0, 1), got {o.degrade_fraction}")
         if isinstance(impostor_pairs, str) and impostor_pairs.strip().isdigit():
             impostor_pairs = int(impostor_pairs)
-        if isinstance(impostor_pairs, numbers.Integral) and not isinstance(impostor_pairs, bool) and impostor_pairs >= 1:
+        if (
+            isinstance(impostor_pairs, numbers.Integral)
+            and not isinstance(impostor_pairs, bool)
+            and impostor_pairs >= 1
+        ):
             impostor_pairs = int(impostor_pairs)
         elif impostor_pairs != "all":
             raise FiqaBenchError(f"impostor_pairs must be 'all' or a positive integer, got {impostor_pairs!r}")
@@ -477,8 +518,17 @@ class PrepareOptions:
             raise FiqaBenchError(f"seed must be a non-negative integer, got {o.seed}")
         if o.part not in ("train", "eval", "all"):
             raise FiqaBenchError(f"part must be 'train', 'eval' or 'all', got {o.part!r}")
-        return cls(name, int(o.seed), o.layout, int(T), int(o.min_images), impostor_pairs, float(o.degrade_fraction),
-                   o.detector, o.part)
+        return cls(
+            name,
+            int(o.seed),
+            o.layout,
+            int(T),
+            int(o.min_images),
+            impostor_pairs,
+            float(o.degrade_fraction),
+            o.detector,
+            o.part,
+        )
 
 
 @dataclass
@@ -511,8 +561,9 @@ class _Plan:
     options: dict
 
 
-def scan_sources(src: "Path | Source | Sequence[Path | Source]", out: Path, opts: PrepareOptions, det,
-                 progress: bool) -> _Selection:
+def scan_sources(
+    src: Path | Source | Sequence[Path | Source], out: Path, opts: PrepareOptions, det, progress: bool
+) -> _Selection:
     """Step 1, scan: the identities and photos of ``src`` (one folder or several :class:`Source`), those of the
     kept split part with enough photos, a face detected on each of their photos (with its source's padding), and
     the identities with ``2 x templates_per_identity`` faces."""
@@ -527,11 +578,23 @@ def scan_sources(src: "Path | Source | Sequence[Path | Source]", out: Path, opts
     for ident in scan.identities:
         n = len(scan.photos[ident])
         if not in_part(ident, opts.part):
-            excluded.append({"identity": ident, "photos": n, "photos_with_face": None,
-                             "reason": f"identity in the {identity_part(ident)} part of the split (kept: {opts.part})"})
+            excluded.append(
+                {
+                    "identity": ident,
+                    "photos": n,
+                    "photos_with_face": None,
+                    "reason": f"identity in the {identity_part(ident)} part of the split (kept: {opts.part})",
+                }
+            )
         elif n < opts.min_images:
-            excluded.append({"identity": ident, "photos": n, "photos_with_face": None,
-                             "reason": f"{n} photo(s) < min_images={opts.min_images}"})
+            excluded.append(
+                {
+                    "identity": ident,
+                    "photos": n,
+                    "photos_with_face": None,
+                    "reason": f"{n} photo(s) < min_images={opts.min_images}",
+                }
+            )
         else:
             candidates.append(ident)
     skipped_small = sum(len(scan.photos[e["identity"]]) for e in excluded if "min_images" in e["reason"])
@@ -565,15 +628,22 @@ def scan_sources(src: "Path | Source | Sequence[Path | Source]", out: Path, opts
     for ident in candidates:
         with_face = [p for p in scan.photos[ident] if p.rel in found]
         if len(with_face) < need:
-            excluded.append({"identity": ident, "photos": len(scan.photos[ident]), "photos_with_face": len(with_face),
-                             "reason": f"{len(with_face)} photo(s) with a face < {need} ({T} templates of >= 2)"})
+            excluded.append(
+                {
+                    "identity": ident,
+                    "photos": len(scan.photos[ident]),
+                    "photos_with_face": len(with_face),
+                    "reason": f"{len(with_face)} photo(s) with a face < {need} ({T} templates of >= 2)",
+                }
+            )
             too_few_faces += len(with_face)
         else:
             used.append(ident)
     excluded.sort(key=lambda e: scan.identities.index(e["identity"]))
     if len(used) < 2:
         raise FiqaBenchError(
-            f"{', '.join(str(s.root) for s in sources)}: only {len(used)} identity(ies) have >= {need} photos with a detectable face; "
+            f"{', '.join(str(s.root) for s in sources)}: only {len(used)} identity(ies) have >= {need} photos with a "
+            "detectable face; "
             "impostor pairs need at least 2 (see the excluded identities in the summary)"
         )
     return _Selection(scan, used, found, safe_ids, excluded, no_face, skipped_small, skipped_part, too_few_faces)
@@ -584,8 +654,9 @@ def split_templates(sel: _Selection, opts: PrepareOptions, det, progress: bool) 
     the genuine and impostor template pairs, and (YTF) the identity-disjoint folds; nothing is written yet, so a
     refusal comes before any file."""
     T, seed = opts.templates_per_identity, opts.seed
-    images = _build_images(sel.used, sel.scan, sel.found, sel.safe_ids, T=T, seed=seed,
-                           degrade_fraction=opts.degrade_fraction)
+    images = _build_images(
+        sel.used, sel.scan, sel.found, sel.safe_ids, T=T, seed=seed, degrade_fraction=opts.degrade_fraction
+    )
 
     # detection on the degraded images as written
     degraded = [img for img in images if img.degradation is not None]
@@ -597,7 +668,9 @@ def split_templates(sel: _Selection, opts: PrepareOptions, det, progress: bool) 
             img.landmarks, img.score = d.landmarks, d.score
 
     template_ids, template_sids, genuine, impostors, possible = _template_pairs(images, opts.impostor_pairs, seed)
-    pairs = np.concatenate([np.c_[genuine, np.ones(len(genuine), np.int64)], np.c_[impostors, np.zeros(len(impostors), np.int64)]])
+    pairs = np.concatenate(
+        [np.c_[genuine, np.ones(len(genuine), np.int64)], np.c_[impostors, np.zeros(len(impostors), np.int64)]]
+    )
     pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
     with_ytf = opts.layout in ("ytf", "both")
     folds, ytf_mode = _ytf_folds([sel.safe_ids[s] for s in sel.used], T, seed) if with_ytf else ([], None)
@@ -635,8 +708,9 @@ def split_templates(sel: _Selection, opts: PrepareOptions, det, progress: bool) 
     return _Plan(images, degraded, template_ids, template_sids, pairs, folds, ytf_mode, counts, options)
 
 
-def write_layouts(plan: _Plan, sel: _Selection, out: Path, opts: PrepareOptions, source: str | list[str],
-                  rerun: bool) -> tuple[list[str], list[str], dict, str]:
+def write_layouts(
+    plan: _Plan, sel: _Selection, out: Path, opts: PrepareOptions, source: str | list[str], rerun: bool
+) -> tuple[list[str], list[str], dict, str]:
     """Step 3, write: the IJB and/or YTF layout (file names from the readers, :mod:`.ijb` and :mod:`.ytf`), the
     report and the README; on a re-run, images left from the previous run are removed. Returns (files written,
     stale files removed, final counts, README text)."""
@@ -655,20 +729,38 @@ def write_layouts(plan: _Plan, sel: _Selection, out: Path, opts: PrepareOptions,
             f"{META_DIR}/{name}{PAIRS_SUFFIX}": "".join(f"{a} {b} {l}\n" for a, b, l in plan.pairs.tolist()),
             f"{META_DIR}/{name}{LANDMARKS_SUFFIX}": "".join(_landmark_line(i.name, i) for i in images),
             f"{META_DIR}/{name}{SUBJECTS_SUFFIX}": "".join(
-                f"{t} {s}\n" for t, s in zip(plan.template_ids.tolist(), plan.template_sids.tolist())),
+                f"{t} {s}\n" for t, s in zip(plan.template_ids.tolist(), plan.template_sids.tolist())
+            ),
             DEGRADATIONS_FILE: _degradations_csv([(i.name, i) for i in degraded]),
         }
         for rel, text in meta.items():
             w.text(rel, text)
-        w.text(LAYOUT_FILE, _json({"name": name, "layout": "ijb", "source": source, "seed": seed, "counts": counts,
-                                   "options": options, "fiqa_bench_version": FIQA_BENCH_VERSION, "subjects": subjects}))
+        w.text(
+            LAYOUT_FILE,
+            _json(
+                {
+                    "name": name,
+                    "layout": "ijb",
+                    "source": source,
+                    "seed": seed,
+                    "counts": counts,
+                    "options": options,
+                    "fiqa_bench_version": FIQA_BENCH_VERSION,
+                    "subjects": subjects,
+                }
+            ),
+        )
         files += [f"{IMAGES_DIR}/", *meta, LAYOUT_FILE]
 
     # YTF layout ("videos" = templates)
     if ytf_root is not None:
         w.files([(f"{ytf_root}{FRAMES_DIR}/{i.frame}", i.data if i.data is not None else i.photo.path) for i in images])
-        ytf_counts = {**counts, "videos": len(plan.template_ids), "ytf_pairs": sum(len(f) for f in plan.folds),
-                      "ytf_same_pairs": sum(p[2] for f in plan.folds for p in f)}
+        ytf_counts = {
+            **counts,
+            "videos": len(plan.template_ids),
+            "ytf_pairs": sum(len(f) for f in plan.folds),
+            "ytf_same_pairs": sum(p[2] for f in plan.folds for p in f),
+        }
         meta = {
             f"{ytf_root}{SPLITS_FILE}": _splits_text(plan.folds),
             f"{ytf_root}{META_DIR}/{name}{YTF_LANDMARKS_SUFFIX}": "".join(_landmark_line(i.frame, i) for i in images),
@@ -676,10 +768,20 @@ def write_layouts(plan: _Plan, sel: _Selection, out: Path, opts: PrepareOptions,
         }
         for rel, text in meta.items():
             w.text(rel, text)
-        w.text(f"{ytf_root}{LAYOUT_FILE}", _json({
-            "name": name, "layout": "ytf", "source": source, "seed": seed, "counts": ytf_counts,
-            "options": {**options, "folds": YTF_FOLDS, "fold_assignment": plan.ytf_mode},
-            "fiqa_bench_version": FIQA_BENCH_VERSION}))
+        w.text(
+            f"{ytf_root}{LAYOUT_FILE}",
+            _json(
+                {
+                    "name": name,
+                    "layout": "ytf",
+                    "source": source,
+                    "seed": seed,
+                    "counts": ytf_counts,
+                    "options": {**options, "folds": YTF_FOLDS, "fold_assignment": plan.ytf_mode},
+                    "fiqa_bench_version": FIQA_BENCH_VERSION,
+                }
+            ),
+        )
         files += [f"{ytf_root}{FRAMES_DIR}/", *meta, f"{ytf_root}{LAYOUT_FILE}"]
         counts = ytf_counts
 
@@ -698,14 +800,16 @@ def write_layouts(plan: _Plan, sel: _Selection, out: Path, opts: PrepareOptions,
 
     removed: list[str] = []
     if rerun:
-        folders = ([IMAGES_DIR] if layout in ("ijb", "both") else []) + ([f"{ytf_root}{FRAMES_DIR}"] if ytf_root is not None else [])
+        folders = ([IMAGES_DIR] if layout in ("ijb", "both") else []) + (
+            [f"{ytf_root}{FRAMES_DIR}"] if ytf_root is not None else []
+        )
         for folder in folders:
             removed += w.remove_stale(folder)
     return files, removed, counts, readme
 
 
 def prepare_benchmark(
-    src: "str | os.PathLike | Source | Sequence[str | os.PathLike | Source]",
+    src: str | os.PathLike | Source | Sequence[str | os.PathLike | Source],
     out: str | os.PathLike,
     *,
     name: str,
@@ -735,9 +839,17 @@ def prepare_benchmark(
     if not sources:
         raise FiqaBenchError("no source folder given")
     out = Path(out)
-    opts = PrepareOptions.checked(name=name, seed=seed, layout=layout, templates_per_identity=templates_per_identity,
-                                  min_images=min_images, impostor_pairs=impostor_pairs,
-                                  degrade_fraction=degrade_fraction, detector=detector, part=part)
+    opts = PrepareOptions.checked(
+        name=name,
+        seed=seed,
+        layout=layout,
+        templates_per_identity=templates_per_identity,
+        min_images=min_images,
+        impostor_pairs=impostor_pairs,
+        degrade_fraction=degrade_fraction,
+        detector=detector,
+        part=part,
+    )
     for s in sources:
         if not s.root.is_dir():
             raise FiqaBenchError(f"source folder {s.root} does not exist or is not a folder")
@@ -797,10 +909,15 @@ def readme_text(*, name: str, layout: str, seed: int, counts: dict, options: dic
         f"excluded. Each exclusion and each photo without a face is listed with its reason in `{REPORT_FILE}`.",
         f"- Face detection: {options['detector']} ({options['detector_identity']}) on each whole photo; the face "
         "kept is the one maximising score x sqrt(area) x centrality (fiqa_bench.faces.detect.select_face).",
-        *([f"- Sources (`source` in benchmark.json, identity names distinct across them) and the padding of each "
-           f"before detection (a black border of pad x the photo's longer side, for tight crops; landmarks are in "
-           f"the photo's own pixels): {', '.join(str(p) for p in options['detect_pad'])}."]
-          if "detect_pad" in options else []),
+        *(
+            [
+                f"- Sources (`source` in benchmark.json, identity names distinct across them) and the padding of each "
+                f"before detection (a black border of pad x the photo's longer side, for tight crops; landmarks are in "
+                f"the photo's own pixels): {', '.join(str(p) for p in options['detect_pad'])}."
+            ]
+            if "detect_pad" in options
+            else []
+        ),
         f"- Counts: {c['identities_found']} identities found, {c['identities_used']} used, "
         f"{c['identities_excluded']} excluded; {c['photos_found']} photos, {c['photos_no_face']} without a face, "
         f"{c['photos_unreadable']} unreadable, {c['photos_in_small_identities']} in identities below min_images, "
@@ -814,36 +931,47 @@ def readme_text(*, name: str, layout: str, seed: int, counts: dict, options: dic
         "benchmark.json); template ids are 1, 2, ... in (subject, template) order; every image is its own media "
         "(media id 1, 2, ... in file-list order): there are no video frames to group.",
         f"- Genuine pairs: every pair of templates of the same identity ({c['genuine_pairs']}). Impostor pairs: "
-        + ("every pair of templates of different identities"
-           if options["impostor_pairs"] == "all"
-           else f"{options['impostor_pairs']} drawn without replacement (generator seeded by the seed) from the "
-                f"{c['impostor_pairs_possible']} pairs of templates of different identities")
+        + (
+            "every pair of templates of different identities"
+            if options["impostor_pairs"] == "all"
+            else f"{options['impostor_pairs']} drawn without replacement (generator seeded by the seed) from the "
+            f"{c['impostor_pairs_possible']} pairs of templates of different identities"
+        )
         + f" ({c['impostor_pairs']}). Pairs are listed with t1 < t2, sorted by (t1, t2).",
         "",
         "## Degradations",
     ]
     if options["degrade_fraction"] > 0:
         lines += [
-            f"- In each template, floor({options['degrade_fraction']} x size + 0.5) photos (at most size - 1: at least one "
-            "photo per template stays clean), chosen with a generator seeded by (seed, identity, template), are "
+            f"- In each template, floor({options['degrade_fraction']} x size + 0.5) photos (at most size - 1: at least "
+            "one photo per template stays clean), chosen with a generator seeded by (seed, identity, template), are "
             "replaced by a degraded copy: one degradation from fiqa_bench.degradations.apply_random (uniform over "
             f"{len(degradations.DEGRADATIONS)} kinds and 3 levels; occlusions cover the face box of the clean photo).",
-            f"- Degraded images are stored as JPEG quality {DEGRADED_JPEG_QUALITY} named `<identity>_<stem>{DEGRADED_SUFFIX}.jpg`; "
+            f"- Degraded images are stored as JPEG quality {DEGRADED_JPEG_QUALITY} named "
+            f"`<identity>_<stem>{DEGRADED_SUFFIX}.jpg`; "
             f"`{DEGRADATIONS_FILE}` lists file, source photo, degradation, level, parameters (JSON) and where the "
             f"landmarks come from. {c['degraded_images']} images are degraded.",
             "- Landmarks of a degraded image are detected on the image as written; if the detector finds no face "
             "there, the landmarks of the clean source photo are used (the degradation does not move the face) and "
-            f"its faceness score is written as {FALLBACK_SCORE:.4f} ({c['degraded_landmarks_from_clean_source']} images).",
+            f"its faceness score is written as {FALLBACK_SCORE:.4f} "
+            f"({c['degraded_landmarks_from_clean_source']} images).",
             "",
             "Strength levels:",
             "",
             "| degradation | light | medium | strong |",
             "|---|---|---|---|",
-            *[f"| {n} | " + " | ".join(", ".join(f"{k}={v}" for k, v in d.levels[lv].items()) for lv in degradations.LEVELS) + " |"
-              for n, d in degradations.DEGRADATIONS.items()],
+            *[
+                f"| {n} | "
+                + " | ".join(", ".join(f"{k}={v}" for k, v in d.levels[lv].items()) for lv in degradations.LEVELS)
+                + " |"
+                for n, d in degradations.DEGRADATIONS.items()
+            ],
         ]
     else:
-        lines += [f"- None: every image is a byte-identical copy of its source photo (`{DEGRADATIONS_FILE}` has only its header)."]
+        lines += [
+            f"- None: every image is a byte-identical copy of its source photo (`{DEGRADATIONS_FILE}` has only its "
+            "header)."
+        ]
     if layout in ("ijb", "both"):
         lines += [
             "",
@@ -855,23 +983,24 @@ def readme_text(*, name: str, layout: str, seed: int, counts: dict, options: dic
             "decimals (image-left eye, image-right eye, nose, image-left mouth corner, image-right mouth corner), "
             "faceness (detector score) with 4 decimals.",
             f"- `meta/{name}_tid_sid.txt`: `template_id subject_id` (an extension: the IJB release has no such file).",
-            f"- `benchmark.json`: name, layout, source, seed, counts, options, fiqa_bench_version, subjects.",
+            "- `benchmark.json`: name, layout, source, seed, counts, options, fiqa_bench_version, subjects.",
         ]
     if layout in ("ytf", "both"):
         root = "ytf/" if layout == "both" else ""
         lines += [
             "",
             "## YTF layout" + (" under `ytf/`" if layout == "both" else ""),
-            f"- `{root}frame_images_DB/<identity>/<video>/<photo>`: each template is a \"video\" numbered 0..{T - 1}; "
+            f'- `{root}frame_images_DB/<identity>/<video>/<photo>`: each template is a "video" numbered 0..{T - 1}; '
             "its photos are the frames (same files as in the IJB layout).",
             f"- `{root}splits.txt`: the official format, `split, pair#, video1, video2, same` with CRLF line ends and "
             f"no final newline; {YTF_FOLDS} splits, each with as many same (1) as different (0) pairs, same pairs "
-            f"first. Fold assignment here: {ytf_mode}. With >= {2 * YTF_FOLDS} identities the folds are identity-disjoint: "
+            f"first. Fold assignment here: {ytf_mode}. With >= {2 * YTF_FOLDS} identities the folds are "
+            "identity-disjoint: "
             f"identities are shuffled (seeded) and cut into {YTF_FOLDS} groups; a fold holds every same pair of its "
             "identities and as many different pairs drawn (seeded) among its own identities. With fewer, all same "
             "pairs and as many different pairs drawn from all identities are shuffled and dealt round-robin.",
             f"- `{root}meta/{name}_name_5pts_score.txt` (an extension: YTF ships bounding boxes, not landmarks): "
             "`<identity>/<video>/<photo> x1 y1 ... x5 y5 faceness`, same format as the IJB file.",
-            f"- `{root}benchmark.json` (layout \"ytf\") and `{root}{DEGRADATIONS_FILE}` (frame paths).",
+            f'- `{root}benchmark.json` (layout "ytf") and `{root}{DEGRADATIONS_FILE}` (frame paths).',
         ]
     return "\n".join(lines) + "\n"

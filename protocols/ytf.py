@@ -272,14 +272,17 @@ def find_landmarks_file(root: Path, name: str | None) -> Path | None:
     """``meta/<name>_name_5pts_score.txt`` of a prepared layout (the only one when no name is known)."""
     meta = root / "meta"
     if name and (any(ch in name for ch in "/\\\x00") or name in (".", "..")):
-        raise FiqaBenchError(f"'name' in {root / 'benchmark.json'} must be a plain file prefix "
-                             f"(no '/', '\\' or '..'), got {name!r}")
+        raise FiqaBenchError(
+            f"'name' in {root / 'benchmark.json'} must be a plain file prefix (no '/', '\\' or '..'), got {name!r}"
+        )
     if name and (meta / f"{name}{LANDMARKS_SUFFIX}").is_file():
         return meta / f"{name}{LANDMARKS_SUFFIX}"
     found = sorted(meta.glob(f"*{LANDMARKS_SUFFIX}")) if meta.is_dir() else []
     if len(found) > 1:
-        raise FiqaBenchError(f"{meta}: several landmark files ({', '.join(p.name for p in found)}); "
-                             f"say which with the 'name' of a benchmark.json at {root}")
+        raise FiqaBenchError(
+            f"{meta}: several landmark files ({', '.join(p.name for p in found)}); "
+            f"say which with the 'name' of a benchmark.json at {root}"
+        )
     return found[0] if found else None
 
 
@@ -483,8 +486,7 @@ class YTFLayout(YTF):
     card = ProtocolCard(
         name="ytf-layout",
         version="1",
-        summary="video-pair verification on any folder in the YTF layout (frame folders + splits.txt); "
-        "k-fold accuracy",
+        summary="video-pair verification on any folder in the YTF layout (frame folders + splits.txt); k-fold accuracy",
         licence="that of the videos in the folder",
         metric="kfold_accuracy",
         metrics=KFOLD_METRICS,

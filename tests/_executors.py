@@ -15,22 +15,40 @@ from fiqa_bench.runner import RunConfig
 
 
 def run_config(bench: Path, backbone: str, method: str, tmp_path: Path, **kw) -> RunConfig:
-    return RunConfig(protocol=str(bench), backbone=backbone, method=method, out=str(tmp_path / "out"),
-                     progress=False, bootstrap=20, batch_size=8, **kw)
+    return RunConfig(
+        protocol=str(bench),
+        backbone=backbone,
+        method=method,
+        out=str(tmp_path / "out"),
+        progress=False,
+        bootstrap=20,
+        batch_size=8,
+        **kw,
+    )
 
 
 def evaluate_with(cfg: RunConfig, executor, build=None):
     """evaluate() on the adapters of ``cfg`` built in the driver (as the runner builds them)."""
     bench, backbone, method = (build or ConfigBuild(cfg))()
-    return evaluate(bench, backbone, method, cfg.eval_options(), backbone_name=cfg.backbone,
-                    method_name=cfg.method, executor=executor)
+    return evaluate(
+        bench,
+        backbone,
+        method,
+        cfg.eval_options(),
+        backbone_name=cfg.backbone,
+        method_name=cfg.method,
+        executor=executor,
+    )
 
 
 def assert_same(a, b) -> None:
     """Same metrics (exactly, intervals included), same counts, and every raw array equal bit for bit."""
     assert a.metrics == b.metrics
-    differ = {k: (a.counts.get(k), b.counts.get(k)) for k in a.counts.keys() | b.counts.keys()
-              if a.counts.get(k) != b.counts.get(k)}
+    differ = {
+        k: (a.counts.get(k), b.counts.get(k))
+        for k in a.counts.keys() | b.counts.keys()
+        if a.counts.get(k) != b.counts.get(k)
+    }
     assert not differ, differ
     assert sorted(a.raw) == sorted(b.raw)
     for key in a.raw:

@@ -27,8 +27,16 @@ def real_runs(small_bench: Path, backbone: str, root: Path) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FIQA_BENCH_CACHE", str(root / "cache"))
         for method in METHODS:
-            run(RunConfig(protocol=str(small_bench), backbone=backbone, method=method,
-                          selection="top1" if method else "all", out=str(out), progress=False))
+            run(
+                RunConfig(
+                    protocol=str(small_bench),
+                    backbone=backbone,
+                    method=method,
+                    selection="top1" if method else "all",
+                    out=str(out),
+                    progress=False,
+                )
+            )
     assert len(list(out.glob("*.json"))) == len(METHODS), os.listdir(out)
     _DONE[key] = out
     return out

@@ -7,10 +7,16 @@ from pathlib import Path
 import numpy as np
 
 #: three identities with two photos each, then two single photos of two more (LFW View 2 images)
-LFW_IMAGES = ("Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0003.jpg",
-              "Aaron_Sorkin/Aaron_Sorkin_0001.jpg", "Aaron_Sorkin/Aaron_Sorkin_0002.jpg",
-              "Abdoulaye_Wade/Abdoulaye_Wade_0001.jpg", "Abdoulaye_Wade/Abdoulaye_Wade_0002.jpg",
-              "Abel_Pacheco/Abel_Pacheco_0001.jpg", "Abdullah/Abdullah_0001.jpg")
+LFW_IMAGES = (
+    "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
+    "Aaron_Peirsol/Aaron_Peirsol_0003.jpg",
+    "Aaron_Sorkin/Aaron_Sorkin_0001.jpg",
+    "Aaron_Sorkin/Aaron_Sorkin_0002.jpg",
+    "Abdoulaye_Wade/Abdoulaye_Wade_0001.jpg",
+    "Abdoulaye_Wade/Abdoulaye_Wade_0002.jpg",
+    "Abel_Pacheco/Abel_Pacheco_0001.jpg",
+    "Abdullah/Abdullah_0001.jpg",
+)
 
 
 def lfw_faces(shared: Path, names=LFW_IMAGES) -> list:
@@ -40,8 +46,11 @@ def degraded(faces: list, kind: str = "blur") -> list:
             img = cv2.GaussianBlur(f.image, (0, 0), 4.0)
         elif kind == "downscale":
             h, w = f.image.shape[:2]
-            img = cv2.resize(cv2.resize(f.image, (w // 8, h // 8), interpolation=cv2.INTER_AREA), (w, h),
-                             interpolation=cv2.INTER_LINEAR)
+            img = cv2.resize(
+                cv2.resize(f.image, (w // 8, h // 8), interpolation=cv2.INTER_AREA),
+                (w, h),
+                interpolation=cv2.INTER_LINEAR,
+            )
         else:
             raise ValueError(kind)
         out.append(Face(np.ascontiguousarray(img), f.landmarks, f.box, f.path + f"#{kind}", detected=True))

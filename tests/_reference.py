@@ -59,9 +59,11 @@ def kfold_accuracy_loop(scores, labels, folds) -> dict:
         train = [(float(s), int(y)) for s, y, f in zip(scores, labels, folds) if int(f) != fold]
         test = [(float(s), int(y)) for s, y, f in zip(scores, labels, folds) if int(f) == fold]
         u = sorted(set(s for s, _ in train))
-        candidates = ([min(u[0] - 1.0, np.nextafter(u[0], -np.inf))]
-                      + [(u[i] + u[i + 1]) / 2.0 for i in range(len(u) - 1)]
-                      + [max(u[-1] + 1.0, np.nextafter(u[-1], np.inf))])
+        candidates = (
+            [min(u[0] - 1.0, np.nextafter(u[0], -np.inf))]
+            + [(u[i] + u[i + 1]) / 2.0 for i in range(len(u) - 1)]
+            + [max(u[-1] + 1.0, np.nextafter(u[-1], np.inf))]
+        )
         best_acc, best_t = -1.0, None
         for t in candidates:
             acc = sum(1 for s, y in train if (s >= t) == (y == 1)) / len(train)

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 
-def write_linear_model(path: Path, weights: np.ndarray, batch: int | str = "N", size: int = 112,
-                       nhwc: bool = False) -> Path:
+def write_linear_model(
+    path: Path, weights: np.ndarray, batch: int | str = "N", size: int = 112, nhwc: bool = False
+) -> Path:
     """ONNX model: input 'x' (batch, 3, size, size) (or NHWC), output 'y' = flatten(x) @ weights."""
     from onnx import TensorProto, helper, numpy_helper, save
 
@@ -20,11 +21,15 @@ def write_linear_model(path: Path, weights: np.ndarray, batch: int | str = "N", 
     assert w.shape[0] == 3 * size * size
     x_dims = [batch, size, size, 3] if nhwc else [batch, 3, size, size]
     graph = helper.make_graph(
-        [helper.make_node("Flatten", ["x"], ["flat"], "flatten", axis=1),
-         helper.make_node("MatMul", ["flat", "W"], ["y"], "matmul")],
-        "linear", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_dims)],
+        [
+            helper.make_node("Flatten", ["x"], ["flat"], "flatten", axis=1),
+            helper.make_node("MatMul", ["flat", "W"], ["y"], "matmul"),
+        ],
+        "linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_dims)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, int(w.shape[1])])],
-        initializer=[numpy_helper.from_array(w, "W")])
+        initializer=[numpy_helper.from_array(w, "W")],
+    )
     model = helper.make_model(graph, producer_name="tests", opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8  # readable by every onnxruntime the project supports
     save(model, str(path))

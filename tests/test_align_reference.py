@@ -37,8 +37,9 @@ from _pinned_inputs import LANDMARKS, PHOTOS, load
 pytestmark = pytest.mark.shared
 
 #: insightface's ``arcface_dst`` (its ``face_align.py``), 112x112: eyes, nose tip, mouth corners, image-left first
-INSIGHTFACE_ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                                    [41.5493, 92.3655], [70.7299, 92.2041]])
+INSIGHTFACE_ARCFACE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
+)
 DECODE_MAX, DECODE_MEAN = 2, 0.1
 WARP_MAX, WARP_MEAN = 4, 0.25
 COMMITTED_MAX, COMMITTED_MEAN = 1, 1e-3

@@ -97,8 +97,9 @@ def test_no_file_anywhere_says_where_to_get_it(tmp_path, isolated_cache, monkeyp
 
 
 def test_weights_path_option_and_a_state_dict_that_does_not_fit(shared, tmp_path, isolated_cache):
-    state = torch.load(shared / "models/mobilefacenet/mobilefacenet_state_dict.pt", map_location="cpu",
-                       weights_only=True)
+    state = torch.load(
+        shared / "models/mobilefacenet/mobilefacenet_state_dict.pt", map_location="cpu", weights_only=True
+    )
     good = tmp_path / "copy.pt"
     torch.save(state, good)
     bb = TorchMobileFaceNet(weights=good)
@@ -128,8 +129,12 @@ def test_stochastic_passes(mfn, crops):
     s = mfn.stochastic_embed(crops[:4], passes=5, rate=0.5, seed=0)
     assert s.shape == (4, 5, 128) and s.dtype == np.float32
     # rate 0: every pass is the plain embedding (dropout acts on the head input only)
-    np.testing.assert_allclose(mfn.stochastic_embed(crops[:4], passes=3, rate=0.0, seed=0),
-                               np.repeat(plain[:, None], 3, axis=1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        mfn.stochastic_embed(crops[:4], passes=3, rate=0.0, seed=0),
+        np.repeat(plain[:, None], 3, axis=1),
+        rtol=1e-5,
+        atol=1e-5,
+    )
     # independent computation of one pass: trunk features, the seeded mask, head
     model = mfn.torch_model()
     with torch.no_grad():
@@ -183,9 +188,11 @@ def test_without_torch_the_name_fails_with_an_install_hint(monkeypatch):
 
 
 def test_listing_does_not_import_torch():
-    code = ("import sys\nfrom fiqa_bench.cli import main\n"
-            "try:\n    main(['list'])\nexcept SystemExit:\n    pass\n"
-            "print('TORCH', 'torch' in sys.modules)")
+    code = (
+        "import sys\nfrom fiqa_bench.cli import main\n"
+        "try:\n    main(['list'])\nexcept SystemExit:\n    pass\n"
+        "print('TORCH', 'torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     for name in ("torch-mobilefacenet", "serfiq", "grafiqs", "faceqan", "norm"):

@@ -91,8 +91,10 @@ def test_default_normalisation(shared, tiny_models, isolated_cache):
     assert OnnxArcFace(tiny_models["dynamic"]).normalisation == "arcface"  # unknown file: ArcFace convention
     mfn = OnnxArcFace(shared / "models/mobilefacenet/mobilefacenet.onnx")  # known file: its measured best
     assert mfn.normalisation == "imagenet" and "-imagenet-" in mfn.identity()
-    assert OnnxArcFace(shared / "models/mobilefacenet/mobilefacenet.onnx", normalisation="mobilefacenet") \
-        .normalisation == "mobilefacenet"
+    assert (
+        OnnxArcFace(shared / "models/mobilefacenet/mobilefacenet.onnx", normalisation="mobilefacenet").normalisation
+        == "mobilefacenet"
+    )
 
 
 def test_constructor_is_lazy_and_validates(tmp_path):
@@ -174,9 +176,13 @@ def test_r100_uses_a_placed_file_and_records_its_hash(tmp_path, isolated_cache, 
 # -- real faces ----------------------------------------------------------------------------------------------
 
 # LFW View-2: two images of each of two people, and a third person
-LFW_IMAGES = ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0003.jpg",
-              "Abdullah_Gul/Abdullah_Gul_0012.jpg", "Abdullah_Gul/Abdullah_Gul_0014.jpg",
-              "Zico/Zico_0001.jpg"]
+LFW_IMAGES = [
+    "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
+    "Aaron_Peirsol/Aaron_Peirsol_0003.jpg",
+    "Abdullah_Gul/Abdullah_Gul_0012.jpg",
+    "Abdullah_Gul/Abdullah_Gul_0014.jpg",
+    "Zico/Zico_0001.jpg",
+]
 IDS = [0, 0, 1, 1, 2]
 
 
@@ -185,8 +191,9 @@ def lfw_faces(shared):
     """(BGR image, 5 landmarks, box) per image, found with OpenCV's YuNet directly (2x upscaled, padded)."""
     import cv2
 
-    det = cv2.FaceDetectorYN.create(str(shared / "models/yunet/face_detection_yunet_2026may.onnx"), "",
-                                    (320, 320), 0.6, 0.3, 20)
+    det = cv2.FaceDetectorYN.create(
+        str(shared / "models/yunet/face_detection_yunet_2026may.onnx"), "", (320, 320), 0.6, 0.3, 20
+    )
     out = []
     for rel in LFW_IMAGES:
         img = cv2.imread(str(shared / "data/lfw/lfw" / rel))
@@ -258,11 +265,13 @@ def test_dlib_on_real_faces(shared, lfw_faces):
     assert bb.embed([]).shape == (0, 128)
     chips = [bb.chip(f) for f in faces]
     import dlib
+
     from fiqa_bench.backbones.dlib_resnet import RECOGNITION_FILE, models_dir
 
     net = dlib.face_recognition_model_v1(str(models_dir() / RECOGNITION_FILE))
     ref = np.array(net.compute_face_descriptor(chips)) + np.array(
-        net.compute_face_descriptor([np.ascontiguousarray(c[:, ::-1]) for c in chips]))
+        net.compute_face_descriptor([np.ascontiguousarray(c[:, ::-1]) for c in chips])
+    )
     np.testing.assert_allclose(flipped, ref, rtol=1e-4, atol=1e-4)
 
 

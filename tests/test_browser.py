@@ -30,8 +30,16 @@ from _leaderboard_runs import real_runs
 from fiqa_bench.leaderboard import write_site
 
 CHROMIUM = os.environ.get("FIQA_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TOP1 = ["blur", "jpeg", "pose", "random"]  # the methods of the real top1 board
 
 
@@ -67,8 +75,12 @@ def browser():
         with sync_playwright() as p:
             try:
                 context = p.chromium.launch_persistent_context(
-                    profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                    viewport={"width": 1400, "height": 1000})
+                    profile,
+                    executable_path=CHROMIUM,
+                    headless=True,
+                    args=CHROMIUM_ARGS,
+                    viewport={"width": 1400, "height": 1000},
+                )
             except Error as exc:
                 _unavailable(f"{CHROMIUM} did not start: {str(exc).splitlines()[0]}")
             yield context
@@ -85,11 +97,14 @@ class Opened:
         self.errors: list[str] = []
         self.outside: list[str] = []
         self.page = context.new_page()
-        self.page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}")
-                     if m.type == "error" else None)
+        self.page.on(
+            "console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None
+        )
         self.page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
-        self.page.on("requestfailed", lambda r: None if r.url in self.outside
-                     else self.errors.append(f"request failed: {r.url} ({r.failure})"))
+        self.page.on(
+            "requestfailed",
+            lambda r: None if r.url in self.outside else self.errors.append(f"request failed: {r.url} ({r.failure})"),
+        )
         self.page.on("dialog", lambda d: (self.errors.append(f"dialog: {d.message}"), d.dismiss()))
         self.page.route(re.compile(r"^(?!file:|data:|about:|http://127\.0\.0\.1[:/]).*"), self._abort)
         self.page.goto(url)
@@ -103,15 +118,17 @@ class Opened:
         assert self.errors == [] and self.outside == [], (self.errors, self.outside)
 
     def rows(self, board: str) -> list[str]:
-        return self.page.eval_on_selector_all(f"section[data-board='{board}'] tbody tr",
-                                              "trs => trs.map(t => t.dataset.method)")
+        return self.page.eval_on_selector_all(
+            f"section[data-board='{board}'] tbody tr", "trs => trs.map(t => t.dataset.method)"
+        )
 
     def boards(self) -> list[str]:
         return self.page.eval_on_selector_all("section[data-board]", "s => s.map(x => x.dataset.board)")
 
     def columns(self, board: str) -> list[str]:
-        return self.page.eval_on_selector_all(f"section[data-board='{board}'] thead th[data-col]",
-                                              "ths => ths.map(t => t.dataset.col)")
+        return self.page.eval_on_selector_all(
+            f"section[data-board='{board}'] thead th[data-col]", "ths => ths.map(t => t.dataset.col)"
+        )
 
     def sort_by(self, board: str, column: str) -> None:
         self.page.click(f"section[data-board='{board}'] th[data-col='{column}'] button")
@@ -159,31 +176,57 @@ COSTS_MS = {"blur": 0.25, "jpeg": 0.5, "pose": 0.125, "random": 1.0}
 def site(small_bench, shared, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("browser-site")
     runs = real_runs(small_bench, f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}", root)
-    recs = {json.loads(p.read_text())["method"]["name"]: (p, json.loads(p.read_text()))
-            for p in sorted(runs.glob("*.json"))}
+    recs = {
+        json.loads(p.read_text())["method"]["name"]: (p, json.loads(p.read_text())) for p in sorted(runs.glob("*.json"))
+    }
     edited = root / "edited"
     for method, tpr in EDITED_TPR.items():
+
         def edit(r, tpr=tpr):
             r["protocol"]["name"] = "edited"
             r["metrics"]["tpr_at_fpr"]["values"]["1e-1"] = tpr
             r["metrics"]["tpr_at_fpr"].setdefault("intervals", {})["1e-1"] = [tpr - 0.125, min(1.0, tpr + 0.125)]
+
         _copy(recs[method][0], edited, edit)
-    _copy(recs["blur"][0], root / "other-fr", lambda r: (r["protocol"].update(name="edited"),
-                                                         r["backbone"].update(name="other-fr")))
-    (edited / "costs.json").write_text(json.dumps({
-        "costs_schema_version": 1,
-        "machine": {"cpu_model": "test", "cores": 2, "onnxruntime": "1", "threads": 2,
-                    "load_average_start": [0, 0, 0], "date": "2026-12-01T00:00:00+00:00"},
-        "config": {"images": 1, "repeats": 1, "batch_size": 1},
-        "methods": [{"name": n, "need_aligning": "yes", "ms_single": ms, "ms_batch": ms} for n, ms in
-                    COSTS_MS.items()]}))
+    _copy(
+        recs["blur"][0],
+        root / "other-fr",
+        lambda r: (r["protocol"].update(name="edited"), r["backbone"].update(name="other-fr")),
+    )
+    (edited / "costs.json").write_text(
+        json.dumps(
+            {
+                "costs_schema_version": 1,
+                "machine": {
+                    "cpu_model": "test",
+                    "cores": 2,
+                    "onnxruntime": "1",
+                    "threads": 2,
+                    "load_average_start": [0, 0, 0],
+                    "date": "2026-12-01T00:00:00+00:00",
+                },
+                "config": {"images": 1, "repeats": 1, "batch_size": 1},
+                "methods": [
+                    {"name": n, "need_aligning": "yes", "ms_single": ms, "ms_batch": ms} for n, ms in COSTS_MS.items()
+                ],
+            }
+        )
+    )
     out = root / "site"
     write_site([runs, edited, root / "other-fr"], out)
-    data = json.loads(re.search(r'id="leaderboard-data">(.*?)</script>', (out / "index.html").read_text(),
-                                re.S).group(1))
+    data = json.loads(
+        re.search(r'id="leaderboard-data">(.*?)</script>', (out / "index.html").read_text(), re.S).group(1)
+    )
     ids = {(b["protocol"], b["backbone"], b["selection"]): b["id"] for b in data["boards"]}
-    return {"root": root, "runs": runs, "recs": {m: r for m, (_, r) in recs.items()}, "out": out,
-            "url": (out / "index.html").as_uri(), "data": data, "ids": ids}
+    return {
+        "root": root,
+        "runs": runs,
+        "recs": {m: r for m, (_, r) in recs.items()},
+        "out": out,
+        "url": (out / "index.html").as_uri(),
+        "data": data,
+        "ids": ids,
+    }
 
 
 def _ordered(values: dict[str, float | None], descending: bool) -> list[str]:
@@ -201,8 +244,12 @@ def _real(site, method: str, key: str, short: str):
 
 def _ids(site):
     mbf = "onnx:mobilefacenet.onnx"
-    return (site["ids"][("mini", mbf, "top1")], site["ids"][("mini", mbf, "all")],
-            site["ids"][("edited", mbf, "top1")], site["ids"][("edited", "other-fr", "top1")])
+    return (
+        site["ids"][("mini", mbf, "top1")],
+        site["ids"][("mini", mbf, "all")],
+        site["ids"][("edited", mbf, "top1")],
+        site["ids"][("edited", "other-fr", "top1")],
+    )
 
 
 @pytest.mark.shared
@@ -239,9 +286,11 @@ def test_clicking_column_headings_sorts_the_rows(browser, site):
         assert o.aria_sort(real, "tpr_at_fpr:1e-1") == "descending"  # the default column, best first
         o.sort_by(real, "tpr_at_fpr:1e-1")  # clicking the column a board is sorted by reverses it
         assert o.rows(real) == _ordered(tpr, False) and o.aria_sort(real, "tpr_at_fpr:1e-1") == "ascending"
-        for col, (key, short) in {"edc_fnm_rethreshold:0.20": ("edc_fnm_rethreshold", "0.20"),
-                                  "edc_fm:0.20": ("edc_fm", "0.20"),
-                                  "tpr_at_fpr:1e-1": ("tpr_at_fpr", "1e-1")}.items():
+        for col, (key, short) in {
+            "edc_fnm_rethreshold:0.20": ("edc_fnm_rethreshold", "0.20"),
+            "edc_fm:0.20": ("edc_fm", "0.20"),
+            "tpr_at_fpr:1e-1": ("tpr_at_fpr", "1e-1"),
+        }.items():
             values = {m: _real(site, m, key, short) for m in TOP1}
             higher = key == "tpr_at_fpr"
             o.sort_by(real, col)  # first click on another column: best first
@@ -251,8 +300,16 @@ def test_clicking_column_headings_sorts_the_rows(browser, site):
             assert o.rows(real) == _ordered(values, not higher), col
             assert o.aria_sort(real, col) == ("ascending" if higher else "descending")
             assert f"sort={quote(col, safe='')}" in o.hash()
-        assert len(set(map(tuple, [_ordered({m: _real(site, m, "edc_fm", "0.20") for m in TOP1}, d)
-                                   for d in (True, False)]))) == 2  # the real data does tell the orders apart
+        assert (
+            len(
+                set(
+                    map(
+                        tuple, [_ordered({m: _real(site, m, "edc_fm", "0.20") for m in TOP1}, d) for d in (True, False)]
+                    )
+                )
+            )
+            == 2
+        )  # the real data does tell the orders apart
         # the sort applies to every board that has the column
         assert o.rows(edited) == ["blur", "pose", "jpeg", "random"][::-1]
         o.sort_by(edited, "cost")
@@ -272,11 +329,13 @@ def test_filters_change_boards_rows_and_columns(browser, site):
         o.tick("method", "blur")
         assert o.boards() == [edited, other, real]  # the baseline board has neither
         assert o.rows(edited) == ["blur", "jpeg"] and o.rows(other) == ["blur"]
-        assert o.rows(real) == [m for m in _ordered({m: _real(site, m, "tpr_at_fpr", "1e-1") for m in TOP1}, True)
-                                if m in ("blur", "jpeg")]
+        assert o.rows(real) == [
+            m for m in _ordered({m: _real(site, m, "tpr_at_fpr", "1e-1") for m in TOP1}, True) if m in ("blur", "jpeg")
+        ]
         o.tick("metric", "tpr_at_fpr")
-        assert [c for c in o.columns(real) if ":" in c] == [f"tpr_at_fpr:{s}" for s in
-                                                            site["recs"]["blur"]["metrics"]["tpr_at_fpr"]["values"]]
+        assert [c for c in o.columns(real) if ":" in c] == [
+            f"tpr_at_fpr:{s}" for s in site["recs"]["blur"]["metrics"]["tpr_at_fpr"]["values"]
+        ]
         o.tick("metric", "tpr_at_fpr")  # untick: every metric again
         assert any(c.startswith("edc_fm:") for c in o.columns(real))
         o.tick("protocol", "edited")
@@ -301,15 +360,21 @@ def test_a_linked_view_is_restored(browser, site):
     real, _, edited, other = _ids(site)
     view = "method=pose&method=jpeg&method=blur&metric=edc_fm&sort=edc_fm%3A0.20&order=desc&protocol=mini"
     with opened(browser, site["url"]) as o:  # build the view by hand, then copy its link
-        for dim, value in (("protocol", "mini"), ("method", "pose"), ("method", "jpeg"), ("method", "blur"),
-                           ("metric", "edc_fm")):
+        for dim, value in (
+            ("protocol", "mini"),
+            ("method", "pose"),
+            ("method", "jpeg"),
+            ("method", "blur"),
+            ("metric", "edc_fm"),
+        ):
             o.tick(dim, value)
         assert o.aria_sort(real, "edc_fm:0.20") == "ascending"  # the first column shown, best (lowest) first
         o.sort_by(real, "edc_fm:0.20")
         link = o.page.get_attribute("#permalink", "href")
         shown = o.rows(real)
-    expected = [m for m in _ordered({m: _real(site, m, "edc_fm", "0.20") for m in TOP1}, True)
-                if m in ("pose", "jpeg", "blur")]
+    expected = [
+        m for m in _ordered({m: _real(site, m, "edc_fm", "0.20") for m in TOP1}, True) if m in ("pose", "jpeg", "blur")
+    ]
     assert shown == expected
     for url in (site["url"] + link, site["url"] + "#" + view, site["url"] + "?" + view):
         with opened(browser, url) as o:
@@ -318,8 +383,7 @@ def test_a_linked_view_is_restored(browser, site):
             assert [c for c in o.columns(real) if ":" in c] == ["edc_fm:0.20", "edc_fm:0.30"]
             assert o.aria_sort(real, "edc_fm:0.20") == "descending"
             ticked = o.page.eval_on_selector_all("#filters input:checked", "b => b.map(x => x.name + '=' + x.value)")
-            assert sorted(ticked) == ["method=blur", "method=jpeg", "method=pose", "metric=edc_fm",
-                                      "protocol=mini"]
+            assert sorted(ticked) == ["method=blur", "method=jpeg", "method=pose", "metric=edc_fm", "protocol=mini"]
             # the link shown is the view's own, and unknown values in a link are ignored
             assert o.page.get_attribute("#permalink", "href") == link
             o.clean()
@@ -344,8 +408,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 @contextlib.contextmanager
 def static_host(folder: Path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(_Quiet, directory=str(folder)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -407,16 +470,20 @@ def test_html_report_in_the_browser(browser, site, tmp_path):
         o.clean()
         assert "mini" in o.page.inner_text("body")
         images = o.page.eval_on_selector_all(
-            "img", "i => i.map(x => [x.getAttribute('src').slice(0, 60), x.complete, x.naturalWidth])")
+            "img", "i => i.map(x => [x.getAttribute('src').slice(0, 60), x.complete, x.naturalWidth])"
+        )
         svgs = o.page.eval_on_selector_all("svg", "s => s.map(x => x.getBoundingClientRect().width)")
         for src, complete, width in images:
             assert complete and width > 0, f"image {src} did not load"
         assert all(w > 0 for w in svgs)
         # the SVG versions the figures link to decode as images too
         svg_links = o.page.eval_on_selector_all("a[href$='.svg']", "as => as.map(a => a.href)")
-        decoded = o.page.evaluate("""hrefs => Promise.all(hrefs.map(h => new Promise(done => {
+        decoded = o.page.evaluate(
+            """hrefs => Promise.all(hrefs.map(h => new Promise(done => {
             const img = new Image(); img.onload = () => done([h, img.naturalWidth]);
-            img.onerror = () => done([h, 0]); img.src = h; })))""", svg_links)
+            img.onerror = () => done([h, 0]); img.src = h; })))""",
+            svg_links,
+        )
         assert all(width > 0 for _, width in decoded), decoded
         if (Path(__file__).parents[1] / "fiqa_bench" / "plots.py").is_file():
             assert len(images) + len(svgs) > 0, "the report has plots but the page shows none"
@@ -428,15 +495,32 @@ def test_html_report_in_the_browser(browser, site, tmp_path):
 
 def _handwritten(method: str, protocol: str, metrics: dict, kind: str) -> dict:
     """A results record written by hand (schema 2), for a site that needs no real data."""
-    return {"schema_version": 2, "suite": {"name": "fiqa-bench", "version": "0.1.0", "git_commit": None},
-            "method": {"name": method, "version": "1", "card_hash": "c" * 16, "options": {}, "options_sha256": {},
-                       "card": {"summary": f"{method} summary", "paper": f"{method} paper", "licence": "MIT",
-                                "weights": None}},
-            "backbone": {"name": "r50", "weights_sha256": "w" * 64},
-            "protocol": {"name": protocol, "version": "1", "metric": kind, "metrics": list(metrics),
-                         "faces_sha256": "f" * 64, "pairs_sha256": "p" * 64},
-            "config": {"selection": "top1", "seed": 0}, "settings": {"method": method},
-            "counts": {"genuine": 400, "impostor": 160000, "subjects": 100}, "timings": {}, "metrics": metrics}
+    return {
+        "schema_version": 2,
+        "suite": {"name": "fiqa-bench", "version": "0.1.0", "git_commit": None},
+        "method": {
+            "name": method,
+            "version": "1",
+            "card_hash": "c" * 16,
+            "options": {},
+            "options_sha256": {},
+            "card": {"summary": f"{method} summary", "paper": f"{method} paper", "licence": "MIT", "weights": None},
+        },
+        "backbone": {"name": "r50", "weights_sha256": "w" * 64},
+        "protocol": {
+            "name": protocol,
+            "version": "1",
+            "metric": kind,
+            "metrics": list(metrics),
+            "faces_sha256": "f" * 64,
+            "pairs_sha256": "p" * 64,
+        },
+        "config": {"selection": "top1", "seed": 0},
+        "settings": {"method": method},
+        "counts": {"genuine": 400, "impostor": 160000, "subjects": 100},
+        "timings": {},
+        "metrics": metrics,
+    }
 
 
 def test_handwritten_results_without_real_data(browser, tmp_path):
@@ -446,14 +530,27 @@ def test_handwritten_results_without_real_data(browser, tmp_path):
     tpr = {"a": 0.91, "b": 0.97, "c": None, "d": 0.93}
     acc = {"a": 0.990, "b": 0.985, "c": 0.995}
     for m, v in tpr.items():
-        rec = _handwritten(m, "ijbc", {"tpr_at_fpr": {
-            "values": {"1e-4": v}, "reading": "conservative",
-            "detail": {"1e-4": {"reason": None if v is not None else "too few impostors"}},
-            "intervals": {"1e-4": None if v is None else [v - 0.02, v + 0.01]}}}, "tpr_at_fpr")
+        rec = _handwritten(
+            m,
+            "ijbc",
+            {
+                "tpr_at_fpr": {
+                    "values": {"1e-4": v},
+                    "reading": "conservative",
+                    "detail": {"1e-4": {"reason": None if v is not None else "too few impostors"}},
+                    "intervals": {"1e-4": None if v is None else [v - 0.02, v + 0.01]},
+                }
+            },
+            "tpr_at_fpr",
+        )
         (folder / f"ijbc__{m}.json").write_text(json.dumps(rec))
     for m, v in acc.items():
-        rec = _handwritten(m, "ytf", {"accuracy": {"mean": v, "std": 0.01, "folds": [v] * 10,
-                                                   "thresholds": [0.3] * 10}}, "kfold_accuracy")
+        rec = _handwritten(
+            m,
+            "ytf",
+            {"accuracy": {"mean": v, "std": 0.01, "folds": [v] * 10, "thresholds": [0.3] * 10}},
+            "kfold_accuracy",
+        )
         (folder / f"ytf__{m}.json").write_text(json.dumps(rec))
     write_site([folder], tmp_path / "site")
     url = (tmp_path / "site" / "index.html").as_uri()
@@ -470,10 +567,16 @@ def test_handwritten_results_without_real_data(browser, tmp_path):
         assert "400 genuine, 160000 impostor pairs, 100 subjects; one pair is 0.00062 points of accuracy" in meta
         assert "points of TPR" not in meta
         assert "one genuine pair is 0.25 points of TPR" in o.page.inner_text(f"section[data-board='{ijbc}'] p.meta")
-        assert o.page.text_content(f"section[data-board='{ijbc}'] tr[data-method='d'] "
-                                   "td[data-col='tpr_at_fpr:1e-4']") == "93.00 [91.00, 94.00]"
-        assert o.page.get_attribute(f"section[data-board='{ijbc}'] tr[data-method='c'] "
-                                    "td[data-col='tpr_at_fpr:1e-4']", "title") == "too few impostors"
+        assert (
+            o.page.text_content(f"section[data-board='{ijbc}'] tr[data-method='d'] td[data-col='tpr_at_fpr:1e-4']")
+            == "93.00 [91.00, 94.00]"
+        )
+        assert (
+            o.page.get_attribute(
+                f"section[data-board='{ijbc}'] tr[data-method='c'] td[data-col='tpr_at_fpr:1e-4']", "title"
+            )
+            == "too few impostors"
+        )
         o.sort_by(ijbc, "tpr_at_fpr:1e-4")  # reversed: worst first, the missing value still last
         assert o.rows(ijbc) == ["a", "d", "b", "c"]
         o.tick("method", "a")
@@ -511,27 +614,35 @@ def test_the_committed_comparison_as_a_leaderboard(browser, tmp_path):
 
     from fiqa_bench.cli import main
 
-    files = {p.name: json.loads(p.read_text()) for p in sorted(REPORTS.rglob("*.json"))
-             if p.name != "costs.json" and "schema_version" in json.loads(p.read_text())}
+    files = {
+        p.name: json.loads(p.read_text())
+        for p in sorted(REPORTS.rglob("*.json"))
+        if p.name != "costs.json" and "schema_version" in json.loads(p.read_text())
+    }
     if not files:
         pytest.skip(f"{REPORTS} holds no results files")
     res = CliRunner().invoke(main, ["leaderboard", str(REPORTS), "--out", str(tmp_path / "site")])
     assert res.exit_code == 0, res.output
-    data = json.loads(re.search(r'id="leaderboard-data">(.*?)</script>',
-                                (tmp_path / "site" / "index.html").read_text(), re.S).group(1))
+    data = json.loads(
+        re.search(r'id="leaderboard-data">(.*?)</script>', (tmp_path / "site" / "index.html").read_text(), re.S).group(
+            1
+        )
+    )
     assert sorted(Path(r["file"]).name for b in data["boards"] for r in b["rows"]) == sorted(files)
     url = (tmp_path / "site" / "index.html").as_uri()
 
     def expected(board: dict, column: str, descending: bool) -> list[str]:
         rows = [(_file_value(files[Path(r["file"]).name], column), r["label"], r["id"]) for r in board["rows"]]
-        present = sorted((r for r in rows if r[0] is not None), key=lambda r: (-r[0] if descending else r[0],
-                                                                             r[1], r[2]))
+        present = sorted(
+            (r for r in rows if r[0] is not None), key=lambda r: (-r[0] if descending else r[0], r[1], r[2])
+        )
         missing = sorted((r for r in rows if r[0] is None), key=lambda r: (r[1], r[2]))  # last, by label
         return [r[2] for r in present + missing]
 
     def shown(o, board_id: str) -> list[str]:
-        return o.page.eval_on_selector_all(f"section[data-board='{board_id}'] tbody tr",
-                                           "trs => trs.map(t => t.dataset.row)")
+        return o.page.eval_on_selector_all(
+            f"section[data-board='{board_id}'] tbody tr", "trs => trs.map(t => t.dataset.row)"
+        )
 
     with opened(browser, url) as o:
         o.clean()
@@ -544,7 +655,8 @@ def test_the_committed_comparison_as_a_leaderboard(browser, tmp_path):
         drawn = o.page.eval_on_selector_all(
             f"section[data-board='{big['id']}'] tbody td[data-col]",
             "tds => tds.map(t => [t.parentElement.dataset.row, t.dataset.col, !!t.querySelector('.v.best'), "
-            "t.dataset.tie === '1', (t.querySelector('.tie') || {}).textContent || ''])")
+            "t.dataset.tie === '1', (t.querySelector('.tie') || {}).textContent || ''])",
+        )
         wanted = []
         for r in big["rows"]:
             for c in big["columns"]:

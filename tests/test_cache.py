@@ -146,7 +146,6 @@ def test_old_shards_without_checksum_are_recomputed(tmp_path):
 
 def test_flush_every_256_values_or_5_seconds(tmp_path, monkeypatch):
     import fiqa_bench.cache as cache_mod
-
     from fiqa_bench.cache import FLUSH_EVERY, FLUSH_SECONDS
 
     assert (FLUSH_EVERY, FLUSH_SECONDS) == (256, 5.0)

@@ -20,8 +20,12 @@ def _classes():
 
 def test_method_cards_declare_what_they_need():
     needs = {name: cls.card.needs_capabilities for name, cls in _classes().items()}
-    assert needs == {"serfiq": ("stochastic",), "grafiqs": ("layers",), "faceqan": ("layers",),
-                     "norm": ("raw_features",)}
+    assert needs == {
+        "serfiq": ("stochastic",),
+        "grafiqs": ("layers",),
+        "faceqan": ("layers",),
+        "norm": ("raw_features",),
+    }
     for cls in _classes().values():
         assert cls.card.needs_backbone and set(cls.card.needs_capabilities) <= set(CAPABILITIES)
         assert cls.card.paper  # each names its paper
@@ -70,8 +74,20 @@ def test_run_stops_before_any_work_with_one_error(shared, small_bench, mbf, tmp_
     from fiqa_bench.cli import main
 
     with pytest.raises(SystemExit) as info:
-        main(["run", "--method", "serfiq", "--fr", mbf, "--protocol", str(small_bench), "--out", str(tmp_path),
-              "--no-progress"])
+        main(
+            [
+                "run",
+                "--method",
+                "serfiq",
+                "--fr",
+                mbf,
+                "--protocol",
+                str(small_bench),
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
     assert info.value.code == 2
     assert not list(tmp_path.glob("*.json"))
     assert not (isolated_cache / "quality").exists() and not (isolated_cache / "embeddings").exists()

@@ -10,22 +10,36 @@ from fiqa_bench.cli import main
 
 
 def test_unknown_method_is_one_clear_line(tmp_path):
-    res = CliRunner().invoke(main, ["run", "--method", "blurr", "--fr", "dlib", "--protocol", "lfw-templates",
-                                    "--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--method",
+            "blurr",
+            "--fr",
+            "dlib",
+            "--protocol",
+            "lfw-templates",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert res.exit_code == 2
     assert "Did you mean 'blur'" in res.output and "Traceback" not in res.output
 
 
 def test_unknown_protocol_folder_is_named(tmp_path):
-    res = CliRunner().invoke(main, ["run", "--method", "blur", "--fr", "dlib", "--protocol", str(tmp_path),
-                                    "--out", str(tmp_path / "o")])
+    res = CliRunner().invoke(
+        main, ["run", "--method", "blur", "--fr", "dlib", "--protocol", str(tmp_path), "--out", str(tmp_path / "o")]
+    )
     assert res.exit_code == 2 and str(tmp_path) in res.output and "not a benchmark folder" in res.output
 
 
 def test_run_writes_results_and_report(small_bench, mbf, tmp_path, isolated_cache):
     out = tmp_path / "out"
-    args = ["run", "--method", "jpeg", "--fr", mbf, "--protocol", str(small_bench), "--out", str(out),
-            "--no-progress"]
+    args = ["run", "--method", "jpeg", "--fr", mbf, "--protocol", str(small_bench), "--out", str(out), "--no-progress"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     assert "TPR@FPR" in res.output
@@ -41,8 +55,9 @@ def test_run_writes_results_and_report(small_bench, mbf, tmp_path, isolated_cach
     assert (report_dir / "report.md").read_text() == (out / "report.md").read_text()
 
 
-def test_a_run_beside_results_of_another_preparation_keeps_its_results_and_warns(small_bench, mbf, tmp_path,
-                                                                                   isolated_cache):
+def test_a_run_beside_results_of_another_preparation_keeps_its_results_and_warns(
+    small_bench, mbf, tmp_path, isolated_cache
+):
     """The folder holds a run on an earlier preparation of the same benchmark (other image list): the new run is
     done and written (exit 0); the report, which cannot mix the two, is left as it was, with a one-line warning."""
     out = tmp_path / "out"

@@ -66,8 +66,9 @@ def test_run_shows_the_bootstrap_and_its_time_and_a_rerun_reuses_it(small_bench,
     assert path.with_suffix(".npz").read_bytes() == raw
     assert list((isolated_cache / "bootstrap").glob("*.npz")) == [entry]
     # the values and intervals printed are the same (the counts line says how many images were new)
-    assert [line for line in again.stdout.splitlines() if "time:" not in line and " new)" not in line] == \
-        [line for line in first.stdout.splitlines() if "time:" not in line and " new)" not in line]
+    assert [line for line in again.stdout.splitlines() if "time:" not in line and " new)" not in line] == [
+        line for line in first.stdout.splitlines() if "time:" not in line and " new)" not in line
+    ]
 
 
 @pytest.mark.shared
@@ -89,7 +90,7 @@ def test_rescore_shows_progress_and_time_and_never_reads_the_store(small_bench, 
     (entry,) = list(store.root.glob("*.npz"))
     key = entry.stem
     with np.load(entry) as z:
-        honest = {k[len("boot_"):]: z[k] for k in z.files if k.startswith("boot_")}
+        honest = {k[len("boot_") :]: z[k] for k in z.files if k.startswith("boot_")}
 
     res = cli("rescore", str(path))
     assert res.returncode == 0, res.stdout + res.stderr

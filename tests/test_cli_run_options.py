@@ -26,12 +26,15 @@ def test_every_run_config_field_is_an_option_with_its_help():
         assert helps[f.name] == f.metadata["help"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--batch-size", "0"], "Invalid value for '--batch-size': 0 is not in the range 1<=x<=65536"),
-    (["--k", "0"], "Invalid value for '--k': 0 is not in the range x>=1"),
-    (["--selection", "best"], "Invalid value for '--selection'"),
-    (["--edc-fnmr", "2"], "Invalid value for '--edc-fnmr'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--batch-size", "0"], "Invalid value for '--batch-size': 0 is not in the range 1<=x<=65536"),
+        (["--k", "0"], "Invalid value for '--k': 0 is not in the range x>=1"),
+        (["--selection", "best"], "Invalid value for '--selection'"),
+        (["--edc-fnmr", "2"], "Invalid value for '--edc-fnmr'"),
+    ],
+)
 def test_bad_values_exit_2_with_one_line(args, message):
     res = CliRunner().invoke(main, ["run", "--protocol", "p", "--fr", "dlib", *args])
     assert res.exit_code == 2
@@ -55,10 +58,19 @@ def test_python_dash_m_is_the_same_command():
 
 @pytest.mark.shared
 def test_verbose_logs_the_stages_and_json_prints_the_record(small_bench, mbf, tmp_path, isolated_cache):
-    args = ["run", "--method", "blur", "--fr", mbf, "--protocol", str(small_bench), "--out", str(tmp_path / "o"),
-            "--no-progress"]
-    res = subprocess.run([sys.executable, "-m", "fiqa_bench", "-v", *args, "--json"], capture_output=True,
-                         text=True)
+    args = [
+        "run",
+        "--method",
+        "blur",
+        "--fr",
+        mbf,
+        "--protocol",
+        str(small_bench),
+        "--out",
+        str(tmp_path / "o"),
+        "--no-progress",
+    ]
+    res = subprocess.run([sys.executable, "-m", "fiqa_bench", "-v", *args, "--json"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     record = json.loads(res.stdout)
     assert record["schema_version"] == 2 and record["method"]["name"] == "blur"

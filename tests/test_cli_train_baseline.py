@@ -27,8 +27,19 @@ def baseline_set(tmp_path_factory, copy_identities, shared):
     root = tmp_path_factory.mktemp("bl")
     src = copy_identities(root / "photos", 4, 3)
     mbf = shared / "models/mobilefacenet/mobilefacenet.onnx"
-    res = _invoke("data", root / "set", "--fr", f"onnx:{mbf}", "--fr-option", "normalisation=mobilefacenet",
-                  "--source", f"{src}:per_identity=3", "--part", "all", "--no-progress")
+    res = _invoke(
+        "data",
+        root / "set",
+        "--fr",
+        f"onnx:{mbf}",
+        "--fr-option",
+        "normalisation=mobilefacenet",
+        "--source",
+        f"{src}:per_identity=3",
+        "--part",
+        "all",
+        "--no-progress",
+    )
     assert "48 rows (12 photos, 0 without a face) of 4 identities" in res.output
     return root / "set", f"onnx:{mbf}"
 
@@ -38,9 +49,11 @@ def test_data_records_its_command_and_the_faces(baseline_set):
 
     folder, fr = baseline_set
     data = BaselineSet.load(folder)
-    assert data.meta["command"] == (f"fiqa-bench train-baseline data {folder} --fr {fr} "
-                                    f"--fr-option normalisation=mobilefacenet --source {data.meta['sources'][0]} "
-                                    f"--part all")
+    assert data.meta["command"] == (
+        f"fiqa-bench train-baseline data {folder} --fr {fr} "
+        f"--fr-option normalisation=mobilefacenet --source {data.meta['sources'][0]} "
+        f"--part all"
+    )
     assert data.meta["backbone_spec"] == fr and data.meta["backbone_options"] == {"normalisation": "mobilefacenet"}
     assert data.landmarks.shape == (48, 5, 2) and np.isfinite(data.landmarks).all()
     assert list(data.level[:4]) == ["clean", "light", "medium", "strong"]
@@ -63,14 +76,16 @@ def test_svm_and_rqs_cards_record_the_cli_command(baseline_set, trained):
 
     folder, _ = baseline_set
     svm = json.loads((trained / "svm.json").read_text())
-    assert svm["command"] == (f"fiqa-bench train-baseline svm {folder} --out {trained / 'svm.npz'} "
-                              f"--val-fraction 0.25 --C 1.0")
+    assert svm["command"] == (
+        f"fiqa-bench train-baseline svm {folder} --out {trained / 'svm.npz'} --val-fraction 0.25 --C 1.0"
+    )
     assert svm["settings"]["C"] == 1.0 and svm["val_rows"] == 12 and svm["grid"] == []
     assert svm["sha256"] == hashlib.sha256((trained / "svm.npz").read_bytes()).hexdigest()
     assert svm["data"].startswith(f"{folder}: ") and "fiqa-bench train-baseline data" in svm["data"]
     rqs = json.loads((trained / "rqs.json").read_text())
-    assert rqs["command"] == (f"fiqa-bench train-baseline rqs {folder} --out {trained / 'rqs.npz'} "
-                              f"--val-fraction 0.25 --C 0.01 --margin 0.05")
+    assert rqs["command"] == (
+        f"fiqa-bench train-baseline rqs {folder} --out {trained / 'rqs.npz'} --val-fraction 0.25 --C 0.01 --margin 0.05"
+    )
     assert rqs["settings"]["C"] == 0.01 and rqs["settings"]["margin"] == 0.05
     assert RQSQuality(weights=trained / "rqs.npz").identity().endswith(rqs["sha256"][:16])
 
@@ -86,9 +101,23 @@ def test_evaluate_scores_every_input_route(baseline_set, trained, tmp_path):
 
     folder, fr = baseline_set
     out = tmp_path / "eval.json"
-    res = CliRunner().invoke(main, ["train-baseline", "evaluate", str(folder), "--no-progress", "--out", str(out),
-                                    "--methods", "blur,jpeg,pose,combination,svm,rqs,faceqnet,tinyfq",
-                                    "--svm", str(trained / "svm.npz"), "--rqs", str(trained / "rqs.npz")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "train-baseline",
+            "evaluate",
+            str(folder),
+            "--no-progress",
+            "--out",
+            str(out),
+            "--methods",
+            "blur,jpeg,pose,combination,svm,rqs,faceqnet,tinyfq",
+            "--svm",
+            str(trained / "svm.npz"),
+            "--rqs",
+            str(trained / "rqs.npz"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(out.read_text())
     results = report["results"]
@@ -103,9 +132,11 @@ def test_evaluate_scores_every_input_route(baseline_set, trained, tmp_path):
     # each route computes what the method gives for these rows: svm on the stored embeddings, blur and rqs on the
     # stored crops, pose on the rebuilt faces (stored landmarks: one per photo, so every ladder is a tie)
     backbone = create("backbone", fr, normalisation="mobilefacenet")
-    direct = {"svm": SVMQuality(backbone=backbone, model=trained / "svm.npz").score_embeddings(data.embeddings),
-              "rqs": RQSQuality(weights=trained / "rqs.npz").score(np.asarray(data.data.images)),
-              "blur": BlurQuality().score(np.asarray(data.data.images))}
+    direct = {
+        "svm": SVMQuality(backbone=backbone, model=trained / "svm.npz").score_embeddings(data.embeddings),
+        "rqs": RQSQuality(weights=trained / "rqs.npz").score(np.asarray(data.data.images)),
+        "blur": BlurQuality().score(np.asarray(data.data.images)),
+    }
     for name, s in direct.items():
         assert results[name]["spearman_eq1_all"] == pytest.approx(spearman(s, labels), abs=1e-9), name
     assert results["svm"]["input"].startswith("stored embeddings") and results["rqs"]["input"].startswith("stored")
@@ -131,8 +162,19 @@ def test_faces_of_an_old_set_are_detected_again_and_checked(baseline_set, tmp_pa
     (old / "boxes.npy").unlink()
 
     def jpeg(path):
-        res = CliRunner().invoke(main, ["train-baseline", "evaluate", str(path), "--methods", "jpeg", "--no-progress",
-                                        "--out", str(path / "e.json")])
+        res = CliRunner().invoke(
+            main,
+            [
+                "train-baseline",
+                "evaluate",
+                str(path),
+                "--methods",
+                "jpeg",
+                "--no-progress",
+                "--out",
+                str(path / "e.json"),
+            ],
+        )
         return res, (json.loads((path / "e.json").read_text()) if res.exit_code == 0 else None)
 
     _, new_report = jpeg(folder)
@@ -149,13 +191,16 @@ def test_faces_of_an_old_set_are_detected_again_and_checked(baseline_set, tmp_pa
 def test_svm_and_evaluate_never_import_torch(baseline_set, tmp_path):
     """svm training and evaluating every registered method run without torch (a fresh interpreter)."""
     folder, _ = baseline_set
-    code = ("import sys; from click.testing import CliRunner; from fiqa_bench.cli import main; "
-            f"r = CliRunner().invoke(main, ['train-baseline', 'svm', {str(folder)!r}, '--out', {str(tmp_path / 's.npz')!r}]); "
-            "assert r.exit_code == 0, r.output; "
-            f"r = CliRunner().invoke(main, ['train-baseline', 'evaluate', {str(folder)!r}, '--no-progress', '--out', "
-            f"{str(tmp_path / 'e.json')!r}]); "
-            "assert r.exit_code == 0, r.output; "
-            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    code = (
+        "import sys; from click.testing import CliRunner; from fiqa_bench.cli import main; "
+        f"r = CliRunner().invoke(main, ['train-baseline', 'svm', {str(folder)!r}, '--out', "
+        f"{str(tmp_path / 's.npz')!r}]); "
+        "assert r.exit_code == 0, r.output; "
+        f"r = CliRunner().invoke(main, ['train-baseline', 'evaluate', {str(folder)!r}, '--no-progress', '--out', "
+        f"{str(tmp_path / 'e.json')!r}]); "
+        "assert r.exit_code == 0, r.output; "
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    )
     env = {**os.environ, "OPENCV_LOG_LEVEL": "ERROR"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -173,12 +218,25 @@ def test_faceqnet_through_the_cli(baseline_set, tmp_path, monkeypatch):
     monkeypatch.setenv("FIQA_BENCH_THREADS", "1")
     folder, _ = baseline_set
     out = tmp_path / "fq.onnx"
-    _invoke("faceqnet", folder, "--out", out, "--epochs", "1", "--batch-size", "16", "--val-fraction", "0.25",
-            "--no-progress")
+    _invoke(
+        "faceqnet",
+        folder,
+        "--out",
+        out,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--val-fraction",
+        "0.25",
+        "--no-progress",
+    )
     card = json.loads(out.with_suffix(".json").read_text())
     # the card records no machine path: folders outside the working folder and the shared one by their last part
-    assert card["command"] == (f"fiqa-bench train-baseline faceqnet {folder.name} --out {out.name} --val-fraction "
-                               f"0.25 --epochs 1 --batch-size 16")
+    assert card["command"] == (
+        f"fiqa-bench train-baseline faceqnet {folder.name} --out {out.name} --val-fraction "
+        f"0.25 --epochs 1 --batch-size 16"
+    )
     assert str(tmp_path) not in json.dumps(card) and str(folder) not in json.dumps(card)
     assert card["completed"] and card["config"]["epochs"] == 1
     q = FaceQnet(weights=out).score(np.zeros((2, 112, 112, 3), np.uint8))
@@ -186,18 +244,22 @@ def test_faceqnet_through_the_cli(baseline_set, tmp_path, monkeypatch):
 
 
 def test_bad_options_are_clear_errors(tmp_path):
-    res = CliRunner().invoke(main, ["train-baseline", "data", str(tmp_path / "s"), "--fr", "dlib",
-                                    "--source", f"{tmp_path}:per_identity=x"])
+    res = CliRunner().invoke(
+        main, ["train-baseline", "data", str(tmp_path / "s"), "--fr", "dlib", "--source", f"{tmp_path}:per_identity=x"]
+    )
     assert res.exit_code != 0 and "per_identity" in res.output
-    res = CliRunner().invoke(main, ["train-baseline", "data", str(tmp_path / "s"), "--fr", "dlib",
-                                    "--source", str(tmp_path / "missing")])
+    res = CliRunner().invoke(
+        main, ["train-baseline", "data", str(tmp_path / "s"), "--fr", "dlib", "--source", str(tmp_path / "missing")]
+    )
     assert res.exit_code == 2 and "not a folder of identity folders" in res.output
 
 
 def test_list_shows_the_three_baselines_with_their_papers_without_torch():
-    code = ("import json, sys; from click.testing import CliRunner; from fiqa_bench.cli import main; "
-            "res = CliRunner().invoke(main, ['list', '--kind', 'method', '--json']); "
-            "print(json.dumps({'out': res.output, 'code': res.exit_code, 'torch': 'torch' in sys.modules}))")
+    code = (
+        "import json, sys; from click.testing import CliRunner; from fiqa_bench.cli import main; "
+        "res = CliRunner().invoke(main, ['list', '--kind', 'method', '--json']); "
+        "print(json.dumps({'out': res.output, 'code': res.exit_code, 'torch': 'torch' in sys.modules}))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])

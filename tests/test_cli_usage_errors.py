@@ -117,11 +117,9 @@ def _cases():
         name = " ".join(path) or "(root)"
         runnable_bare = not isinstance(cmd, click.Group) and not _required(cmd)
         cases.append(pytest.param(path, [], None, 0 if runnable_bare else 2, id=f"{name}: no arguments"))
-        cases.append(pytest.param(path, ["--no-such-option"], "'--no-such-option'", 2,
-                                  id=f"{name}: unknown option"))
+        cases.append(pytest.param(path, ["--no-such-option"], "'--no-such-option'", 2, id=f"{name}: unknown option"))
         if isinstance(cmd, click.Group):
-            cases.append(pytest.param(path, ["no-such-command"], "'no-such-command'", 2,
-                                      id=f"{name}: unknown command"))
+            cases.append(pytest.param(path, ["no-such-command"], "'no-such-command'", 2, id=f"{name}: unknown command"))
             continue
         valid = {p.name: _valid(p) for p in _required(cmd)}
         for p in _required(cmd):
@@ -129,8 +127,9 @@ def _cases():
             cases.append(pytest.param(path, _given(cmd, others), p, 2, id=f"{name}: without {_label(p)}"))
         for p in cmd.params:
             for label, bad in _malformed(p):
-                cases.append(pytest.param(path, _given(cmd, {**valid, p.name: bad}), p, 2,
-                                          id=f"{name}: {_label(p)} {label}"))
+                cases.append(
+                    pytest.param(path, _given(cmd, {**valid, p.name: bad}), p, 2, id=f"{name}: {_label(p)} {label}")
+                )
     return cases
 
 
@@ -155,13 +154,36 @@ def _hint(path: tuple[str, ...], param: click.Parameter) -> str:
 
 def test_the_walk_covers_every_command_and_many_cases():
     names = {" ".join(path) for path, _ in _walk()}
-    assert {"", "list", "run", "rescore", "compare", "report", "leaderboard", "prepare", "label", "train",
-            "train-baseline", "train-baseline data", "train-baseline svm", "train-baseline rqs",
-            "train-baseline faceqnet", "train-baseline evaluate"} <= names
+    assert {
+        "",
+        "list",
+        "run",
+        "rescore",
+        "compare",
+        "report",
+        "leaderboard",
+        "prepare",
+        "label",
+        "train",
+        "train-baseline",
+        "train-baseline data",
+        "train-baseline svm",
+        "train-baseline rqs",
+        "train-baseline faceqnet",
+        "train-baseline evaluate",
+    } <= names
     ids = [c.id for c in CASES]
-    for must in ("run: no arguments", "run: without --fr", "run: without --protocol", "run: --batch-size not-a-number",
-                 "run: --batch-size below-range", "label: without SOURCES", "rescore: RESULTS missing-path",
-                 "train-baseline: no arguments", "train-baseline svm: --C not-a-number"):
+    for must in (
+        "run: no arguments",
+        "run: without --fr",
+        "run: without --protocol",
+        "run: --batch-size not-a-number",
+        "run: --batch-size below-range",
+        "label: without SOURCES",
+        "rescore: RESULTS missing-path",
+        "train-baseline: no arguments",
+        "train-baseline svm: --C not-a-number",
+    ):
         assert must in ids, must
     assert len(CASES) > 150
 
@@ -191,18 +213,24 @@ def test_usage_error_is_one_line_exit_2(path, args, named, code, tmp_path, monke
 def test_a_group_without_a_command_names_its_commands():
     res = CliRunner().invoke(main, ["train-baseline"])
     assert res.exit_code == 2
-    assert res.stderr.strip() == ("error: fiqa-bench train-baseline: missing a command (data, evaluate, faceqnet, "
-                                  "rqs, svm); `fiqa-bench train-baseline --help` says what each does.")
+    assert res.stderr.strip() == (
+        "error: fiqa-bench train-baseline: missing a command (data, evaluate, faceqnet, "
+        "rqs, svm); `fiqa-bench train-baseline --help` says what each does."
+    )
     res = CliRunner().invoke(main, ["-v"])  # options of the root group but no command: the same one line
-    assert res.exit_code == 2 and res.stderr.startswith("error: fiqa-bench: missing a command (") \
+    assert (
+        res.exit_code == 2
+        and res.stderr.startswith("error: fiqa-bench: missing a command (")
         and len(res.stderr.strip().splitlines()) == 1
+    )
 
 
 def test_a_missing_option_says_what_it_is():
     res = CliRunner().invoke(main, ["run", "--method", "tinyfq", "--protocol", "lfw-templates"])
     assert res.exit_code == 2
-    assert res.stderr.strip() == ("error: fiqa-bench run: Missing option '--fr' (FR backbone: dlib, r50, r100, mbf "
-                                  "or onnx:PATH).")
+    assert res.stderr.strip() == (
+        "error: fiqa-bench run: Missing option '--fr' (FR backbone: dlib, r50, r100, mbf or onnx:PATH)."
+    )
 
 
 def test_prepare_impostors_is_all_or_a_count():
@@ -210,8 +238,10 @@ def test_prepare_impostors_is_all_or_a_count():
     for bad in ("some", "0", "-3", "2.5"):
         res = CliRunner().invoke(main, [*base, "--impostors", bad])
         assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
-        assert res.stderr.startswith(f"error: fiqa-bench prepare: Invalid value for '--impostors': '{bad}' is "
-                                     "neither 'all' nor a positive integer."), res.stderr
+        assert res.stderr.startswith(
+            f"error: fiqa-bench prepare: Invalid value for '--impostors': '{bad}' is "
+            "neither 'all' nor a positive integer."
+        ), res.stderr
 
 
 def _command() -> list[str]:
@@ -219,13 +249,19 @@ def _command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "fiqa_bench"]
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "Missing option '--protocol' / '-p' (Protocol name"),
-    (["--method", "tinyfq", "--protocol", "lfw-templates"], "Missing option '--fr' (FR backbone"),
-    (["--method", "tinyfq", "--fr", "dlib"], "Missing option '--protocol' / '-p'"),
-    (["--method", "tinyfq", "--fr", "dlib", "--protocol", "lfw-templates", "--batch-size", "many"],
-     "Invalid value for '--batch-size': 'many' is not a valid integer."),
-], ids=["bare", "without --fr", "without --protocol", "bad --batch-size"])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "Missing option '--protocol' / '-p' (Protocol name"),
+        (["--method", "tinyfq", "--protocol", "lfw-templates"], "Missing option '--fr' (FR backbone"),
+        (["--method", "tinyfq", "--fr", "dlib"], "Missing option '--protocol' / '-p'"),
+        (
+            ["--method", "tinyfq", "--fr", "dlib", "--protocol", "lfw-templates", "--batch-size", "many"],
+            "Invalid value for '--batch-size': 'many' is not a valid integer.",
+        ),
+    ],
+    ids=["bare", "without --fr", "without --protocol", "bad --batch-size"],
+)
 def test_fiqa_bench_run_as_the_issue_met_it(args, message, tmp_path):
     res = subprocess.run([*_command(), "run", *args], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert res.returncode == 2 and res.stdout == "", (res.returncode, res.stdout, res.stderr)
@@ -236,8 +272,11 @@ def test_fiqa_bench_run_as_the_issue_met_it(args, message, tmp_path):
 def test_fiqa_bench_alone_is_one_line():
     res = subprocess.run(_command(), capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and res.stdout == ""
-    assert re.fullmatch(r"error: fiqa-bench: missing a command \([a-z, -]+\); `fiqa-bench --help` says what each "
-                        r"does\.\n", res.stderr), res.stderr
+    assert re.fullmatch(
+        r"error: fiqa-bench: missing a command \([a-z, -]+\); `fiqa-bench --help` says what each "
+        r"does\.\n",
+        res.stderr,
+    ), res.stderr
 
 
 def _summaries(help_text: str) -> dict[str, str]:
@@ -256,8 +295,9 @@ def _summaries(help_text: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("width", [80, 50])
-@pytest.mark.parametrize("path", [p for p, cmd in _walk() if isinstance(cmd, click.Group)],
-                         ids=lambda p: " ".join(p) or "(root)")
+@pytest.mark.parametrize(
+    "path", [p for p, cmd in _walk() if isinstance(cmd, click.Group)], ids=lambda p: " ".join(p) or "(root)"
+)
 def test_help_summaries_are_whole_sentences(path, width):
     group = main
     for name in path:

@@ -18,8 +18,9 @@ def test_compare_pairs_resamples_and_names_significant_differences(small_bench, 
     out = tmp_path / "out"
     paths = {}
     for m in ("random", "blur", "jpeg"):
-        paths[m], _ = run(RunConfig(protocol=str(small_bench), backbone=mbf, method=m, out=str(out), progress=False,
-                                    bootstrap=300))
+        paths[m], _ = run(
+            RunConfig(protocol=str(small_bench), backbone=mbf, method=m, out=str(out), progress=False, bootstrap=300)
+        )
     (group,) = compare(load_runs([out]))
     assert group.genuine == 6 and group.impostor == 60 and group.B == 300
     col = next(c for c in group.columns if c.title == "FNM-EDC pAUC@0.20")
@@ -46,10 +47,20 @@ def test_compare_pairs_resamples_and_names_significant_differences(small_bench, 
 @pytest.mark.shared
 def test_one_method_with_two_seeds_gets_two_labels(small_bench, mbf, tmp_path, isolated_cache):
     out = tmp_path / "out"
-    run(RunConfig(protocol=str(small_bench), backbone=mbf, method="random", out=str(out), progress=False,
-                  bootstrap=200))
-    run(RunConfig(protocol=str(small_bench), backbone=mbf, method="random", out=str(out), progress=False,
-                  bootstrap=200, seed=1))
+    run(
+        RunConfig(protocol=str(small_bench), backbone=mbf, method="random", out=str(out), progress=False, bootstrap=200)
+    )
+    run(
+        RunConfig(
+            protocol=str(small_bench),
+            backbone=mbf,
+            method="random",
+            out=str(out),
+            progress=False,
+            bootstrap=200,
+            seed=1,
+        )
+    )
     (group,) = compare(load_runs([out]))
     assert sorted(r.label for r in group.runs) == ["random {seed=0}", "random {seed=1}"]
     col = next(c for c in group.columns if c.title == "TPR@FPR=1e-1")

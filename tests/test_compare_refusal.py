@@ -17,8 +17,9 @@ from fiqa_bench.runner import RunConfig, run
 
 
 def _run(bench, mbf, out, method, **kw):
-    return run(RunConfig(protocol=str(bench), backbone=mbf, method=method, bootstrap=20, out=str(out),
-                         progress=False, **kw))
+    return run(
+        RunConfig(protocol=str(bench), backbone=mbf, method=method, bootstrap=20, out=str(out), progress=False, **kw)
+    )
 
 
 def _compare(*dirs) -> tuple[int, str]:

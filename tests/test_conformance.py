@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import threading
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -51,8 +51,9 @@ def test_every_registered_builtin_method_conforms(name, request):
     kwargs, images = {}, None
     if cls.card.needs_backbone:  # e.g. svm: given the run's backbone, here the shared MobileFaceNet (bundled model)
         shared = request.getfixturevalue("shared")
-        kwargs["backbone"] = registry.create("backbone", f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}",
-                                             normalisation="mobilefacenet")
+        kwargs["backbone"] = registry.create(
+            "backbone", f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}", normalisation="mobilefacenet"
+        )
         if set(cls.card.needs_capabilities) - set(kwargs["backbone"].card.capabilities):  # serfiq, grafiqs, faceqan
             pytest.importorskip("torch")
             kwargs["backbone"] = registry.create("backbone", "torch-mobilefacenet")
@@ -65,8 +66,10 @@ def test_every_registered_builtin_method_conforms(name, request):
 
         shipped = importlib.resources.files("fiqa_bench.methods").joinpath("weights", weights.filename)
         if not shipped.is_file():
-            pytest.skip(f"{name}: bundled weights {weights.filename} are not trained yet "
-                        f"(its own tests run the kit on a freshly trained model)")
+            pytest.skip(
+                f"{name}: bundled weights {weights.filename} are not trained yet "
+                f"(its own tests run the kit on a freshly trained model)"
+            )
     check_method(registry.create("method", name, **kwargs), images)
 
 
@@ -110,8 +113,17 @@ def test_a_correct_adapter_passes_every_check():
 
 def test_check_names_are_stable():
     assert [n for n, _ in method_checks(MeanQuality())] == [
-        "card", "output", "finite", "batch_equals_single", "order_equivariant", "deterministic",
-        "inputs_unchanged", "empty", "pickle", "capabilities", "light_import",
+        "card",
+        "output",
+        "finite",
+        "batch_equals_single",
+        "order_equivariant",
+        "deterministic",
+        "inputs_unchanged",
+        "empty",
+        "pickle",
+        "capabilities",
+        "light_import",
     ]
 
 
@@ -257,7 +269,8 @@ def test_card_must_be_a_class_attribute():
 
 # ------------------------------------------------------------------------------------------ heavy imports
 def _module(tmp_path, monkeypatch, name: str, header: str):
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(f"""
+    (tmp_path / f"{name}.py").write_text(
+        textwrap.dedent(f"""
         {header}
         import numpy as np
         from fiqa_bench.api import QualityMethod
@@ -268,7 +281,8 @@ def _module(tmp_path, monkeypatch, name: str, header: str):
 
             def score(self, images):
                 return np.zeros(len(images), np.float32)
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, name, raising=False)
     import importlib

@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _tiny_onnx import write_linear_model
 from fiqa_bench.costs import validate_costs
 from fiqa_bench.errors import FiqaBenchError
 from fiqa_bench.onnx_info import OnnxReadError, onnx_costs
 from fiqa_bench.report import load_results, write_report
-
-from _tiny_onnx import write_linear_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,57 +26,152 @@ def costs_dict() -> dict:
     """A costs.json as bench_costs writes it, with distinctive numbers to find in the report."""
     return {
         "costs_schema_version": 1,
-        "machine": {"cpu_model": "Test CPU 9000", "cores": 2, "onnxruntime": "1.99.0", "threads": 2,
-                    "opencv": "5.0.0", "opencv_threads": 2, "numpy": "2.0", "python": "3.12", "platform": "Linux",
-                    "torch": None, "load_average_start": [0.25, 0.5, 0.75], "date": "2026-01-02T03:04:05+00:00"},
-        "config": {"data": "lfw", "images": 64, "repeats": 5, "batch_size": 32, "detector": "yunet",
-                   "fr": "onnx:mobilefacenet.onnx", "command": "bench_costs.py"},
+        "machine": {
+            "cpu_model": "Test CPU 9000",
+            "cores": 2,
+            "onnxruntime": "1.99.0",
+            "threads": 2,
+            "opencv": "5.0.0",
+            "opencv_threads": 2,
+            "numpy": "2.0",
+            "python": "3.12",
+            "platform": "Linux",
+            "torch": None,
+            "load_average_start": [0.25, 0.5, 0.75],
+            "date": "2026-01-02T03:04:05+00:00",
+        },
+        "config": {
+            "data": "lfw",
+            "images": 64,
+            "repeats": 5,
+            "batch_size": 32,
+            "detector": "yunet",
+            "fr": "onnx:mobilefacenet.onnx",
+            "command": "bench_costs.py",
+        },
         "methods": [
-            {"name": "blur", "need_aligning": "yes (112x112 crop)", "input": "aligned 112x112 RGB",
-             "parameters": None, "parameters_note": "no learned model", "macs": None, "macs_note": "",
-             "ms_single": 0.0756, "ms_batch": 0.0504, "skipped": None,
-             "paper": {"need_aligning": "no", "parameters": "few", "computation": "low"}, "notes": [],
-             "components": []},
-            {"name": "tinyfq", "need_aligning": "yes (64x64 crop)", "input": "aligned 64x64 RGB",
-             "parameters": 13366, "parameters_note": "counted in the ONNX initializers", "macs": 1331456,
-             "macs_note": "from the ONNX graph", "ms_single": 0.2345, "ms_batch": 0.1278, "skipped": None,
-             "paper": {"need_aligning": "yes", "parameters": "0.022", "computation": "0.0024"}, "notes": [],
-             "components": []},
-            {"name": "svm", "need_aligning": "yes (the FR model's aligned crop)", "input": "face",
-             "parameters": 180344, "parameters_note": "1,398 support vectors x 128 dims", "macs": 180342,
-             "macs_note": "RBF SVR", "ms_single": 21.73, "ms_batch": 20.61, "skipped": None, "paper": None,
-             "notes": ["takes the decoded Face"],
-             "components": [{"what": "FR embedding (onnx mobilefacenet.onnx)", "parameters": 989952,
-                             "macs": 233810432, "flops_estimate": None, "ms_single": 14.44, "ms_batch": 13.81,
-                             "note": "needed for every image"}]},
-            {"name": "faceqnet", "need_aligning": "?", "parameters": None, "macs": None, "ms_single": None,
-             "ms_batch": None, "skipped": "AdapterError: faceqnet: weights file not found: /x/faceqnet.onnx",
-             "paper": None, "notes": [], "components": []},
+            {
+                "name": "blur",
+                "need_aligning": "yes (112x112 crop)",
+                "input": "aligned 112x112 RGB",
+                "parameters": None,
+                "parameters_note": "no learned model",
+                "macs": None,
+                "macs_note": "",
+                "ms_single": 0.0756,
+                "ms_batch": 0.0504,
+                "skipped": None,
+                "paper": {"need_aligning": "no", "parameters": "few", "computation": "low"},
+                "notes": [],
+                "components": [],
+            },
+            {
+                "name": "tinyfq",
+                "need_aligning": "yes (64x64 crop)",
+                "input": "aligned 64x64 RGB",
+                "parameters": 13366,
+                "parameters_note": "counted in the ONNX initializers",
+                "macs": 1331456,
+                "macs_note": "from the ONNX graph",
+                "ms_single": 0.2345,
+                "ms_batch": 0.1278,
+                "skipped": None,
+                "paper": {"need_aligning": "yes", "parameters": "0.022", "computation": "0.0024"},
+                "notes": [],
+                "components": [],
+            },
+            {
+                "name": "svm",
+                "need_aligning": "yes (the FR model's aligned crop)",
+                "input": "face",
+                "parameters": 180344,
+                "parameters_note": "1,398 support vectors x 128 dims",
+                "macs": 180342,
+                "macs_note": "RBF SVR",
+                "ms_single": 21.73,
+                "ms_batch": 20.61,
+                "skipped": None,
+                "paper": None,
+                "notes": ["takes the decoded Face"],
+                "components": [
+                    {
+                        "what": "FR embedding (onnx mobilefacenet.onnx)",
+                        "parameters": 989952,
+                        "macs": 233810432,
+                        "flops_estimate": None,
+                        "ms_single": 14.44,
+                        "ms_batch": 13.81,
+                        "note": "needed for every image",
+                    }
+                ],
+            },
+            {
+                "name": "faceqnet",
+                "need_aligning": "?",
+                "parameters": None,
+                "macs": None,
+                "ms_single": None,
+                "ms_batch": None,
+                "skipped": "AdapterError: faceqnet: weights file not found: /x/faceqnet.onnx",
+                "paper": None,
+                "notes": [],
+                "components": [],
+            },
         ],
-        "tinyfq_throughput": {"skipped": None, "model_images_per_s": {"single": 4264.4, "batch": 7824.6},
-                              "pipeline_images_per_s": {"single": 65.4, "batch": 75.2},
-                              "stages_ms": {"decode": 0.36, "detect": 13.1, "align": 1.12, "model": 1.14},
-                              "paper": "4 ms per image on a phone"},
-        "networks": {"skipped": None, "rows": [
-            {"name": "mbv2-t4-w0.35-64", "input_size": 64, "parameters": 13366, "parameters_torch": 13366,
-             "initializer_values": 14786, "macs": 1331456, "macs_torch": 1331456, "norm_outputs": 95936,
-             "ms_single": 0.151, "ms_batch": 0.0916,
-             "paper": {"network": "mobilenet_t4_w0.35", "input_size": "64x64", "parameters": "0.013M",
-                       "mflops": 1.43}}]},
+        "tinyfq_throughput": {
+            "skipped": None,
+            "model_images_per_s": {"single": 4264.4, "batch": 7824.6},
+            "pipeline_images_per_s": {"single": 65.4, "batch": 75.2},
+            "stages_ms": {"decode": 0.36, "detect": 13.1, "align": 1.12, "model": 1.14},
+            "paper": "4 ms per image on a phone",
+        },
+        "networks": {
+            "skipped": None,
+            "rows": [
+                {
+                    "name": "mbv2-t4-w0.35-64",
+                    "input_size": 64,
+                    "parameters": 13366,
+                    "parameters_torch": 13366,
+                    "initializer_values": 14786,
+                    "macs": 1331456,
+                    "macs_torch": 1331456,
+                    "norm_outputs": 95936,
+                    "ms_single": 0.151,
+                    "ms_batch": 0.0916,
+                    "paper": {
+                        "network": "mobilenet_t4_w0.35",
+                        "input_size": "64x64",
+                        "parameters": "0.013M",
+                        "mflops": 1.43,
+                    },
+                }
+            ],
+        },
     }
 
 
 def results_file() -> dict:
     return {
-        "schema_version": 2, "suite": {"version": "0.1.0", "git_commit": "0123456789abcdef"},
+        "schema_version": 2,
+        "suite": {"version": "0.1.0", "git_commit": "0123456789abcdef"},
         "method": {"name": "blur", "version": "1", "card_hash": "c" * 16},
         "backbone": {"name": "r50", "version": "1", "weights_sha256": "w" * 64, "card_hash": "b" * 16},
-        "protocol": {"name": "ijbc", "version": "1", "metric": "tpr_at_fpr", "metrics": ["tpr_at_fpr"],
-                     "faces_sha256": "f" * 64, "pairs_sha256": "p" * 64},
-        "config": {"selection": "top1", "seed": 0}, "settings": {"selection": "top1"},
-        "counts": {"genuine": 10, "impostor": 100_000}, "timings": {},
-        "metrics": {"tpr_at_fpr": {"values": {"1e-1": 0.9433, "1e-2": 0.9069}, "detail": {},
-                                   "reading": "conservative"}},
+        "protocol": {
+            "name": "ijbc",
+            "version": "1",
+            "metric": "tpr_at_fpr",
+            "metrics": ["tpr_at_fpr"],
+            "faces_sha256": "f" * 64,
+            "pairs_sha256": "p" * 64,
+        },
+        "config": {"selection": "top1", "seed": 0},
+        "settings": {"selection": "top1"},
+        "counts": {"genuine": 10, "impostor": 100_000},
+        "timings": {},
+        "metrics": {
+            "tpr_at_fpr": {"values": {"1e-1": 0.9433, "1e-2": 0.9069}, "detail": {}, "reading": "conservative"}
+        },
     }
 
 
@@ -99,18 +193,26 @@ def test_report_renders_costs_section(tmp_path):
     md_path, html_path = write_report(folder)
     md = md_path.read_text()
     assert md.index("## ijbc") < md.index("## Costs (Table 2 layout)") < md.index("## Runs")
-    section = md[md.index("## Costs (Table 2 layout)"):md.index("## Runs")]
+    section = md[md.index("## Costs (Table 2 layout)") : md.index("## Runs")]
     assert "Test CPU 9000, 2 cores" in section and "onnxruntime 1.99.0 (CPU, 2 intra-op threads)" in section
     assert "load average at start 0.25, 0.50, 0.75" in section and "median of 5 repeats" in section
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
-            if line.startswith("| ") and "---" not in line]
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith("| ") and "---" not in line
+    ]
     table2 = {r[0]: r for r in rows}
-    assert table2["tinyfq"][1:7] == ["yes (64x64 crop)", "13,366 (0.0134 M)", "1.331", "0.23", "0.13",
-                                     "yes · 0.022 · 0.0024"]
+    assert table2["tinyfq"][1:7] == [
+        "yes (64x64 crop)",
+        "13,366 (0.0134 M)",
+        "1.331",
+        "0.23",
+        "0.13",
+        "yes · 0.022 · 0.0024",
+    ]
     assert table2["blur"][2:6] == ["—", "—", "0.0756", "0.0504"]
     assert table2["svm"][2:6] == ["180,344 (0.18 M)", "0.1803", "21.7", "20.6"]
-    assert table2["↳ svm: FR embedding (onnx mobilefacenet.onnx)"][2:6] == ["989,952 (0.99 M)", "233.8", "14.4",
-                                                                             "13.8"]
+    assert table2["↳ svm: FR embedding (onnx mobilefacenet.onnx)"][2:6] == ["989,952 (0.99 M)", "233.8", "14.4", "13.8"]
     assert table2["faceqnet"][4:6] == ["—", "—"]
     assert "faceqnet: not measured: AdapterError: faceqnet: weights file not found" in section
     assert table2["model alone (aligned 64x64 crops in memory)"][1:] == ["4,264", "7,825"]
@@ -122,8 +224,14 @@ def test_report_renders_costs_section(tmp_path):
     page = html_path.read_text()
     HTMLParser().feed(page)
     assert '<section id="costs">' in page and "Costs (Table 2 layout)" in page
-    for text in ("13,366 (0.0134 M)", "233.8", "4,264", "mobilenet_t4_w0.35 64x64: 0.013M · 1.43",
-                 "↳ svm: FR embedding (onnx mobilefacenet.onnx)", "Test CPU 9000"):
+    for text in (
+        "13,366 (0.0134 M)",
+        "233.8",
+        "4,264",
+        "mobilenet_t4_w0.35 64x64: 0.013M · 1.43",
+        "↳ svm: FR embedding (onnx mobilefacenet.onnx)",
+        "Test CPU 9000",
+    ):
         assert text in page, text
     assert page.index('<section id="costs">') < page.index("<h2>Runs</h2>")
 
@@ -147,19 +255,22 @@ def _broken(edit) -> dict:
     return d
 
 
-@pytest.mark.parametrize("costs, message", [
-    ("{not json", "not readable as JSON"),
-    (_broken(lambda d: d.update(costs_schema_version=7)), "costs_schema_version 7 is not supported"),
-    (_broken(lambda d: d.pop("machine")), "costs.machine is missing"),
-    (_broken(lambda d: d["methods"][1].update(ms_single=-1.0)), r"methods\[1\].ms_single = -1.0 is not a positive"),
-    (_broken(lambda d: d["methods"][0].update(ms_batch=None)), r"methods\[0\].ms_batch = None"),
-    (_broken(lambda d: d["methods"][2].update(parameters="few")), r"methods\[2\].parameters = 'few'"),
-    (_broken(lambda d: d["methods"][2]["components"][0].pop("what")), r"components\[0\].what is missing"),
-    (_broken(lambda d: d["methods"].append(copy.deepcopy(d["methods"][0]))), "method 'blur' appears twice"),
-    (_broken(lambda d: d["tinyfq_throughput"]["stages_ms"].pop("detect")), "stages_ms.detect is missing"),
-    (_broken(lambda d: d["networks"]["rows"][0].update(input_size=0)), r"rows\[0\].input_size = 0"),
-    (_broken(lambda d: d.update(methods=[])), "costs.methods = \\[\\] is not a non-empty list"),
-])
+@pytest.mark.parametrize(
+    "costs, message",
+    [
+        ("{not json", "not readable as JSON"),
+        (_broken(lambda d: d.update(costs_schema_version=7)), "costs_schema_version 7 is not supported"),
+        (_broken(lambda d: d.pop("machine")), "costs.machine is missing"),
+        (_broken(lambda d: d["methods"][1].update(ms_single=-1.0)), r"methods\[1\].ms_single = -1.0 is not a positive"),
+        (_broken(lambda d: d["methods"][0].update(ms_batch=None)), r"methods\[0\].ms_batch = None"),
+        (_broken(lambda d: d["methods"][2].update(parameters="few")), r"methods\[2\].parameters = 'few'"),
+        (_broken(lambda d: d["methods"][2]["components"][0].pop("what")), r"components\[0\].what is missing"),
+        (_broken(lambda d: d["methods"].append(copy.deepcopy(d["methods"][0]))), "method 'blur' appears twice"),
+        (_broken(lambda d: d["tinyfq_throughput"]["stages_ms"].pop("detect")), "stages_ms.detect is missing"),
+        (_broken(lambda d: d["networks"]["rows"][0].update(input_size=0)), r"rows\[0\].input_size = 0"),
+        (_broken(lambda d: d.update(methods=[])), "costs.methods = \\[\\] is not a non-empty list"),
+    ],
+)
 def test_malformed_costs_file_is_an_error_naming_it(tmp_path, costs, message):
     folder = write_folder(tmp_path, costs)
     with pytest.raises(FiqaBenchError, match=message) as info:
@@ -223,8 +334,24 @@ def test_bench_costs_smoke(shared, tmp_path, monkeypatch):
     monkeypatch.setenv("FIQA_BENCH_MODELS", f"{shared}/models/yunet:{shared}/models/scrfd")
     bench = _bench_module()
     out = tmp_path / "costs"
-    data = bench.main(["--n", "2", "--repeats", "1", "--batch-size", "3", "--methods", "blur,faceqnet,tinyfq",
-                       "--nets", "tinyfqnet", "--shared", str(shared), "--out", str(out)])
+    data = bench.main(
+        [
+            "--n",
+            "2",
+            "--repeats",
+            "1",
+            "--batch-size",
+            "3",
+            "--methods",
+            "blur,faceqnet,tinyfq",
+            "--nets",
+            "tinyfqnet",
+            "--shared",
+            str(shared),
+            "--out",
+            str(out),
+        ]
+    )
     written = json.loads((out / "costs.json").read_text())
     assert written == json.loads(json.dumps(data))
     validate_costs(written, "costs.json")
@@ -276,10 +403,27 @@ def test_bench_costs_smoke(shared, tmp_path, monkeypatch):
 def test_detectors_section_renders_and_is_validated(tmp_path):
     costs = costs_dict()
     costs["detectors"] = [
-        {"name": "yunet", "input_size": 640, "file": "y.onnx", "parameters": 53_104, "macs": 344_224_000,
-         "ms_single": 4.321, "skipped": None, "note": "scales with the pixel count"},
-        {"name": "scrfd", "input_size": 640, "file": None, "parameters": None, "macs": None, "ms_single": None,
-         "skipped": "DownloadError: no weights", "note": ""}]
+        {
+            "name": "yunet",
+            "input_size": 640,
+            "file": "y.onnx",
+            "parameters": 53_104,
+            "macs": 344_224_000,
+            "ms_single": 4.321,
+            "skipped": None,
+            "note": "scales with the pixel count",
+        },
+        {
+            "name": "scrfd",
+            "input_size": 640,
+            "file": None,
+            "parameters": None,
+            "macs": None,
+            "ms_single": None,
+            "skipped": "DownloadError: no weights",
+            "note": "",
+        },
+    ]
     folder = write_folder(tmp_path, costs, with_results=False)
     write_report(folder)
     md = (folder / "report.md").read_text()
@@ -310,8 +454,9 @@ def test_detector_multiply_adds_match_an_onnxruntime_run(shared):
         session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
         outs = session.run([n.output[0] for n in convs], {name: np.zeros((1, 3, 640, 640), np.float32)})
-        expected = sum(o.size * weights[n.input[1]][1] * int(np.prod(weights[n.input[1]][2:]))
-                       for n, o in zip(convs, outs))
+        expected = sum(
+            o.size * weights[n.input[1]][1] * int(np.prod(weights[n.input[1]][2:])) for n, o in zip(convs, outs)
+        )
         c = onnx_costs(path, (1, 3, 640, 640))
         assert c["macs"] == expected > 100_000_000, rel
         assert c["parameters"] > 50_000 and c["macs_unavailable"] is None

@@ -25,11 +25,13 @@ def make_tgz(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-TGZ = make_tgz({
-    "lfw/Aaron_Tiny/Aaron_Tiny_0001.jpg": b"\xff\xd8jpeg-1\xff\xd9",
-    "lfw/Aaron_Tiny/Aaron_Tiny_0002.jpg": b"\xff\xd8jpeg-2\xff\xd9",
-    "lfw/Betty_Tiny/Betty_Tiny_0001.jpg": b"\xff\xd8jpeg-3\xff\xd9",
-})
+TGZ = make_tgz(
+    {
+        "lfw/Aaron_Tiny/Aaron_Tiny_0001.jpg": b"\xff\xd8jpeg-1\xff\xd9",
+        "lfw/Aaron_Tiny/Aaron_Tiny_0002.jpg": b"\xff\xd8jpeg-2\xff\xd9",
+        "lfw/Betty_Tiny/Betty_Tiny_0001.jpg": b"\xff\xd8jpeg-3\xff\xd9",
+    }
+)
 
 
 def sha(b: bytes) -> str:
@@ -126,13 +128,31 @@ def test_shared_lfw_accepted_directly_and_one_level_down(shared):
         datasets.lfw_root(shared / "models")
 
 
-@pytest.mark.parametrize("name, needed", [
-    ("ijbb", ["loose_crop/", "meta/ijbb_face_tid_mid.txt", "meta/ijbb_template_pair_label.txt",
-              "meta/ijbb_name_5pts_score.txt", "datasets/IJBB"]),
-    ("IJB-C", ["loose_crop/", "meta/ijbc_face_tid_mid.txt", "meta/ijbc_template_pair_label.txt",
-               "meta/ijbc_name_5pts_score.txt"]),
-    ("ytf", ["frame_images_DB/<name>/<video>/", "splits.txt", "meta_and_splits.mat"]),
-])
+@pytest.mark.parametrize(
+    "name, needed",
+    [
+        (
+            "ijbb",
+            [
+                "loose_crop/",
+                "meta/ijbb_face_tid_mid.txt",
+                "meta/ijbb_template_pair_label.txt",
+                "meta/ijbb_name_5pts_score.txt",
+                "datasets/IJBB",
+            ],
+        ),
+        (
+            "IJB-C",
+            [
+                "loose_crop/",
+                "meta/ijbc_face_tid_mid.txt",
+                "meta/ijbc_template_pair_label.txt",
+                "meta/ijbc_name_5pts_score.txt",
+            ],
+        ),
+        ("ytf", ["frame_images_DB/<name>/<video>/", "splits.txt", "meta_and_splits.mat"]),
+    ],
+)
 def test_gated_help_names_every_file(isolated_cache, name, needed):
     text = datasets.gated_dataset_help(name)
     for item in needed:

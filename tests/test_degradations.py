@@ -79,11 +79,17 @@ def test_motion_blur_smooths_along_its_direction_only():
     stripes_x = np.zeros((64, 64, 3), np.uint8)
     stripes_x[:, ::4] = 255  # intensity varies along x only
     horizontal = D.motion_blur(stripes_x, length=9, angle=0)
-    assert np.abs(np.diff(horizontal.astype(int), axis=1)).mean() < 0.2 * np.abs(np.diff(stripes_x.astype(int), axis=1)).mean()
+    assert (
+        np.abs(np.diff(horizontal.astype(int), axis=1)).mean()
+        < 0.2 * np.abs(np.diff(stripes_x.astype(int), axis=1)).mean()
+    )
     stripes_y = np.ascontiguousarray(stripes_x.transpose(1, 0, 2))  # varies along y only
     assert np.array_equal(D.motion_blur(stripes_y, length=9, angle=0), stripes_y)
     vertical = D.motion_blur(stripes_y, length=9, angle=90)
-    assert np.abs(np.diff(vertical.astype(int), axis=0)).mean() < 0.2 * np.abs(np.diff(stripes_y.astype(int), axis=0)).mean()
+    assert (
+        np.abs(np.diff(vertical.astype(int), axis=0)).mean()
+        < 0.2 * np.abs(np.diff(stripes_y.astype(int), axis=0)).mean()
+    )
 
 
 def test_motion_kernel_is_normalised_line():
@@ -160,8 +166,10 @@ def test_brightness_contrast_direction(face):
     assert grey(flatter).std() < 0.6 * grey(face).std()
     # independent formula on a few pixels
     x = face[:4, :4].astype(float)
-    assert np.array_equal(D.brightness_contrast(face, contrast=0.6, brightness=-60)[:4, :4],
-                          np.clip(np.rint(0.6 * (x - 127.5) + 127.5 - 60), 0, 255).astype(np.uint8))
+    assert np.array_equal(
+        D.brightness_contrast(face, contrast=0.6, brightness=-60)[:4, :4],
+        np.clip(np.rint(0.6 * (x - 127.5) + 127.5 - 60), 0, 255).astype(np.uint8),
+    )
 
 
 # ---------------------------------------------------------------- contract: shape, dtype, determinism
@@ -238,12 +246,14 @@ def test_occlusion_record_uses_given_box(texture):
 
 
 def test_docstring_table_matches_levels():
-    rows = {line.split()[0]: line for line in D.__doc__.splitlines() if line.split() and line.split()[0] in D.DEGRADATIONS}
+    rows = {
+        line.split()[0]: line for line in D.__doc__.splitlines() if line.split() and line.split()[0] in D.DEGRADATIONS
+    }
     assert set(rows) == set(D.DEGRADATIONS)
     for name, deg in D.DEGRADATIONS.items():
         assert tuple(deg.levels) == D.LEVELS, name
         assert deg.summary, name
-        cells = rows[name][rows[name].index("  ", len(name) + 2):].split("  ")
+        cells = rows[name][rows[name].index("  ", len(name) + 2) :].split("  ")
         documented = [c.strip() for c in cells if c.strip()][-3:]
         actual = [", ".join(str(v) for v in deg.levels[lv].values()) for lv in D.LEVELS]
         assert documented == actual, name

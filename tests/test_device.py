@@ -57,8 +57,10 @@ def test_providers_follow_the_device():
 @pytest.mark.skipif(NO_GPU is None, reason="a GPU is present: the no-GPU error cannot appear")
 def test_run_on_cuda_without_a_gpu_is_one_line_before_any_work(small_bench, mbf, tmp_path, isolated_cache):
     out = tmp_path / "out"
-    res = CliRunner().invoke(main, ["run", "-p", str(small_bench), "--fr", mbf, "-m", "blur", "--device", "cuda",
-                                    "-o", str(out), "--no-progress"])
+    res = CliRunner().invoke(
+        main,
+        ["run", "-p", str(small_bench), "--fr", mbf, "-m", "blur", "--device", "cuda", "-o", str(out), "--no-progress"],
+    )
     assert res.exit_code == 2
     line = _one_error_line(res.output)
     assert "--device cuda" in line and ("CUDAExecutionProvider" in line or "no NVIDIA GPU" in line)
@@ -101,8 +103,15 @@ def test_run_on_cuda_matches_cpu_and_reports_img_per_s(small_bench, mbf, tmp_pat
 
     def one(dev: str):
         monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / f"cache-{dev}"))
-        cfg = RunConfig(protocol=str(small_bench), backbone=mbf, method="tinyfq", out=str(tmp_path / dev),
-                        progress=False, bootstrap=0, device=dev)
+        cfg = RunConfig(
+            protocol=str(small_bench),
+            backbone=mbf,
+            method="tinyfq",
+            out=str(tmp_path / dev),
+            progress=False,
+            bootstrap=0,
+            device=dev,
+        )
         t = time.perf_counter()
         path, record = run(cfg)
         with np.load(path.with_suffix(".npz")) as z:
@@ -117,8 +126,10 @@ def test_run_on_cuda_matches_cpu_and_reports_img_per_s(small_bench, mbf, tmp_pat
     np.testing.assert_allclose(gpu_raw["image_quality"], cpu_raw["image_quality"], rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(gpu_raw["pair_scores"], cpu_raw["pair_scores"], rtol=1e-3, atol=1e-3)
     with capsys.disabled():
-        print(f"\n--device cuda: {cpu['counts']['images']} images, tinyfq + MobileFaceNet, "
-              f"{cpu['counts']['images'] / seconds:.1f} img/s end to end")
+        print(
+            f"\n--device cuda: {cpu['counts']['images']} images, tinyfq + MobileFaceNet, "
+            f"{cpu['counts']['images'] / seconds:.1f} img/s end to end"
+        )
 
 
 @pytest.mark.gpu

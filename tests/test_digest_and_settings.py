@@ -20,7 +20,7 @@ from fiqa_bench.runner import RunConfig, run_settings
 #: listed here).
 NOT_NUMBERS = {
     "protocol": "names the benchmark: the digest holds the loaded benchmark's name and pair-list sha256, not the "
-                "spelling (a folder given by another path is the same run)",
+    "spelling (a folder given by another path is the same run)",
     "data": "where the benchmark lies, as protocol",
     "batch_size": "images per adapter call: the conformance kit requires batch-independent adapters",
     "workers": "threads / processes: the same values in any order",
@@ -33,14 +33,24 @@ NOT_NUMBERS = {
 
 #: A configuration in which every setting is in play: a method that takes a seed ran, topk (k counts), landmarks
 #: were detected (the detector counts).
-BASE = RunConfig(protocol="bench", backbone="onnx:/models/one.onnx", method="random", selection="topk",
-                 out="results", progress=False)
+BASE = RunConfig(
+    protocol="bench", backbone="onnx:/models/one.onnx", method="random", selection="topk", out="results", progress=False
+)
 PROTOCOL = {"name": "bench", "pairs_sha256": "0" * 64}
 
 
 def _digest(cfg: RunConfig, protocol: dict = PROTOCOL) -> str:
-    return settings_digest(run_settings(cfg, method_ran=True, method_takes_seed=True, detection_used=True,
-                                        options_sha256={}, backbone_sha256=None, protocol=protocol))
+    return settings_digest(
+        run_settings(
+            cfg,
+            method_ran=True,
+            method_takes_seed=True,
+            detection_used=True,
+            options_sha256={},
+            backbone_sha256=None,
+            protocol=protocol,
+        )
+    )
 
 
 def test_every_setting_is_declared_as_changing_the_numbers_or_listed_with_a_reason():
@@ -49,8 +59,19 @@ def test_every_setting_is_declared_as_changing_the_numbers_or_listed_with_a_reas
     assert numbers and not (numbers & set(NOT_NUMBERS))
     assert declared - numbers == set(NOT_NUMBERS), "declare the new setting numbers=True or list it in NOT_NUMBERS"
     # the EDC, TPR-reading and bootstrap settings are among them (what rescore must read back)
-    assert {"fpr_reading", "pair_quality", "fnm_start", "fm_start", "rethreshold_fmr", "bootstrap", "bootstrap_level",
-            "bootstrap_seed", "selection", "k", "flip"} <= numbers
+    assert {
+        "fpr_reading",
+        "pair_quality",
+        "fnm_start",
+        "fm_start",
+        "rethreshold_fmr",
+        "bootstrap",
+        "bootstrap_level",
+        "bootstrap_seed",
+        "selection",
+        "k",
+        "flip",
+    } <= numbers
 
 
 @pytest.mark.parametrize("f", NUMBERS, ids=lambda f: f.name)
@@ -77,8 +98,10 @@ def test_the_benchmark_is_in_the_digest_by_its_name_and_pair_list():
     assert _digest(BASE, {**PROTOCOL, "pairs_sha256": "1" * 64}) != _digest(BASE)
 
 
-@pytest.mark.parametrize("name,value", [("fnm_start", 0.05 + 1e-12), ("fm_start", 1e-3 * (1 + 1e-9)),
-                                        ("rethreshold_fmr", 2e-3), ("pair_quality", "mean")])
+@pytest.mark.parametrize(
+    "name,value",
+    [("fnm_start", 0.05 + 1e-12), ("fm_start", 1e-3 * (1 + 1e-9)), ("rethreshold_fmr", 2e-3), ("pair_quality", "mean")],
+)
 def test_each_edc_setting_alone_changes_the_digest(name, value):
     """The EDC settings one at a time, including a change in the last digits (the digest is of the exact value)."""
     assert _digest(replace(BASE, **{name: value})) != _digest(BASE)

@@ -34,7 +34,9 @@ def _blocks(text: str, language: str) -> list[str]:
 
 def _block_starting(path: Path, language: str, first_line: str) -> str:
     found = [b for b in _blocks(path.read_text(encoding="utf-8"), language) if b.startswith(first_line)]
-    assert len(found) == 1, f"{path.name}: expected one ```{language} block starting with {first_line!r}, found {len(found)}"
+    assert len(found) == 1, (
+        f"{path.name}: expected one ```{language} block starting with {first_line!r}, found {len(found)}"
+    )
     return found[0]
 
 
@@ -80,8 +82,12 @@ def test_readme_entry_point_loads_the_example(user_package):
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-fiqa\nVersion: 0.0.0\n")
     (dist / "entry_points.txt").write_text(f"[fiqa_bench.methods]\n{name} = {target}\n")
-    found = [ep for d in importlib.metadata.distributions(path=[str(user_package)])
-             for ep in d.entry_points if ep.group == "fiqa_bench.methods"]
+    found = [
+        ep
+        for d in importlib.metadata.distributions(path=[str(user_package)])
+        for ep in d.entry_points
+        if ep.group == "fiqa_bench.methods"
+    ]
     assert [ep.name for ep in found] == [name]
     cls = found[0].load()
     assert cls.__name__ == "MyQuality" and cls.card.name == name
@@ -98,7 +104,9 @@ def test_docs_protocol_example_loads(user_package):
     (user_package / "my_fiqa" / "protocol.py").write_text(code)
     data = user_package / "data"
     data.mkdir()
-    (data / "faces.csv").write_text("path,identity,template\na/1.jpg,ann,0\na/2.jpg,ann,1\nb/1.jpg,bob,2\nb/2.jpg,bob,3\n")
+    (data / "faces.csv").write_text(
+        "path,identity,template\na/1.jpg,ann,0\na/2.jpg,ann,1\nb/1.jpg,bob,2\nb/2.jpg,bob,3\n"
+    )
     (data / "pairs.csv").write_text("a,b,label\n0,1,1\n2,3,1\n0,2,0\n1,3,0\n")
     from my_fiqa.protocol import MyTemplates  # type: ignore[import-not-found]
 
@@ -117,8 +125,9 @@ def test_docs_metric_example_computes(user_package):
     info = user_package / "my_fiqa-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my_fiqa\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(toml.replace('[project.entry-points."fiqa_bench.metrics"]',
-                                                        "[fiqa_bench.metrics]").replace('"', ""))
+    (info / "entry_points.txt").write_text(
+        toml.replace('[project.entry-points."fiqa_bench.metrics"]', "[fiqa_bench.metrics]").replace('"', "")
+    )
     metric = get_metric("eer")  # found without clearing the registry's cache: the folder on sys.path changed
     scores = np.array([0.9, 0.8, 0.3, 0.7, 0.2, 0.1], dtype=np.float32)
     labels = np.array([1, 1, 1, 0, 0, 0], dtype=np.int8)

@@ -78,6 +78,7 @@ def test_existing_dest_survives_failed_download(server, tmp_path):
 
 # -- resolve_weights ------------------------------------------------------------------------------------------
 
+
 def test_resolve_downloads_into_cache_once(server, isolated_cache, monkeypatch):
     monkeypatch.delenv("FIQA_BENCH_MODELS", raising=False)
     monkeypatch.delenv("FIQA_SHARED", raising=False)
@@ -117,8 +118,11 @@ def test_resolve_finds_file_in_models_env(tmp_path, isolated_cache, monkeypatch)
 def test_resolve_finds_shared_model(shared, isolated_cache, monkeypatch):
     monkeypatch.delenv("FIQA_BENCH_MODELS", raising=False)
     monkeypatch.setenv("FIQA_SHARED", str(shared))
-    w = Weights("scrfd_500m_kps.onnx", url=unused_port_url(),
-                sha256="5e4447f50245bbd7966bd6c0fa52938c61474a04ec7def48753668a9d8b4ea3a")
+    w = Weights(
+        "scrfd_500m_kps.onnx",
+        url=unused_port_url(),
+        sha256="5e4447f50245bbd7966bd6c0fa52938c61474a04ec7def48753668a9d8b4ea3a",
+    )
     assert dl.resolve_weights(w, progress=False) == shared / "models" / "scrfd" / "scrfd_500m_kps.onnx"
 
 

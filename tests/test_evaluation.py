@@ -15,13 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _reference import (best_rows, fnm_edc_pauc_loop, kfold_accuracy_loop, template_quality_loop,
-                        tpr_at_fpr_conservative)
+from _reference import best_rows, fnm_edc_pauc_loop, kfold_accuracy_loop, template_quality_loop, tpr_at_fpr_conservative
 from fiqa_bench.evaluation import select, template_features, template_quality
 from fiqa_bench.metrics.edc import edc, pauc, theoretical_best_area
 from fiqa_bench.results import read_raw
 from fiqa_bench.runner import RunConfig, run
-
 
 # ------------------------------------------------------------------------------------ selection (units)
 GROUPS = np.array([7, 7, 7, 3, 3, 9, 9, 9, 9])
@@ -141,17 +139,27 @@ def test_golden_run_kept_images_metrics_and_rescore(small_bench, mbf, tmp_path, 
 #: the metrics. 6 genuine / 60 impostor pairs: only FPR 1e-1 is measurable. Made on 2026-12-01 (89fbf0d), before
 #: versions were recorded (the first recorded environment, a day later: numpy 2.4.6, onnxruntime 1.32.0, OpenCV
 #: 5.0.0.93 for prepare's degradations, the decode and the warp); the same with OpenCV 5.1.0.95.
-GOLDEN_PATHS = ["loose_crop/7201_030251.jpg", "loose_crop/7201_001085_deg.jpg", "loose_crop/7202_035829.jpg",
-                "loose_crop/7202_094984.jpg", "loose_crop/7204_015278.jpg", "loose_crop/7204_027530.jpg",
-                "loose_crop/7205_039353.jpg", "loose_crop/7205_032425.jpg", "loose_crop/7207_001321.jpg",
-                "loose_crop/7207_048279.jpg", "loose_crop/7210_021086.jpg", "loose_crop/7210_020287.jpg"]
+GOLDEN_PATHS = [
+    "loose_crop/7201_030251.jpg",
+    "loose_crop/7201_001085_deg.jpg",
+    "loose_crop/7202_035829.jpg",
+    "loose_crop/7202_094984.jpg",
+    "loose_crop/7204_015278.jpg",
+    "loose_crop/7204_027530.jpg",
+    "loose_crop/7205_039353.jpg",
+    "loose_crop/7205_032425.jpg",
+    "loose_crop/7207_001321.jpg",
+    "loose_crop/7207_048279.jpg",
+    "loose_crop/7210_021086.jpg",
+    "loose_crop/7210_020287.jpg",
+]
 GOLDEN_TPR = {"1e-1": 1.0, "1e-2": None, "1e-3": None, "1e-4": None, "1e-5": None}
 GOLDEN_FNM_PAUC = {"0.20": 0.034444444444444444, "0.30": 0.05444444444444445}
 
 
 @pytest.mark.shared
 def test_topk_k2_and_k3_write_two_files_and_both_reach_the_report(small_bench, mbf, tmp_path, isolated_cache):
-    from fiqa_bench.report import render_markdown, load_results
+    from fiqa_bench.report import load_results, render_markdown
 
     out = tmp_path / "out"
     p2, r2 = run(_cfg(small_bench, mbf, out, method="blur", selection="topk", k=2))
@@ -170,8 +178,9 @@ def test_topk_k2_and_k3_write_two_files_and_both_reach_the_report(small_bench, m
         assert sorted(raw["kept_rows"].tolist()) == sorted(kept)
         tq = template_quality_loop(kept, groups, iq, "mean")
         assert raw["template_quality"].tolist() == [tq[t] for t in raw["template_ids"].tolist()]
-        assert raw["pair_quality"].tolist() == [min(tq[a], tq[b]) for a, b in zip(raw["pair_a"].tolist(),
-                                                                                 raw["pair_b"].tolist())]
+        assert raw["pair_quality"].tolist() == [
+            min(tq[a], tq[b]) for a, b in zip(raw["pair_a"].tolist(), raw["pair_b"].tolist())
+        ]
         s, y = raw["pair_scores"], raw["pair_labels"]
         tpr = r["metrics"]["tpr_at_fpr"]["values"]
         assert tpr == {key: tpr_at_fpr_conservative(s, y, float(key)) for key in tpr}
@@ -183,8 +192,9 @@ def test_topk_k2_and_k3_write_two_files_and_both_reach_the_report(small_bench, m
 
 
 @pytest.mark.shared
-def test_runs_differing_only_in_reading_flip_or_detector_get_their_own_files(small_bench, mbf, tmp_path,
-                                                                            isolated_cache):
+def test_runs_differing_only_in_reading_flip_or_detector_get_their_own_files(
+    small_bench, mbf, tmp_path, isolated_cache
+):
     out = tmp_path / "out"
     a, _ = run(_cfg(small_bench, mbf, out, method="blur"))
     b, _ = run(_cfg(small_bench, mbf, out, method="blur", fpr_reading="nearest"))
@@ -198,8 +208,9 @@ def test_runs_differing_only_in_reading_flip_or_detector_get_their_own_files(sma
 @pytest.mark.shared
 def test_results_record_no_absolute_path(small_bench, mbf, tmp_path, isolated_cache, monkeypatch):
     monkeypatch.chdir(small_bench.parent)
-    path, _ = run(RunConfig(protocol=small_bench.name, backbone=mbf, method="blur", out=str(tmp_path / "out"),
-                            progress=False))
+    path, _ = run(
+        RunConfig(protocol=small_bench.name, backbone=mbf, method="blur", out=str(tmp_path / "out"), progress=False)
+    )
     text = path.read_text()
     assert str(small_bench) not in text and str(tmp_path) not in text
     record = json.loads(text)
@@ -207,8 +218,7 @@ def test_results_record_no_absolute_path(small_bench, mbf, tmp_path, isolated_ca
     assert record["backbone"]["name"] == "onnx:mobilefacenet.onnx"
 
 
-def test_results_record_the_versions_of_the_libraries_the_numbers_depend_on(small_bench, mbf, tmp_path,
-                                                                           isolated_cache):
+def test_results_record_the_versions_of_the_libraries_the_numbers_depend_on(small_bench, mbf, tmp_path, isolated_cache):
     import platform
 
     import cv2
@@ -246,7 +256,7 @@ def _mini_lfw(shared: Path, root: Path, per_fold: int = 6) -> Path:
     numbers = {p: sorted(int(f.stem.rsplit("_", 1)[1]) for f in (lfw / p).glob("*.jpg")) for p in people}
     lines = [f"2\t{per_fold}"]
     for fold in range(2):
-        group = people[fold * 2 * per_fold:(fold + 1) * 2 * per_fold]
+        group = people[fold * 2 * per_fold : (fold + 1) * 2 * per_fold]
         lines += [f"{name}\t{numbers[name][0]}\t{numbers[name][1]}" for name in group[:per_fold]]
         lines += [f"{a}\t{numbers[a][0]}\t{b}\t{numbers[b][0]}" for a, b in zip(group[:per_fold], group[per_fold:])]
     (root / "lfw").mkdir(parents=True)
@@ -259,8 +269,11 @@ def _mini_lfw(shared: Path, root: Path, per_fold: int = 6) -> Path:
 @pytest.mark.shared
 def test_pair_protocol_scores_every_image_and_reports_accuracy_and_edc(shared, mbf, tmp_path, isolated_cache):
     root = _mini_lfw(shared, tmp_path / "lfw")
-    path, rec = run(RunConfig(protocol="lfw", data=str(root), backbone=mbf, method="blur", out=str(tmp_path / "out"),
-                              progress=False))
+    path, rec = run(
+        RunConfig(
+            protocol="lfw", data=str(root), backbone=mbf, method="blur", out=str(tmp_path / "out"), progress=False
+        )
+    )
     c = rec["counts"]
     assert c["images_scored"] == c["images"] == c["images_embedded"]
     assert c["genuine"] == 12 and c["impostor"] == 12
@@ -277,8 +290,9 @@ def test_pair_protocol_scores_every_image_and_reports_accuracy_and_edc(shared, m
     assert fnm["pauc"]["0.20"] == pauc(curve, 0.2) and fnm["pauc"]["0.30"] == pauc(curve, 0.3)
     assert fnm["pauc_minus_best"]["0.30"] == pauc(curve, 0.3) - theoretical_best_area(curve.start_error, 0.3)
     # without a method the same protocol has no EDC, said so
-    p_none, none = run(RunConfig(protocol="lfw", data=str(root), backbone=mbf, out=str(tmp_path / "out"),
-                                 progress=False))
+    p_none, none = run(
+        RunConfig(protocol="lfw", data=str(root), backbone=mbf, out=str(tmp_path / "out"), progress=False)
+    )
     raw = read_raw(p_none)
     assert "unavailable" in none["metrics"]["edc_fnm"]
     ref = kfold_accuracy_loop(raw["pair_scores"], raw["pair_labels"], raw["pair_folds"])

@@ -30,16 +30,18 @@ def test_local_is_the_default():
 
 
 def test_ray_address_needs_the_ray_executor(tmp_path):
-    res = CliRunner().invoke(main, ["run", "-p", str(tmp_path), "--fr", "dlib", "--ray-address", "auto",
-                                    "-o", str(tmp_path / "out")])
+    res = CliRunner().invoke(
+        main, ["run", "-p", str(tmp_path), "--fr", "dlib", "--ray-address", "auto", "-o", str(tmp_path / "out")]
+    )
     assert res.exit_code == 2
     assert "--ray-address needs --executor ray" in _one_error_line(res.output)
 
 
 def test_executor_ray_without_ray_installed_is_one_line_with_the_hint(tmp_path, monkeypatch, isolated_cache):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as where it is absent
-    res = CliRunner().invoke(main, ["run", "-p", str(tmp_path), "--fr", "dlib", "--executor", "ray",
-                                    "-o", str(tmp_path / "out")])
+    res = CliRunner().invoke(
+        main, ["run", "-p", str(tmp_path), "--fr", "dlib", "--executor", "ray", "-o", str(tmp_path / "out")]
+    )
     assert res.exit_code == 2
     line = _one_error_line(res.output)
     assert line == "error: --executor ray needs Ray, which is not installed: pip install 'fiqa-bench[ray]'"

@@ -57,8 +57,7 @@ def write_lines(path: Path, lines: list[str], end: str = "\n") -> None:
 
 
 def cli(root: Path, mbf: str, out: Path, *extra: str, method: str = "blur"):
-    args = ["run", "--protocol", str(root), "--fr", mbf, "--method", method, "--no-progress", "--out", str(out),
-            *extra]
+    args = ["run", "--protocol", str(root), "--fr", mbf, "--method", method, "--no-progress", "--out", str(out), *extra]
     return CliRunner().invoke(main, args)
 
 
@@ -142,8 +141,22 @@ def _fifo_bench(bench: Path) -> Path:
 
 def _cli_subprocess(root: Path, mbf: str, out: Path, *extra: str, env_cache: Path, timeout: float = 120):
     env = {**os.environ, "FIQA_BENCH_CACHE": str(env_cache)}
-    cmd = [sys.executable, "-m", "fiqa_bench.cli", "run", "--protocol", str(root), "--fr", mbf, "--method", "blur",
-           "--no-progress", "--out", str(out), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fiqa_bench.cli",
+        "run",
+        "--protocol",
+        str(root),
+        "--fr",
+        mbf,
+        "--method",
+        "blur",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -184,8 +197,11 @@ def test_image_over_the_size_cap(bench, mbf, tmp_path):
     name, image = first_image(bench)
     image.write_bytes(image.read_bytes() + b"\0" * 100_000)  # the largest file (trailing bytes decode the same)
     size = image.stat().st_size
-    fails(cli(bench, mbf, tmp_path / "out", "--max-image-bytes", str(size - 1)), str(image),
-          f"file is {size} bytes, over the {size - 1}-byte limit")
+    fails(
+        cli(bench, mbf, tmp_path / "out", "--max-image-bytes", str(size - 1)),
+        str(image),
+        f"file is {size} bytes, over the {size - 1}-byte limit",
+    )
     succeeds(cli(bench, mbf, tmp_path / "out2", "--max-image-bytes", str(size)), tmp_path / "out2")
 
 
@@ -225,8 +241,11 @@ def test_duplicated_pair_row(bench, mbf, tmp_path):
     lines = read_lines(pairs)
     write_lines(pairs, [*lines, lines[0]])
     a, b, _ = lines[0].split()
-    fails(cli(bench, mbf, tmp_path / "out"), f"{pairs}:{len(lines) + 1}:",
-          f"templates {a} and {b} are already paired on line 1")
+    fails(
+        cli(bench, mbf, tmp_path / "out"),
+        f"{pairs}:{len(lines) + 1}:",
+        f"templates {a} and {b} are already paired on line 1",
+    )
 
 
 def test_duplicated_pair_row_in_reverse_order(bench, mbf, tmp_path):
@@ -528,8 +547,10 @@ def _modes(folder: Path) -> tuple[set[int], set[int]]:
     """(permission bits of every file, of every folder) under ``folder``."""
     entries = list(folder.rglob("*"))
     assert any(p.is_file() for p in entries)
-    return ({p.stat().st_mode & 0o777 for p in entries if p.is_file()},
-            {p.stat().st_mode & 0o777 for p in entries if p.is_dir()})
+    return (
+        {p.stat().st_mode & 0o777 for p in entries if p.is_file()},
+        {p.stat().st_mode & 0o777 for p in entries if p.is_dir()},
+    )
 
 
 def test_results_and_prepared_benchmarks_follow_the_umask(bench, mbf, tmp_path, copy_identities):
@@ -596,13 +617,16 @@ def hostile_plugin(tmp_path, monkeypatch):
     sys.modules.pop("hostile_fiqa", None)
 
 
-@pytest.mark.parametrize("mode,words", [
-    ("exit", ["quality method 'hostile' called sys.exit(3)"]),
-    ("strings", ["quality method 'hostile' returned scores of dtype <U", "expected a numeric"]),
-    ("objects", ["quality method 'hostile' returned scores of dtype object"]),
-    ("list-of-strings", ["quality method 'hostile' returned scores of dtype <U"]),
-    ("base", ["quality method 'hostile' raised GeneratorExit: odd"]),
-])
+@pytest.mark.parametrize(
+    "mode,words",
+    [
+        ("exit", ["quality method 'hostile' called sys.exit(3)"]),
+        ("strings", ["quality method 'hostile' returned scores of dtype <U", "expected a numeric"]),
+        ("objects", ["quality method 'hostile' returned scores of dtype object"]),
+        ("list-of-strings", ["quality method 'hostile' returned scores of dtype <U"]),
+        ("base", ["quality method 'hostile' raised GeneratorExit: odd"]),
+    ],
+)
 def test_misbehaving_plugin_is_named(bench, mbf, tmp_path, hostile_plugin, monkeypatch, mode, words):
     monkeypatch.setenv("HOSTILE_MODE", mode)
     fails(cli(bench, mbf, tmp_path / "out", method="hostile"), *words)

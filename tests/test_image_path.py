@@ -80,8 +80,10 @@ def test_batched_alignment_and_colour_swap_give_the_same_bytes(shared):
         batched = align_faces(images, lms, size)
         one_by_one = np.stack([align_face(im, lm, size) for im, lm in zip(images, lms)])
         assert np.array_equal(batched, one_by_one)
-        rgb = to_input([Face(im if im.ndim == 3 else cv2.cvtColor(im, cv2.COLOR_GRAY2BGR), lm)
-                        for im, lm in zip(images, lms)], InputSpec("aligned", size, "RGB"))
+        rgb = to_input(
+            [Face(im if im.ndim == 3 else cv2.cvtColor(im, cv2.COLOR_GRAY2BGR), lm) for im, lm in zip(images, lms)],
+            InputSpec("aligned", size, "RGB"),
+        )
         assert rgb.flags.c_contiguous and np.array_equal(rgb, one_by_one[..., ::-1])
 
 
@@ -140,7 +142,7 @@ def _flat_corner_reference(image: np.ndarray, grey_only: bool) -> bool:
     h, w = luma.shape
     y1, x1 = ((h - 1) // 8) * 8, ((w - 1) // 8) * 8
     for y, x in ((y1, x1), (0, 0), (0, x1), (y1, 0)):
-        block = luma[y:y + 8, x:x + 8]
+        block = luma[y : y + 8, x : x + 8]
         if block.max() - block.min() <= 1 and (not grey_only or abs(block.min() - 128) <= MID_GREY_TOLERANCE):
             return True
     return False
@@ -161,7 +163,7 @@ def test_flat_corner_quick_rejection_changes_no_verdict(seed):
         y, x = [(y1, x1), (0, 0), (0, x1), (y1, 0)][k % 4]
         level = 121 + k % 16
         tint = rng.integers(-3, 4, 3)
-        image[y:y + 8, x:x + 8] = np.clip(level + tint, 0, 255).astype(np.uint8)  # flat in every channel
+        image[y : y + 8, x : x + 8] = np.clip(level + tint, 0, 255).astype(np.uint8)  # flat in every channel
         for grey_only in (True, False):
             got, want = _flat_corner(image, grey_only), _flat_corner_reference(image, grey_only)
             assert got == want, (k, grey_only, level, tint)
@@ -192,7 +194,7 @@ def test_truncation_rule_searched_from_the_end_marker_agrees(tmp_path):
     exif = base[:2] + b"\xff\xe1" + (len(thumb) + 2).to_bytes(2, "big") + thumb + base[2:]
     blobs = [base, prog, exif, base + b"\x00" * 7, exif + b"\xff\xda\x00\x02", b"\xff\xd8\xff\xd9", b"\xff\xd8"]
     for blob in (base, prog, exif):
-        blobs += [blob[:int(c)] for c in rng.integers(2, len(blob), 40)]
+        blobs += [blob[: int(c)] for c in rng.integers(2, len(blob), 40)]
     verdicts = [_jpeg_truncated(b) for b in blobs]
     assert verdicts == [_truncated_reference(b) for b in blobs]
     assert verdicts[:4] == [False, False, False, False] and verdicts[4] and verdicts[6]
@@ -254,7 +256,9 @@ def test_image_key_from_the_read_stat_equals_a_fresh_stat(tmp_path):
     data, st = read_regular_stat(tmp_path / "a.jpg")
     assert data == b"abc" * 100
     assert image_key(tmp_path, "a.jpg", b"lm", stat=(st.st_size, st.st_mtime_ns)) == image_key(tmp_path, "a.jpg", b"lm")
-    assert image_key(tmp_path, "a.jpg", b"lm", stat=(st.st_size + 1, st.st_mtime_ns)) != image_key(tmp_path, "a.jpg", b"lm")
+    assert image_key(tmp_path, "a.jpg", b"lm", stat=(st.st_size + 1, st.st_mtime_ns)) != image_key(
+        tmp_path, "a.jpg", b"lm"
+    )
 
 
 # ------------------------------------------------------------------------------------------ the stage
@@ -265,8 +269,9 @@ def bench_copy(small_bench, tmp_path, isolated_cache) -> Path:
     return root
 
 
-def _stage(root: Path, method, batch_size: int, workers: int = 2, on_no_face: str = "error",
-           on_bad_image: str = "error"):
+def _stage(
+    root: Path, method, batch_size: int, workers: int = 2, on_no_face: str = "error", on_bad_image: str = "error"
+):
     from fiqa_bench.api import check_scores
     from fiqa_bench.cache import ArrayCache
     from fiqa_bench.faces.pipeline import to_input
@@ -284,8 +289,9 @@ def _stage(root: Path, method, batch_size: int, workers: int = 2, on_no_face: st
 
     skipped: dict = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        values, new = per_image_stage("quality", np.arange(len(bench.faces)), source, cache, 1, compute, pool,
-                                      skipped, batch_size)
+        values, new = per_image_stage(
+            "quality", np.arange(len(bench.faces)), source, cache, 1, compute, pool, skipped, batch_size
+        )
     return bench, values[:, 0], new, skipped, calls, source
 
 
@@ -300,8 +306,13 @@ def test_stage_scores_equal_an_independent_per_image_computation(bench_copy):
     assert new == len(bench.faces) and not skipped
     assert [p for c in calls for p in c] == bench.faces["path"].tolist()  # batches in row order
     lm = bench.landmarks()
-    expected = np.array([method.score(align_face(load_image(bench_copy / p), lm[i], 64)[None, ..., ::-1].copy())[0]
-                         for i, p in enumerate(bench.faces["path"])], np.float32)
+    expected = np.array(
+        [
+            method.score(align_face(load_image(bench_copy / p), lm[i], 64)[None, ..., ::-1].copy())[0]
+            for i, p in enumerate(bench.faces["path"])
+        ],
+        np.float32,
+    )
     assert np.array_equal(values, expected)
     for batch_size, workers in ((1, 1), (7, 2), (64, 3)):  # batch and pool sizes change nothing
         assert np.array_equal(_stage(bench_copy, method, batch_size, workers)[1], expected)
@@ -328,8 +339,7 @@ def test_stage_skips_and_the_first_error_in_row_order(bench_copy):
         _stage(bench_copy, method, batch_size=8)
     with pytest.raises(ImageError, match=names[3]):
         _stage(bench_copy, method, batch_size=8, on_no_face="skip")
-    bench, values, new, skipped, calls, source = _stage(bench_copy, method, 8, on_no_face="skip",
-                                                        on_bad_image="skip")
+    bench, values, new, skipped, calls, source = _stage(bench_copy, method, 8, on_no_face="skip", on_bad_image="skip")
     assert sorted(skipped) == [2, 3] and np.isnan(values[[2, 3]]).all() and np.isfinite(np.delete(values, [2, 3])).all()
     assert skipped[2].reason == "bad landmarks: landmarks collapsed" and skipped[3].reason.startswith("bad image")
     assert source.landmark_rejections == {"landmarks collapsed": 1}

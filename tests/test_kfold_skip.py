@@ -35,8 +35,26 @@ def test_kfold_run_with_skipped_images_keeps_each_pair_in_its_fold(small_ytf, mb
     video = first[2].strip()
     broken = _break_video(small_ytf, bench_dir, video)
     out = tmp_path / "out"
-    res = CliRunner().invoke(main, ["run", "-p", str(bench_dir), "--fr", mbf, "-m", "blur", "--on-bad-image", "skip",
-                                    "--bootstrap", "0", "-o", str(out), "--no-progress", "--json"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "-p",
+            str(bench_dir),
+            "--fr",
+            mbf,
+            "-m",
+            "blur",
+            "--on-bad-image",
+            "skip",
+            "--bootstrap",
+            "0",
+            "-o",
+            str(out),
+            "--no-progress",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     (path,) = sorted(out.glob("*.json"))
     raw = read_raw(path)

@@ -35,9 +35,11 @@ def sets(photos, shared, tmp_path_factory):
     mfn = create("backbone", f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}")
     dlib = create("backbone", "dlib")
     kw = dict(size=64, degraded_copies=1, seed=0, progress=False)
-    out = {"mfn": build_training_set(paths, ids, backbone=mfn, **kw),
-           "dlib": build_training_set(paths, ids, backbone=dlib, **kw),
-           "both": build_training_set(paths, ids, backbone=[mfn, dlib], **kw)}
+    out = {
+        "mfn": build_training_set(paths, ids, backbone=mfn, **kw),
+        "dlib": build_training_set(paths, ids, backbone=dlib, **kw),
+        "both": build_training_set(paths, ids, backbone=[mfn, dlib], **kw),
+    }
     yield out
     mp.undo()
 
@@ -62,8 +64,9 @@ def test_the_label_is_the_mean_of_each_backbones_eq1(sets):
 def test_labels_are_recomputed_from_the_stored_embeddings(sets, tmp_path):
     both = TrainingSet.load(sets["both"].save(tmp_path / "set"))
     clean = np.array([d is None for d in both.degradations])
-    again = eq1_labels(both.embeddings, both.identities, both.meta["embedding_dims"], groups=both.sources,
-                       reference=clean)
+    again = eq1_labels(
+        both.embeddings, both.identities, both.meta["embedding_dims"], groups=both.sources, reference=clean
+    )
     np.testing.assert_array_equal(again, both.labels)
     # the mean of cosines, not the cosine of the joined features
     joined = quality_labels(both.embeddings, both.identities, groups=both.sources, reference=clean)
@@ -87,8 +90,24 @@ def test_cli_repeats_fr_to_average_and_records_both(photos, shared, sets, tmp_pa
     monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache"))
     mfn = f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}"
     out = tmp_path / "avg"
-    res = CliRunner().invoke(main, ["label", str(photos), "--fr", mfn, "--fr", "dlib", "--out", str(out),
-                                    "--part", "all", "--degraded-copies", "1", "--no-progress"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "label",
+            str(photos),
+            "--fr",
+            mfn,
+            "--fr",
+            "dlib",
+            "--out",
+            str(out),
+            "--part",
+            "all",
+            "--degraded-copies",
+            "1",
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "18 labelled crops of 3 identities" in res.output
     ts = TrainingSet.load(out)

@@ -13,8 +13,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Source folders and the package each is installed as (pyproject's package-dir).
-PACKAGES = {"fiqa_bench": ROOT / "fiqa_bench", "fiqa_bench.methods": ROOT / "methods",
-            "fiqa_bench.protocols": ROOT / "protocols"}
+PACKAGES = {
+    "fiqa_bench": ROOT / "fiqa_bench",
+    "fiqa_bench.methods": ROOT / "methods",
+    "fiqa_bench.protocols": ROOT / "protocols",
+}
 TRAINING = "fiqa_bench.training"
 
 
@@ -33,8 +36,9 @@ def _modules() -> dict[str, Path]:
 
 def _is_inference(name: str) -> bool:
     """Everything but the training package and the command line (``python -m fiqa_bench`` included)."""
-    return not (name == TRAINING or name.startswith(TRAINING + ".") or name in ("fiqa_bench.cli",
-                                                                                  "fiqa_bench.__main__"))
+    return not (
+        name == TRAINING or name.startswith(TRAINING + ".") or name in ("fiqa_bench.cli", "fiqa_bench.__main__")
+    )
 
 
 def imports_of(name: str, path: Path) -> set[str]:
@@ -48,7 +52,7 @@ def imports_of(name: str, path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - (node.level - 1)]
+                base = base[: len(base) - (node.level - 1)]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
@@ -72,10 +76,19 @@ def test_the_scan_sees_relative_function_level_imports(tmp_path):
 
 def test_no_inference_source_imports_training():
     modules = _modules()
-    assert {"fiqa_bench.quality_net", "fiqa_bench.methods.rqs", "fiqa_bench.methods.tinyfq",
-            "fiqa_bench.features.handcrafted", "fiqa_bench.runner", "fiqa_bench.protocols.prepare"} <= set(modules)
-    bad = {name: sorted(t for t in imports_of(name, path) if _touches(t, TRAINING))
-           for name, path in modules.items() if _is_inference(name)}
+    assert {
+        "fiqa_bench.quality_net",
+        "fiqa_bench.methods.rqs",
+        "fiqa_bench.methods.tinyfq",
+        "fiqa_bench.features.handcrafted",
+        "fiqa_bench.runner",
+        "fiqa_bench.protocols.prepare",
+    } <= set(modules)
+    bad = {
+        name: sorted(t for t in imports_of(name, path) if _touches(t, TRAINING))
+        for name, path in modules.items()
+        if _is_inference(name)
+    }
     bad = {k: v for k, v in bad.items() if v}
     assert not bad, f"inference modules importing {TRAINING}: {bad}"
 
@@ -83,8 +96,11 @@ def test_no_inference_source_imports_training():
 def test_training_never_imports_the_command_line():
     modules = _modules()
     assert "fiqa_bench.training.baselines.data" in modules
-    bad = {name: sorted(t for t in imports_of(name, path) if _touches(t, "fiqa_bench.cli"))
-           for name, path in modules.items() if _touches(name, TRAINING)}
+    bad = {
+        name: sorted(t for t in imports_of(name, path) if _touches(t, "fiqa_bench.cli"))
+        for name, path in modules.items()
+        if _touches(name, TRAINING)
+    }
     assert not {k: v for k, v in bad.items() if v}
 
 

@@ -29,8 +29,9 @@ pytestmark = pytest.mark.shared
 
 @pytest.fixture(scope="module")
 def runs(small_bench, shared, tmp_path_factory) -> Path:
-    return real_runs(small_bench, f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}",
-                     tmp_path_factory.mktemp("lb-runs"))
+    return real_runs(
+        small_bench, f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}", tmp_path_factory.mktemp("lb-runs")
+    )
 
 
 def site_data(site: Path) -> dict:
@@ -56,8 +57,11 @@ def copy_run(src: Path, dest_dir: Path, edit) -> Path:
 
 
 def one(folder: Path, method: str) -> Path:
-    return next(p for p, r in ((p, json.loads(p.read_text())) for p in sorted(folder.glob("*.json")))
-                if r["method"]["name"] == method)
+    return next(
+        p
+        for p, r in ((p, json.loads(p.read_text())) for p in sorted(folder.glob("*.json")))
+        if r["method"]["name"] == method
+    )
 
 
 class _Links(HTMLParser):
@@ -78,7 +82,9 @@ def test_boards_values_and_intervals_are_the_results_files(runs, tmp_path):
     recs = records(runs)
     # one board per selection here: 'top1' (the four methods) and 'all' (no quality method)
     assert [(b["protocol"], b["selection"], sorted(r["method"] for r in b["rows"])) for b in data["boards"]] == [
-        ("mini", "all", ["none"]), ("mini", "top1", sorted(m for m in METHODS if m))]
+        ("mini", "all", ["none"]),
+        ("mini", "top1", sorted(m for m in METHODS if m)),
+    ]
     n_cells = n_intervals = 0
     for board in data["boards"]:
         for row in board["rows"]:
@@ -118,8 +124,9 @@ def test_boards_values_and_intervals_are_the_results_files(runs, tmp_path):
     if any("intervals" in v for r in recs.values() for v in r["metrics"].values()):
         assert n_intervals > 0
     top1 = data["boards"][1]
-    assert top1["counts"] == {k: recs[Path(top1["rows"][0]["file"]).name]["counts"][k]
-                              for k in ("genuine", "impostor", "subjects")}
+    assert top1["counts"] == {
+        k: recs[Path(top1["rows"][0]["file"]).name]["counts"][k] for k in ("genuine", "impostor", "subjects")
+    }
     # columns carry the metric's direction: TPR higher is better, pAUC lower
     direction = {c["id"]: c["higher_is_better"] for c in top1["columns"]}
     assert direction["tpr_at_fpr:1e-1"] is True and direction["edc_fnm:0.20"] is False
@@ -179,9 +186,11 @@ def test_other_protocol_version_or_pair_list_is_never_ranked_together(runs, tmp_
     real_rec = json.loads(blur.read_text())
     real = by_variant[("1", real_rec["protocol"]["pairs_sha256"], real_rec["backbone"]["weights_sha256"])]
     assert sorted(r["method"] for r in real["rows"]) == sorted(m for m in METHODS if m)
-    for key, path in ((("2", real_rec["protocol"]["pairs_sha256"], real_rec["backbone"]["weights_sha256"]), v2),
-                      (("1", "0" * 64, real_rec["backbone"]["weights_sha256"]), pairs),
-                      (("1", real_rec["protocol"]["pairs_sha256"], "e" * 64), weights)):
+    for key, path in (
+        (("2", real_rec["protocol"]["pairs_sha256"], real_rec["backbone"]["weights_sha256"]), v2),
+        (("1", "0" * 64, real_rec["backbone"]["weights_sha256"]), pairs),
+        (("1", real_rec["protocol"]["pairs_sha256"], "e" * 64), weights),
+    ):
         board = by_variant[key]
         assert [r["method"] for r in board["rows"]] == ["blur"]
         # same file name as the real blur run, other content: its own folder under results/, still byte-identical
@@ -190,26 +199,49 @@ def test_other_protocol_version_or_pair_list_is_never_ranked_together(runs, tmp_
     # boards of one protocol name in several variants say so, and their titles differ
     assert all(b["not_ranked_with"] for b in top1)
     assert len({b["title"] for b in top1 if b["backbone_sha256"] == real_rec["backbone"]["weights_sha256"]}) == 3
-    assert "(version 2, pairs" in by_variant[("2", real_rec["protocol"]["pairs_sha256"],
-                                             real_rec["backbone"]["weights_sha256"])]["title"]
+    assert (
+        "(version 2, pairs"
+        in by_variant[("2", real_rec["protocol"]["pairs_sha256"], real_rec["backbone"]["weights_sha256"])]["title"]
+    )
 
 
 def _costs(ms: dict) -> dict:
-    return {"costs_schema_version": 1,
-            "machine": {"cpu_model": "test CPU", "cores": 2, "onnxruntime": "1.0", "threads": 2,
-                        "load_average_start": [0.0, 0.0, 0.0], "date": "2026-12-01T00:00:00+00:00"},
-            "config": {"images": 8, "repeats": 3, "batch_size": 4},
-            "methods": [{"name": n, "need_aligning": "yes", "ms_single": s, "ms_batch": b,
-                         "skipped": None if s else "not measured here"} for n, (s, b) in ms.items()]}
+    return {
+        "costs_schema_version": 1,
+        "machine": {
+            "cpu_model": "test CPU",
+            "cores": 2,
+            "onnxruntime": "1.0",
+            "threads": 2,
+            "load_average_start": [0.0, 0.0, 0.0],
+            "date": "2026-12-01T00:00:00+00:00",
+        },
+        "config": {"images": 8, "repeats": 3, "batch_size": 4},
+        "methods": [
+            {
+                "name": n,
+                "need_aligning": "yes",
+                "ms_single": s,
+                "ms_batch": b,
+                "skipped": None if s else "not measured here",
+            }
+            for n, (s, b) in ms.items()
+        ],
+    }
 
 
 def test_costs_from_costs_json_for_default_builds_only(runs, tmp_path):
     results = tmp_path / "results"
     shutil.copytree(runs, results)
     (results / "costs.json").write_text(json.dumps(_costs({"blur": (0.25, 0.125), "jpeg": (None, None)})))
-    variant = copy_run(one(runs, "blur"), results / "variant",
-                       lambda r: (r["method"].update(options={"threshold": "3"}),
-                                  r["settings"].update(method_options={"threshold": "3"})))
+    variant = copy_run(
+        one(runs, "blur"),
+        results / "variant",
+        lambda r: (
+            r["method"].update(options={"threshold": "3"}),
+            r["settings"].update(method_options={"threshold": "3"}),
+        ),
+    )
     site = tmp_path / "site"
     write_site([results], site)
     data = site_data(site)
@@ -217,7 +249,8 @@ def test_costs_from_costs_json_for_default_builds_only(runs, tmp_path):
     assert rows["blur"]["cost"]["ms_single"] == 0.25 and rows["blur"]["cost"]["ms_batch"] == 0.125
     assert rows["blur"]["cost"]["text"] == "0.25"
     assert json.loads((site / rows["blur"]["cost"]["file"]).read_text()) == json.loads(
-        (results / "costs.json").read_text())
+        (results / "costs.json").read_text()
+    )
     assert rows["jpeg"]["cost"]["ms_single"] is None and rows["jpeg"]["cost"]["skipped"] == "not measured here"
     assert rows["pose"]["cost"] is None and rows["random"]["cost"] is None  # not in costs.json
     assert rows["blur [threshold=3]"]["cost"] is None  # a variant is not the build that was timed
@@ -236,8 +269,13 @@ def test_intervals_from_a_results_file_and_none_without(runs, tmp_path):
     def with_intervals(r):
         r["metrics"]["tpr_at_fpr"]["values"]["1e-1"] = 0.75
         r["metrics"]["tpr_at_fpr"]["intervals"] = {"1e-1": [0.5, 0.875], "1e-2": None}
-        r["metrics"]["tpr_at_fpr"]["bootstrap"] = {"B": 200, "level": 0.9, "method": "percentile",
-                                                   "unit": "subject", "seed": 7}
+        r["metrics"]["tpr_at_fpr"]["bootstrap"] = {
+            "B": 200,
+            "level": 0.9,
+            "method": "percentile",
+            "unit": "subject",
+            "seed": 7,
+        }
 
     def without(r):
         for v in r["metrics"].values():
@@ -251,15 +289,23 @@ def test_intervals_from_a_results_file_and_none_without(runs, tmp_path):
     rows = {r["method"]: r for r in board["rows"]}
     cell = rows["blur"]["cells"]["tpr_at_fpr:1e-1"]
     assert (cell["v"], cell["text"], cell["lo"], cell["hi"], cell["lo_text"], cell["hi_text"]) == (
-        0.75, "75.00", 0.5, 0.875, "50.00", "87.50")
+        0.75,
+        "75.00",
+        0.5,
+        0.875,
+        "50.00",
+        "87.50",
+    )
     assert cell["bootstrap"]["B"] == 200 and board["bootstrap"]["seed"] == 7
     assert all("lo" not in c for c in rows["jpeg"]["cells"].values())
-    assert rows["jpeg"]["cells"]["tpr_at_fpr:1e-1"]["v"] == json.loads(one(runs, "jpeg").read_text())[
-        "metrics"]["tpr_at_fpr"]["values"]["1e-1"]
+    assert (
+        rows["jpeg"]["cells"]["tpr_at_fpr:1e-1"]["v"]
+        == json.loads(one(runs, "jpeg").read_text())["metrics"]["tpr_at_fpr"]["values"]["1e-1"]
+    )
 
 
 def test_markup_in_a_results_file_cannot_escape_the_data_element(runs, tmp_path):
-    evil = '</script><script>alert(1)</script><!--'
+    evil = "</script><script>alert(1)</script><!--"
     copy_run(one(runs, "blur"), tmp_path / "a", lambda r: r["method"].update(name=evil))
     write_site([tmp_path / "a"], tmp_path / "site")
     page = (tmp_path / "site" / "index.html").read_text()
@@ -321,8 +367,7 @@ def test_cli_builds_the_site_and_errors_are_one_line(runs, tmp_path):
 
 def test_data_is_only_what_the_declared_metrics_give(runs, tmp_path):
     """A metric key the protocol does not declare is not shown, even when the metrics object holds it."""
-    copy_run(one(runs, "blur"), tmp_path / "a",
-             lambda r: r["metrics"].update(made_up={"values": {"x": 0.5}}))
+    copy_run(one(runs, "blur"), tmp_path / "a", lambda r: r["metrics"].update(made_up={"values": {"x": 0.5}}))
     write_site([tmp_path / "a"], tmp_path / "site")
     board = site_data(tmp_path / "site")["boards"][0]
     assert {c["metric"] for c in board["columns"]} == {"tpr_at_fpr", "edc_fnm", "edc_fm", "edc_fnm_rethreshold"}
@@ -376,7 +421,10 @@ def test_paired_verdicts_are_fiqa_bench_compares(runs, tmp_path):
             d = col.vs_best.get(run.label)
             if d is not None and d.interval is not None:
                 assert (mark["diff"], [mark["lo"], mark["hi"]], mark["significant"]) == (
-                    d.value, d.interval, d.significant)
+                    d.value,
+                    d.interval,
+                    d.significant,
+                )
             checked += 1
     assert checked == 4 * (1 + 6)  # four methods x (TPR@FPR=1e-1 measured + three pAUCs x 2)
     baseline = next(b for b in data["boards"] if b["selection"] == "all")
@@ -402,8 +450,7 @@ def test_a_site_inside_its_results_folder_and_a_fifo_are_not_read(runs, tmp_path
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             write_site([folder], folder / "site")
-        assert [str(w.message) for w in caught] == [f"{(folder / 'pipe.json').resolve()}: not a regular file; "
-                                                    "skipped"]
+        assert [str(w.message) for w in caught] == [f"{(folder / 'pipe.json').resolve()}: not a regular file; skipped"]
     rows = [r for b in site_data(folder / "site")["boards"] for r in b["rows"]]
     assert sorted(Path(r["file"]).name for r in rows) == sorted(p.name for p in runs.glob("*.json"))
 
@@ -422,8 +469,11 @@ def test_the_same_settings_with_other_weights_are_two_rows(runs, tmp_path):
     """A bundled model replaced (tinyfq before and after issue 15): same settings, another method identity, so two
     experiments, both listed, labels telling them apart by the model."""
     src = one(runs, "pose")
-    other = copy_run(src, tmp_path / "new-weights",
-                     lambda r: r["method"].update(identity=r["method"]["identity"] + "-sha256-0123456789abcdef"))
+    other = copy_run(
+        src,
+        tmp_path / "new-weights",
+        lambda r: r["method"].update(identity=r["method"]["identity"] + "-sha256-0123456789abcdef"),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "listed once"
         write_site([runs, tmp_path / "new-weights"], tmp_path / "site")
@@ -434,4 +484,5 @@ def test_the_same_settings_with_other_weights_are_two_rows(runs, tmp_path):
     digests = {hashlib.sha256(i.encode()).hexdigest()[:8] for i in ident}
     assert len({r["settings_digest"] for r in pose}) == 1
     assert sorted(r["label"] for r in pose) == sorted(
-        f"pose {{settings {pose[0]['settings_digest']}, model {d}}}" for d in digests)
+        f"pose {{settings {pose[0]['settings_digest']}, model {d}}}" for d in digests
+    )

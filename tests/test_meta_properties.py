@@ -30,9 +30,12 @@ def _tmp() -> tempfile.TemporaryDirectory:
 
 # ------------------------------------------------------------------------------------------ read_table
 @SETTINGS
-@given(rows=st.lists(st.tuples(NAME, INT64, INT64), min_size=1, max_size=30),
-       sep=st.sampled_from([" ", "  ", "\t", " \t "]), eol=st.sampled_from(["\n", "\r\n"]),
-       blank=st.booleans())
+@given(
+    rows=st.lists(st.tuples(NAME, INT64, INT64), min_size=1, max_size=30),
+    sep=st.sampled_from([" ", "  ", "\t", " \t "]),
+    eol=st.sampled_from(["\n", "\r\n"]),
+    blank=st.booleans(),
+)
 def test_read_table_returns_what_the_file_says(rows, sep, eol, blank):
     text = eol.join(sep.join(map(str, r)) for r in rows) + eol
     if blank:
@@ -46,8 +49,11 @@ def test_read_table_returns_what_the_file_says(rows, sep, eol, blank):
 
 
 @SETTINGS
-@given(rows=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)), min_size=1, max_size=20),
-       at=st.integers(0, 19), big=st.one_of(st.integers(2**63, 10**30), st.integers(-(10**30), -(2**63) - 1)))
+@given(
+    rows=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)), min_size=1, max_size=20),
+    at=st.integers(0, 19),
+    big=st.one_of(st.integers(2**63, 10**30), st.integers(-(10**30), -(2**63) - 1)),
+)
 def test_read_table_names_the_line_of_an_id_beyond_int64(rows, at, big):
     at = at % len(rows)
     lines = [f"{x} {y}" for x, y in rows]
@@ -163,8 +169,12 @@ def _first_bad_split_line(rows) -> tuple[int, str] | None:
 
 
 @SETTINGS
-@given(rows=st.lists(st.tuples(st.integers(0, 12), st.integers(0, 4), VIDEO, VIDEO, st.integers(0, 2)),
-                     min_size=1, max_size=15), eol=st.sampled_from(["\n", "\r\n"]))
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 12), st.integers(0, 4), VIDEO, VIDEO, st.integers(0, 2)), min_size=1, max_size=15
+    ),
+    eol=st.sampled_from(["\n", "\r\n"]),
+)
 def test_ytf_splits_accepted_exactly_when_valid(rows, eol):
     with _tmp() as d:
         path = Path(d) / "splits.txt"
@@ -174,8 +184,9 @@ def test_ytf_splits_accepted_exactly_when_valid(rows, eol):
             table = read_splits_text(path)
             assert len(table) == len(rows)  # no pair added or dropped
             assert set(table["fold"].tolist()) <= set(range(10))
-            assert sorted(zip(table["fold"] + 1, table["pair"], table["video1"], table["video2"], table["label"])) \
-                == sorted(rows)
+            assert sorted(
+                zip(table["fold"] + 1, table["pair"], table["video1"], table["video2"], table["label"])
+            ) == sorted(rows)
         else:
             with pytest.raises(ProtocolFormatError) as err:
                 read_splits_text(path)
@@ -185,9 +196,12 @@ def test_ytf_splits_accepted_exactly_when_valid(rows, eol):
 
 # ------------------------------------------------------------------------------------------ LFW pairs
 @SETTINGS
-@given(same=st.lists(st.tuples(st.sampled_from(["Ann", "Bob"]), st.integers(1, 3), st.integers(1, 3)),
-                     min_size=1, max_size=6),
-       diff_seed=st.integers(0, 2**32 - 1))
+@given(
+    same=st.lists(
+        st.tuples(st.sampled_from(["Ann", "Bob"]), st.integers(1, 3), st.integers(1, 3)), min_size=1, max_size=6
+    ),
+    diff_seed=st.integers(0, 2**32 - 1),
+)
 def test_lfw_pairs_refuse_self_and_repeated_pairs(same, diff_seed):
     rng = np.random.default_rng(diff_seed)
     n = len(same)

@@ -24,8 +24,15 @@ from fiqa_bench.faces.align import align_face
 from fiqa_bench.faces.pipeline import Face
 from fiqa_bench.methods import combination as combination_module
 from fiqa_bench.methods.blur import BlurQuality
-from fiqa_bench.methods.combination import (LEVELS, MEASURES, QUANTILES, CombinationQuality, combine, component_scores,
-                                            normalise)
+from fiqa_bench.methods.combination import (
+    LEVELS,
+    MEASURES,
+    QUANTILES,
+    CombinationQuality,
+    combine,
+    component_scores,
+    normalise,
+)
 from fiqa_bench.methods.jpeg import JpegQuality
 from fiqa_bench.methods.pose import PoseQuality
 from fiqa_bench.testing import check_method, synthetic_faces
@@ -47,8 +54,9 @@ def reference_percentile(table, x: float) -> float:
 def reference_combination(faces) -> np.ndarray:
     crops = np.stack([np.ascontiguousarray(align_face(f.image, f.landmarks, 112)[..., ::-1]) for f in faces])
     raw = {"blur": BlurQuality().score(crops), "pose": PoseQuality().score(faces), "jpeg": JpegQuality().score(faces)}
-    return np.array([np.mean([reference_percentile(QUANTILES[m], float(raw[m][i])) for m in MEASURES])
-                     for i in range(len(faces))])
+    return np.array(
+        [np.mean([reference_percentile(QUANTILES[m], float(raw[m][i])) for m in MEASURES]) for i in range(len(faces))]
+    )
 
 
 # ------------------------------------------------------------------------------------------ tables and recipe

@@ -23,9 +23,13 @@ def test_faceqnet_labels_by_hand():
     labels, ref = faceqnet_labels(e, ids, eq1, clean)
     assert ref.tolist() == [1, 1, 1, 1, -1]  # the clean row with the highest Eq. 1 label
     r = np.array([0.0, 1.0])
-    expected = [1 - np.linalg.norm(np.array([1.0, 0.0]) - r) / 2, np.nan,
-                1 - np.linalg.norm(np.array([1.0, 1.0]) / np.sqrt(2) - r) / 2,
-                1 - np.linalg.norm(np.array([1.0, -1.0]) / np.sqrt(2) - r) / 2, np.nan]
+    expected = [
+        1 - np.linalg.norm(np.array([1.0, 0.0]) - r) / 2,
+        np.nan,
+        1 - np.linalg.norm(np.array([1.0, 1.0]) / np.sqrt(2) - r) / 2,
+        1 - np.linalg.norm(np.array([1.0, -1.0]) / np.sqrt(2) - r) / 2,
+        np.nan,
+    ]
     np.testing.assert_allclose(labels, expected, rtol=1e-6)
     assert labels.dtype == np.float32
     # row 3 is a degraded copy of the reference photo (same group): not compared with itself
@@ -86,15 +90,18 @@ def test_held_out_real_faces(held_out_ladders):
 #: before versions were recorded (the first recorded environment, a day later: onnxruntime 1.32.0, numpy 2.4.6,
 #: OpenCV 5.0.0.93), on crops as OpenCV 5.0.0.93 makes them (YuNet, blur, warp; the measured 2.43e-5 below
 #: reproduces on them): the committed ``ladders_112_RGB`` of fixtures/pinned_inputs.npz.
-FLOAT32_SCORES = np.array([
-    [0.55075842, 0.52080053, 0.54672152, 0.47303417],
-    [0.59346890, 0.58268583, 0.49262121, 0.38205850],
-    [0.56308931, 0.55361223, 0.55134511, 0.52573097],
-    [0.55316645, 0.57607555, 0.57923520, 0.49827072],
-    [0.52281666, 0.55887669, 0.55117798, 0.56876171],
-    [0.58352011, 0.54871041, 0.39468893, 0.29188597],
-    [0.59166193, 0.58591771, 0.57648456, 0.43913504],
-    [0.59338474, 0.60625911, 0.60101867, 0.48704511]])
+FLOAT32_SCORES = np.array(
+    [
+        [0.55075842, 0.52080053, 0.54672152, 0.47303417],
+        [0.59346890, 0.58268583, 0.49262121, 0.38205850],
+        [0.56308931, 0.55361223, 0.55134511, 0.52573097],
+        [0.55316645, 0.57607555, 0.57923520, 0.49827072],
+        [0.52281666, 0.55887669, 0.55117798, 0.56876171],
+        [0.58352011, 0.54871041, 0.39468893, 0.29188597],
+        [0.59166193, 0.58591771, 0.57648456, 0.43913504],
+        [0.59338474, 0.60625911, 0.60101867, 0.48704511],
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +114,8 @@ def committed_ladders():
 
 
 def test_committed_ladders_are_of_the_held_out_photos(shared):
-    from fiqa_bench.splits import identity_part
     from _pinned_inputs import load
+    from fiqa_bench.splits import identity_part
 
     root = shared / "data/celeba-wild/images"
     ids = [p for p in sorted(root.iterdir()) if identity_part(p.name) == "eval"][:8]
@@ -143,15 +150,22 @@ def test_train_on_a_tiny_real_set(shared, tmp_path, monkeypatch):
     from fiqa_bench.training.export import read_metadata
 
     monkeypatch.setenv("FIQA_BENCH_THREADS", "1")
-    backbone = create("backbone", f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}",
-                      normalisation="mobilefacenet")
+    backbone = create(
+        "backbone", f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}", normalisation="mobilefacenet"
+    )
     paths, ids, pads = collect_photos([Source(shared / "data/celeba-wild/images", per_identity=3)], part="train")
     keep = [i for i, name in enumerate(ids) if name in sorted(set(ids))[:4]]
-    data = build_baseline_set([paths[i] for i in keep], [ids[i] for i in keep], backbone=backbone,
-                              pads=[pads[i] for i in keep], progress=False)
+    data = build_baseline_set(
+        [paths[i] for i in keep],
+        [ids[i] for i in keep],
+        backbone=backbone,
+        pads=[pads[i] for i in keep],
+        progress=False,
+    )
     out = tmp_path / "fq.onnx"
-    card = train_baseline_faceqnet(data, out, epochs=1, batch_size=16, val_fraction=0.25, progress=False,
-                                   command="test")
+    card = train_baseline_faceqnet(
+        data, out, epochs=1, batch_size=16, val_fraction=0.25, progress=False, command="test"
+    )
     assert card["completed"] and card["references"] == 4 and card["net"] == "mbv2-t4-w0.35-112"
     assert json.loads(out.with_suffix(".json").read_text())["onnx"] == "fq.onnx"
     assert json.loads(read_metadata(out)["training_card"])["command"] == "test"

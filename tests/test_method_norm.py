@@ -29,12 +29,14 @@ def test_norm_of_the_onnx_embedding(onnx, faces, shared):
 
     q = EmbeddingNorm(onnx).score(faces)
     # independent: the model file run directly, ImageNet normalisation (the file's known one) written out
-    sess = ort.InferenceSession(str(shared / "models/mobilefacenet/mobilefacenet.onnx"),
-                                providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        str(shared / "models/mobilefacenet/mobilefacenet.onnx"), providers=["CPUExecutionProvider"]
+    )
     x = rgb_crops(faces).astype(np.float64) / 255.0
     x = ((x - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]).astype(np.float32).transpose(0, 3, 1, 2)
-    ref = np.array([np.sqrt((sess.run(None, {"input": x[i:i + 1]})[0].astype(np.float64) ** 2).sum())
-                    for i in range(len(x))])
+    ref = np.array(
+        [np.sqrt((sess.run(None, {"input": x[i : i + 1]})[0].astype(np.float64) ** 2).sum()) for i in range(len(x))]
+    )
     np.testing.assert_allclose(q, ref, rtol=1e-5)
     assert q.min() > 5  # raw features: far from unit norm
 
@@ -50,8 +52,9 @@ def test_torch_backbone_gives_the_same_norms(onnx, faces, shared):
     pytest.importorskip("torch")
     from fiqa_bench.backbones.torch_mobilefacenet import TorchMobileFaceNet
 
-    np.testing.assert_allclose(EmbeddingNorm(TorchMobileFaceNet()).score(faces), EmbeddingNorm(onnx).score(faces),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        EmbeddingNorm(TorchMobileFaceNet()).score(faces), EmbeddingNorm(onnx).score(faces), rtol=1e-4
+    )
 
 
 def test_a_backbone_without_raw_features_is_refused():
@@ -73,8 +76,9 @@ def test_conformance_kit(onnx):
 def test_run_scores_the_runs_cached_embeddings(shared, small_bench, mbf, tmp_path, isolated_cache):
     from fiqa_bench.runner import RunConfig, run
 
-    path, record = run(RunConfig(protocol=str(small_bench), backbone=mbf, method="norm", out=str(tmp_path),
-                                 progress=False, workers=1))
+    path, record = run(
+        RunConfig(protocol=str(small_bench), backbone=mbf, method="norm", out=str(tmp_path), progress=False, workers=1)
+    )
     counts = record["counts"]
     assert counts["images_embedded_for_quality"] == counts["images"] == counts["images_scored"]
     assert record["method"]["name"] == "norm" and json.loads(path.read_text())["metrics"]

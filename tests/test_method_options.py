@@ -29,8 +29,10 @@ def _sha256(path) -> str:
 
 # ------------------------------------------------------------------------------------------ no data needed
 def test_results_stem_is_readable_and_the_digest_covers_the_settings():
-    assert (results_stem("mini", "tinyfq", "onnx:mobilefacenet.onnx", "top1", None, "abcd1234")
-            == "mini__tinyfq__onnx-mobilefacenet.onnx__top1__abcd1234")
+    assert (
+        results_stem("mini", "tinyfq", "onnx:mobilefacenet.onnx", "top1", None, "abcd1234")
+        == "mini__tinyfq__onnx-mobilefacenet.onnx__top1__abcd1234"
+    )
     assert results_stem("mini", "tinyfq", "dlib", "topk", 2, "00ff00ff") == "mini__tinyfq__dlib__topk-k2__00ff00ff"
     a = settings_digest({"method_options": {"weights": "/w/tinyfq-none.onnx"}})
     b = settings_digest({"method_options": {"weights": "/w/tinyfq-smooth.onnx"}})
@@ -50,13 +52,17 @@ def test_run_config_checks_options():
 
 
 def test_unknown_and_reserved_options_name_the_method_and_option():
-    with pytest.raises(OptionError, match=r"method 'tinyfq' has no option 'weight'\. Did you mean 'weights'\? "
-                                          r"Its options: weights, batch_size"):
+    with pytest.raises(
+        OptionError,
+        match=r"method 'tinyfq' has no option 'weight'\. Did you mean 'weights'\? "
+        r"Its options: weights, batch_size",
+    ):
         check_method_options("tinyfq", {"weight": "x.onnx"})
     with pytest.raises(OptionError, match=r"method 'blur' has no option 'weights'\. Its options: none"):
         check_method_options("blur", {"weights": "x"})
-    with pytest.raises(OptionError,
-                       match=r"method 'svm' has no option 'weights'\. Its options: model, backbone_options"):
+    with pytest.raises(
+        OptionError, match=r"method 'svm' has no option 'weights'\. Its options: model, backbone_options"
+    ):
         check_method_options("svm", {"weights": "x"}, {"backbone": "passed"})
     with pytest.raises(OptionError, match=r"method 'random': option 'seed' cannot be given.*--seed"):
         run(RunConfig(protocol="p", backbone="dlib", method="random", method_options={"seed": "3"}))
@@ -64,8 +70,7 @@ def test_unknown_and_reserved_options_name_the_method_and_option():
 
 
 def test_cli_bad_option_is_one_clear_line(tmp_path):
-    base = ["run", "--fr", "dlib", "--protocol", "lfw-templates", "--data", str(tmp_path), "--out",
-            str(tmp_path / "o")]
+    base = ["run", "--fr", "dlib", "--protocol", "lfw-templates", "--data", str(tmp_path), "--out", str(tmp_path / "o")]
     res = CliRunner().invoke(main, base + ["--method", "tinyfq", "--method-option", "weight=x.onnx"])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert "error: method 'tinyfq' has no option 'weight'. Did you mean 'weights'?" in res.output
@@ -93,8 +98,9 @@ def two_tinyfq_weights(tmp_path_factory):
 
 
 @pytest.mark.shared
-def test_weights_variants_get_own_results_and_never_share_cached_scores(small_bench, mbf, tmp_path,
-                                                                         isolated_cache, two_tinyfq_weights):
+def test_weights_variants_get_own_results_and_never_share_cached_scores(
+    small_bench, mbf, tmp_path, isolated_cache, two_tinyfq_weights
+):
     none_w, smooth_w = two_tinyfq_weights
     assert _sha256(none_w) != _sha256(smooth_w)
 
@@ -137,10 +143,16 @@ def test_weights_variants_get_own_results_and_never_share_cached_scores(small_be
     assert {"tinyfq", r"tinyfq \[weights=tinyfq-smooth.onnx\]", r"tinyfq \[weights=tinyfq-none-copy.onnx\]"} <= labels
 
     # (c) a value the constructor rejects is a named error, not a traceback
-    with pytest.raises(OptionError, match=r"method 'tinyfq' rejected its options \(batch_size=0, weights=.*\): "
-                                          r"ValueError: batch_size must be >= 1"):
-        run(_cfg(small_bench, mbf, tmp_path, method="tinyfq",
-                 method_options={"weights": str(none_w), "batch_size": "0"}))
+    with pytest.raises(
+        OptionError,
+        match=r"method 'tinyfq' rejected its options \(batch_size=0, weights=.*\): "
+        r"ValueError: batch_size must be >= 1",
+    ):
+        run(
+            _cfg(
+                small_bench, mbf, tmp_path, method="tinyfq", method_options={"weights": str(none_w), "batch_size": "0"}
+            )
+        )
 
 
 OPTION_METHOD = """
@@ -178,8 +190,9 @@ def option_plugin(tmp_path, monkeypatch):
 
 
 @pytest.mark.shared
-def test_plugin_options_key_the_cache_even_when_identity_ignores_them(small_bench, mbf, tmp_path, isolated_cache,
-                                                                      option_plugin):
+def test_plugin_options_key_the_cache_even_when_identity_ignores_them(
+    small_bench, mbf, tmp_path, isolated_cache, option_plugin
+):
     _, one = run(_cfg(small_bench, mbf, tmp_path, method="scaled", method_options={"power": "1"}))
     _, two = run(_cfg(small_bench, mbf, tmp_path, method="scaled", method_options={"power": "2"}))
     import scaled_fiqa
@@ -192,11 +205,22 @@ def test_plugin_options_key_the_cache_even_when_identity_ignores_them(small_benc
 
 
 @pytest.mark.shared
-def test_cli_method_option_runs_writes_its_own_file_and_labels_the_report(small_bench, mbf, tmp_path,
-                                                                          isolated_cache, two_tinyfq_weights):
+def test_cli_method_option_runs_writes_its_own_file_and_labels_the_report(
+    small_bench, mbf, tmp_path, isolated_cache, two_tinyfq_weights
+):
     out = tmp_path / "out"
-    base = ["run", "--method", "tinyfq", "--fr", mbf, "--protocol", str(small_bench), "--out", str(out),
-            "--no-progress"]
+    base = [
+        "run",
+        "--method",
+        "tinyfq",
+        "--fr",
+        mbf,
+        "--protocol",
+        str(small_bench),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     for weights in two_tinyfq_weights:
         res = CliRunner().invoke(main, base + ["--method-option", f"weights={weights}"])
         assert res.exit_code == 0, res.output

@@ -70,8 +70,9 @@ POSES = [(y, p, r) for y in (-60, -25, 0, 10, 45) for p in (-30, -5, 0, 20) for 
 @pytest.mark.parametrize(("yaw", "pitch", "roll"), POSES)
 def test_recovers_known_angles_with_the_image_camera(yaw, pitch, roll):
     h, w = 480, 640
-    uv = project(REFERENCE_MODEL_MM, rotation(yaw, pitch, roll), np.array([40.0, -25.0, 700.0]), w, (w - 1) / 2,
-                 (h - 1) / 2)
+    uv = project(
+        REFERENCE_MODEL_MM, rotation(yaw, pitch, roll), np.array([40.0, -25.0, 700.0]), w, (w - 1) / 2, (h - 1) / 2
+    )
     got = estimate_pose(uv, (h, w, 3), camera="image")
     np.testing.assert_allclose(got, (yaw, pitch, roll), atol=1e-3)
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from fiqa_bench.errors import AdapterError
+from fiqa_bench.features import handcrafted as hc
 from fiqa_bench.methods.rqs import SIZE, RQSQuality, bundled_weights, load_model
 from fiqa_bench.testing import check_method, synthetic_inputs
-from fiqa_bench.features import handcrafted as hc
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +41,9 @@ def _naive_hog(g: np.ndarray) -> np.ndarray:
     for by in range(6):
         for bx in range(6):
             v = np.concatenate([hist[by, bx], hist[by, bx + 1], hist[by + 1, bx], hist[by + 1, bx + 1]])
-            v = v / np.sqrt((v ** 2).sum() + 1e-6)
+            v = v / np.sqrt((v**2).sum() + 1e-6)
             v = np.minimum(v, 0.2)
-            out.append(v / np.sqrt((v ** 2).sum() + 1e-6))
+            out.append(v / np.sqrt((v**2).sum() + 1e-6))
     return np.concatenate(out)
 
 
@@ -56,9 +56,17 @@ def test_lbp_against_direct_codes(crops):
     g = hc.grey(crops[:2])
     q = np.rint(g * 255).astype(int)
     codes = hc.lbp_codes(g)
-    for (i, y, x) in [(0, 1, 1), (0, 50, 60), (1, 110, 110), (1, 30, 90)]:
-        neighbours = [q[i, y - 1, x - 1], q[i, y - 1, x], q[i, y - 1, x + 1], q[i, y, x + 1], q[i, y + 1, x + 1],
-                      q[i, y + 1, x], q[i, y + 1, x - 1], q[i, y, x - 1]]
+    for i, y, x in [(0, 1, 1), (0, 50, 60), (1, 110, 110), (1, 30, 90)]:
+        neighbours = [
+            q[i, y - 1, x - 1],
+            q[i, y - 1, x],
+            q[i, y - 1, x + 1],
+            q[i, y, x + 1],
+            q[i, y + 1, x + 1],
+            q[i, y + 1, x],
+            q[i, y + 1, x - 1],
+            q[i, y, x - 1],
+        ]
         assert codes[i, y - 1, x - 1] == sum(int(v >= q[i, y, x]) << k for k, v in enumerate(neighbours))
     table = hc.uniform_lbp_table()
     assert table.max() == 58 and np.bincount(table).tolist() == [1] * 58 + [198]
@@ -159,15 +167,27 @@ def test_wrong_weights(tmp_path):
 
 def test_train_on_a_tiny_real_set(shared, tmp_path):
     from fiqa_bench.registry import create
-    from fiqa_bench.training.baselines import (Source, build_baseline_set, collect_photos, ladder_pairs,
-                                               label_pairs, train_baseline_rqs)
+    from fiqa_bench.training.baselines import (
+        Source,
+        build_baseline_set,
+        collect_photos,
+        label_pairs,
+        ladder_pairs,
+        train_baseline_rqs,
+    )
 
-    backbone = create("backbone", f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}",
-                      normalisation="mobilefacenet")
+    backbone = create(
+        "backbone", f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}", normalisation="mobilefacenet"
+    )
     paths, ids, pads = collect_photos([Source(shared / "data/celeba-wild/images", per_identity=3)], part="train")
     keep = [i for i, name in enumerate(ids) if name in sorted(set(ids))[:4]]
-    data = build_baseline_set([paths[i] for i in keep], [ids[i] for i in keep], backbone=backbone,
-                              pads=[pads[i] for i in keep], progress=False)
+    data = build_baseline_set(
+        [paths[i] for i in keep],
+        [ids[i] for i in keep],
+        backbone=backbone,
+        pads=[pads[i] for i in keep],
+        progress=False,
+    )
     pairs = ladder_pairs(data)
     assert len(pairs) == 6 * len(keep)
     assert (data.photo[pairs[:, 0]] == data.photo[pairs[:, 1]]).all()

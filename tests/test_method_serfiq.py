@@ -18,7 +18,7 @@ def _reference(e: np.ndarray) -> np.ndarray:
         x = [p / np.linalg.norm(p) for p in passes.astype(np.float64)]
         m = len(x)
         total = sum(np.linalg.norm(x[i] - x[j]) for i, j in itertools.combinations(range(m), 2))
-        out.append(2.0 / (1.0 + np.exp((2.0 / m ** 2) * total)))
+        out.append(2.0 / (1.0 + np.exp((2.0 / m**2) * total)))
     return np.array(out)
 
 

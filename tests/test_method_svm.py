@@ -41,8 +41,11 @@ def test_rbf_decision_equals_sklearn_predict(tmp_path):
     path = save_svm(model, tmp_path / "m.npz", backbone_key="k", backbone_identity="id")
     m = load_model(path)
     assert m["format"] == FORMAT and m["backbone_key"] == "k" and m["support_vectors"].dtype == np.float32
-    np.testing.assert_allclose(rbf_decision(l2_rows(x[200:] * 5.0), m["support_vectors"], m["dual_coef"],
-                                            m["intercept"], m["gamma"]), expected, atol=1e-5)
+    np.testing.assert_allclose(
+        rbf_decision(l2_rows(x[200:] * 5.0), m["support_vectors"], m["dual_coef"], m["intercept"], m["gamma"]),
+        expected,
+        atol=1e-5,
+    )
 
 
 def test_train_svm_subsamples_and_drops_nan():
@@ -61,8 +64,9 @@ def test_train_svm_subsamples_and_drops_nan():
 def backbone(shared):
     from fiqa_bench.registry import create
 
-    return create("backbone", f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}",
-                  normalisation="mobilefacenet")
+    return create(
+        "backbone", f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}", normalisation="mobilefacenet"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +148,6 @@ def test_backbone_without_a_bundled_model_says_how_to_make_one(tmp_path, monkeyp
     import shlex
 
     from _tiny_onnx import write_linear_model
-
     from fiqa_bench.cli import main as cli
     from fiqa_bench.registry import create
 
@@ -176,13 +179,23 @@ def test_backbone_without_a_bundled_model_says_how_to_make_one(tmp_path, monkeyp
 
 
 def test_train_baseline_svm_on_a_tiny_real_set(shared, backbone, tmp_path):
-    from fiqa_bench.training.baselines import BaselineSet, Source, build_baseline_set, collect_photos, \
-        train_baseline_svm
+    from fiqa_bench.training.baselines import (
+        BaselineSet,
+        Source,
+        build_baseline_set,
+        collect_photos,
+        train_baseline_svm,
+    )
 
     paths, ids, pads = collect_photos([Source(shared / "data/celeba-wild/images", per_identity=3)], part="train")
     keep = [i for i, name in enumerate(ids) if name in sorted(set(ids))[:4]]
-    data = build_baseline_set([paths[i] for i in keep], [ids[i] for i in keep], backbone=backbone,
-                              pads=[pads[i] for i in keep], progress=False)
+    data = build_baseline_set(
+        [paths[i] for i in keep],
+        [ids[i] for i in keep],
+        backbone=backbone,
+        pads=[pads[i] for i in keep],
+        progress=False,
+    )
     assert len(data) == 4 * len(keep) and data.meta["backbone_key"] == backbone_key(backbone)
     data = BaselineSet.load(data.save(tmp_path / "set"))
     card = train_baseline_svm(data, tmp_path / "svm.npz", val_fraction=0.25, command="test")
@@ -191,10 +204,12 @@ def test_train_baseline_svm_on_a_tiny_real_set(shared, backbone, tmp_path):
     from sklearn.svm import SVR
 
     val = np.isin(data.data.identities, card["val_identities"])
-    svr = SVR(kernel="rbf", C=card["settings"]["C"], gamma=card["settings"]["gamma"],
-              epsilon=card["settings"]["epsilon"]).fit(l2_rows(data.embeddings[~val]), data.data.labels[~val])
-    np.testing.assert_allclose(method.score_embeddings(data.embeddings), svr.predict(l2_rows(data.embeddings)),
-                               atol=1e-5)
+    svr = SVR(
+        kernel="rbf", C=card["settings"]["C"], gamma=card["settings"]["gamma"], epsilon=card["settings"]["epsilon"]
+    ).fit(l2_rows(data.embeddings[~val]), data.data.labels[~val])
+    np.testing.assert_allclose(
+        method.score_embeddings(data.embeddings), svr.predict(l2_rows(data.embeddings)), atol=1e-5
+    )
 
 
 def test_runner_gives_svm_the_runs_backbone(small_bench, mbf, tmp_path, isolated_cache):
@@ -203,8 +218,9 @@ def test_runner_gives_svm_the_runs_backbone(small_bench, mbf, tmp_path, isolated
     from fiqa_bench.runner import RunConfig, run
 
     def cfg():
-        return RunConfig(protocol=str(small_bench), backbone=mbf, method="svm", out=str(tmp_path / "out"),
-                         progress=False)
+        return RunConfig(
+            protocol=str(small_bench), backbone=mbf, method="svm", out=str(tmp_path / "out"), progress=False
+        )
 
     path, rec = run(cfg())
     assert rec["counts"]["images_scored"] == rec["counts"]["images"] > rec["counts"]["templates"]
@@ -223,8 +239,10 @@ def test_runner_gives_svm_the_runs_backbone(small_bench, mbf, tmp_path, isolated
     sv, dual = model["support_vectors"].astype(np.float64), model["dual_coef"].astype(np.float64).ravel()
     gamma, b = float(model["gamma"]), float(model["intercept"])
     emb = embed_rows(bench, backbone, range(len(bench.faces)))
-    expect = [float(np.exp(-gamma * ((sv - e / np.linalg.norm(e)) ** 2).sum(axis=1)) @ dual) + b
-              for e in (emb[r] for r in range(len(bench.faces)))]
+    expect = [
+        float(np.exp(-gamma * ((sv - e / np.linalg.norm(e)) ** 2).sum(axis=1)) @ dual) + b
+        for e in (emb[r] for r in range(len(bench.faces)))
+    ]
     np.testing.assert_allclose(raw["image_quality"], expect, rtol=0, atol=1e-5)  # float32; measured 3e-8
     n = len(expect)
     assert sorted(raw["kept_rows"].tolist()) == best_rows(raw["image_group"], raw["image_quality"], np.ones(n, bool), 1)

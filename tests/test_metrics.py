@@ -186,14 +186,18 @@ def test_hand_computed_case():
 
     near = tpr_at_fpr_detailed(scores, labels, targets, mode="nearest")
     # Reachable FPRs: 0, 1/8, 3/8, 4/8, ... 2/8 is equally near 1/8 and 3/8 -> the larger (3/8).
-    assert near["2.5e-1"] == {"tpr": 1.0, "fpr_achieved": 0.375, "threshold": 0.50, "reason": None,
-                              "measurable": True}
+    assert near["2.5e-1"] == {"tpr": 1.0, "fpr_achieved": 0.375, "threshold": 0.50, "reason": None, "measurable": True}
     # 2.5/8 is nearer 3/8 than 1/8: nearest reads TPR 1.0 where conservative reads 0.75.
     assert near["3.125e-1"]["fpr_achieved"] == 0.375 and near["3.125e-1"]["tpr"] == 1.0
     # 3.5/8: 3/8 and 4/8 would be equally near, but roc_curve drops the 4/8 point (0.40 lies on the straight
     # impostor-only run 3/8 -> 5/8), so insightface reads 3/8 (threshold 0.50).
-    assert near["4.375e-1"] == {"tpr": 1.0, "fpr_achieved": 0.375, "threshold": 0.50, "reason": None,
-                                "measurable": True}
+    assert near["4.375e-1"] == {
+        "tpr": 1.0,
+        "fpr_achieved": 0.375,
+        "threshold": 0.50,
+        "reason": None,
+        "measurable": True,
+    }
     assert near["1.25e-1"] == {**cons["1.25e-1"], "measurable": True}
 
 

@@ -17,10 +17,9 @@ from dataclasses import replace
 
 import pytest
 
+from _settings import NUMBERS, other_value
 from fiqa_bench.errors import BadResultsFile
 from fiqa_bench.fields import field_path
-
-from _settings import NUMBERS, other_value
 from fiqa_bench.rescore import rescore
 from fiqa_bench.runner import RunConfig, run
 
@@ -38,8 +37,16 @@ RESCORED = [f for f in NUMBERS if _changes_what_metrics_read(f)]
 
 
 def test_the_declaration_gives_the_metric_and_bootstrap_settings():
-    assert {f.name for f in RESCORED} == {"fpr_reading", "pair_quality", "fnm_start", "fm_start", "rethreshold_fmr",
-                                          "bootstrap", "bootstrap_level", "bootstrap_seed"}
+    assert {f.name for f in RESCORED} == {
+        "fpr_reading",
+        "pair_quality",
+        "fnm_start",
+        "fm_start",
+        "rethreshold_fmr",
+        "bootstrap",
+        "bootstrap_level",
+        "bootstrap_seed",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +57,9 @@ def default_run(small_bench, shared, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FIQA_BENCH_CACHE", str(tmp / "cache"))
         mbf = f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}"
-        cfg = RunConfig(protocol=str(small_bench), backbone=mbf, method="blur", out=str(tmp / "out"), progress=False,
-                        bootstrap=100)
+        cfg = RunConfig(
+            protocol=str(small_bench), backbone=mbf, method="blur", out=str(tmp / "out"), progress=False, bootstrap=100
+        )
         path, rec = run(cfg)
         yield cfg, path, rec, mp
 

@@ -34,8 +34,13 @@ def test_creating_yunet_detectors_prints_no_opencv_warning(shared):
     env = {k: v for k, v in os.environ.items() if k != "OPENCV_LOG_LEVEL"}
     env.update(FIQA_SHARED=str(shared), FIQA_BENCH_MODELS=str(shared / "models/yunet"))
     # the warning exists in this OpenCV (else the check below would prove nothing) ...
-    raw = subprocess.run([sys.executable, "-c", f"import cv2; cv2.FaceDetectorYN.create({model!r}, '', (320, 320))"],
-                         capture_output=True, text=True, env=env, timeout=120)
+    raw = subprocess.run(
+        [sys.executable, "-c", f"import cv2; cv2.FaceDetectorYN.create({model!r}, '', (320, 320))"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     if "WARN" not in raw.stderr:
         pytest.skip(f"OpenCV {cv2.__version__} does not print the graph-engine warning")
     # ... and the detector keeps it off stderr, from 8 threads creating their own detector at once

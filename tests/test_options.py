@@ -13,8 +13,16 @@ from fiqa_bench.options import Option, declared_options, parse_options
 class Annotated:
     OPTION_HELP = {"flip": "add the mirrored image's features"}
 
-    def __init__(self, backbone=None, flip: bool = False, batch_size: int = 32, eps: float = 0.1,
-                 weights: str | os.PathLike | None = None, name: str = "x", extra: dict | None = None):
+    def __init__(
+        self,
+        backbone=None,
+        flip: bool = False,
+        batch_size: int = 32,
+        eps: float = 0.1,
+        weights: str | os.PathLike | None = None,
+        name: str = "x",
+        extra: dict | None = None,
+    ):
         pass
 
 
@@ -26,13 +34,19 @@ class Plain:
 def test_options_from_annotations():
     opts = {o.name: o for o in declared_options(Annotated)}
     assert set(opts) == {"flip", "batch_size", "eps", "weights", "name"}  # not backbone, not the dict
-    assert (opts["flip"].type, opts["batch_size"].type, opts["eps"].type, opts["weights"].type) == \
-        ("bool", "int", "float", "path")
+    assert (opts["flip"].type, opts["batch_size"].type, opts["eps"].type, opts["weights"].type) == (
+        "bool",
+        "int",
+        "float",
+        "path",
+    )
     assert opts["flip"].help == "add the mirrored image's features" and opts["batch_size"].default == 32
 
 
-@pytest.mark.parametrize("text, value", [("False", False), ("false", False), ("0", False), ("no", False),
-                                         ("True", True), ("yes", True), ("1", True)])
+@pytest.mark.parametrize(
+    "text, value",
+    [("False", False), ("false", False), ("0", False), ("no", False), ("True", True), ("yes", True), ("1", True)],
+)
 def test_bool_is_parsed_not_truthy(text, value):
     assert parse_options(Annotated, "method 'a'", {"flip": text}) == {"flip": value}
 
@@ -48,8 +62,7 @@ def test_wrong_values_are_named_errors(tmp_path):
         parse_options(Annotated, "method 'a'", {"batchsize": "3"})
     f = tmp_path / "w.onnx"
     f.write_bytes(b"x")
-    assert parse_options(Annotated, "m", {"weights": str(f), "batch_size": "8"}) == {"weights": str(f),
-                                                                                     "batch_size": 8}
+    assert parse_options(Annotated, "m", {"weights": str(f), "batch_size": "8"}) == {"weights": str(f), "batch_size": 8}
 
 
 def test_explicit_options_with_choices_and_minimum():

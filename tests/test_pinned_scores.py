@@ -19,29 +19,71 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _pinned_inputs import LANDMARKS, PHOTOS, faces as fixture_faces, load
+from _pinned_inputs import LANDMARKS, PHOTOS, load
+from _pinned_inputs import faces as fixture_faces
 
 # `random` is not pinned here: its score hashes the crop's pixels, and its pins live in tests/test_method_random.py.
 PINNED = {
-    "blur": [7397.36865234375, 4102.3388671875, 3621.482666015625, 5005.50927734375, 4732.00390625,
-             5815.599609375],
-    "jpeg": [8.93692684173584, 9.15754222869873, 10.23634147644043, 9.807745933532715, 9.684694290161133,
-             9.851325035095215],
-    "pose": [0.957758367061615, 0.9060730934143066, 0.9977123737335205, 0.9922865629196167, 0.9979913234710693,
-             0.9090608358383179],
-    "combination": [0.5012739300727844, 0.3716220259666443, 0.7873865365982056, 0.7400946617126465,
-                    0.7553876042366028, 0.5592305064201355],
+    "blur": [7397.36865234375, 4102.3388671875, 3621.482666015625, 5005.50927734375, 4732.00390625, 5815.599609375],
+    "jpeg": [
+        8.93692684173584,
+        9.15754222869873,
+        10.23634147644043,
+        9.807745933532715,
+        9.684694290161133,
+        9.851325035095215,
+    ],
+    "pose": [
+        0.957758367061615,
+        0.9060730934143066,
+        0.9977123737335205,
+        0.9922865629196167,
+        0.9979913234710693,
+        0.9090608358383179,
+    ],
+    "combination": [
+        0.5012739300727844,
+        0.3716220259666443,
+        0.7873865365982056,
+        0.7400946617126465,
+        0.7553876042366028,
+        0.5592305064201355,
+    ],
     # issue 15's model (row m4-flip-adam-pnj2-os3-sjn6-e36); computed with the torch network of its training checkpoint
     # (not onnxruntime)
-    "tinyfq": [0.6554497480392456, 0.39803773164749146, 0.7314623594284058, 0.8266093134880066, 0.6857553720474243,
-               0.8292482495307922],
-    "rqs": [1.7249821424484253, 0.6986322402954102, 1.5285614728927612, 1.756546974182129, 0.914332389831543,
-            1.8699536323547363],
-    "faceqnet": [0.5515823364257812, 0.5929719805717468, 0.5628150105476379, 0.5515316724777222, 0.5569251179695129,
-                 0.5626095533370972],
+    "tinyfq": [
+        0.6554497480392456,
+        0.39803773164749146,
+        0.7314623594284058,
+        0.8266093134880066,
+        0.6857553720474243,
+        0.8292482495307922,
+    ],
+    "rqs": [
+        1.7249821424484253,
+        0.6986322402954102,
+        1.5285614728927612,
+        1.756546974182129,
+        0.914332389831543,
+        1.8699536323547363,
+    ],
+    "faceqnet": [
+        0.5515823364257812,
+        0.5929719805717468,
+        0.5628150105476379,
+        0.5515316724777222,
+        0.5569251179695129,
+        0.5626095533370972,
+    ],
     # the SVM on the shared MobileFaceNet's embeddings (its bundled svm-mobilefacenet model)
-    "svm": [0.7043338418006897, 0.3988819420337677, 0.6550351977348328, 0.5364211797714233, 0.48676827549934387,
-            0.5830656290054321],
+    "svm": [
+        0.7043338418006897,
+        0.3988819420337677,
+        0.6550351977348328,
+        0.5364211797714233,
+        0.48676827549934387,
+        0.5830656290054321,
+    ],
 }
 
 
@@ -98,8 +140,9 @@ def score_on_fixture(method, name: str, inputs, faces) -> np.ndarray:
     return method.score(faces)  # pose, jpeg
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.shared) if n == "svm" else n
-                                  for n in sorted(PINNED)])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.shared) if n == "svm" else n for n in sorted(PINNED)]
+)
 def test_bundled_scores_are_pinned(name, inputs, faces, request):
     from fiqa_bench import registry
 
@@ -121,8 +164,19 @@ def test_tinyfq_m4_flip_keeps_the_scores_it_had_when_bundled(inputs):
 
     method = registry.create("method", "tinyfq", weights="tinyfq-m4-flip.onnx")
     got = method.score(aligned(inputs, method.card.input))
-    np.testing.assert_allclose(got, [0.6746817827224731, 0.6302388310432434, 0.815279483795166, 0.7841890454292297,
-                                     0.7481006383895874, 0.7946984767913818], rtol=1e-5, atol=0)
+    np.testing.assert_allclose(
+        got,
+        [
+            0.6746817827224731,
+            0.6302388310432434,
+            0.815279483795166,
+            0.7841890454292297,
+            0.7481006383895874,
+            0.7946984767913818,
+        ],
+        rtol=1e-5,
+        atol=0,
+    )
 
 
 def test_tinyfq_v1_keeps_the_scores_it_had_when_bundled(inputs):
@@ -132,5 +186,16 @@ def test_tinyfq_v1_keeps_the_scores_it_had_when_bundled(inputs):
 
     method = registry.create("method", "tinyfq", weights="tinyfq-v1.onnx")
     got = method.score(aligned(inputs, method.card.input))
-    np.testing.assert_allclose(got, [0.8631298542022705, 0.8400887250900269, 0.7742280960083008, 0.8549749255180359,
-                                     0.821580171585083, 0.7588264346122742], rtol=1e-5, atol=0)
+    np.testing.assert_allclose(
+        got,
+        [
+            0.8631298542022705,
+            0.8400887250900269,
+            0.7742280960083008,
+            0.8549749255180359,
+            0.821580171585083,
+            0.7588264346122742,
+        ],
+        rtol=1e-5,
+        atol=0,
+    )

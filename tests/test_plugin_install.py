@@ -28,8 +28,9 @@ NAME = "example-contrast"
 
 
 def _pip(*args: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, f"pip {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
 
 
@@ -65,8 +66,10 @@ def _can_build_without_isolation() -> bool:
 def example_package(tmp_path_factory) -> Path:
     """The example adapter, pip-installed for the duration of this module; yields the copy it was built from."""
     if not _can_build_without_isolation():
-        pytest.fail("building the example adapter without build isolation needs the 'wheel' package "
-                    "(pip install wheel) or setuptools>=70.1 in this environment")
+        pytest.fail(
+            "building the example adapter without build isolation needs the 'wheel' package "
+            "(pip install wheel) or setuptools>=70.1 in this environment"
+        )
     if _installed():  # left over from an interrupted run
         _pip("uninstall", "-y", DIST)
     _forget_module()
@@ -109,9 +112,22 @@ def test_the_packages_own_tests_pass_against_the_installed_copy(example_package,
     """What the example's author runs (``pytest tests``), from outside its tree so the source is not importable."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(example_package),
-         str(example_package / "tests")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(example_package),
+            str(example_package / "tests"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "failed" not in proc.stdout
@@ -124,9 +140,25 @@ def test_installed_adapter_runs_through_the_cli(example_package, small_bench, mb
     env = {**os.environ, "FIQA_BENCH_CACHE": str(tmp_path / "cache"), "OPENCV_LOG_LEVEL": "ERROR"}
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "fiqa_bench.cli", "run", "--method", NAME, "--fr", mbf, "--protocol", str(small_bench),
-         "--out", str(out), "--no-progress"],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "fiqa_bench.cli",
+            "run",
+            "--method",
+            NAME,
+            "--fr",
+            mbf,
+            "--protocol",
+            str(small_bench),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (result,) = out.glob(f"*__{NAME}__*.json")

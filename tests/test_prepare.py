@@ -28,8 +28,11 @@ T = 3  # templates per identity in the small tree: 5 identities x C(3, 2) = 15 s
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def lines(path: Path) -> list[list[str]]:
@@ -64,8 +67,9 @@ def env(shared, tmp_path_factory):
     cv2.imwrite(str(src / "fewfaces" / "flat.png"), np.full((100, 100, 3), 90, np.uint8))
     src_before = tree_hashes(src)
     out = base / "a"
-    summary = P.prepare_benchmark(src, out, name="mini", seed=0, layout="both", templates_per_identity=T,
-                                  degrade_fraction=0.4, progress=False)
+    summary = P.prepare_benchmark(
+        src, out, name="mini", seed=0, layout="both", templates_per_identity=T, degrade_fraction=0.4, progress=False
+    )
     yield {"base": base, "src": src, "out": out, "summary": summary, "names": names, "src_before": src_before}
     if old_cache is None:
         os.environ.pop("FIQA_BENCH_CACHE", None)
@@ -92,7 +96,7 @@ def read_ijb(out: Path, name: str) -> dict:
 
 
 def test_ijb_files_are_consistent(env):
-    out, src = env["out"], env["src"]
+    out = env["out"]
     ijb = read_ijb(out, "mini")
     images = ijb["images"]
     assert sorted(images) == sorted(os.listdir(out / "loose_crop"))
@@ -159,7 +163,7 @@ def test_clean_images_are_byte_identical_copies(env):
         ident = subjects[str(ijb["subject"][ijb["template"][img]])]
         prefix = P.safe_name(ident) + "_"
         assert img.startswith(prefix)
-        source = src / ident / img[len(prefix):]
+        source = src / ident / img[len(prefix) :]
         assert (out / "loose_crop" / img).read_bytes() == source.read_bytes()
         checked += 1
     assert checked == env["summary"]["counts"]["images"] - len(degraded) > 0
@@ -195,8 +199,13 @@ def test_report_counts_every_photo(env):
     report = json.loads((out / "prepare_report.json").read_text())
     c = report["counts"]
     assert c["photos_found"] == 5 * 6 + 2 + 3 + 4
-    assert c["photos_found"] == (c["photos_in_small_identities"] + c["photos_no_face"] + c["photos_unreadable"]
-                                 + c["photos_with_face_in_excluded_identities"] + c["images"])
+    assert c["photos_found"] == (
+        c["photos_in_small_identities"]
+        + c["photos_no_face"]
+        + c["photos_unreadable"]
+        + c["photos_with_face_in_excluded_identities"]
+        + c["images"]
+    )
     reasons = {r["source"]: r["reason"] for r in report["photos_without_face"]}
     assert reasons[f"{names[0]}/zz_flat.jpg"] == "no face detected"
     assert reasons["fewfaces/flat.png"] == "no face detected"
@@ -249,7 +258,9 @@ def test_ytf_layout(env):
     assert sorted(r[0] for r in pts) == sorted(f.relative_to(out / "frame_images_DB").as_posix() for f in frames)
     videos = {"/".join(f.relative_to(out / "frame_images_DB").parts[:2]) for f in frames}
     assert {v for fold in folds.values() for p in fold for v in p[1:3]} <= videos
-    assert (out / "degradations.csv").read_text().count("\n") == (env["out"] / "degradations.csv").read_text().count("\n")
+    assert (out / "degradations.csv").read_text().count("\n") == (env["out"] / "degradations.csv").read_text().count(
+        "\n"
+    )
 
 
 def test_nothing_written_outside_out(env):
@@ -288,8 +299,21 @@ def test_cli_prints_a_short_summary_and_the_record_with_json(env):
     from fiqa_bench.cli import main
 
     base, src = env["base"], env["src"]
-    args = ["prepare", str(src), "--name", "mini", "--seed", "0", "--layout", "both", "--templates-per-identity",
-            str(T), "--degrade", "0.4", "--no-progress"]
+    args = [
+        "prepare",
+        str(src),
+        "--name",
+        "mini",
+        "--seed",
+        "0",
+        "--layout",
+        "both",
+        "--templates-per-identity",
+        str(T),
+        "--degrade",
+        "0.4",
+        "--no-progress",
+    ]
     res = CliRunner().invoke(main, [*args, str(base / "cli-json"), "--json"])
     assert res.exit_code == 0, res.output
     record = json.loads(res.stdout)
@@ -305,19 +329,31 @@ def test_cli_prints_a_short_summary_and_the_record_with_json(env):
     assert 4 <= len(lines) <= 6 and "{" not in text and "\\n" not in text  # no JSON, no escaped README
     c = env["summary"]["counts"]
     assert lines[0].startswith(f"prepared 'mini' (both layout, seed 0) in {base / 'cli'} (")
-    assert (f"identities: {c['identities_used']} used of {c['identities_found']} found "
-            f"({c['identities_excluded']} excluded); photos: {c['photos_found']} found, {c['photos_no_face']} without "
-            f"a face, {c['photos_unreadable']} unreadable") in text
-    assert (f"images: {c['images']} ({c['degraded_images']} degraded copies) in {c['templates']} templates; "
-            f"pairs: {c['genuine_pairs']:,} genuine + {c['impostor_pairs']:,} impostor") in text
+    assert (
+        f"identities: {c['identities_used']} used of {c['identities_found']} found "
+        f"({c['identities_excluded']} excluded); photos: {c['photos_found']} found, {c['photos_no_face']} without "
+        f"a face, {c['photos_unreadable']} unreadable"
+    ) in text
+    assert (
+        f"images: {c['images']} ({c['degraded_images']} degraded copies) in {c['templates']} templates; "
+        f"pairs: {c['genuine_pairs']:,} genuine + {c['impostor_pairs']:,} impostor"
+    ) in text
     assert f"ytf in {base / 'cli' / 'ytf'}: {c['videos']} videos, {c['ytf_pairs']:,} video pairs" in text
     assert str(base / "cli" / "README.md") in text and str(base / "cli" / "prepare_report.json") in text
 
 
 def test_no_degradation_copies_everything_and_sampled_impostors(env):
     out = env["base"] / "d"
-    s = P.prepare_benchmark(env["src"], out, name="plain", seed=3, layout="ijb", templates_per_identity=2,
-                            impostor_pairs="20", progress=False)
+    s = P.prepare_benchmark(
+        env["src"],
+        out,
+        name="plain",
+        seed=3,
+        layout="ijb",
+        templates_per_identity=2,
+        impostor_pairs="20",
+        progress=False,
+    )
     assert s["counts"]["degraded_images"] == 0
     assert (out / "degradations.csv").read_text() == "file,source,degradation,level,params,landmarks\n"
     assert not (out / "ytf").exists()
@@ -326,8 +362,9 @@ def test_no_degradation_copies_everything_and_sampled_impostors(env):
     assert labels.count(0) == 20 and labels.count(1) == 5  # 5 identities x 1 pair of templates
     assert s["counts"]["impostor_pairs_possible"] == 10 * 9 // 2 - 5
     with pytest.raises(FiqaBenchError, match="only 40"):
-        P.prepare_benchmark(env["src"], env["base"] / "e", name="x", templates_per_identity=2, impostor_pairs=41,
-                            progress=False)
+        P.prepare_benchmark(
+            env["src"], env["base"] / "e", name="x", templates_per_identity=2, impostor_pairs=41, progress=False
+        )
 
 
 def test_ytf_only_layout_at_root(env):
@@ -337,8 +374,9 @@ def test_ytf_only_layout_at_root(env):
     assert json.loads((out / "benchmark.json").read_text())["layout"] == "ytf"
     assert not (out / "loose_crop").exists()
     with pytest.raises(FiqaBenchError, match="at least 10 same-identity"):
-        P.prepare_benchmark(env["src"], env["base"] / "g", name="v", layout="ytf", templates_per_identity=2,
-                            progress=False)
+        P.prepare_benchmark(
+            env["src"], env["base"] / "g", name="v", layout="ytf", templates_per_identity=2, progress=False
+        )
 
 
 def test_ytf_folds_identity_disjoint_and_balanced():
@@ -349,7 +387,7 @@ def test_ytf_folds_identity_disjoint_and_balanced():
     for k, fold in enumerate(folds):
         labels = [p[2] for p in fold]
         assert labels.count(1) == labels.count(0) > 0
-        for v1, v2, same in fold:
+        for v1, v2, _same in fold:
             for v in (v1, v2):
                 assert seen.setdefault(v.split("/")[0], k) == k  # an identity never appears in two folds
     assert sum(p[2] for f in folds for p in f) == 25 * 3
@@ -419,11 +457,17 @@ def test_full_celeba_wild_parses(shared, tmp_path, isolated_cache):
     assert len(pairs) == n * (n - 1) // 2
     c = s["counts"]
     assert c["identities_found"] == 200 and c["photos_found"] == 4199
-    assert c["photos_found"] == (c["photos_in_small_identities"] + c["photos_no_face"] + c["photos_unreadable"]
-                                 + c["photos_with_face_in_excluded_identities"] + c["images"])
+    assert c["photos_found"] == (
+        c["photos_in_small_identities"]
+        + c["photos_no_face"]
+        + c["photos_unreadable"]
+        + c["photos_with_face_in_excluded_identities"]
+        + c["images"]
+    )
 
 
 # --- several sources in one benchmark (celeba-wild loose crops + LFW tight crops with pad 0.25) -------------------
+
 
 @pytest.fixture(scope="module")
 def two_sources(shared, tmp_path_factory):
@@ -440,8 +484,16 @@ def two_sources(shared, tmp_path_factory):
                 shutil.copy(f, base / key / d.name / f.name)
         trees[key] = base / key
     sources = [P.Source(trees["lfw"], pad=0.25), P.Source(trees["celeba"])]  # order given: not the order used
-    summary = P.prepare_benchmark(sources, base / "out", name="two", seed=0, layout="both", templates_per_identity=3,
-                                  degrade_fraction=0.3, progress=False)
+    summary = P.prepare_benchmark(
+        sources,
+        base / "out",
+        name="two",
+        seed=0,
+        layout="both",
+        templates_per_identity=3,
+        degrade_fraction=0.3,
+        progress=False,
+    )
     yield {"base": base, "trees": trees, "sources": sources, "summary": summary, "out": base / "out"}
     if old_cache is None:
         os.environ.pop("FIQA_BENCH_CACHE", None)
@@ -463,7 +515,9 @@ def test_two_sources_identities_pairs_and_padded_landmarks(two_sources):
     ijb = read_ijb(out, "two")
     c = two_sources["summary"]["counts"]
     assert c["identities_used"] == 6 and c["templates"] == 18 and c["images"] == 36
-    assert c["genuine_pairs"] == 6 * 3 and c["impostor_pairs"] == 18 * 17 // 2 - 18 == sum(1 for *_, l in ijb["pairs"] if l == 0)
+    assert c["genuine_pairs"] == 6 * 3 and c["impostor_pairs"] == 18 * 17 // 2 - 18 == sum(
+        1 for *_, l in ijb["pairs"] if l == 0
+    )
     assert all(label == int(ijb["subject"][a] == ijb["subject"][b]) for a, b, label in ijb["pairs"])
 
     det = make_detector("yunet")
@@ -477,8 +531,9 @@ def test_two_sources_identities_pairs_and_padded_landmarks(two_sources):
             continue
         image = cv2.imread(str(out / "loose_crop" / row[0]), cv2.IMREAD_COLOR)
         want = detect_face(det, image, pad=pad_of[ident])
-        np.testing.assert_allclose(np.array(row[1:11], float), np.round(want.landmarks.reshape(10).astype(float), 2),
-                                   atol=0.0051)
+        np.testing.assert_allclose(
+            np.array(row[1:11], float), np.round(want.landmarks.reshape(10).astype(float), 2), atol=0.0051
+        )
         assert float(row[11]) == pytest.approx(want.score, abs=5e-5)
         if pad_of[ident]:
             unpadded = detect_face(det, image, pad=0.0)
@@ -494,9 +549,26 @@ def test_two_sources_cli_matches_api_and_refuses_shared_names(two_sources, tmp_p
     from fiqa_bench.cli import main
 
     base, trees = two_sources["base"], two_sources["trees"]
-    res = CliRunner().invoke(main, ["prepare", f"{trees['lfw']}:pad=0.25", str(trees["celeba"]), str(base / "cli"),
-                                    "--name", "two", "--seed", "0", "--layout", "both", "--degrade", "0.3", "--templates-per-identity", "3",
-                                    "--no-progress"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "prepare",
+            f"{trees['lfw']}:pad=0.25",
+            str(trees["celeba"]),
+            str(base / "cli"),
+            "--name",
+            "two",
+            "--seed",
+            "0",
+            "--layout",
+            "both",
+            "--degrade",
+            "0.3",
+            "--templates-per-identity",
+            "3",
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert tree_hashes(base / "cli") == tree_hashes(two_sources["out"])
     # the same identity folder in two sources would merge two people (or count a person's pairs as impostors)

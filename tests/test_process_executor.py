@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-
 import pytest
 
 from _executors import KillingBuild, assert_same
@@ -68,8 +67,15 @@ def test_a_killed_worker_process_is_replaced_and_its_shards_sent_again(small_ben
     marker.write_text(str(os.getpid()))  # the driver itself never kills itself
     executor = processes(cfg, KillingBuild(cfg, str(marker)))
     bench, backbone, method = ConfigBuild(cfg)()  # the driver's own adapters: the kill happens in a worker only
-    remote = evaluate(bench, backbone, method, cfg.eval_options(), backbone_name=cfg.backbone,
-                      method_name=cfg.method, executor=executor)
+    remote = evaluate(
+        bench,
+        backbone,
+        method,
+        cfg.eval_options(),
+        backbone_name=cfg.backbone,
+        method_name=cfg.method,
+        executor=executor,
+    )
     assert not marker.exists()  # a worker saw it and killed itself
     assert executor.restarts == 1  # the pool was started again once
     assert_same(threads, remote)
@@ -107,12 +113,17 @@ def test_errors_in_a_worker_are_the_drivers_one_line_errors(small_bench, mbf, tm
     with caplog_at_warning() as records:
         here = _evaluate(cfg, fallback, build=ConfigBuild(cfg))
     assert_same(threads, here)
-    assert fallback.used_processes == 0 and "could not build the run's adapters: ModuleNotFoundError" in \
-        fallback.no_processes
+    assert (
+        fallback.used_processes == 0
+        and "could not build the run's adapters: ModuleNotFoundError" in fallback.no_processes
+    )
     assert any("running in this process" in r.getMessage() and "worker process" in r.getMessage() for r in records)
     # a broken worker build still names the worker process in one line
-    with pytest.raises(FiqaBenchError, match=r"^worker process [0-9]+ could not build the run's adapters: "
-                                             r"ModuleNotFoundError: No module named 'my_plugin' \(an adapter "):
+    with pytest.raises(
+        FiqaBenchError,
+        match=r"^worker process [0-9]+ could not build the run's adapters: "
+        r"ModuleNotFoundError: No module named 'my_plugin' \(an adapter ",
+    ):
         from fiqa_bench.executors.processes import ProcessPool
 
         ProcessPool(_missing_plugin, fallback.ctx, 1).start()
@@ -153,8 +164,13 @@ def test_a_shard_sent_again_counts_what_its_lost_attempt_computed(small_bench, m
     bench = ConfigBuild(cfg)()[0]
 
     def worker(run_id: str) -> ProcessShardWorker:
-        ctx = StageContext(options=cfg.eval_options(), dataset_id=f"mini-{bench.fingerprint()['faces_sha256'][:16]}",
-                           method_name="blur", cache_root=cache_root_of_driver(), run_id=run_id)
+        ctx = StageContext(
+            options=cfg.eval_options(),
+            dataset_id=f"mini-{bench.fingerprint()['faces_sha256'][:16]}",
+            method_name="blur",
+            cache_root=cache_root_of_driver(),
+            run_id=run_id,
+        )
         return ProcessShardWorker(ConfigBuild(cfg), ctx, 1)
 
     rows = np.arange(48)

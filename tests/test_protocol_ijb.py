@@ -36,8 +36,9 @@ def default_files(prefix: str) -> dict[str, str]:
     }
 
 
-def write_layout(root: Path, prefix: str = "mini", replace: dict[str, str | None] | None = None,
-                 images: list[str] = IMAGES) -> Path:
+def write_layout(
+    root: Path, prefix: str = "mini", replace: dict[str, str | None] | None = None, images: list[str] = IMAGES
+) -> Path:
     files = default_files(prefix)
     for key, text in (replace or {}).items():
         files[key.format(p=prefix)] = text
@@ -69,7 +70,10 @@ def test_reads_the_layout(tmp_path):
     assert list(zip(p["a"], p["b"], p["label"])) == PAIRS
     assert (p["fold"] == -1).all()
     assert [s.name for s in bench.source_files] == [
-        "mini_face_tid_mid.txt", "mini_template_pair_label.txt", "mini_name_5pts_score.txt"]
+        "mini_face_tid_mid.txt",
+        "mini_template_pair_label.txt",
+        "mini_name_5pts_score.txt",
+    ]
 
 
 def test_landmark_file_in_another_order_is_matched_by_name(tmp_path):
@@ -270,10 +274,8 @@ def test_realistic_size(tmp_path):
     texts = [" ".join(f"{v:.2f}" for v in row) for row in blocks]
     meta = tmp_path / "meta"
     meta.mkdir()
-    (meta / "big_face_tid_mid.txt").write_text(
-        "".join(f"{i}.jpg {t} {i // 3}\n" for i, t in enumerate(tids.tolist())))
-    (meta / "big_name_5pts_score.txt").write_text(
-        "".join(f"{i}.jpg {texts[i % 997]}\n" for i in range(n_faces)))
+    (meta / "big_face_tid_mid.txt").write_text("".join(f"{i}.jpg {t} {i // 3}\n" for i, t in enumerate(tids.tolist())))
+    (meta / "big_name_5pts_score.txt").write_text("".join(f"{i}.jpg {texts[i % 997]}\n" for i in range(n_faces)))
     drawn = rng.integers(1, n_templates + 1, (n_pairs + n_pairs // 10, 2))
     drawn = drawn[drawn[:, 0] != drawn[:, 1]]  # the reader refuses self-pairs and repeated pairs
     _, first = np.unique(np.sort(drawn, axis=1), axis=0, return_index=True)

@@ -27,7 +27,9 @@ def test_real_counts(real, shared):
     assert list(per_fold.index) == list(range(10))
     assert (per_fold["sum"] == 300).all() and (per_fold["count"] == 600).all()
     # every image of the shared copy is used exactly once in the faces table
-    on_disk = sorted(f"lfw/{d}/{f}" for d in os.listdir(shared / "data/lfw/lfw") for f in os.listdir(shared / "data/lfw/lfw" / d))
+    on_disk = sorted(
+        f"lfw/{d}/{f}" for d in os.listdir(shared / "data/lfw/lfw") for f in os.listdir(shared / "data/lfw/lfw" / d)
+    )
     assert sorted(real.faces["path"]) == on_disk
 
 
@@ -37,7 +39,7 @@ def test_real_tables(real, shared):
     assert f["path"].is_unique
     assert (f["identity"] == f["path"].str.split("/").str[1]).all()
     assert f[LANDMARK_COLUMNS].isna().all().all() and f["face_score"].isna().all()
-    same = (f["identity"].to_numpy()[p["a"]] == f["identity"].to_numpy()[p["b"]])
+    same = f["identity"].to_numpy()[p["a"]] == f["identity"].to_numpy()[p["b"]]
     np.testing.assert_array_equal(same, p["label"].to_numpy() == 1)
     # pairs follow the file: compare with a plain reading of pairs.txt
     lines = (shared / "data/lfw/pairs.txt").read_text().splitlines()[1:]
@@ -48,8 +50,11 @@ def test_real_tables(real, shared):
 
     for k in (0, 299, 300, 599, 600, 5999):
         parts = lines[k].split()
-        want = (img(parts[0], parts[1]), img(parts[0], parts[2])) if len(parts) == 3 else (
-            img(parts[0], parts[1]), img(parts[2], parts[3]))
+        want = (
+            (img(parts[0], parts[1]), img(parts[0], parts[2]))
+            if len(parts) == 3
+            else (img(parts[0], parts[1]), img(parts[2], parts[3]))
+        )
         assert (paths[p["a"][k]], paths[p["b"][k]]) == want
         assert p["fold"][k] == k // 600 and p["label"][k] == (k % 600 < 300)
 
@@ -74,10 +79,14 @@ def test_registered():
 # ---------------------------------------------------------------------------------------------- malformed
 GOOD = [
     "2\t2",
-    "Ann\t1\t2", "Bob\t1\t3",
-    "Ann\t1\tBob\t2", "Cy\t1\tDee\t1",
-    "Cy\t1\t2", "Dee\t1\t2",
-    "Ann\t2\tCy\t2", "Bob\t3\tDee\t2",
+    "Ann\t1\t2",
+    "Bob\t1\t3",
+    "Ann\t1\tBob\t2",
+    "Cy\t1\tDee\t1",
+    "Cy\t1\t2",
+    "Dee\t1\t2",
+    "Ann\t2\tCy\t2",
+    "Bob\t3\tDee\t2",
 ]
 IMAGES = {"Ann": [1, 2], "Bob": [1, 2, 3], "Cy": [1, 2], "Dee": [1, 2]}
 
@@ -95,12 +104,21 @@ def make_lfw(root: Path, lines=GOOD, images=IMAGES) -> Path:
 def test_small_file(tmp_path):
     bench = LFW(make_lfw(tmp_path)).load()
     f, p = bench.faces, bench.pairs
-    used = sorted({("Ann", 1), ("Ann", 2), ("Bob", 1), ("Bob", 3), ("Bob", 2), ("Cy", 1), ("Dee", 1), ("Cy", 2),
-                   ("Dee", 2)})
+    used = sorted(
+        {("Ann", 1), ("Ann", 2), ("Bob", 1), ("Bob", 3), ("Bob", 2), ("Cy", 1), ("Dee", 1), ("Cy", 2), ("Dee", 2)}
+    )
     assert f["path"].tolist() == [f"lfw/{n}/{n}_{k:04d}.jpg" for n, k in used]
     idx = {u: i for i, u in enumerate(used)}
-    assert p["a"].tolist() == [idx["Ann", 1], idx["Bob", 1], idx["Ann", 1], idx["Cy", 1],
-                               idx["Cy", 1], idx["Dee", 1], idx["Ann", 2], idx["Bob", 3]]
+    assert p["a"].tolist() == [
+        idx["Ann", 1],
+        idx["Bob", 1],
+        idx["Ann", 1],
+        idx["Cy", 1],
+        idx["Cy", 1],
+        idx["Dee", 1],
+        idx["Ann", 2],
+        idx["Bob", 3],
+    ]
     assert p["label"].tolist() == [1, 1, 0, 0, 1, 1, 0, 0] and p["fold"].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
 
 

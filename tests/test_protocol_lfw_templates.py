@@ -13,7 +13,6 @@ import pytest
 from fiqa_bench import registry
 from fiqa_bench.protocols.lfw import LFW
 from fiqa_bench.protocols.lfw_templates import LFWTemplates
-
 from test_protocol_lfw import make_lfw
 
 
@@ -60,14 +59,13 @@ def test_real_is_deterministic(real, shared):
 
 def test_small_example_exactly(tmp_path):
     """Ann (4 images), Bob (5), Cy (2, dropped): templates dealt alternately in image-number order."""
-    lines = ["1\t3",
-             "Ann\t1\t2", "Ann\t3\t4", "Bob\t1\t2",
-             "Bob\t3\tCy\t1", "Bob\t4\tCy\t2", "Bob\t5\tAnn\t1"]
+    lines = ["1\t3", "Ann\t1\t2", "Ann\t3\t4", "Bob\t1\t2", "Bob\t3\tCy\t1", "Bob\t4\tCy\t2", "Bob\t5\tAnn\t1"]
     images = {"Ann": [1, 2, 3, 4], "Bob": [1, 2, 3, 4, 5], "Cy": [1, 2]}
     bench = LFWTemplates(make_lfw(tmp_path, lines, images)).load()
     f = bench.faces
     assert f["path"].tolist() == [f"lfw/Ann/Ann_{k:04d}.jpg" for k in (1, 2, 3, 4)] + [
-        f"lfw/Bob/Bob_{k:04d}.jpg" for k in (1, 2, 3, 4, 5)]
+        f"lfw/Bob/Bob_{k:04d}.jpg" for k in (1, 2, 3, 4, 5)
+    ]
     assert f["group"].tolist() == [0, 1, 0, 1, 2, 3, 2, 3, 2]
     expected = [(a, b, int(a // 2 == b // 2)) for a, b in combinations(range(4), 2)]
     assert list(zip(bench.pairs["a"], bench.pairs["b"], bench.pairs["label"])) == expected

@@ -72,10 +72,15 @@ def test_official_meta_and_splits_form(ytf_dir, tmp_path):
     assert official.equals(YTF(ytf_dir).load_pairs())
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("AJ_Cook/0", "AJ_Cook/0"), ("AJ_Cook\\3", "AJ_Cook/3"),
-    ("descriptors_DB/AJ_Cook/aligned_video_12.mat", "AJ_Cook/12"), (" Zico/2 ", "Zico/2"),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("AJ_Cook/0", "AJ_Cook/0"),
+        ("AJ_Cook\\3", "AJ_Cook/3"),
+        ("descriptors_DB/AJ_Cook/aligned_video_12.mat", "AJ_Cook/12"),
+        (" Zico/2 ", "Zico/2"),
+    ],
+)
 def test_normalise_video_name(raw, expected):
     assert normalise_video_name(raw) == expected
 
@@ -85,7 +90,12 @@ def splits_text(rows: list[tuple[int, int, str, str, int]]) -> str:
     return "\r\n".join(f"{s}, {p}, {a}, {b}, {same}" for s, p, a, b, same in rows)  # official: no final newline
 
 
-ROWS = [(1, 1, "Ann/0", "Ann/1", 1), (1, 2, "Ann/0", "Bob/0", 0), (2, 1, "Bob/0", "Bob/2", 1), (2, 2, "Ann/1", "Bob/2", 0)]
+ROWS = [
+    (1, 1, "Ann/0", "Ann/1", 1),
+    (1, 2, "Ann/0", "Bob/0", 0),
+    (2, 1, "Bob/0", "Bob/2", 1),
+    (2, 2, "Ann/1", "Bob/2", 0),
+]
 FRAMES = {"Ann/0": [1, 2, 10, 9], "Ann/1": [5], "Bob/0": [0, 1, 2], "Bob/2": [7, 8]}
 
 
@@ -116,13 +126,15 @@ def test_frame_tree(tmp_path):
     p = bench.pairs
     index = {v: g for g, v in enumerate(videos)}
     assert list(zip(p["a"], p["b"], p["label"], p["fold"])) == [
-        (index[a], index[b], same, s - 1) for s, _, a, b, same in ROWS]
+        (index[a], index[b], same, s - 1) for s, _, a, b, same in ROWS
+    ]
 
 
 def test_labeled_faces_boxes(tmp_path):
     root = make_tree(tmp_path)
     (root / "frame_images_DB" / "Ann.labeled_faces.txt").write_text(
-        "Ann\\0\\0.2.jpg,0,100,80,40,50,0.0,1\nAnn\\1\\1.5.jpg,0,60,61,20,20,0.0,1\nAnn\\7\\7.1.jpg,0,1,1,1,1,0,1\n")
+        "Ann\\0\\0.2.jpg,0,100,80,40,50,0.0,1\nAnn\\1\\1.5.jpg,0,60,61,20,20,0.0,1\nAnn\\7\\7.1.jpg,0,1,1,1,1,0,1\n"
+    )
     f = YTF(root).load().faces.set_index("path")
     assert f.loc["frame_images_DB/Ann/0/0.2.jpg", ["box_x", "box_y", "box_w", "box_h"]].tolist() == [80, 55, 40, 50]
     assert f.loc["frame_images_DB/Ann/1/1.5.jpg", "box_x"] == 50
@@ -160,7 +172,8 @@ def test_prepared_layout(tmp_path):
     frames = [f"{v}/{v.split('/')[1]}.{k}.jpg" for v in sorted(FRAMES) for k in FRAMES[v]]
     (root / "meta").mkdir()
     (root / "meta" / "mine_name_5pts_score.txt").write_text(
-        "".join(f"{fr} " + " ".join(str(i + j) for j in range(10)) + f" 0.{i}\n" for i, fr in enumerate(frames)))
+        "".join(f"{fr} " + " ".join(str(i + j) for j in range(10)) + f" 0.{i}\n" for i, fr in enumerate(frames))
+    )
     bench = YTFLayout(root).load()
     assert bench.name == "mine"
     f = bench.faces.set_index("path")
@@ -226,7 +239,9 @@ def test_missing_or_empty_video_folder_names_the_splits_line(tmp_path):
 
 def test_malformed_labeled_faces(tmp_path):
     root = make_tree(tmp_path)
-    (root / "frame_images_DB" / "Bob.labeled_faces.txt").write_text("Bob\\0\\0.0.jpg,0,1,2,3,4,0,1\nBob\\0\\0.1.jpg,0,1,2\n")
+    (root / "frame_images_DB" / "Bob.labeled_faces.txt").write_text(
+        "Bob\\0\\0.0.jpg,0,1,2,3,4,0,1\nBob\\0\\0.1.jpg,0,1,2\n"
+    )
     with pytest.raises(ProtocolFormatError) as err:
         YTF(root).load()
     assert Path(err.value.path).name == "Bob.labeled_faces.txt" and err.value.line == 2

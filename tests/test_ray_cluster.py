@@ -9,11 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from test_ray_executor import KillingBuild, _cfg, _evaluate, assert_same, ray  # noqa: E402 (skips without Ray)
+# first: importing test_ray_executor skips this module without Ray (isort: split keeps it ahead of the others)
+from test_ray_executor import KillingBuild, _cfg, _evaluate, assert_same, ray
 
-from fiqa_bench.executors import LocalExecutor  # noqa: E402
+# isort: split
+from fiqa_bench.executors import LocalExecutor
 from fiqa_bench.executors.ray import RayExecutor
-from fiqa_bench.resolve import ConfigBuild  # noqa: E402
+from fiqa_bench.resolve import ConfigBuild
 
 ray.cloudpickle.register_pickle_by_value(sys.modules["test_ray_executor"])
 
@@ -54,8 +56,9 @@ def test_two_nodes_equal_local_with_a_worker_killed(two_nodes, small_bench, mbf,
     driver = ConfigBuild(cfg)()
     from fiqa_bench.evaluation import evaluate
 
-    killed = evaluate(*driver, cfg.eval_options(), backbone_name=cfg.backbone, method_name=cfg.method,
-                      executor=executor)
+    killed = evaluate(
+        *driver, cfg.eval_options(), backbone_name=cfg.backbone, method_name=cfg.method, executor=executor
+    )
     assert not marker.exists() and executor.restarts() == 1
     assert_same(local, killed)
     assert np.isfinite(killed.raw["image_quality"]).all()

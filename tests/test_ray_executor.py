@@ -18,8 +18,9 @@ def _require_ray():
     except ImportError:
         if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
             raise  # CI installs the extra: a missing Ray is a broken environment, never a silent skip
-        pytest.skip("the ray extra is not installed (pip install 'fiqa-bench[ray]'); in CI this fails",
-                    allow_module_level=True)
+        pytest.skip(
+            "the ray extra is not installed (pip install 'fiqa-bench[ray]'); in CI this fails", allow_module_level=True
+        )
     return ray
 
 
@@ -31,7 +32,7 @@ from _executors import evaluate_with as _evaluate  # noqa: E402
 from _executors import run_config as _cfg  # noqa: E402
 from fiqa_bench.evaluation import evaluate  # noqa: E402
 from fiqa_bench.executors import LocalExecutor  # noqa: E402
-from fiqa_bench.executors.ray import RayExecutor
+from fiqa_bench.executors.ray import RayExecutor  # noqa: E402
 from fiqa_bench.resolve import ConfigBuild  # noqa: E402
 from fiqa_bench.runner import run  # noqa: E402
 
@@ -94,8 +95,15 @@ def test_a_killed_worker_is_restarted_and_its_shard_retried(local_ray, small_ben
     marker.write_text("")
     executor = RayExecutor(KillingBuild(cfg, str(marker)), shard_size=8, shard_order_seed=1)
     bench, backbone, method = ConfigBuild(cfg)()  # the driver's own: the kill happens on a worker only
-    remote = evaluate(bench, backbone, method, cfg.eval_options(), backbone_name=cfg.backbone,
-                      method_name=cfg.method, executor=executor)
+    remote = evaluate(
+        bench,
+        backbone,
+        method,
+        cfg.eval_options(),
+        backbone_name=cfg.backbone,
+        method_name=cfg.method,
+        executor=executor,
+    )
     assert not marker.exists()  # a worker saw it and killed itself
     assert executor.restarts() == 1  # one actor process was replaced
     assert_same(local, remote)
@@ -146,8 +154,7 @@ def test_cuda_on_a_cluster_without_gpus_is_one_line(local_ray, small_bench, mbf,
     cfg = _cfg(small_bench, mbf, "blur", tmp_path)
     bench, backbone, method = ConfigBuild(cfg)()
     with pytest.raises(FiqaBenchError, match="the Ray cluster has no GPU"):
-        evaluate(bench, backbone, method, cfg.eval_options(), executor=RayExecutor(ConfigBuild(cfg)),
-                 device="cuda")
+        evaluate(bench, backbone, method, cfg.eval_options(), executor=RayExecutor(ConfigBuild(cfg)), device="cuda")
 
 
 def test_detection_on_the_workers_equals_local(local_ray, small_bench, mbf, tmp_path, monkeypatch):
@@ -200,8 +207,11 @@ def test_a_worker_that_cannot_build_the_adapters_is_one_line(local_ray, small_be
     from fiqa_bench.errors import FiqaBenchError
 
     cfg = _cfg(small_bench, mbf, "blur", tmp_path)
-    with pytest.raises(FiqaBenchError, match=r"could not build the run's adapters: ModuleNotFoundError: No module "
-                                             r"named 'my_plugin' \(every node needs the same environment"):
+    with pytest.raises(
+        FiqaBenchError,
+        match=r"could not build the run's adapters: ModuleNotFoundError: No module "
+        r"named 'my_plugin' \(every node needs the same environment",
+    ):
         _evaluate(cfg, RayExecutor(_missing_plugin), build=ConfigBuild(cfg))
 
 
@@ -216,8 +226,23 @@ def test_cli_error_from_a_worker_is_one_line_exit_2(local_ray, small_bench, mbf,
     shutil.copytree(small_bench, bench)
     victim = sorted(bench.rglob("*.jpg"))[3]
     victim.write_bytes(b"junk")
-    res = CliRunner().invoke(main, ["run", "-p", str(bench), "--fr", mbf, "-m", "blur", "--executor", "ray",
-                                    "--no-progress", "-o", str(tmp_path / "out")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "-p",
+            str(bench),
+            "--fr",
+            mbf,
+            "-m",
+            "blur",
+            "--executor",
+            "ray",
+            "--no-progress",
+            "-o",
+            str(tmp_path / "out"),
+        ],
+    )
     assert res.exit_code == 2
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and victim.name in lines[0], lines

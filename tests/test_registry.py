@@ -53,8 +53,9 @@ def test_argument_rules():
 
 
 def test_broken_plugin_is_reported_not_dropped(tmp_path, monkeypatch):
-    site = _fake_distribution(tmp_path, "broken_fiqa_plugin", "fiqa_bench.methods",
-                              {"broken-method": "no_such_module_for_fiqa:Thing"})
+    site = _fake_distribution(
+        tmp_path, "broken_fiqa_plugin", "fiqa_bench.methods", {"broken-method": "no_such_module_for_fiqa:Thing"}
+    )
     monkeypatch.syspath_prepend(str(site))
     assert "broken-method" in registry.entries("method")
     with pytest.raises(PluginLoadError, match="broken_fiqa_plugin.*failed to load: ModuleNotFoundError"):
@@ -62,8 +63,9 @@ def test_broken_plugin_is_reported_not_dropped(tmp_path, monkeypatch):
     assert ("method", "broken-method") in registry.failures()
 
     env = {**os.environ, "PYTHONPATH": str(site)}
-    out = subprocess.run([sys.executable, "-m", "fiqa_bench.cli", "list", "--kind", "method"], capture_output=True,
-                         text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "fiqa_bench.cli", "list", "--kind", "method"], capture_output=True, text=True, env=env
+    )
     assert out.returncode == 1
     assert "FAILED to load method 'broken-method'" in out.stderr
     assert "blur" in out.stdout  # the healthy plugins are still listed

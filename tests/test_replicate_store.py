@@ -26,9 +26,9 @@ def measured(data, options=OPTIONS):
 
 def same_bits(a: dict, b: dict) -> bool:
     """Replicate matrices equal bit for bit (NaN where NaN), same keys, shapes and dtypes."""
-    return (sorted(a) == sorted(b)
-            and all(a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and a[k].tobytes() == b[k].tobytes()
-                    for k in a))
+    return sorted(a) == sorted(b) and all(
+        a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and a[k].tobytes() == b[k].tobytes() for k in a
+    )
 
 
 def test_reused_replicates_are_bit_identical_to_computed_ones(tmp_path):

@@ -16,15 +16,24 @@ KEYS = ["1e-1", "1e-2", "1e-3", "1e-4", "1e-5"]
 
 
 def result(method, backbone, tpr=None, accuracy=None, protocol="ijbc", version="1", pairs="p" * 64, selection="top1"):
-    metrics = ({"tpr_at_fpr": {"values": dict(zip(KEYS, tpr)), "detail": {}, "reading": "conservative"}}
-               if tpr is not None else {"accuracy": accuracy})
+    metrics = (
+        {"tpr_at_fpr": {"values": dict(zip(KEYS, tpr)), "detail": {}, "reading": "conservative"}}
+        if tpr is not None
+        else {"accuracy": accuracy}
+    )
     return {
         "schema_version": 2,
         "suite": {"version": "0.1.0", "git_commit": "0123456789abcdef"},
         "method": {"name": method, "version": "1", "card_hash": "c" * 16},
         "backbone": {"name": backbone, "version": "1", "weights_sha256": "w" * 64, "card_hash": "b" * 16},
-        "protocol": {"name": protocol, "version": version, "metric": "tpr_at_fpr" if tpr else "kfold_accuracy",
-                     "metrics": list(metrics), "faces_sha256": "f" * 64, "pairs_sha256": pairs},
+        "protocol": {
+            "name": protocol,
+            "version": version,
+            "metric": "tpr_at_fpr" if tpr else "kfold_accuracy",
+            "metrics": list(metrics),
+            "faces_sha256": "f" * 64,
+            "pairs_sha256": pairs,
+        },
         "config": {"selection": selection, "seed": 0},
         "settings": {"selection": selection},
         "counts": {"genuine": 19_557, "impostor": 15_638_932},
@@ -64,9 +73,11 @@ def ijb_marks():
     """What paired comparisons would say: jpeg (mbf) separated everywhere; on r50 tinyfqnet separated except at
     1e-3, where it ties with rqs."""
     cols = [f"TPR@FPR={k}" for k in KEYS]
-    return {"ijbc-jpeg-mbf-top1-1.json": {c: "best" for c in cols},
-            "ijbc-tinyfqnet-r50-top1-1.json": {**{c: "best" for c in cols}, "TPR@FPR=1e-3": "tie"},
-            "ijbc-rqs-r50-top1-1.json": {"TPR@FPR=1e-3": "tie"}}
+    return {
+        "ijbc-jpeg-mbf-top1-1.json": {c: "best" for c in cols},
+        "ijbc-tinyfqnet-r50-top1-1.json": {**{c: "best" for c in cols}, "TPR@FPR=1e-3": "tie"},
+        "ijbc-rqs-r50-top1-1.json": {"TPR@FPR=1e-3": "tie"},
+    }
 
 
 def test_no_best_is_marked_without_paired_comparisons():
@@ -78,13 +89,19 @@ def test_no_best_is_marked_without_paired_comparisons():
 def test_markdown_layout_bold_and_order():
     md = render_markdown(ijb_results(), marks=ijb_marks())
     header = next(line for line in md.splitlines() if line.startswith("| FR model"))
-    assert header == ("| FR model | Method | TPR (%) @ FPR=1e-1 | TPR (%) @ FPR=1e-2 | TPR (%) @ FPR=1e-3 "
-                      "| TPR (%) @ FPR=1e-4 | TPR (%) @ FPR=1e-5 |")
+    assert header == (
+        "| FR model | Method | TPR (%) @ FPR=1e-1 | TPR (%) @ FPR=1e-2 | TPR (%) @ FPR=1e-3 "
+        "| TPR (%) @ FPR=1e-4 | TPR (%) @ FPR=1e-5 |"
+    )
     rows = table_rows(md, "ijbc")
     # FR models alphabetically (mbf, r50); inside a block the random baseline first, then by name.
     assert [r[:2] for r in rows] == [
-        ["mbf", "random"], ["", "jpeg"],
-        ["r50", "random"], ["", "blur"], ["", "rqs"], ["", "tinyfqnet"],
+        ["mbf", "random"],
+        ["", "jpeg"],
+        ["r50", "random"],
+        ["", "blur"],
+        ["", "rqs"],
+        ["", "tinyfqnet"],
     ]
     # mbf block: jpeg best everywhere except... it is best in every column (two rows).
     assert rows[1][2:] == ["**96.17**", "**93.73**", "**91.84**", "**88.67**", "**81.02**"]
@@ -100,12 +117,25 @@ def test_paper_methods_in_the_papers_order_then_others_by_name():
     names = ["zeta", "tinyfq", "faceqnet", "rqs", "svm", "combination", "jpeg", "pose", "blur", "alpha", "random"]
     rs = [result(n, "r50", [0.9, 0.8, 0.7, 0.6, 0.5]) for n in names]
     assert [r[1] for r in table_rows(render_markdown(rs), "ijbc")] == [
-        "random", "blur", "pose", "jpeg", "combination", "svm", "rqs", "faceqnet", "tinyfq", "alpha", "zeta"]
+        "random",
+        "blur",
+        "pose",
+        "jpeg",
+        "combination",
+        "svm",
+        "rqs",
+        "faceqnet",
+        "tinyfq",
+        "alpha",
+        "zeta",
+    ]
 
 
 def test_null_footnote_uses_reason_when_given():
     rs = ijb_results()
-    rs[2]["metrics"]["tpr_at_fpr"]["detail"] = {"1e-5": {"tpr": None, "reason": "FPR 1e-5 needs at least 100000 impostor pairs"}}
+    rs[2]["metrics"]["tpr_at_fpr"]["detail"] = {
+        "1e-5": {"tpr": None, "reason": "FPR 1e-5 needs at least 100000 impostor pairs"}
+    }
     md = render_markdown(rs)
     assert "[^1]: — FPR 1e-5 needs at least 100000 impostor pairs" in md
     page = render_html(rs)
@@ -197,14 +227,14 @@ def test_html_is_self_contained_and_bolds_like_markdown():
 
 
 def test_html_and_markdown_escape_names():
-    nasty = result("<script>alert('x')</script>", "r50 | & \"q\"", [0.9, 0.8, 0.7, 0.6, 0.5])
+    nasty = result("<script>alert('x')</script>", 'r50 | & "q"', [0.9, 0.8, 0.7, 0.6, 0.5])
     page = render_html([nasty])
     assert "<script>" not in page
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
     assert "r50 | &amp; &#34;q&#34;" in page
     md = render_markdown([nasty])
     row = next(line for line in md.splitlines() if "alert" in line and "Runs" not in line)
-    assert "r50 \\| & \"q\"" in row and "\\<script\\>" in row
+    assert 'r50 \\| & "q"' in row and "\\<script\\>" in row
     # The escaped pipe keeps the row at 7 cells.
     assert len(re.split(r"(?<!\\)\|", row.strip().strip("|"))) == 7
 
@@ -243,7 +273,7 @@ def test_tpr_readings_are_shown_and_label_the_rows_they_split():
     assert "TPR read conservative / nearest" in md
     rows = table_rows(md, "ijbc")
     assert [r[1] for r in rows] == ["blur", "jpeg {reading=conservative}", "jpeg {reading=nearest}"]
-    assert "reading=nearest" in md[md.index("## Runs"):]
+    assert "reading=nearest" in md[md.index("## Runs") :]
 
 
 def test_duplicate_cell_is_refused():
@@ -281,34 +311,47 @@ def table7_results():
 def test_weights_variants_of_one_method_are_labelled_by_their_options():
     md = render_markdown(table7_results())
     rows = table_rows(md, "ijbc")
-    assert [r[1] for r in rows] == ["random", "tinyfq", r"tinyfq \[weights=tinyfq-none.onnx\]",
-                                    r"tinyfq \[weights=tinyfq-random.onnx\]", r"tinyfq \[weights=tinyfq-smooth.onnx\]"]
+    assert [r[1] for r in rows] == [
+        "random",
+        "tinyfq",
+        r"tinyfq \[weights=tinyfq-none.onnx\]",
+        r"tinyfq \[weights=tinyfq-random.onnx\]",
+        r"tinyfq \[weights=tinyfq-smooth.onnx\]",
+    ]
     assert rows[1][2] == "93.00" and rows[4][2] == "92.00"
     assert "<td>tinyfq [weights=tinyfq-random.onnx]</td>" in render_html(table7_results())
     # the Runs table gives each run's options: files by base name with their sha256
-    runs = [line for line in md[md.index("## Runs"):].splitlines() if "tinyfq" in line]
+    runs = [line for line in md[md.index("## Runs") :].splitlines() if "tinyfq" in line]
     assert sum("weights=tinyfq-smooth.onnx (sha256 333333333333)" in line for line in runs) == 1
     assert "| Card hash | Options | Settings |" in md
 
 
 def test_variant_labels_show_only_the_options_that_differ():
     rs = [variant("/m/a.onnx", [0.9] * 5, batch_size="64"), variant("/m/b.onnx", [0.8] * 5, batch_size="64")]
-    assert [r[1] for r in table_rows(render_markdown(rs), "ijbc")] == [r"tinyfq \[weights=a.onnx\]",
-                                                                       r"tinyfq \[weights=b.onnx\]"]
+    assert [r[1] for r in table_rows(render_markdown(rs), "ijbc")] == [
+        r"tinyfq \[weights=a.onnx\]",
+        r"tinyfq \[weights=b.onnx\]",
+    ]
     rs = [variant("/m/a.onnx", [0.9] * 5, batch_size="8"), variant("/m/a.onnx", [0.8] * 5, batch_size="64")]
-    assert [r[1] for r in table_rows(render_markdown(rs), "ijbc")] == [r"tinyfq \[batch\_size=64\]",
-                                                                       r"tinyfq \[batch\_size=8\]"]
+    assert [r[1] for r in table_rows(render_markdown(rs), "ijbc")] == [
+        r"tinyfq \[batch\_size=64\]",
+        r"tinyfq \[batch\_size=8\]",
+    ]
 
 
 def test_variant_labels_fall_back_to_versions_and_weights_hashes():
     # same base name in two folders: the weights' sha256 tells them apart
     rs = [variant("/run1/tinyfq.onnx", [0.9] * 5, "a" * 64), variant("/run2/tinyfq.onnx", [0.8] * 5, "b" * 64)]
     assert [r[1] for r in table_rows(render_markdown(rs), "ijbc")] == [
-        r"tinyfq \[weights=tinyfq.onnx\] (weights aaaaaaaa)", r"tinyfq \[weights=tinyfq.onnx\] (weights bbbbbbbb)"]
+        r"tinyfq \[weights=tinyfq.onnx\] (weights aaaaaaaa)",
+        r"tinyfq \[weights=tinyfq.onnx\] (weights bbbbbbbb)",
+    ]
     # one path retrained in place (same options, other file content)
     rs = [variant("/m/t.onnx", [0.9] * 5, "a" * 64), variant("/m/t.onnx", [0.8] * 5, "b" * 64)]
     assert [r[1] for r in table_rows(render_markdown(rs), "ijbc")] == [
-        "tinyfq (weights aaaaaaaa)", "tinyfq (weights bbbbbbbb)"]
+        "tinyfq (weights aaaaaaaa)",
+        "tinyfq (weights bbbbbbbb)",
+    ]
     # same options, different versions: the version labels as before
     a, b = variant("/m/t.onnx", [0.9] * 5), variant("/m/t.onnx", [0.8] * 5)
     b["method"]["version"] = "2"

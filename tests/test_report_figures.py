@@ -43,8 +43,9 @@ def test_report_of_real_runs_has_intervals_marks_and_figures(small_bench, mbf, t
 
 
 @pytest.mark.shared
-def test_figures_are_not_redrawn_from_the_same_inputs_and_a_redraw_gives_the_same_bytes(small_bench, mbf, tmp_path,
-                                                                                     isolated_cache):
+def test_figures_are_not_redrawn_from_the_same_inputs_and_a_redraw_gives_the_same_bytes(
+    small_bench, mbf, tmp_path, isolated_cache
+):
     out = tmp_path / "out"
     for m in ("random", "blur"):
         run(RunConfig(protocol=str(small_bench), backbone=mbf, method=m, out=str(out), progress=False, bootstrap=50))
@@ -57,8 +58,10 @@ def test_figures_are_not_redrawn_from_the_same_inputs_and_a_redraw_gives_the_sam
     assert {line.split("  ")[1] for line in stamp.read_text().splitlines()[1:]} == {p.name for p in figures}
 
     def state():
-        return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
-                for p in sorted(plots.iterdir())}
+        return {
+            p.name: (p.stat().st_ino, p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(plots.iterdir())
+        }
 
     before = state()
     write_report(out)

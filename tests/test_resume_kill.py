@@ -76,10 +76,30 @@ class Run:
     """One ``fiqa-bench run`` in a subprocess, with its own cache, log and results folder."""
 
     def __init__(self, bench: Path, mbf: str, site: Path, cache: Path, out: Path, log: Path, sleep: float):
-        self.cmd = [sys.executable, "-m", "fiqa_bench.cli", "run", "--protocol", str(bench), "--fr", mbf,
-                    "--method", "paced-blur", "--batch-size", str(BATCH), "--no-progress", "--out", str(out)]
-        self.env = {**os.environ, "FIQA_BENCH_CACHE": str(cache), "PACED_LOG": str(log), "PACED_SLEEP": str(sleep),
-                    "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "fiqa_bench.cli",
+            "run",
+            "--protocol",
+            str(bench),
+            "--fr",
+            mbf,
+            "--method",
+            "paced-blur",
+            "--batch-size",
+            str(BATCH),
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+        self.env = {
+            **os.environ,
+            "FIQA_BENCH_CACHE": str(cache),
+            "PACED_LOG": str(log),
+            "PACED_SLEEP": str(sleep),
+            "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+        }
         self.log, self.cache, self.out = log, cache, out
 
     def logged(self) -> int:

@@ -10,7 +10,6 @@ import json
 import shutil
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,8 +54,9 @@ def test_selection_all_pools_every_image(small_bench, mbf, tmp_path, isolated_ca
     assert rec["counts"]["images_scored"] == 0
 
 
-def test_methods_on_fr_features_score_the_runs_cached_embeddings(small_bench, mbf, tmp_path, isolated_cache,
-                                                                monkeypatch):
+def test_methods_on_fr_features_score_the_runs_cached_embeddings(
+    small_bench, mbf, tmp_path, isolated_cache, monkeypatch
+):
     """svm scores the run's own embeddings: every image is embedded once, through the run's embedding cache, which
     the FR stage and later runs share; the numbers equal those of the method embedding inside its own score()."""
     import fiqa_bench.evaluation as evaluation
@@ -126,15 +126,17 @@ def flaky_plugin(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("mode,message", [("nan", "non-finite"), ("shape", "shape"), ("raise", "model exploded")])
-def test_misbehaving_adapter_is_named(small_bench, mbf, tmp_path, isolated_cache, flaky_plugin, monkeypatch,
-                                      mode, message):
+def test_misbehaving_adapter_is_named(
+    small_bench, mbf, tmp_path, isolated_cache, flaky_plugin, monkeypatch, mode, message
+):
     monkeypatch.setenv("FLAKY_MODE", mode)
     with pytest.raises(AdapterError, match=rf"quality method 'flaky'.*{message}|{message}.*"):
         run(_cfg(small_bench, mbf, tmp_path, method="flaky", batch_size=8))
 
 
-def test_interrupted_run_resumes_to_the_same_numbers(small_bench, mbf, tmp_path, isolated_cache, flaky_plugin,
-                                                    monkeypatch):
+def test_interrupted_run_resumes_to_the_same_numbers(
+    small_bench, mbf, tmp_path, isolated_cache, flaky_plugin, monkeypatch
+):
     monkeypatch.setenv("FLAKY_MODE", "interrupt")
     with pytest.raises(KeyboardInterrupt):
         run(_cfg(small_bench, mbf, tmp_path, method="flaky", batch_size=8))
@@ -159,7 +161,8 @@ def test_corrupt_image_is_named_or_counted(small_bench, mbf, tmp_path, isolated_
     _, rec = run(_cfg(broken, mbf, tmp_path, method="blur", on_bad_image="skip"))
     assert rec["counts"]["skipped"] == 1
     assert rec["counts"]["skipped_files"] == [f"{victim.name}"] or rec["counts"]["skipped_files"][0].endswith(
-        victim.name)
+        victim.name
+    )
     assert sum(rec["counts"]["skipped_reasons"].values()) == 1
 
 
@@ -211,8 +214,12 @@ def test_ytf_layout_runs_end_to_end(small_ytf, mbf, tmp_path, isolated_cache):
     assert sorted(raw["kept_rows"].tolist()) == best_rows(raw["image_group"], raw["image_quality"], np.ones(n, bool), 1)
     ref = kfold_accuracy_loop(raw["pair_scores"], raw["pair_labels"], raw["pair_folds"])
     assert len(acc["folds"]) == 10
-    assert (acc["mean"], acc["std"], acc["folds"], acc["thresholds"]) == (ref["mean"], ref["std"], ref["folds"],
-                                                                         ref["thresholds"])
+    assert (acc["mean"], acc["std"], acc["folds"], acc["thresholds"]) == (
+        ref["mean"],
+        ref["std"],
+        ref["folds"],
+        ref["thresholds"],
+    )
     assert rec["counts"]["images_embedded"] == rec["counts"]["templates"]
     p_pooled, pooled = run(_cfg(small_ytf, mbf, tmp_path, selection="all"))
     raw = read_raw(p_pooled)

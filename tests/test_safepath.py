@@ -19,11 +19,20 @@ from fiqa_bench.stages import MIN_EYE_DISTANCE, call_adapter, landmark_problem
 
 
 # ------------------------------------------------------------------------------------------ names
-@pytest.mark.parametrize("name,words", [
-    ("../x.jpg", "'..'"), ("a/../../x.jpg", "'..'"), ("a\\..\\x.jpg", "'..'"), ("a/..", "'..'"),
-    ("/etc/passwd", "absolute"), ("\\\\server\\share\\x.jpg", "absolute"), ("C:x.jpg", "absolute"),
-    ("", "empty"), ("a\x00b.jpg", "NUL"),
-])
+@pytest.mark.parametrize(
+    "name,words",
+    [
+        ("../x.jpg", "'..'"),
+        ("a/../../x.jpg", "'..'"),
+        ("a\\..\\x.jpg", "'..'"),
+        ("a/..", "'..'"),
+        ("/etc/passwd", "absolute"),
+        ("\\\\server\\share\\x.jpg", "absolute"),
+        ("C:x.jpg", "absolute"),
+        ("", "empty"),
+        ("a\x00b.jpg", "NUL"),
+    ],
+)
 def test_unusable_names(name, words):
     assert words in safepath.name_problem(name)
 
@@ -184,8 +193,17 @@ def test_write_error_inside_the_block_is_named(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ adapters
-@pytest.mark.parametrize("values", [np.array(["0.5", "0.7"]), ["0.5", "0.7"], np.array([0.5, "x"], dtype=object),
-                                    np.array([True, False]), np.array([1 + 2j, 3j]), [[0.5], [0.5, 1]]])
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array(["0.5", "0.7"]),
+        ["0.5", "0.7"],
+        np.array([0.5, "x"], dtype=object),
+        np.array([True, False]),
+        np.array([1 + 2j, 3j]),
+        [[0.5], [0.5, 1]],
+    ],
+)
 def test_non_numeric_scores_are_refused(values):
     with pytest.raises(AdapterError, match="quality method 'm'"):
         check_scores(values, 2, "quality method 'm'")
@@ -219,8 +237,9 @@ def test_conformance_kit_refuses_strings_and_exits():
     from fiqa_bench.testing import method_checks
 
     class Strings:
-        card = MethodCard(name="strings", version="1", summary="returns text", licence="MIT",
-                          input=InputSpec("aligned", 64, "RGB"))
+        card = MethodCard(
+            name="strings", version="1", summary="returns text", licence="MIT", input=InputSpec("aligned", 64, "RGB")
+        )
 
         def score(self, images):
             return np.array(["0.5"] * len(images))

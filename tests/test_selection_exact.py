@@ -14,8 +14,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _reference import (best_rows, cosine, embed_rows, fnm_edc_pauc_loop, template_quality_loop,
-                        tpr_at_fpr_conservative, unit)
+from _reference import (
+    best_rows,
+    cosine,
+    embed_rows,
+    fnm_edc_pauc_loop,
+    template_quality_loop,
+    tpr_at_fpr_conservative,
+    unit,
+)
 from fiqa_bench.evaluation import select, template_quality
 from fiqa_bench.results import read_raw
 from fiqa_bench.runner import RunConfig, run
@@ -25,8 +32,10 @@ QUALITY = np.array([0.2, 0.9, 0.5, 0.1, 0.4, 0.3, 0.8, 0.8, 0.1])
 IDS = np.array([3, 7, 9])
 
 
-@pytest.mark.parametrize("selection,k,how", [("top1", 1, "max"), ("topk", 2, "mean"), ("topk", 3, "mean"),
-                                              ("weighted", 99, "max"), ("all", 99, "max")])
+@pytest.mark.parametrize(
+    "selection,k,how",
+    [("top1", 1, "max"), ("topk", 2, "mean"), ("topk", 3, "mean"), ("weighted", 99, "max"), ("all", 99, "max")],
+)
 def test_template_quality_of_each_selection_equals_a_loop(selection, k, how):
     """weighted and all keep every image and take the best one's quality (0.9, not the mean 0.533 of group 7)."""
     rows = select(GROUPS, QUALITY, np.ones(9, bool), selection, k)
@@ -81,12 +90,21 @@ def _template_features(selection: str, kept, groups, media, quality, emb) -> dic
 
 @pytest.mark.shared
 @pytest.mark.parametrize("selection,k", [("top1", 3), ("topk", 2), ("weighted", 3), ("all", 3)])
-def test_each_selection_end_to_end_equals_loops(small_bench, mbf, tmp_path, isolated_cache, embeddings, selection,
-                                               k):
+def test_each_selection_end_to_end_equals_loops(small_bench, mbf, tmp_path, isolated_cache, embeddings, selection, k):
     bench, emb = embeddings
     method = None if selection == "all" else "blur"
-    path, rec = run(RunConfig(protocol=str(small_bench), backbone=mbf, method=method, selection=selection, k=k,
-                              bootstrap=0, out=str(tmp_path / "out"), progress=False))
+    path, rec = run(
+        RunConfig(
+            protocol=str(small_bench),
+            backbone=mbf,
+            method=method,
+            selection=selection,
+            k=k,
+            bootstrap=0,
+            out=str(tmp_path / "out"),
+            progress=False,
+        )
+    )
     raw = read_raw(path)
     groups = raw["image_group"]
     n = groups.shape[0]
@@ -102,8 +120,9 @@ def test_each_selection_end_to_end_equals_loops(small_bench, mbf, tmp_path, isol
         how = "mean" if selection == "topk" else "max"
         tq = template_quality_loop(expect_rows, groups, raw["image_quality"].astype(np.float64), how)
         assert raw["template_quality"].tolist() == [tq[t] for t in t_ids]
-        assert raw["pair_quality"].tolist() == [min(tq[int(a)], tq[int(b)])
-                                                for a, b in zip(raw["pair_a"], raw["pair_b"])]
+        assert raw["pair_quality"].tolist() == [
+            min(tq[int(a)], tq[int(b)]) for a, b in zip(raw["pair_a"], raw["pair_b"])
+        ]
     else:
         assert np.isnan(raw["template_quality"]).all() and np.isnan(raw["pair_quality"]).all()
     # each pair's score: the cosine of the two templates' pooled features, from the test's own embeddings

@@ -69,13 +69,14 @@ def test_groups_and_reference_equal_brute_force():
     all_groups = np.concatenate([groups, groups])
     reference = np.concatenate([np.ones(len(ids), bool), np.zeros(len(ids), bool)])
     got = quality_labels(all_emb, all_ids, groups=all_groups, reference=reference)
-    want = _brute_force(all_emb.astype(np.float64).tolist(), all_ids.tolist(), True, all_groups.tolist(),
-                        reference.tolist())
+    want = _brute_force(
+        all_emb.astype(np.float64).tolist(), all_ids.tolist(), True, all_groups.tolist(), reference.tolist()
+    )
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_allclose(got[~np.isnan(got)], want[~np.isnan(want)], atol=1e-6)
     # a noisier copy sits farther from the centre than its clean original (on average)
     ok = ~np.isnan(got[: len(ids)])
-    assert got[len(ids):][ok].mean() < got[: len(ids)][ok].mean()
+    assert got[len(ids) :][ok].mean() < got[: len(ids)][ok].mean()
 
 
 def test_leave_one_out_removes_self_attraction():

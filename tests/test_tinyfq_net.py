@@ -62,15 +62,26 @@ def test_tinyfqnet_layout_follows_table1():
     assert len(blocks) == 7  # "There are 7 blocks in Q"
     assert [b.residual for b in blocks] == [False, False, True, False, True, True, False]
     shapes = []
-    hooks = [m.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:])))
-             for m in [model.features[0], *blocks, model.features[-1]]]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:])))
+        for m in [model.features[0], *blocks, model.features[-1]]
+    ]
     with torch.no_grad():
         out = model(torch.randn(3, 3, 64, 64))
     for h in hooks:
         h.remove()
     # output sizes of Table 1 (C, H, W)
-    assert shapes == [(11, 32, 32), (2, 32, 32), (5, 16, 16), (5, 16, 16), (11, 8, 8), (11, 8, 8), (11, 8, 8),
-                      (22, 8, 8), (256, 8, 8)]
+    assert shapes == [
+        (11, 32, 32),
+        (2, 32, 32),
+        (5, 16, 16),
+        (5, 16, 16),
+        (11, 8, 8),
+        (11, 8, 8),
+        (11, 8, 8),
+        (22, 8, 8),
+        (256, 8, 8),
+    ]
     assert out.shape == (3, 1)
     assert bool(((out > 0) & (out < 1)).all())  # sigmoid output
     depthwise = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)][1:]
@@ -218,11 +229,14 @@ def _template_parameters(stem: int, widths: list[int], t: int = 4, head: int = 2
     return total + conv(cin, head) + head + 1
 
 
-@pytest.mark.parametrize("name, stem, widths, expected", [
-    ("tinyfqnet", 11, [2, 5, 5, 11, 11, 11, 22], 13_366),
-    ("mbv2-t4-w0.5-64", 16, [4, 8, 8, 16, 16, 16, 32], 22_329),
-    ("mbv2-t4-w0.7-64", 22, [5, 11, 11, 22, 22, 22, 44], 34_873),
-])
+@pytest.mark.parametrize(
+    "name, stem, widths, expected",
+    [
+        ("tinyfqnet", 11, [2, 5, 5, 11, 11, 11, 22], 13_366),
+        ("mbv2-t4-w0.5-64", 16, [4, 8, 8, 16, 16, 16, 32], 22_329),
+        ("mbv2-t4-w0.7-64", 22, [5, 11, 11, 22, 22, 22, 44], 34_873),
+    ],
+)
 def test_wider_table1_networks_have_the_documented_widths_and_counts(name, stem, widths, expected):
     model = build_net(name)
     assert _template_parameters(stem, widths) == expected == count_parameters(model)

@@ -27,12 +27,17 @@ def test_own_penalties_count_copies_scored_below_their_photo_by_part():
     ids = np.array(["id1", "id1", "id1", "id1", "id2", "id2", "id3", "id4"])
     src = np.array(["a", "a", "a", "a", "b", "b", "c", "d"])
     deg = [None, jpeg, jpeg, noise, None, jpeg, jpeg, None]
-    pred = np.array([0.8, 0.5, 0.8, 0.9, 0.6, 0.4, 0.1, 0.5])   # a tie (row 2) is not penalised
+    pred = np.array([0.8, 0.5, 0.8, 0.9, 0.6, 0.4, 0.1, 0.5])  # a tie (row 2) is not penalised
     labels = np.array([0.9, 0.7, 0.6, 0.8, 0.7, 0.75, 0.2, np.nan])
     res = own.penalties(pred, labels, ids, src, deg, held_out={"id2"})
     assert res["train"]["jpeg/strong"] == {"n": 2, "net": 0.5, "label": 1.0, "net_drop": 0.15, "label_drop": 0.25}
-    assert res["train"]["gaussian_noise/strong"] == {"n": 1, "net": 0.0, "label": 1.0, "net_drop": -0.1,
-                                                     "label_drop": 0.1}
+    assert res["train"]["gaussian_noise/strong"] == {
+        "n": 1,
+        "net": 0.0,
+        "label": 1.0,
+        "net_drop": -0.1,
+        "label_drop": 0.1,
+    }
     assert res["val"]["jpeg/strong"] == {"n": 1, "net": 1.0, "label": 0.0, "net_drop": 0.2, "label_drop": -0.05}
     assert set(res) == {"train", "val"}
 
@@ -48,7 +53,7 @@ def test_visibility_measures_see_blur_remove_and_noise_add_high_frequencies():
     assert same[:4] == [0.0, 0.0, 0.0, 0.0] and same[4:] == [1.0, 1.0]
     blurred = vis.measures(photo, cv2.GaussianBlur(photo, (0, 0), 2.0))
     noisy = vis.measures(photo, np.clip(photo + rng.normal(0, 20, photo.shape), 0, 255).astype(np.uint8))
-    assert blurred[4] < 0.5 and blurred[5] < 0.5      # blur removes high frequencies, luma and chroma
-    assert noisy[4] > 1.5 and noisy[5] > 1.5          # noise adds them
-    grey = np.repeat(photo[..., :1], 3, axis=2)        # a grey copy: no chroma difference energy beyond rounding
+    assert blurred[4] < 0.5 and blurred[5] < 0.5  # blur removes high frequencies, luma and chroma
+    assert noisy[4] > 1.5 and noisy[5] > 1.5  # noise adds them
+    grey = np.repeat(photo[..., :1], 3, axis=2)  # a grey copy: no chroma difference energy beyond rounding
     assert vis.measures(grey, grey)[2:4] == [0.0, 0.0]

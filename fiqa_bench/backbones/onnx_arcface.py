@@ -84,26 +84,38 @@ def make_session(path: Path):
 
 class OnnxArcFace(Backbone):
     """An ArcFace-style ONNX model: aligned 112x112 crops in, one embedding per crop out."""
-    OPTION_HELP = {"normalisation": "arcface | mobilefacenet | imagenet (default: known per file sha256, else arcface)",
-                   "flip": "add the mirrored image's features (or --flip)", "batch_size": "images per onnxruntime call",
-                   "colour": "RGB or BGR: the colour order the model expects"}
+
+    OPTION_HELP = {
+        "normalisation": "arcface | mobilefacenet | imagenet (default: known per file sha256, else arcface)",
+        "flip": "add the mirrored image's features (or --flip)",
+        "batch_size": "images per onnxruntime call",
+        "colour": "RGB or BGR: the colour order the model expects",
+    }
 
     argument: ClassVar[str | None] = "PATH"
-    card = PerInstanceCard(BackboneCard(
-        name="onnx",
-        version="1",
-        summary="any ArcFace-style ONNX face embedder on 5-point aligned crops (onnxruntime, CPU)",
-        licence="that of the model file",
-        input=InputSpec("aligned", 112, "RGB"),
-        normalisation="arcface (x - 127.5) / 127.5 unless the file is known (the shared MobileFaceNet: imagenet) "
-                      "or another is chosen: mobilefacenet (x - 127.5) / 128, imagenet (x / 255 - mean) / std",
-        embedding_dim=512,
-        weights=Weights("PATH", note="the ONNX file given as onnx:PATH"),
-        capabilities=("raw_features",),  # the model's output as it is: ArcFace-style exports do not L2-normalise
-    ))
+    card = PerInstanceCard(
+        BackboneCard(
+            name="onnx",
+            version="1",
+            summary="any ArcFace-style ONNX face embedder on 5-point aligned crops (onnxruntime, CPU)",
+            licence="that of the model file",
+            input=InputSpec("aligned", 112, "RGB"),
+            normalisation="arcface (x - 127.5) / 127.5 unless the file is known (the shared MobileFaceNet: imagenet) "
+            "or another is chosen: mobilefacenet (x - 127.5) / 128, imagenet (x / 255 - mean) / std",
+            embedding_dim=512,
+            weights=Weights("PATH", note="the ONNX file given as onnx:PATH"),
+            capabilities=("raw_features",),  # the model's output as it is: ArcFace-style exports do not L2-normalise
+        )
+    )
 
-    def __init__(self, path: str | os.PathLike | None = None, normalisation: str | None = None, flip: bool = False,
-                 batch_size: int = 32, colour: str = "RGB"):
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        normalisation: str | None = None,
+        flip: bool = False,
+        batch_size: int = 32,
+        colour: str = "RGB",
+    ):
         if normalisation is not None and normalisation not in NORMALISATIONS:
             raise ValueError(f"normalisation must be one of {sorted(NORMALISATIONS)}, got {normalisation!r}")
         if colour not in ("RGB", "BGR"):
@@ -179,8 +191,10 @@ class OnnxArcFace(Backbone):
     def identity(self) -> str:
         card = self.card
         assert card.weights is not None  # the instance card names the model file (_instance_card)
-        return (f"{card.name}-{card.version}-{self.normalisation}-{self.colour}-flip{int(self.flip)}"
-                f"-sha256-{card.weights.sha256}-{card.card_hash()}")
+        return (
+            f"{card.name}-{card.version}-{self.normalisation}-{self.colour}-flip{int(self.flip)}"
+            f"-sha256-{card.weights.sha256}-{card.card_hash()}"
+        )
 
     # -- inference -----------------------------------------------------------------------------------------------
 
@@ -197,7 +211,7 @@ class OnnxArcFace(Backbone):
         step = self._fixed_batch or step or self.batch_size
         outs = []
         for start in range(0, n, step):
-            chunk = x[start:start + step]
+            chunk = x[start : start + step]
             m = chunk.shape[0]
             if self._fixed_batch and m < self._fixed_batch:  # pad a short last chunk to the fixed batch
                 pad = np.zeros((self._fixed_batch - m, *chunk.shape[1:]), chunk.dtype)
@@ -213,8 +227,9 @@ class OnnxArcFace(Backbone):
         if arr.ndim == 3 and arr.shape[-1] == 3:
             arr = arr[None]
         if arr.ndim != 4 or arr.shape[1:] != (self._size, self._size, 3):
-            raise AdapterError(f"{self.card.name}: expected aligned crops (N, {self._size}, {self._size}, 3), "
-                               f"got shape {arr.shape}")
+            raise AdapterError(
+                f"{self.card.name}: expected aligned crops (N, {self._size}, {self._size}, 3), got shape {arr.shape}"
+            )
         n = arr.shape[0]
         if n == 0:
             return np.zeros((0, self.card.embedding_dim), np.float32)
@@ -227,7 +242,7 @@ class OnnxArcFace(Backbone):
         # dynamic batch: each image and its mirror go through the network in the same batch
         out = []
         for start in range(0, n, self.batch_size):
-            a, b = x[start:start + self.batch_size], mirrored[start:start + self.batch_size]
+            a, b = x[start : start + self.batch_size], mirrored[start : start + self.batch_size]
             y = self._run(np.concatenate([a, b]), step=2 * len(a))
-            out.append(y[: len(a)] + y[len(a):])
+            out.append(y[: len(a)] + y[len(a) :])
         return np.concatenate(out)

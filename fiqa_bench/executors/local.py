@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -35,15 +35,16 @@ class LocalExecutor(Executor):
     name = "local"
 
     @classmethod
-    def from_run(cls, build, config) -> "LocalExecutor":
+    def from_run(cls, build, config) -> LocalExecutor:
         if getattr(config, "ray_address", None) is not None:
             from ..errors import OptionError
 
             raise OptionError("--ray-address needs --executor ray")
         return cls(build)
 
-    def __init__(self, build: Callable | None = None, *, processes: int = 0,
-                 min_process_rows: int = MIN_PROCESS_ROWS) -> None:
+    def __init__(
+        self, build: Callable | None = None, *, processes: int = 0, min_process_rows: int = MIN_PROCESS_ROWS
+    ) -> None:
         self.build = build
         self.processes = int(processes)
         self.min_process_rows = int(min_process_rows)
@@ -99,8 +100,9 @@ class LocalExecutor(Executor):
             assert self.worker is not None and self.ctx is not None, "open() first"
             options = dataclasses.replace(self.ctx.options, workers=1, progress=False)  # one loader per process
             # the workers check that they read the same image list (the sha256 is computed here, once)
-            ctx = dataclasses.replace(self.ctx, options=options,
-                                      faces_sha256=self.worker.bench.fingerprint()["faces_sha256"])
+            ctx = dataclasses.replace(
+                self.ctx, options=options, faces_sha256=self.worker.bench.fingerprint()["faces_sha256"]
+            )
             pool = ProcessPool(self.build, ctx, self.process_count())
             try:
                 pool.start()
@@ -141,8 +143,11 @@ class LocalExecutor(Executor):
     def worker_usage(self) -> dict:
         """Worker processes used: their count, CPU seconds in all and the largest peak memory (MiB) of one."""
         usage = list(self.usage.values())
-        return {"processes": self.used_processes, "cpu_s": round(sum(u["cpu_s"] for u in usage), 2),
-                "peak_rss_mib": round(max((u["peak_rss_mib"] for u in usage), default=0.0), 1)}
+        return {
+            "processes": self.used_processes,
+            "cpu_s": round(sum(u["cpu_s"] for u in usage), 2),
+            "peak_rss_mib": round(max((u["peak_rss_mib"] for u in usage), default=0.0), 1),
+        }
 
     def close(self) -> None:
         if self.worker is not None:

@@ -22,9 +22,9 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable
 
 import numpy as np
 
@@ -63,8 +63,7 @@ def _run(stage: str, epoch: int, rows: np.ndarray, items: list, start: int) -> d
 class ProcessPool:
     """``processes`` worker processes computing shards of a stage (see the module doc)."""
 
-    def __init__(self, build: Callable, ctx: StageContext, processes: int, *, threads: int = 1,
-                 max_restarts: int = 3):
+    def __init__(self, build: Callable, ctx: StageContext, processes: int, *, threads: int = 1, max_restarts: int = 3):
         self.build, self.ctx = build, ctx
         self.processes = int(processes)
         self.threads = int(threads)
@@ -82,8 +81,9 @@ class ProcessPool:
         t = time.perf_counter()
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(PRELOAD)
-        self.pool = ProcessPoolExecutor(self.processes, mp_context=context, initializer=_init,
-                                        initargs=(self.build, self.ctx, self.threads))
+        self.pool = ProcessPoolExecutor(
+            self.processes, mp_context=context, initializer=_init, initargs=(self.build, self.ctx, self.threads)
+        )
         # one ready() per process: the pool starts its processes on demand, so ask as many as it has
         states = [f.result() for f in [self.pool.submit(_ready) for _ in range(self.processes)]]
         for state in states:
@@ -94,8 +94,9 @@ class ProcessPool:
         log.info("local: %d worker processes started in %.2f s", self.processes, self.start_seconds)
         return self.start_seconds
 
-    def stage(self, stage: str, rows: np.ndarray, skipped: dict[int, Skipped], width: int,
-              shard_rows: int) -> tuple[np.ndarray, int]:
+    def stage(
+        self, stage: str, rows: np.ndarray, skipped: dict[int, Skipped], width: int, shard_rows: int
+    ) -> tuple[np.ndarray, int]:
         """(values by row, images computed now) of ``stage`` on ``rows``; skips found are added to ``skipped``.
         The first error in row order is raised (shards after it are not waited for)."""
         if self.pool is None:
@@ -110,7 +111,7 @@ class ProcessPool:
             pending = {}
             assert self.pool is not None  # started above, or again by _restart after a broken round
             for start in todo:
-                shard = rows[start:start + shard_rows]
+                shard = rows[start : start + shard_rows]
                 items = [(r, skipped[r].path, skipped[r].reason) for r in shard.tolist() if r in skipped]
                 pending[self.pool.submit(_run, stage, self.epoch, shard, items, start)] = start
             todo = []
@@ -129,7 +130,7 @@ class ProcessPool:
                         errors[start] = out["error"]
                         continue
                     self.usage[out["pid"]] = out["usage"]
-                    values[start:start + len(out["values"])] = out["values"]
+                    values[start : start + len(out["values"])] = out["values"]
                     computed += out["computed"]
                     for r, p, why in out["skipped"]:
                         skipped[int(r)] = Skipped(int(r), p, why)
@@ -150,10 +151,15 @@ class ProcessPool:
         self.restarts += 1
         self.shutdown(wait=False)
         if self.restarts > self.max_restarts:
-            raise FiqaBenchError(f"a worker process died {self.restarts} times (killed, or out of memory?); "
-                                 f"run again to resume from the cache, or use --workers 1")
-        log.warning("local: a worker process died; restarting the pool (%d/%d) and retrying its shards",
-                    self.restarts, self.max_restarts)
+            raise FiqaBenchError(
+                f"a worker process died {self.restarts} times (killed, or out of memory?); "
+                f"run again to resume from the cache, or use --workers 1"
+            )
+        log.warning(
+            "local: a worker process died; restarting the pool (%d/%d) and retrying its shards",
+            self.restarts,
+            self.max_restarts,
+        )
         self.start()
 
     def shutdown(self, wait: bool = True) -> None:
@@ -168,4 +174,3 @@ class ProcessPool:
 def default_processes(workers: int) -> int:
     """Worker processes of a large local stage: one per decode worker the run asked for, at most the CPUs."""
     return max(1, min(int(workers), os.cpu_count() or 1))
-

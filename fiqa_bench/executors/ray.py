@@ -29,7 +29,8 @@ import collections
 import dataclasses
 import logging
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -64,21 +65,32 @@ class RayShardWorker(ShardWorker):
 
 
 class RayExecutor(Executor):
-    """Shards of rows on Ray actors. ``build``: the picklable recipe of the adapters (:class:`fiqa_bench.resolve.ConfigBuild`);
-    ``address``: an existing cluster (``ray start --head``), else a local Ray instance with ``num_cpus`` CPUs
-    (default: this machine's) is started, and shut down at the end; ``actors``: how many (0: one per
-    ``cpus_per_actor`` CPUs of the cluster); ``shard_order_seed``: send shards in a shuffled order (tests)."""
+    """Shards of rows on Ray actors. ``build``: the picklable recipe of the adapters
+    (:class:`fiqa_bench.resolve.ConfigBuild`); ``address``: an existing cluster (``ray start --head``), else a local
+    Ray instance with ``num_cpus`` CPUs (default: this machine's) is started, and shut down at the end; ``actors``: how
+    many (0: one per ``cpus_per_actor`` CPUs of the cluster); ``shard_order_seed``: send shards in a shuffled order
+    (tests)."""
 
     name = "ray"
 
     @classmethod
-    def from_run(cls, build, config) -> "RayExecutor":
+    def from_run(cls, build, config) -> RayExecutor:
         return cls(build, address=config.ray_address, actors=config.ray_actors, progress=config.progress)
 
-    def __init__(self, build: Callable, *, address: str | None = None, num_cpus: int | None = None,
-                 actors: int = 0, cpus_per_actor: float = 1, shard_size: int = SHARD_SIZE,
-                 shard_order_seed: int | None = None, max_retries: int = 3, progress: bool = False,
-                 limit_threads: bool = True):
+    def __init__(
+        self,
+        build: Callable,
+        *,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        actors: int = 0,
+        cpus_per_actor: float = 1,
+        shard_size: int = SHARD_SIZE,
+        shard_order_seed: int | None = None,
+        max_retries: int = 3,
+        progress: bool = False,
+        limit_threads: bool = True,
+    ):
         require_ray()
         if shard_size < 1:
             raise ValueError("shard_size must be >= 1")
@@ -133,12 +145,15 @@ class RayExecutor(Executor):
         gpus = {}
         if ctx.device == "cuda":  # one GPU per actor: as many actors as the cluster has GPUs, unless told
             if not resources.get("GPU"):
-                raise FiqaBenchError("--device cuda with --executor ray: the Ray cluster has no GPU "
-                                     "(start its nodes with `ray start --num-gpus N`)")
+                raise FiqaBenchError(
+                    "--device cuda with --executor ray: the Ray cluster has no GPU "
+                    "(start its nodes with `ray start --num-gpus N`)"
+                )
             gpus = {"num_gpus": 1}
             n = self.n_actors or int(resources["GPU"])
-        actor_cls = ray.remote(num_cpus=self.cpus_per_actor, max_restarts=self.max_retries,
-                               max_task_retries=self.max_retries, **gpus)(RayShardWorker)
+        actor_cls = ray.remote(
+            num_cpus=self.cpus_per_actor, max_restarts=self.max_retries, max_task_retries=self.max_retries, **gpus
+        )(RayShardWorker)
         threads = max(1, int(self.cpus_per_actor)) if self.limit_threads else None
         self.actors = [actor_cls.remote(self.build, ctx, threads) for _ in range(n)]
         for a, state in enumerate(self._get(ray, [actor.ready.remote() for actor in self.actors])):
@@ -146,8 +161,13 @@ class RayExecutor(Executor):
                 reraise(state["error"])
             self.pids[a] = {state["pid"]}
             self.nodes.add(state["node"])
-        log.info("ray: %d actors (%s CPU each) on %d node(s) of %s", n, self.cpus_per_actor, len(self.nodes),
-                 self.address or "a local Ray instance")
+        log.info(
+            "ray: %d actors (%s CPU each) on %d node(s) of %s",
+            n,
+            self.cpus_per_actor,
+            len(self.nodes),
+            self.address or "a local Ray instance",
+        )
 
     def stage(self, stage: str, rows: np.ndarray, skipped: dict[int, Skipped]) -> tuple[np.ndarray, int]:
         ray = require_ray()
@@ -173,7 +193,7 @@ class RayExecutor(Executor):
                 while queue and min(load) < IN_FLIGHT:
                     a = int(np.argmin(load))
                     start = queue.popleft()
-                    shard = rows[start:start + size]
+                    shard = rows[start : start + size]
                     items = [(r, skipped[r].path, skipped[r].reason) for r in shard.tolist() if r in skipped]
                     pending[self.actors[a].run.remote(stage, self.epoch, shard, items, start)] = (start, a)
                     load[a] += 1
@@ -187,7 +207,7 @@ class RayExecutor(Executor):
                     # only shards before it can hold an earlier error: finish those, drop the rest
                     queue = collections.deque(x for x in queue if x < min(errors))
                     continue
-                values[start:start + len(out["values"])] = out["values"]
+                values[start : start + len(out["values"])] = out["values"]
                 computed += out["computed"]
                 for r, p, why in out["skipped"]:
                     skipped[int(r)] = Skipped(int(r), p, why)
@@ -208,8 +228,10 @@ class RayExecutor(Executor):
         try:
             return ray.get(ref)
         except ray.exceptions.RayActorError as exc:
-            raise FiqaBenchError(f"a Ray worker was lost and not recovered after {self.max_retries} restart(s): "
-                                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+            raise FiqaBenchError(
+                f"a Ray worker was lost and not recovered after {self.max_retries} restart(s): "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            ) from exc
 
     def restarts(self) -> int:
         """Actor processes replaced during the run (a worker killed and its shard retried)."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -82,20 +82,27 @@ class ShardWorker:
             self.bench, self.backbone, self.method = build()
             got = self.bench.fingerprint()["faces_sha256"]
             if ctx.faces_sha256 and got != ctx.faces_sha256:
-                raise FiqaBenchError(f"{self.who()}: benchmark {self.bench.root} lists other "
-                                     f"images than the driver's (faces sha256 {got[:16]}, driver "
-                                     f"{ctx.faces_sha256[:16]}); the data root must be the same shared folder")
+                raise FiqaBenchError(
+                    f"{self.who()}: benchmark {self.bench.root} lists other "
+                    f"images than the driver's (faces sha256 {got[:16]}, driver "
+                    f"{ctx.faces_sha256[:16]}); the data root must be the same shared folder"
+                )
             self.worker = StageWorker(self.bench, self.backbone, self.method, ctx)  # the session is loaded here
             self._note_rejections()
         except FiqaBenchError as exc:  # the driver built the same adapters: what fails here is this node's
             hint = " (is the path the same on every node, on shared storage?)" if self.RAY else ""
-            self.error = portable_error(exc if str(exc).startswith(self.who()) else
-                                        FiqaBenchError(f"{self.who()}: {exc}{hint}"))
+            self.error = portable_error(
+                exc if str(exc).startswith(self.who()) else FiqaBenchError(f"{self.who()}: {exc}{hint}")
+            )
         except Exception as exc:  # noqa: BLE001 - e.g. a plugin not installed on this node: say so in one line
-            hint = (" (every node needs the same environment: fiqa-bench, its extras and plugins)" if self.RAY
-                    else " (an adapter registered in the driver only, not through an entry point?)")
-            self.error = portable_error(FiqaBenchError(
-                f"{self.who()} could not build the run's adapters: {type(exc).__name__}: {exc}{hint}"))
+            hint = (
+                " (every node needs the same environment: fiqa-bench, its extras and plugins)"
+                if self.RAY
+                else " (an adapter registered in the driver only, not through an entry point?)"
+            )
+            self.error = portable_error(
+                FiqaBenchError(f"{self.who()} could not build the run's adapters: {type(exc).__name__}: {exc}{hint}")
+            )
 
     def _note_rejections(self) -> None:
         """The cache shards the worker's caches rejected on load, by path (the driver counts each once, however
@@ -105,8 +112,11 @@ class ShardWorker:
         for cache in (self.worker.ecache, self.worker.qcache):
             if cache is None:
                 continue
-            self.unreported |= {str(Path(cache.folder) / n) for n, why in cache.rejected_reasons.items()
-                                if "FileNotFoundError" not in why}
+            self.unreported |= {
+                str(Path(cache.folder) / n)
+                for n, why in cache.rejected_reasons.items()
+                if "FileNotFoundError" not in why
+            }
 
     def _fresh_worker(self, epoch: int) -> None:
         """A new face source and caches read from the shared folder (what every worker wrote in the stages
@@ -168,7 +178,13 @@ class ShardWorker:
             report.rejected_shard_files = set(self.unreported)
             self.unreported, self.detection_reported = set(), detection
             new = [(s.row, s.path, s.reason) for r, s in skipped.items() if r not in before]
-            return {"values": values, "computed": int(computed), "skipped": new, "report": report, "pid": self.pid,
-                    "usage": process_usage()}
+            return {
+                "values": values,
+                "computed": int(computed),
+                "skipped": new,
+                "report": report,
+                "pid": self.pid,
+                "usage": process_usage(),
+            }
         except FiqaBenchError as exc:
             return {"error": portable_error(exc), "pid": self.pid}

@@ -7,7 +7,7 @@ right). Coordinates are in pixels with the centre of the top-left pixel at (0, 0
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -155,6 +155,13 @@ def align_faces(images: Sequence[np.ndarray], landmarks_list: Sequence[np.ndarra
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             out[i] = align_face(image, landmarks_list[i], size)  # what align_face makes of it
             continue
-        cv2.warpAffine(image, matrices[i], (size, size), dst=out[i], flags=cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        cv2.warpAffine(
+            image,
+            matrices[i],
+            (size, size),
+            dst=out[i],
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0, 0, 0),
+        )
     return out

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class Detection:
         object.__setattr__(self, "landmarks", lm)
         object.__setattr__(self, "score", float(self.score))
 
-    def shifted(self, dx: float, dy: float) -> "Detection":
+    def shifted(self, dx: float, dy: float) -> Detection:
         """The same detection with every coordinate moved by (dx, dy)."""
         box = self.box.copy()
         box[:2] += (dx, dy)
@@ -131,7 +132,8 @@ class YuNetDetector:
     ``min_side`` (default 0 = off): images whose longer side is shorter are enlarged (bilinear) to it before
     detection and the results mapped back. YuNet's landmarks are coarse on small faces; on LFW's 150x150 crops
     (pad 0.2) MobileFaceNet verification accuracy was 98.50% without enlarging, 99.00% with 448 and 98.95% with
-    640 (SCRFD's landmarks: 99.07%), at about 4x the detection time. A ``cv2.FaceDetectorYN`` is stateful (its input size), so each thread gets its own instance.
+    640 (SCRFD's landmarks: 99.07%), at about 4x the detection time. A ``cv2.FaceDetectorYN`` is stateful (its input
+    size), so each thread gets its own instance.
     """
 
     name = "yunet"

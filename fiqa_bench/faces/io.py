@@ -193,9 +193,9 @@ def _claimed_pixels(data: bytes, size: tuple | None = None) -> int | None:
     if size is not None:
         return int(size[0]) * int(size[1])
 
-    from PIL import Image
-
     import warnings
+
+    from PIL import Image
 
     try:
         with warnings.catch_warnings():

@@ -1,10 +1,11 @@
-"""From files to what adapters receive: a :class:`Face` per image, turned into the input an :class:`InputSpec` asks for."""
+"""From files to what adapters receive: a :class:`Face` per image, turned into the input an :class:`InputSpec` asks
+for."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -80,14 +80,15 @@ def hog(g: np.ndarray, cell: int = 16, bins: int = 9) -> np.ndarray:
     hi_bin = np.mod(lo + 1, bins).astype(np.int64)
     cells = SIZE // cell
     b = np.arange(bins)
-    votes = ((lo_bin[..., None] == b) * (mag * (1.0 - frac))[..., None]
-             + (hi_bin[..., None] == b) * (mag * frac)[..., None]).astype(np.float32)
+    votes = (
+        (lo_bin[..., None] == b) * (mag * (1.0 - frac))[..., None] + (hi_bin[..., None] == b) * (mag * frac)[..., None]
+    ).astype(np.float32)
     hist = votes.reshape(n, cells, cell, cells, cell, bins).sum(axis=(2, 4), dtype=np.float64)
     blocks = np.concatenate([hist[:, :-1, :-1], hist[:, :-1, 1:], hist[:, 1:, :-1], hist[:, 1:, 1:]], axis=-1)
     eps = 1e-6
-    blocks = blocks / np.sqrt((blocks ** 2).sum(-1, keepdims=True) + eps)
+    blocks = blocks / np.sqrt((blocks**2).sum(-1, keepdims=True) + eps)
     blocks = np.minimum(blocks, 0.2)
-    blocks = blocks / np.sqrt((blocks ** 2).sum(-1, keepdims=True) + eps)
+    blocks = blocks / np.sqrt((blocks**2).sum(-1, keepdims=True) + eps)
     return blocks.reshape(n, -1).astype(np.float32)
 
 
@@ -109,12 +110,12 @@ def gabor_bank(frequencies: tuple[float, ...], orientations: int = ORIENTATIONS)
     sigma_theta = np.pi / orientations / 1.2
     out = []
     for f0 in frequencies:
-        radial = np.exp(-np.log(radius / f0) ** 2 / (2 * np.log(_BANDWIDTH) ** 2))
+        radial = np.exp(-(np.log(radius / f0) ** 2) / (2 * np.log(_BANDWIDTH) ** 2))
         radial[0, 0] = 0.0
         for k in range(orientations):
             theta = np.pi * k / orientations
             d = np.angle(np.exp(1j * (angle - theta)))  # wrapped to (-pi, pi]
-            out.append(radial * np.exp(-d ** 2 / (2 * sigma_theta ** 2)))
+            out.append(radial * np.exp(-(d**2) / (2 * sigma_theta**2)))
     bank = np.stack(out).astype(np.float64)
     bank.setflags(write=False)
     return bank
@@ -134,7 +135,7 @@ def _magnitudes(g: np.ndarray, bank: np.ndarray) -> np.ndarray:
         padded = cv2.copyMakeBorder(img, _PAD, _PAD, _PAD, _PAD, cv2.BORDER_REFLECT_101)
         spectrum = fft.fft2(padded).astype(np.complex64)
         resp = fft.ifft2(spectrum[None] * bank32, axes=(-2, -1), workers=1)
-        out[i] = np.abs(resp[:, _PAD:_PAD + SIZE, _PAD:_PAD + SIZE])
+        out[i] = np.abs(resp[:, _PAD : _PAD + SIZE, _PAD : _PAD + SIZE])
     return out
 
 
@@ -193,7 +194,7 @@ def lbp_codes(g: np.ndarray) -> np.ndarray:
     offsets = [(-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1)]  # clockwise from top-left
     code = np.zeros(c.shape, np.int64)
     for k, (dy, dx) in enumerate(offsets):
-        neighbour = q[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+        neighbour = q[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
         code |= (neighbour >= c).astype(np.int64) << k
     return code
 
@@ -205,7 +206,7 @@ def lbp(g: np.ndarray, grid: int = 4) -> np.ndarray:
     full = np.full((n, SIZE, SIZE), -1, np.int64)  # border pixels (no full neighbourhood) are not counted
     full[:, 1:-1, 1:-1] = labels
     cell = SIZE // grid
-    cell_index = (np.arange(SIZE) // cell)
+    cell_index = np.arange(SIZE) // cell
     cell_id = cell_index[:, None] * grid + cell_index[None, :]
     out = np.zeros((n, grid * grid, 59), np.float64)
     for i in range(n):
@@ -229,7 +230,7 @@ def features(crops: np.ndarray, groups: tuple[str, ...] = GROUPS, batch_size: in
     g = grey(crops)
     out = {k: np.zeros((len(g), DIMS[k]), np.float32) for k in groups}
     for start in range(0, len(g), batch_size):
-        chunk = g[start:start + batch_size]
+        chunk = g[start : start + batch_size]
         for k in groups:
-            out[k][start:start + len(chunk)] = FUNCTIONS[k](chunk)
+            out[k][start : start + len(chunk)] = FUNCTIONS[k](chunk)
     return out

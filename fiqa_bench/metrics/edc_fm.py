@@ -5,6 +5,10 @@ from __future__ import annotations
 from .edc import fixed_threshold_metric
 
 METRIC = fixed_threshold_metric(
-    "edc_fm", "fm", "FM-EDC pAUC", 6,
+    "edc_fm",
+    "fm",
+    "FM-EDC pAUC",
+    6,
     "area under the FMR-vs-discard curve up to 20% / 30% discarded (lower is better); threshold fixed once at FMR "
-    "1e-3 on the non-mated scores")
+    "1e-3 on the non-mated scores",
+)

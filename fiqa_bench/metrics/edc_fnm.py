@@ -5,6 +5,10 @@ from __future__ import annotations
 from .edc import fixed_threshold_metric
 
 METRIC = fixed_threshold_metric(
-    "edc_fnm", "fnm", "FNM-EDC pAUC", 4,
+    "edc_fnm",
+    "fnm",
+    "FNM-EDC pAUC",
+    4,
     "area under the FNMR-vs-discard curve up to 20% / 30% discarded (lower is better); threshold fixed once at "
-    "FNMR 0.05 on the mated scores")
+    "FNMR 0.05 on the mated scores",
+)

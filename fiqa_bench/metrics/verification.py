@@ -14,7 +14,7 @@ offered (see :func:`tpr_at_fpr_detailed`) so that numbers can be compared with p
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -109,7 +109,9 @@ class _SortedClasses:
         self.n_neg = self.impostor.shape[0]
 
     def _reject_all_threshold(self) -> float:
-        top = max(float(self.genuine[-1]) if self.n_pos else -np.inf, float(self.impostor[-1]) if self.n_neg else -np.inf)
+        top = max(
+            float(self.genuine[-1]) if self.n_pos else -np.inf, float(self.impostor[-1]) if self.n_neg else -np.inf
+        )
         return float(np.nextafter(top, np.inf))
 
     def best_point(self, max_false_accepts: int) -> tuple[int, int, float]:
@@ -137,8 +139,10 @@ class _SortedClasses:
         g, imp = self.genuine, self.impostor
         # query in the arrays' own dtype: a float64 query would make numpy convert the whole array (15.6 M)
         low, high = imp.dtype.type(low), imp.dtype.type(high)
-        parts = [imp[np.searchsorted(imp, low, "left"):np.searchsorted(imp, high, "right")],
-                 g[np.searchsorted(g, low, "left"):np.searchsorted(g, high, "right")]]
+        parts = [
+            imp[np.searchsorted(imp, low, "left") : np.searchsorted(imp, high, "right")],
+            g[np.searchsorted(g, low, "left") : np.searchsorted(g, high, "right")],
+        ]
         above = [arr[j] for arr in (g, imp) for j in [int(np.searchsorted(arr, high, "right"))] if j < arr.shape[0]]
         below = [arr[j - 1] for arr in (g, imp) for j in [int(np.searchsorted(arr, low, "left"))] if j > 0]
         if above:
@@ -283,8 +287,7 @@ def tpr_at_fpr_detailed(
         if target * data.n_neg * (1.0 + _COUNT_SLACK) < 1.0:
             need = math.ceil(1.0 / target - 1e-9)
             unmeasurable = (
-                f"FPR {key} needs at least {need} impostor pairs to be measurable; "
-                f"this pair list has {data.n_neg}"
+                f"FPR {key} needs at least {need} impostor pairs to be measurable; this pair list has {data.n_neg}"
             )
         if mode == "nearest":
             tp, fp, threshold = data.nearest_point(target)

@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -68,13 +69,19 @@ class TrainingSet:
     def size(self) -> int:
         return int(self.images.shape[1])
 
-    def subset(self, index: np.ndarray) -> "TrainingSet":
+    def subset(self, index: np.ndarray) -> TrainingSet:
         """Rows ``index`` (repeats allowed, e.g. from :func:`.sampling.sample_indices`)."""
         index = np.asarray(index, dtype=np.int64)
         assert self.sources is not None and self.degradations is not None  # filled in by __post_init__
-        return TrainingSet(np.asarray(self.images[index]), self.labels[index], self.identities[index],
-                           self.sources[index], [self.degradations[i] for i in index], dict(self.meta),
-                           None if self.embeddings is None else np.asarray(self.embeddings[index]))
+        return TrainingSet(
+            np.asarray(self.images[index]),
+            self.labels[index],
+            self.identities[index],
+            self.sources[index],
+            [self.degradations[i] for i in index],
+            dict(self.meta),
+            None if self.embeddings is None else np.asarray(self.embeddings[index]),
+        )
 
     def fingerprint(self) -> str:
         """sha256 over labels, identities and image shape: ties a checkpoint to its data."""
@@ -91,8 +98,11 @@ class TrainingSet:
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        arrays = [("images", np.ascontiguousarray(self.images)), ("labels", self.labels),
-                  ("identities", self.identities)]
+        arrays = [
+            ("images", np.ascontiguousarray(self.images)),
+            ("labels", self.labels),
+            ("identities", self.identities),
+        ]
         if self.embeddings is not None:
             arrays.append(("embeddings", np.ascontiguousarray(self.embeddings, dtype=np.float32)))
         for name, arr in arrays:
@@ -101,24 +111,35 @@ class TrainingSet:
                     np.save(fh, arr, allow_pickle=False)
         labels = self.labels.astype(np.float64)
         assert self.sources is not None  # filled in by __post_init__
-        write_json(folder / "meta.json", {
-            "rows": len(self), "size": self.size, "meta": self.meta,
-            "sources": self.sources.tolist(), "degradations": self.degradations,
-            "labelled": int(np.isfinite(labels).sum()),
-        })
+        write_json(
+            folder / "meta.json",
+            {
+                "rows": len(self),
+                "size": self.size,
+                "meta": self.meta,
+                "sources": self.sources.tolist(),
+                "degradations": self.degradations,
+                "labelled": int(np.isfinite(labels).sum()),
+            },
+        )
         return folder
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, mmap: bool = True) -> "TrainingSet":
+    def load(cls, folder: str | os.PathLike, mmap: bool = True) -> TrainingSet:
         """Read :meth:`save`'s folder; ``mmap``: images stay on disk (memory-mapped, read-only)."""
         folder = Path(folder)
         info = json.loads((folder / "meta.json").read_text())
         images = np.load(folder / "images.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
         emb = folder / "embeddings.npy"
-        return cls(images, np.load(folder / "labels.npy", allow_pickle=False),
-                   np.load(folder / "identities.npy", allow_pickle=False), np.array(info["sources"]),
-                   info["degradations"], info.get("meta", {}),
-                   np.load(emb, allow_pickle=False) if emb.is_file() else None)
+        return cls(
+            images,
+            np.load(folder / "labels.npy", allow_pickle=False),
+            np.load(folder / "identities.npy", allow_pickle=False),
+            np.array(info["sources"]),
+            info["degradations"],
+            info.get("meta", {}),
+            np.load(emb, allow_pickle=False) if emb.is_file() else None,
+        )
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".webp")
@@ -245,8 +266,9 @@ def label_photos(
             rows_group.append(i)
             rows_deg.append(record)
             rows_lm.append(np.asarray(face.landmarks, np.float32).reshape(5, 2))
-            rows_box.append(np.full(4, np.nan, np.float32) if face.box is None
-                            else np.asarray(face.box, np.float32).reshape(4))
+            rows_box.append(
+                np.full(4, np.nan, np.float32) if face.box is None else np.asarray(face.box, np.float32).reshape(4)
+            )
             if len(pending) >= batch_size:
                 flush()
     flush()
@@ -256,18 +278,37 @@ def label_photos(
         blocks.append(np.concatenate(out) if out else np.zeros((0, int(dim)), np.float32))
     reference = np.array([d is None for d in rows_deg], bool)
     emb = np.concatenate(blocks, axis=1) if several else blocks[0]
-    labels = eq1_labels(emb, rows_id, [e.shape[1] for e in blocks], leave_one_out=leave_one_out, groups=rows_group,
-                        reference=reference)
+    labels = eq1_labels(
+        emb, rows_id, [e.shape[1] for e in blocks], leave_one_out=leave_one_out, groups=rows_group, reference=reference
+    )
     images = np.stack(crops) if crops else np.zeros((0, int(size), int(size), 3), np.uint8)
     landmarks = np.array(rows_lm, np.float32).reshape(-1, 5, 2)
     boxes = np.array(rows_box, np.float32).reshape(-1, 4)
-    return LabelledPhotos(images, np.array(rows_id), np.array(rows_src), np.array(rows_group, np.int64), rows_deg,
-                          landmarks, boxes, emb, labels, skipped, backbones if several else backbones[0], detector)
+    return LabelledPhotos(
+        images,
+        np.array(rows_id),
+        np.array(rows_src),
+        np.array(rows_group, np.int64),
+        rows_deg,
+        landmarks,
+        boxes,
+        emb,
+        labels,
+        skipped,
+        backbones if several else backbones[0],
+        detector,
+    )
 
 
-def eq1_labels(embeddings: np.ndarray, identities: Sequence, dims: Sequence[int] | None = None, *,
-               leave_one_out: bool = True, groups: Sequence | None = None,
-               reference: np.ndarray | None = None) -> np.ndarray:
+def eq1_labels(
+    embeddings: np.ndarray,
+    identities: Sequence,
+    dims: Sequence[int] | None = None,
+    *,
+    leave_one_out: bool = True,
+    groups: Sequence | None = None,
+    reference: np.ndarray | None = None,
+) -> np.ndarray:
     """Eq. 1 labels of rows whose embeddings are one backbone's, or several backbones' side by side (column
     blocks of widths ``dims``): then each backbone's Eq. 1 (its own normalisation and centres), and their mean
     (in float64, stored as float32). The mean of cosines, not the cosine of joined features: each backbone's
@@ -278,8 +319,10 @@ def eq1_labels(embeddings: np.ndarray, identities: Sequence, dims: Sequence[int]
     if len(dims) == 1:
         return quality_labels(embeddings, identities, leave_one_out, groups=groups, reference=reference)
     edges = np.cumsum([0] + dims)
-    each = [quality_labels(embeddings[:, a:b], identities, leave_one_out, groups=groups, reference=reference)
-            for a, b in zip(edges[:-1], edges[1:])]
+    each = [
+        quality_labels(embeddings[:, a:b], identities, leave_one_out, groups=groups, reference=reference)
+        for a, b in zip(edges[:-1], edges[1:])
+    ]
     return np.mean(np.stack(each).astype(np.float64), axis=0).astype(np.float32)
 
 
@@ -309,30 +352,47 @@ def build_training_set(
 
     ``backbone``: a registered name (``fiqa_bench.registry.create("backbone", name, **backbone_options)``) or a
     backbone object, or a list of several: the labels are then the mean of their Eq. 1 labels (``meta`` lists
-    them in ``backbones`` with their ``embedding_dims``); ``detector``: ``"yunet"``/``"scrfd"`` or a detector object. Photos without a face are
-    skipped (``on_no_face="skip"``, listed in ``meta["skipped"]``) or raise (``"error"``). Each photo gets
-    ``degraded_copies`` seeded degraded versions (:func:`fiqa_bench.degradations.apply_random`).
+    them in ``backbones`` with their ``embedding_dims``); ``detector``: ``"yunet"``/``"scrfd"`` or a detector object.
+    Photos without a face are skipped (``on_no_face="skip"``, listed in ``meta["skipped"]``) or raise (``"error"``).
+    Each photo gets ``degraded_copies`` seeded degraded versions (:func:`fiqa_bench.degradations.apply_random`).
     """
     from ..degradations import apply_random
 
     def copies(image: np.ndarray, rng: np.random.Generator, box: Any) -> list[tuple[np.ndarray, dict]]:
         return [apply_random(image, rng, box=box) for _ in range(int(degraded_copies))]
 
-    rows = label_photos(paths, identities, backbone=backbone, backbone_options=backbone_options, detector=detector,
-                        size=size, versions=copies, pads=pad, seed=seed, leave_one_out=leave_one_out,
-                        on_no_face=on_no_face, batch_size=batch_size, progress=progress)
+    rows = label_photos(
+        paths,
+        identities,
+        backbone=backbone,
+        backbone_options=backbone_options,
+        detector=detector,
+        size=size,
+        versions=copies,
+        pads=pad,
+        seed=seed,
+        leave_one_out=leave_one_out,
+        on_no_face=on_no_face,
+        batch_size=batch_size,
+        progress=progress,
+    )
     several = isinstance(rows.backbone, list)
     used = rows.backbone if several else [rows.backbone]
-    rule = ("Eq. 1: cosine to the mean of the identity's L2-normalised undegraded embeddings, "
-            + ("the photo and its copies left out" if leave_one_out else "nothing left out"))
+    rule = "Eq. 1: cosine to the mean of the identity's L2-normalised undegraded embeddings, " + (
+        "the photo and its copies left out" if leave_one_out else "nothing left out"
+    )
     meta = {
-        "backbone": " + ".join(identity_of(b) for b in used), "detector": identity_of(rows.detector),
-        "size": int(size), "degraded_copies": int(degraded_copies), "seed": int(seed),
-        "leave_one_out": bool(leave_one_out), "photos": len(paths), "skipped": rows.skipped,
+        "backbone": " + ".join(identity_of(b) for b in used),
+        "detector": identity_of(rows.detector),
+        "size": int(size),
+        "degraded_copies": int(degraded_copies),
+        "seed": int(seed),
+        "leave_one_out": bool(leave_one_out),
+        "photos": len(paths),
+        "skipped": rows.skipped,
         "label_rule": rule if not several else f"the mean over {len(used)} backbones of their own {rule}",
     }
     if several:
         meta["backbones"] = [identity_of(b) for b in used]
         meta["embedding_dims"] = [int(b.card.embedding_dim) for b in used]
-    return TrainingSet(rows.crops, rows.labels, rows.identities, rows.sources, rows.degradations, meta,
-                       rows.embeddings)
+    return TrainingSet(rows.crops, rows.labels, rows.identities, rows.sources, rows.degradations, meta, rows.embeddings)

@@ -19,8 +19,9 @@ import logging
 import os
 import re
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -61,15 +62,25 @@ def onnx_model(model, input_size: int, props: Mapping[str, str] | None = None):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.export's own deprecation notices
-            program = torch.onnx.export(model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                        dynamic_shapes=({0: torch.export.Dim("N")},), opset_version=OPSET,
-                                        dynamo=True, optimize=False, verbose=False)
+            program = torch.onnx.export(
+                model,
+                (example,),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: torch.export.Dim("N")},),
+                opset_version=OPSET,
+                dynamo=True,
+                optimize=False,
+                verbose=False,
+            )
     finally:
         quiet.setLevel(level)
     ir_model = program.model
     onnxscript.optimizer.fold_constants(ir_model)
-    ir_model = rewrite(ir_model, pattern_rewrite_rules=[rules.remove_optional_bias_from_conv_rule,
-                                                        rules.remove_optional_bias_from_gemm_rule])
+    ir_model = rewrite(
+        ir_model,
+        pattern_rewrite_rules=[rules.remove_optional_bias_from_conv_rule, rules.remove_optional_bias_from_gemm_rule],
+    )
     onnxscript.optimizer.remove_unused_nodes(ir_model)
     proto = onnx_ir.to_proto(ir_model)
     # the exporter annotates every node and value with its torch provenance (module paths, stack traces): debugging
@@ -105,8 +116,9 @@ def json_safe(obj: Any) -> Any:
 _ABSOLUTE = re.compile(r"(?<![\w.~/-])(?:[A-Za-z]:\\|/(?!/))[^\s'\"]*")
 
 
-def strip_machine_paths(obj: Any, *, shared: str | os.PathLike | None = None,
-                        cwd: str | os.PathLike | None = None) -> Any:
+def strip_machine_paths(
+    obj: Any, *, shared: str | os.PathLike | None = None, cwd: str | os.PathLike | None = None
+) -> Any:
     """``obj`` (a card: dicts, lists, strings) with every absolute path in its strings made machine-independent:
     under the shared folder (``shared``, default ``$FIQA_SHARED``) -> ``S/...``; under ``cwd`` (default the working
     directory) -> relative to it; any other -> its last component. Relative paths, as typed, are kept."""
@@ -135,8 +147,9 @@ def strip_machine_paths(obj: Any, *, shared: str | os.PathLike | None = None,
     return obj
 
 
-def export_onnx(model, path: str | os.PathLike, *, net: str, input_size: int,
-                card: Mapping[str, Any] | None = None) -> Path:
+def export_onnx(
+    model, path: str | os.PathLike, *, net: str, input_size: int, card: Mapping[str, Any] | None = None
+) -> Path:
     """Write ``model`` to ``path`` atomically, with metadata, and check it against torch with onnxruntime.
 
     ``card``: the training card (command, data, backbone, seed, validation numbers...), stored as JSON in the
@@ -182,10 +195,16 @@ def save_trained(result: Mapping[str, Any], onnx_path: str | os.PathLike, card: 
     from ..download import file_sha256
 
     path = export_onnx(result["model"], onnx_path, net=result["net"], input_size=result["input_size"], card=card)
-    write_json(path.with_suffix(".json"), {**strip_machine_paths(json_safe(dict(card))), "onnx": path.name,
-                                           "onnx_sha256": file_sha256(path), "onnx_bytes": path.stat().st_size})
+    write_json(
+        path.with_suffix(".json"),
+        {
+            **strip_machine_paths(json_safe(dict(card))),
+            "onnx": path.name,
+            "onnx_sha256": file_sha256(path),
+            "onnx_bytes": path.stat().st_size,
+        },
+    )
     return path
-
 
 
 def float16_weights(proto, max_bytes: int, ops: tuple[str, ...] = ("Conv", "Gemm", "MatMul")):
@@ -201,8 +220,10 @@ def float16_weights(proto, max_bytes: int, ops: tuple[str, ...] = ("Conv", "Gemm
     out.CopyFrom(proto)
     graph = out.graph
     used = {n.input[i] for n in graph.node if n.op_type in ops for i in range(1, len(n.input))}
-    weights = sorted((t for t in graph.initializer if t.name in used and t.data_type == TensorProto.FLOAT),
-                     key=lambda t: -int(np.prod(t.dims)))
+    weights = sorted(
+        (t for t in graph.initializer if t.name in used and t.data_type == TensorProto.FLOAT),
+        key=lambda t: -int(np.prod(t.dims)),
+    )
     casts: list[NodeProto] = []
     for t in weights:
         if out.ByteSize() + sum(c.ByteSize() for c in casts) <= max_bytes:

@@ -46,9 +46,11 @@ class FlopReport:
         return (self.macs + self.norm_outputs) / 1e6
 
     def describe(self) -> str:
-        return (f"{self.params:,} parameters; {self.macs:,} multiply-adds ({self.mflops:.3f} M) at "
-                f"{self.input_size}x{self.input_size}; +{self.norm_outputs:,} BN outputs = "
-                f"{self.mflops_with_norm:.3f} M")
+        return (
+            f"{self.params:,} parameters; {self.macs:,} multiply-adds ({self.mflops:.3f} M) at "
+            f"{self.input_size}x{self.input_size}; +{self.norm_outputs:,} BN outputs = "
+            f"{self.mflops_with_norm:.3f} M"
+        )
 
 
 def _norm_operators(torch) -> list:

@@ -22,7 +22,7 @@ only the undegraded photos, so that synthetic copies do not pull the centre); ev
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -76,8 +76,11 @@ def quality_labels(
     centre = sums[idx]
     count = counts[idx].astype(np.int64)
     if leave_one_out:
-        grp = np.arange(n) if groups is None else np.unique(np.asarray(groups, dtype=object).astype(str),
-                                                            return_inverse=True)[1]
+        grp = (
+            np.arange(n)
+            if groups is None
+            else np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1]
+        )
         # rows of the same identity and group are removed from each other's centre
         key = idx.astype(np.int64) * (int(grp.max()) + 1) + grp
         _, gidx = np.unique(key, return_inverse=True)

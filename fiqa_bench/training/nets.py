@@ -66,8 +66,8 @@ Ablation networks (Table 6, names in :data:`NETS`; our counts: parameters, conv+
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import require_torch
 
@@ -79,8 +79,9 @@ from torch import nn  # noqa: E402  (after require_torch, which names the extra 
 class ConvBN(nn.Sequential):
     """Conv (no bias) + BatchNorm + activation (``"relu"``, ``"relu6"`` or ``None``)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,
-                 act: str | None = "relu") -> None:
+    def __init__(
+        self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: str | None = "relu"
+    ) -> None:
         layers: list[nn.Module] = [
             nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
             nn.BatchNorm2d(cout),
@@ -102,8 +103,16 @@ class InvertedBlock(nn.Module):
     (MobileNetV2's t = 1 block).
     """
 
-    def __init__(self, cin: int, hidden: int, cout: int, stride: int, act: str = "relu",
-                 project_act: str | None = "relu", skip_expand: bool = False) -> None:
+    def __init__(
+        self,
+        cin: int,
+        hidden: int,
+        cout: int,
+        stride: int,
+        act: str = "relu",
+        project_act: str | None = "relu",
+        skip_expand: bool = False,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         if not skip_expand:
@@ -184,16 +193,26 @@ def _make_divisible(v: float, divisor: int = 8) -> int:
 
 def mobilenet_v2(t: int = 6, w: float = 1.0) -> QualityNet:
     """MobileNetV2 (Sandler et al. 2018, Table 2) with expansion ``t`` and width ``w``, regression head."""
-    settings = [(1, 16, 1, 1), (t, 24, 2, 2), (t, 32, 3, 2), (t, 64, 4, 2), (t, 96, 3, 1), (t, 160, 3, 2),
-                (t, 320, 1, 1)]
+    settings = [
+        (1, 16, 1, 1),
+        (t, 24, 2, 2),
+        (t, 32, 3, 2),
+        (t, 64, 4, 2),
+        (t, 96, 3, 1),
+        (t, 160, 3, 2),
+        (t, 320, 1, 1),
+    ]
     cin = _make_divisible(32 * w)
     last = _make_divisible(1280 * max(1.0, w))
     layers: list[nn.Module] = [ConvBN(3, cin, 3, 2, act="relu6")]
     for te, c, n, s in settings:
         cout = _make_divisible(c * w)
         for j in range(n):
-            layers.append(InvertedBlock(cin, cin * te, cout, s if j == 0 else 1, act="relu6", project_act=None,
-                                        skip_expand=te == 1))
+            layers.append(
+                InvertedBlock(
+                    cin, cin * te, cout, s if j == 0 else 1, act="relu6", project_act=None, skip_expand=te == 1
+                )
+            )
             cin = cout
     layers.append(ConvBN(cin, last, 1, act="relu6"))
     return QualityNet(nn.Sequential(*layers), last)
@@ -206,8 +225,9 @@ class Bottleneck(nn.Module):
     def __init__(self, cin: int, width: int, stride: int) -> None:
         super().__init__()
         cout = width * 4
-        self.body = nn.Sequential(ConvBN(cin, width, 1), ConvBN(width, width, 3, stride),
-                                  ConvBN(width, cout, 1, act=None))
+        self.body = nn.Sequential(
+            ConvBN(cin, width, 1), ConvBN(width, width, 3, stride), ConvBN(width, cout, 1, act=None)
+        )
         self.shortcut = ConvBN(cin, cout, 1, stride, act=None) if stride != 1 or cin != cout else None
         self.relu = nn.ReLU(inplace=True)
 
@@ -251,17 +271,27 @@ NETS: dict[str, NetSpec] = {
     s.name: s
     for s in (
         NetSpec("tinyfqnet", 64, tinyfqnet, "tinyFQnet, Table 1 (= Table 6 mobilenet_t4_w0.35 64x64)"),
-        NetSpec("tinyfqnet-112", 112, tinyfqnet,
-                "tinyFQnet, Table 1, on 112x112 crops (not in the paper: the same 13,366 parameters, 3.1x the "
-                "multiply-adds; JPEG blocks survive the alignment at 112 px)"),
-        NetSpec("tinyfqnet-112-s2", 112, lambda: tiny_mobilenet(4, 0.35, first_stride=2),
-                "tinyFQnet, Table 1, on 112x112 crops with a stride-2 first block (not in the paper: the same "
-                "13,366 parameters, 1.4x Table 1's multiply-adds)"),
+        NetSpec(
+            "tinyfqnet-112",
+            112,
+            tinyfqnet,
+            "tinyFQnet, Table 1, on 112x112 crops (not in the paper: the same 13,366 parameters, 3.1x the "
+            "multiply-adds; JPEG blocks survive the alignment at 112 px)",
+        ),
+        NetSpec(
+            "tinyfqnet-112-s2",
+            112,
+            lambda: tiny_mobilenet(4, 0.35, first_stride=2),
+            "tinyFQnet, Table 1, on 112x112 crops with a stride-2 first block (not in the paper: the same "
+            "13,366 parameters, 1.4x Table 1's multiply-adds)",
+        ),
         NetSpec("mbv2-t4-w0.35-64", 64, tinyfqnet, "Table 6 mobilenet_t4_w0.35 64x64: the same network as tinyfqnet"),
-        NetSpec("mbv2-t4-w0.5-64", 64, lambda: tiny_mobilenet(4, 0.5),
-                "Table 1 template at width 0.5 (22,329 parameters)"),
-        NetSpec("mbv2-t4-w0.7-64", 64, lambda: tiny_mobilenet(4, 0.7),
-                "Table 1 template at width 0.7 (34,873 parameters)"),
+        NetSpec(
+            "mbv2-t4-w0.5-64", 64, lambda: tiny_mobilenet(4, 0.5), "Table 1 template at width 0.5 (22,329 parameters)"
+        ),
+        NetSpec(
+            "mbv2-t4-w0.7-64", 64, lambda: tiny_mobilenet(4, 0.7), "Table 1 template at width 0.7 (34,873 parameters)"
+        ),
         NetSpec("mbv2-t6-w1-64", 64, lambda: tiny_mobilenet(6, 1.0), "Table 1 template with t=6, w=1 (wider)"),
         NetSpec("mbv2-t4-w0.35-112", 112, lambda: mobilenet_v2(4, 0.35), "MobileNetV2 t=4 w=0.35, 112x112"),
         NetSpec("mbv2-t6-w1-112", 112, lambda: mobilenet_v2(6, 1.0), "MobileNetV2 t=6 w=1, 112x112"),

@@ -27,7 +27,7 @@ augmentation (e.g. flips) can make repeats differ. Everything is drawn from ``nu
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -76,7 +76,7 @@ def _tail_bins(b: np.ndarray, bins: int, low_fraction: float, high_fraction: flo
     if n_low:
         tail[: order[n_low - 1] + 1] = True
     if n_high:
-        tail[order[b.size - n_high]:] = True
+        tail[order[b.size - n_high] :] = True
     return tail
 
 
@@ -94,8 +94,16 @@ def _cap_for(counts: np.ndarray, limits: np.ndarray, target: int) -> float:
     return hi
 
 
-def _smooth(scores: np.ndarray, rows: np.ndarray, target: int, rng: np.random.Generator, bins: int,
-            low_fraction: float, high_fraction: float, max_repeat: int) -> np.ndarray:
+def _smooth(
+    scores: np.ndarray,
+    rows: np.ndarray,
+    target: int,
+    rng: np.random.Generator,
+    bins: int,
+    low_fraction: float,
+    high_fraction: float,
+    max_repeat: int,
+) -> np.ndarray:
     b = bin_index(scores[rows], bins)
     counts = np.bincount(b, minlength=bins)
     tail = _tail_bins(b, bins, low_fraction, high_fraction)
@@ -163,8 +171,14 @@ def sample_indices(
     return _smooth(to_unit_interval(labels), rows, target, rng, bins, low_fraction, high_fraction, max_repeat)
 
 
-def plot_histograms(before: np.ndarray, after: np.ndarray, path: str | os.PathLike, *, bins: int = 100,
-                    titles: tuple[str, str] = ("before sampling", "after sampling")) -> None:
+def plot_histograms(
+    before: np.ndarray,
+    after: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    bins: int = 100,
+    titles: tuple[str, str] = ("before sampling", "after sampling"),
+) -> None:
     """Fig. 5 style: the score histograms of two label arrays side by side, written as a PNG (atomically)."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 

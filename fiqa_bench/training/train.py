@@ -80,8 +80,8 @@ from typing import Any
 
 import numpy as np
 
-from . import require_torch
 from ..onnx_contract import preprocess
+from . import require_torch
 from .sampling import STRATEGIES, sample_indices, to_unit_interval
 
 CHECKPOINT_NAME = "last.pt"
@@ -129,7 +129,7 @@ def predict(model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     out = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(preprocess(np.asarray(images[start:start + batch_size]))).to(dev)
+            x = torch.from_numpy(preprocess(np.asarray(images[start : start + batch_size]))).to(dev)
             out.append(model(x).reshape(-1).cpu().numpy())
     return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
 
@@ -169,8 +169,12 @@ def scale_labels(labels: np.ndarray, train_rows: np.ndarray, scaling: str) -> tu
 
 
 def _rng_states(torch) -> dict:
-    return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]), "python_version":
-            random.getstate()[0], "python_gauss": random.getstate()[2]}
+    return {
+        "torch": torch.get_rng_state(),
+        "python": list(random.getstate()[1]),
+        "python_version": random.getstate()[0],
+        "python_gauss": random.getstate()[2],
+    }
 
 
 def _restore_rng(torch, states: dict) -> None:
@@ -253,8 +257,10 @@ def train(
     spec = net_spec(net)
     images = dataset.images
     if images.ndim != 4 or images.shape[1:] != (spec.input_size, spec.input_size, 3) or images.dtype != np.uint8:
-        raise ValueError(f"{net} takes uint8 crops (N, {spec.input_size}, {spec.input_size}, 3), "
-                         f"got {images.dtype} {tuple(images.shape)}")
+        raise ValueError(
+            f"{net} takes uint8 crops (N, {spec.input_size}, {spec.input_size}, 3), "
+            f"got {images.dtype} {tuple(images.shape)}"
+        )
     labels = np.asarray(dataset.labels, dtype=np.float64).reshape(-1)
     identities = np.asarray(dataset.identities).astype(str).reshape(-1)
     if not (len(labels) == len(identities) == len(images)):
@@ -268,8 +274,9 @@ def train(
         raise FiqaBenchError("no training rows with a finite label after the split")
     targets, label_range = scale_labels(labels, train_rows, label_scaling)
     if sampling is not None:
-        picked = sample_indices(targets[train_rows], identities[train_rows], strategy=sampling, seed=seed,
-                                **(sampling_options or {}))
+        picked = sample_indices(
+            targets[train_rows], identities[train_rows], strategy=sampling, seed=seed, **(sampling_options or {})
+        )
         train_rows = train_rows[picked]
     if train_rows.size == 0:
         raise FiqaBenchError("no training rows with a finite label after the split and sampling")
@@ -286,24 +293,42 @@ def train(
 
     fingerprint = getattr(dataset, "fingerprint", None)
     config = {
-        "net": net, "input_size": spec.input_size, "epochs": int(epochs), "lr": float(lr), "lr_step": int(lr_step),
-        "gamma": float(gamma), "weight_decay": float(weight_decay), "momentum": float(momentum),
-        "batch_size": int(batch_size), "loss": loss, "seed": int(seed), "val_fraction": float(val_fraction),
-        "sampling": sampling, "sampling_options": dict(sampling_options or {}), "hflip": bool(hflip),
-        "label_scaling": label_scaling, "label_range": label_range,
+        "net": net,
+        "input_size": spec.input_size,
+        "epochs": int(epochs),
+        "lr": float(lr),
+        "lr_step": int(lr_step),
+        "gamma": float(gamma),
+        "weight_decay": float(weight_decay),
+        "momentum": float(momentum),
+        "batch_size": int(batch_size),
+        "loss": loss,
+        "seed": int(seed),
+        "val_fraction": float(val_fraction),
+        "sampling": sampling,
+        "sampling_options": dict(sampling_options or {}),
+        "hflip": bool(hflip),
+        "label_scaling": label_scaling,
+        "label_range": label_range,
         **({"memory_format": "channels_last"} if channels_last else {}),
         **({"pair_weight": pair_weight} if pair_weight > 0 else {}),
         **({"oversample": oversample} if oversample else {}),
         **({"optimizer": optimizer} if optimizer != "sgd" else {}),
         **({"pair_kinds": list(pair_kinds)} if pair_kinds and pair_weight > 0 else {}),
         **({"pair_loss": pair_loss} if pair_loss != "gap" and pair_weight > 0 else {}),
-        "rows": int(len(labels)), "train_rows": int(train_rows.size), "val_rows": int(val_rows.size),
+        "rows": int(len(labels)),
+        "train_rows": int(train_rows.size),
+        "val_rows": int(val_rows.size),
         "data_fingerprint": fingerprint() if callable(fingerprint) else None,
         "normalisation": "(x - 127.5) / 128, RGB, NCHW",
     }
-    split = {"val_identities": val_ids, "n_val_identities": len(val_ids),
-             "n_train_identities": int(np.unique(identities[train_rows]).size),
-             "train_rows": int(train_rows.size), "val_rows": int(val_rows.size)}
+    split = {
+        "val_identities": val_ids,
+        "n_val_identities": len(val_ids),
+        "n_train_identities": int(np.unique(identities[train_rows]).size),
+        "train_rows": int(train_rows.size),
+        "val_rows": int(val_rows.size),
+    }
 
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     with _deterministic(torch):
@@ -325,10 +350,13 @@ def train(
         if ckpt_path is not None and resume and ckpt_path.is_file():
             state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
             if state["config"] != config:
-                changed = sorted(k for k in set(config) | set(state["config"])
-                                 if config.get(k) != state["config"].get(k))
-                raise FiqaBenchError(f"{ckpt_path}: checkpoint is from a run with different settings or data "
-                                     f"({', '.join(changed)}); use another checkpoint_dir or resume=False")
+                changed = sorted(
+                    k for k in set(config) | set(state["config"]) if config.get(k) != state["config"].get(k)
+                )
+                raise FiqaBenchError(
+                    f"{ckpt_path}: checkpoint is from a run with different settings or data "
+                    f"({', '.join(changed)}); use another checkpoint_dir or resume=False"
+                )
             model.load_state_dict(state["model"])
             optimiser.load_state_dict(state["optimiser"])
             scheduler.load_state_dict(state["scheduler"])
@@ -339,12 +367,22 @@ def train(
         def checkpoint() -> None:
             if ckpt_path is None:
                 return
-            _save_checkpoint(ckpt_path, {
-                "config": config, "split": split, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": _rng_states(torch), "epoch": epoch,
-                "step_in_epoch": step_in_epoch, "global_step": global_step, "history": history,
-                "running": running,
-            })
+            _save_checkpoint(
+                ckpt_path,
+                {
+                    "config": config,
+                    "split": split,
+                    "model": model.state_dict(),
+                    "optimiser": optimiser.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": _rng_states(torch),
+                    "epoch": epoch,
+                    "step_in_epoch": step_in_epoch,
+                    "global_step": global_step,
+                    "history": history,
+                    "running": running,
+                },
+            )
 
         criterion = torch.nn.L1Loss() if loss == "l1" else torch.nn.MSELoss()
         stopped = False
@@ -354,8 +392,13 @@ def train(
             flips = rng.random(order.size) < 0.5 if hflip else None
             mates = draw_partners(partners, order, rng) if partners is not None else None
             model.train()
-            bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, desc=f"epoch {epoch + 1}/{epochs}",
-                       disable=not progress, leave=False)
+            bar = tqdm(
+                total=steps_per_epoch,
+                initial=step_in_epoch,
+                desc=f"epoch {epoch + 1}/{epochs}",
+                disable=not progress,
+                leave=False,
+            )
             while step_in_epoch < steps_per_epoch:
                 if max_steps is not None and global_step >= max_steps:
                     stopped = True
@@ -387,8 +430,14 @@ def train(
             if stopped:
                 break
             val = regression_metrics(predict(model, images[val_rows]), targets[val_rows]) if val_rows.size else {}
-            history.append({"epoch": epoch + 1, "lr": optimiser.param_groups[0]["lr"],
-                            "train_loss": running["loss_sum"] / max(running["count"], 1), "val": val})
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "lr": optimiser.param_groups[0]["lr"],
+                    "train_loss": running["loss_sum"] / max(running["count"], 1),
+                    "val": val,
+                }
+            )
             scheduler.step()
             epoch += 1
             step_in_epoch = 0
@@ -399,9 +448,16 @@ def train(
     model = model.to(memory_format=torch.contiguous_format).eval()  # exported and used like any module
     model = model.cpu()  # exported and scored on the CPU whatever it trained on
     return {
-        "model": model, "net": net, "input_size": spec.input_size, "completed": epoch >= epochs,
-        "epoch": epoch, "global_step": global_step, "history": history,
-        "val": history[-1]["val"] if history else {}, "split": split, "config": config,
+        "model": model,
+        "net": net,
+        "input_size": spec.input_size,
+        "completed": epoch >= epochs,
+        "epoch": epoch,
+        "global_step": global_step,
+        "history": history,
+        "val": history[-1]["val"] if history else {},
+        "split": split,
+        "config": config,
         "checkpoint": str(ckpt_path) if ckpt_path is not None else None,
     }
 
@@ -418,8 +474,9 @@ def oversampled(rows: np.ndarray, degradations, times: dict[str, int]) -> np.nda
     for key, n in times.items():
         kind, _, level = key.partition("/")
         if kind not in DEGRADATIONS or (level and level not in LEVELS):
-            raise FiqaBenchError(f"oversample: unknown degradation {key!r}; kinds {', '.join(DEGRADATIONS)}, "
-                             f"levels {', '.join(LEVELS)}")
+            raise FiqaBenchError(
+                f"oversample: unknown degradation {key!r}; kinds {', '.join(DEGRADATIONS)}, levels {', '.join(LEVELS)}"
+            )
         if n < 1:
             raise ValueError(f"oversample times must be >= 1, got {key}={n}")
     counts = np.ones(rows.size, dtype=np.int64)
@@ -444,8 +501,9 @@ def batch_loss(criterion, out, y, n: int, valid, pair_weight: float, pair_loss: 
     return value
 
 
-def photo_versions(dataset, rows: np.ndarray, kinds: tuple[str, ...] | None = None
-                   ) -> dict[int, tuple[int | None, np.ndarray]]:
+def photo_versions(
+    dataset, rows: np.ndarray, kinds: tuple[str, ...] | None = None
+) -> dict[int, tuple[int | None, np.ndarray]]:
     """Per training row: (its photo's undegraded row or None, the photo's degraded rows), among ``rows`` only, by
     ``dataset.sources`` (a photo's versions share its source path) and ``dataset.degradations`` (None = the photo).
     With ``kinds``, only copies of those degradation kinds count as versions; other copies get (None, no rows)."""
@@ -501,9 +559,16 @@ def draw_partners(partners: dict, order: np.ndarray, rng: np.random.Generator) -
 def training_card(result: dict, *, command: str = "", data: str = "", backbone: str = "") -> dict:
     """The JSON card stored beside exported weights (and in the ONNX metadata): how the weights were made."""
     return {
-        "command": command, "data": data, "backbone": backbone, "net": result["net"],
-        "input_size": result["input_size"], "seed": result["config"]["seed"], "config": result["config"],
+        "command": command,
+        "data": data,
+        "backbone": backbone,
+        "net": result["net"],
+        "input_size": result["input_size"],
+        "seed": result["config"]["seed"],
+        "config": result["config"],
         "split": {k: v for k, v in result["split"].items() if k != "val_identities"},
-        "val_identities": result["split"]["val_identities"], "validation": result["val"],
-        "history": result["history"], "completed": result["completed"],
+        "val_identities": result["split"]["val_identities"],
+        "validation": result["val"],
+        "history": result["history"],
+        "completed": result["completed"],
     }

@@ -41,9 +41,12 @@ def tiers(order: list[str], significant) -> list[list[str]]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folders", nargs="+")
-    ap.add_argument("--columns", default="TPR@FPR=1e-3,TPR@FPR=1e-4,FNM-EDC pAUC@0.20,ERC pAUC@0.20",
-                    help="comma-separated column titles as compare prints them (a YTF-layout folder adds its "
-                         "accuracy column whatever this says)")
+    ap.add_argument(
+        "--columns",
+        default="TPR@FPR=1e-3,TPR@FPR=1e-4,FNM-EDC pAUC@0.20,ERC pAUC@0.20",
+        help="comma-separated column titles as compare prints them (a YTF-layout folder adds its "
+        "accuracy column whatever this says)",
+    )
     args = ap.parse_args(argv)
     wanted = args.columns.split(",")
     for g in compare(load_runs(args.folders)):
@@ -51,8 +54,10 @@ def main(argv=None) -> None:
             continue
         worth = 100.0 / g.genuine if g.genuine else float("nan")
         print(f"## {g.protocol} | {g.backbone} | {g.selection}\n")
-        print(f"{g.genuine} genuine / {g.impostor} impostor pairs (one genuine pair = {worth:.2f} TPR points); "
-              f"paired {100 * g.level:.0f}% percentile bootstrap over subjects, B = {g.B}.\n")
+        print(
+            f"{g.genuine} genuine / {g.impostor} impostor pairs (one genuine pair = {worth:.2f} TPR points); "
+            f"paired {100 * g.level:.0f}% percentile bootstrap over subjects, B = {g.B}.\n"
+        )
         for col in g.columns:
             if col.title not in wanted and col.metric != "accuracy":
                 continue
@@ -64,10 +69,11 @@ def main(argv=None) -> None:
             if len(order) < 2:
                 continue
 
+            # B023: diff and significant are used only within this iteration (tiers() and the table below)
             def diff(a: str, b: str):
-                if reps.get(a) is None or reps.get(b) is None:
+                if reps.get(a) is None or reps.get(b) is None:  # noqa: B023
                     return None
-                return percentile_interval(reps[a] - reps[b], g.level)
+                return percentile_interval(reps[a] - reps[b], g.level)  # noqa: B023
 
             def significant(better: str, worse: str) -> bool:
                 iv = diff(better, worse)
@@ -75,8 +81,11 @@ def main(argv=None) -> None:
 
             cut = tiers(order, significant)
             print(f"### {col.title} ({'higher' if col.higher_is_better else 'lower'} is better)\n")
-            print("Tiers (best first; within a tier no method is significantly ahead of all the others): "
-                  + " > ".join("{" + ", ".join(f"{m} {metric.format(vals[m])}" for m in t) + "}" for t in cut) + "\n")
+            print(
+                "Tiers (best first; within a tier no method is significantly ahead of all the others): "
+                + " > ".join("{" + ", ".join(f"{m} {metric.format(vals[m])}" for m in t) + "}" for t in cut)
+                + "\n"
+            )
             print("| row - column | " + " | ".join(order) + " |")
             print("|---|" + "---|" * len(order))
             for a in order:

@@ -40,8 +40,13 @@ def main() -> None:
     labels = np.asarray(data.data.labels, np.float64)
     clean = data.clean
     backbone = TorchMobileFaceNet()
-    out = {"set": Path(args.set).name, "part": "train", "rows": len(data), "photos": int(len(np.unique(data.photo))),
-           "blocks": {}}
+    out = {
+        "set": Path(args.set).name,
+        "part": "train",
+        "rows": len(data),
+        "photos": int(len(np.unique(data.photo))),
+        "blocks": {},
+    }
     for block in backbone.block_names:
         t = time.perf_counter()
         grads = GraFIQs(backbone, block=block).gradients(crops)

@@ -31,6 +31,7 @@ def conv_macs(model, size: int = 112) -> dict[str, int]:
         def fn(module, args, out):
             k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
             macs[name] = int(out.shape[1] * out.shape[2] * out.shape[3] * k)
+
         return fn
 
     handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
@@ -64,8 +65,9 @@ def main() -> None:
     from _real_faces import lfw_faces, rgb_crops  # the tests' LFW faces helper
 
     shared = Path(os.environ.get("FIQA_SHARED", "../shared"))
-    names = sorted(p.relative_to(shared / "data/lfw/lfw").as_posix()
-                   for p in (shared / "data/lfw/lfw").glob("*/*.jpg"))[: args.n]
+    names = sorted(
+        p.relative_to(shared / "data/lfw/lfw").as_posix() for p in (shared / "data/lfw/lfw").glob("*/*.jpg")
+    )[: args.n]
     crops = rgb_crops(lfw_faces(shared, names))
     backbone = TorchMobileFaceNet()
     model = backbone.torch_model()
@@ -78,11 +80,17 @@ def main() -> None:
     cost_macs = {
         "norm": (total, "one forward pass (the FR embedding itself: free when the run embeds every image anyway)"),
         "serfiq": (total + 99 * head, "trunk once + the 512->128 head 100 times (dropout on its input)"),
-        "grafiqs": (2 * total, "forward + backward of the activation gradients to the block (at most one more "
-                               "forward's worth; no weight gradients)"),
-        "faceqan": ((2 + 4 * 10 * 2 + 10) * total, "forward of the face and its mirror + 5 iterations x 10 "
-                                                   "copies: forward + backward to the pixels, but forward only at "
-                                                   "the last iterate (measured, never moved)"),
+        "grafiqs": (
+            2 * total,
+            "forward + backward of the activation gradients to the block (at most one more "
+            "forward's worth; no weight gradients)",
+        ),
+        "faceqan": (
+            (2 + 4 * 10 * 2 + 10) * total,
+            "forward of the face and its mirror + 5 iterations x 10 "
+            "copies: forward + backward to the pixels, but forward only at "
+            "the last iterate (measured, never moved)",
+        ),
     }
     for name in [m.strip() for m in args.methods.split(",") if m.strip()]:
         method = create("method", name, backbone=backbone)
@@ -93,49 +101,74 @@ def main() -> None:
         for _ in range(args.repeats):
             t, c = time.perf_counter(), time.process_time()
             for i in range(n):
-                method.score_crops(x[i:i + 1])
+                method.score_crops(x[i : i + 1])
             single.append(1000 * (time.perf_counter() - t) / n)
             cpu_single.append(1000 * (time.process_time() - c) / n)
             t, c = time.perf_counter(), time.process_time()
             for i in range(0, n, args.batch):
-                method.score_crops(x[i:i + args.batch])
+                method.score_crops(x[i : i + args.batch])
             batch.append(1000 * (time.perf_counter() - t) / n)
             cpu_batch.append(1000 * (time.process_time() - c) / n)
         m, why = cost_macs[name]
-        rows.append({"method": name, "need_aligning": "yes (the FR model's 112x112 crop)",
-                     "parameters": params, "parameters_note": "the FR model's own (MobileFaceNet); no learned weights",
-                     "multiply_adds_M": round(m / 1e6, 1), "ms_single": round(statistics.median(single), 2),
-                     "ms_batch": round(statistics.median(batch), 2),
-                     # CPU time of this process: less sensitive to the other jobs on a shared machine than wall time
-                     "cpu_ms_single": round(statistics.median(cpu_single), 2),
-                     "cpu_ms_batch": round(statistics.median(cpu_batch), 2), "images": n})
+        rows.append(
+            {
+                "method": name,
+                "need_aligning": "yes (the FR model's 112x112 crop)",
+                "parameters": params,
+                "parameters_note": "the FR model's own (MobileFaceNet); no learned weights",
+                "multiply_adds_M": round(m / 1e6, 1),
+                "ms_single": round(statistics.median(single), 2),
+                "ms_batch": round(statistics.median(batch), 2),
+                # CPU time of this process: less sensitive to the other jobs on a shared machine than wall time
+                "cpu_ms_single": round(statistics.median(cpu_single), 2),
+                "cpu_ms_batch": round(statistics.median(cpu_batch), 2),
+                "images": n,
+            }
+        )
         notes.append(f"{name}: {why}")
         print(rows[-1], flush=True)
-    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "load_average_at_start": [round(v, 2) for v in load],
-            "date": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
-            "faces": f"first {len(crops)} LFW images (sorted paths), yunet, aligned beforehand",
-            "repeats": args.repeats, "batch": args.batch, "backbone": backbone.identity(),
-            "forward_multiply_adds": total}
+    info = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_at_start": [round(v, 2) for v in load],
+        "date": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "faces": f"first {len(crops)} LFW images (sorted paths), yunet, aligned beforehand",
+        "repeats": args.repeats,
+        "batch": args.batch,
+        "backbone": backbone.identity(),
+        "forward_multiply_adds": total,
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "costs.json").write_text(json.dumps({"machine": info, "rows": rows, "notes": notes}, indent=2) + "\n")
-    lines = ["# Costs of the training-free methods (Table 2 layout)", "",
-             f"{info['cpu']}, {info['cores']} cores; torch {info['torch']} ({info['torch_threads']} threads); load "
-             f"average at start {', '.join(map(str, info['load_average_at_start']))} (the machine was shared: "
-             f"times are upper bounds); {info['date']}. {info['faces']}; ms per image, median of {args.repeats} "
-             f"repeats; 'single' = one image per call, 'batch' = {args.batch} per call; wall time, and this "
-             f"process's CPU time (less affected by other jobs).", "",
-             "| method | need aligning? | parameters | computation (M multiply-adds) | ms/image single | "
-             "ms/image batch | CPU ms/image single | CPU ms/image batch |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# Costs of the training-free methods (Table 2 layout)",
+        "",
+        f"{info['cpu']}, {info['cores']} cores; torch {info['torch']} ({info['torch_threads']} threads); load "
+        f"average at start {', '.join(map(str, info['load_average_at_start']))} (the machine was shared: "
+        f"times are upper bounds); {info['date']}. {info['faces']}; ms per image, median of {args.repeats} "
+        f"repeats; 'single' = one image per call, 'batch' = {args.batch} per call; wall time, and this "
+        f"process's CPU time (less affected by other jobs).",
+        "",
+        "| method | need aligning? | parameters | computation (M multiply-adds) | ms/image single | "
+        "ms/image batch | CPU ms/image single | CPU ms/image batch |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['need_aligning']} | {r['parameters']:,} (FR model) | "
-                     f"{r['multiply_adds_M']:,} | {r['ms_single']} | {r['ms_batch']} | {r['cpu_ms_single']} | "
-                     f"{r['cpu_ms_batch']} |")
-    lines += ["", *[f"- {n}" for n in notes],
-              f"- MobileFaceNet forward: {total:,} multiply-adds (Conv2d layers at 112x112), {params:,} parameters "
-              f"(incl. BatchNorm; the ONNX export folds BN: 989,952)", ""]
+        lines.append(
+            f"| {r['method']} | {r['need_aligning']} | {r['parameters']:,} (FR model) | "
+            f"{r['multiply_adds_M']:,} | {r['ms_single']} | {r['ms_batch']} | {r['cpu_ms_single']} | "
+            f"{r['cpu_ms_batch']} |"
+        )
+    lines += [
+        "",
+        *[f"- {n}" for n in notes],
+        f"- MobileFaceNet forward: {total:,} multiply-adds (Conv2d layers at 112x112), {params:,} parameters "
+        f"(incl. BatchNorm; the ONNX export folds BN: 989,952)",
+        "",
+    ]
     (out / "costs.md").write_text("\n".join(lines))
 
 

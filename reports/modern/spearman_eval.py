@@ -48,27 +48,35 @@ def main() -> None:
     labels = np.asarray(data.data.labels, np.float64)
     clean = data.clean
     backbone = TorchMobileFaceNet()
-    out = {"set": {k: data.meta.get(k) for k in ("part", "seed", "ladder")},
-           "set_command": "fiqa-bench train-baseline data SET --fr onnx:S/models/mobilefacenet/mobilefacenet.onnx "
-                          "--source S/data/celeba-wild/images:per_identity=10 --part eval --seed 0",
-           "labels": "Eq. 1 of the shared MobileFaceNet (the set's labelling backbone; the same weights as "
-                     "torch-mobilefacenet)",
-           "rows": int(len(data)), "photos": int(len(np.unique(data.photo))),
-           "identities": int(len(np.unique(data.data.identities))),
-           "backbone": backbone.identity(), "methods": {}}
+    out = {
+        "set": {k: data.meta.get(k) for k in ("part", "seed", "ladder")},
+        "set_command": "fiqa-bench train-baseline data SET --fr onnx:S/models/mobilefacenet/mobilefacenet.onnx "
+        "--source S/data/celeba-wild/images:per_identity=10 --part eval --seed 0",
+        "labels": "Eq. 1 of the shared MobileFaceNet (the set's labelling backbone; the same weights as "
+        "torch-mobilefacenet)",
+        "rows": int(len(data)),
+        "photos": int(len(np.unique(data.photo))),
+        "identities": int(len(np.unique(data.data.identities))),
+        "backbone": backbone.identity(),
+        "methods": {},
+    }
     for name in [m.strip() for m in args.methods.split(",") if m.strip()]:
         method = create("method", name, backbone=backbone)
         t = time.perf_counter()
-        scores = np.concatenate([method.score_crops(np.asarray(crops[i:i + args.batch]))
-                                 for i in range(0, len(data), args.batch)]).astype(np.float64)
+        scores = np.concatenate(
+            [method.score_crops(np.asarray(crops[i : i + args.batch])) for i in range(0, len(data), args.batch)]
+        ).astype(np.float64)
         seconds = time.perf_counter() - t
         ladder = ladder_accuracy(scores, data)
         out["methods"][name] = {
             "spearman_eq1_all": round(spearman(scores, labels), 4),
             "spearman_eq1_clean": round(spearman(scores[clean], labels[clean]), 4),
-            "ladder_pairs": round(ladder["pairs"], 4), "ladder_photos": round(ladder["photos"], 4),
-            "identity": method.identity(), "seconds": round(seconds, 1),
-            "ms_per_row": round(1000 * seconds / len(data), 1)}
+            "ladder_pairs": round(ladder["pairs"], 4),
+            "ladder_photos": round(ladder["photos"], 4),
+            "identity": method.identity(),
+            "seconds": round(seconds, 1),
+            "ms_per_row": round(1000 * seconds / len(data), 1),
+        }
         print(name, out["methods"][name], flush=True)
         Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
 

@@ -31,15 +31,28 @@ def main() -> None:
             raise SystemExit(f"{old} exists already")
         card = json.loads(dst.with_suffix(".json").read_text())
         shutil.copyfile(dst, old)
-        card.update({"onnx": old.name, "onnx_sha256": file_sha256(old), "onnx_bytes": old.stat().st_size,
-                     "note": f"bundled as tinyfq.onnx until row {a.row} replaced it"})
+        card.update(
+            {
+                "onnx": old.name,
+                "onnx_sha256": file_sha256(old),
+                "onnx_bytes": old.stat().st_size,
+                "note": f"bundled as tinyfq.onnx until row {a.row} replaced it",
+            }
+        )
         old.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
         print(f"{dst} -> {old}")
     src = Path("reports/tinyfq/ablation") / f"{a.row}.onnx"
     card = json.loads(src.with_suffix(".json").read_text())
     shutil.copyfile(src, dst)
-    card.update({"onnx": dst.name, "onnx_sha256": file_sha256(dst), "onnx_bytes": dst.stat().st_size,
-                 "trained_as": str(src), "ablation_row": a.row})
+    card.update(
+        {
+            "onnx": dst.name,
+            "onnx_sha256": file_sha256(dst),
+            "onnx_bytes": dst.stat().st_size,
+            "trained_as": str(src),
+            "ablation_row": a.row,
+        }
+    )
     dst.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
     print(f"{src} -> {dst} ({card['onnx_bytes']:,} bytes)")
 

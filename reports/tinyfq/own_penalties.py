@@ -28,8 +28,10 @@ def scores(onnx_path: str, images: np.ndarray, batch: int = 512) -> np.ndarray:
 
     sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    out = [sess.run(None, {name: preprocess(np.asarray(images[s:s + batch]))})[0].reshape(-1)
-           for s in range(0, len(images), batch)]
+    out = [
+        sess.run(None, {name: preprocess(np.asarray(images[s : s + batch]))})[0].reshape(-1)
+        for s in range(0, len(images), batch)
+    ]
     return np.concatenate(out)
 
 
@@ -47,8 +49,9 @@ def checkpoint_scores(folder: str, images: np.ndarray) -> tuple[np.ndarray, dict
     return predict(model, images), state["split"]
 
 
-def penalties(pred: np.ndarray, labels: np.ndarray, identities: np.ndarray, sources: np.ndarray,
-              degradations: list, held_out: set) -> dict:
+def penalties(
+    pred: np.ndarray, labels: np.ndarray, identities: np.ndarray, sources: np.ndarray, degradations: list, held_out: set
+) -> dict:
     """{part: {"kind/level": {n, net, label, net_drop, label_drop}}}: part ``train`` or ``val`` (held-out
     identities); net / label = fraction of copies scored strictly below their photo; drops are means."""
     photo = {}
@@ -62,15 +65,20 @@ def penalties(pred: np.ndarray, labels: np.ndarray, identities: np.ndarray, sour
             continue
         part = "val" if identities[i] in held_out else "train"
         rows[part][f"{d['name']}/{d['level']}"].append(
-            (pred[i] < pred[c], labels[i] < labels[c], pred[c] - pred[i], labels[c] - labels[i]))
+            (pred[i] < pred[c], labels[i] < labels[c], pred[c] - pred[i], labels[c] - labels[i])
+        )
     out = {}
     for part, kinds in sorted(rows.items()):
         out[part] = {}
         for k in sorted(kinds):
             a = np.asarray(kinds[k], dtype=np.float64)
-            out[part][k] = {"n": len(a), "net": round(float(a[:, 0].mean()), 4),
-                            "label": round(float(a[:, 1].mean()), 4), "net_drop": round(float(a[:, 2].mean()), 4),
-                            "label_drop": round(float(a[:, 3].mean()), 4)}
+            out[part][k] = {
+                "n": len(a),
+                "net": round(float(a[:, 0].mean()), 4),
+                "label": round(float(a[:, 1].mean()), 4),
+                "net_drop": round(float(a[:, 2].mean()), 4),
+                "label_drop": round(float(a[:, 3].mean()), 4),
+            }
     return out
 
 
@@ -93,8 +101,10 @@ def main() -> None:
     res = penalties(pred, np.asarray(ts.labels), ts.identities, ts.sources, ts.degradations, held_out)
     for part, kinds in res.items():
         for k, v in kinds.items():
-            print(f"{part:5} {k:30} n={v['n']:4} net {v['net']:.3f} label {v['label']:.3f} "
-                  f"net drop {v['net_drop']:+.4f} label drop {v['label_drop']:+.4f}")
+            print(
+                f"{part:5} {k:30} n={v['n']:4} net {v['net']:.3f} label {v['label']:.3f} "
+                f"net drop {v['net_drop']:+.4f} label drop {v['label_drop']:+.4f}"
+            )
     if a.out:
         Path(a.out).write_text(json.dumps({"weights": a.weights, "set": a.set, "penalised": res}, indent=2) + "\n")
 

@@ -20,7 +20,8 @@ import numpy as np
 DEGRADATIONS = {
     "jpeg-10": lambda image, i: __import__("fiqa_bench.degradations", fromlist=["jpeg"]).jpeg(image, quality=10),
     "noise-20": lambda image, i: __import__("fiqa_bench.degradations", fromlist=["gaussian_noise"]).gaussian_noise(
-        image, sigma=20.0, seed=i),
+        image, sigma=20.0, seed=i
+    ),
 }
 
 
@@ -56,18 +57,25 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     clean, degraded = faces_of(a.set, a.limit)
-    out = {"set": a.set, "photos": len(clean), "rule": "fraction of photos with score(degraded) < score(photo)",
-           "weights": {}}
+    out = {
+        "set": a.set,
+        "photos": len(clean),
+        "rule": "fraction of photos with score(degraded) < score(photo)",
+        "weights": {},
+    }
     for w in a.weights:
         method = TinyFQ(weights=w)
         spec = method.card.input
-        base = np.concatenate([method.score(to_input(clean[s:s + 256], spec)) for s in range(0, len(clean), 256)])
+        base = np.concatenate([method.score(to_input(clean[s : s + 256], spec)) for s in range(0, len(clean), 256)])
         res = {}
         for name, faces in degraded.items():
-            worse = np.concatenate([method.score(to_input(faces[s:s + 256], spec))
-                                    for s in range(0, len(faces), 256)])
-            res[name] = {"penalised": round(float((worse < base).mean()), 4),
-                         "mean_drop": round(float((base - worse).mean()), 4)}
+            worse = np.concatenate(
+                [method.score(to_input(faces[s : s + 256], spec)) for s in range(0, len(faces), 256)]
+            )
+            res[name] = {
+                "penalised": round(float((worse < base).mean()), 4),
+                "mean_drop": round(float((base - worse).mean()), 4),
+            }
         out["weights"][w] = res
         print(w, res, flush=True)
     Path(a.out).write_text(json.dumps(out, indent=2) + "\n")

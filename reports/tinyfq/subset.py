@@ -53,12 +53,17 @@ def main() -> None:
     ts = TrainingSet.load(a.set)
     rows = select(ts, a.copies, a.identity_fraction, a.seed)
     sub = ts.subset(rows)
-    own = f"python reports/tinyfq/subset.py {a.set} {a.out} --copies {a.copies}" + (
-        f" --identity-fraction {a.identity_fraction}" if a.identity_fraction < 1.0 else "") + (
-        f" --seed {a.seed}" if a.seed else "")
+    own = (
+        f"python reports/tinyfq/subset.py {a.set} {a.out} --copies {a.copies}"
+        + (f" --identity-fraction {a.identity_fraction}" if a.identity_fraction < 1.0 else "")
+        + (f" --seed {a.seed}" if a.seed else "")
+    )
     # the card of a model trained on the subset records both commands as its data command
-    sub.meta = {**ts.meta, "command": f"{ts.meta.get('command', a.set)} && {own}", "subset": {
-        "copies": a.copies, "identity_fraction": a.identity_fraction, "seed": a.seed}}
+    sub.meta = {
+        **ts.meta,
+        "command": f"{ts.meta.get('command', a.set)} && {own}",
+        "subset": {"copies": a.copies, "identity_fraction": a.identity_fraction, "seed": a.seed},
+    }
     sub.save(a.out)
     print(f"{len(rows)} of {len(ts)} rows, {np.unique(sub.identities).size} identities -> {a.out}")
 

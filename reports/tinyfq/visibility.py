@@ -31,9 +31,15 @@ def measures(photo: np.ndarray, copy: np.ndarray) -> list[float]:
     low = cv2.GaussianBlur(d, (0, 0), 2.0)
     high = d - low
     hf = lambda x: float(((x - cv2.GaussianBlur(x, (0, 0), 1.0)) ** 2).mean())  # noqa: E731
-    rms = lambda x: float(np.sqrt((x ** 2).mean()))  # noqa: E731
-    return [rms(low[..., 0]), rms(high[..., 0]), rms(low[..., 1:]), rms(high[..., 1:]),
-            hf(b[..., 0]) / hf(a[..., 0]), hf(np.ascontiguousarray(b[..., 1:])) / hf(np.ascontiguousarray(a[..., 1:]))]
+    rms = lambda x: float(np.sqrt((x**2).mean()))  # noqa: E731
+    return [
+        rms(low[..., 0]),
+        rms(high[..., 0]),
+        rms(low[..., 1:]),
+        rms(high[..., 1:]),
+        hf(b[..., 0]) / hf(a[..., 0]),
+        hf(np.ascontiguousarray(b[..., 1:])) / hf(np.ascontiguousarray(a[..., 1:])),
+    ]
 
 
 def main() -> None:
@@ -48,16 +54,22 @@ def main() -> None:
     photo = {(ts.identities[i], ts.sources[i]): i for i, d in enumerate(ts.degradations) if not d}
     out = {}
     for kind in KINDS:
-        rows = [i for i, d in enumerate(ts.degradations) if d and d["name"] == kind and d["level"] == "strong"
-                and (ts.identities[i], ts.sources[i]) in photo][:a.n]
+        rows = [
+            i
+            for i, d in enumerate(ts.degradations)
+            if d and d["name"] == kind and d["level"] == "strong" and (ts.identities[i], ts.sources[i]) in photo
+        ][: a.n]
         m = np.array([measures(ts.images[photo[(ts.identities[i], ts.sources[i])]], ts.images[i]) for i in rows])
-        out[kind] = {"n": len(rows), "luma_diff_rms_low": round(float(m[:, 0].mean()), 2),
-                     "luma_diff_rms_high": round(float(m[:, 1].mean()), 2),
-                     "chroma_diff_rms_low": round(float(m[:, 2].mean()), 2),
-                     "chroma_diff_rms_high": round(float(m[:, 3].mean()), 2),
-                     "hf_ratio_luma_median": round(float(np.median(m[:, 4])), 3),
-                     "hf_ratio_chroma_median": round(float(np.median(m[:, 5])), 3),
-                     "luma_hf_up": round(float((m[:, 4] > 1).mean()), 3)}
+        out[kind] = {
+            "n": len(rows),
+            "luma_diff_rms_low": round(float(m[:, 0].mean()), 2),
+            "luma_diff_rms_high": round(float(m[:, 1].mean()), 2),
+            "chroma_diff_rms_low": round(float(m[:, 2].mean()), 2),
+            "chroma_diff_rms_high": round(float(m[:, 3].mean()), 2),
+            "hf_ratio_luma_median": round(float(np.median(m[:, 4])), 3),
+            "hf_ratio_chroma_median": round(float(np.median(m[:, 5])), 3),
+            "luma_hf_up": round(float((m[:, 4] > 1).mean()), 3),
+        }
         print(kind, out[kind])
     if a.out:
         Path(a.out).write_text(json.dumps({"set": a.set, "level": "strong", "kinds": out}, indent=2) + "\n")

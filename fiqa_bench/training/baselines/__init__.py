@@ -56,22 +56,76 @@ then ``svm ... --out methods/weights/svm-dlib.npz --search``; ``SVMQuality`` fin
 
 from __future__ import annotations
 
-from fiqa_bench.training.baselines.data import (CROP_SIZE, LADDER, LADDER_RANK, BaselineSet, Source, build_baseline_set,
-                                                card_base, collect_photos, degradation_ladder, describe_set,
-                                                make_baseline_set, validation_mask)
-from fiqa_bench.training.baselines.evaluate import (CROP_SPEC_TEXT, REBUILD_TOLERANCE, FaceRebuilder, evaluate,
-                                                    evaluation_methods, input_route, ladder_accuracy, spearman,
-                                                    validation_scores)
+from fiqa_bench.training.baselines.data import (
+    CROP_SIZE,
+    LADDER,
+    LADDER_RANK,
+    BaselineSet,
+    Source,
+    build_baseline_set,
+    card_base,
+    collect_photos,
+    degradation_ladder,
+    describe_set,
+    make_baseline_set,
+    validation_mask,
+)
+from fiqa_bench.training.baselines.evaluate import (
+    CROP_SPEC_TEXT,
+    REBUILD_TOLERANCE,
+    FaceRebuilder,
+    evaluate,
+    evaluation_methods,
+    input_route,
+    ladder_accuracy,
+    spearman,
+    validation_scores,
+)
 from fiqa_bench.training.baselines.faceqnet import faceqnet_labels, train_baseline_faceqnet
-from fiqa_bench.training.baselines.rqs import (RQS_GRID, fit_rqs, label_pairs, ladder_pairs, pair_accuracy, rank_svm,
-                                               train_baseline_rqs)
+from fiqa_bench.training.baselines.rqs import (
+    RQS_GRID,
+    fit_rqs,
+    label_pairs,
+    ladder_pairs,
+    pair_accuracy,
+    rank_svm,
+    train_baseline_rqs,
+)
 from fiqa_bench.training.baselines.svm import SVM_GRID, save_svm, train_baseline_svm, train_svm
 
 __all__ = [
-    "CROP_SIZE", "CROP_SPEC_TEXT", "LADDER", "LADDER_RANK", "REBUILD_TOLERANCE", "RQS_GRID", "SVM_GRID",
-    "BaselineSet", "FaceRebuilder", "Source", "build_baseline_set", "card_base", "collect_photos",
-    "degradation_ladder", "describe_set", "evaluate", "evaluation_methods", "faceqnet_labels", "fit_rqs",
-    "input_route", "label_pairs", "ladder_accuracy", "ladder_pairs", "make_baseline_set", "pair_accuracy",
-    "rank_svm", "save_svm", "spearman", "train_baseline_faceqnet", "train_baseline_rqs", "train_baseline_svm",
-    "train_svm", "validation_mask", "validation_scores",
+    "CROP_SIZE",
+    "CROP_SPEC_TEXT",
+    "LADDER",
+    "LADDER_RANK",
+    "REBUILD_TOLERANCE",
+    "RQS_GRID",
+    "SVM_GRID",
+    "BaselineSet",
+    "FaceRebuilder",
+    "Source",
+    "build_baseline_set",
+    "card_base",
+    "collect_photos",
+    "degradation_ladder",
+    "describe_set",
+    "evaluate",
+    "evaluation_methods",
+    "faceqnet_labels",
+    "fit_rqs",
+    "input_route",
+    "label_pairs",
+    "ladder_accuracy",
+    "ladder_pairs",
+    "make_baseline_set",
+    "pair_accuracy",
+    "rank_svm",
+    "save_svm",
+    "spearman",
+    "train_baseline_faceqnet",
+    "train_baseline_rqs",
+    "train_baseline_svm",
+    "train_svm",
+    "validation_mask",
+    "validation_scores",
 ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class Source:
     pad: float = 0.0
 
     @classmethod
-    def parse(cls, text: str) -> "Source":
+    def parse(cls, text: str) -> Source:
         """``PATH`` or ``PATH:key=value,...``, e.g. ``/data/lfw/lfw:max_images=3,pad=0.25``."""
         path, sep, opts = str(text).partition(":")
         kwargs: dict[str, Any] = {}
@@ -50,8 +51,9 @@ class Source:
         return cls(Path(path), **kwargs)
 
 
-def collect_photos(sources: Sequence[Source | str], part: str = "train", seed: int = 0
-                   ) -> tuple[list[Path], list[str], list[float]]:
+def collect_photos(
+    sources: Sequence[Source | str], part: str = "train", seed: int = 0
+) -> tuple[list[Path], list[str], list[float]]:
     """(paths, identities, pads) of the photos of ``sources`` whose identity is in ``part``.
 
     Identities are tagged with the source's last two path parts (``celeba-wild/images/7201``), as ``fiqa-bench
@@ -74,8 +76,9 @@ def collect_photos(sources: Sequence[Source | str], part: str = "train", seed: i
         tag = "/".join(root.resolve().parts[-2:])
         by_id: dict[str, list[Path]] = defaultdict(list)
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-            by_id[folder.name] = sorted(p for p in folder.iterdir()
-                                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            by_id[folder.name] = sorted(
+                p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
         for ident, files in by_id.items():
             if len(files) < src.min_images or (src.max_images is not None and len(files) > src.max_images):
                 continue
@@ -90,8 +93,9 @@ def collect_photos(sources: Sequence[Source | str], part: str = "train", seed: i
     return paths, identities, pads
 
 
-def degradation_ladder(image: np.ndarray, rng: np.random.Generator, box=None,
-                       names: Sequence[str] | None = None) -> list[tuple[np.ndarray, dict]]:
+def degradation_ladder(
+    image: np.ndarray, rng: np.random.Generator, box=None, names: Sequence[str] | None = None
+) -> list[tuple[np.ndarray, dict]]:
     """One degradation kind (uniform over ``names``) at the light, medium and strong level, same free parameters."""
     from fiqa_bench.degradations import DEGRADATIONS, apply_record
 
@@ -131,8 +135,9 @@ class BaselineSet:
             self.landmarks = np.asarray(self.landmarks, np.float32)
             self.boxes = np.asarray(self.boxes, np.float32)
             if self.landmarks.shape != (len(self.data), 5, 2) or self.boxes.shape != (len(self.data), 4):
-                raise ValueError(f"landmarks {self.landmarks.shape} / boxes {self.boxes.shape} do not match "
-                                 f"{len(self.data)} rows")
+                raise ValueError(
+                    f"landmarks {self.landmarks.shape} / boxes {self.boxes.shape} do not match {len(self.data)} rows"
+                )
 
     def __len__(self) -> int:
         return len(self.data)
@@ -158,7 +163,7 @@ class BaselineSet:
         assert self.data.degradations is not None  # filled in by TrainingSet.__post_init__
         return np.array([d is None for d in self.data.degradations], bool)
 
-    def subset(self, index: np.ndarray) -> "BaselineSet":
+    def subset(self, index: np.ndarray) -> BaselineSet:
         index = np.asarray(index, np.int64)
         if self.landmarks is None or self.boxes is None:  # both or neither (__post_init__)
             return BaselineSet(self.data.subset(index), self.embeddings[index])
@@ -178,12 +183,13 @@ class BaselineSet:
         return folder
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, mmap: bool = True) -> "BaselineSet":
+    def load(cls, folder: str | os.PathLike, mmap: bool = True) -> BaselineSet:
         folder = Path(folder)
-        faces = [np.load(folder / f"{k}.npy", allow_pickle=False) if (folder / f"{k}.npy").is_file() else None
-                 for k in ("landmarks", "boxes")]
-        return cls(TrainingSet.load(folder, mmap=mmap), np.load(folder / "embeddings.npy", allow_pickle=False),
-                   *faces)
+        faces = [
+            np.load(folder / f"{k}.npy", allow_pickle=False) if (folder / f"{k}.npy").is_file() else None
+            for k in ("landmarks", "boxes")
+        ]
+        return cls(TrainingSet.load(folder, mmap=mmap), np.load(folder / "embeddings.npy", allow_pickle=False), *faces)
 
 
 def build_baseline_set(
@@ -208,17 +214,34 @@ def build_baseline_set(
     def versions(image: np.ndarray, rng: np.random.Generator, box: Any) -> list[tuple[np.ndarray, dict]]:
         return degradation_ladder(image, rng, box=box) if ladder else []
 
-    rows = label_photos(paths, identities, backbone=backbone, backbone_options=backbone_options, detector=detector,
-                        size=CROP_SIZE, versions=versions, pads=pads, seed=seed, leave_one_out=True,
-                        on_no_face="skip", batch_size=batch_size, progress=progress)
+    rows = label_photos(
+        paths,
+        identities,
+        backbone=backbone,
+        backbone_options=backbone_options,
+        detector=detector,
+        size=CROP_SIZE,
+        versions=versions,
+        pads=pads,
+        seed=seed,
+        leave_one_out=True,
+        on_no_face="skip",
+        batch_size=batch_size,
+        progress=progress,
+    )
     meta = {
-        "backbone": rows.backbone.identity(), "backbone_key": backbone_key(rows.backbone),
+        "backbone": rows.backbone.identity(),
+        "backbone_key": backbone_key(rows.backbone),
         "backbone_spec": backbone if isinstance(backbone, str) else None,
         "backbone_options": dict(backbone_options or {}),
         "detector": identity_of(rows.detector),
-        "size": CROP_SIZE, "ladder": bool(ladder), "seed": int(seed), "photos": len(paths), "skipped": rows.skipped,
+        "size": CROP_SIZE,
+        "ladder": bool(ladder),
+        "seed": int(seed),
+        "photos": len(paths),
+        "skipped": rows.skipped,
         "label_rule": "Eq. 1: cosine to the mean of the identity's L2-normalised undegraded embeddings, the photo "
-                      "and its degraded copies left out",
+        "and its degraded copies left out",
     }
     data = TrainingSet(rows.crops, rows.labels, rows.identities, rows.sources, rows.degradations, meta)
     return BaselineSet(data, rows.embeddings, rows.landmarks, rows.boxes)
@@ -231,17 +254,26 @@ def validation_mask(data: BaselineSet, val_fraction: float, seed: int) -> np.nda
     return identity_split(data.data.identities, val_fraction, seed)[0]
 
 
-def card_base(data: BaselineSet, command: str, data_desc: str, seed: int, val_fraction: float,
-               val_mask: np.ndarray) -> dict:
+def card_base(
+    data: BaselineSet, command: str, data_desc: str, seed: int, val_fraction: float, val_mask: np.ndarray
+) -> dict:
     ids = data.data.identities
     return {
-        "command": command, "data": data_desc, "seed": int(seed), "val_fraction": float(val_fraction),
-        "backbone": data.meta.get("backbone"), "backbone_key": data.meta.get("backbone_key"),
-        "backbone_spec": data.meta.get("backbone_spec"), "backbone_options": data.meta.get("backbone_options"),
-        "rows": int(len(data)), "train_rows": int((~val_mask).sum()), "val_rows": int(val_mask.sum()),
+        "command": command,
+        "data": data_desc,
+        "seed": int(seed),
+        "val_fraction": float(val_fraction),
+        "backbone": data.meta.get("backbone"),
+        "backbone_key": data.meta.get("backbone_key"),
+        "backbone_spec": data.meta.get("backbone_spec"),
+        "backbone_options": data.meta.get("backbone_options"),
+        "rows": int(len(data)),
+        "train_rows": int((~val_mask).sum()),
+        "val_rows": int(val_mask.sum()),
         "train_identities": int(np.unique(ids[~val_mask]).size),
         "val_identities": sorted(np.unique(ids[val_mask]).tolist()),
-        "label_rule": data.meta.get("label_rule"), "ladder": data.meta.get("ladder"),
+        "label_rule": data.meta.get("label_rule"),
+        "ladder": data.meta.get("ladder"),
     }
 
 
@@ -250,12 +282,31 @@ def describe_set(folder: str | os.PathLike, data: BaselineSet) -> str:
     return f"{folder}: " + json.dumps({k: data.meta.get(k) for k in ("sources", "part", "seed", "ladder", "command")})
 
 
-def make_baseline_set(out: str | os.PathLike, *, fr: str, fr_options: Mapping[str, str] | None = None,
-                      sources: Sequence[str], part: str = "train", ladder: bool = True, detector: str = "yunet",
-                      seed: int = 0, command: str = "", progress: bool = True) -> tuple[BaselineSet, Path]:
+def make_baseline_set(
+    out: str | os.PathLike,
+    *,
+    fr: str,
+    fr_options: Mapping[str, str] | None = None,
+    sources: Sequence[str],
+    part: str = "train",
+    ladder: bool = True,
+    detector: str = "yunet",
+    seed: int = 0,
+    command: str = "",
+    progress: bool = True,
+) -> tuple[BaselineSet, Path]:
     """``train-baseline data``: :func:`collect_photos` + :func:`build_baseline_set`, saved to ``out``."""
     paths, ids, pads = collect_photos([Source.parse(s) for s in sources], part=part, seed=seed)
-    data = build_baseline_set(paths, ids, backbone=fr, backbone_options=dict(fr_options or {}), detector=detector,
-                              pads=pads, ladder=ladder, seed=seed, progress=progress)
+    data = build_baseline_set(
+        paths,
+        ids,
+        backbone=fr,
+        backbone_options=dict(fr_options or {}),
+        detector=detector,
+        pads=pads,
+        ladder=ladder,
+        seed=seed,
+        progress=progress,
+    )
     data.meta.update(sources=list(sources), part=part, command=command)
     return data, data.save(out)

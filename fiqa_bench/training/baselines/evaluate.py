@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,16 +49,23 @@ def ladder_accuracy(scores: np.ndarray, data: BaselineSet) -> dict[str, float]:
         total += len(d)
         full += float((d > 0).all())
         n_photos += 1
-    return {"pairs": right / total if total else float("nan"),
-            "photos": full / n_photos if n_photos else float("nan"), "n_photos": int(n_photos)}
+    return {
+        "pairs": right / total if total else float("nan"),
+        "photos": full / n_photos if n_photos else float("nan"),
+        "n_photos": int(n_photos),
+    }
 
 
 def validation_scores(scores: np.ndarray, data: BaselineSet, val_mask: np.ndarray) -> dict:
     sub = data.subset(np.flatnonzero(val_mask))
     s = np.asarray(scores)[val_mask]
     labels = sub.data.labels
-    return {"spearman_eq1_all": spearman(s, labels), "spearman_eq1_clean": spearman(s[sub.clean], labels[sub.clean]),
-            "ladder": ladder_accuracy(s, sub), "n": int(val_mask.sum())}
+    return {
+        "spearman_eq1_all": spearman(s, labels),
+        "spearman_eq1_clean": spearman(s[sub.clean], labels[sub.clean]),
+        "ladder": ladder_accuracy(s, sub),
+        "n": int(val_mask.sum()),
+    }
 
 
 #: The input the set stores: what ``blur``, ``rqs``, ``faceqnet`` (and any method with this spec) score.
@@ -120,14 +128,18 @@ class FaceRebuilder:
         sources = np.unique(data.data.sources)
         missing = [s for s in sources.tolist() if not s or not Path(s).is_file()]
         if missing:
-            return (f"{len(missing)} of the set's {sources.size} source photos are not there (e.g. {missing[0]!r}); "
-                    f"methods that do not take the stored {CROP_SPEC_TEXT} crops are scored on faces rebuilt from "
-                    f"the source photos")
+            return (
+                f"{len(missing)} of the set's {sources.size} source photos are not there (e.g. {missing[0]!r}); "
+                f"methods that do not take the stored {CROP_SPEC_TEXT} crops are scored on faces rebuilt from "
+                f"the source photos"
+            )
         if data.landmarks is None:
             name = str(data.meta.get("detector", "")).split("-")[0]
             if name not in registry.names("detector"):
-                return (f"the set stores no landmarks and its detector {data.meta.get('detector')!r} cannot be "
-                        f"re-run; rebuild the set with `fiqa-bench train-baseline data`")
+                return (
+                    f"the set stores no landmarks and its detector {data.meta.get('detector')!r} cannot be "
+                    f"re-run; rebuild the set with `fiqa-bench train-baseline data`"
+                )
         return None
 
     def _detect(self, image: np.ndarray, source: str):
@@ -138,16 +150,18 @@ class FaceRebuilder:
             self._detector = make_detector(str(self.data.meta.get("detector", "yunet")).split("-")[0])
         det = detect_face(self._detector, image, _source_pad(source, self.data.meta.get("sources") or []))
         if det is None:
-            raise FiqaBenchError(f"{source}: no face found again in a photo of the set (built with detector "
-                                 f"{self.data.meta.get('detector')!r}); rebuild the set with "
-                                 f"`fiqa-bench train-baseline data`")
+            raise FiqaBenchError(
+                f"{source}: no face found again in a photo of the set (built with detector "
+                f"{self.data.meta.get('detector')!r}); rebuild the set with "
+                f"`fiqa-bench train-baseline data`"
+            )
         return det.landmarks, det.box
 
     def faces(self, rows: np.ndarray | Sequence[int]) -> list:
         """The checked faces of ``rows`` (rows of one photo share one decode and one detection)."""
+        from fiqa_bench.degradations import apply_record
         from fiqa_bench.errors import FiqaBenchError
         from fiqa_bench.faces import Face, load_image, to_input
-        from fiqa_bench.degradations import apply_record
 
         rows = np.asarray(rows, np.int64)
         sources, degradations = self.data.data.sources, self.data.data.degradations
@@ -174,18 +188,23 @@ class FaceRebuilder:
         bad = np.flatnonzero(diff > REBUILD_TOLERANCE)
         if bad.size:
             r = int(rows[bad[0]])
-            how = "stored landmarks" if self.data.landmarks is not None else \
-                f"landmarks detected again (set built with {self.data.meta.get('detector')!r})"
+            how = (
+                "stored landmarks"
+                if self.data.landmarks is not None
+                else f"landmarks detected again (set built with {self.data.meta.get('detector')!r})"
+            )
             raise FiqaBenchError(
                 f"row {r} ({sources[r]}, {self.data.level[r]}): the face rebuilt from the source photo with {how} "
                 f"differs from the stored crop by up to {int(diff[bad[0]])} grey levels ({bad.size} of "
-                f"{len(rows)} rows in this batch); the photo or the detector changed since the set was built")
+                f"{len(rows)} rows in this batch); the photo or the detector changed since the set was built"
+            )
         self.checked += len(rows)
         return out
 
 
-def evaluate(data: BaselineSet, methods: Mapping[str, Any], *, batch_size: int = 256,
-             progress: bool = False) -> dict[str, dict]:
+def evaluate(
+    data: BaselineSet, methods: Mapping[str, Any], *, batch_size: int = 256, progress: bool = False
+) -> dict[str, dict]:
     """Score ``data`` with each method and compare with its Eq. 1 labels.
 
     Each method is fed by :func:`input_route`: the stored embeddings (svm: they must come from the backbone its
@@ -211,13 +230,18 @@ def evaluate(data: BaselineSet, methods: Mapping[str, Any], *, batch_size: int =
 
             method.identity()  # resolves the method's backbone (a spec string becomes the backbone)
             backbone = getattr(method, "backbone", None)
-            if backbone is not None and not isinstance(backbone, str) \
-                    and backbone_key(backbone) != data.meta.get("backbone_key"):
-                raise FiqaBenchError(f"{name}: the set's embeddings come from {data.meta.get('backbone_key')}, "
-                                     f"the method's backbone is {backbone_key(backbone)}")
+            if (
+                backbone is not None
+                and not isinstance(backbone, str)
+                and backbone_key(backbone) != data.meta.get("backbone_key")
+            ):
+                raise FiqaBenchError(
+                    f"{name}: the set's embeddings come from {data.meta.get('backbone_key')}, "
+                    f"the method's backbone is {backbone_key(backbone)}"
+                )
             scores[name].append(method.score_embeddings(data.embeddings))
         elif routes[name] == "crops":
-            scores[name] += [method.score(np.asarray(images[i:i + batch_size])) for i in range(0, n, batch_size)]
+            scores[name] += [method.score(np.asarray(images[i : i + batch_size])) for i in range(0, n, batch_size)]
         seconds[name] += time.perf_counter() - t
     face_methods = [name for name, r in routes.items() if r == "faces"]
     rebuild_seconds = 0.0
@@ -237,19 +261,26 @@ def evaluate(data: BaselineSet, methods: Mapping[str, Any], *, batch_size: int =
     out = {}
     clean = data.clean
     labels = data.data.labels
-    inputs = {"embeddings": "stored embeddings of the set's backbone",
-              "crops": f"stored {CROP_SPEC_TEXT} crops",
-              "faces": "faces rebuilt from the source photos (degradations replayed, checked against the crops)"}
+    inputs = {
+        "embeddings": "stored embeddings of the set's backbone",
+        "crops": f"stored {CROP_SPEC_TEXT} crops",
+        "faces": "faces rebuilt from the source photos (degradations replayed, checked against the crops)",
+    }
     for name, method in methods.items():
         s = np.concatenate(scores[name]) if scores[name] else np.zeros(0, np.float32)
         s = np.asarray(s, np.float64).reshape(-1)
         if len(s) != n:
             raise FiqaBenchError(f"{name}: {len(s)} scores for {n} rows")
-        out[name] = {"spearman_eq1_all": spearman(s, labels),
-                     "spearman_eq1_clean": spearman(s[clean], labels[clean]),
-                     "ladder": ladder_accuracy(s, data), "n": int(n), "finite": int(np.isfinite(s).sum()),
-                     "input": inputs[routes[name]], "identity": method.identity(),
-                     "seconds": round(seconds[name], 1)}
+        out[name] = {
+            "spearman_eq1_all": spearman(s, labels),
+            "spearman_eq1_clean": spearman(s[clean], labels[clean]),
+            "ladder": ladder_accuracy(s, data),
+            "n": int(n),
+            "finite": int(np.isfinite(s).sum()),
+            "input": inputs[routes[name]],
+            "identity": method.identity(),
+            "seconds": round(seconds[name], 1),
+        }
         if routes[name] == "embeddings":
             out[name]["backbone"] = data.meta.get("backbone")
         if routes[name] == "faces":
@@ -257,8 +288,9 @@ def evaluate(data: BaselineSet, methods: Mapping[str, Any], *, batch_size: int =
     return out
 
 
-def evaluation_methods(data: BaselineSet, names: str | Sequence[str] = "all",
-                       weights: Mapping[str, str | os.PathLike] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+def evaluation_methods(
+    data: BaselineSet, names: str | Sequence[str] = "all", weights: Mapping[str, str | os.PathLike] | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
     """(methods to :func:`evaluate` ``data`` with, {skipped name: why}).
 
     ``names``: registered method names or ``"all"`` (every registered method). ``weights``: {name: file} for

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -14,8 +14,13 @@ from fiqa_bench.training.baselines.evaluate import validation_scores
 from fiqa_bench.training.dataset import TrainingSet
 
 
-def faceqnet_labels(embeddings: np.ndarray, identities: np.ndarray | Sequence, eq1_labels: np.ndarray,
-                    clean: np.ndarray, groups: np.ndarray | Sequence | None = None) -> tuple[np.ndarray, np.ndarray]:
+def faceqnet_labels(
+    embeddings: np.ndarray,
+    identities: np.ndarray | Sequence,
+    eq1_labels: np.ndarray,
+    clean: np.ndarray,
+    groups: np.ndarray | Sequence | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """FaceQnet targets and the reference row of each row.
 
     Reference of an identity: its clean row with the highest Eq. 1 label (first on ties); label
@@ -37,8 +42,11 @@ def faceqnet_labels(embeddings: np.ndarray, identities: np.ndarray | Sequence, e
         if cand.size:
             ref_of[rows] = cand[int(np.argmax(eq1[cand]))]
     out = np.full(len(ids), np.nan)
-    group = np.arange(len(ids)) if groups is None else np.unique(np.asarray(groups).astype(str),
-                                                                 return_inverse=True)[1].reshape(-1)
+    group = (
+        np.arange(len(ids))
+        if groups is None
+        else np.unique(np.asarray(groups).astype(str), return_inverse=True)[1].reshape(-1)
+    )
     ok = (ref_of >= 0) & np.isfinite(f).all(1)
     ok[ok] &= group[ok] != group[ref_of[ok]]
     ok[ok] &= np.isfinite(f[ref_of[ok]]).all(1)
@@ -46,12 +54,26 @@ def faceqnet_labels(embeddings: np.ndarray, identities: np.ndarray | Sequence, e
     return out.astype(np.float32), ref_of
 
 
-def train_baseline_faceqnet(data: BaselineSet, out: str | os.PathLike, *, net: str = "mbv2-t4-w0.35-112",
-                            epochs: int = 18, lr: float = 0.01, lr_step: int = 6, batch_size: int = 64,
-                            weight_decay: float = 1e-4, loss: str = "l1", hflip: bool = True,
-                            val_fraction: float = 0.2, seed: int = 0, threads: int = 1,
-                            checkpoint_dir: str | os.PathLike | None = None, progress: bool = True,
-                            command: str = "", data_desc: str = "") -> dict:
+def train_baseline_faceqnet(
+    data: BaselineSet,
+    out: str | os.PathLike,
+    *,
+    net: str = "mbv2-t4-w0.35-112",
+    epochs: int = 18,
+    lr: float = 0.01,
+    lr_step: int = 6,
+    batch_size: int = 64,
+    weight_decay: float = 1e-4,
+    loss: str = "l1",
+    hflip: bool = True,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    threads: int = 1,
+    checkpoint_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    command: str = "",
+    data_desc: str = "",
+) -> dict:
     """Train FaceQnet (our small-network version) on ``data`` and write ``out`` (.onnx) + card (.json); needs torch.
 
     Training is :func:`fiqa_bench.training.train.train` (SGD, momentum 0.9, step schedule, exact resume from
@@ -69,28 +91,49 @@ def train_baseline_faceqnet(data: BaselineSet, out: str | os.PathLike, *, net: s
     torch = require_torch()
     torch.set_num_threads(int(threads))
     t0 = time.perf_counter()
-    targets, ref = faceqnet_labels(data.embeddings, data.data.identities, data.data.labels, data.clean,
-                                   groups=data.photo)
-    ts = TrainingSet(data.data.images, targets, data.data.identities, data.data.sources, data.data.degradations,
-                     dict(data.meta))
-    result = train(ts, net=net, epochs=epochs, lr=lr, lr_step=lr_step, batch_size=batch_size,
-                   weight_decay=weight_decay, loss=loss, seed=seed, val_fraction=val_fraction, sampling=None,
-                   hflip=hflip, checkpoint_dir=checkpoint_dir, progress=progress)
+    targets, ref = faceqnet_labels(
+        data.embeddings, data.data.identities, data.data.labels, data.clean, groups=data.photo
+    )
+    ts = TrainingSet(
+        data.data.images, targets, data.data.identities, data.data.sources, data.data.degradations, dict(data.meta)
+    )
+    result = train(
+        ts,
+        net=net,
+        epochs=epochs,
+        lr=lr,
+        lr_step=lr_step,
+        batch_size=batch_size,
+        weight_decay=weight_decay,
+        loss=loss,
+        seed=seed,
+        val_fraction=val_fraction,
+        sampling=None,
+        hflip=hflip,
+        checkpoint_dir=checkpoint_dir,
+        progress=progress,
+    )
     val = validation_mask(data, val_fraction, seed)
     scores = np.full(len(data), np.nan)
     scores[val] = predict(result["model"], np.asarray(data.data.images)[val], batch_size=256)
     n_refs = int(np.unique(ref[ref >= 0]).size)
-    card = {"method": "faceqnet", **training_card(result, command=command, data=data_desc,
-                                                  backbone=str(data.meta.get("backbone"))),
-            **{k: v for k, v in card_base(data, command, data_desc, seed, val_fraction, val).items()
-               if k not in ("command", "data", "seed", "backbone")},
-            "reference_rule": "per identity, the undegraded photo with the highest Eq. 1 label (proxy for the "
-                              "original's ICAO-compliance software)",
-            "target": "1 - ||f/|f| - r/|r|||_2 / 2, r the reference photo's embedding; the reference photo and "
-                      "its own degraded copies are not trained on",
-            "references": n_refs,
-            "validation_faceqnet_labels": result["val"],
-            "validation": validation_scores(scores, data, val), "seconds": round(time.perf_counter() - t0, 1)}
+    card = {
+        "method": "faceqnet",
+        **training_card(result, command=command, data=data_desc, backbone=str(data.meta.get("backbone"))),
+        **{
+            k: v
+            for k, v in card_base(data, command, data_desc, seed, val_fraction, val).items()
+            if k not in ("command", "data", "seed", "backbone")
+        },
+        "reference_rule": "per identity, the undegraded photo with the highest Eq. 1 label (proxy for the "
+        "original's ICAO-compliance software)",
+        "target": "1 - ||f/|f| - r/|r|||_2 / 2, r the reference photo's embedding; the reference photo and "
+        "its own degraded copies are not trained on",
+        "references": n_refs,
+        "validation_faceqnet_labels": result["val"],
+        "validation": validation_scores(scores, data, val),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     card.pop("val_identities", None)
     save_trained(result, out, card)
     return card

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -66,8 +67,9 @@ def rank_svm(x: np.ndarray, pairs: np.ndarray, C: float, seed: int = 0) -> np.nd
     sign = np.where(np.random.default_rng([int(seed), 53]).random(len(pairs)) < 0.5, 1.0, -1.0)
     if (sign > 0).all() or (sign < 0).all():
         sign[0] = -sign[0]
-    svc = LinearSVC(C=float(C), loss="squared_hinge", penalty="l2", fit_intercept=False, dual=False, tol=1e-5,
-                    max_iter=1000)
+    svc = LinearSVC(
+        C=float(C), loss="squared_hinge", penalty="l2", fit_intercept=False, dual=False, tol=1e-5, max_iter=1000
+    )
     svc.fit(diff * sign[:, None], sign)
     return svc.coef_.reshape(-1).astype(np.float64)
 
@@ -85,8 +87,15 @@ def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, scale
 
 
-def fit_rqs(feats: Mapping[str, np.ndarray], pairs: np.ndarray, identities: np.ndarray, *, C: float = 0.01,
-            C2: float = 1.0, seed: int = 0) -> dict:
+def fit_rqs(
+    feats: Mapping[str, np.ndarray],
+    pairs: np.ndarray,
+    identities: np.ndarray,
+    *,
+    C: float = 0.01,
+    C2: float = 1.0,
+    seed: int = 0,
+) -> dict:
     """Two-stage RQS on ``feats`` (group -> (N, D)) and ordered ``pairs`` (rows into the same N).
 
     Stage 1 per group: standardise, RankSVM (``C``). Stage 2: RankSVM (``C2``) on the four stage-1 scores divided
@@ -123,18 +132,28 @@ def fit_rqs(feats: Mapping[str, np.ndarray], pairs: np.ndarray, identities: np.n
 RQS_GRID = (0.001, 0.01, 0.1)
 
 
-def train_baseline_rqs(data: BaselineSet, out: str | os.PathLike, *, C: float | None = None, C2: float = 1.0,
-                       margin: float = 0.1, per_identity: int = 30, val_fraction: float = 0.2, seed: int = 0,
-                       features_cache: str | os.PathLike | None = None, command: str = "", data_desc: str = ""
-                       ) -> dict:
+def train_baseline_rqs(
+    data: BaselineSet,
+    out: str | os.PathLike,
+    *,
+    C: float | None = None,
+    C2: float = 1.0,
+    margin: float = 0.1,
+    per_identity: int = 30,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    features_cache: str | os.PathLike | None = None,
+    command: str = "",
+    data_desc: str = "",
+) -> dict:
     """Fit RQS on the non-held-out identities of ``data`` (ladder pairs + Eq. 1 pairs) and write ``out`` (.npz)
     + card (.json). ``C=None``: pick the stage-1 C from :data:`RQS_GRID` by validation pair accuracy.
     ``features_cache``: a ``.npz`` where the hand-crafted features of ``data`` are kept between runs."""
     from fiqa_bench.atomic import atomic_path, write_json
     from fiqa_bench.download import file_sha256
+    from fiqa_bench.features.handcrafted import DIMS, GROUPS, features
     from fiqa_bench.methods.rqs import FORMAT, linear_score
     from fiqa_bench.training.export import json_safe
-    from fiqa_bench.features.handcrafted import DIMS, GROUPS, features
 
     t0 = time.perf_counter()
     feats = None
@@ -170,8 +189,13 @@ def train_baseline_rqs(data: BaselineSet, out: str | os.PathLike, *, C: float | 
         for c in RQS_GRID:
             m = fit_rqs(train_feats, train_pairs, ids, C=c, C2=C2, seed=seed)
             s = linear_score(feats, m)
-            grid.append({"C": c, "val_pair_accuracy": pair_accuracy(s, val_pairs),
-                         "val_spearman_eq1": spearman(s[val], data.data.labels[val])})
+            grid.append(
+                {
+                    "C": c,
+                    "val_pair_accuracy": pair_accuracy(s, val_pairs),
+                    "val_spearman_eq1": spearman(s[val], data.data.labels[val]),
+                }
+            )
         C = max(grid, key=lambda r: r["val_pair_accuracy"])["C"]
     model = fit_rqs(train_feats, train_pairs, ids, C=C, C2=C2, seed=seed)
     scores = linear_score(feats, model)
@@ -179,24 +203,42 @@ def train_baseline_rqs(data: BaselineSet, out: str | os.PathLike, *, C: float | 
     for g in GROUPS:  # each stage-1 score alone, for the card
         z = (feats[g].astype(np.float64) - model[f"{g}_mean"]) / model[f"{g}_scale"]
         sg = z @ model[f"{g}_w"]
-        per_group[g] = {"dim": DIMS[g], "val_pair_accuracy": pair_accuracy(sg, val_pairs),
-                        "val_spearman_eq1": spearman(sg[val], data.data.labels[val])}
-    card = {"method": "rqs", **card_base(data, command, data_desc, seed, val_fraction, val),
-            "settings": {"C": float(C), "C2": float(C2), "margin": float(margin), "per_identity": int(per_identity)},
-            "pairs": {"train": int(len(train_pairs)), "val": int(len(val_pairs)), "ladder_total": int(n_ladder),
-                      "label_total": int(len(all_pairs) - n_ladder)},
-            "stage2_alpha_on_standardised_scores": model["stage2_raw_alpha"].tolist(), "grid": grid,
-            "per_group": per_group, "features": {g: DIMS[g] for g in GROUPS},
-            "validation": {**validation_scores(scores, data, val), "pair_accuracy": pair_accuracy(scores, val_pairs)},
-            "seconds": round(time.perf_counter() - t0, 1), "feature_seconds": round(t_feat, 1),
-            "features_from_cache": cached}
+        per_group[g] = {
+            "dim": DIMS[g],
+            "val_pair_accuracy": pair_accuracy(sg, val_pairs),
+            "val_spearman_eq1": spearman(sg[val], data.data.labels[val]),
+        }
+    card = {
+        "method": "rqs",
+        **card_base(data, command, data_desc, seed, val_fraction, val),
+        "settings": {"C": float(C), "C2": float(C2), "margin": float(margin), "per_identity": int(per_identity)},
+        "pairs": {
+            "train": int(len(train_pairs)),
+            "val": int(len(val_pairs)),
+            "ladder_total": int(n_ladder),
+            "label_total": int(len(all_pairs) - n_ladder),
+        },
+        "stage2_alpha_on_standardised_scores": model["stage2_raw_alpha"].tolist(),
+        "grid": grid,
+        "per_group": per_group,
+        "features": {g: DIMS[g] for g in GROUPS},
+        "validation": {**validation_scores(scores, data, val), "pair_accuracy": pair_accuracy(scores, val_pairs)},
+        "seconds": round(time.perf_counter() - t0, 1),
+        "feature_seconds": round(t_feat, 1),
+        "features_from_cache": cached,
+    }
     out = Path(out)
-    arrays = {k: (np.asarray(v, np.float32) if k.endswith(("_mean", "_scale", "_w")) else v)
-              for k, v in model.items() if k not in ("stage2_raw_alpha", "stage1_spread")}
+    arrays = {
+        k: (np.asarray(v, np.float32) if k.endswith(("_mean", "_scale", "_w")) else v)
+        for k, v in model.items()
+        if k not in ("stage2_raw_alpha", "stage1_spread")
+    }
     with atomic_path(out, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
             # mypy matches **arrays against savez's allow_pickle: bool too (the keys are the model's array names)
             np.savez(fh, format=np.array(FORMAT), **arrays)  # type: ignore[arg-type]
-    write_json(out.with_suffix(".json"), {**json_safe(card), "file": out.name, "sha256": file_sha256(out),
-                                          "bytes": out.stat().st_size})
+    write_json(
+        out.with_suffix(".json"),
+        {**json_safe(card), "file": out.name, "sha256": file_sha256(out), "bytes": out.stat().st_size},
+    )
     return card

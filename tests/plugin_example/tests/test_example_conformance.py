@@ -1,10 +1,10 @@
 """The adapter passes fiqa-bench's conformance kit, and scores what its docstring says."""
 
 import numpy as np
+from fiqa_example_adapter import ContrastQuality
 
 from fiqa_bench import registry
 from fiqa_bench.testing import parametrize_with_checks, synthetic_inputs
-from fiqa_example_adapter import ContrastQuality
 
 
 @parametrize_with_checks([ContrastQuality()])
