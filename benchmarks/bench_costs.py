@@ -17,8 +17,9 @@ card asks for):
   counted from the ONNX file's initializers and graph (:mod:`fiqa_bench.onnx_info`) and cross-checked with
   :mod:`fiqa_bench.training.nets` / :mod:`fiqa_bench.training.flops` (``FlopCounterMode``) when torch is
   installed; ``svm``: support vectors x embedding width (+ dual coefficients, intercept, gamma) and
-  n_sv x (dim + 1) multiply-adds, with the FR embedding it needs costed and timed separately; ``rqs``: its ranking weights and multiply-adds, with the
-  hand-crafted feature extractor timed separately (and its FFT work estimated); perceptual methods: "—".
+  n_sv x (dim + 1) multiply-adds, with the FR embedding it needs costed and timed separately; ``rqs``: its ranking
+  weights and multiply-adds, with the hand-crafted feature extractor timed separately (and its FFT work estimated);
+  perceptual methods: "—".
 
 For ``tinyfq`` also its throughput in images/s: the model alone (from the timings above) and from the JPEG file
 (decode + detect + align + model, single and batched). With torch installed, the Table 6 networks (``--nets``)
@@ -42,9 +43,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -202,8 +204,12 @@ def time_per_image(fn: Callable[[Any], Any], inputs: Any, batch_size: int, repea
         t = time.perf_counter()
         fn(batch)
         batch_runs.append((time.perf_counter() - t) * 1000.0 / batch_size)
-    return {"ms_single": _median(single_runs), "ms_batch": _median(batch_runs),
-            "runs_ms_single": [round(x, 4) for x in single_runs], "runs_ms_batch": [round(x, 4) for x in batch_runs]}
+    return {
+        "ms_single": _median(single_runs),
+        "ms_batch": _median(batch_runs),
+        "runs_ms_single": [round(x, 4) for x in single_runs],
+        "runs_ms_batch": [round(x, 4) for x in batch_runs],
+    }
 
 
 # ------------------------------------------------------------------------------------------------ model costs
@@ -217,8 +223,10 @@ def onnx_network_costs(path: Path, size: int) -> dict:
 
     oc = onnx_costs(path, (1, 3, size, size))
     extra = oc["initializer_values"] - oc["parameters"]
-    params_note = (f"counted in the ONNX initializers of {path.name} ({oc['file_bytes']:,} bytes): "
-                   f"{oc['parameters']:,} learnable values (+{extra:,} BN running statistics and constants)")
+    params_note = (
+        f"counted in the ONNX initializers of {path.name} ({oc['file_bytes']:,} bytes): "
+        f"{oc['parameters']:,} learnable values (+{extra:,} BN running statistics and constants)"
+    )
     macs_note = f"multiply-adds per image from the ONNX graph at {size}x{size}"
     if oc.get("norm_outputs"):
         macs_note += f" (+{oc['norm_outputs']:,} BN outputs if those are counted)"
@@ -237,8 +245,9 @@ def onnx_network_costs(path: Path, size: int) -> dict:
             check["macs_torch"] = count_flops(model, size).macs
             same_p = check["parameters_torch"] == oc["parameters"]
             same_m = check["macs_torch"] == oc["macs"]
-            params_note += (f"; nets.py {check['net']}: {check['parameters_torch']:,} "
-                            f"({'equal' if same_p else 'DIFFERENT'})")
+            params_note += (
+                f"; nets.py {check['net']}: {check['parameters_torch']:,} ({'equal' if same_p else 'DIFFERENT'})"
+            )
             macs_note += f"; flops.py: {check['macs_torch']:,} ({'equal' if same_m else 'DIFFERENT'})"
         else:
             check["reason"] = f"network {check['net']!r} is not in fiqa_bench.training.nets"
@@ -246,10 +255,14 @@ def onnx_network_costs(path: Path, size: int) -> dict:
         check["reason"] = "torch not installed: no cross-check with nets.py"
     if check["reason"]:
         params_note += f"; {check['reason']}"
-    return {"parameters": oc["parameters"], "parameters_note": params_note, "macs": oc["macs"],
-            "macs_note": macs_note if oc["macs"] is not None else f"not counted: {oc['macs_unavailable']}",
-            "onnx": {k: oc[k] for k in ("file_bytes", "initializer_values", "parameters", "macs", "norm_outputs")},
-            "crosscheck": check}
+    return {
+        "parameters": oc["parameters"],
+        "parameters_note": params_note,
+        "macs": oc["macs"],
+        "macs_note": macs_note if oc["macs"] is not None else f"not counted: {oc['macs_unavailable']}",
+        "onnx": {k: oc[k] for k in ("file_bytes", "initializer_values", "parameters", "macs", "norm_outputs")},
+        "crosscheck": check,
+    }
 
 
 def rqs_fft_flops() -> int:
@@ -295,11 +308,23 @@ def method_row(name: str, args, faces: list[Face]) -> tuple[dict, Any]:
 
     paper = PAPER_TABLE2.get(name)
     row: dict[str, Any] = {
-        "name": name, "need_aligning": "?", "input": "?", "parameters": None, "parameters_note": "",
-        "macs": None, "macs_note": "", "ms_single": None, "ms_batch": None, "skipped": None,
-        "paper": ({"name": paper[0], "need_aligning": paper[1], "parameters": paper[2], "computation": paper[3]}
-                  if paper else None),
-        "notes": [], "components": [],
+        "name": name,
+        "need_aligning": "?",
+        "input": "?",
+        "parameters": None,
+        "parameters_note": "",
+        "macs": None,
+        "macs_note": "",
+        "ms_single": None,
+        "ms_batch": None,
+        "skipped": None,
+        "paper": (
+            {"name": paper[0], "need_aligning": paper[1], "parameters": paper[2], "computation": paper[3]}
+            if paper
+            else None
+        ),
+        "notes": [],
+        "components": [],
     }
     try:
         method = make_method(name, args.fr, args.fr_options, args.tinyfq_weights)
@@ -337,33 +362,52 @@ def svm_costs(method, row: dict, faces: list[Face], args) -> None:
     m = method._load()
     n_sv, dim = (int(x) for x in m["support_vectors"].shape)
     row["parameters"] = n_sv * dim + n_sv + 2
-    row["parameters_note"] = (f"{n_sv:,} support vectors x {dim} dims + {n_sv:,} dual coefficients + intercept "
-                              f"+ gamma ({method.model_path().name})")
+    row["parameters_note"] = (
+        f"{n_sv:,} support vectors x {dim} dims + {n_sv:,} dual coefficients + intercept "
+        f"+ gamma ({method.model_path().name})"
+    )
     row["macs"] = n_sv * (dim + 1)
-    row["macs_note"] = (f"RBF SVR: n_sv x (dim + 1) multiply-adds + {n_sv:,} exp per image (and n_sv x dim "
-                        f"once per call for the support vectors' norms); the row's ms include the FR embedding")
+    row["macs_note"] = (
+        f"RBF SVR: n_sv x (dim + 1) multiply-adds + {n_sv:,} exp per image (and n_sv x dim "
+        f"once per call for the support vectors' norms); the row's ms include the FR embedding"
+    )
     backbone = method._backbone()
     bb_inputs = to_input(faces, backbone.card.input)
     model_path = getattr(backbone, "model_path", None)
     label = backbone.card.name + (f" {Path(model_path()).name}" if callable(model_path) else "")
-    comp: dict[str, Any] = {"what": f"FR embedding ({label})", "parameters": None, "macs": None,
-                            "flops_estimate": None, "note": ""}
+    comp: dict[str, Any] = {
+        "what": f"FR embedding ({label})",
+        "parameters": None,
+        "macs": None,
+        "flops_estimate": None,
+        "note": "",
+    }
     if callable(model_path) and str(model_path()).endswith(".onnx"):
         try:
             oc = onnx_costs(Path(model_path()))
             comp["parameters"], comp["macs"] = oc["parameters"], oc["macs"]
-            comp["note"] = (f"needed for every image before the SVR (the paper's point about SVM throughput); "
-                            f"{Path(model_path()).name}: {oc['parameters']:,} parameters, "
-                            + (f"{oc['macs']:,} multiply-adds per image" if oc["macs"] is not None
-                               else f"multiply-adds not counted: {oc['macs_unavailable']}"))
+            comp["note"] = (
+                f"needed for every image before the SVR (the paper's point about SVM throughput); "
+                f"{Path(model_path()).name}: {oc['parameters']:,} parameters, "
+                + (
+                    f"{oc['macs']:,} multiply-adds per image"
+                    if oc["macs"] is not None
+                    else f"multiply-adds not counted: {oc['macs_unavailable']}"
+                )
+            )
         except OnnxReadError as exc:
             comp["note"] = f"parameters not counted: {exc}"
     else:
         comp["note"] = "needed for every image before the SVR; not an ONNX model: parameters not counted"
     comp.update(time_per_image(backbone.embed, bb_inputs, args.batch_size, args.repeats))
     embeddings = np.asarray(backbone.embed(bb_inputs), np.float32)
-    svr = {"what": "SVR alone (on precomputed embeddings)", "parameters": row["parameters"], "macs": row["macs"],
-           "flops_estimate": None, "note": ""}
+    svr = {
+        "what": "SVR alone (on precomputed embeddings)",
+        "parameters": row["parameters"],
+        "macs": row["macs"],
+        "flops_estimate": None,
+        "note": "",
+    }
     svr.update(time_per_image(method.score_embeddings, embeddings, args.batch_size, args.repeats))
     row["components"] += [comp, svr]
 
@@ -375,16 +419,25 @@ def rqs_costs(method, row: dict, inputs: np.ndarray, args) -> None:
     groups = list(m["groups"])
     row["parameters"] = sum(3 * DIMS[g] for g in groups) + len(m["alpha"])
     dims = sum(DIMS[g] for g in groups)
-    row["parameters_note"] = (f"ranking weights: mean, scale and weight per feature ({dims:,} features: "
-                              + ", ".join(f"{g} {DIMS[g]}" for g in groups) + f") + {len(m['alpha'])} stage-2 "
-                              f"weights; the feature extractor has no learned parameters")
+    row["parameters_note"] = (
+        f"ranking weights: mean, scale and weight per feature ({dims:,} features: "
+        + ", ".join(f"{g} {DIMS[g]}" for g in groups)
+        + f") + {len(m['alpha'])} stage-2 "
+        f"weights; the feature extractor has no learned parameters"
+    )
     row["macs"] = dims
     row["macs_note"] = "ranking stage only (one multiply-add per feature); the feature extraction is below"
-    comp = {"what": "feature extractor (HoG, Gabor, Gist, LBP)", "parameters": 0, "macs": None,
-            "flops_estimate": rqs_fft_flops(),
-            "note": ("flops estimate of its Gabor/Gist filtering: 74 complex 2-D FFTs of 128x128 at 5 N log2 N, "
-                     "spectrum products and magnitudes (real flops, not multiply-adds; HoG, LBP, pooling and the "
-                     "Gist prefilter not counted)")}
+    comp = {
+        "what": "feature extractor (HoG, Gabor, Gist, LBP)",
+        "parameters": 0,
+        "macs": None,
+        "flops_estimate": rqs_fft_flops(),
+        "note": (
+            "flops estimate of its Gabor/Gist filtering: 74 complex 2-D FFTs of 128x128 at 5 N log2 N, "
+            "spectrum products and magnitudes (real flops, not multiply-adds; HoG, LBP, pooling and the "
+            "Gist prefilter not counted)"
+        ),
+    }
     comp.update(time_per_image(lambda x: features(x, tuple(groups)), inputs, args.batch_size, args.repeats))
     row["components"].append(comp)
 
@@ -452,8 +505,16 @@ def detector_rows(faces: list[Face], args) -> list[dict]:
     decoded photos of ``faces`` (one image per call: detectors take one image)."""
     rows = []
     for name in DETECTORS:
-        row: dict[str, Any] = {"name": name, "input_size": DETECTOR_INPUT, "parameters": None, "macs": None,
-                               "ms_single": None, "file": None, "skipped": None, "note": ""}
+        row: dict[str, Any] = {
+            "name": name,
+            "input_size": DETECTOR_INPUT,
+            "parameters": None,
+            "macs": None,
+            "ms_single": None,
+            "file": None,
+            "skipped": None,
+            "note": "",
+        }
         try:
             detector = make_detector(name)
             path = Path(detector._weights.path())  # the ONNX file the detector runs (downloaded or local)
@@ -463,9 +524,12 @@ def detector_rows(faces: list[Face], args) -> list[dict]:
             continue
         oc = onnx_costs(path, (1, 3, DETECTOR_INPUT, DETECTOR_INPUT))
         row.update(file=path.name, parameters=oc["parameters"], macs=oc["macs"])
-        row["note"] = (f"{path.name}: {oc['parameters']:,} parameters, multiply-adds at {DETECTOR_INPUT}x"
-                       f"{DETECTOR_INPUT} ({oc['shapes_from']})" if oc["macs"] is not None
-                       else f"multiply-adds not counted: {oc['macs_unavailable']}")
+        row["note"] = (
+            f"{path.name}: {oc['parameters']:,} parameters, multiply-adds at {DETECTOR_INPUT}x"
+            f"{DETECTOR_INPUT} ({oc['shapes_from']})"
+            if oc["macs"] is not None
+            else f"multiply-adds not counted: {oc['macs_unavailable']}"
+        )
         if name == "yunet":
             row["note"] += "; YuNet runs at each image's own size, so its multiply-adds scale with the pixel count"
         images = [face.image for face in faces]
@@ -505,23 +569,39 @@ def network_rows(names: list[str], faces: list[Face], args) -> dict:
             model = build_net(name).eval()
             params_torch = count_parameters(model)
             flops = count_flops(model, spec.input_size)
-            path = export_onnx(model, Path(tmp) / f"{name}.onnx", net=name, input_size=spec.input_size,
-                               card={"purpose": "bench_costs: untrained instance, for costs only"})
+            path = export_onnx(
+                model,
+                Path(tmp) / f"{name}.onnx",
+                net=name,
+                input_size=spec.input_size,
+                card={"purpose": "bench_costs: untrained instance, for costs only"},
+            )
             oc = onnx_costs(path, (1, 3, spec.input_size, spec.input_size))
             session = make_session(path)
             x = preprocess(to_input(faces, InputSpec("aligned", spec.input_size, "RGB")))
-            timing = time_per_image(lambda b: session.run([OUTPUT_NAME], {INPUT_NAME: b}), x, args.batch_size,
-                                    args.repeats)
+            timing = time_per_image(
+                lambda b, s=session: s.run([OUTPUT_NAME], {INPUT_NAME: b}), x, args.batch_size, args.repeats
+            )
             paper = PAPER_TABLE6.get(name)
-            rows.append({
-                "name": name, "input_size": spec.input_size,
-                "parameters": oc["parameters"], "parameters_torch": params_torch,
-                "initializer_values": oc["initializer_values"],
-                "macs": oc["macs"], "macs_torch": flops.macs, "norm_outputs": flops.norm_outputs,
-                "onnx_bytes": oc["file_bytes"], **timing,
-                "paper": ({"network": paper[0], "input_size": paper[1], "parameters": paper[2], "mflops": paper[3]}
-                          if paper else None),
-            })
+            rows.append(
+                {
+                    "name": name,
+                    "input_size": spec.input_size,
+                    "parameters": oc["parameters"],
+                    "parameters_torch": params_torch,
+                    "initializer_values": oc["initializer_values"],
+                    "macs": oc["macs"],
+                    "macs_torch": flops.macs,
+                    "norm_outputs": flops.norm_outputs,
+                    "onnx_bytes": oc["file_bytes"],
+                    **timing,
+                    "paper": (
+                        {"network": paper[0], "input_size": paper[1], "parameters": paper[2], "mflops": paper[3]}
+                        if paper
+                        else None
+                    ),
+                }
+            )
             del session
     return {"skipped": None, "rows": rows}
 
@@ -567,9 +647,17 @@ def run(args) -> dict:
     data = {
         "costs_schema_version": 1,
         "machine": machine,
-        "config": {"data": label, "images": len(faces), "repeats": args.repeats, "batch_size": args.batch_size,
-                   "detector": args.detector, "fr": args.fr, "fr_options": args.fr_options, "seed": args.seed,
-                   "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:])},
+        "config": {
+            "data": label,
+            "images": len(faces),
+            "repeats": args.repeats,
+            "batch_size": args.batch_size,
+            "detector": args.detector,
+            "fr": args.fr,
+            "fr_options": args.fr_options,
+            "seed": args.seed,
+            "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        },
         "methods": rows,
         "networks": networks,
         "detectors": detectors,
@@ -586,17 +674,32 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats (the median is reported)")
     ap.add_argument("--batch-size", type=int, default=32, help="images per call for the 'batch' timing")
     ap.add_argument("--methods", default=None, help="comma-separated methods (default: every registered one)")
-    ap.add_argument("--nets", default=",".join(TABLE6_NETS),
-                    help="comma-separated Table 6 networks (fiqa_bench.training.nets names), or 'none'")
+    ap.add_argument(
+        "--nets",
+        default=",".join(TABLE6_NETS),
+        help="comma-separated Table 6 networks (fiqa_bench.training.nets names), or 'none'",
+    )
     ap.add_argument("--data", default="lfw", help=f"{' or '.join(DATASETS)} (under --shared) or a folder of photos")
     ap.add_argument("--shared", default=os.environ.get("FIQA_SHARED"), help="shared data folder ($FIQA_SHARED)")
     ap.add_argument("--detector", default="yunet", choices=("yunet", "scrfd"))
-    ap.add_argument("--fr", default=None,
-                    help="FR backbone for svm (default: the shared MobileFaceNet, onnx:$FIQA_SHARED/models/...)")
-    ap.add_argument("--fr-option", action="append", default=[], metavar="KEY=VALUE",
-                    help="backbone option (default with the shared MobileFaceNet: normalisation=mobilefacenet)")
-    ap.add_argument("--tinyfq-weights", type=Path, default=None,
-                    help="tinyfq ONNX file to time instead of the bundled weights/tinyfq.onnx")
+    ap.add_argument(
+        "--fr",
+        default=None,
+        help="FR backbone for svm (default: the shared MobileFaceNet, onnx:$FIQA_SHARED/models/...)",
+    )
+    ap.add_argument(
+        "--fr-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backbone option (default with the shared MobileFaceNet: normalisation=mobilefacenet)",
+    )
+    ap.add_argument(
+        "--tinyfq-weights",
+        type=Path,
+        default=None,
+        help="tinyfq ONNX file to time instead of the bundled weights/tinyfq.onnx",
+    )
     ap.add_argument("--seed", type=int, default=0, help="which faces are drawn")
     args = ap.parse_args(argv)
     if args.n < 1 or args.repeats < 1 or args.batch_size < 1:

@@ -61,6 +61,7 @@ def posix_key(path: Any) -> str:
 
 class RandomQuality(QualityMethod):
     """Uniform random quality in [0, 1), a pure function of ``(seed, the image's benchmark-relative path)``."""
+
     OPTION_HELP = {"seed": "set with --seed"}
 
     card = MethodCard(
@@ -109,6 +110,8 @@ class RandomQuality(QualityMethod):
 
     def score(self, faces: Any) -> np.ndarray:
         if isinstance(faces, np.ndarray):
-            raise ValueError(f"random takes faces (fiqa_bench.faces.Face, card input 'face'), got an array "
-                             f"{faces.dtype} {faces.shape}")
+            raise ValueError(
+                f"random takes faces (fiqa_bench.faces.Face, card input 'face'), got an array "
+                f"{faces.dtype} {faces.shape}"
+            )
         return np.asarray([self.value(f) for f in faces], dtype=np.float32).reshape(-1)

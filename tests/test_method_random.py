@@ -25,15 +25,22 @@ from fiqa_bench.testing import check_method, synthetic_faces, synthetic_inputs
 
 # The six photos of tests/test_pinned_scores.py with their landmarks; paths relative to the shared folder (the root
 # their Face is named against).
-PHOTOS = ["data/celeba-wild/images/7201/001085.jpg", "data/celeba-wild/images/7202/006155.jpg",
-          "data/celeba-wild/images/7204/004623.jpg", "data/celeba-wild/images/7205/018774.jpg",
-          "data/celeba-wild/images/7207/001321.jpg", "data/celeba-wild/images/7208/015339.jpg"]
-LANDMARKS = [[[106.22, 100.16], [155.89, 99.69], [134.36, 126.93], [109.92, 142.11], [149.23, 142.43]],
-             [[82.6, 87.9], [113.64, 87.72], [103.96, 108.55], [84.26, 116.15], [108.35, 120.74]],
-             [[105.67, 111.37], [151.75, 110.78], [128.62, 137.06], [111.02, 158.33], [148.72, 156.91]],
-             [[112.44, 94.76], [162.63, 97.91], [139.0, 122.92], [111.24, 142.65], [156.73, 146.26]],
-             [[98.42, 112.74], [154.34, 109.47], [128.16, 136.74], [108.48, 159.74], [153.74, 155.83]],
-             [[114.2, 113.71], [153.58, 114.91], [142.02, 138.48], [115.24, 156.27], [149.1, 157.6]]]
+PHOTOS = [
+    "data/celeba-wild/images/7201/001085.jpg",
+    "data/celeba-wild/images/7202/006155.jpg",
+    "data/celeba-wild/images/7204/004623.jpg",
+    "data/celeba-wild/images/7205/018774.jpg",
+    "data/celeba-wild/images/7207/001321.jpg",
+    "data/celeba-wild/images/7208/015339.jpg",
+]
+LANDMARKS = [
+    [[106.22, 100.16], [155.89, 99.69], [134.36, 126.93], [109.92, 142.11], [149.23, 142.43]],
+    [[82.6, 87.9], [113.64, 87.72], [103.96, 108.55], [84.26, 116.15], [108.35, 120.74]],
+    [[105.67, 111.37], [151.75, 110.78], [128.62, 137.06], [111.02, 158.33], [148.72, 156.91]],
+    [[112.44, 94.76], [162.63, 97.91], [139.0, 122.92], [111.24, 142.65], [156.73, 146.26]],
+    [[98.42, 112.74], [154.34, 109.47], [128.16, 136.74], [108.48, 159.74], [153.74, 155.83]],
+    [[114.2, 113.71], [153.58, 114.91], [142.02, 138.48], [115.24, 156.27], [149.1, 157.6]],
+]
 # First 24 bits of the SHA-256, as integers; computed with coreutils (no Python, no OpenCV), for seed S in {0, 1}:
 #   { printf 'fiqa-bench-random'; printf '\x0S\x00\x00\x00\x00\x00\x00\x00'; printf 'path\0'; printf '%s' "$p"; } \
 #       | sha256sum | cut -c1-6
@@ -53,8 +60,13 @@ def _reference(seed: int, path: str) -> float:
 
 def _reference_pixels(seed: int, image: np.ndarray) -> float:
     """The fall-back for a face without a path: the same prefix, the tag, dtype and shape as text, the pixels."""
-    blob = (b"fiqa-bench-random" + struct.pack("<q", seed) + b"pixels\0"
-            + (image.dtype.str + repr(image.shape)).encode() + image.tobytes())
+    blob = (
+        b"fiqa-bench-random"
+        + struct.pack("<q", seed)
+        + b"pixels\0"
+        + (image.dtype.str + repr(image.shape)).encode()
+        + image.tobytes()
+    )
     d = hashlib.sha256(blob).digest()
     return (d[0] * 65536 + d[1] * 256 + d[2]) / 16777216.0
 
@@ -116,8 +128,11 @@ def test_random_gives_the_same_value_for_the_same_path_whatever_the_pixels():
         assert not np.array_equal(image, f.image)
         changed.append(Face(image=image, landmarks=f.landmarks, box=f.box, path=f.path))
         changed.append(Face(image=cv2.resize(f.image, (77, 91)), landmarks=f.landmarks * 0.5, path=f.path))
-        changed.append(Face(image=np.clip(f.image.astype(np.int16) + 9, 0, 255).astype(np.uint8),
-                            landmarks=f.landmarks, path=f.path))
+        changed.append(
+            Face(
+                image=np.clip(f.image.astype(np.int16) + 9, 0, 255).astype(np.uint8), landmarks=f.landmarks, path=f.path
+            )
+        )
     assert np.array_equal(method.score(changed), np.repeat(before, 3))
 
 
@@ -126,8 +141,9 @@ def test_random_keys_the_path_in_posix_form():
     same = ["img/a/b.jpg", "img//a/./b.jpg", "img\\a\\b.jpg", "./img/a/b.jpg", "img/a/b.jpg/"]
     got = method.score(_faces(same))
     assert got.tolist() == [_reference(0, "img/a/b.jpg")] * len(same)
-    assert method.score([Face(image=np.zeros((4, 4, 3), np.uint8), landmarks=np.zeros((5, 2)),
-                              path=PurePosixPath("img/a/b.jpg"))]).tolist() == [_reference(0, "img/a/b.jpg")]
+    assert method.score(
+        [Face(image=np.zeros((4, 4, 3), np.uint8), landmarks=np.zeros((5, 2)), path=PurePosixPath("img/a/b.jpg"))]
+    ).tolist() == [_reference(0, "img/a/b.jpg")]
     # case, other folders and non-ASCII names are other names
     others = ["img/a/B.jpg", "img/b/b.jpg", "a/b.jpg", "img/a/b.jpeg", "img/ä/b.jpg"]
     vals = method.score(_faces(others)).tolist()
@@ -219,8 +235,9 @@ def test_a_run_keys_each_image_on_its_benchmark_relative_path(small_bench, mbf, 
     from fiqa_bench.runner import RunConfig, open_protocol, run
 
     def scores(bench: Path, out: Path) -> tuple[np.ndarray, list[str], dict]:
-        path, _ = run(RunConfig(protocol=str(bench), backbone=mbf, method="random", out=str(out), progress=False,
-                                bootstrap=0))
+        path, _ = run(
+            RunConfig(protocol=str(bench), backbone=mbf, method="random", out=str(out), progress=False, bootstrap=0)
+        )
         record = load_record(path)
         raw = read_raw(path, record)
         names = open_protocol(str(bench)).load().faces["path"].astype(str).tolist()

@@ -85,9 +85,7 @@ def _monotonic_share(scores: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------------------------------ registry
-@pytest.mark.parametrize(
-    ("name", "cls"), [("random", RandomQuality), ("blur", BlurQuality), ("jpeg", JpegQuality)]
-)
+@pytest.mark.parametrize(("name", "cls"), [("random", RandomQuality), ("blur", BlurQuality), ("jpeg", JpegQuality)])
 def test_registered_under_their_names(name, cls):
     assert registry.load_class("method", name) is cls
     assert registry.create("method", name).card.name == name
@@ -216,8 +214,9 @@ def test_jpeg_falls_with_compression_on_real_faces(real_faces, dataset):
     qualities = (90, 50, 20, 10)
     scores = []
     for face in real_faces[dataset]:
-        versions = [SimpleNamespace(image=_reencode(face.image, q), landmarks=face.landmarks, box=face.box)
-                    for q in qualities]
+        versions = [
+            SimpleNamespace(image=_reencode(face.image, q), landmarks=face.landmarks, box=face.box) for q in qualities
+        ]
         scores.append(JpegQuality().score(versions))
     scores = np.array(scores)
     share = _monotonic_share(scores)
@@ -234,8 +233,10 @@ def test_jpeg_needs_the_original_grid(real_faces):
         versions = [SimpleNamespace(image=im, landmarks=face.landmarks, box=face.box) for im in (q90, q10)]
         grid = JpegQuality().score(versions)
         crops = [align_face(im, face.landmarks, 112).astype(np.float64) for im in (q90, q10)]
-        aligned = [wang_score(0.299 * c[24:104, 24:88, 2] + 0.587 * c[24:104, 24:88, 1] + 0.114 * c[24:104, 24:88, 0])
-                   for c in crops]
+        aligned = [
+            wang_score(0.299 * c[24:104, 24:88, 2] + 0.587 * c[24:104, 24:88, 1] + 0.114 * c[24:104, 24:88, 0])
+            for c in crops
+        ]
         drops_grid.append(grid[0] - grid[1])
         drops_aligned.append(aligned[0] - aligned[1])
     assert np.median(drops_grid) > 3 * np.median(drops_aligned)
