@@ -368,8 +368,10 @@ def test_a_protocol_of_a_new_kind_runs_with_its_own_metric(plugin_site, copy_ide
     done = fiqa("rescore", none, blur, "--no-progress")
     assert done.stdout.count("every metric agrees with its .npz") == 2
 
-    titles, rows = table((out / "report.md").read_text(encoding="utf-8"), "pair-list — selection: top1")
+    md = (out / "report.md").read_text(encoding="utf-8")
+    titles, rows = table(md, "pair-list — selection: top1")
     assert titles == ["FR model", "Method", "EER value (%) ↓"]
+    assert "points" not in md  # no metric of this kind says what one pair is worth: nothing claims it
     for method, path in (("none", none), ("blur", blur)):
         lo, hi = recs[path]["metrics"]["pair_eer"]["intervals"]["value"]
         assert rows[method][2] == f"{100 * eer:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]"
