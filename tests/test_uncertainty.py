@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from fiqa_bench.metrics.base import MetricOptions, PairData, get_metric
-from fiqa_bench.metrics.resample import Draw as _Draw, Prepared as _Prepared, pair_weights
+from fiqa_bench.metrics.resample import Draw as _Draw
+from fiqa_bench.metrics.resample import Prepared as _Prepared
+from fiqa_bench.metrics.resample import pair_weights
 from fiqa_bench.metrics.resample import quantile_of_weighted as _quantile_of_weighted
 from fiqa_bench.uncertainty import (
     BootstrapOptions,

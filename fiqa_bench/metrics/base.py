@@ -286,7 +286,7 @@ class Metric:
     column_order: Callable[[str], Any] | None = field(default=None, hash=False, compare=False)
     worth: PairWorth | None = None
     table_note: Callable[[list], str | None] | None = field(default=None, hash=False, compare=False)
-    replicate: Callable[[Any, list, "MetricOptions"], dict | None] | None = field(default=None, hash=False,
+    replicate: Callable[[Any, list, MetricOptions], dict | None] | None = field(default=None, hash=False,
                                                                                    compare=False)
 
     def headline(self, value: dict) -> list:

@@ -128,7 +128,7 @@ class Draw:
         return self.counts[self.p.g_subject].astype(np.float64)
 
 
-def weighted_tpr(p: "Prepared", draw: "Draw", targets: list[str]) -> dict[str, float]:
+def weighted_tpr(p: Prepared, draw: Draw, targets: list[str]) -> dict[str, float]:
     """Conservative TPR@FPR on weighted pairs (the reading a deployed threshold honours)."""
     wg = draw.genuine_sorted()
     cum_i = None

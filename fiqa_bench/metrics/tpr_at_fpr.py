@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..fields import ANY, Flag, Map, Num, Obj, Text
 from .base import Metric, MetricOption, MetricOptions, PairData, PairWorth, fraction_key
