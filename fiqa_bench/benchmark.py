@@ -10,8 +10,9 @@ Every protocol reduces to the same two tables:
 * ``pairs``: one row per comparison — ``a``, ``b`` (group ids), ``label`` (1 genuine, 0 impostor) and
   ``fold`` (0..k-1 for k-fold protocols, -1 otherwise).
 
-``metric`` names the kind of comparison (e.g. ``tpr_at_fpr``, template 1:1, or ``kfold_accuracy``); ``metrics`` the
-declared metrics (registered keys) the protocol reports, in display order.
+``metric`` names the protocol kind, a label from the protocol's card (template 1:1 verification, k-fold pair
+verification, ...: reports never put two kinds in one table); ``metrics`` the declared metrics (registered keys)
+the protocol reports, in display order: they, not the kind, decide what is computed and shown.
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ class Benchmark:
         missing = [c for c in PAIR_COLUMNS if c not in self.pairs.columns]
         if missing:
             raise ValueError(f"pairs table lacks columns {missing}")
+        if not self.metric:
+            raise ValueError(f"benchmark {self.name!r} names no protocol kind: its protocol's card gives one "
+                             f"(metric=..., a label)")
         if not self.metrics:
             raise ValueError(f"benchmark {self.name!r} names no metric: its protocol's card lists the declared metrics "
-                             f"it reports (e.g. metrics=('tpr_at_fpr',))")
+                             f"it reports (metrics=(...), keys of the entry-point group fiqa_bench.metrics)")
         self.metrics = tuple(str(k) for k in self.metrics)
 
     def landmarks(self) -> np.ndarray:

@@ -142,7 +142,7 @@ class BackboneCard(_Card):
 class ProtocolCard(_Card):
     """An evaluation protocol (how comparisons are made and which metric is reported)."""
 
-    metric: str = "tpr_at_fpr"  # the kind of comparison, a label: e.g. template 1:1 or k-fold pair verification
+    metric: str = ""  # the protocol kind (required), a label: e.g. template 1:1 or k-fold pair verification
     data: str = ""  # how to obtain the data
     metrics: tuple = ()  # the declared metrics it reports (registered keys), in display order
 

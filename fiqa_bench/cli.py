@@ -300,17 +300,11 @@ def _summary(record: dict) -> str:
             iv = intervals.get(short)
             return text + (f" [{metric.format(iv[0])}, {metric.format(iv[1])}]" if iv else "")
 
-        if metric.summary is not None:
+        if metric.summary is not None:  # the metric's own line (TPR marks a reading below 1/impostors)
             lines.append(f"  {metric.label}: {metric.summary(value, shown_value)}")
             continue
-        detail = value.get("detail") or {}
-        flagged = [short for short, _ in metric.columns(value)
-                   if isinstance(detail.get(short), dict) and detail[short].get("measurable") is False]
-        shown = "  ".join(f"{short}={shown_value(short, v)}{'*' if short in flagged else ''}"
-                          for short, v in metric.columns(value))
-        if flagged:
-            shown += "  (*: below 1/impostors: insightface's reading, not a measurement)"
-        lines.append(f"  {metric.label}: {shown}")
+        lines.append(f"  {metric.label}: " + "  ".join(f"{short}={shown_value(short, v)}"
+                                                       for short, v in metric.columns(value)))
     lines.append(f"  images {c['images']}, templates {c['templates']}, pairs scored {c['pairs_scored']} "
                  f"({c['genuine']} genuine, {c['impostor']} impostor), scored {c['images_scored']}, embedded "
                  f"{c['images_embedded']} ({c['images_embedded_new']} new), skipped {c['skipped']}")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FiqaBenchError
-from .metrics.base import get_metric
+from .metrics.base import get_metric, pair_worth
 from .store import LoadedRun, OnBad, load_runs as _load_runs, pairing_key
 from .uncertainty import percentile_interval
 
@@ -68,14 +68,14 @@ class Group:
     level: float
 
     def header(self) -> str:
-        kfold = self.runs and self.runs[0].record.protocol.get("metric") == "kfold_accuracy"
-        if kfold:
-            n = self.genuine + self.impostor
-            worth = f"one pair = {100.0 / n:.3f} accuracy points" if n else "no pairs"
-        else:
-            worth = f"one genuine pair = {100.0 / self.genuine:.2f} TPR points" if self.genuine else "no genuine pairs"
+        """The group's line: its runs, pairs and what one pair is worth in its protocol's first metric that declares
+        it (:attr:`fiqa_bench.metrics.base.Metric.worth`), and the bootstrap."""
+        worth = pair_worth(self.runs[0].record.protocol.get("metrics") or []) if self.runs else None
+        said = ""
+        if worth is not None:
+            said = f" ({worth.text({'genuine': self.genuine, 'impostor': self.impostor}) or f'no {worth.pair}s'})"
         return (f"{self.protocol} | {self.backbone} | {self.selection}: {len(self.runs)} runs, {self.genuine} genuine / "
-                f"{self.impostor} impostor pairs ({worth}); paired {100 * self.level:.0f}% bootstrap over subjects, "
+                f"{self.impostor} impostor pairs{said}; paired {100 * self.level:.0f}% bootstrap over subjects, "
                 f"B={self.B}")
 
 

@@ -185,6 +185,15 @@ def _cells(record: RunRecord) -> tuple[list[dict], dict[str, dict]]:
     return columns, cells
 
 
+def _worth(columns: list[dict]) -> dict | None:
+    """What one comparison is worth on a board (its first metric that declares it: "one genuine pair is 0.13 points
+    of TPR"), for leaderboard.js: the counts summed, what one is called, what the points are of."""
+    from .metrics.base import pair_worth
+
+    worth = pair_worth(dict.fromkeys(c["metric"] for c in columns))
+    return worth.as_dict() if worth is not None else None
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "x"
 
@@ -358,6 +367,7 @@ def build_data(runs: list[SiteRun]) -> dict:
             **_board_label(key, len(by_protocol[key[0]])),
             "not_ranked_with": len(by_protocol[key[0]]) > 1,
             "counts": {k: counts.get(k) for k in ("genuine", "impostor", "subjects") if k in counts},
+            "worth": _worth(columns),
             "bootstrap": boot,
             "paired": no_pairs is None and len(rows) > 1,
             "paired_note": no_pairs,

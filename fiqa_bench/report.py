@@ -1,10 +1,10 @@
 """Reports: Markdown and HTML tables laid out like the paper's, as a pure function of results files.
 
 One results file per (method, backbone, protocol) run (see ``docs``/design "Results file"). Tables are built
-per protocol and selection strategy; rows are grouped by FR model, then method:
-
-* template 1:1 protocols (``metrics.tpr_at_fpr``): TPR in percent at each FPR, like the paper's Tables 3-4;
-* k-fold protocols (``metrics.accuracy``): accuracy ``mean ± std`` in percent, like Table 5.
+per protocol and selection strategy; rows are grouped by FR model, then method. The columns are the headline
+columns of the declared metrics the protocol reports (:class:`fiqa_bench.metrics.base.Metric`), laid out as each
+metric declares: TPR in percent at each FPR for template 1:1 protocols, like the paper's Tables 3-4; accuracy
+``mean ± std`` in percent for k-fold protocols, like Table 5; the EDC pAUCs; any other registered metric's columns.
 
 A method appearing in several variants (``--method-option``, e.g. its own trained weights) gets one row per
 variant, labelled by the options that differ (``tinyfq [weights=tinyfq-none.onnx]``: files by base name), else by
@@ -242,13 +242,14 @@ class _Column:
     title: str  # headline title, e.g. "TPR@FPR=1e-3"
     index: int  # position among the metric's headline columns
     higher_is_better: bool
+    short: str = ""  # the column's short name, e.g. "1e-3"
 
 
 @dataclass
 class _Table:
     protocol: str
     selection: str
-    kind: str  # the protocol's metric kind: "tpr_at_fpr" or "kfold_accuracy"
+    kind: str  # the protocol kind (its card's ``metric``, a label): one table never mixes two
     columns: list[_Column]
     blocks: list[_Block]
     meta: list[str]
@@ -295,7 +296,7 @@ def _build_tables(results: Iterable[LoadedRun | dict], marks: dict | None = None
     """The tables of a report. ``marks`` (from :func:`significance`): per results file and column title, "best" (the
     best, separated from the runner-up by a paired bootstrap interval excluding zero) or "tie" (tied for best).
     Without marks nothing is marked best: a best that may be noise is not shown as one."""
-    from .metrics.base import get_metric
+    from .metrics.base import get_metric, pair_worth
 
     marks = marks or {}
 
@@ -323,26 +324,29 @@ def _build_tables(results: Iterable[LoadedRun | dict], marks: dict | None = None
             titles: list[str] = []
             for r in rs:
                 titles += [t for t, _ in _headline(r, key) if t not in titles]
-            if key == "tpr_at_fpr":
-                titles.sort(key=lambda t: -float(t.split("=")[-1]))
-            columns += [_Column(key, t, i, metric.higher_is_better) for i, t in enumerate(titles)]
+            order = metric.column_order
+            if order is not None:  # runs with different columns (an FPR measurable in some only): declared order
+                titles.sort(key=lambda t: order(metric.short_of(t)))
+            columns += [_Column(key, t, i, metric.higher_is_better, metric.short_of(t)) for i, t in enumerate(titles)]
         version, pairs_sha = comparable_key(rs[0].record)[1:3]
         meta = [f"protocol version {version}"]
         if pairs_sha:
             meta.append(f"pairs sha256 {pairs_sha[:12]}")
-        readings = sorted({r.record.config["fpr_reading"] for r in rs if r.record.config.get("fpr_reading")})
-        if readings and kind == "tpr_at_fpr":
-            meta.append("TPR read " + " / ".join(readings))
+        for key in keys:  # what a metric says of the whole table (how TPR was read off the ROC)
+            note = get_metric(key).table_note
+            text = note([r.record.config for r in rs]) if note is not None else None
+            if text:
+                meta.append(text)
         meta.append(f"{len(rs)} result{'s' if len(rs) != 1 else ''}")
         gen = sorted({r.record.counts["genuine"] for r in rs if "genuine" in r.record.counts})
         imp = sorted({r.record.counts["impostor"] for r in rs if "impostor" in r.record.counts})
         if gen and imp:
             g_text = "/".join(f"{g:,}" for g in gen)
             meta.append(f"{g_text} genuine / {'/'.join(f'{i:,}' for i in imp)} impostor pairs")
-            if kind == "tpr_at_fpr" and gen[0] > 0:
-                meta.append(f"one genuine pair = {100 / gen[0]:.2f} TPR points")
-            elif gen[0] + imp[0] > 0:
-                meta.append(f"one pair = {100 / (gen[0] + imp[0]):.3f} accuracy points")
+            worth = pair_worth(keys)
+            text = worth.text({"genuine": gen[0], "impostor": imp[0]}) if worth is not None else None
+            if text:
+                meta.append(text)
         boots = {(r.record.config.get("bootstrap"), r.record.config.get("bootstrap_level")) for r in rs}
         boots.discard((None, None))
         if len(boots) == 1:
@@ -365,17 +369,14 @@ def _build_tables(results: Iterable[LoadedRun | dict], marks: dict | None = None
                     values = dict(_headline(r, col.metric))
                     v = values.get(col.title)
                     if v is None:
-                        reason = null_reason(r.record, col.metric, col.title[len(metric.label + metric.joiner):])
+                        reason = null_reason(r.record, col.metric, col.short)
                         num = note_texts.setdefault(reason, len(note_texts) + 1)
                         cells.append(_Cell(NULL, None, note=num))
                         if (num, reason) not in table.notes:
                             table.notes.append((num, reason))
                         continue
                     shown = metric.format(v)
-                    text = shown
-                    if col.metric == "accuracy":
-                        std = r.record.metrics["accuracy"].get("std")
-                        text = shown + (f" ± {metric.format(std)}" if std is not None else "")
+                    text = metric.table_cell(r.record.metrics[col.metric], v)
                     interval = metric.headline_intervals(r.record.metrics.get(col.metric)).get(col.title)
                     shown_interval = f"[{metric.format(interval[0])}, {metric.format(interval[1])}]" if interval else ""
                     mark = (marks.get(r.source) or {}).get(col.title)
@@ -390,16 +391,11 @@ def _build_tables(results: Iterable[LoadedRun | dict], marks: dict | None = None
     return tables
 
 
-def _column_title(kind: str, col: _Column) -> str:
+def _column_title(col: _Column) -> str:
+    """A column's heading, as its metric declares it (:meth:`fiqa_bench.metrics.base.Metric.table_header`)."""
     from .metrics.base import get_metric
 
-    metric = get_metric(col.metric)
-    unit = f" ({metric.unit})" if metric.unit else ""
-    if col.metric == "tpr_at_fpr":
-        return f"TPR (%) @ FPR={col.title.split('=')[-1]}"
-    if col.metric == "accuracy":
-        return "Accuracy (%) mean ± std"
-    return f"{col.title}{unit} {'↑' if col.higher_is_better else '↓'}"
+    return get_metric(col.metric).table_header(col.short)
 
 
 def _provenance(runs: list[LoadedRun]) -> list[str]:
@@ -465,7 +461,7 @@ def render_markdown(results: Iterable[LoadedRun | dict], costs: dict | None = No
     lines += [f"Made from {len(results)} results file{'s' if len(results) != 1 else ''}; " + "; ".join(_md(p) for p in _provenance(results)) + ".", ""]
     for t in tables:
         lines += [f"## {_md(t.protocol)} — selection: {_md(t.selection)}", "", " · ".join(_md(m) for m in t.meta), ""]
-        header = ["FR model", "Method"] + [_column_title(t.kind, c) for c in t.columns]
+        header = ["FR model", "Method"] + [_column_title(c) for c in t.columns]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join(["---", "---"] + ["---:"] * len(t.columns)) + "|")
         for block in t.blocks:

@@ -160,7 +160,8 @@ class RunRecord:
 # ------------------------------------------------------------------------------------------ the schema
 # Every field a reader interprets, with its type and range (fiqa_bench.fields); fields not named here may be present
 # (a newer writer's) and are never read, but must still be finite JSON. Metric values are checked by their
-# declarations (Metric.check): no metric key is named here.
+# declarations (Metric.check) and the metrics' options in ``config`` by theirs (MetricOption.spec, added in
+# validate): no metric key or option is named here.
 
 _NAME = Text(nonempty=True)
 _TEXT = Text(null=True)
@@ -178,8 +179,7 @@ _SECTIONS = {
                     required=("name", "version", "metric")),
     "config": Obj({"selection": _NAME, "k": Num(1, integer=True, null=True), "seed": Num(integer=True, null=True),
                    "flip": Flag(), "detector": _TEXT, "on_bad_image": Text(), "on_no_face": Text(),
-                   "fpr_reading": Text(), "pair_quality": Text(), "fnm_start": Num(0, 1), "fm_start": Num(0, 1),
-                   "rethreshold_fmr": Num(0, 1), "follow_symlinks": Flag(), "max_image_bytes": Num(1, integer=True),
+                   "follow_symlinks": Flag(), "max_image_bytes": Num(1, integer=True),
                    "bootstrap": _COUNT, "bootstrap_level": Num(0, 1, open_lo=True, open_hi=True),
                    "bootstrap_seed": Num(integer=True), "protocol": _TEXT, "backbone": _TEXT, "method": _TEXT,
                    "data": _TEXT, "backbone_options": Map(ANY), "method_options": Map(ANY)},
@@ -198,6 +198,15 @@ _OPTIONAL = {"timings": Obj({"bootstrap_reused": Flag()}, extra=Num(0)),  # seco
 _RECORD = Obj({**_SECTIONS, **_OPTIONAL, "schema_version": ANY})
 
 
+def _record_spec() -> Obj:
+    """The record's spec, with ``config`` holding each registered metric's options by their declarations."""
+    from .metrics.base import declared_options
+
+    config = _SECTIONS["config"]
+    options = {name: option.spec() for name, option in declared_options().items() if name not in config.fields}
+    return Obj({**_RECORD.fields, "config": Obj({**config.fields, **options}, required=config.required)})
+
+
 def validate(obj: Any) -> list[str]:
     """Problems with a results record as JSON, each one line naming its field (empty list when valid): the schema
     version, every section and field a reader interprets (type and range), and each metric by its declaration."""
@@ -212,7 +221,7 @@ def validate(obj: Any) -> list[str]:
     if missing:
         return [f"not a valid results file: missing object {key!r}" for key in missing]
     problems: list[str] = []
-    _RECORD.check(dict(obj), "", problems)
+    _record_spec().check(dict(obj), "", problems)
     if problems:
         return problems
     metrics, listed = obj["metrics"], obj["protocol"].get("metrics")

@@ -19,7 +19,7 @@ import numpy as np
 from . import registry
 from .errors import FiqaBenchError, OptionError
 from .evaluation import SELECTIONS, EvalOptions, evaluate
-from .metrics.base import MetricOptions, declared_options
+from .metrics.base import MetricOptions, declared_options, get_metric
 from .resolve import (  # noqa: F401 - re-exported: the runner's public names before the resolver was split out
     ConfigBuild,
     _accepts,
@@ -242,7 +242,8 @@ def run_settings(cfg: RunConfig, method_ran: bool, method_takes_seed: bool, dete
                  options_sha256: dict[str, str], backbone_sha256: str | None, protocol: dict) -> dict:
     """The normalised settings that can change a number of this run (the file name's digest covers them):
     settings that cannot matter for this run (k outside topk, the seed of a method without one, the detector where
-    every landmark is given) are left out, so equal runs get equal names."""
+    every landmark is given, the option of a metric the protocol does not report) are left out, so equal runs get
+    equal names."""
     settings: dict[str, Any] = {
         "protocol": protocol["name"],
         "pairs_sha256": protocol.get("pairs_sha256"),
@@ -259,7 +260,12 @@ def run_settings(cfg: RunConfig, method_ran: bool, method_takes_seed: bool, dete
         "bootstrap": {"B": cfg.bootstrap, "level": cfg.bootstrap_level, "seed": cfg.bootstrap_seed},
     }
     declared = declared_options()
-    for name, value in cfg.metric_options().as_dict().items():  # each at the place its declaration names
+    # the options of the metrics this run reports (and those declared for every run), each at the place its
+    # declaration names: a metric the protocol does not report cannot change a number of the run
+    reported = {option.name for key in protocol.get("metrics") or () for option in get_metric(key).options}
+    for name, value in cfg.metric_options().as_dict().items():
+        if not (declared[name].every_run or name in reported):
+            continue
         *parents, leaf = declared[name].digest_path
         node = settings
         for part in parents:

@@ -109,10 +109,13 @@ def read_ijb_layout(
     detect_pad: float = 0.0,
     version: str = "1",
     subject_names: dict[str, str] | None = None,
+    metric: str = "tpr_at_fpr",
+    metrics: tuple[str, ...] = TEMPLATE_METRICS,
 ) -> Benchmark:
     """Read one layout folder into a :class:`Benchmark`; every malformed line raises ProtocolFormatError.
 
-    ``subject_names`` maps subject ids (as text) to identity names (``subjects`` of a prepared benchmark.json).
+    ``subject_names`` maps subject ids (as text) to identity names (``subjects`` of a prepared benchmark.json);
+    ``metric`` and ``metrics``: the protocol kind and the metrics reported (a reader's card gives its own).
     """
     meta = root / META_DIR
     faces_file = meta / f"{prefix}{FACES_SUFFIX}"
@@ -230,8 +233,8 @@ def read_ijb_layout(
         root=root,
         faces=faces,
         pairs=pairs,
-        metric="tpr_at_fpr",
-        metrics=TEMPLATE_METRICS,
+        metric=metric,
+        metrics=metrics,
         version=version,
         source_files=sources,
         detect_pad=detect_pad,
@@ -267,7 +270,8 @@ class _OfficialIJB(Protocol):
 
     def load(self) -> Benchmark:
         return read_ijb_layout(
-            self.data_root(), self.prefix, self.card.name, check_images=self.check_images, version=self.card.version
+            self.data_root(), self.prefix, self.card.name, check_images=self.check_images, version=self.card.version,
+            metric=self.card.metric, metrics=self.card.metrics,
         )
 
 
@@ -360,4 +364,6 @@ class IJBLayout(Protocol):
             detect_pad=float(info.get("detect_pad", 0.0)),
             version=str(info.get("version", self.card.version)),
             subject_names={str(k): str(v) for k, v in (info.get("subjects") or {}).items()},
+            metric=self.card.metric,
+            metrics=self.card.metrics,
         )

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from fiqa_bench.metrics.base import MetricOptions, PairData, get_metric
+from fiqa_bench.metrics.resample import Draw as _Draw
+from fiqa_bench.metrics.resample import Prepared as _Prepared
+from fiqa_bench.metrics.resample import pair_weights
+from fiqa_bench.metrics.resample import quantile_of_weighted as _quantile_of_weighted
 from fiqa_bench.uncertainty import (
     BootstrapOptions,
     _materialised,
-    _Draw,
-    _Prepared,
-    _quantile_of_weighted,
     add_intervals,
-    pair_weights,
     replicate_values,
     subject_counts,
 )

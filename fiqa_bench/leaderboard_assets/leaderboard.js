@@ -184,12 +184,10 @@
     if (c.genuine !== undefined) {
       var s = c.genuine + " genuine, " + c.impostor + " impostor pairs";
       if (c.subjects !== undefined) { s += ", " + c.subjects + " subjects"; }
-      var has = function (key) { return board.columns.some(function (col) { return col.metric === key; }); };
-      if (has("tpr_at_fpr") && c.genuine > 0) {
-        s += "; one genuine pair is " + points(100 / c.genuine) + " points of TPR";
-      }
-      if (has("accuracy") && c.genuine + c.impostor > 0) {
-        s += "; one pair is " + points(100 / (c.genuine + c.impostor)) + " points of accuracy";
+      var w = board.worth;  // what one comparison is worth, as the board's metric declares it
+      if (w) {
+        var n = w.counts.reduce(function (sum, key) { return sum + (c[key] || 0); }, 0);
+        if (n > 0) { s += "; one " + w.pair + " is " + points(100 / n) + " points of " + w.of; }
       }
       parts.push(s);
     }

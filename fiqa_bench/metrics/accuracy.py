@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..fields import List, Num
-from .base import Metric, MetricOptions, PairData
+from .base import Metric, MetricOptions, PairData, PairWorth
 from .verification import kfold_accuracy
 
 
@@ -26,6 +26,7 @@ METRIC = Metric(
     label="accuracy", joiner=" ",
     key="accuracy", title="Accuracy (%)", needs=frozenset({"scores", "labels", "folds"}), higher_is_better=True,
     compute=_compute, columns=_columns, summary=_summary, bounds=(0.0, 1.0), required=("mean",),
+    header="Accuracy (%) mean ± std", spread="std", worth=PairWorth(("genuine", "impostor"), "pair", "accuracy", digits=3),
     value_fields={"mean": Num(0, 1, null=True), "std": Num(0, 1, null=True), "folds": List(Num(0, 1)),
                   "thresholds": List(Num())},
     description="k-fold accuracy: threshold chosen on k-1 folds, applied to the held-out fold; mean and "

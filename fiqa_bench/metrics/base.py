@@ -15,9 +15,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..fields import Interval, Map, Num, Obj, Spec, Text, field_path
+from ..fields import Flag, Interval, Map, Num, Obj, Spec, Text, field_path
 
-__all__ = ["Column", "Metric", "MetricOption", "MetricOptions", "PairData", "declared_options", "get_metric"]
+__all__ = ["Column", "Metric", "MetricOption", "MetricOptions", "PairData", "PairWorth", "declared_options", "get_metric",
+           "pair_worth"]
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -38,6 +39,10 @@ class MetricOption:
     min: float | None = None
     max: float | None = None
     digest: tuple = ()
+    # in the settings (the file name's digest) of every run, also of a protocol that reports no metric declaring it
+    # (the built-in metrics' options, so that results files keep their names); else only of the runs that report a
+    # metric declaring it: installing a metric never renames the results of protocols that do not report it
+    every_run: bool = False
 
     def __post_init__(self) -> None:
         if not _KEY.match(self.name):
@@ -54,6 +59,15 @@ class MetricOption:
     @property
     def type(self) -> type:
         return type(self.default)
+
+    def spec(self) -> Spec:
+        """What a results file's ``config`` may hold under :attr:`name` (its type and range; read by
+        :func:`fiqa_bench.results.validate`)."""
+        if self.type is bool:
+            return Flag()
+        if self.type in (int, float):
+            return Num(self.min, self.max, integer=self.type is int)
+        return Text()
 
     def parse(self, value: Any) -> Any:
         """``value`` (a string from the command line or a results file's recorded value) as this option's type, checked
@@ -187,6 +201,39 @@ Column = tuple[str, Any]  # (column title, headline value: a number or None)
 
 
 @dataclass(frozen=True)
+class PairWorth:
+    """What one comparison is worth in a metric's headline numbers: ``100 / n`` points, ``n`` the sum of the run's
+    ``counts`` named here (TPR: the genuine pairs; accuracy: all pairs). Reports, comparisons and the leaderboard
+    print it beside the pair counts (``one genuine pair = 0.13 TPR points``)."""
+
+    counts: tuple  # keys of a results file's counts, e.g. ("genuine",)
+    pair: str  # what one of them is called: "genuine pair"
+    of: str  # what the points are points of: "TPR"
+    digits: int = 2  # decimals of the points in reports and comparisons
+
+    def total(self, counts: Mapping) -> int:
+        return int(sum(int(counts.get(k) or 0) for k in self.counts))
+
+    def text(self, counts: Mapping) -> str | None:
+        """``one genuine pair = 0.13 TPR points`` (None without such pairs)."""
+        n = self.total(counts)
+        return f"one {self.pair} = {100 / n:.{self.digits}f} {self.of} points" if n > 0 else None
+
+    def as_dict(self) -> dict:
+        return {"counts": list(self.counts), "pair": self.pair, "of": self.of}
+
+
+def pair_worth(keys) -> PairWorth | None:
+    """The worth of one comparison in the first of the metrics ``keys`` (registered keys, display order) that
+    declares one (:attr:`Metric.worth`); None when none does."""
+    for key in keys:
+        worth = get_metric(key).worth
+        if worth is not None:
+            return worth
+    return None
+
+
+@dataclass(frozen=True)
 class Metric:
     """One metric, declared.
 
@@ -202,7 +249,15 @@ class Metric:
       the other fields of a recorded value (:mod:`fiqa_bench.fields` specs) -- what :meth:`check` holds an
       untrusted results file to, so that no reader meets a string where a number belongs;
     * ``why_null(value, short, counts)``: why a headline column is null when the value says more than
-      "unavailable" (None: no more to say), the one source of the reason reports and leaderboards print.
+      "unavailable" (None: no more to say), the one source of the reason reports and leaderboards print;
+    * what the writers show besides the numbers (all optional): ``header`` the report's column heading
+      (``str.format`` of ``short``; default: the column title, unit and direction), ``spread`` a field of the value
+      shown as ``± x`` after the number in report cells (accuracy's ``std``), ``column_order`` a sort key of short
+      names when one table's runs have different columns, ``worth`` what one comparison is worth
+      (:class:`PairWorth`), ``table_note(configs)`` a line for a report table from its runs' recorded configs;
+    * ``replicate(draw, shorts, options)``: a fast path of the bootstrap, the headline values on one weighted
+      resample (:class:`fiqa_bench.metrics.resample.Draw`), or None to have the resample written out and
+      ``compute`` called on it (the default, exact and slower).
     """
 
     key: str
@@ -226,6 +281,13 @@ class Metric:
     value_fields: Mapping[str, Spec] = field(default_factory=dict, hash=False, compare=False)
     required: tuple = ()
     why_null: Callable[[dict, str, Mapping], str | None] | None = field(default=None, hash=False, compare=False)
+    header: str = ""
+    spread: str = ""
+    column_order: Callable[[str], Any] | None = field(default=None, hash=False, compare=False)
+    worth: PairWorth | None = None
+    table_note: Callable[[list], str | None] | None = field(default=None, hash=False, compare=False)
+    replicate: Callable[[Any, list, MetricOptions], dict | None] | None = field(default=None, hash=False,
+                                                                                   compare=False)
 
     def headline(self, value: dict) -> list:
         """[(full column title, number or None)] of a recorded value (empty when unavailable)."""
@@ -291,6 +353,25 @@ class Metric:
         if value is None:
             return "—"
         return f"{self.scale * float(value):.{self.digits}f}"
+
+    def short_of(self, title: str) -> str:
+        """The short name of a full column title (``TPR@FPR=1e-3`` -> ``1e-3``)."""
+        return title[len(self.label + self.joiner):]
+
+    def table_header(self, short: str) -> str:
+        """The report's heading of the headline column ``short``."""
+        if self.header:
+            return self.header.format(short=short)
+        unit = f" ({self.unit})" if self.unit else ""
+        return f"{self.label}{self.joiner}{short}{unit} {'↑' if self.higher_is_better else '↓'}"
+
+    def table_cell(self, value: Mapping, number: Any) -> str:
+        """A report cell: the formatted number, and ``± spread`` where the metric declares one."""
+        text = self.format(number)
+        if self.spread:
+            spread = value.get(self.spread)
+            text += f" ± {self.format(spread)}" if spread is not None else ""
+        return text
 
 
 def get_metric(key: str) -> Metric:

@@ -33,20 +33,22 @@ import numpy as np
 
 from ..fields import ANY, Map, Num, Text
 from .base import MetricOption, fraction_key
+from .resample import quantile_of_weighted
 
 PAIR_QUALITY_MODES = ("min", "mean", "product")
 
 # The settings of the EDC family, declared once and shared by the three EDC metrics (fiqa_bench.metrics.base).
 
 PAIR_QUALITY = MetricOption("pair_quality", "min", "Pairwise quality for EDC from the two sides' qualities.",
-                            choices=PAIR_QUALITY_MODES, digest=("edc", "pair_quality"))
+                            choices=PAIR_QUALITY_MODES, digest=("edc", "pair_quality"), every_run=True)
 FNM_START = MetricOption("fnm_start", 0.05, "FNM-EDC: starting FNMR that fixes the threshold.", flag="--edc-fnmr",
-                         min=0.0, max=1.0, digest=("edc", "fnm_start"))
+                         min=0.0, max=1.0, digest=("edc", "fnm_start"), every_run=True)
 FM_START = MetricOption("fm_start", 1e-3, "FM-EDC: starting FMR that fixes the threshold.", flag="--edc-fmr",
-                        min=0.0, max=1.0, digest=("edc", "fm_start"))
+                        min=0.0, max=1.0, digest=("edc", "fm_start"), every_run=True)
 RETHRESHOLD_FMR = MetricOption("rethreshold_fmr", 1e-3,
                                "Re-threshold EDC (CR-FIQA/MagFace): the FMR the threshold is recomputed at.",
-                               flag="--erc-fmr", min=0.0, max=1.0, digest=("edc", "rethreshold_fmr"))
+                               flag="--erc-fmr", min=0.0, max=1.0, digest=("edc", "rethreshold_fmr"),
+                               every_run=True)
 EDC_ERRORS = ("fnm", "fm")
 PAUC_LIMITS = (0.20, 0.30)
 pair_quality_note = ("pair quality: min of the two sides' qualities by default (mean, product: options); on template "
@@ -61,8 +63,11 @@ __all__ = [
     "edc_threshold",
     "pair_quality",
     "pauc",
+    "pauc_values",
     "rethreshold_edc",
     "theoretical_best_area",
+    "weighted_edc",
+    "weighted_rethreshold",
 ]
 
 
@@ -257,6 +262,89 @@ def rethreshold_edc(genuine_scores, genuine_quality, impostor_scores, impostor_q
     return EDCCurve(np.r_[d_out, 1.0], np.r_[e_out, 0.0], None, n, "fnm-rethreshold")
 
 
+# ------------------------------------------------------------------ on a bootstrap resample (weighted pairs)
+def weighted_edc(p, draw, error: str, start: float) -> EDCCurve | None:
+    """Fixed-threshold EDC of one class on one bootstrap resample (``p``: :class:`fiqa_bench.metrics.resample.Prepared`,
+    ``draw``: its :class:`~fiqa_bench.metrics.resample.Draw`), as if the resample were written out."""
+    if error == "fnm":
+        order = p.g_order  # ascending scores
+        vals = p.g_sorted
+        ww = draw.genuine_sorted()
+        cum = np.cumsum(ww)
+        if cum.shape[0] == 0 or cum[-1] == 0:
+            return None
+        thr = quantile_of_weighted(vals, cum, start)
+        wrong = vals < thr
+    else:
+        order = p.i_order[::-1]  # ascending scores
+        vals = p.i_sorted_desc[::-1]
+        ww = draw.w[order]
+        cum = np.cumsum(ww)
+        if cum.shape[0] == 0 or cum[-1] == 0:
+            return None
+        thr = quantile_of_weighted(vals, cum, 1.0 - start)
+        wrong = vals >= thr
+    lv = p.levels[order]
+    per_level = np.bincount(lv, weights=ww, minlength=p.n_levels)  # empty levels are dropped below
+    err_level = np.bincount(lv[wrong], weights=ww[wrong], minlength=p.n_levels)
+    used = per_level > 0
+    per_level, err_level = per_level[used], err_level[used]
+    n = per_level.sum()
+    discard = np.r_[0.0, np.cumsum(per_level)[:-1]]
+    errors_left = err_level.sum() - np.r_[0.0, np.cumsum(err_level)[:-1]]
+    e = errors_left / (n - discard)
+    return EDCCurve(np.r_[discard / n, 1.0], np.r_[e, 0.0], thr, int(n), error)
+
+
+def weighted_rethreshold(p, w: np.ndarray, fmr: float) -> EDCCurve | None:
+    """Re-threshold EDC on weighted pairs (:func:`rethreshold_edc`'s rule, weights ``w`` as counts; ``p``:
+    :class:`fiqa_bench.metrics.resample.Prepared`)."""
+    per_level = np.bincount(p.levels, weights=w, minlength=p.n_levels)
+    present = per_level > 0  # levels this resample has: the written-out resample would know only these
+    remap = np.maximum(np.cumsum(present) - 1, 0)  # pairs of empty levels weigh 0 wherever they land
+    per_level = per_level[present]
+    n_levels = per_level.shape[0]
+    n = per_level.sum()
+    if n == 0:
+        return None
+    below = np.r_[0.0, np.cumsum(per_level)]
+    g_lv, g_w = remap[p.levels[p.g_order]], w[p.g_order]
+    i_lv, i_w = remap[p.levels[p.i_order]], w[p.i_order]
+    i_at = np.r_[0.0, np.cumsum(np.bincount(i_lv, weights=i_w, minlength=n_levels))]
+    i_at = i_at[-1] - i_at  # impostor weight in levels >= j
+    g_at = np.r_[0.0, np.cumsum(np.bincount(g_lv, weights=g_w, minlength=n_levels))]
+    g_at = g_at[-1] - g_at
+    m = min(i_w.shape[0], 8 * int(math.floor(fmr * i_w.sum())) + 1024)  # the highest impostors (see edc.py)
+    top_lv, top_w = i_lv[:m], i_w[:m]
+    d_out, e_out, last = [], [], -1
+    for f in np.round(np.arange(0, 51) / 100.0, 2):
+        want = math.ceil(f * n - 1e-9)
+        level = int(np.searchsorted(below, want, side="left"))
+        if level >= n_levels or level == last:
+            continue
+        last = level
+        n_g, n_i = g_at[level], i_at[level]
+        if n_g == 0:
+            continue
+        k = math.floor(fmr * n_i * (1 + 1e-12))
+        cum = np.cumsum(np.where(top_lv >= level, top_w, 0.0))
+        if cum.shape[0] and cum[-1] > k:
+            j = int(np.searchsorted(cum, k, side="right"))
+        else:
+            cum = np.cumsum(np.where(i_lv >= level, i_w, 0.0))
+            j = int(np.searchsorted(cum, k, side="right"))
+        v = -math.inf if j >= cum.shape[0] else p.i_sorted_desc[j]
+        gk = (g_lv >= level) & (p.g_sorted <= v)
+        d_out.append(below[level] / n)
+        e_out.append(float(g_w[gk].sum() / n_g))
+    return EDCCurve(np.r_[d_out, 1.0], np.r_[e_out, 0.0], None, int(n), "fnm-rethreshold")
+
+
+def pauc_values(curve: EDCCurve | None, shorts) -> dict[str, float]:
+    """{discard limit: pAUC of ``curve`` up to it} for the short names ``shorts`` (NaN without a curve)."""
+    return {s: (pauc(curve, float(s)) if curve is not None else math.nan) for s in shorts}
+
+
 def summary(curve: EDCCurve, limits=PAUC_LIMITS, subtract_best: bool = True) -> dict:
     """What a results file records of an EDC: pAUC at each limit (raw and, for fixed-threshold EDCs, minus the
     theoretical best), the error at no discard, the threshold and the comparison count."""
@@ -288,8 +376,12 @@ def fixed_threshold_metric(key: str, error: str, label: str, digits: int, descri
         return {**summary(curve), "start_target": start, "pair_quality": options.pair_quality,
                 "note": pair_quality_note}
 
+    def replicate(draw, shorts, options) -> dict:
+        start = options.fnm_start if error == "fnm" else options.fm_start
+        return pauc_values(weighted_edc(draw.p, draw, error, start), shorts)
+
     return Metric(label=label, joiner="@", key=key, title=label, needs=frozenset({"scores", "labels", "quality"}),
                   higher_is_better=False, compute=compute, columns=lambda value: list((value.get("pauc") or {}).items()),
                   scale=1.0, digits=digits, unit="", description=description, bounds=(0.0, 1.0), required=("pauc",),
                   value_fields={**SUMMARY_FIELDS, "start_target": Num(0, 1), "pair_quality": Text(), "note": Text()},
-                  options=(PAIR_QUALITY, FNM_START if error == "fnm" else FM_START))
+                  options=(PAIR_QUALITY, FNM_START if error == "fnm" else FM_START), replicate=replicate)

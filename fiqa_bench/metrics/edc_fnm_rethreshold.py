@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..fields import Num, Text
 from .base import Metric, MetricOptions, PairData
-from .edc import PAIR_QUALITY, RETHRESHOLD_FMR, SUMMARY_FIELDS, pair_quality_note, rethreshold_edc, summary
+from .edc import (PAIR_QUALITY, RETHRESHOLD_FMR, SUMMARY_FIELDS, pair_quality_note, pauc_values, rethreshold_edc,
+                  summary, weighted_rethreshold)
 
 
 def _compute(data: PairData, options: MetricOptions) -> dict:
@@ -20,6 +21,10 @@ def _compute(data: PairData, options: MetricOptions) -> dict:
             "note": pair_quality_note}
 
 
+def _replicate(draw, shorts: list, options: MetricOptions) -> dict:
+    return pauc_values(weighted_rethreshold(draw.p, draw.w, options.rethreshold_fmr), shorts)
+
+
 def _columns(value: dict) -> list:
     p = value.get("pauc") or {}
     return list(p.items())
@@ -29,7 +34,7 @@ METRIC = Metric(
     label="ERC pAUC", joiner="@",
     key="edc_fnm_rethreshold", title="Re-threshold EDC pAUC", needs=frozenset({"scores", "labels", "quality"}),
     higher_is_better=False, compute=_compute, columns=_columns, scale=1.0, digits=4, unit="",
-    options=(PAIR_QUALITY, RETHRESHOLD_FMR),
+    options=(PAIR_QUALITY, RETHRESHOLD_FMR), replicate=_replicate,
     bounds=(0.0, 1.0), required=("pauc",),
     value_fields={**SUMMARY_FIELDS, "fmr": Num(0, 1), "pair_quality": Text(), "grid": Text(), "note": Text()},
     description="FNMR at FMR 1e-3 with the threshold recomputed on the remaining comparisons after each discard "

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 from ..fields import ANY, Flag, Map, Num, Obj, Text
-from .base import Metric, MetricOption, MetricOptions, PairData, fraction_key
+from .base import Metric, MetricOption, MetricOptions, PairData, PairWorth, fraction_key
+from .resample import weighted_tpr
 from .verification import TPR_MODES, reported_fpr_targets, tpr_at_fpr_detailed
 
 FPR_READING = MetricOption(
     "fpr_reading", "conservative",
     "How TPR@FPR is read off the ROC: conservative (FPR at most the target) or nearest (insightface's, exactly).",
-    choices=TPR_MODES, digest=("fpr_reading",))
+    choices=TPR_MODES, digest=("fpr_reading",), every_run=True)
 
 
 def _compute(data: PairData, options: MetricOptions) -> dict:
@@ -22,6 +25,29 @@ def _compute(data: PairData, options: MetricOptions) -> dict:
 
 def _columns(value: dict) -> list:
     return list((value.get("values") or {}).items())
+
+
+def _summary(value: dict, shown: Callable[[str, Any], str]) -> str:
+    """Every FPR as ``1e-3=97.04% [95.22, 98.63]``; a TPR read below 1/impostors (insightface's nearest reading)
+    marked ``*`` and explained."""
+    detail = value.get("detail") or {}
+    flagged = [short for short, _ in _columns(value)
+               if isinstance(detail.get(short), dict) and detail[short].get("measurable") is False]
+    text = "  ".join(f"{short}={shown(short, v)}{'*' if short in flagged else ''}" for short, v in _columns(value))
+    if flagged:
+        text += "  (*: below 1/impostors: insightface's reading, not a measurement)"
+    return text
+
+
+def _reading_note(configs: list) -> str | None:
+    """How the TPRs of a report table were read off the ROC (the runs' recorded ``fpr_reading``)."""
+    readings = sorted({c["fpr_reading"] for c in configs if c.get("fpr_reading")})
+    return "TPR read " + " / ".join(readings) if readings else None
+
+
+def _replicate(draw, shorts: list, options: MetricOptions) -> dict | None:
+    """The bootstrap's weighted fast path, for the conservative reading (the nearest one is written out)."""
+    return weighted_tpr(draw.p, draw, shorts) if options.fpr_reading == "conservative" else None
 
 
 def _why_null(value: dict, short: str, counts) -> str | None:
@@ -44,6 +70,8 @@ METRIC = Metric(
     label="TPR@FPR", joiner="=",
     key="tpr_at_fpr", title="TPR (%) @ FPR", needs=frozenset({"scores", "labels"}), higher_is_better=True,
     compute=_compute, columns=_columns, options=(FPR_READING,), bounds=(0.0, 1.0), why_null=_why_null, required=("values",),
+    summary=_summary, header="TPR (%) @ FPR={short}", column_order=lambda short: -float(short),
+    worth=PairWorth(("genuine",), "genuine pair", "TPR", digits=2), table_note=_reading_note, replicate=_replicate,
     value_fields={"values": Map(ANY, **_FPR),  # each value is a headline column, checked in bounds
                   "detail": Map(Obj({"tpr": Num(0, 1, null=True), "fpr_achieved": Num(0, 1, null=True),
                                      "threshold": Num(null=True), "reason": Text(null=True), "measurable": Flag()}),
