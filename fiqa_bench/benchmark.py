@@ -28,6 +28,7 @@ LANDMARK_COLUMNS = [f"{axis}{i}" for i in range(5) for axis in ("lx", "ly")]
 FACE_COLUMNS = ["path", "identity", "group", "media", "face_score", *LANDMARK_COLUMNS]
 PAIR_COLUMNS = ["a", "b", "label", "fold"]
 
+
 @dataclass
 class Benchmark:
     name: str
@@ -49,11 +50,14 @@ class Benchmark:
         if missing:
             raise ValueError(f"pairs table lacks columns {missing}")
         if not self.metric:
-            raise ValueError(f"benchmark {self.name!r} names no protocol kind: its protocol's card gives one "
-                             f"(metric=..., a label)")
+            raise ValueError(
+                f"benchmark {self.name!r} names no protocol kind: its protocol's card gives one (metric=..., a label)"
+            )
         if not self.metrics:
-            raise ValueError(f"benchmark {self.name!r} names no metric: its protocol's card lists the declared metrics "
-                             f"it reports (metrics=(...), keys of the entry-point group fiqa_bench.metrics)")
+            raise ValueError(
+                f"benchmark {self.name!r} names no metric: its protocol's card lists the declared metrics "
+                f"it reports (metrics=(...), keys of the entry-point group fiqa_bench.metrics)"
+            )
         self.metrics = tuple(str(k) for k in self.metrics)
 
     def landmarks(self) -> np.ndarray:

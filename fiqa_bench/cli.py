@@ -103,8 +103,9 @@ class _CleanErrors(click.Group):
             rv = super().invoke(ctx)
             if ctx.invoked_subcommand is None:  # `fiqa-bench`, `fiqa-bench -v`, `fiqa-bench train-baseline`
                 names = ", ".join(self.list_commands(ctx))
-                raise click.UsageError(f"missing a command ({names}); `{_command_path(ctx)} --help` says what "
-                                       f"each does.", ctx=ctx)
+                raise click.UsageError(
+                    f"missing a command ({names}); `{_command_path(ctx)} --help` says what each does.", ctx=ctx
+                )
             return rv
         except FiqaBenchError as exc:
             click.echo(f"error: {exc}", err=True)
@@ -150,7 +151,7 @@ class _Skips(list):
         click.echo(skipped.line(), err=True)
         self.append(skipped)
 
-    def __enter__(self) -> "_Skips":
+    def __enter__(self) -> _Skips:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -159,8 +160,9 @@ class _Skips(list):
 
 
 @main.command("list", short_help="List the registered methods, backbones and protocols.")
-@click.option("--kind", type=click.Choice(["method", "backbone", "protocol"]), default=None,
-              help="Only this kind of plugin.")
+@click.option(
+    "--kind", type=click.Choice(["method", "backbone", "protocol"]), default=None, help="Only this kind of plugin."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_cmd(kind: str | None, as_json: bool) -> None:
     """Every registered method, FR backbone and protocol with its card (loads no weights)."""
@@ -270,8 +272,11 @@ def run_cmd(skip_bad_images, no_progress, as_json, **options) -> None:
         written = write_report(Path(cfg.out))
     except FiqaBenchError as exc:  # the run is done and its results file written; the folder's report cannot show it
         reason = str(exc).splitlines()[0].rstrip(":")
-        click.echo(f"warning: the report in {cfg.out} was not refreshed: {reason}; put each set of results in its "
-                   f"own folder (`fiqa-bench report FOLDER` names the files)", err=True)
+        click.echo(
+            f"warning: the report in {cfg.out} was not refreshed: {reason}; put each set of results in its "
+            f"own folder (`fiqa-bench report FOLDER` names the files)",
+            err=True,
+        )
         return
     for p in written:
         if not as_json:
@@ -284,8 +289,9 @@ def _summary(record: dict) -> str:
     m = record["metrics"]
     c = record["counts"]
     opts = record["method"].get("options") or {}
-    method = record["method"]["name"] + (" [" + ", ".join(f"{k}={v}" for k, v in sorted(opts.items())) + "]"
-                                         if opts else "")
+    method = record["method"]["name"] + (
+        " [" + ", ".join(f"{k}={v}" for k, v in sorted(opts.items())) + "]" if opts else ""
+    )
     head = f"{record['protocol']['name']} | {record['backbone']['name']} | {method} | {record['config']['selection']}"
     lines = [head]
     for key, value in m.items():
@@ -303,17 +309,22 @@ def _summary(record: dict) -> str:
         if metric.summary is not None:  # the metric's own line (TPR marks a reading below 1/impostors)
             lines.append(f"  {metric.label}: {metric.summary(value, shown_value)}")
             continue
-        lines.append(f"  {metric.label}: " + "  ".join(f"{short}={shown_value(short, v)}"
-                                                       for short, v in metric.columns(value)))
-    lines.append(f"  images {c['images']}, templates {c['templates']}, pairs scored {c['pairs_scored']} "
-                 f"({c['genuine']} genuine, {c['impostor']} impostor), scored {c['images_scored']}, embedded "
-                 f"{c['images_embedded']} ({c['images_embedded_new']} new), skipped {c['skipped']}")
+        lines.append(
+            f"  {metric.label}: " + "  ".join(f"{short}={shown_value(short, v)}" for short, v in metric.columns(value))
+        )
+    lines.append(
+        f"  images {c['images']}, templates {c['templates']}, pairs scored {c['pairs_scored']} "
+        f"({c['genuine']} genuine, {c['impostor']} impostor), scored {c['images_scored']}, embedded "
+        f"{c['images_embedded']} ({c['images_embedded_new']} new), skipped {c['skipped']}"
+    )
     if c.get("skipped_reasons"):
         lines.append("  skipped: " + ", ".join(f"{r}: {n}" for r, n in c["skipped_reasons"].items()))
     boot = next((v["bootstrap"] for v in m.values() if isinstance(v, dict) and "bootstrap" in v), None)
     if boot:
-        lines.append(f"  [intervals: {100 * boot['level']:.0f}% {boot['method']} bootstrap over {boot['unit']}s, "
-                     f"B={boot['B']}, seed {boot['seed']}]")
+        lines.append(
+            f"  [intervals: {100 * boot['level']:.0f}% {boot['method']} bootstrap over {boot['unit']}s, "
+            f"B={boot['B']}, seed {boot['seed']}]"
+        )
     timing = _timing_line(record.get("timings") or {})
     if timing:
         lines.append(timing)
@@ -321,8 +332,14 @@ def _summary(record: dict) -> str:
 
 
 #: The steps of a run's ``timings`` the summary names, in order (a results file may lack any of them).
-_STEPS = (("load_protocol_s", "protocol"), ("quality_s", "quality"), ("embed_s", "embed"),
-          ("pair_scores_s", "pair scores"), ("metrics_s", "metrics"), ("bootstrap_s", "bootstrap"))
+_STEPS = (
+    ("load_protocol_s", "protocol"),
+    ("quality_s", "quality"),
+    ("embed_s", "embed"),
+    ("pair_scores_s", "pair scores"),
+    ("metrics_s", "metrics"),
+    ("bootstrap_s", "bootstrap"),
+)
 
 
 def _timing_line(timings: dict) -> str:
@@ -378,8 +395,10 @@ def rescore_cmd(results, no_progress) -> None:
         else:
             click.echo(f"{path}: every metric agrees with its .npz {took}")
     if len(results) > 1:
-        click.echo(f"{len(results)} files rescored in {time.perf_counter() - started:.1f} s"
-                   + (f", {bad} differ" if bad else ""))
+        click.echo(
+            f"{len(results)} files rescored in {time.perf_counter() - started:.1f} s"
+            + (f", {bad} differ" if bad else "")
+        )
     if bad:
         sys.exit(1)
 
@@ -392,7 +411,8 @@ def compare_cmd(results, as_json) -> None:
     pair list, backbone and selection, each method's difference to random and to the best, with the interval of
     the difference (the same resamples for both methods) and which differences exclude zero. A malformed results
     file is named in one line on stderr and skipped (exit 2 only when nothing valid remains)."""
-    from .compare import as_json as to_json, compare, load_runs, render_text
+    from .compare import as_json as to_json
+    from .compare import compare, load_runs, render_text
 
     with _Skips() as skips:
         groups = compare(load_runs(results, on_bad=skips))
@@ -422,21 +442,58 @@ def report_cmd(results_dir, out) -> None:
 @click.option("--seed", default=0, show_default=True, type=_IntRange(min=0))
 @click.option("--layout", type=click.Choice(["ijb", "ytf", "both"]), default="ijb", show_default=True)
 @click.option("--templates-per-identity", default=2, show_default=True, type=_IntRange(min=2))
-@click.option("--min-images", default=4, show_default=True, type=_IntRange(min=1),
-              help="Identities with fewer photos are excluded (listed).")
-@click.option("--impostors", default="all", show_default=True, type=_AllOrCount(),
-              help="'all' or a number of sampled impostor pairs.")
-@click.option("--degrade", "degrade_fraction", default=0.0, show_default=True, type=_FloatRange(0, 1, max_open=True),
-              help="Fraction of each template's photos to degrade (blur, downscale, JPEG, noise, occlusion).")
+@click.option(
+    "--min-images",
+    default=4,
+    show_default=True,
+    type=_IntRange(min=1),
+    help="Identities with fewer photos are excluded (listed).",
+)
+@click.option(
+    "--impostors",
+    default="all",
+    show_default=True,
+    type=_AllOrCount(),
+    help="'all' or a number of sampled impostor pairs.",
+)
+@click.option(
+    "--degrade",
+    "degrade_fraction",
+    default=0.0,
+    show_default=True,
+    type=_FloatRange(0, 1, max_open=True),
+    help="Fraction of each template's photos to degrade (blur, downscale, JPEG, noise, occlusion).",
+)
 @click.option("--detector", type=click.Choice(_DETECTORS), default="yunet", show_default=True)
-@click.option("--part", type=click.Choice(["all", "train", "eval"]), default="all", show_default=True,
-              help="Keep only identities of this part of the train/eval identity split (fiqa_bench.splits).")
+@click.option(
+    "--part",
+    type=click.Choice(["all", "train", "eval"]),
+    default="all",
+    show_default=True,
+    help="Keep only identities of this part of the train/eval identity split (fiqa_bench.splits).",
+)
 @click.option("--no-progress", is_flag=True)
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the whole record (counts, options, exclusions, files, the README text) as JSON instead of "
-                   "the short summary.")
-def prepare_cmd(paths, name, seed, layout, templates_per_identity, min_images, impostors, degrade_fraction,
-                detector, part, no_progress, as_json) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the whole record (counts, options, exclusions, files, the README text) as JSON instead of "
+    "the short summary.",
+)
+def prepare_cmd(
+    paths,
+    name,
+    seed,
+    layout,
+    templates_per_identity,
+    min_images,
+    impostors,
+    degrade_fraction,
+    detector,
+    part,
+    no_progress,
+    as_json,
+) -> None:
     """Turn folders of identity sub-folders of photos into an IJB- (and/or YTF-) layout benchmark.
 
     Several SRC make one benchmark (identity names distinct across them); ``SRC:pad=0.25`` pads that source's
@@ -447,11 +504,20 @@ def prepare_cmd(paths, name, seed, layout, templates_per_identity, min_images, i
     if len(paths) < 2:
         raise click.UsageError("give at least one SRC folder and the OUT folder")
     sources = [Source.parse(p) for p in paths[:-1]]
-    summary = prepare_benchmark(sources if len(sources) > 1 else sources[0], Path(paths[-1]), name=name, seed=seed, layout=layout,
-                                templates_per_identity=templates_per_identity, min_images=min_images,
-                                impostor_pairs=int(impostors) if str(impostors).isdigit() else impostors,
-                                degrade_fraction=degrade_fraction, detector=detector, part=part,
-                                progress=_progress_wanted(no_progress))
+    summary = prepare_benchmark(
+        sources if len(sources) > 1 else sources[0],
+        Path(paths[-1]),
+        name=name,
+        seed=seed,
+        layout=layout,
+        templates_per_identity=templates_per_identity,
+        min_images=min_images,
+        impostor_pairs=int(impostors) if str(impostors).isdigit() else impostors,
+        degrade_fraction=degrade_fraction,
+        detector=detector,
+        part=part,
+        progress=_progress_wanted(no_progress),
+    )
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
     else:
@@ -464,55 +530,96 @@ def _prepare_summary(summary: dict) -> str:
 
     c = summary["counts"]
     out = summary["out"]
-    lines = [f"prepared {summary['name']!r} ({summary['layout']} layout, seed {summary['seed']}) in {out} "
-             f"({summary['seconds']:.1f} s)"]
-    lines.append(f"  identities: {c['identities_used']} used of {c['identities_found']} found "
-                 f"({c['identities_excluded']} excluded); photos: {c['photos_found']} found, "
-                 f"{c['photos_no_face']} without a face, {c['photos_unreadable']} unreadable")
-    lines.append(f"  images: {c['images']} ({c['degraded_images']} degraded copies) in {c['templates']} templates; "
-                 f"pairs: {c['genuine_pairs']:,} genuine + {c['impostor_pairs']:,} impostor")
+    lines = [
+        f"prepared {summary['name']!r} ({summary['layout']} layout, seed {summary['seed']}) in {out} "
+        f"({summary['seconds']:.1f} s)"
+    ]
+    lines.append(
+        f"  identities: {c['identities_used']} used of {c['identities_found']} found "
+        f"({c['identities_excluded']} excluded); photos: {c['photos_found']} found, "
+        f"{c['photos_no_face']} without a face, {c['photos_unreadable']} unreadable"
+    )
+    lines.append(
+        f"  images: {c['images']} ({c['degraded_images']} degraded copies) in {c['templates']} templates; "
+        f"pairs: {c['genuine_pairs']:,} genuine + {c['impostor_pairs']:,} impostor"
+    )
     if "videos" in c:
         where = f" in {Path(out) / 'ytf'}" if summary["layout"] == "both" else ""
-        lines.append(f"  ytf{where}: {c['videos']} videos, {c['ytf_pairs']:,} video pairs ({c['ytf_same_pairs']} same; "
-                     f"folds: {summary['ytf_folds']})")
+        lines.append(
+            f"  ytf{where}: {c['videos']} videos, {c['ytf_pairs']:,} video pairs ({c['ytf_same_pairs']} same; "
+            f"folds: {summary['ytf_folds']})"
+        )
     removed = summary.get("removed_stale_files") or []
-    lines.append(f"  wrote {len(summary['files'])} files and folders"
-                 + (f", removed {len(removed)} stale images" if removed else "")
-                 + f"; conventions: {Path(out) / 'README.md'}; exclusions and photos without a face: "
-                 + f"{Path(out) / REPORT_FILE}")
+    lines.append(
+        f"  wrote {len(summary['files'])} files and folders"
+        + (f", removed {len(removed)} stale images" if removed else "")
+        + f"; conventions: {Path(out) / 'README.md'}; exclusions and photos without a face: "
+        + f"{Path(out) / REPORT_FILE}"
+    )
     return "\n".join(lines)
 
 
 @main.command("label", short_help="Label photos with Eq. 1 quality labels for training.")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--fr", "backbone", required=True, multiple=True,
-              help="FR backbone whose embeddings define the labels (Eq. 1). Repeat it to average over several: "
-                   "each backbone's own Eq. 1 label, then their mean.")
+@click.option(
+    "--fr",
+    "backbone",
+    required=True,
+    multiple=True,
+    help="FR backbone whose embeddings define the labels (Eq. 1). Repeat it to average over several: "
+    "each backbone's own Eq. 1 label, then their mean.",
+)
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the labelled set.")
-@click.option("--size", default=64, show_default=True, type=_IntRange(min=1),
-              help="Side of the aligned crops stored for training.")
-@click.option("--min-images", default=2, show_default=True, type=_IntRange(min=1),
-              help="Identities with fewer photos are left out.")
+@click.option(
+    "--size",
+    default=64,
+    show_default=True,
+    type=_IntRange(min=1),
+    help="Side of the aligned crops stored for training.",
+)
+@click.option(
+    "--min-images",
+    default=2,
+    show_default=True,
+    type=_IntRange(min=1),
+    help="Identities with fewer photos are left out.",
+)
 @click.option("--max-images", default=None, type=_IntRange(min=1), help="Identities with more photos are left out.")
-@click.option("--part", type=click.Choice(["all", "train", "eval"]), default="train", show_default=True,
-              help="Identities of this part of the train/eval split (fiqa_bench.splits).")
-@click.option("--degraded-copies", default=1, show_default=True, type=_IntRange(min=0),
-              help="Seeded degraded copies per photo, labelled by the same Eq. 1, so labels cover low quality.")
+@click.option(
+    "--part",
+    type=click.Choice(["all", "train", "eval"]),
+    default="train",
+    show_default=True,
+    help="Identities of this part of the train/eval split (fiqa_bench.splits).",
+)
+@click.option(
+    "--degraded-copies",
+    default=1,
+    show_default=True,
+    type=_IntRange(min=0),
+    help="Seeded degraded copies per photo, labelled by the same Eq. 1, so labels cover low quality.",
+)
 @click.option("--seed", default=0, show_default=True, type=_IntRange(min=0))
-@click.option("--pad", default=0.0, show_default=True, type=_FloatRange(min=0),
-              help="Padding before detection (0.25 for tight crops like LFW).")
+@click.option(
+    "--pad",
+    default=0.0,
+    show_default=True,
+    type=_FloatRange(min=0),
+    help="Padding before detection (0.25 for tight crops like LFW).",
+)
 @click.option("--detector", type=click.Choice(_DETECTORS), default="yunet", show_default=True)
 @click.option("--no-progress", is_flag=True)
-def label_cmd(sources, backbone, out, size, min_images, max_images, part, degraded_copies, seed, pad, detector,
-              no_progress) -> None:
+def label_cmd(
+    sources, backbone, out, size, min_images, max_images, part, degraded_copies, seed, pad, detector, no_progress
+) -> None:
     """Recognition-oriented quality labels (Eq. 1) for folders of identity sub-folders of photos.
 
     The label of a photo is the cosine between its embedding and the centre of its identity's other embeddings.
     Writes the aligned crops, labels, identities and the degradation record of each copy to OUT.
     """
-    import numpy as np
-
     from collections import Counter
+
+    import numpy as np
 
     from .splits import in_part
     from .training.dataset import build_training_set, images_by_identity_folder
@@ -521,14 +628,26 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
     for src in sources:
         p, ids = images_by_identity_folder(src, min_images=min_images)
         counts = Counter(ids)
-        keep = [i for i, ident in enumerate(ids)
-                if in_part(ident, part) and (max_images is None or counts[ident] <= max_images)]
+        keep = [
+            i
+            for i, ident in enumerate(ids)
+            if in_part(ident, part) and (max_images is None or counts[ident] <= max_images)
+        ]
         tag = "/".join(Path(src).resolve().parts[-2:])
         paths += [p[i] for i in keep]
         identities += [f"{tag}/{ids[i]}" for i in keep]  # identities from different sources never merge
     backbone = list(backbone) if len(backbone) > 1 else backbone[0]
-    ts = build_training_set(paths, identities, backbone=backbone, detector=detector, size=size,
-                            degraded_copies=degraded_copies, seed=seed, pad=pad, progress=not no_progress)
+    ts = build_training_set(
+        paths,
+        identities,
+        backbone=backbone,
+        detector=detector,
+        size=size,
+        degraded_copies=degraded_copies,
+        seed=seed,
+        pad=pad,
+        progress=not no_progress,
+    )
     ts.meta["command"] = _baseline_command(click.get_current_context())  # the training card repeats it
     ts.meta["part"] = part
     folder = ts.save(out)
@@ -546,46 +665,115 @@ def label_cmd(sources, backbone, out, size, min_images, max_images, part, degrad
 @click.option("--batch-size", default=1024, show_default=True, type=_IntRange(min=1))
 @click.option("--weight-decay", default=1e-4, show_default=True, type=_FloatRange(min=0))
 @click.option("--loss", type=click.Choice(["l1", "mse"]), default="l1", show_default=True)
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True,
-              help="SGD with momentum (the paper's) or Adam (--lr is then its step size, e.g. 0.003).")
+@click.option(
+    "--optimizer",
+    type=click.Choice(["sgd", "adam"]),
+    default="sgd",
+    show_default=True,
+    help="SGD with momentum (the paper's) or Adam (--lr is then its step size, e.g. 0.003).",
+)
 @click.option("--sampling", type=click.Choice(["none", "random", "smooth"]), default="smooth", show_default=True)
-@click.option("--label-scaling", type=click.Choice(["minmax", "clip"]), default="minmax", show_default=True,
-              help="Targets: labels mapped from the training range to [0, 1] (minmax) or clipped to [0, 1] (clip, "
-                   "the paper as written).")
-@click.option("--min-images", default=2, show_default=True, type=_IntRange(min=1),
-              help="Identity filter of the balanced sampling.")
-@click.option("--val-fraction", default=0.1, show_default=True, type=_FloatRange(0, 1, max_open=True),
-              help="Fraction of identities held out.")
+@click.option(
+    "--label-scaling",
+    type=click.Choice(["minmax", "clip"]),
+    default="minmax",
+    show_default=True,
+    help="Targets: labels mapped from the training range to [0, 1] (minmax) or clipped to [0, 1] (clip, "
+    "the paper as written).",
+)
+@click.option(
+    "--min-images",
+    default=2,
+    show_default=True,
+    type=_IntRange(min=1),
+    help="Identity filter of the balanced sampling.",
+)
+@click.option(
+    "--val-fraction",
+    default=0.1,
+    show_default=True,
+    type=_FloatRange(0, 1, max_open=True),
+    help="Fraction of identities held out.",
+)
 @click.option("--hflip", is_flag=True, help="Mirror each training image with probability 1/2 (seeded).")
-@click.option("--pair-weight", default=0.0, show_default=True, type=_FloatRange(min=0),
-              help="Weight of the within-photo difference term: each row is paired with another version of its "
-                   "photo and the difference of their predictions regresses the difference of their labels "
-                   "(0: the paper's loss alone).")
-@click.option("--pair-kinds", default=None, metavar="KIND,KIND",
-              help="Restrict the pair term to copies of these degradation kinds (e.g. jpeg,gaussian_noise).")
-@click.option("--pair-loss", type=click.Choice(["gap", "hinge"]), default="gap", show_default=True,
-              help="The pair term: the predicted difference regresses the label difference (gap), or only falling "
-                   "short of it in its direction costs (hinge: the order is enforced, a wider gap is free).")
-@click.option("--oversample", multiple=True, metavar="KIND=N",
-              help="Repeat the training rows of a degradation kind (or kind/level, e.g. jpeg/strong) N times in "
-                   "all after the sampling; repeatable.")
+@click.option(
+    "--pair-weight",
+    default=0.0,
+    show_default=True,
+    type=_FloatRange(min=0),
+    help="Weight of the within-photo difference term: each row is paired with another version of its "
+    "photo and the difference of their predictions regresses the difference of their labels "
+    "(0: the paper's loss alone).",
+)
+@click.option(
+    "--pair-kinds",
+    default=None,
+    metavar="KIND,KIND",
+    help="Restrict the pair term to copies of these degradation kinds (e.g. jpeg,gaussian_noise).",
+)
+@click.option(
+    "--pair-loss",
+    type=click.Choice(["gap", "hinge"]),
+    default="gap",
+    show_default=True,
+    help="The pair term: the predicted difference regresses the label difference (gap), or only falling "
+    "short of it in its direction costs (hinge: the order is enforced, a wider gap is free).",
+)
+@click.option(
+    "--oversample",
+    multiple=True,
+    metavar="KIND=N",
+    help="Repeat the training rows of a degradation kind (or kind/level, e.g. jpeg/strong) N times in "
+    "all after the sampling; repeatable.",
+)
 @click.option("--channels-last", is_flag=True, help="NHWC memory layout while training (faster on CPU).")
 @click.option("--seed", default=0, show_default=True, type=_IntRange(min=0))
-@click.option("--checkpoints", default=None, type=click.Path(file_okay=False),
-              help="Checkpoint folder (default: beside OUT); an interrupted training resumes from it.")
+@click.option(
+    "--checkpoints",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Checkpoint folder (default: beside OUT); an interrupted training resumes from it.",
+)
 @click.option("--max-steps", default=None, type=_IntRange(min=1), help="Stop after this many steps (resumable).")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
-              help="Train on the CPU or on a CUDA GPU (torch.cuda); checked before any work.")
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    default="cpu",
+    show_default=True,
+    help="Train on the CPU or on a CUDA GPU (torch.cuda); checked before any work.",
+)
 @click.option("--no-progress", is_flag=True)
-def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, loss, optimizer, sampling,
-              label_scaling,
-              min_images,
-              val_fraction, hflip, pair_weight, pair_kinds, pair_loss, oversample, channels_last, seed, checkpoints, max_steps,
-              no_progress, device) -> None:
+def train_cmd(
+    dataset,
+    net,
+    out,
+    epochs,
+    lr,
+    lr_step,
+    batch_size,
+    weight_decay,
+    loss,
+    optimizer,
+    sampling,
+    label_scaling,
+    min_images,
+    val_fraction,
+    hflip,
+    pair_weight,
+    pair_kinds,
+    pair_loss,
+    oversample,
+    channels_last,
+    seed,
+    checkpoints,
+    max_steps,
+    no_progress,
+    device,
+) -> None:
     """Train a quality network on a labelled set (from `fiqa-bench label`) and export it to ONNX (needs torch)."""
+    from .device import check_device
     from .training.dataset import TrainingSet
     from .training.export import save_trained
-    from .device import check_device
     from .training.train import train, training_card
 
     check_device(device, torch=True)  # one line without a GPU, before the dataset is read
@@ -601,21 +789,46 @@ def train_cmd(dataset, net, out, epochs, lr, lr_step, batch_size, weight_decay, 
 
     side = net_spec(net).input_size  # an unknown name: its one-line error
     if ts.size != side:
-        raise OptionError(f"{dataset}: its crops are {ts.size}x{ts.size}, network {net} takes {side}x{side} "
-                          f"(label the photos with `fiqa-bench label ... --size {side}`)")
+        raise OptionError(
+            f"{dataset}: its crops are {ts.size}x{ts.size}, network {net} takes {side}x{side} "
+            f"(label the photos with `fiqa-bench label ... --size {side}`)"
+        )
     ckpt = Path(checkpoints) if checkpoints else Path(out).with_suffix(".checkpoints")
-    result = train(ts, net=net, epochs=epochs, lr=lr, lr_step=lr_step, batch_size=batch_size,
-                   weight_decay=weight_decay, loss=loss, seed=seed, val_fraction=val_fraction,
-                   sampling=None if sampling == "none" else sampling, sampling_options={"min_images": min_images},
-                   label_scaling=label_scaling, hflip=hflip, channels_last=channels_last, checkpoint_dir=ckpt, progress=not no_progress,
-                   max_steps=max_steps, device=device, pair_weight=pair_weight, oversample=times, optimizer=optimizer,
-                   pair_kinds=tuple(k.strip() for k in pair_kinds.split(",") if k.strip()) if pair_kinds else None,
-                   pair_loss=pair_loss)
+    result = train(
+        ts,
+        net=net,
+        epochs=epochs,
+        lr=lr,
+        lr_step=lr_step,
+        batch_size=batch_size,
+        weight_decay=weight_decay,
+        loss=loss,
+        seed=seed,
+        val_fraction=val_fraction,
+        sampling=None if sampling == "none" else sampling,
+        sampling_options={"min_images": min_images},
+        label_scaling=label_scaling,
+        hflip=hflip,
+        channels_last=channels_last,
+        checkpoint_dir=ckpt,
+        progress=not no_progress,
+        max_steps=max_steps,
+        device=device,
+        pair_weight=pair_weight,
+        oversample=times,
+        optimizer=optimizer,
+        pair_kinds=tuple(k.strip() for k in pair_kinds.split(",") if k.strip()) if pair_kinds else None,
+        pair_loss=pair_loss,
+    )
     if not result["completed"]:
         click.echo(f"stopped at step {result['global_step']} (checkpoint {result['checkpoint']}); run again to resume")
         return
-    card = training_card(result, command=_baseline_command(click.get_current_context()), data=str(dataset),
-                         backbone=str(ts.meta.get("backbone", "")) if hasattr(ts, "meta") else "")
+    card = training_card(
+        result,
+        command=_baseline_command(click.get_current_context()),
+        data=str(dataset),
+        backbone=str(ts.meta.get("backbone", "")) if hasattr(ts, "meta") else "",
+    )
     if getattr(ts, "meta", {}).get("command"):
         card["data_command"] = ts.meta["command"]
     path = save_trained(result, out, card)
@@ -699,11 +912,21 @@ def train_baseline() -> None:
 
 
 def _training_options(f):
-    f = click.option("--val-fraction", default=0.2, show_default=True, type=_FloatRange(0, 1, max_open=True),
-                     help="Fraction of the set's identities held out for the card's validation numbers.")(f)
+    f = click.option(
+        "--val-fraction",
+        default=0.2,
+        show_default=True,
+        type=_FloatRange(0, 1, max_open=True),
+        help="Fraction of the set's identities held out for the card's validation numbers.",
+    )(f)
     f = click.option("--seed", default=0, show_default=True, type=_IntRange(min=0))(f)
-    f = click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Weights file to write "
-                     "(its card goes beside it, .json).")(f)
+    f = click.option(
+        "--out",
+        "-o",
+        required=True,
+        type=click.Path(dir_okay=False),
+        help="Weights file to write (its card goes beside it, .json).",
+    )(f)
     return click.argument("data", type=click.Path(exists=True, file_okay=False))(f)
 
 
@@ -711,11 +934,22 @@ def _training_options(f):
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--fr", required=True, help="Labelling FR backbone (registered name or onnx:PATH).")
 @click.option("--fr-option", "fr_options", multiple=True, metavar="KEY=VALUE", help="Backbone option (repeatable).")
-@click.option("--source", "sources", multiple=True, required=True, callback=_check_sources,
-              metavar="DIR[:min_images=N,max_images=N,per_identity=N,pad=F]",
-              help="A folder of identity folders of photos, with which of them to use (repeatable).")
-@click.option("--part", type=click.Choice(["train", "eval", "all"]), default="train", show_default=True,
-              help="Identities of this part of the train/eval split (fiqa_bench.splits).")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    required=True,
+    callback=_check_sources,
+    metavar="DIR[:min_images=N,max_images=N,per_identity=N,pad=F]",
+    help="A folder of identity folders of photos, with which of them to use (repeatable).",
+)
+@click.option(
+    "--part",
+    type=click.Choice(["train", "eval", "all"]),
+    default="train",
+    show_default=True,
+    help="Identities of this part of the train/eval split (fiqa_bench.splits).",
+)
 @click.option("--no-ladder", is_flag=True, help="Keep the undegraded photos only.")
 @click.option("--detector", type=click.Choice(_DETECTORS), default="yunet", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=_IntRange(min=0))
@@ -727,21 +961,42 @@ def baseline_data_cmd(ctx, out, fr, fr_options, sources, part, no_ladder, detect
 
     from .training.baselines import make_baseline_set
 
-    data, folder = make_baseline_set(out, fr=fr, fr_options=_key_values(fr_options, "--fr-option"),
-                                     sources=list(sources), part=part, ladder=not no_ladder, detector=detector,
-                                     seed=seed, command=_baseline_command(ctx), progress=not no_progress)
-    click.echo(f"{len(data)} rows ({data.meta['photos']} photos, {len(data.meta['skipped'])} without a face) of "
-               f"{np.unique(data.data.identities).size} identities -> {folder}")
+    data, folder = make_baseline_set(
+        out,
+        fr=fr,
+        fr_options=_key_values(fr_options, "--fr-option"),
+        sources=list(sources),
+        part=part,
+        ladder=not no_ladder,
+        detector=detector,
+        seed=seed,
+        command=_baseline_command(ctx),
+        progress=not no_progress,
+    )
+    click.echo(
+        f"{len(data)} rows ({data.meta['photos']} photos, {len(data.meta['skipped'])} without a face) of "
+        f"{np.unique(data.data.identities).size} identities -> {folder}"
+    )
 
 
 @train_baseline.command("svm", short_help="Fit an SVR from a set's embeddings to its Eq. 1 labels.")
 @_training_options
 @click.option("--C", "C", default=0.3, show_default=True, type=_FloatRange(min=0, min_open=True), help="SVR C.")
-@click.option("--gamma", default=1.0, show_default=True, type=_FloatRange(min=0, min_open=True),
-              help="RBF gamma (on L2-normalised embeddings).")
+@click.option(
+    "--gamma",
+    default=1.0,
+    show_default=True,
+    type=_FloatRange(min=0, min_open=True),
+    help="RBF gamma (on L2-normalised embeddings).",
+)
 @click.option("--epsilon", default=0.05, show_default=True, type=_FloatRange(min=0))
-@click.option("--max-rows", default=2500, show_default=True, type=_IntRange(min=1),
-              help="Rows fitted at most (drawn with the seed).")
+@click.option(
+    "--max-rows",
+    default=2500,
+    show_default=True,
+    type=_IntRange(min=1),
+    help="Rows fitted at most (drawn with the seed).",
+)
 @click.option("--search", is_flag=True, help="Pick C and gamma on the held-out identities first.")
 @click.pass_context
 def baseline_svm_cmd(ctx, data, out, seed, val_fraction, C, gamma, epsilon, max_rows, search) -> None:
@@ -749,33 +1004,69 @@ def baseline_svm_cmd(ctx, data, out, seed, val_fraction, C, gamma, epsilon, max_
     from .training.baselines import train_baseline_svm
 
     dataset, desc = _load_set(data)
-    card = train_baseline_svm(dataset, out, C=C, gamma=gamma, epsilon=epsilon, max_rows=max_rows,
-                              val_fraction=val_fraction, seed=seed, search=search,
-                              command=_baseline_command(ctx), data_desc=desc)
+    card = train_baseline_svm(
+        dataset,
+        out,
+        C=C,
+        gamma=gamma,
+        epsilon=epsilon,
+        max_rows=max_rows,
+        val_fraction=val_fraction,
+        seed=seed,
+        search=search,
+        command=_baseline_command(ctx),
+        data_desc=desc,
+    )
     click.echo(json.dumps(card["validation"], indent=2, default=str))
 
 
 @train_baseline.command("rqs", short_help="Train a two-stage RankSVM on hand-crafted features.")
 @_training_options
-@click.option("--C", "C", default=None, type=_FloatRange(min=0, min_open=True), help="Stage-1 RankSVM C (default: "
-              "chosen on the held-out identities from 0.001, 0.01, 0.1).")
-@click.option("--C2", "C2", default=1.0, show_default=True, type=_FloatRange(min=0, min_open=True),
-              help="Stage-2 RankSVM C.")
-@click.option("--margin", default=0.1, show_default=True, type=_FloatRange(min=0),
-              help="Eq. 1 label gap making two photos an ordered pair.")
-@click.option("--per-identity", default=30, show_default=True, type=_IntRange(min=1),
-              help="Eq. 1 pairs per identity at most.")
-@click.option("--features-cache", default=None, type=click.Path(dir_okay=False),
-              help=".npz keeping the set's hand-crafted features between runs.")
+@click.option(
+    "--C",
+    "C",
+    default=None,
+    type=_FloatRange(min=0, min_open=True),
+    help="Stage-1 RankSVM C (default: chosen on the held-out identities from 0.001, 0.01, 0.1).",
+)
+@click.option(
+    "--C2", "C2", default=1.0, show_default=True, type=_FloatRange(min=0, min_open=True), help="Stage-2 RankSVM C."
+)
+@click.option(
+    "--margin",
+    default=0.1,
+    show_default=True,
+    type=_FloatRange(min=0),
+    help="Eq. 1 label gap making two photos an ordered pair.",
+)
+@click.option(
+    "--per-identity", default=30, show_default=True, type=_IntRange(min=1), help="Eq. 1 pairs per identity at most."
+)
+@click.option(
+    "--features-cache",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help=".npz keeping the set's hand-crafted features between runs.",
+)
 @click.pass_context
 def baseline_rqs_cmd(ctx, data, out, seed, val_fraction, C, C2, margin, per_identity, features_cache) -> None:
     """Two-stage linear RankSVM on HoG, Gabor, Gist and LBP features (methods/rqs.py)."""
     from .training.baselines import train_baseline_rqs
 
     dataset, desc = _load_set(data)
-    card = train_baseline_rqs(dataset, out, C=C, C2=C2, margin=margin, per_identity=per_identity,
-                              val_fraction=val_fraction, seed=seed, features_cache=features_cache,
-                              command=_baseline_command(ctx), data_desc=desc)
+    card = train_baseline_rqs(
+        dataset,
+        out,
+        C=C,
+        C2=C2,
+        margin=margin,
+        per_identity=per_identity,
+        val_fraction=val_fraction,
+        seed=seed,
+        features_cache=features_cache,
+        command=_baseline_command(ctx),
+        data_desc=desc,
+    )
     click.echo(json.dumps(card["validation"], indent=2, default=str))
 
 
@@ -789,33 +1080,73 @@ def baseline_rqs_cmd(ctx, data, out, seed, val_fraction, C, C2, margin, per_iden
 @click.option("--loss", type=click.Choice(["l1", "mse"]), default="l1", show_default=True)
 @click.option("--no-hflip", is_flag=True, help="No mirror augmentation.")
 @click.option("--threads", default=1, show_default=True, type=_IntRange(min=1), help="torch threads.")
-@click.option("--checkpoints", default=None, type=click.Path(file_okay=False),
-              help="Checkpoint folder; an interrupted training resumes from it.")
+@click.option(
+    "--checkpoints",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Checkpoint folder; an interrupted training resumes from it.",
+)
 @click.option("--no-progress", is_flag=True)
 @click.pass_context
-def baseline_faceqnet_cmd(ctx, data, out, seed, val_fraction, net, epochs, lr, lr_step, batch_size, loss, no_hflip,
-                          threads, checkpoints, no_progress) -> None:
+def baseline_faceqnet_cmd(
+    ctx,
+    data,
+    out,
+    seed,
+    val_fraction,
+    net,
+    epochs,
+    lr,
+    lr_step,
+    batch_size,
+    loss,
+    no_hflip,
+    threads,
+    checkpoints,
+    no_progress,
+) -> None:
     """CNN regressing FaceQnet labels, exported to ONNX (methods/faceqnet.py); needs torch."""
     from .training.baselines import train_baseline_faceqnet
 
     dataset, desc = _load_set(data)
-    card = train_baseline_faceqnet(dataset, out, net=net, epochs=epochs, lr=lr, lr_step=lr_step,
-                                   batch_size=batch_size, loss=loss, hflip=not no_hflip, val_fraction=val_fraction,
-                                   seed=seed, threads=threads, checkpoint_dir=checkpoints,
-                                   progress=not no_progress, command=_baseline_command(ctx), data_desc=desc)
+    card = train_baseline_faceqnet(
+        dataset,
+        out,
+        net=net,
+        epochs=epochs,
+        lr=lr,
+        lr_step=lr_step,
+        batch_size=batch_size,
+        loss=loss,
+        hflip=not no_hflip,
+        val_fraction=val_fraction,
+        seed=seed,
+        threads=threads,
+        checkpoint_dir=checkpoints,
+        progress=not no_progress,
+        command=_baseline_command(ctx),
+        data_desc=desc,
+    )
     click.echo(json.dumps(card["validation"], indent=2, default=str))
 
 
 @train_baseline.command("evaluate", short_help="Measure methods on a set: Spearman and ladder order.")
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
-@click.option("--methods", default="all", show_default=True,
-              help="Comma-separated registered method names, or 'all'.")
-@click.option("--svm", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="SVM model (default: the bundled one for the set's backbone).")
+@click.option("--methods", default="all", show_default=True, help="Comma-separated registered method names, or 'all'.")
+@click.option(
+    "--svm",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="SVM model (default: the bundled one for the set's backbone).",
+)
 @click.option("--rqs", default=None, type=click.Path(exists=True, dir_okay=False), help="RQS weights.")
 @click.option("--faceqnet", default=None, type=click.Path(exists=True, dir_okay=False), help="FaceQnet ONNX.")
-@click.option("--tinyfq", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="tinyFQnet ONNX (default: the bundled weights/tinyfq.onnx; skipped while it is absent).")
+@click.option(
+    "--tinyfq",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="tinyFQnet ONNX (default: the bundled weights/tinyfq.onnx; skipped while it is absent).",
+)
 @click.option("--out", "-o", default=None, type=click.Path(dir_okay=False), help="Write the results as JSON.")
 @click.option("--no-progress", is_flag=True)
 @click.pass_context
@@ -839,24 +1170,44 @@ def baseline_evaluate_cmd(ctx, data, methods, svm, rqs, faceqnet, tinyfq, out, n
     weights = {k: v for k, v in (("svm", svm), ("rqs", rqs), ("faceqnet", faceqnet), ("tinyfq", tinyfq)) if v}
     chosen, skipped = evaluation_methods(dataset, methods, weights)
     for name, why in skipped.items():
-        hint = f" (evaluate: --{name} PATH)" if name in ("svm", "rqs", "faceqnet", "tinyfq") and "weights" in why \
-            or name == "svm" and "model" in why else ""
+        hint = (
+            f" (evaluate: --{name} PATH)"
+            if name in ("svm", "rqs", "faceqnet", "tinyfq") and "weights" in why or name == "svm" and "model" in why
+            else ""
+        )
         click.echo(f"skipped {name}: {why}{hint}", err=True)
     results = evaluate(dataset, chosen, progress=not no_progress)
     click.echo(f"{'method':<12} {'spearman':>8} {'clean':>7} {'ladder':>7} {'photos':>7}  input")
     for name, r in results.items():
-        click.echo(f"{name:<12} {r['spearman_eq1_all']:>8.3f} {r['spearman_eq1_clean']:>7.3f} "
-                   f"{r['ladder']['pairs']:>7.3f} {r['ladder']['photos']:>7.3f}  {r['input']}")
+        click.echo(
+            f"{name:<12} {r['spearman_eq1_all']:>8.3f} {r['spearman_eq1_clean']:>7.3f} "
+            f"{r['ladder']['pairs']:>7.3f} {r['ladder']['photos']:>7.3f}  {r['input']}"
+        )
     if out:
-        write_json(out, json_safe({"command": _baseline_command(ctx), "data": desc, "rows": len(dataset),
-                                   "results": results, "skipped": skipped}))
+        write_json(
+            out,
+            json_safe(
+                {
+                    "command": _baseline_command(ctx),
+                    "data": desc,
+                    "rows": len(dataset),
+                    "results": results,
+                    "skipped": skipped,
+                }
+            ),
+        )
         click.echo(f"results: {out}")
 
 
 @main.command("leaderboard", short_help="Build a static leaderboard site from results.")
 @click.argument("results_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
-              help="Folder for the static site (new, empty, or a previous leaderboard build).")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the static site (new, empty, or a previous leaderboard build).",
+)
 def leaderboard_cmd(results_dirs, out) -> None:
     """A static leaderboard site from results files: open OUT/index.html from disk or any static host (offline).
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from .errors import FiqaBenchError
 from .metrics.base import get_metric, pair_worth
-from .store import LoadedRun, OnBad, load_runs as _load_runs, pairing_key
+from .store import LoadedRun, OnBad, pairing_key
+from .store import load_runs as _load_runs
 from .uncertainty import percentile_interval
 
 #: A run as compare reads it: the store's loaded run (its ``.npz`` arrays in ``raw``, its ``label``).
@@ -74,9 +75,11 @@ class Group:
         said = ""
         if worth is not None:
             said = f" ({worth.text({'genuine': self.genuine, 'impostor': self.impostor}) or f'no {worth.pair}s'})"
-        return (f"{self.protocol} | {self.backbone} | {self.selection}: {len(self.runs)} runs, {self.genuine} genuine / "
-                f"{self.impostor} impostor pairs{said}; paired {100 * self.level:.0f}% bootstrap over subjects, "
-                f"B={self.B}")
+        return (
+            f"{self.protocol} | {self.backbone} | {self.selection}: {len(self.runs)} runs, {self.genuine} genuine / "
+            f"{self.impostor} impostor pairs{said}; paired {100 * self.level:.0f}% bootstrap over subjects, "
+            f"B={self.B}"
+        )
 
 
 def _paired(a: Run, b: Run) -> str | None:
@@ -127,17 +130,30 @@ def compare(runs: list[Run]) -> list[Group]:
                 col = Column(mkey, short, f"{metric.label}{metric.joiner}{short}", metric.higher_is_better)
                 reps = {}
                 for run in members:
-                    v = dict(metric.columns(run.record.metrics.get(mkey) or {})).get(short) \
-                        if "unavailable" not in (run.record.metrics.get(mkey) or {"unavailable": 1}) else None
+                    v = (
+                        dict(metric.columns(run.record.metrics.get(mkey) or {})).get(short)
+                        if "unavailable" not in (run.record.metrics.get(mkey) or {"unavailable": 1})
+                        else None
+                    )
                     col.values[run.label] = v
                     boot = run.raw.get(f"boot_{mkey}")
                     reps[run.label] = boot[:, j] if boot is not None and boot.shape[1] > j else None
                 _fill(col, reps, level)
                 columns.append(col)
         rec = first.record
-        out.append(Group(rec.protocol["name"], rec.backbone["name"], rec.config["selection"], members, columns,
-                         int(rec.counts.get("genuine", 0)), int(rec.counts.get("impostor", 0)),
-                         int(rec.config.get("bootstrap", 0)), level))
+        out.append(
+            Group(
+                rec.protocol["name"],
+                rec.backbone["name"],
+                rec.config["selection"],
+                members,
+                columns,
+                int(rec.counts.get("genuine", 0)),
+                int(rec.counts.get("impostor", 0)),
+                int(rec.config.get("bootstrap", 0)),
+                level,
+            )
+        )
     return out
 
 
@@ -177,22 +193,38 @@ def render_text(groups: list[Group]) -> str:
         for col in g.columns:
             metric = get_metric(col.metric)
             arrow = "higher" if col.higher_is_better else "lower"
-            verdict = ("one run: nothing to compare" if col.best and col.runner_up is None
-                       else f"best {col.best}, separated from the runner-up {col.runner_up}" if col.best_separated
-                       else f"best: a tie of {', '.join([col.best] + col.tied_with_best)}" if col.best else "no values")
+            verdict = (
+                "one run: nothing to compare"
+                if col.best and col.runner_up is None
+                else f"best {col.best}, separated from the runner-up {col.runner_up}"
+                if col.best_separated
+                else f"best: a tie of {', '.join([col.best] + col.tied_with_best)}"
+                if col.best
+                else "no values"
+            )
             lines.append(f"  {col.title} ({arrow} is better): {verdict}")
-            for label in sorted(col.values, key=lambda k: (col.values[k] is None, -(col.values[k] or 0)
-                                                          if col.higher_is_better else (col.values[k] or 0))):
+            for label in sorted(
+                col.values,
+                key=lambda k: (
+                    col.values[k] is None,
+                    -(col.values[k] or 0) if col.higher_is_better else (col.values[k] or 0),
+                ),
+            ):
                 v = col.values[label]
                 parts = [f"    {label:<28s} {metric.format(v):>8s}"]
                 for name, diffs in (("vs random", col.vs_random), ("vs best", col.vs_best)):
                     d = diffs.get(label)
                     if d is None or d.value is None:
                         continue
-                    iv = "" if d.interval is None else (f" [{metric.format(d.interval[0])}, "
-                                                         f"{metric.format(d.interval[1])}]")
-                    parts.append(f"{name} {'+' if d.value >= 0 else ''}{metric.format(d.value)}{iv}"
-                                 f"{' *' if d.significant else ''}")
+                    iv = (
+                        ""
+                        if d.interval is None
+                        else (f" [{metric.format(d.interval[0])}, {metric.format(d.interval[1])}]")
+                    )
+                    parts.append(
+                        f"{name} {'+' if d.value >= 0 else ''}{metric.format(d.value)}{iv}"
+                        f"{' *' if d.significant else ''}"
+                    )
                 lines.append("  ".join(parts))
         lines.append("")
     lines.append("* the paired interval of the difference excludes zero (significant at the stated level)")
@@ -202,15 +234,33 @@ def render_text(groups: list[Group]) -> str:
 def as_json(groups: list[Group]) -> list[dict[str, Any]]:
     out = []
     for g in groups:
-        out.append({
-            "protocol": g.protocol, "backbone": g.backbone, "selection": g.selection, "genuine": g.genuine,
-            "impostor": g.impostor, "B": g.B, "level": g.level, "runs": [str(r.path) for r in g.runs],
-            "columns": [{"metric": c.metric, "column": c.title, "higher_is_better": c.higher_is_better,
-                         "values": c.values, "best": c.best, "runner_up": c.runner_up,
-                         "best_separated": c.best_separated, "tied_with_best": c.tied_with_best,
-                         "vs_random": {k: d.as_dict() for k, d in c.vs_random.items()},
-                         "vs_best": {k: d.as_dict() for k, d in c.vs_best.items()}} for c in g.columns],
-        })
+        out.append(
+            {
+                "protocol": g.protocol,
+                "backbone": g.backbone,
+                "selection": g.selection,
+                "genuine": g.genuine,
+                "impostor": g.impostor,
+                "B": g.B,
+                "level": g.level,
+                "runs": [str(r.path) for r in g.runs],
+                "columns": [
+                    {
+                        "metric": c.metric,
+                        "column": c.title,
+                        "higher_is_better": c.higher_is_better,
+                        "values": c.values,
+                        "best": c.best,
+                        "runner_up": c.runner_up,
+                        "best_separated": c.best_separated,
+                        "tied_with_best": c.tied_with_best,
+                        "vs_random": {k: d.as_dict() for k, d in c.vs_random.items()},
+                        "vs_best": {k: d.as_dict() for k, d in c.vs_best.items()},
+                    }
+                    for c in g.columns
+                ],
+            }
+        )
     return out
 
 
@@ -220,7 +270,10 @@ def significance_marks(groups: list[Group]) -> dict[tuple, dict]:
     for g in groups:
         for c in g.columns:
             marks[(g.protocol, g.backbone, g.selection, c.title)] = {
-                "best": c.best, "separated": c.best_separated, "tied": c.tied_with_best}
+                "best": c.best,
+                "separated": c.best_separated,
+                "tied": c.tied_with_best,
+            }
     return marks
 
 

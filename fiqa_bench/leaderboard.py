@@ -19,9 +19,10 @@ import json
 import re
 import shutil
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import atomic
 from .costs import COSTS_FILE, fmt_ms, load_costs
@@ -75,8 +76,9 @@ def _costs_for(path: Path, root: Path, by_folder: dict[Path, Path]) -> Path | No
     return next(iter(sorted(by_folder.values())), None)
 
 
-def collect(dirs: Iterable[str | Path], exclude: str | Path | None = None, on_bad: OnBad | None = None
-            ) -> list[SiteRun]:
+def collect(
+    dirs: Iterable[str | Path], exclude: str | Path | None = None, on_bad: OnBad | None = None
+) -> list[SiteRun]:
     """Every results file (``*.json`` searched recursively, hidden folders skipped) under ``dirs``, loaded by the
     store (:mod:`fiqa_bench.store`).
 
@@ -134,8 +136,7 @@ def _one_per_settings(runs: list[SiteRun]) -> list[SiteRun]:
         record = run.record
         key = (comparable_key(record), settings_digest(record.settings), record.method.get("identity") or "")
         if key in kept:
-            warnings.warn(f"{run.path}: same protocol, backbone and settings as {kept[key]}; listed once",
-                          stacklevel=3)
+            warnings.warn(f"{run.path}: same protocol, backbone and settings as {kept[key]}; listed once", stacklevel=3)
             continue
         kept[key] = run.path
         out.append(run)
@@ -168,8 +169,17 @@ def _cells(record: RunRecord) -> tuple[list[dict], dict[str, dict]]:
         boot = value.get("bootstrap")
         for short, (title, v) in zip(shorts, heads):
             cid = f"{key}:{short}"
-            columns.append({"id": cid, "metric": key, "title": title, "short": short, "label": m.label,
-                            "higher_is_better": m.higher_is_better, "unit": m.unit})
+            columns.append(
+                {
+                    "id": cid,
+                    "metric": key,
+                    "title": title,
+                    "short": short,
+                    "label": m.label,
+                    "higher_is_better": m.higher_is_better,
+                    "unit": m.unit,
+                }
+            )
             number = None if v is None else float(v)
             iv = intervals.get(title)
             cell = {"v": number, "text": m.format(number)}
@@ -201,9 +211,21 @@ def _slug(text: str) -> str:
 def _card_name(record: dict) -> str:
     """One card page per method variant and FR backbone (the page shows both cards)."""
     m, b = record.method, record.backbone
-    ident = json.dumps([m["name"], m.get("version"), m.get("card_hash"), m.get("options"), m.get("options_sha256"),
-                        m.get("card"), b["name"], b.get("weights_sha256"), b.get("card")],
-                       sort_keys=True, default=str)
+    ident = json.dumps(
+        [
+            m["name"],
+            m.get("version"),
+            m.get("card_hash"),
+            m.get("options"),
+            m.get("options_sha256"),
+            m.get("card"),
+            b["name"],
+            b.get("weights_sha256"),
+            b.get("card"),
+        ],
+        sort_keys=True,
+        default=str,
+    )
     return f"{_slug(m['name'])}-{hashlib.sha256(ident.encode()).hexdigest()[:8]}.html"
 
 
@@ -217,12 +239,15 @@ def _cost(run: SiteRun) -> dict | None:
     if row is None:
         return None
     m, c = run.costs["machine"], run.costs["config"]
-    out = {"ms_single": row.get("ms_single"), "ms_batch": row.get("ms_batch"),
-           "text": fmt_ms(row.get("ms_single")) if row.get("ms_single") is not None else "—",
-           "file": f"costs/{run.costs_site_name}",
-           "machine": f"{m['cpu_model']}, {m['cores']} cores, onnxruntime {m['onnxruntime']} ({m['threads']} "
-                      f"threads), {m['date']}; batch of {c['batch_size']}: "
-                      + (fmt_ms(row['ms_batch']) + " ms/image" if row.get("ms_batch") is not None else "—")}
+    out = {
+        "ms_single": row.get("ms_single"),
+        "ms_batch": row.get("ms_batch"),
+        "text": fmt_ms(row.get("ms_single")) if row.get("ms_single") is not None else "—",
+        "file": f"costs/{run.costs_site_name}",
+        "machine": f"{m['cpu_model']}, {m['cores']} cores, onnxruntime {m['onnxruntime']} ({m['threads']} "
+        f"threads), {m['date']}; batch of {c['batch_size']}: "
+        + (fmt_ms(row["ms_batch"]) + " ms/image" if row.get("ms_batch") is not None else "—"),
+    }
     if row.get("skipped"):
         out["skipped"] = row["skipped"]
     return out
@@ -251,8 +276,9 @@ def _assign_site_names(runs: list[SiteRun]) -> None:
         run.site_name = name
         raw = raw_path(run.path)
         raw_file = run.record.raw.get("file")
-        if isinstance(raw_file, str) and raw_file.endswith(".npz") and "/" not in raw_file \
-                and "\\" not in raw_file:  # a name beside the results file, never a path elsewhere
+        if (
+            isinstance(raw_file, str) and raw_file.endswith(".npz") and "/" not in raw_file and "\\" not in raw_file
+        ):  # a name beside the results file, never a path elsewhere
             raw = run.path.with_name(raw_file)
         run.raw_path = raw if raw.is_file() else None
         run.raw_site_name = str(Path(name).with_name(raw.name)) if run.raw_path else None
@@ -295,14 +321,23 @@ def _paired(members: list[SiteRun], rows: list[dict]) -> str | None:
             cell = row_of[p.path]["cells"].get(cid)
             if cell is None or cell.get("v") is None:
                 continue
-            mark = {"best": label == col.best, "separated": col.best_separated,
-                    "tied": label in col.tied_with_best, "best_label": col.best}
+            mark = {
+                "best": label == col.best,
+                "separated": col.best_separated,
+                "tied": label in col.tied_with_best,
+                "best_label": col.best,
+            }
             d = col.vs_best.get(label)
             if d is not None and d.value is not None:
                 mark.update(diff=d.value, diff_text=fmt(d.value))
                 if d.interval is not None:
-                    mark.update(lo=d.interval[0], hi=d.interval[1], lo_text=fmt(d.interval[0]),
-                                hi_text=fmt(d.interval[1]), significant=d.significant)
+                    mark.update(
+                        lo=d.interval[0],
+                        hi=d.interval[1],
+                        lo_text=fmt(d.interval[0]),
+                        hi_text=fmt(d.interval[1]),
+                        significant=d.significant,
+                    )
             cell["paired"] = mark
     return None
 
@@ -328,20 +363,23 @@ def build_data(runs: list[SiteRun]) -> dict:
                     seen_cols.add(c["id"])
                     columns.append(c)
             rec = run.record
-            rows.append({
-                "id": run.site_name,
-                "method": rec.method["name"],
-                "label": run.run.label,
-                "options": dict(rec.method.get("options") or {}),
-                "file": f"results/{run.site_name}",
-                "raw": f"results/{run.raw_site_name}" if run.raw_site_name else None,
-                "card": f"cards/{_card_name(rec)}",
-                "cost": _cost(run),
-                "cells": cells,
-                "settings_digest": hashlib.sha256(json.dumps(rec.settings, sort_keys=True,
-                                                             default=str).encode()).hexdigest()[:8],
-                "model_digest": hashlib.sha256(str(rec.method.get("identity") or "").encode()).hexdigest()[:8],
-            })
+            rows.append(
+                {
+                    "id": run.site_name,
+                    "method": rec.method["name"],
+                    "label": run.run.label,
+                    "options": dict(rec.method.get("options") or {}),
+                    "file": f"results/{run.site_name}",
+                    "raw": f"results/{run.raw_site_name}" if run.raw_site_name else None,
+                    "card": f"cards/{_card_name(rec)}",
+                    "cost": _cost(run),
+                    "cells": cells,
+                    "settings_digest": hashlib.sha256(
+                        json.dumps(rec.settings, sort_keys=True, default=str).encode()
+                    ).hexdigest()[:8],
+                    "model_digest": hashlib.sha256(str(rec.method.get("identity") or "").encode()).hexdigest()[:8],
+                }
+            )
         labels = [r["label"] for r in rows]
         # one method variant run twice with other settings, or with other weights under the same settings (a
         # bundled model replaced): tell the rows apart by what differs
@@ -349,8 +387,11 @@ def build_data(runs: list[SiteRun]) -> dict:
         for same in clashes.values():
             by_settings = len({r["settings_digest"] for r in same}) == len(same)
             for r in same:
-                r["label"] += (f" {{settings {r['settings_digest']}}}" if by_settings
-                               else f" {{settings {r['settings_digest']}, model {r['model_digest']}}}")
+                r["label"] += (
+                    f" {{settings {r['settings_digest']}}}"
+                    if by_settings
+                    else f" {{settings {r['settings_digest']}, model {r['model_digest']}}}"
+                )
         members = sorted(groups[key], key=lambda r: (r.run.label, r.site_name))
         no_pairs = _paired(members, rows)
         rec0 = groups[key][0].record
@@ -360,20 +401,27 @@ def build_data(runs: list[SiteRun]) -> dict:
         if board_id in used_ids:  # differs only beyond the hash prefixes (or the face list): still its own id
             board_id = _slug(f"{board_id}__{hashlib.sha256(repr(key).encode()).hexdigest()[:8]}")
         used_ids.add(board_id)
-        boards.append({
-            "id": board_id,
-            "protocol": key[0], "protocol_version": key[1], "pairs_sha256": key[2], "faces_sha256": key[3],
-            "backbone": key[4], "backbone_sha256": key[5], "selection": key[6],
-            **_board_label(key, len(by_protocol[key[0]])),
-            "not_ranked_with": len(by_protocol[key[0]]) > 1,
-            "counts": {k: counts.get(k) for k in ("genuine", "impostor", "subjects") if k in counts},
-            "worth": _worth(columns),
-            "bootstrap": boot,
-            "paired": no_pairs is None and len(rows) > 1,
-            "paired_note": no_pairs,
-            "columns": columns,
-            "rows": rows,
-        })
+        boards.append(
+            {
+                "id": board_id,
+                "protocol": key[0],
+                "protocol_version": key[1],
+                "pairs_sha256": key[2],
+                "faces_sha256": key[3],
+                "backbone": key[4],
+                "backbone_sha256": key[5],
+                "selection": key[6],
+                **_board_label(key, len(by_protocol[key[0]])),
+                "not_ranked_with": len(by_protocol[key[0]]) > 1,
+                "counts": {k: counts.get(k) for k in ("genuine", "impostor", "subjects") if k in counts},
+                "worth": _worth(columns),
+                "bootstrap": boot,
+                "paired": no_pairs is None and len(rows) > 1,
+                "paired_note": no_pairs,
+                "columns": columns,
+                "rows": rows,
+            }
+        )
     metrics = []
     for b in boards:
         for c in b["columns"]:
@@ -402,16 +450,22 @@ def embed_json(data: Any) -> str:
 def _env():
     import jinja2
 
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(ASSETS)), autoescape=True,
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(ASSETS)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
 
 
 def _prepare_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise FiqaBenchError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise FiqaBenchError(f"{out}: folder is not empty and was not written by `fiqa-bench leaderboard` "
-                             f"(no {MARKER}); choose a new or empty folder")
+        raise FiqaBenchError(
+            f"{out}: folder is not empty and was not written by `fiqa-bench leaderboard` "
+            f"(no {MARKER}); choose a new or empty folder"
+        )
     atomic.check_writable(out, "leaderboard site folder (--out)")
     for sub in OWNED:  # stale copies of a previous build go; nothing else in the folder is touched
         if (out / sub).is_dir():
@@ -420,9 +474,17 @@ def _prepare_out(out: Path) -> None:
 
 def _card_context(run: LoadedRun) -> dict:
     m, b = run.record.method, run.record.backbone
-    return {"name": m["name"], "label": run.label, "version": m.get("version"), "card_hash": m.get("card_hash"),
-            "options": dict(m.get("options") or {}), "options_sha256": dict(m.get("options_sha256") or {}),
-            "card": m.get("card"), "backbone": b["name"], "backbone_card": b.get("card")}
+    return {
+        "name": m["name"],
+        "label": run.label,
+        "version": m.get("version"),
+        "card_hash": m.get("card_hash"),
+        "options": dict(m.get("options") or {}),
+        "options_sha256": dict(m.get("options_sha256") or {}),
+        "card": m.get("card"),
+        "backbone": b["name"],
+        "backbone_card": b.get("card"),
+    }
 
 
 def write_site(dirs: Iterable[str | Path], out: str | Path, on_bad: OnBad | None = None) -> list[Path]:
@@ -437,8 +499,7 @@ def write_site(dirs: Iterable[str | Path], out: str | Path, on_bad: OnBad | None
     _prepare_out(out)
     env = _env()
     written = []
-    page = env.get_template("index.html.j2").render(data_json=embed_json(data), boards=data["boards"],
-                                                    n_runs=len(runs))
+    page = env.get_template("index.html.j2").render(data_json=embed_json(data), boards=data["boards"], n_runs=len(runs))
     atomic.write_text(out / "index.html", page)
     written.append(out / "index.html")
     for name in STATIC:

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import atomic
 from .costs import COSTS_FILE, costs_html, costs_markdown, load_costs
@@ -70,7 +71,8 @@ def _check_comparable(runs: list[LoadedRun]) -> None:
         if len(variants) > 1:
             lines = [
                 f"  version {v}, pairs {(p or '?')[:12]}, faces {(f or '?')[:12]}: {len(files)} file(s), "
-                + ", ".join(sorted(files)[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+                + ", ".join(sorted(files)[:3])
+                + (f" and {len(files) - 3} more" if len(files) > 3 else "")
                 for (v, p, f), files in sorted(variants.items(), key=lambda kv: str(kv[0]))
             ]
             raise FiqaBenchError(
@@ -120,17 +122,34 @@ def _backbone_key(run: LoadedRun) -> tuple:
 
 
 #: Settings a row label shows when they differ between runs of one method in one table (short names).
-SETTING_LABELS = (("k", "k"), ("flip", "flip"), ("fpr_reading", "reading"), ("detector", "detector"),
-                  ("seed", "seed"), ("on_no_face", "no-face"), ("on_bad_image", "bad-image"),
-                  ("backbone_options", "fr-options"), ("edc", "edc"), ("follow_symlinks", "follow-symlinks"),
-                  ("max_image_bytes", "max-bytes"), ("bootstrap", "bootstrap"),
-                  ("metric_options", "metric"))  # the options of metrics declared elsewhere (their digest's default place)
+SETTING_LABELS = (
+    ("k", "k"),
+    ("flip", "flip"),
+    ("fpr_reading", "reading"),
+    ("detector", "detector"),
+    ("seed", "seed"),
+    ("on_no_face", "no-face"),
+    ("on_bad_image", "bad-image"),
+    ("backbone_options", "fr-options"),
+    ("edc", "edc"),
+    ("follow_symlinks", "follow-symlinks"),
+    ("max_image_bytes", "max-bytes"),
+    ("bootstrap", "bootstrap"),
+    ("metric_options", "metric"),
+)  # the options of metrics declared elsewhere (their digest's default place)
 
 
 def _settings_key(run: LoadedRun) -> str:
-    return json.dumps({k: v for k, v in run.record.settings.items()
-                       if k not in ("protocol", "pairs_sha256", "method", "method_options", "backbone",
-                                    "backbone_sha256", "selection")}, sort_keys=True, default=str)
+    return json.dumps(
+        {
+            k: v
+            for k, v in run.record.settings.items()
+            if k
+            not in ("protocol", "pairs_sha256", "method", "method_options", "backbone", "backbone_sha256", "selection")
+        },
+        sort_keys=True,
+        default=str,
+    )
 
 
 def _settings_text(run: LoadedRun) -> str:
@@ -149,8 +168,13 @@ def _settings_text(run: LoadedRun) -> str:
 def _method_key(run: LoadedRun) -> tuple:
     """(name, version, card hash, options as given, sha256 of the options' files): one key per method variant."""
     m = run.record.method
-    return (m["name"], m.get("version") or "", m.get("card_hash") or "",
-            tuple(sorted((m.get("options") or {}).items())), tuple(sorted((m.get("options_sha256") or {}).items())))
+    return (
+        m["name"],
+        m.get("version") or "",
+        m.get("card_hash") or "",
+        tuple(sorted((m.get("options") or {}).items())),
+        tuple(sorted((m.get("options_sha256") or {}).items())),
+    )
 
 
 def _method_variant_labels(name: str, group: list[tuple], records: dict[tuple, RunRecord]) -> dict[tuple, str]:
@@ -163,8 +187,9 @@ def _method_variant_labels(name: str, group: list[tuple], records: dict[tuple, R
     versions = {(k[1], k[2]) for k in group}
     by_version = len({k[1] for k in group}) == len(versions)
     option_dicts = {k: dict(k[3]) for k in group}
-    differing = sorted({o for d in option_dicts.values() for o in d
-                        if len({d2.get(o) for d2 in option_dicts.values()}) > 1})
+    differing = sorted(
+        {o for d in option_dicts.values() for o in d if len({d2.get(o) for d2 in option_dicts.values()}) > 1}
+    )
     for k in group:
         tag = ""
         if len(versions) > 1:
@@ -220,6 +245,7 @@ class _Cell:
     @property
     def full(self) -> str:
         return f"{self.text} {self.interval}" if self.interval else self.text
+
     note: int | None = None  # footnote number for a null
 
 
@@ -278,8 +304,7 @@ def _row_labels(rows: list[tuple[str, LoadedRun]]) -> list[str]:
         if len(idx) < 2:
             continue
         settings = [rows[i][1].record.settings for i in idx]
-        differing = [(k, short) for k, short in SETTING_LABELS
-                     if len({repr(s.get(k)) for s in settings}) > 1]
+        differing = [(k, short) for k, short in SETTING_LABELS if len({repr(s.get(k)) for s in settings}) > 1]
         for i, st in zip(idx, settings):
             shown = []
             for k, short in differing:
@@ -312,8 +337,10 @@ def _build_tables(results: Iterable[LoadedRun | dict], marks: dict | None = None
     for (protocol, selection), rs in sorted(groups.items(), key=lambda kv: (kv[0][0].casefold(), kv[0][0], kv[0][1])):
         kinds = {r.record.protocol["metric"] for r in rs}
         if len(kinds) > 1:
-            raise FiqaBenchError(f"protocol {protocol!r} has results of several metric kinds {sorted(kinds)}: "
-                                 + ", ".join(r.source for r in rs))
+            raise FiqaBenchError(
+                f"protocol {protocol!r} has results of several metric kinds {sorted(kinds)}: "
+                + ", ".join(r.source for r in rs)
+            )
         kind = kinds.pop()
         keys: list[str] = []
         for r in rs:
@@ -380,8 +407,9 @@ def _build_tables(results: Iterable[LoadedRun | dict], marks: dict | None = None
                     interval = metric.headline_intervals(r.record.metrics.get(col.metric)).get(col.title)
                     shown_interval = f"[{metric.format(interval[0])}, {metric.format(interval[1])}]" if interval else ""
                     mark = (marks.get(r.source) or {}).get(col.title)
-                    cells.append(_Cell(text, float(shown), bold=mark == "best", tie=mark == "tie",
-                                       interval=shown_interval))
+                    cells.append(
+                        _Cell(text, float(shown), bold=mark == "best", tie=mark == "tie", interval=shown_interval)
+                    )
                 rows.append(_Row(label, cells, r))
             rows.sort(key=lambda row: _method_order(row.method, row.result.record.method["name"]))
             table.marked |= any(r.source in marks for r in members)
@@ -399,8 +427,9 @@ def _column_title(col: _Column) -> str:
 
 
 def _provenance(runs: list[LoadedRun]) -> list[str]:
-    suites = sorted({(str(r.record.suite.get("version") or "?"), str(r.record.suite.get("git_commit") or "?")[:12])
-                     for r in runs})
+    suites = sorted(
+        {(str(r.record.suite.get("version") or "?"), str(r.record.suite.get("git_commit") or "?")[:12]) for r in runs}
+    )
     return [f"fiqa-bench {v} (commit {c})" for v, c in suites]
 
 
@@ -408,25 +437,38 @@ def _run_rows(runs: list[LoadedRun]) -> list[list[str]]:
     rows = []
     for r in runs:
         rec = r.record
-        rows.append([
-            rec.protocol["name"],
-            _selection(r),
-            rec.backbone["name"],
-            (rec.backbone.get("weights_sha256") or "")[:12],
-            rec.method["name"],
-            rec.method.get("version") or "",
-            (rec.method.get("card_hash") or "")[:12],
-            options_text(rec.method.get("options") or {}, rec.method.get("options_sha256") or {}, with_sha256=True),
-            _settings_text(r),
-            (rec.suite.get("git_commit") or "")[:12],
-            r.path.name,
-        ])
+        rows.append(
+            [
+                rec.protocol["name"],
+                _selection(r),
+                rec.backbone["name"],
+                (rec.backbone.get("weights_sha256") or "")[:12],
+                rec.method["name"],
+                rec.method.get("version") or "",
+                (rec.method.get("card_hash") or "")[:12],
+                options_text(rec.method.get("options") or {}, rec.method.get("options_sha256") or {}, with_sha256=True),
+                _settings_text(r),
+                (rec.suite.get("git_commit") or "")[:12],
+                r.path.name,
+            ]
+        )
     rows.sort()
     return rows
 
 
-RUN_COLUMNS = ["Protocol", "Selection", "FR model", "Weights sha256", "Method", "Version", "Card hash", "Options",
-               "Settings", "Commit", "File"]
+RUN_COLUMNS = [
+    "Protocol",
+    "Selection",
+    "FR model",
+    "Weights sha256",
+    "Method",
+    "Version",
+    "Card hash",
+    "Options",
+    "Settings",
+    "Commit",
+    "File",
+]
 
 
 # ---------------------------------------------------------------------------------------- Markdown
@@ -437,17 +479,25 @@ from .markdown import md_cell as _md  # noqa: E402  (one escaper for every Markd
 
 def _marks_legend(t: _Table) -> str:
     if t.marked:
-        return ("Bold: the best in the column within its FR model, separated from the runner-up (the paired bootstrap "
-                "interval of their difference excludes zero). †: tied for best (that interval includes zero); no mark "
-                "in a column means the best is not separated (↑ higher is better, ↓ lower).")
+        return (
+            "Bold: the best in the column within its FR model, separated from the runner-up (the paired bootstrap "
+            "interval of their difference excludes zero). †: tied for best (that interval includes zero); no mark "
+            "in a column means the best is not separated (↑ higher is better, ↓ lower)."
+        )
     if all(len(b.rows) < 2 for b in t.blocks):
         return "One run per FR model: nothing to compare, so no best is marked (↑ higher is better, ↓ lower)."
-    return ("No best is marked: these results have no bootstrap replicates (.npz) to tell the best apart from the "
-            "runner-up (↑ higher is better, ↓ lower).")
+    return (
+        "No best is marked: these results have no bootstrap replicates (.npz) to tell the best apart from the "
+        "runner-up (↑ higher is better, ↓ lower)."
+    )
 
 
-def render_markdown(results: Iterable[LoadedRun | dict], costs: dict | None = None, marks: dict | None = None,
-                    figures: dict | None = None) -> str:
+def render_markdown(
+    results: Iterable[LoadedRun | dict],
+    costs: dict | None = None,
+    marks: dict | None = None,
+    figures: dict | None = None,
+) -> str:
     """The report as GitHub-flavoured Markdown (bold best values, "—" nulls with footnotes); ``costs``: a
     validated :mod:`fiqa_bench.costs` dict, rendered as the "Costs (Table 2 layout)" section."""
     results = _as_runs(results)
@@ -458,7 +508,12 @@ def render_markdown(results: Iterable[LoadedRun | dict], costs: dict | None = No
         if costs is not None:
             return "\n".join(lines + ["No results files; costs only.", "", costs_markdown(costs)])
         return "\n".join(lines + ["No results.", ""])
-    lines += [f"Made from {len(results)} results file{'s' if len(results) != 1 else ''}; " + "; ".join(_md(p) for p in _provenance(results)) + ".", ""]
+    lines += [
+        f"Made from {len(results)} results file{'s' if len(results) != 1 else ''}; "
+        + "; ".join(_md(p) for p in _provenance(results))
+        + ".",
+        "",
+    ]
     for t in tables:
         lines += [f"## {_md(t.protocol)} — selection: {_md(t.selection)}", "", " · ".join(_md(m) for m in t.meta), ""]
         header = ["FR model", "Method"] + [_column_title(c) for c in t.columns]
@@ -475,8 +530,10 @@ def render_markdown(results: Iterable[LoadedRun | dict], costs: dict | None = No
                 lines.append("| " + " | ".join([_md(block.backbone) if i == 0 else "", _md(row.method)] + cells) + " |")
         lines += ["", _marks_legend(t), ""]
         for backbone, figs in t.figures.items():
-            lines.append(f"Figures ({_md(backbone)}): " + " · ".join(
-                f"[{name}]({paths[0]}) ([svg]({paths[1]}))" for name, paths in figs.items()))
+            lines.append(
+                f"Figures ({_md(backbone)}): "
+                + " · ".join(f"[{name}]({paths[0]}) ([svg]({paths[1]}))" for name, paths in figs.items())
+            )
             lines.append("")
         for num, reason in t.notes:
             lines.append(f"[^{num}]: {NULL} {_md(reason)}")
@@ -515,13 +572,20 @@ def _h(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-CAPTIONS = {"roc": "ROC, log FPR axis, FPR targets dotted", "edc": "FNM-EDC with the theoretical best (dashed) "
-            "and the pAUC limits (dotted)", "scores": "genuine / impostor comparison scores",
-            "quality": "quality scores of every image"}
+CAPTIONS = {
+    "roc": "ROC, log FPR axis, FPR targets dotted",
+    "edc": "FNM-EDC with the theoretical best (dashed) and the pAUC limits (dotted)",
+    "scores": "genuine / impostor comparison scores",
+    "quality": "quality scores of every image",
+}
 
 
-def render_html(results: Iterable[LoadedRun | dict], costs: dict | None = None, marks: dict | None = None,
-                figures: dict | None = None) -> str:
+def render_html(
+    results: Iterable[LoadedRun | dict],
+    costs: dict | None = None,
+    marks: dict | None = None,
+    figures: dict | None = None,
+) -> str:
     """The report as one HTML page rendered from a jinja2 template (inline CSS, no scripts, no external assets;
     figures as image files beside it, linked relatively); ``costs`` as in :func:`render_markdown`."""
     import jinja2
@@ -529,13 +593,26 @@ def render_html(results: Iterable[LoadedRun | dict], costs: dict | None = None, 
     results = _as_runs(results)
     tables = _build_tables(results, marks)
     _attach_figures(tables, figures)
-    env = jinja2.Environment(loader=jinja2.PackageLoader("fiqa_bench", "templates"), autoescape=True,
-                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("fiqa_bench", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     page = env.get_template("report.html.j2").render(
-        css=_CSS + "\n" + _CSS_EXTRA, tables=tables, n_results=len(results), provenance=_provenance(results),
-        column_title=_column_title, legend=_marks_legend, null=NULL, captions=CAPTIONS,
-        costs_html=costs_html(costs) if costs is not None else "", run_columns=RUN_COLUMNS,
-        run_rows=_run_rows(results) if results else [])
+        css=_CSS + "\n" + _CSS_EXTRA,
+        tables=tables,
+        n_results=len(results),
+        provenance=_provenance(results),
+        column_title=_column_title,
+        legend=_marks_legend,
+        null=NULL,
+        captions=CAPTIONS,
+        costs_html=costs_html(costs) if costs is not None else "",
+        run_columns=RUN_COLUMNS,
+        run_rows=_run_rows(results) if results else [],
+    )
     return page
 
 
@@ -617,7 +694,8 @@ def draw_figures(results: Iterable[LoadedRun | dict], out_dir: Path) -> dict:
             stem = plots.stem_for(t.protocol, block.backbone, t.selection)
             paths = plots.draw_reusing(runs, out_dir / "plots", stem)  # not redrawn when its inputs are the same
             out[(t.protocol, block.backbone, t.selection)] = {
-                name: [p.relative_to(out_dir).as_posix() for p in files] for name, files in paths.items()}
+                name: [p.relative_to(out_dir).as_posix() for p in files] for name, files in paths.items()
+            }
     return out
 
 
@@ -631,8 +709,9 @@ def write_report(folder: str | Path, out_dir: str | Path | None = None, on_bad: 
     results = _load(folder, on_bad)
     costs = load_costs(folder)
     if not results and costs is None:
-        raise FiqaBenchError(f"{folder}: no results files found (looked for *.json with schema_version, "
-                             f"and for {COSTS_FILE})")
+        raise FiqaBenchError(
+            f"{folder}: no results files found (looked for *.json with schema_version, and for {COSTS_FILE})"
+        )
     target = Path(out_dir) if out_dir is not None else Path(folder)
     marks = significance(results) if results else {}
     figures = draw_figures(results, target) if results else {}

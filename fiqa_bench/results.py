@@ -15,9 +15,10 @@ import io
 import json
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -30,9 +31,24 @@ SCHEMA_VERSION = 2
 RAW_SUFFIX = ".npz"
 BOOT_PREFIX = "boot_"
 #: Arrays every raw file holds (``fiqa_bench.evaluation.evaluate`` writes them; ``rescore`` reads them).
-RAW_ARRAYS = ("pair_a", "pair_b", "pair_scores", "pair_labels", "pair_folds", "pair_quality", "template_ids",
-              "template_quality", "template_subject", "subjects", "kept_rows", "kept_group", "kept_quality",
-              "kept_paths", "image_quality", "image_group")
+RAW_ARRAYS = (
+    "pair_a",
+    "pair_b",
+    "pair_scores",
+    "pair_labels",
+    "pair_folds",
+    "pair_quality",
+    "template_ids",
+    "template_quality",
+    "template_subject",
+    "subjects",
+    "kept_rows",
+    "kept_group",
+    "kept_quality",
+    "kept_paths",
+    "image_quality",
+    "image_group",
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,9 +56,7 @@ def git_commit() -> str | None:
     """The suite's git commit when run from a checkout (None for an installed wheel)."""
     here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
     commit = out.stdout.strip()
@@ -57,9 +71,13 @@ def git_commit() -> str | None:
 #: Distributions whose arithmetic a run's numbers depend on (decoding, detection, inference, metrics), by the name
 #: a results file records them under; the first installed of each entry's distributions is recorded.
 LIBRARIES = {
-    "numpy": ("numpy",), "scipy": ("scipy",), "pandas": ("pandas",), "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
+    "numpy": ("numpy",),
+    "scipy": ("scipy",),
+    "pandas": ("pandas",),
+    "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
     "opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python-headless", "opencv-contrib-python"),
-    "torch": ("torch",), "dlib": ("dlib-bin", "dlib"),
+    "torch": ("torch",),
+    "dlib": ("dlib-bin", "dlib"),
 }
 
 
@@ -88,8 +106,9 @@ def suite_info() -> dict[str, Any]:
 
 def options_digest(options: Mapping[str, Any] | None) -> str:
     """A short stable hash of constructor options as given (sorted ``key=value`` text): 8 hex digits."""
-    text = json.dumps({str(k): str(v) for k, v in sorted(dict(options or {}).items())}, sort_keys=True,
-                      separators=(",", ":"))
+    text = json.dumps(
+        {str(k): str(v) for k, v in sorted(dict(options or {}).items())}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -134,19 +153,25 @@ class RunRecord:
         return {"schema_version": d.pop("schema_version"), **d}
 
     @classmethod
-    def from_json(cls, obj: Mapping[str, Any], source: str = "<results>") -> "RunRecord":
+    def from_json(cls, obj: Mapping[str, Any], source: str = "<results>") -> RunRecord:
         problems = validate(obj)
         if problems:
-            raise BadResultsFile(source, problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1
-                                                        else ""))
+            raise BadResultsFile(
+                source, problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            )
         fields = {k: obj[k] for k in cls.__dataclass_fields__ if k in obj}
         return cls(**{"timings": {}, **fields})
 
     @property
     def stem(self) -> str:
-        return results_stem(self.protocol["name"], self.method["name"], self.backbone["name"],
-                            self.config["selection"], self.config.get("k") if self.config["selection"] == "topk"
-                            else None, self.settings_digest)
+        return results_stem(
+            self.protocol["name"],
+            self.method["name"],
+            self.backbone["name"],
+            self.config["selection"],
+            self.config.get("k") if self.config["selection"] == "topk" else None,
+            self.settings_digest,
+        )
 
     @property
     def settings_digest(self) -> str:
@@ -170,31 +195,105 @@ _STRINGS = Map(Text(), noun="an object of strings (option -> value)", null=True)
 _CARD = Obj({k: _TEXT for k in ("summary", "paper", "licence", "weights")}, null=True)
 _SECTIONS = {
     "suite": Obj({"name": _TEXT, "version": _TEXT, "git_commit": _TEXT, "libraries": Map(Text())}),
-    "method": Obj({"name": _NAME, "version": _TEXT, "card_hash": _TEXT, "identity": _TEXT, "options": _STRINGS,
-                   "options_sha256": _STRINGS, "card": _CARD}, required=("name",)),
-    "backbone": Obj({"name": _NAME, "spec": _TEXT, "version": _TEXT, "weights_sha256": _TEXT, "card_hash": _TEXT,
-                     "identity": _TEXT, "card": _CARD}, required=("name",)),
-    "protocol": Obj({"name": _NAME, "version": _NAME, "metric": _NAME, "metrics": List(_NAME), "spec": _TEXT,
-                     "data": _TEXT, "faces_sha256": _TEXT, "pairs_sha256": _TEXT},
-                    required=("name", "version", "metric")),
-    "config": Obj({"selection": _NAME, "k": Num(1, integer=True, null=True), "seed": Num(integer=True, null=True),
-                   "flip": Flag(), "detector": _TEXT, "on_bad_image": Text(), "on_no_face": Text(),
-                   "follow_symlinks": Flag(), "max_image_bytes": Num(1, integer=True),
-                   "bootstrap": _COUNT, "bootstrap_level": Num(0, 1, open_lo=True, open_hi=True),
-                   "bootstrap_seed": Num(integer=True), "protocol": _TEXT, "backbone": _TEXT, "method": _TEXT,
-                   "data": _TEXT, "backbone_options": Map(ANY), "method_options": Map(ANY)},
-                  required=("selection",)),
+    "method": Obj(
+        {
+            "name": _NAME,
+            "version": _TEXT,
+            "card_hash": _TEXT,
+            "identity": _TEXT,
+            "options": _STRINGS,
+            "options_sha256": _STRINGS,
+            "card": _CARD,
+        },
+        required=("name",),
+    ),
+    "backbone": Obj(
+        {
+            "name": _NAME,
+            "spec": _TEXT,
+            "version": _TEXT,
+            "weights_sha256": _TEXT,
+            "card_hash": _TEXT,
+            "identity": _TEXT,
+            "card": _CARD,
+        },
+        required=("name",),
+    ),
+    "protocol": Obj(
+        {
+            "name": _NAME,
+            "version": _NAME,
+            "metric": _NAME,
+            "metrics": List(_NAME),
+            "spec": _TEXT,
+            "data": _TEXT,
+            "faces_sha256": _TEXT,
+            "pairs_sha256": _TEXT,
+        },
+        required=("name", "version", "metric"),
+    ),
+    "config": Obj(
+        {
+            "selection": _NAME,
+            "k": Num(1, integer=True, null=True),
+            "seed": Num(integer=True, null=True),
+            "flip": Flag(),
+            "detector": _TEXT,
+            "on_bad_image": Text(),
+            "on_no_face": Text(),
+            "follow_symlinks": Flag(),
+            "max_image_bytes": Num(1, integer=True),
+            "bootstrap": _COUNT,
+            "bootstrap_level": Num(0, 1, open_lo=True, open_hi=True),
+            "bootstrap_seed": Num(integer=True),
+            "protocol": _TEXT,
+            "backbone": _TEXT,
+            "method": _TEXT,
+            "data": _TEXT,
+            "backbone_options": Map(ANY),
+            "method_options": Map(ANY),
+        },
+        required=("selection",),
+    ),
     "settings": Obj({}),
-    "counts": Obj({**{k: _COUNT for k in ("images", "templates", "pairs", "pairs_scored", "pairs_dropped", "genuine",
-                                          "impostor", "subjects", "images_scored", "images_scored_new",
-                                          "images_embedded_for_quality", "images_embedded", "images_embedded_new",
-                                          "fallback_landmarks", "skipped", "cache_shards_rejected")},
-                   "skipped_reasons": Map(_COUNT), "landmarks_rejected": Map(_COUNT), "skipped_files": List(Text())}),
+    "counts": Obj(
+        {
+            **{
+                k: _COUNT
+                for k in (
+                    "images",
+                    "templates",
+                    "pairs",
+                    "pairs_scored",
+                    "pairs_dropped",
+                    "genuine",
+                    "impostor",
+                    "subjects",
+                    "images_scored",
+                    "images_scored_new",
+                    "images_embedded_for_quality",
+                    "images_embedded",
+                    "images_embedded_new",
+                    "fallback_landmarks",
+                    "skipped",
+                    "cache_shards_rejected",
+                )
+            },
+            "skipped_reasons": Map(_COUNT),
+            "landmarks_rejected": Map(_COUNT),
+            "skipped_files": List(Text()),
+        }
+    ),
     "metrics": Obj({}, extra=DEFERRED),  # each value by its metric's declaration, in validate
 }
 _REQUIRED = tuple(_SECTIONS)
-_OPTIONAL = {"timings": Obj({"bootstrap_reused": Flag()}, extra=Num(0)),  # seconds, and whether the bootstrap was reused "raw": Obj({"file": Text(), "sha256": Text(), "arrays": List(Text())}),
-             "detector": _TEXT, "notes": List(Text())}
+_OPTIONAL = {
+    "timings": Obj(
+        {"bootstrap_reused": Flag()}, extra=Num(0)
+    ),  # seconds, and whether the bootstrap was reused "raw": Obj({"file": Text(), "sha256": Text(), "arrays": List(Text())}),
+    "detector": _TEXT,
+    "notes": List(Text()),
+}
 _RECORD = Obj({**_SECTIONS, **_OPTIONAL, "schema_version": ANY})
 
 
@@ -215,8 +314,10 @@ def validate(obj: Any) -> list[str]:
     if not isinstance(obj, Mapping):
         return [f"not a valid results file: the top level must be an object, not {describe(obj)}"]
     if obj.get("schema_version") != SCHEMA_VERSION:
-        return [f"schema_version {obj.get('schema_version')!r} is not {SCHEMA_VERSION} (this fiqa-bench reads "
-                f"version {SCHEMA_VERSION}; rerun, or `fiqa-bench rescore` cannot help an old file)"]
+        return [
+            f"schema_version {obj.get('schema_version')!r} is not {SCHEMA_VERSION} (this fiqa-bench reads "
+            f"version {SCHEMA_VERSION}; rerun, or `fiqa-bench rescore` cannot help an old file)"
+        ]
     missing = [key for key in _REQUIRED if key not in obj]
     if missing:
         return [f"not a valid results file: missing object {key!r}" for key in missing]
@@ -286,8 +387,10 @@ def read_raw(results_path: str | Path, record: RunRecord | None = None) -> dict[
     missing = [k for k in RAW_ARRAYS if k not in arrays]
     flat = [k for k, v in arrays.items() if k.startswith(BOOT_PREFIX) and v.ndim != 2]
     if missing or flat:  # readers index these: a file without them is no raw data of a run
-        raise FiqaBenchError(f"{path}: " + (f"lacks the arrays {missing}" if missing
-                                            else f"{flat[0]} is not a 2-d array (replicates x columns)"))
+        raise FiqaBenchError(
+            f"{path}: "
+            + (f"lacks the arrays {missing}" if missing else f"{flat[0]} is not a 2-d array (replicates x columns)")
+        )
     return arrays
 
 
@@ -296,8 +399,11 @@ def write_results(out_dir: Path, record: RunRecord, raw: Mapping[str, np.ndarray
     out_dir = Path(out_dir)
     path = out_dir / (record.stem + ".json")
     sha = write_raw(raw_path(path), raw)
-    record.raw = {"file": raw_path(path).name, "sha256": sha,
-                  "arrays": list(RAW_ARRAYS) + sorted(k for k in raw if k.startswith(BOOT_PREFIX))}
+    record.raw = {
+        "file": raw_path(path).name,
+        "sha256": sha,
+        "arrays": list(RAW_ARRAYS) + sorted(k for k in raw if k.startswith(BOOT_PREFIX)),
+    }
     problems = validate(record.to_json())
     if problems:
         raise FiqaBenchError(f"internal error: the results record is invalid: {problems}")

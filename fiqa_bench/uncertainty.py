@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
 
 import numpy as np
 
@@ -38,8 +37,14 @@ class BootstrapOptions:
     seed: int = 0
 
     def describe(self, valid: dict | None = None) -> dict:
-        out = {"B": self.B, "level": self.level, "method": METHOD, "unit": UNIT, "seed": self.seed,
-               "weights": "genuine pair of subject s: c_s; impostor pair of s, t: c_s * c_t"}
+        out = {
+            "B": self.B,
+            "level": self.level,
+            "method": METHOD,
+            "unit": UNIT,
+            "seed": self.seed,
+            "weights": "genuine pair of subject s: c_s; impostor pair of s, t: c_s * c_t",
+        }
         if valid is not None:
             out["valid_replicates"] = valid
         return out
@@ -85,8 +90,9 @@ def replicate_values(key: str, p: Prepared, draw: Draw, value: dict) -> dict[str
     return {s: (math.nan if got.get(s) is None else float(got[s])) for s in shorts}
 
 
-def replicates(data: PairData, metrics: dict[str, dict], options: MetricOptions,
-               boot: BootstrapOptions, *, progress: bool = False) -> dict[str, np.ndarray]:
+def replicates(
+    data: PairData, metrics: dict[str, dict], options: MetricOptions, boot: BootstrapOptions, *, progress: bool = False
+) -> dict[str, np.ndarray]:
     """``{key: (B, columns) float64}``: every metric's headline values on every resample (NaN where undefined).
     ``progress``: a progress bar of the resamples on stderr (tqdm, like the stages' bars)."""
     if data.subject_a is None or data.subject_b is None:
@@ -130,8 +136,9 @@ def intervals_from(metrics: dict[str, dict], reps: dict[str, np.ndarray], boot: 
     return out
 
 
-def bootstrap(data: PairData, metrics: dict[str, dict], options: MetricOptions,
-              boot: BootstrapOptions, *, progress: bool = False) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
+def bootstrap(
+    data: PairData, metrics: dict[str, dict], options: MetricOptions, boot: BootstrapOptions, *, progress: bool = False
+) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
     """(metrics with intervals, replicate matrices). The replicates go into the run's ``.npz`` (``boot_<key>``), so
     two runs on the same pairs, subjects, B and seed can be compared resample by resample (:mod:`fiqa_bench.compare`).
     Always computed here; :func:`fiqa_bench.replicate_store.bootstrap_reusing` is the same with the replicate
@@ -142,7 +149,8 @@ def bootstrap(data: PairData, metrics: dict[str, dict], options: MetricOptions,
     return intervals_from(metrics, reps, boot), reps
 
 
-def add_intervals(data: PairData, metrics: dict[str, dict], options: MetricOptions,
-                  boot: BootstrapOptions) -> dict[str, dict]:
+def add_intervals(
+    data: PairData, metrics: dict[str, dict], options: MetricOptions, boot: BootstrapOptions
+) -> dict[str, dict]:
     """``metrics`` with bootstrap intervals (see :func:`bootstrap`)."""
     return bootstrap(data, metrics, options, boot)[0]

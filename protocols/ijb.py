@@ -135,8 +135,12 @@ def read_ijb_layout(
     if twice is not None:  # the image would count twice in its template (and be embedded twice)
         first = first_true((image_names == image_names[twice]) & (template_ids == template_ids[twice]))
         assert first is not None  # row `twice` itself matches
-        raise fail_at_row(faces_file, twice, f"image {image_names[twice]} of template {template_ids[twice]} is "
-                                             f"listed twice (first on line {line_of_row(faces_file, first)})")
+        raise fail_at_row(
+            faces_file,
+            twice,
+            f"image {image_names[twice]} of template {template_ids[twice]} is "
+            f"listed twice (first on line {line_of_row(faces_file, first)})",
+        )
 
     landmarks = np.full((n, 10), np.nan, dtype=np.float32)
     face_score = np.full(n, np.nan, dtype=np.float32)
@@ -189,16 +193,17 @@ def read_ijb_layout(
     repeated = first_duplicate_pair(t1, t2)
     if repeated is not None:  # a repeated pair counts twice: a duplicated genuine row inflates TPR
         row, earlier = repeated
-        raise fail_at_row(pairs_file, row, f"templates {t1[row]} and {t2[row]} are already paired on line "
-                                           f"{line_of_row(pairs_file, earlier)}")
+        raise fail_at_row(
+            pairs_file,
+            row,
+            f"templates {t1[row]} and {t2[row]} are already paired on line {line_of_row(pairs_file, earlier)}",
+        )
     known = np.unique(template_ids)
     is_known = _membership(known)
     for column, values in ((1, t1), (2, t2)):
         bad = first_true(~is_known(values))
         if bad is not None:
-            raise fail_at_row(
-                pairs_file, bad, f"template {values[bad]} (field {column}) is not in {faces_file.name}"
-            )
+            raise fail_at_row(pairs_file, bad, f"template {values[bad]} (field {column}) is not in {faces_file.name}")
 
     images_dir = root / IMAGES_DIR
     if check_images:
@@ -264,14 +269,20 @@ class _OfficialIJB(Protocol):
             if (candidate / META_DIR / f"{self.prefix}{FACES_SUFFIX}").is_file():
                 return candidate
         raise ProtocolFormatError(
-            root / META_DIR / f"{self.prefix}{FACES_SUFFIX}", None,
+            root / META_DIR / f"{self.prefix}{FACES_SUFFIX}",
+            None,
             f"file not found (looked in {root} and {root / self.prefix.upper()})",
         )
 
     def load(self) -> Benchmark:
         return read_ijb_layout(
-            self.data_root(), self.prefix, self.card.name, check_images=self.check_images, version=self.card.version,
-            metric=self.card.metric, metrics=self.card.metrics,
+            self.data_root(),
+            self.prefix,
+            self.card.name,
+            check_images=self.check_images,
+            version=self.card.version,
+            metric=self.card.metric,
+            metrics=self.card.metrics,
         )
 
 

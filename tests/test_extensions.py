@@ -160,15 +160,27 @@ def plugin_site(tmp_path, monkeypatch):
 
 @pytest.mark.shared
 def test_an_executor_from_another_package_runs_the_stages(plugin_site, small_bench, mbf, tmp_path, isolated_cache):
-    install(plugin_site, "ext_fiqa_executor", {"ext_fiqa_executor.py": EXECUTOR},
-            {"fiqa_bench.executors": {"counting": "ext_fiqa_executor:CountingExecutor"}})
-    help_text = subprocess.run([sys.executable, "-m", "fiqa_bench", "run", "--help"], capture_output=True,
-                               text=True, check=True).stdout
+    install(
+        plugin_site,
+        "ext_fiqa_executor",
+        {"ext_fiqa_executor.py": EXECUTOR},
+        {"fiqa_bench.executors": {"counting": "ext_fiqa_executor:CountingExecutor"}},
+    )
+    help_text = subprocess.run(
+        [sys.executable, "-m", "fiqa_bench", "run", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "counting" in " ".join(help_text.split())  # one of --executor's choices, like local and ray
 
     def config(executor: str, out: str) -> RunConfig:
-        return RunConfig(protocol=str(small_bench), backbone=mbf, method="blur", out=str(tmp_path / out),
-                         progress=False, bootstrap=0, executor=executor)
+        return RunConfig(
+            protocol=str(small_bench),
+            backbone=mbf,
+            method="blur",
+            out=str(tmp_path / out),
+            progress=False,
+            bootstrap=0,
+            executor=executor,
+        )
 
     _, local = run(config("local", "local"))
     import ext_fiqa_executor  # type: ignore[import-not-found]
@@ -176,8 +188,10 @@ def test_an_executor_from_another_package_runs_the_stages(plugin_site, small_ben
     assert ext_fiqa_executor.CALLS == []
     _, counted = run(config("counting", "counting"))
     # the quality stage saw every image, the embed stage the kept ones: the run went through the plugin
-    assert ext_fiqa_executor.CALLS == [("quality", local["counts"]["images"]),
-                                       ("embed", local["counts"]["images_embedded"])]
+    assert ext_fiqa_executor.CALLS == [
+        ("quality", local["counts"]["images"]),
+        ("embed", local["counts"]["images_embedded"]),
+    ]
     assert counted["metrics"] == local["metrics"]
     assert json.loads(json.dumps(counted["counts"]))["images"] == local["counts"]["images"]
 
@@ -185,10 +199,13 @@ def test_an_executor_from_another_package_runs_the_stages(plugin_site, small_ben
 def fiqa(*args, check: bool = True) -> subprocess.CompletedProcess:
     """``fiqa-bench ARGS`` in a new interpreter, as a user runs it (the plugins on its PYTHONPATH: the run command's
     options are built from RunConfig when the CLI is imported)."""
-    done = subprocess.run([sys.executable, "-m", "fiqa_bench", *map(str, args)], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "fiqa_bench", *map(str, args)], capture_output=True, text=True, check=False
+    )
     if check and done.returncode != 0:
-        raise AssertionError(f"fiqa-bench {' '.join(map(str, args))}: exit {done.returncode}\n{done.stdout}{done.stderr}")
+        raise AssertionError(
+            f"fiqa-bench {' '.join(map(str, args))}: exit {done.returncode}\n{done.stdout}{done.stderr}"
+        )
     return done
 
 
@@ -224,7 +241,7 @@ def table(md: str, heading: str) -> tuple[list[str], dict[str, list[str]]]:
     head = next(i for i in range(start, len(lines)) if lines[i].startswith("| FR model |"))
     split = lambda line: [c.strip().replace("**", "").replace(" †", "") for c in line.strip("|").split("|")]
     rows = {}
-    for line in lines[head + 2:]:
+    for line in lines[head + 2 :]:
         if not line.startswith("|"):
             break
         cells = split(line)
@@ -234,8 +251,9 @@ def table(md: str, heading: str) -> tuple[list[str], dict[str, list[str]]]:
 
 def leaderboard_data(site: Path) -> dict:
     page = (site / "index.html").read_text(encoding="utf-8")
-    return json.loads(re.search(r'<script type="application/json" id="leaderboard-data">(.*?)</script>', page,
-                                re.DOTALL).group(1))
+    return json.loads(
+        re.search(r'<script type="application/json" id="leaderboard-data">(.*?)</script>', page, re.DOTALL).group(1)
+    )
 
 
 @pytest.mark.shared
@@ -243,17 +261,23 @@ def test_a_metric_with_an_option_from_another_package(plugin_site, small_bench, 
     """(a) One module declares a metric with one option and a protocol that reports it; its entry points are all
     fiqa-bench sees of it. The option is a setting of `run`, recorded, in the file name's digest, honoured by
     `rescore`; the metric is a column of the report, the leaderboard and `compare`."""
-    install(plugin_site, "ext_fiqa_fnmr", {"ext_fiqa_fnmr.py": FNMR_MODULE},
-            {"fiqa_bench.metrics": {"fnmr_at": "ext_fiqa_fnmr:METRIC"},
-             "fiqa_bench.protocols": {"ijb-fnmr": "ext_fiqa_fnmr:IJBWithFNMR"}})
+    install(
+        plugin_site,
+        "ext_fiqa_fnmr",
+        {"ext_fiqa_fnmr.py": FNMR_MODULE},
+        {
+            "fiqa_bench.metrics": {"fnmr_at": "ext_fiqa_fnmr:METRIC"},
+            "fiqa_bench.protocols": {"ijb-fnmr": "ext_fiqa_fnmr:IJBWithFNMR"},
+        },
+    )
     from fiqa_bench.protocols.ijb import IJBLayout
-
     from fiqa_bench.results import settings_digest
     from fiqa_bench.runner import run_settings
 
     help_text = " ".join(fiqa("run", "--help").stdout.split())
-    assert ("--fnmr-threshold FLOAT FNMR@threshold: the cosine a genuine pair must reach. [default: 0.35; "
-            "-1.0<=x<=1.0]") in help_text
+    assert (
+        "--fnmr-threshold FLOAT FNMR@threshold: the cosine a genuine pair must reach. [default: 0.35; -1.0<=x<=1.0]"
+    ) in help_text
 
     runs, other = tmp_path / "runs", tmp_path / "other"
     common = ["--protocol", f"ijb-fnmr:{small_bench}", "--fr", mbf, "--bootstrap", "200", "--no-progress"]
@@ -270,8 +294,11 @@ def test_a_metric_with_an_option_from_another_package(plugin_site, small_bench, 
         expected[path] = fnmr
         value = r["metrics"]["fnmr_at"]
         assert r["protocol"]["metrics"] == [*IJBLayout.card.metrics, "fnmr_at"]
-        assert {k: value[k] for k in ("fnmr", "threshold", "genuine")} == {"fnmr": fnmr, "threshold": t,
-                                                                          "genuine": genuine}
+        assert {k: value[k] for k in ("fnmr", "threshold", "genuine")} == {
+            "fnmr": fnmr,
+            "threshold": t,
+            "genuine": genuine,
+        }
         assert value["bootstrap"]["B"] == 200 and list(value["intervals"]) == ["threshold"]
         assert r["config"]["fnmr_threshold"] == t and r["settings"]["metric_options"] == {"fnmr_threshold": t}
     assert (expected[blur], expected[blur_b]) == (1 / 6, 3 / 6)  # 6 genuine pairs: the option changes the number
@@ -279,25 +306,30 @@ def test_a_metric_with_an_option_from_another_package(plugin_site, small_bench, 
     assert f"  FNMR: threshold=50.00% [{100 * lo:.2f}, {100 * hi:.2f}]" in printed.splitlines()
 
     # the file name's digest covers the option: the same run with another threshold is another file
-    assert {k: v for k, v in rec["settings"].items() if k != "metric_options"} == \
-        {k: v for k, v in rec_b["settings"].items() if k != "metric_options"}
+    assert {k: v for k, v in rec["settings"].items() if k != "metric_options"} == {
+        k: v for k, v in rec_b["settings"].items() if k != "metric_options"
+    }
     assert blur.name == f"mini__blur__onnx-mobilefacenet.onnx__top1__{settings_digest(rec['settings'])}.json"
     assert blur_b.name == f"mini__blur__onnx-mobilefacenet.onnx__top1__{settings_digest(rec_b['settings'])}.json"
     assert blur.name != blur_b.name
     # ...and only of the runs that report the metric: installing it renames no other protocol's results
     cfg = RunConfig(protocol="mini", backbone=mbf, method="blur", out=str(tmp_path / "x"), progress=False)
     protocol = {"name": "mini", "pairs_sha256": rec["protocol"]["pairs_sha256"]}
-    assert "metric_options" not in run_settings(cfg, True, False, False, {}, None,
-                                                {**protocol, "metrics": list(IJBLayout.card.metrics)})
+    assert "metric_options" not in run_settings(
+        cfg, True, False, False, {}, None, {**protocol, "metrics": list(IJBLayout.card.metrics)}
+    )
     assert run_settings(cfg, True, False, False, {}, None, {**protocol, "metrics": rec["protocol"]["metrics"]})[
-        "metric_options"] == {"fnmr_threshold": 0.35}
+        "metric_options"
+    ] == {"fnmr_threshold": 0.35}
 
     # rescore recomputes with the recorded option; a tampered option or value is caught
     done = fiqa("rescore", blur, rand, blur_b, "--no-progress")
     assert done.stdout.count("every metric agrees with its .npz") == 3
     tampered = tmp_path / "tampered"
-    for change, line in ((("config", "fnmr_threshold", 0.35), "  metrics.fnmr_at.threshold: file 0.5, recomputed 0.35"),
-                         (("metrics", "fnmr_at", "fnmr"), "  metrics.fnmr_at.fnmr: file 0.25, recomputed 0.5")):
+    for change, line in (
+        (("config", "fnmr_threshold", 0.35), "  metrics.fnmr_at.threshold: file 0.5, recomputed 0.35"),
+        (("metrics", "fnmr_at", "fnmr"), "  metrics.fnmr_at.fnmr: file 0.25, recomputed 0.5"),
+    ):
         shutil.rmtree(tampered, ignore_errors=True)
         tampered.mkdir()
         for suffix in (".json", ".npz"):
@@ -322,10 +354,16 @@ def test_a_metric_with_an_option_from_another_package(plugin_site, small_bench, 
     fiqa("leaderboard", runs, "--out", tmp_path / "board")
     (board,) = leaderboard_data(tmp_path / "board")["boards"]
     col = next(c for c in board["columns"] if c["metric"] == "fnmr_at")
-    assert (col["id"], col["title"], col["higher_is_better"], col["unit"]) == ("fnmr_at:threshold", "FNMR@threshold",
-                                                                                False, "%")
-    assert {row["method"]: row["cells"]["fnmr_at:threshold"]["v"] for row in board["rows"]} == \
-        {"blur": expected[blur], "random": expected[rand]}
+    assert (col["id"], col["title"], col["higher_is_better"], col["unit"]) == (
+        "fnmr_at:threshold",
+        "FNMR@threshold",
+        False,
+        "%",
+    )
+    assert {row["method"]: row["cells"]["fnmr_at:threshold"]["v"] for row in board["rows"]} == {
+        "blur": expected[blur],
+        "random": expected[rand],
+    }
 
     # compare: the metric's column, paired between the two methods
     text = fiqa("compare", runs).stdout
@@ -337,19 +375,35 @@ def test_a_metric_with_an_option_from_another_package(plugin_site, small_bench, 
 
 
 @pytest.mark.shared
-def test_a_protocol_of_a_new_kind_runs_with_its_own_metric(plugin_site, copy_identities, mbf, tmp_path,
-                                                           isolated_cache):
+def test_a_protocol_of_a_new_kind_runs_with_its_own_metric(plugin_site, copy_identities, mbf, tmp_path, isolated_cache):
     """(b) One module declares a protocol of its own kind (a plain pair list) and the one metric it reports (EER):
     run, the results file, rescore, the report and compare work with nothing else."""
-    install(plugin_site, "ext_fiqa_pairs", {"ext_fiqa_pairs.py": PAIR_LIST_MODULE},
-            {"fiqa_bench.protocols": {"pair-list": "ext_fiqa_pairs:PairList"},
-             "fiqa_bench.metrics": {"pair_eer": "ext_fiqa_pairs:METRIC"}})
+    install(
+        plugin_site,
+        "ext_fiqa_pairs",
+        {"ext_fiqa_pairs.py": PAIR_LIST_MODULE},
+        {
+            "fiqa_bench.protocols": {"pair-list": "ext_fiqa_pairs:PairList"},
+            "fiqa_bench.metrics": {"pair_eer": "ext_fiqa_pairs:METRIC"},
+        },
+    )
     photos = copy_identities(tmp_path / "photos", 4, 4)
     names = sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*.jpg"))
     (photos / "pairs.txt").write_text("".join(f"{a} {b}\n" for a, b in itertools.combinations(names, 2)))
     out = tmp_path / "runs"
-    common = ["--protocol", "pair-list", "--data", photos, "--fr", mbf, "--bootstrap", "200", "--no-progress",
-              "--out", out]
+    common = [
+        "--protocol",
+        "pair-list",
+        "--data",
+        photos,
+        "--fr",
+        mbf,
+        "--bootstrap",
+        "200",
+        "--no-progress",
+        "--out",
+        out,
+    ]
     printed = fiqa("run", *common).stdout
     fiqa("run", *common, "--method", "blur")
     (none,), (blur,) = out.glob("pair-list__none__*.json"), out.glob("pair-list__blur__*.json")
@@ -357,8 +411,11 @@ def test_a_protocol_of_a_new_kind_runs_with_its_own_metric(plugin_site, copy_ide
 
     eer, threshold = eer_reference(none.with_suffix(".npz"))
     for path, rec in recs.items():
-        assert (rec["protocol"]["metric"], rec["protocol"]["metrics"], list(rec["metrics"])) == \
-            ("pair-eer", ["pair_eer"], ["pair_eer"])
+        assert (rec["protocol"]["metric"], rec["protocol"]["metrics"], list(rec["metrics"])) == (
+            "pair-eer",
+            ["pair_eer"],
+            ["pair_eer"],
+        )
         assert (rec["counts"]["genuine"], rec["counts"]["impostor"]) == (4 * 6, 120 - 4 * 6)
         value = rec["metrics"]["pair_eer"]
         assert eer_reference(path.with_suffix(".npz")) == (eer, threshold)  # one image per group: same pairs
@@ -379,6 +436,8 @@ def test_a_protocol_of_a_new_kind_runs_with_its_own_metric(plugin_site, copy_ide
         assert rows[method][2] == f"{100 * eer:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]"
 
     text = fiqa("compare", out).stdout.splitlines()
-    assert text[0] == ("pair-list | onnx:mobilefacenet.onnx | top1: 2 runs, 24 genuine / 96 impostor pairs; paired 95% "
-                       "bootstrap over subjects, B=200")
+    assert text[0] == (
+        "pair-list | onnx:mobilefacenet.onnx | top1: 2 runs, 24 genuine / 96 impostor pairs; paired 95% "
+        "bootstrap over subjects, B=200"
+    )
     assert text[1].startswith("  EER value (lower is better): ")

@@ -36,8 +36,12 @@ def literals(text: str, names: set[str]) -> list[tuple[int, str]]:
 
 
 def source_files() -> list[Path]:
-    return sorted(p for folder in SCANNED for p in folder.rglob("*")
-                  if p.suffix in SUFFIXES and p.is_file() and not any(a in p.parents for a in ALLOWED))
+    return sorted(
+        p
+        for folder in SCANNED
+        for p in folder.rglob("*")
+        if p.suffix in SUFFIXES and p.is_file() and not any(a in p.parents for a in ALLOWED)
+    )
 
 
 def test_the_scan_finds_a_quoted_name_in_any_quoting():
@@ -55,21 +59,46 @@ def test_the_names_come_from_the_registry():
 
 def test_no_module_outside_the_metrics_and_protocols_names_a_metric_key_or_protocol_kind():
     names = registered_names()
-    found = [f"{p.relative_to(ROOT)}:{line}: {name!r}" for p in source_files()
-             for line, name in literals(p.read_text(encoding="utf-8"), names)]
-    assert not found, ("a metric key or protocol kind named outside fiqa_bench/metrics/ and protocols/ (declare what "
-                       "the writer needs on the metric or the protocol's card instead):\n" + "\n".join(found))
+    found = [
+        f"{p.relative_to(ROOT)}:{line}: {name!r}"
+        for p in source_files()
+        for line, name in literals(p.read_text(encoding="utf-8"), names)
+    ]
+    assert not found, (
+        "a metric key or protocol kind named outside fiqa_bench/metrics/ and protocols/ (declare what "
+        "the writer needs on the metric or the protocol's card instead):\n" + "\n".join(found)
+    )
 
 
 def test_the_run_summary_marks_a_tpr_below_one_over_impostors_as_before():
     """The CLI's line of TPR@FPR (now the metric's own ``summary``): a value read below 1/impostors is starred."""
     from fiqa_bench.cli import _summary
 
-    counts = {"images": 4, "templates": 4, "pairs_scored": 3, "genuine": 1, "impostor": 2, "images_scored": 4,
-              "images_embedded": 4, "images_embedded_new": 0, "skipped": 0}
-    record = {"protocol": {"name": "p"}, "backbone": {"name": "b"}, "method": {"name": "blur", "options": {}},
-              "config": {"selection": "top1"}, "counts": counts,
-              "metrics": {"tpr_at_fpr": {"values": {"1e-1": 0.5, "1e-2": 0.25}, "reading": "nearest",
-                                         "detail": {"1e-1": {"measurable": True}, "1e-2": {"measurable": False}}}}}
+    counts = {
+        "images": 4,
+        "templates": 4,
+        "pairs_scored": 3,
+        "genuine": 1,
+        "impostor": 2,
+        "images_scored": 4,
+        "images_embedded": 4,
+        "images_embedded_new": 0,
+        "skipped": 0,
+    }
+    record = {
+        "protocol": {"name": "p"},
+        "backbone": {"name": "b"},
+        "method": {"name": "blur", "options": {}},
+        "config": {"selection": "top1"},
+        "counts": counts,
+        "metrics": {
+            "tpr_at_fpr": {
+                "values": {"1e-1": 0.5, "1e-2": 0.25},
+                "reading": "nearest",
+                "detail": {"1e-1": {"measurable": True}, "1e-2": {"measurable": False}},
+            }
+        },
+    }
     assert _summary(record).splitlines()[1] == (
-        "  TPR@FPR: 1e-1=50.00%  1e-2=25.00%*  (*: below 1/impostors: insightface's reading, not a measurement)")
+        "  TPR@FPR: 1e-1=50.00%  1e-2=25.00%*  (*: below 1/impostors: insightface's reading, not a measurement)"
+    )

@@ -38,8 +38,16 @@ def synthetic(seed: int, n_subjects: int = 40, templates: int = 3, ties: bool = 
         tq = np.round(tq, 1)
     q = np.minimum(tq[ia], tq[ib])
     folds = (subj[ia] % 5).astype(np.int64)
-    return PairData(scores=scores.astype(np.float32), labels=labels, folds=folds, quality=q, a=ia, b=ib,
-                    subject_a=subj[ia], subject_b=subj[ib])
+    return PairData(
+        scores=scores.astype(np.float32),
+        labels=labels,
+        folds=folds,
+        quality=q,
+        a=ia,
+        b=ib,
+        subject_a=subj[ia],
+        subject_b=subj[ib],
+    )
 
 
 def test_weights_follow_subjects():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..fields import List, Num
 from .base import Metric, MetricOptions, PairData, PairWorth
@@ -23,12 +24,26 @@ def _summary(value: dict, shown: Callable[[str, Any], str]) -> str:
 
 
 METRIC = Metric(
-    label="accuracy", joiner=" ",
-    key="accuracy", title="Accuracy (%)", needs=frozenset({"scores", "labels", "folds"}), higher_is_better=True,
-    compute=_compute, columns=_columns, summary=_summary, bounds=(0.0, 1.0), required=("mean",),
-    header="Accuracy (%) mean ± std", spread="std", worth=PairWorth(("genuine", "impostor"), "pair", "accuracy", digits=3),
-    value_fields={"mean": Num(0, 1, null=True), "std": Num(0, 1, null=True), "folds": List(Num(0, 1)),
-                  "thresholds": List(Num())},
+    label="accuracy",
+    joiner=" ",
+    key="accuracy",
+    title="Accuracy (%)",
+    needs=frozenset({"scores", "labels", "folds"}),
+    higher_is_better=True,
+    compute=_compute,
+    columns=_columns,
+    summary=_summary,
+    bounds=(0.0, 1.0),
+    required=("mean",),
+    header="Accuracy (%) mean ± std",
+    spread="std",
+    worth=PairWorth(("genuine", "impostor"), "pair", "accuracy", digits=3),
+    value_fields={
+        "mean": Num(0, 1, null=True),
+        "std": Num(0, 1, null=True),
+        "folds": List(Num(0, 1)),
+        "thresholds": List(Num()),
+    },
     description="k-fold accuracy: threshold chosen on k-1 folds, applied to the held-out fold; mean and "
-                "population std over folds",
+    "population std over folds",
 )

@@ -10,15 +10,25 @@ the arrays kept in the ``.npz`` beside each results file — so any number can b
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from ..fields import Flag, Interval, Map, Num, Obj, Spec, Text, field_path
 
-__all__ = ["Column", "Metric", "MetricOption", "MetricOptions", "PairData", "PairWorth", "declared_options", "get_metric",
-           "pair_worth"]
+__all__ = [
+    "Column",
+    "Metric",
+    "MetricOption",
+    "MetricOptions",
+    "PairData",
+    "PairWorth",
+    "declared_options",
+    "get_metric",
+    "pair_worth",
+]
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -184,9 +194,17 @@ class PairData:
 
 
 #: How a value's bootstrap intervals were made (:mod:`fiqa_bench.uncertainty`), on every metric that has them.
-BOOTSTRAP = Obj({"B": Num(0, integer=True), "level": Num(0, 1, open_lo=True, open_hi=True), "method": Text(),
-                 "unit": Text(), "seed": Num(integer=True), "weights": Text(),
-                 "valid_replicates": Map(Num(0, integer=True))})
+BOOTSTRAP = Obj(
+    {
+        "B": Num(0, integer=True),
+        "level": Num(0, 1, open_lo=True, open_hi=True),
+        "method": Text(),
+        "unit": Text(),
+        "seed": Num(integer=True),
+        "weights": Text(),
+        "valid_replicates": Map(Num(0, integer=True)),
+    }
+)
 
 
 def fraction_key(key: str) -> bool:
@@ -286,8 +304,7 @@ class Metric:
     column_order: Callable[[str], Any] | None = field(default=None, hash=False, compare=False)
     worth: PairWorth | None = None
     table_note: Callable[[list], str | None] | None = field(default=None, hash=False, compare=False)
-    replicate: Callable[[Any, list, MetricOptions], dict | None] | None = field(default=None, hash=False,
-                                                                                   compare=False)
+    replicate: Callable[[Any, list, MetricOptions], dict | None] | None = field(default=None, hash=False, compare=False)
 
     def headline(self, value: dict) -> list:
         """[(full column title, number or None)] of a recorded value (empty when unavailable)."""
@@ -330,8 +347,10 @@ class Metric:
         if isinstance(value, dict) and "unavailable" in value:
             Text(nonempty=True).check(value["unavailable"], field_path(path, "unavailable"), out)
             return out
-        spec = Obj({**self.value_fields, "intervals": Map(Interval(Num(*self.bounds), null=True)),
-                    "bootstrap": BOOTSTRAP}, required=self.required)
+        spec = Obj(
+            {**self.value_fields, "intervals": Map(Interval(Num(*self.bounds), null=True)), "bootstrap": BOOTSTRAP},
+            required=self.required,
+        )
         spec.check(value, path, out)
         if not out:  # the columns are read only from a value of the declared shape
             column = Num(*self.bounds, null=True)
@@ -356,7 +375,7 @@ class Metric:
 
     def short_of(self, title: str) -> str:
         """The short name of a full column title (``TPR@FPR=1e-3`` -> ``1e-3``)."""
-        return title[len(self.label + self.joiner):]
+        return title[len(self.label + self.joiner) :]
 
     def table_header(self, short: str) -> str:
         """The report's heading of the headline column ``short``."""
@@ -386,6 +405,8 @@ def get_metric(key: str) -> Metric:
     except FiqaBenchError as exc:
         raise KeyError(str(exc)) from exc
     if not isinstance(metric, Metric) or metric.key != key:
-        raise KeyError(f"metric {key!r} is registered as {registry.entries('metric')[key].target}, which is not a "
-                       f"Metric declared with key {key!r}")
+        raise KeyError(
+            f"metric {key!r} is registered as {registry.entries('metric')[key].target}, which is not a "
+            f"Metric declared with key {key!r}"
+        )
     return metric

@@ -39,21 +39,51 @@ PAIR_QUALITY_MODES = ("min", "mean", "product")
 
 # The settings of the EDC family, declared once and shared by the three EDC metrics (fiqa_bench.metrics.base).
 
-PAIR_QUALITY = MetricOption("pair_quality", "min", "Pairwise quality for EDC from the two sides' qualities.",
-                            choices=PAIR_QUALITY_MODES, digest=("edc", "pair_quality"), every_run=True)
-FNM_START = MetricOption("fnm_start", 0.05, "FNM-EDC: starting FNMR that fixes the threshold.", flag="--edc-fnmr",
-                         min=0.0, max=1.0, digest=("edc", "fnm_start"), every_run=True)
-FM_START = MetricOption("fm_start", 1e-3, "FM-EDC: starting FMR that fixes the threshold.", flag="--edc-fmr",
-                        min=0.0, max=1.0, digest=("edc", "fm_start"), every_run=True)
-RETHRESHOLD_FMR = MetricOption("rethreshold_fmr", 1e-3,
-                               "Re-threshold EDC (CR-FIQA/MagFace): the FMR the threshold is recomputed at.",
-                               flag="--erc-fmr", min=0.0, max=1.0, digest=("edc", "rethreshold_fmr"),
-                               every_run=True)
+PAIR_QUALITY = MetricOption(
+    "pair_quality",
+    "min",
+    "Pairwise quality for EDC from the two sides' qualities.",
+    choices=PAIR_QUALITY_MODES,
+    digest=("edc", "pair_quality"),
+    every_run=True,
+)
+FNM_START = MetricOption(
+    "fnm_start",
+    0.05,
+    "FNM-EDC: starting FNMR that fixes the threshold.",
+    flag="--edc-fnmr",
+    min=0.0,
+    max=1.0,
+    digest=("edc", "fnm_start"),
+    every_run=True,
+)
+FM_START = MetricOption(
+    "fm_start",
+    1e-3,
+    "FM-EDC: starting FMR that fixes the threshold.",
+    flag="--edc-fmr",
+    min=0.0,
+    max=1.0,
+    digest=("edc", "fm_start"),
+    every_run=True,
+)
+RETHRESHOLD_FMR = MetricOption(
+    "rethreshold_fmr",
+    1e-3,
+    "Re-threshold EDC (CR-FIQA/MagFace): the FMR the threshold is recomputed at.",
+    flag="--erc-fmr",
+    min=0.0,
+    max=1.0,
+    digest=("edc", "rethreshold_fmr"),
+    every_run=True,
+)
 EDC_ERRORS = ("fnm", "fm")
 PAUC_LIMITS = (0.20, 0.30)
-pair_quality_note = ("pair quality: min of the two sides' qualities by default (mean, product: options); on template "
-                     "protocols a side's quality is that of the image(s) kept for it (top1: the kept image; topk: "
-                     "the mean of the k kept; weighted and all: the best image of the template)")
+pair_quality_note = (
+    "pair quality: min of the two sides' qualities by default (mean, product: options); on template "
+    "protocols a side's quality is that of the image(s) kept for it (top1: the kept image; topk: "
+    "the mean of the k kept; weighted and all: the best image of the template)"
+)
 
 __all__ = [
     "EDCCurve",
@@ -139,8 +169,14 @@ def _quality_codes(q: np.ndarray, codes: np.ndarray | None = None) -> tuple[np.n
     return codes, int(len(uniques))
 
 
-def edc(scores, quality, error: str = "fnm", start_error: float | None = 0.05,
-        threshold: float | None = None, quality_codes=None) -> EDCCurve:
+def edc(
+    scores,
+    quality,
+    error: str = "fnm",
+    start_error: float | None = 0.05,
+    threshold: float | None = None,
+    quality_codes=None,
+) -> EDCCurve:
     """The EDC of one class of comparisons (``fnm``: mated scores, ``fm``: non-mated scores) and their pair
     qualities. Give ``start_error`` (the threshold is then :func:`edc_threshold`) or an explicit ``threshold``.
     ``quality_codes``: optional integer levels ordered like ``quality`` (a shortcut at IJB-C scale; same result)."""
@@ -193,8 +229,16 @@ def theoretical_best_area(start_error: float, limit: float) -> float:
     return area
 
 
-def rethreshold_edc(genuine_scores, genuine_quality, impostor_scores, impostor_quality, fmr: float = 1e-3,
-                    fractions=None, genuine_codes=None, impostor_codes=None) -> EDCCurve:
+def rethreshold_edc(
+    genuine_scores,
+    genuine_quality,
+    impostor_scores,
+    impostor_quality,
+    fmr: float = 1e-3,
+    fractions=None,
+    genuine_codes=None,
+    impostor_codes=None,
+) -> EDCCurve:
     """The re-threshold variant (CR-FIQA / MagFace "ERC"): FNMR at FMR ``fmr`` with the threshold recomputed on the
     comparisons that remain at every discard step.
 
@@ -223,7 +267,7 @@ def rethreshold_edc(genuine_scores, genuine_quality, impostor_scores, impostor_q
     per_level = np.bincount(codes, minlength=n_levels)
     below = np.r_[0, np.cumsum(per_level)]  # comparisons in the levels below level j
     g_codes = codes[: gs.shape[0]]
-    i_codes = codes[gs.shape[0]:]
+    i_codes = codes[gs.shape[0] :]
     n_imp = is_.shape[0]
     # candidates for the threshold: the highest impostor scores (a threshold at FMR <= fmr lies among them unless
     # the discard removed most of them; then the whole remaining set is searched)
@@ -352,15 +396,26 @@ def summary(curve: EDCCurve, limits=PAUC_LIMITS, subtract_best: bool = True) -> 
     out: dict[str, Any] = {"pauc": raw}
     if subtract_best:
         out["pauc_minus_best"] = {k: v - theoretical_best_area(curve.start_error, float(k)) for k, v in raw.items()}
-    out.update({"start_error": curve.start_error, "threshold": curve.threshold, "comparisons": curve.comparisons,
-                "points": int(curve.discard_fractions.shape[0])})
+    out.update(
+        {
+            "start_error": curve.start_error,
+            "threshold": curve.threshold,
+            "comparisons": curve.comparisons,
+            "points": int(curve.discard_fractions.shape[0]),
+        }
+    )
     return out
 
 
 #: The fields :func:`summary` records (the pAUCs are headline columns, checked in the metric's bounds).
-SUMMARY_FIELDS = {"pauc": Map(ANY, key=fraction_key, key_expected="a discard limit like '0.20'"),
-                  "pauc_minus_best": Map(Num()), "start_error": Num(0, 1), "threshold": Num(null=True),
-                  "comparisons": Num(0, integer=True), "points": Num(0, integer=True)}
+SUMMARY_FIELDS = {
+    "pauc": Map(ANY, key=fraction_key, key_expected="a discard limit like '0.20'"),
+    "pauc_minus_best": Map(Num()),
+    "start_error": Num(0, 1),
+    "threshold": Num(null=True),
+    "comparisons": Num(0, integer=True),
+    "points": Num(0, integer=True),
+}
 
 
 def fixed_threshold_metric(key: str, error: str, label: str, digits: int, description: str):
@@ -373,15 +428,33 @@ def fixed_threshold_metric(key: str, error: str, label: str, digits: int, descri
         start = options.fnm_start if error == "fnm" else options.fm_start
         codes = data.quality_codes[chosen] if data.quality_codes is not None else None
         curve = edc(data.scores[chosen], data.quality[chosen], error, start_error=start, quality_codes=codes)
-        return {**summary(curve), "start_target": start, "pair_quality": options.pair_quality,
-                "note": pair_quality_note}
+        return {
+            **summary(curve),
+            "start_target": start,
+            "pair_quality": options.pair_quality,
+            "note": pair_quality_note,
+        }
 
     def replicate(draw, shorts, options) -> dict:
         start = options.fnm_start if error == "fnm" else options.fm_start
         return pauc_values(weighted_edc(draw.p, draw, error, start), shorts)
 
-    return Metric(label=label, joiner="@", key=key, title=label, needs=frozenset({"scores", "labels", "quality"}),
-                  higher_is_better=False, compute=compute, columns=lambda value: list((value.get("pauc") or {}).items()),
-                  scale=1.0, digits=digits, unit="", description=description, bounds=(0.0, 1.0), required=("pauc",),
-                  value_fields={**SUMMARY_FIELDS, "start_target": Num(0, 1), "pair_quality": Text(), "note": Text()},
-                  options=(PAIR_QUALITY, FNM_START if error == "fnm" else FM_START), replicate=replicate)
+    return Metric(
+        label=label,
+        joiner="@",
+        key=key,
+        title=label,
+        needs=frozenset({"scores", "labels", "quality"}),
+        higher_is_better=False,
+        compute=compute,
+        columns=lambda value: list((value.get("pauc") or {}).items()),
+        scale=1.0,
+        digits=digits,
+        unit="",
+        description=description,
+        bounds=(0.0, 1.0),
+        required=("pauc",),
+        value_fields={**SUMMARY_FIELDS, "start_target": Num(0, 1), "pair_quality": Text(), "note": Text()},
+        options=(PAIR_QUALITY, FNM_START if error == "fnm" else FM_START),
+        replicate=replicate,
+    )

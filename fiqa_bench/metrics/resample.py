@@ -74,8 +74,11 @@ class Prepared:
             self.top = (data.subject_a[top].astype(np.intp), data.subject_b[top].astype(np.intp))
             self.top_sorted_desc = s[top].astype(np.float64)
             sa, sb = data.subject_a[self.imp], data.subject_b[self.imp]
-            self.pair_counts = np.bincount(sa.astype(np.int64) * n_subj + sb, minlength=n_subj * n_subj) \
-                .reshape(n_subj, n_subj).astype(np.float64)
+            self.pair_counts = (
+                np.bincount(sa.astype(np.int64) * n_subj + sb, minlength=n_subj * n_subj)
+                .reshape(n_subj, n_subj)
+                .astype(np.float64)
+            )
         self.levels = None
         self._quality_levels(data)
 
