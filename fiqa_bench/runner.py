@@ -19,7 +19,7 @@ import numpy as np
 from . import registry
 from .errors import FiqaBenchError, OptionError
 from .evaluation import SELECTIONS, EvalOptions, evaluate
-from .metrics.base import MetricOptions, declared_options, get_metric
+from .metrics.base import MetricOptions, declared_options, get_metric, resolve_metrics
 from .resolve import (  # noqa: F401 - re-exported: the runner's public names before the resolver was split out
     ConfigBuild,
     _accepts,
@@ -483,6 +483,7 @@ def _run(cfg: RunConfig, t0: float, method_options: dict, mcls, executor) -> tup
                 for k, v in method_options.items()
             }
             q_identity += f"|options-{options_digest(keyed)}"
+    resolve_metrics(bench.metrics)  # the evaluation measures and resamples with these objects, never the registry
     result = evaluate(
         bench,
         backbone,

@@ -140,3 +140,44 @@ def test_a_distribution_installed_or_removed_later_is_seen(tmp_path, monkeypatch
     shutil.rmtree(site / "later_fiqa_plugin-0.1.dist-info")
     assert "later-method" not in registry.entries("method")
     assert "blur" in registry.entries("method")
+
+
+@pytest.mark.shared
+def test_nothing_is_looked_up_in_the_registry_after_resolution(small_bench, mbf, tmp_path, isolated_cache, monkeypatch):
+    """The runner resolves names to objects once, before the evaluation; the evaluation itself (stages, pair scores,
+    metrics, bootstrap) takes objects and never goes back to the registry: counted by wrapping the registry's
+    look-ups while ``evaluate`` runs, on a real run."""
+    from fiqa_bench import evaluation, runner
+
+    calls: list[tuple[str, tuple]] = []
+    inside = [False]
+
+    def counting(name, original):
+        def wrapper(*args, **kwargs):
+            if inside[0]:
+                calls.append((name, args))
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    for name in ("entries", "load_class", "create", "names"):
+        monkeypatch.setattr(registry, name, counting(name, getattr(registry, name)))
+    original_evaluate = evaluation.evaluate
+
+    def evaluate(*args, **kwargs):
+        inside[0] = True
+        try:
+            return original_evaluate(*args, **kwargs)
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(runner, "evaluate", evaluate)
+    cfg = runner.RunConfig(
+        protocol=str(small_bench), backbone=mbf, method="blur", out=str(tmp_path / "out"), progress=False, bootstrap=20
+    )
+    before = registry.lookups()
+    _, record = runner.run(cfg)
+    assert record["metrics"]["tpr_at_fpr"]["values"]  # the evaluation ran, with its metrics and bootstrap
+    assert calls == [], f"registry look-ups during the evaluation: {calls}"
+    # and the resolution itself read the entry points at most once (nothing new was installed meanwhile)
+    assert registry.lookups()["scans"] <= before["scans"] + 1

@@ -393,8 +393,12 @@ class Metric:
         return text
 
 
-def get_metric(key: str) -> Metric:
-    """The declared metric registered as ``key`` (entry-point group ``fiqa_bench.metrics``; loaded once)."""
+#: Metrics resolved so far, by (key, import path): the evaluation asks for a metric by key thousands of times (every
+#: bootstrap replicate); after :func:`resolve_metrics` those calls read this table, never the registry.
+_resolved: dict[tuple[str, tuple[str, ...]], Metric] = {}
+
+
+def _lookup(key: str) -> Metric:
     from .. import registry
     from ..errors import FiqaBenchError
 
@@ -410,3 +414,26 @@ def get_metric(key: str) -> Metric:
             f"Metric declared with key {key!r}"
         )
     return metric
+
+
+def resolve_metrics(keys) -> dict[str, Metric]:
+    """Each key's declared metric, looked up in the registry now (a run resolves its protocol's metrics once, before
+    the evaluation); :func:`get_metric` then serves them from the resolved table."""
+    import sys
+
+    path = tuple(sys.path)
+    out = {key: _lookup(key) for key in keys}
+    _resolved.update({(key, path): metric for key, metric in out.items()})
+    return out
+
+
+def get_metric(key: str) -> Metric:
+    """The declared metric registered as ``key`` (entry-point group ``fiqa_bench.metrics``): from the resolved table
+    when :func:`resolve_metrics` (or an earlier call on the same import path) resolved it, else from the registry."""
+    import sys
+
+    path = tuple(sys.path)
+    hit = _resolved.get((key, path))
+    if hit is None:
+        hit = _resolved[(key, path)] = _lookup(key)
+    return hit
