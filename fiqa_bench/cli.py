@@ -301,10 +301,11 @@ def _summary(record: dict) -> str:
             continue
         intervals = value.get("intervals") or {}
 
+        # shown_value is only called within this iteration (by metric.summary and the join below), never kept
         def shown_value(short, v):
-            text = f"{metric.format(v)}{metric.unit if v is not None else ''}"
-            iv = intervals.get(short)
-            return text + (f" [{metric.format(iv[0])}, {metric.format(iv[1])}]" if iv else "")
+            text = f"{metric.format(v)}{metric.unit if v is not None else ''}"  # noqa: B023
+            iv = intervals.get(short)  # noqa: B023
+            return text + (f" [{metric.format(iv[0])}, {metric.format(iv[1])}]" if iv else "")  # noqa: B023
 
         if metric.summary is not None:  # the metric's own line (TPR marks a reading below 1/impostors)
             lines.append(f"  {metric.label}: {metric.summary(value, shown_value)}")

@@ -106,7 +106,7 @@ def compare(runs: list[Run]) -> list[Group]:
     for run in runs:
         groups.setdefault(pairing_key(run.record), []).append(replace(run, suffix=""))  # copies: labels are ours
     out = []
-    for key, members in sorted(groups.items(), key=lambda kv: kv[0][:-1]):
+    for _key, members in sorted(groups.items(), key=lambda kv: kv[0][:-1]):
         members = sorted(members, key=lambda r: (r.record.method["name"] != "random", r.label, r.path.name))
         seen: dict[str, int] = {}
         for r in members:

@@ -93,7 +93,7 @@ class Prepared:
 
     @property
     def i_sorted_desc(self) -> np.ndarray:
-        self.i_order
+        _ = self.i_order  # sorts on first use, which sets _i_sorted_desc
         return self._i_sorted_desc
 
     def _quality_levels(self, data: PairData) -> None:
