@@ -168,8 +168,8 @@ def _difference(reps: dict, a: str, b: str, values: dict, level: float) -> Diffe
 
 
 def _fill(col: Column, reps: dict, level: float) -> None:
-    ranked = [k for k, v in col.values.items() if v is not None]
-    ranked.sort(key=lambda k: col.values[k], reverse=col.higher_is_better)
+    present = {k: v for k, v in col.values.items() if v is not None}
+    ranked = sorted(present, key=present.__getitem__, reverse=col.higher_is_better)
     if not ranked:
         return
     col.best = ranked[0]
