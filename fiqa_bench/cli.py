@@ -19,9 +19,12 @@ def _command_path(ctx: click.Context | None) -> str:
     names: list[str] = []
     c = ctx
     while c is not None and c.parent is not None:
-        names.insert(0, c.info_name or c.command.name)
+        name = c.info_name or c.command.name
+        assert name is not None  # click registers a sub-command by its name (add_command refuses one without)
+        names.insert(0, name)
         c = c.parent
     if c is not None and c.command is not main:  # a sub-group invoked on its own (e.g. by a test runner)
+        assert c.command.name is not None  # fiqa-bench's groups are all named (@main.group())
         names.insert(0, c.command.name)
     return " ".join(["fiqa-bench", *names])
 
@@ -301,10 +304,11 @@ def _summary(record: dict) -> str:
             continue
         intervals = value.get("intervals") or {}
 
+        # shown_value is only called within this iteration (by metric.summary and the join below), never kept
         def shown_value(short, v):
-            text = f"{metric.format(v)}{metric.unit if v is not None else ''}"
-            iv = intervals.get(short)
-            return text + (f" [{metric.format(iv[0])}, {metric.format(iv[1])}]" if iv else "")
+            text = f"{metric.format(v)}{metric.unit if v is not None else ''}"  # noqa: B023
+            iv = intervals.get(short)  # noqa: B023
+            return text + (f" [{metric.format(iv[0])}, {metric.format(iv[1])}]" if iv else "")  # noqa: B023
 
         if metric.summary is not None:  # the metric's own line (TPR marks a reading below 1/impostors)
             lines.append(f"  {metric.label}: {metric.summary(value, shown_value)}")
@@ -865,6 +869,7 @@ def _baseline_command(ctx: click.Context) -> str:
         if getattr(param, "is_flag", False):
             opts += [flag] if value else []
         elif getattr(param, "multiple", False):
+            assert value is not None  # click gives a multiple option given on the command line a tuple
             for v in value:
                 opts += [flag, str(v)]
         else:

@@ -106,7 +106,7 @@ def compare(runs: list[Run]) -> list[Group]:
     for run in runs:
         groups.setdefault(pairing_key(run.record), []).append(replace(run, suffix=""))  # copies: labels are ours
     out = []
-    for key, members in sorted(groups.items(), key=lambda kv: kv[0][:-1]):
+    for _key, members in sorted(groups.items(), key=lambda kv: kv[0][:-1]):
         members = sorted(members, key=lambda r: (r.record.method["name"] != "random", r.label, r.path.name))
         seen: dict[str, int] = {}
         for r in members:
@@ -168,8 +168,8 @@ def _difference(reps: dict, a: str, b: str, values: dict, level: float) -> Diffe
 
 
 def _fill(col: Column, reps: dict, level: float) -> None:
-    ranked = [k for k, v in col.values.items() if v is not None]
-    ranked.sort(key=lambda k: col.values[k], reverse=col.higher_is_better)
+    present = {k: v for k, v in col.values.items() if v is not None}
+    ranked = sorted(present, key=present.__getitem__, reverse=col.higher_is_better)
     if not ranked:
         return
     col.best = ranked[0]

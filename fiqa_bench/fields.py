@@ -130,7 +130,7 @@ DEFERRED = Deferred()
 class Num(Spec):
     """A finite number (``integer``: a whole one) in ``[lo, hi]`` (``open_lo``/``open_hi``: excluding the end)."""
 
-    json_type = (int, float)
+    json_type: type | tuple | None = (int, float)
 
     def __init__(
         self,
@@ -146,11 +146,12 @@ class Num(Spec):
         self.open_lo, self.open_hi = open_lo, open_hi
         if integer:
             self.json_type = int
-            self.noun = {
+            nouns: dict[tuple[float | None, float | None], str] = {
                 (None, None): "an integer",
                 (0, None): "a non-negative integer",
                 (1, None): "a positive integer",
-            }.get((lo, hi), f"an integer in [{lo}, {hi}]")
+            }
+            self.noun = nouns.get((lo, hi), f"an integer in [{lo}, {hi}]")
         elif (lo, hi, open_lo, open_hi) == (0, 1, False, False):
             self.noun = "a fraction in [0, 1]"
         elif lo is not None and hi is not None:

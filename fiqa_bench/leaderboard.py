@@ -208,7 +208,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "x"
 
 
-def _card_name(record: dict) -> str:
+def _card_name(record: RunRecord) -> str:
     """One card page per method variant and FR backbone (the page shows both cards)."""
     m, b = record.method, record.backbone
     ident = json.dumps(
@@ -321,7 +321,7 @@ def _paired(members: list[SiteRun], rows: list[dict]) -> str | None:
             cell = row_of[p.path]["cells"].get(cid)
             if cell is None or cell.get("v") is None:
                 continue
-            mark = {
+            mark: dict[str, Any] = {
                 "best": label == col.best,
                 "separated": col.best_separated,
                 "tied": label in col.tied_with_best,
@@ -422,7 +422,7 @@ def build_data(runs: list[SiteRun]) -> dict:
                 "rows": rows,
             }
         )
-    metrics = []
+    metrics: list[dict[str, Any]] = []
     for b in boards:
         for c in b["columns"]:
             if c["metric"] not in [m["key"] for m in metrics]:
@@ -510,10 +510,12 @@ def write_site(dirs: Iterable[str | Path], out: str | Path, on_bad: OnBad | None
         atomic.write_bytes(target, run.path.read_bytes())
         written.append(target)
         if run.raw_site_name:
+            assert run.raw_path is not None  # raw_site_name is set only with raw_path (_assign_site_names)
             raw_target = out / "results" / run.raw_site_name
             atomic.write_bytes(raw_target, run.raw_path.read_bytes())
             written.append(raw_target)
         if run.costs_site_name and not (out / "costs" / run.costs_site_name).exists():
+            assert run.costs_path is not None  # costs_site_name is set only with costs_path (_assign_costs_names)
             atomic.write_bytes(out / "costs" / run.costs_site_name, run.costs_path.read_bytes())
             written.append(out / "costs" / run.costs_site_name)
     card_tpl = env.get_template("card.html.j2")

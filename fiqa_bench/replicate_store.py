@@ -153,7 +153,8 @@ class ReplicateStore:
         reps = {k: np.asarray(v, dtype=np.float64) for k, v in reps.items()}
         meta = json.dumps({"format": STORE_FORMAT, "key": key, "sha256": _checksum(key, reps)})
         buf = io.BytesIO()
-        np.savez(buf, __meta__=np.array(meta), **{f"boot_{k}": v for k, v in sorted(reps.items())})
+        # mypy matches the **dict against savez's allow_pickle: bool keyword; its keys are only array names
+        np.savez(buf, __meta__=np.array(meta), **{f"boot_{k}": v for k, v in sorted(reps.items())})  # type: ignore[arg-type]
         try:
             with atomic_path(self.path(key)) as tmp:
                 tmp.write_bytes(buf.getvalue())

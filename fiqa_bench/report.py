@@ -333,7 +333,8 @@ def _build_tables(results: Iterable[LoadedRun | dict], marks: dict | None = None
     for r in results:
         groups.setdefault((r.record.protocol["name"], _selection(r)), []).append(r)
 
-    tables, note_texts = [], {}  # footnote numbers are global to the report, one per distinct reason
+    tables: list[_Table] = []
+    note_texts: dict[str, int] = {}  # footnote numbers are global to the report, one per distinct reason
     for (protocol, selection), rs in sorted(groups.items(), key=lambda kv: (kv[0][0].casefold(), kv[0][0], kv[0][1])):
         kinds = {r.record.protocol["metric"] for r in rs}
         if len(kinds) > 1:
@@ -542,8 +543,8 @@ def render_markdown(
     if costs is not None:
         lines.append(costs_markdown(costs))
     lines += ["## Runs", "", "| " + " | ".join(RUN_COLUMNS) + " |", "|" + "|".join(["---"] * len(RUN_COLUMNS)) + "|"]
-    for row in _run_rows(results):
-        lines.append("| " + " | ".join(_md(x) for x in row) + " |")
+    for run_row in _run_rows(results):
+        lines.append("| " + " | ".join(_md(x) for x in run_row) + " |")
     lines.append("")
     return "\n".join(lines)
 

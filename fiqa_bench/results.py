@@ -288,9 +288,8 @@ _SECTIONS = {
 }
 _REQUIRED = tuple(_SECTIONS)
 _OPTIONAL = {
-    "timings": Obj(
-        {"bootstrap_reused": Flag()}, extra=Num(0)
-    ),  # seconds, and whether the bootstrap was reused "raw": Obj({"file": Text(), "sha256": Text(), "arrays": List(Text())}),
+    "timings": Obj({"bootstrap_reused": Flag()}, extra=Num(0)),  # seconds, and whether the bootstrap was reused
+    # "raw": Obj({"file": Text(), "sha256": Text(), "arrays": List(Text())}),
     "detector": _TEXT,
     "notes": List(Text()),
 }
@@ -364,7 +363,8 @@ def write_raw(path: Path, arrays: Mapping[str, np.ndarray]) -> str:
         raise ValueError(f"raw data lacks {missing}")
     buf = io.BytesIO()
     extra = sorted(k for k in arrays if k.startswith(BOOT_PREFIX))  # bootstrap replicates, one (B, columns) each
-    np.savez_compressed(buf, **{k: _plain(arrays[k]) for k in (*RAW_ARRAYS, *extra)})
+    # mypy matches the **dict against savez_compressed's allow_pickle: bool keyword; its keys are only array names
+    np.savez_compressed(buf, **{k: _plain(arrays[k]) for k in (*RAW_ARRAYS, *extra)})  # type: ignore[arg-type]
     blob = buf.getvalue()
     with atomic_path(path) as tmp:
         tmp.write_bytes(blob)

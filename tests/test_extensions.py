@@ -239,7 +239,10 @@ def table(md: str, heading: str) -> tuple[list[str], dict[str, list[str]]]:
     lines = md.splitlines()
     start = next(i for i, line in enumerate(lines) if line == f"## {heading}")
     head = next(i for i in range(start, len(lines)) if lines[i].startswith("| FR model |"))
-    split = lambda line: [c.strip().replace("**", "").replace(" †", "") for c in line.strip("|").split("|")]
+
+    def split(line):
+        return [c.strip().replace("**", "").replace(" †", "") for c in line.strip("|").split("|")]
+
     rows = {}
     for line in lines[head + 2 :]:
         if not line.startswith("|"):

@@ -82,6 +82,7 @@ class MetricOption:
     def parse(self, value: Any) -> Any:
         """``value`` (a string from the command line or a results file's recorded value) as this option's type, checked
         against its choices and range; ValueError names the option."""
+        typed: Any
         try:
             typed = self.type(value) if not isinstance(value, self.type) or isinstance(value, bool) else value
         except (TypeError, ValueError):
@@ -306,13 +307,13 @@ class Metric:
     table_note: Callable[[list], str | None] | None = field(default=None, hash=False, compare=False)
     replicate: Callable[[Any, list, MetricOptions], dict | None] | None = field(default=None, hash=False, compare=False)
 
-    def headline(self, value: dict) -> list:
+    def headline(self, value: dict | None) -> list:
         """[(full column title, number or None)] of a recorded value (empty when unavailable)."""
         if not isinstance(value, dict) or "unavailable" in value:
             return []
         return [(f"{self.label}{self.joiner}{short}", v) for short, v in self.columns(value)]
 
-    def headline_intervals(self, value: dict) -> dict:
+    def headline_intervals(self, value: dict | None) -> dict:
         """{full column title: [low, high] or None} of a recorded value's bootstrap intervals ({} without them)."""
         if not isinstance(value, dict) or "unavailable" in value:
             return {}

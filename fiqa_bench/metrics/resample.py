@@ -52,13 +52,14 @@ class Prepared:
     def __init__(self, data: PairData, options: MetricOptions):
         self.data = data
         self.options = options
+        assert data.subject_a is not None and data.subject_b is not None  # a bootstrap over identities needs them
         y = data.labels == 1
         self.gen = np.flatnonzero(y)
         self.imp = np.flatnonzero(~y)
         s = data.scores
         self.g_order = self.gen[np.argsort(s[self.gen], kind="stable")]  # genuine ascending
         self.g_sorted = s[self.g_order].astype(np.float64)
-        self._i_order = None
+        self._i_order: np.ndarray | None = None
         self.g_subject = data.subject_a[self.g_order]
         # At IJB-C scale the impostor side of TPR@FPR needs only the highest impostors (the FPR budget is at most
         # 10%) and the total impostor weight, which is the quadratic form c' N c of the subject-pair counts N
@@ -93,7 +94,7 @@ class Prepared:
 
     @property
     def i_sorted_desc(self) -> np.ndarray:
-        self.i_order
+        _ = self.i_order  # sorts on first use, which sets _i_sorted_desc
         return self._i_sorted_desc
 
     def _quality_levels(self, data: PairData) -> None:
@@ -117,12 +118,13 @@ class Draw:
         self.p = p
         self.counts = counts
         self.index = index
-        self._w = None
+        self._w: np.ndarray | None = None
 
     @property
     def w(self) -> np.ndarray:
         if self._w is None:
             d = self.p.data
+            assert d.subject_a is not None and d.subject_b is not None  # checked in Prepared
             self._w = pair_weights(self.counts, d.subject_a, d.subject_b, d.labels)
         return self._w
 
@@ -152,6 +154,7 @@ def weighted_tpr(p: Prepared, draw: Draw, targets: list[str]) -> dict[str, float
         W_neg = wi.sum()
         cum_i = np.cumsum(wi)
         desc = p.i_sorted_desc
+    assert desc is not None  # set with cum_i, above
     W_pos = wg.sum()
     out = {}
     if W_pos == 0 or W_neg == 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 from ..fields import ANY, Flag, Map, Num, Obj, Text
 from .base import Metric, MetricOption, MetricOptions, PairData, PairWorth, fraction_key
@@ -72,7 +72,14 @@ def _why_null(value: dict, short: str, counts) -> str | None:
     return None
 
 
-_FPR = {"key": fraction_key, "key_expected": "an FPR like '1e-3'"}
+class _KeyTest(TypedDict):
+    """Map's key arguments, spread into it."""
+
+    key: Callable[[str], bool]
+    key_expected: str
+
+
+_FPR: _KeyTest = {"key": fraction_key, "key_expected": "an FPR like '1e-3'"}
 
 METRIC = Metric(
     label="TPR@FPR",
