@@ -289,7 +289,7 @@ _SECTIONS = {
 _REQUIRED = tuple(_SECTIONS)
 _OPTIONAL = {
     "timings": Obj({"bootstrap_reused": Flag()}, extra=Num(0)),  # seconds, and whether the bootstrap was reused
-    # "raw": Obj({"file": Text(), "sha256": Text(), "arrays": List(Text())}),
+    "raw": Obj({"file": Text(), "sha256": Text(), "arrays": List(Text())}),
     "detector": _TEXT,
     "notes": List(Text()),
 }
