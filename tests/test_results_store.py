@@ -280,7 +280,10 @@ def test_validator_names_the_field(kind):
             "protocol.metrics[1] = 'no_such' is not a declared metric (no fiqa_bench.metrics.no_such)",
         ),
         (_set("timings", "total_s", -1.0), "timings.total_s = -1.0 is not a number >= 0"),
-        (_set("timings", "bootstrap_reused", "yes"), "timings.bootstrap_reused must be true or false, not a string ('yes')"),
+        (
+            _set("timings", "bootstrap_reused", "yes"),
+            "timings.bootstrap_reused must be true or false, not a string ('yes')",
+        ),
         (_set("raw", "sha256", 7), "raw.sha256 must be a string, not an integer (7)"),
         (_set("notes", [math.nan]), "notes[0] must be a string, not a number (nan)"),
         (_set("from_a_newer_writer", {"x": [1, math.nan]}), "from_a_newer_writer.x[1] = nan is not a finite number"),
