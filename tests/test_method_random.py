@@ -18,29 +18,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
+# the six photos of tests/test_pinned_scores.py with their landmarks; paths relative to the shared folder (the root
+# their Face is named against)
+from _pinned_inputs import LANDMARKS, PHOTOS
 from fiqa_bench import registry
 from fiqa_bench.faces import Face
 from fiqa_bench.methods.random_select import RandomQuality
 from fiqa_bench.testing import check_method, synthetic_faces, synthetic_inputs
 
-# The six photos of tests/test_pinned_scores.py with their landmarks; paths relative to the shared folder (the root
-# their Face is named against).
-PHOTOS = [
-    "data/celeba-wild/images/7201/001085.jpg",
-    "data/celeba-wild/images/7202/006155.jpg",
-    "data/celeba-wild/images/7204/004623.jpg",
-    "data/celeba-wild/images/7205/018774.jpg",
-    "data/celeba-wild/images/7207/001321.jpg",
-    "data/celeba-wild/images/7208/015339.jpg",
-]
-LANDMARKS = [
-    [[106.22, 100.16], [155.89, 99.69], [134.36, 126.93], [109.92, 142.11], [149.23, 142.43]],
-    [[82.6, 87.9], [113.64, 87.72], [103.96, 108.55], [84.26, 116.15], [108.35, 120.74]],
-    [[105.67, 111.37], [151.75, 110.78], [128.62, 137.06], [111.02, 158.33], [148.72, 156.91]],
-    [[112.44, 94.76], [162.63, 97.91], [139.0, 122.92], [111.24, 142.65], [156.73, 146.26]],
-    [[98.42, 112.74], [154.34, 109.47], [128.16, 136.74], [108.48, 159.74], [153.74, 155.83]],
-    [[114.2, 113.71], [153.58, 114.91], [142.02, 138.48], [115.24, 156.27], [149.1, 157.6]],
-]
 # First 24 bits of the SHA-256, as integers; computed with coreutils (no Python, no OpenCV), for seed S in {0, 1}:
 #   { printf 'fiqa-bench-random'; printf '\x0S\x00\x00\x00\x00\x00\x00\x00'; printf 'path\0'; printf '%s' "$p"; } \
 #       | sha256sum | cut -c1-6
