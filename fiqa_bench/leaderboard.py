@@ -28,7 +28,7 @@ from . import atomic
 from .costs import COSTS_FILE, fmt_ms, load_costs
 from .errors import FiqaBenchError
 from .results import RunRecord, raw_path, settings_digest
-from .store import LoadedRun, OnBad, comparable_key, json_files, load_file, null_reason
+from .store import LoadedRun, OnBad, Skipped, comparable_key, json_files, load_file, null_reason
 
 ASSETS = Path(__file__).with_name("leaderboard_assets")
 DATA_SCHEMA = 1  # of the embedded JSON (``leaderboard-data``)
@@ -101,7 +101,16 @@ def collect(
         files = json_files(root, exclude=Path(exclude) if exclude is not None else None, on_bad=on_bad)
         costs_files = {p.parent: p for p in files if p.name == COSTS_FILE}
         trees.append((root, costs_files, [p for p in files if p.name != COSTS_FILE]))
-    costs = {p: load_costs(p.parent) for _, files, _ in trees for p in files.values()}
+    costs = {}
+    for _, files, _ in trees:
+        for p in list(files.values()):
+            try:
+                costs[p] = load_costs(p.parent)
+            except FiqaBenchError as exc:
+                if on_bad is None:
+                    raise
+                on_bad(Skipped(p, str(exc).removeprefix(f"{p}: ")))  # one line; the runs go on without its costs
+                del files[p.parent]
     anywhere = next((p for _, files, _ in trees for p in sorted(files.values())), None)
     for root, costs_files, paths in trees:
         for path in paths:

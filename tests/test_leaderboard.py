@@ -486,3 +486,27 @@ def test_the_same_settings_with_other_weights_are_two_rows(runs, tmp_path):
     assert sorted(r["label"] for r in pose) == sorted(
         f"pose {{settings {pose[0]['settings_digest']}, model {d}}}" for d in digests
     )
+
+
+def test_a_costs_file_in_another_format_is_one_line_and_the_site_is_built(tmp_path):
+    """A costs.json the site cannot read (another tool's format) is skipped with one line naming it, as a bad results
+    file is; the runs are listed without its costs."""
+    from click.testing import CliRunner
+
+    from fiqa_bench.cli import main
+
+    src = Path(__file__).resolve().parents[1] / "reports" / "lfw"
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    for p in sorted(src.glob("lfw__none__dlib__*")):
+        shutil.copy(p, folder / p.name)
+    (folder / "costs.json").write_text(json.dumps({"machine": {"cpu": "x86_64"}, "rows": []}))
+    res = CliRunner().invoke(main, ["leaderboard", str(folder), "--out", str(tmp_path / "site")])
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.stderr.splitlines() if line.startswith("skipped ")]
+    assert lines == [
+        f"skipped {(folder / 'costs.json').resolve()}: malformed costs file: costs_schema_version None is not "
+        "supported (this fiqa-bench reads version 1)"
+    ]
+    assert (tmp_path / "site" / "index.html").is_file()
+    assert len(list((tmp_path / "site" / "results").glob("*.json"))) == 1
