@@ -102,15 +102,15 @@ def collect(
         costs_files = {p.parent: p for p in files if p.name == COSTS_FILE}
         trees.append((root, costs_files, [p for p in files if p.name != COSTS_FILE]))
     costs = {}
-    for _, files, _ in trees:
-        for p in list(files.values()):
+    for _, by_folder, _ in trees:
+        for p in list(by_folder.values()):
             try:
                 costs[p] = load_costs(p.parent)
             except FiqaBenchError as exc:
                 if on_bad is None:
                     raise
                 on_bad(Skipped(p, str(exc).removeprefix(f"{p}: ")))  # one line; the runs go on without its costs
-                del files[p.parent]
+                del by_folder[p.parent]
     anywhere = next((p for _, files, _ in trees for p in sorted(files.values())), None)
     for root, costs_files, paths in trees:
         for path in paths:
