@@ -14,7 +14,7 @@ card asks for):
   warm-up call; onnxruntime on the CPU with the thread count of :func:`fiqa_bench.backbones.thread_count`
   (``$FIQA_BENCH_THREADS`` or every core), recorded in the output;
 * **parameters and multiply-adds per image** where the method has a model: networks (``tinyfq``, ``faceqnet``)
-  counted from the ONNX file's initializers and graph (:mod:`fiqa_bench.onnx_info`) and cross-checked with
+  counted from the ONNX file's initializers and graph (:mod:`fiqa_bench.models.onnx_info`) and cross-checked with
   :mod:`fiqa_bench.training.nets` / :mod:`fiqa_bench.training.flops` (``FlopCounterMode``) when torch is
   installed; ``svm``: support vectors x embedding width (+ dual coefficients, intercept, gamma) and
   n_sv x (dim + 1) multiply-adds, with the FR embedding it needs costed and timed separately; ``rqs``: its ranking
@@ -27,7 +27,7 @@ are built untrained, exported to a temporary ONNX file and timed the same way (c
 The face detectors (YuNet, SCRFD) get their own rows: parameters and multiply-adds from their ONNX graphs at
 640x640, and ms per decoded photo.
 
-Writes ``costs.json`` (schema: :mod:`fiqa_bench.costs`; machine: CPU model, cores, onnxruntime version and
+Writes ``costs.json`` (schema: :mod:`fiqa_bench.writers.costs`; machine: CPU model, cores, onnxruntime version and
 threads, load average at start, date) and ``costs.md`` into ``--out``. Keep the machine otherwise idle: the load
 average at the start is recorded so that a busy machine shows.
 """
@@ -50,14 +50,14 @@ from typing import Any
 
 import numpy as np
 
-from fiqa_bench import atomic
+from fiqa_bench.api.cards import InputSpec
 from fiqa_bench.backbones import thread_count
-from fiqa_bench.cards import InputSpec
-from fiqa_bench.costs import costs_markdown, validate_costs
+from fiqa_bench.data import atomic
 from fiqa_bench.errors import FiqaBenchError
 from fiqa_bench.faces import Face, detect_face, load_image, to_input
 from fiqa_bench.faces.detect import LFW_PAD, make_detector
-from fiqa_bench.onnx_info import OnnxReadError, onnx_costs
+from fiqa_bench.models.onnx_info import OnnxReadError, onnx_costs
+from fiqa_bench.writers.costs import costs_markdown, validate_costs
 
 DATASETS = {  # name -> (glob under $FIQA_SHARED, detector pad)
     "lfw": ("data/lfw/lfw/*/*.jpg", LFW_PAD),
@@ -219,7 +219,7 @@ def _torch_available() -> bool:
 
 def onnx_network_costs(path: Path, size: int) -> dict:
     """Parameters / multiply-adds of a quality network's ONNX file, cross-checked with nets.py when possible."""
-    from fiqa_bench.onnx_contract import read_metadata
+    from fiqa_bench.models.onnx_contract import read_metadata
 
     oc = onnx_costs(path, (1, 3, size, size))
     extra = oc["initializer_values"] - oc["parameters"]
@@ -554,7 +554,7 @@ def network_rows(names: list[str], faces: list[Face], args) -> dict:
     import torch
 
     from fiqa_bench.backbones.onnx_arcface import make_session
-    from fiqa_bench.onnx_contract import INPUT_NAME, OUTPUT_NAME, preprocess
+    from fiqa_bench.models.onnx_contract import INPUT_NAME, OUTPUT_NAME, preprocess
     from fiqa_bench.training.export import export_onnx
     from fiqa_bench.training.flops import count_flops
     from fiqa_bench.training.nets import build_net, count_parameters, net_spec

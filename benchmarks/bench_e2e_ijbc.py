@@ -9,7 +9,7 @@
    (every probe with its subject's enrolment template, the rest impostor enrolment x probe pairs; below
    IJB-C's size that is more than all enrolment x probe pairs, and all of them are used). Each image
    is a source photo of its subject with seeded jitter (rotation +-8 deg, scale 0.9-1.1, shift +-4%), and a
-   third of them one seeded degradation (:func:`fiqa_bench.degradations.apply_random`), written as a JPEG
+   third of them one seeded degradation (:func:`fiqa_bench.data.degradations.apply_random`), written as a JPEG
    (quality 90) with its landmarks moved by the same transform. More subjects than source identities
    (``--full``) reuse identities, so some impostor pairs show the same person: throughput, not accuracy.
 3. The run ``fiqa-bench run --method tinyfq --fr onnx:mobilefacenet.onnx`` (top1, 2 workers, batch 32) stage by
@@ -201,7 +201,7 @@ def build_set(root: Path, n: int, src: dict, seed: int, threads: int) -> Path:
     """The N-image set (reused when its meta files exist)."""
     import cv2
 
-    from fiqa_bench.degradations import apply_random
+    from fiqa_bench.data.degradations import apply_random
 
     if (root / "meta" / f"{NAME}_template_pair_label.txt").is_file():
         return root
@@ -257,13 +257,14 @@ from fiqa_bench.protocols.ijb import IJBLayout
 bench = IJBLayout(Path(sys.argv[1])).load()
 out['read_s'] = time.perf_counter() - t
 from fiqa_bench.backbones.onnx_arcface import OnnxArcFace
-from fiqa_bench.evaluation import EvalOptions, evaluate
+from fiqa_bench.pipeline.evaluation import EvalOptions, evaluate
 from fiqa_bench.methods.tinyfq import TinyFQ
 backbone, method = OnnxArcFace(sys.argv[2]), TinyFQ()
 backbone.embed(np.zeros((1, 112, 112, 3), np.uint8)); method.score(np.zeros((1, 64, 64, 3), np.uint8))
 out['rss_after_read_mib'] = hwm()
 c0 = cpu()
-from fiqa_bench.runner import RunConfig, make_executor
+from fiqa_bench.config import RunConfig
+from fiqa_bench.pipeline.runner import make_executor
 # the executor `fiqa-bench run` uses: local, worker processes for stages of >= 8,192 images
 cfg = RunConfig(protocol=sys.argv[1], backbone='onnx:' + sys.argv[2], method='tinyfq', workers=int(sys.argv[3]),
                 batch_size=int(sys.argv[4]), progress=False)

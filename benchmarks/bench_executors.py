@@ -65,10 +65,10 @@ def main() -> None:
 
     import ray
 
+    from fiqa_bench.config import RunConfig
     from fiqa_bench.executors import LocalExecutor
     from fiqa_bench.executors.ray import RayExecutor
     from fiqa_bench.resolve import ConfigBuild
-    from fiqa_bench.runner import RunConfig
 
     cfg = RunConfig(protocol=args.bench, backbone=args.fr, method=args.method, progress=False, workers=args.workers)
     build = ConfigBuild(cfg)

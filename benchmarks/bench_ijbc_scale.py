@@ -31,7 +31,7 @@ import numpy as np
 
 from fiqa_bench.metrics import tpr_at_fpr_detailed
 from fiqa_bench.metrics.edc import edc, rethreshold_edc, summary
-from fiqa_bench.pairscore import pair_scores, pool_templates
+from fiqa_bench.pipeline.pairscore import pair_scores, pool_templates
 
 N_IMAGES = 469_375
 N_TEMPLATES = 23_124
@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     conservative = timed("tpr_at_fpr (conservative)", tpr_at_fpr_detailed, scores, labels, mode="conservative")
     nearest = timed("tpr_at_fpr (nearest)", tpr_at_fpr_detailed, scores, labels, mode="nearest")
 
-    from fiqa_bench.evaluation import template_rows
+    from fiqa_bench.pipeline.evaluation import template_rows
 
     def pair_quality():
         """As the evaluation core does it: template quality = its best image's, pair quality = the min of the two,
@@ -202,7 +202,7 @@ def main(argv=None) -> int:
     boot_s = None
     if args.bootstrap:
         from fiqa_bench.metrics.base import MetricOptions, PairData
-        from fiqa_bench.uncertainty import BootstrapOptions, bootstrap
+        from fiqa_bench.pipeline.uncertainty import BootstrapOptions, bootstrap
 
         data = PairData(
             scores=scores,

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fiqa_bench.evaluation import measure, pairdata_from_raw
-from fiqa_bench.replicate_store import ReplicateStore, bootstrap_reusing
-from fiqa_bench.rescore import metric_options
-from fiqa_bench.results import load_record, read_raw
-from fiqa_bench.uncertainty import BootstrapOptions
+from fiqa_bench.pipeline.evaluation import measure, pairdata_from_raw
+from fiqa_bench.pipeline.replicate_store import ReplicateStore, bootstrap_reusing
+from fiqa_bench.pipeline.uncertainty import BootstrapOptions
+from fiqa_bench.results.record import load_record, read_raw
+from fiqa_bench.results.rescore import metric_options
 
 
 def load() -> str:

@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from fiqa_bench import registry
-from fiqa_bench.cache import ArrayCache
+from fiqa_bench.data.cache import ArrayCache
 from fiqa_bench.faces.io import _jpeg_partial
 from fiqa_bench.faces.pipeline import to_input
-from fiqa_bench.stages import FaceSource, per_image_stage
+from fiqa_bench.pipeline.stages import FaceSource, per_image_stage
 
 
 def prepare(shared: Path, dest: Path, n_images: int) -> Path:
-    from fiqa_bench.protocols.prepare import prepare_benchmark
+    from fiqa_bench.data.prepare import prepare_benchmark
 
     per_id = 20
     root = shared / "data/celeba-wild/images"

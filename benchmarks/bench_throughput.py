@@ -8,7 +8,8 @@ prepared from ``$FIQA_SHARED/data/celeba-wild/images`` into ``/tmp/fiqa-throughp
 
 (a) decode only: read each file's bytes and ``cv2.imdecode`` them, ``--workers`` threads;
 (b) the quality stage as ``fiqa-bench run`` executes it in one process (what a stage of fewer than 8,192
-    images gets): :class:`fiqa_bench.stages.FaceSource` + :func:`fiqa_bench.stages.per_image_stage` + tinyfq,
+    images gets): :class:`fiqa_bench.pipeline.stages.FaceSource` +
+    :func:`fiqa_bench.pipeline.stages.per_image_stage` + tinyfq,
     the crops aligned on the decoding threads (a fresh cache each repeat);
 (p) the same stage on ``--workers`` worker processes through the ``local`` executor (what a stage of 8,192 images
     or more gets, :mod:`fiqa_bench.executors.processes`): the processes are started once before the timed
@@ -91,9 +92,9 @@ def run_stage(
 ) -> tuple[float, np.ndarray]:
     """Seconds for ``per_image_stage`` over ``rows`` with a fresh cache, as the evaluation core runs it."""
     from fiqa_bench.api import check_embeddings, check_scores
-    from fiqa_bench.cache import ArrayCache
+    from fiqa_bench.data.cache import ArrayCache
     from fiqa_bench.faces.pipeline import to_input
-    from fiqa_bench.stages import FaceSource, call_adapter, per_image_stage
+    from fiqa_bench.pipeline.stages import FaceSource, call_adapter, per_image_stage
 
     who = f"{fn_name} {adapter.card.name}"
     spec = adapter.card.input
@@ -128,9 +129,9 @@ class ProcessStage:
     stage over every row on a fresh cache."""
 
     def __init__(self, bench_dir: Path, shared: Path, workers: int, batch_size: int, cache_root: Path):
+        from fiqa_bench.config import RunConfig
         from fiqa_bench.executors import LocalExecutor, StageContext
         from fiqa_bench.resolve import ConfigBuild
-        from fiqa_bench.runner import RunConfig
 
         self.cache = cache_root / "processes"
         self.cache.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fiqa_bench.metrics import kfold_accuracy, tpr_at_fpr
-from fiqa_bench.pairscore import pair_scores, pool_templates
+from fiqa_bench.pipeline.pairscore import pair_scores, pool_templates
 
 N_PAIRS = 1_565_849  # IJB-C / 10
 N_TEMPLATES = 2_312

@@ -1,5 +1,5 @@
 """``python -m fiqa_bench``: the same command as ``fiqa-bench``."""
 
-from .cli import main
+from fiqa_bench.cli.main import main
 
 main(prog_name="fiqa-bench")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from .errors import DeviceError, MissingDependencyError
+from fiqa_bench.errors import DeviceError, MissingDependencyError
 
 DEVICES = ("cpu", "cuda")
 CUDA_PROVIDER = "CUDAExecutionProvider"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import registry
+from fiqa_bench import registry
 
 
 def sniff_layout(root: str | Path) -> str | None:

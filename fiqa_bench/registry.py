@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from .errors import PluginLoadError, UnknownNameError
+from fiqa_bench.errors import PluginLoadError, UnknownNameError
 
 GROUPS = {
     "method": "fiqa_bench.methods",

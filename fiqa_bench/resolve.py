@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import registry
-from .capabilities import check_capabilities
-from .errors import FiqaBenchError, OptionError
+from fiqa_bench import registry
+from fiqa_bench.api.capabilities import check_capabilities
+from fiqa_bench.errors import FiqaBenchError, OptionError
 
 
 # ----------------------------------------------------------------------------------------------- protocol
@@ -24,7 +24,7 @@ def open_protocol(spec: str, data: str | None = None):
     registered layout, e.g. written by ``fiqa-bench prepare`` (:func:`fiqa_bench.layouts.sniff_layout`)."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        from .layouts import layout_protocol, sniff_layout
+        from fiqa_bench.layouts import layout_protocol, sniff_layout
 
         layout = sniff_layout(path)
         if layout is None:
@@ -76,7 +76,7 @@ def check_method_options(name: str, options: dict[str, str], reserved: dict[str,
 
 def option_files_sha256(options: dict[str, str]) -> dict[str, str]:
     """sha256 of every option value that names an existing file (weights, models), keyed by option."""
-    from .download import file_sha256
+    from fiqa_bench.data.download import file_sha256
 
     out = {}
     for key, value in sorted(options.items()):
@@ -123,15 +123,15 @@ def build_method(cfg: Any, backbone: Any):
 
 
 def typed_method_options(name: str, given: dict[str, str], mcls=None) -> dict[str, Any]:
-    """The method's options as typed values (fiqa_bench.options), checked before any work."""
-    from .options import parse_options
+    """The method's options as typed values (fiqa_bench.api.options), checked before any work."""
+    from fiqa_bench.api.options import parse_options
 
     mcls = mcls or registry.load_class("method", name)
     return parse_options(mcls, f"method {name!r}", given, _reserved_options(mcls))
 
 
 def typed_backbone_options(cfg: Any) -> dict[str, Any]:
-    from .options import parse_options
+    from fiqa_bench.api.options import parse_options
 
     bname, _ = registry.split_spec(cfg.backbone)
     bcls = registry.load_class("backbone", cfg.backbone)
@@ -162,7 +162,7 @@ class ConfigBuild:
     (registry names and options, the protocol folder) as the runner does (the method is built on the worker's own
     backbone)."""
 
-    config: Any  # fiqa_bench.runner.RunConfig
+    config: Any  # fiqa_bench.config.RunConfig
 
     def __call__(self):
         bench = open_protocol(self.config.protocol, self.config.data).load()

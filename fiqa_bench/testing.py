@@ -48,7 +48,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from .cards import INPUT_KINDS, BackboneCard, InputSpec, MethodCard, Weights
+from fiqa_bench.api.cards import INPUT_KINDS, BackboneCard, InputSpec, MethodCard, Weights
 
 #: Modules an adapter's module must not import at import time.
 HEAVY_MODULES = ("torch", "onnxruntime", "dlib", "tensorflow", "jax", "cv2")
@@ -74,7 +74,7 @@ class _SyntheticFace:
 
 def _make_face(**fields: Any) -> Any:
     try:
-        from .faces.pipeline import Face
+        from fiqa_bench.faces.pipeline import Face
     except ImportError:
         return _SyntheticFace(**fields)
     try:
@@ -97,7 +97,7 @@ def _canonical_face(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A face drawn on a 224x224 canvas whose landmarks are the ArcFace template x 2; returns (BGR float, mask)."""
     import cv2
 
-    from .faces.align import ARCFACE_TEMPLATE
+    from fiqa_bench.faces.align import ARCFACE_TEMPLATE
 
     s = 224
     pts = ARCFACE_TEMPLATE.astype(np.float64) * 2.0
@@ -139,7 +139,7 @@ def synthetic_faces(n: int = 8, seed: int = 0) -> list:
     """
     import cv2
 
-    from .faces.align import ARCFACE_TEMPLATE
+    from fiqa_bench.faces.align import ARCFACE_TEMPLATE
 
     rng = np.random.default_rng(seed)
     faces = []
@@ -191,14 +191,14 @@ def prepare(faces: Sequence[Any], spec: InputSpec) -> Any:
     if spec.kind == "face":
         return list(faces)
     try:
-        from .faces.pipeline import to_input
+        from fiqa_bench.faces.pipeline import to_input
     except ImportError:
         pass
     else:
         return to_input(list(faces), spec)
     import cv2
 
-    from .faces.align import align_faces
+    from fiqa_bench.faces.align import align_faces
 
     crops = align_faces([f.image for f in faces], [f.landmarks for f in faces], spec.size)
     if spec.colour == "RGB":
@@ -288,7 +288,7 @@ def _describe_mismatch(a: np.ndarray, b: np.ndarray, ok: np.ndarray) -> str:
 # ------------------------------------------------------------------------------------------ card checks
 def _check_common_card(check: str, adapter: Any, card: Any, card_type: type[Any]) -> None:
     if not isinstance(card, card_type):
-        _fail(check, adapter, f"card must be a fiqa_bench.cards.{card_type.__name__}, got {type(card).__name__}")
+        _fail(check, adapter, f"card must be a fiqa_bench.api.cards.{card_type.__name__}, got {type(card).__name__}")
     static: Any = getattr(type(adapter), "card", None)
     # a per-instance card (e.g. PerInstanceCard: the sha256 of the weights file actually used) may refine the class
     # card, but must be the same adapter: same card type, name and version
@@ -506,7 +506,7 @@ def check_light_import(adapter: Any, heavy: Sequence[str] = HEAVY_MODULES) -> No
 
 # ------------------------------------------------------------------------------------------ capability checks
 def _capability_names(adapter: Any, field_name: str) -> tuple:
-    from .capabilities import CAPABILITIES
+    from fiqa_bench.api.capabilities import CAPABILITIES
 
     names = getattr(getattr(adapter, "card", None), field_name, ())
     if not isinstance(names, tuple) or not all(isinstance(n, str) for n in names):
@@ -517,7 +517,7 @@ def _capability_names(adapter: Any, field_name: str) -> tuple:
             "capabilities",
             adapter,
             f"card.{field_name} names unknown capabilities {unknown}; known: "
-            f"{', '.join(CAPABILITIES)} (fiqa_bench.capabilities)",
+            f"{', '.join(CAPABILITIES)} (fiqa_bench.api.capabilities)",
         )
     return names
 
@@ -535,7 +535,7 @@ def check_method_capabilities(method: Any) -> None:
 
 def check_backbone_capabilities(backbone: Any, images: Any) -> None:
     """A backbone does what its card's ``capabilities`` declare (the contracts in
-    :data:`fiqa_bench.capabilities.CAPABILITIES`), on ``images``."""
+    :data:`fiqa_bench.api.capabilities.CAPABILITIES`), on ``images``."""
     names = _capability_names(backbone, "capabilities")
     if not names:
         return

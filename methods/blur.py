@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from fiqa_bench.api import QualityMethod
-from fiqa_bench.cards import InputSpec, MethodCard
+from fiqa_bench.api.cards import InputSpec, MethodCard
 
 SIZE = 112
 #: (row slice, column slice) of the 112x112 aligned crop that the variance is taken over.

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from fiqa_bench.api import QualityMethod
-from fiqa_bench.cards import InputSpec, MethodCard
+from fiqa_bench.api.cards import InputSpec, MethodCard
 from fiqa_bench.methods.blur import BlurQuality
 from fiqa_bench.methods.jpeg import JpegQuality
 from fiqa_bench.methods.pose import PoseQuality

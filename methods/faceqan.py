@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from fiqa_bench.capabilities import BackboneQualityMethod
-from fiqa_bench.cards import InputSpec, MethodCard
+from fiqa_bench.api.capabilities import BackboneQualityMethod
+from fiqa_bench.api.cards import InputSpec, MethodCard
 
 
 def _unit(v):

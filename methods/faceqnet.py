@@ -18,7 +18,7 @@ a CNN to predict that label from the raw face. Our re-training
 Inference: 112x112 RGB ArcFace-aligned crop, ``(x - 127.5) / 128``, NCHW float32, the network's sigmoid output in
 (0, 1) on onnxruntime (no torch); higher = better. Weights: the bundled ``weights/faceqnet.onnx`` (training card
 ``weights/faceqnet.json``; its three largest weight tensors are stored as float16, see the card's ``float16``) or
-``FaceQnet(weights=PATH)``, any file honouring :mod:`fiqa_bench.onnx_contract` for 112x112 input. The released
+``FaceQnet(weights=PATH)``, any file honouring :mod:`fiqa_bench.models.onnx_contract` for 112x112 input. The released
 FaceQnet Keras models (224x224, TensorFlow) are not loaded here.
 """
 
@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fiqa_bench.cards import InputSpec, MethodCard, Weights
-from fiqa_bench.quality_net import ExportedQualityNet, bundled_weights_path
+from fiqa_bench.api.cards import InputSpec, MethodCard, Weights
+from fiqa_bench.models.quality_net import ExportedQualityNet, bundled_weights_path
 
 SIZE = 112
 BUNDLED = "faceqnet.onnx"

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from fiqa_bench.api import QualityMethod
-from fiqa_bench.cards import InputSpec, MethodCard
+from fiqa_bench.api.cards import InputSpec, MethodCard
 
 #: Wang, Sheikh & Bovik (2002), fitted to subjective scores: S = ALPHA + BETA * B^G1 * A^G2 * Z^G3.
 ALPHA, BETA = -245.8909, 261.9373

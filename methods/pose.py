@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from fiqa_bench.api import QualityMethod
-from fiqa_bench.cards import InputSpec, MethodCard
+from fiqa_bench.api.cards import InputSpec, MethodCard
 
 #: The 5 points in fiqa-bench order (image-left eye, image-right eye, nose tip, image-left mouth corner,
 #: image-right mouth corner), in mm; x right, y down, z away from the camera, origin at the eye midpoint.

@@ -10,9 +10,9 @@ generator stream, and it is not a hash of pixels: each image's value is a hash o
         / 2**24
 
 where ``path`` is the face's ``Face.path`` as UTF-8 text in POSIX form (``\\`` read as a separator, as
-:func:`fiqa_bench.safepath.name_problem` reads it; repeated ``/`` and ``.`` components dropped, so
+:func:`fiqa_bench.data.safepath.name_problem` reads it; repeated ``/`` and ``.`` components dropped, so
 ``a//./b.jpg`` and ``a\\b.jpg`` key as ``a/b.jpg``). In a benchmark run that is the image's path relative to
-the benchmark root, exactly as the protocol lists it (:class:`fiqa_bench.stages.FaceSource`), so the same
+the benchmark root, exactly as the protocol lists it (:class:`fiqa_bench.pipeline.stages.FaceSource`), so the same
 benchmark gives the same values on every machine and with every build of OpenCV, numpy or the JPEG decoder, and
 a benchmark prepared again (whose degraded copies may differ in a few bytes) keeps every value.
 
@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from fiqa_bench.api import QualityMethod
-from fiqa_bench.cards import InputSpec, MethodCard
+from fiqa_bench.api.cards import InputSpec, MethodCard
 
 _DOMAIN = b"fiqa-bench-random"
 _BITS = 24  # float32 has a 24-bit significand: every value k / 2**24 is exact

@@ -15,7 +15,7 @@ Score. Our version (trained by :func:`fiqa_bench.training.baselines.rqs.train_ba
   spread ``sigma_g``), fitted on out-of-fold stage-1 scores (two identity folds) so that it does not learn to
   trust the stage-1 models' fit to their own training pairs;
 * **orders** (Chen et al. ordered whole databases by quality; we have no such ranked databases): the four versions
-  of one photo, clean > light > medium > strong degradation of one kind (:mod:`fiqa_bench.degradations`), and
+  of one photo, clean > light > medium > strong degradation of one kind (:mod:`fiqa_bench.data.degradations`), and
   photos of the same identity ordered by their Eq. 1 label when the labels differ by more than a margin.
 
 The score is unbounded, higher = better. Weights: the bundled ``weights/rqs.npz`` (numpy arrays, no pickle;
@@ -31,14 +31,14 @@ from typing import Any
 import numpy as np
 
 from fiqa_bench.api import QualityMethod
-from fiqa_bench.cards import InputSpec, MethodCard, Weights
-from fiqa_bench.download import file_sha256
+from fiqa_bench.api.cards import InputSpec, MethodCard, Weights
+from fiqa_bench.data.download import file_sha256
 from fiqa_bench.errors import AdapterError
-from fiqa_bench.quality_net import bundled_weights_path
+from fiqa_bench.models.quality_net import bundled_weights_path
+from fiqa_bench.models.rqs_model import FORMAT, linear_score
 
 SIZE = 112
 BUNDLED = "rqs.npz"
-FORMAT = "fiqa-bench-rqs-1"
 
 
 def bundled_weights() -> Path:
@@ -71,17 +71,6 @@ def load_model(path: str | os.PathLike) -> dict:
             if arr is None or arr.shape != (DIMS.get(g, -1),) or not np.isfinite(arr).all():
                 raise AdapterError(f"rqs: {path}: {g}_{part} missing, not finite or not of length {DIMS.get(g)}")
     return {**model, "groups": groups, "alpha": alpha}
-
-
-def linear_score(feats: dict[str, np.ndarray], model: dict) -> np.ndarray:
-    """``sum_g alpha_g w_g . ((x_g - mean_g) / scale_g)`` in float64."""
-    total: np.ndarray | None = None
-    for g, a in zip(model["groups"], model["alpha"]):
-        z = (np.asarray(feats[g], np.float64) - model[f"{g}_mean"]) / model[f"{g}_scale"]
-        s = a * (z @ np.asarray(model[f"{g}_w"], np.float64))
-        total = s if total is None else total + s
-    assert total is not None  # a model has at least one feature group
-    return total
 
 
 class RQSQuality(QualityMethod):

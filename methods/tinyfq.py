@@ -6,11 +6,11 @@ identity". Inference runs the exported ONNX file on onnxruntime (no torch):
 
 1. 64x64 RGB crop aligned on the ArcFace 5-point template scaled to 64 (the paper aligns at 112 and resizes to 64;
    scaling the template gives the same framing);
-2. ``(x - 127.5) / 128`` per channel, NCHW float32 (:func:`fiqa_bench.onnx_contract.preprocess`);
+2. ``(x - 127.5) / 128`` per channel, NCHW float32 (:func:`fiqa_bench.models.onnx_contract.preprocess`);
 3. the network's sigmoid output, a score in (0, 1); higher = better.
 
 Weights: ``TinyFQ()`` uses the bundled ``weights/tinyfq.onnx`` (its training card is ``weights/tinyfq.json``);
-``TinyFQ(weights=PATH)`` any file honouring :mod:`fiqa_bench.onnx_contract` (``fiqa-bench train`` writes them);
+``TinyFQ(weights=PATH)`` any file honouring :mod:`fiqa_bench.models.onnx_contract` (``fiqa-bench train`` writes them);
 a bare file name that is not a file here names a bundled alternative: ``weights=tinyfq-pnj1-e24.onnx`` (bundled
 before the current one: pair weight 1, 24 epochs), ``weights=tinyfq-m4-flip.onnx`` (issue 15's
 first recipe: MobileFaceNet labels, SGD, 8 epochs) or ``weights=tinyfq-v1.onnx`` (the model bundled before issue 15:
@@ -25,8 +25,8 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from fiqa_bench.cards import InputSpec, MethodCard, Weights
-from fiqa_bench.quality_net import ExportedQualityNet, bundled_weights_path
+from fiqa_bench.api.cards import InputSpec, MethodCard, Weights
+from fiqa_bench.models.quality_net import ExportedQualityNet, bundled_weights_path
 
 SIZE = 64
 SIZES = (64, 112)  # Table 1's crop, and the same network on 112x112 crops (fiqa_bench.training.nets: tinyfqnet-112)
@@ -38,7 +38,7 @@ def weights_input_size(path: Path) -> int | None:
     another size, which loading then refuses with the metadata it expected)."""
     if not Path(path).is_file():
         return None
-    from fiqa_bench.onnx_contract import read_metadata
+    from fiqa_bench.models.onnx_contract import read_metadata
 
     try:
         size = int(read_metadata(path).get("input_size", ""))
@@ -97,7 +97,7 @@ class TinyFQ(ExportedQualityNet):
     @classmethod
     def locate_option_file(cls, name: str, value) -> Path | None:
         """The bundled alternative a bare file name names (``weights=tinyfq-v1.onnx``), when it is not a file here;
-        the option parser asks this before refusing the name (:mod:`fiqa_bench.options`)."""
+        the option parser asks this before refusing the name (:mod:`fiqa_bench.api.options`)."""
         text = str(value)
         if name != "weights" or Path(text).name != text or Path(text).exists():
             return None

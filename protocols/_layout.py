@@ -9,9 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from fiqa_bench.data.layout_files import LAYOUT_FILE
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
-
-LAYOUT_FILE = "benchmark.json"
 
 
 def read_layout_json(root: Path, layout: str) -> dict[str, Any]:
@@ -53,11 +52,11 @@ def declared_layout(root: Path) -> str | None:
 
 
 def gated_help(name: str) -> str:
-    """How to obtain a dataset that cannot be downloaded automatically (text from ``fiqa_bench.datasets``)."""
+    """How to obtain a dataset that cannot be downloaded automatically (text from ``fiqa_bench.data.datasets``)."""
     try:
-        from fiqa_bench.datasets import gated_dataset_help
+        from fiqa_bench.data.datasets import gated_dataset_help
     except ModuleNotFoundError as exc:
-        if exc.name != "fiqa_bench.datasets":
+        if exc.name != "fiqa_bench.data.datasets":
             raise
         return f"{name} must be requested from its owners; pass the folder that holds it as the protocol root."
     return gated_dataset_help(name)

@@ -192,11 +192,11 @@ def first_duplicate_pair(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None
 
 
 def first_unsafe_name(names: np.ndarray) -> int | None:
-    """Row of the first file name that is absolute or climbs out with ``..`` (see fiqa_bench.safepath).
+    """Row of the first file name that is absolute or climbs out with ``..`` (see fiqa_bench.data.safepath).
 
     One substring scan of all names joined (0.1-0.3 s for IJB-C's 469k; a regex: 1.7 s) clears the usual file; only
-    when it finds a suspect is each name judged by :func:`fiqa_bench.safepath.name_problem`."""
-    from fiqa_bench.safepath import name_problem
+    when it finds a suspect is each name judged by :func:`fiqa_bench.data.safepath.name_problem`."""
+    from fiqa_bench.data.safepath import name_problem
 
     if not len(names):
         return None

@@ -25,22 +25,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fiqa_bench import safepath
 from fiqa_bench.api import Protocol
-from fiqa_bench.benchmark import LANDMARK_COLUMNS, Benchmark
-from fiqa_bench.cards import ProtocolCard
+from fiqa_bench.api.cards import ProtocolCard
+from fiqa_bench.data import layout_files, safepath
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
+from fiqa_bench.pipeline.benchmark import LANDMARK_COLUMNS, Benchmark
+from fiqa_bench.protocols._layout import declared_layout, need_root, read_layout_json, reject_unknown
+from fiqa_bench.protocols._metrics import TEMPLATE_METRICS
+from fiqa_bench.protocols._tables import (
+    fail_at_row,
+    first_duplicate_pair,
+    first_true,
+    first_unsafe_name,
+    line_of_row,
+    read_table,
+)
 
-from ._layout import declared_layout, need_root, read_layout_json, reject_unknown
-from ._metrics import TEMPLATE_METRICS
-from ._tables import fail_at_row, first_duplicate_pair, first_true, first_unsafe_name, line_of_row, read_table
-
-IMAGES_DIR = "loose_crop"
-META_DIR = "meta"
-FACES_SUFFIX = "_face_tid_mid.txt"
-PAIRS_SUFFIX = "_template_pair_label.txt"
-LANDMARKS_SUFFIX = "_name_5pts_score.txt"
-SUBJECTS_SUFFIX = "_tid_sid.txt"
+IMAGES_DIR = layout_files.IJB_IMAGES_DIR
+META_DIR = layout_files.IJB_META_DIR
+FACES_SUFFIX = layout_files.IJB_FACES_SUFFIX
+PAIRS_SUFFIX = layout_files.IJB_PAIRS_SUFFIX
+LANDMARKS_SUFFIX = layout_files.IJB_LANDMARKS_SUFFIX
+SUBJECTS_SUFFIX = layout_files.IJB_SUBJECTS_SUFFIX
 
 _FACE_COLUMNS = [("image_name", "str"), ("template_id", "int"), ("media_id", "int")]
 _PAIR_COLUMNS = [("template_id1", "int32"), ("template_id2", "int32"), ("label", "int32")]

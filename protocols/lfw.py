@@ -17,12 +17,11 @@ import numpy as np
 import pandas as pd
 
 from fiqa_bench.api import Protocol
-from fiqa_bench.benchmark import Benchmark, empty_landmarks
-from fiqa_bench.cards import ProtocolCard
+from fiqa_bench.api.cards import ProtocolCard
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
-
-from ._layout import reject_unknown
-from ._metrics import KFOLD_METRICS
+from fiqa_bench.pipeline.benchmark import Benchmark, empty_landmarks
+from fiqa_bench.protocols._layout import reject_unknown
+from fiqa_bench.protocols._metrics import KFOLD_METRICS
 
 PAIRS_FILE = "pairs.txt"
 IMAGE_DIRS = ("lfw", "lfw-deepfunneled", "lfw_funneled")
@@ -160,8 +159,8 @@ def check_images_exist(root: Path, parsed: LFWPairs, images_dir: str) -> None:
 def resolve_root(root: Path | None) -> Path:
     """``root``, else the development data's LFW (``$FIQA_SHARED/data/lfw``) when present, else the downloaded copy."""
     if root is None:
-        from fiqa_bench.datasets import lfw_root
-        from fiqa_bench.paths import shared_dir
+        from fiqa_bench.data.datasets import lfw_root
+        from fiqa_bench.data.paths import shared_dir
 
         shared = shared_dir()
         root = (
@@ -186,7 +185,7 @@ class LFW(Protocol):
         metric="kfold_accuracy",
         metrics=KFOLD_METRICS,
         data="pairs.txt + lfw/<Name>/<Name>_NNNN.jpg as in the official lfw.tgz (vis-www.cs.umass.edu/lfw); "
-        "found by fiqa_bench.datasets.lfw_root when no root is given",
+        "found by fiqa_bench.data.datasets.lfw_root when no root is given",
     )
     # Tight crops: the face touches the border. On 593 of the 150x150 images SCRFD-500M finds 21 faces unpadded,
     # 415 with pad 0.1 and all 593 with 0.25 (YuNet finds all at any pad), so 0.25 is the smallest safe pad.

@@ -23,12 +23,11 @@ import numpy as np
 import pandas as pd
 
 from fiqa_bench.api import Protocol
-from fiqa_bench.benchmark import Benchmark, empty_landmarks
-from fiqa_bench.cards import ProtocolCard
-
-from ._layout import reject_unknown
-from ._metrics import TEMPLATE_METRICS
-from .lfw import LFW
+from fiqa_bench.api.cards import ProtocolCard
+from fiqa_bench.pipeline.benchmark import Benchmark, empty_landmarks
+from fiqa_bench.protocols._layout import reject_unknown
+from fiqa_bench.protocols._metrics import TEMPLATE_METRICS
+from fiqa_bench.protocols.lfw import LFW
 
 
 class LFWTemplates(Protocol):

@@ -30,21 +30,21 @@ import numpy as np
 import pandas as pd
 
 from fiqa_bench.api import Protocol
-from fiqa_bench.benchmark import LANDMARK_COLUMNS, Benchmark, empty_landmarks
-from fiqa_bench.cards import ProtocolCard
+from fiqa_bench.api.cards import ProtocolCard
+from fiqa_bench.data import layout_files
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
+from fiqa_bench.pipeline.benchmark import LANDMARK_COLUMNS, Benchmark, empty_landmarks
+from fiqa_bench.protocols._layout import declared_layout, need_root, read_layout_json, reject_unknown
+from fiqa_bench.protocols._metrics import KFOLD_METRICS
+from fiqa_bench.protocols._tables import fail_at_row, first_true, open_meta, read_table
 
-from ._layout import declared_layout, need_root, read_layout_json, reject_unknown
-from ._metrics import KFOLD_METRICS
-from ._tables import fail_at_row, first_true, open_meta, read_table
-
-SPLITS_CANDIDATES = ("splits.txt", "meta_data/meta_and_splits.mat", "meta_and_splits.mat", "Youtube_splits.mat")
+SPLITS_CANDIDATES = layout_files.YTF_SPLITS_CANDIDATES
 NAMES_FILE = "Youtube_names.txt"
-FRAME_DIRS = ("frame_images_DB", "aligned_images_DB")
+FRAME_DIRS = layout_files.YTF_FRAME_DIRS
 #: What ``fiqa-bench prepare --layout ytf`` writes (and :meth:`YTFLayout.sniff` recognises).
 SPLITS_FILE, FRAMES_DIR = SPLITS_CANDIDATES[0], FRAME_DIRS[0]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp")
-LANDMARKS_SUFFIX = "_name_5pts_score.txt"
+LANDMARKS_SUFFIX = layout_files.YTF_LANDMARKS_SUFFIX
 BOX_COLUMNS = ["box_x", "box_y", "box_w", "box_h"]
 PAIR_TABLE_COLUMNS = ["fold", "pair", "video1", "video2", "label"]
 YTF_SPLITS = 10  # split numbers 1..10 (official splits, bob.db.youtube, and prepared layouts alike)

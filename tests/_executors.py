@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fiqa_bench.evaluation import evaluate
+from fiqa_bench.config import RunConfig
+from fiqa_bench.pipeline.evaluation import evaluate
 from fiqa_bench.resolve import ConfigBuild
-from fiqa_bench.runner import RunConfig
 
 
 def run_config(bench: Path, backbone: str, method: str, tmp_path: Path, **kw) -> RunConfig:

@@ -18,7 +18,8 @@ _DONE: dict[str, Path] = {}
 
 def real_runs(small_bench: Path, backbone: str, root: Path) -> Path:
     """A folder holding one results file (+ .npz) per method of METHODS on ``small_bench``."""
-    from fiqa_bench.runner import RunConfig, run
+    from fiqa_bench.config import RunConfig
+    from fiqa_bench.pipeline.runner import run
 
     key = f"{small_bench}|{backbone}"
     if key in _DONE:

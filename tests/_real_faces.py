@@ -58,7 +58,7 @@ def degraded(faces: list, kind: str = "blur") -> list:
 
 
 def rgb_crops(faces: list) -> np.ndarray:
-    from fiqa_bench.cards import InputSpec
+    from fiqa_bench.api.cards import InputSpec
     from fiqa_bench.faces import to_input
 
     return to_input(faces, InputSpec("aligned", 112, "RGB"))

@@ -1,4 +1,4 @@
-"""Values for the settings of :class:`fiqa_bench.runner.RunConfig`, read off each field's declaration (choices,
+"""Values for the settings of :class:`fiqa_bench.config.RunConfig`, read off each field's declaration (choices,
 range, type), for the tests that loop over the declaration."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import fields
 
-from fiqa_bench.runner import RunConfig, option_choices
+from fiqa_bench.config import RunConfig, option_choices
 
 #: The settings that can change a number of a run, as the declaration says (``numbers=True``).
 NUMBERS = [f for f in fields(RunConfig) if f.metadata.get("numbers")]

@@ -54,7 +54,7 @@ def _copy_identities(shared: Path, dest: Path, n_ids: int, per_id: int) -> Path:
 @pytest.fixture(scope="session")
 def small_bench(tmp_path_factory, shared) -> Path:
     """IJB layout: 6 celeba-wild identities x 8 photos, 2 templates each, 30% of each template degraded."""
-    from fiqa_bench.protocols.prepare import prepare_benchmark
+    from fiqa_bench.data.prepare import prepare_benchmark
 
     src = _copy_identities(shared, tmp_path_factory.mktemp("src"), 6, 8)
     out = tmp_path_factory.mktemp("bench") / "mini"
@@ -65,7 +65,7 @@ def small_bench(tmp_path_factory, shared) -> Path:
 @pytest.fixture(scope="session")
 def small_ytf(tmp_path_factory, shared) -> Path:
     """YTF layout: 20 identities x 6 photos as 2 'videos' each, 10 identity-disjoint folds."""
-    from fiqa_bench.protocols.prepare import prepare_benchmark
+    from fiqa_bench.data.prepare import prepare_benchmark
 
     src = _copy_identities(shared, tmp_path_factory.mktemp("src-ytf"), 20, 6)
     out = tmp_path_factory.mktemp("bench") / "mini-ytf"

@@ -123,7 +123,7 @@ def test_decoder_agrees_with_pillow(installed_faces, pillow_rgb):
 
 @pytest.mark.parametrize("size", SIZES)
 def test_alignment_agrees_with_an_independent_warp(size, installed_faces, pillow_rgb):
-    from fiqa_bench.cards import InputSpec
+    from fiqa_bench.api.cards import InputSpec
     from fiqa_bench.faces import to_input
 
     got = to_input(installed_faces, InputSpec("aligned", size, "RGB"))
@@ -135,7 +135,7 @@ def test_alignment_agrees_with_an_independent_warp(size, installed_faces, pillow
 def test_a_wrong_warp_exceeds_the_bound(size, installed_faces, pillow_rgb):
     """Each of these mistakes, made in the reference, puts today's crops beyond ``WARP_MEAN`` (and the mean alone
     suffices): the tolerance cannot hide a wrong warp."""
-    from fiqa_bench.cards import InputSpec
+    from fiqa_bench.api.cards import InputSpec
     from fiqa_bench.faces import to_input
 
     got = to_input(installed_faces, InputSpec("aligned", size, "RGB"))
@@ -163,7 +163,7 @@ def test_committed_crops_are_the_independent_warp(size, pillow_rgb):
 def test_the_installed_build_moves_the_committed_crops_within_the_bound(size, installed_faces):
     """How far today's OpenCV moves the pinned scores' crops (5.0.0.93: not at all; 5.1.0.95: 1 level on 4 values;
     4.10, 4.12: up to 3 levels, mean 0.082)."""
-    from fiqa_bench.cards import InputSpec
+    from fiqa_bench.api.cards import InputSpec
     from fiqa_bench.faces import to_input
 
     got = to_input(installed_faces, InputSpec("aligned", size, "RGB"))

@@ -86,7 +86,7 @@ def test_models_env_folder_wins_and_a_wrong_file_is_rejected(tmp_path, isolated_
 def test_no_file_anywhere_says_where_to_get_it(tmp_path, isolated_cache, monkeypatch):
     monkeypatch.setenv("FIQA_SHARED", str(tmp_path))  # no models/ here, no network in tests
     monkeypatch.delenv("FIQA_BENCH_MODELS", raising=False)
-    import fiqa_bench.download as dl
+    import fiqa_bench.data.download as dl
 
     def offline(url, dest, sha256, **kw):
         raise DownloadError(f"{url}: cannot connect (offline test)")
@@ -189,7 +189,7 @@ def test_without_torch_the_name_fails_with_an_install_hint(monkeypatch):
 
 def test_listing_does_not_import_torch():
     code = (
-        "import sys\nfrom fiqa_bench.cli import main\n"
+        "import sys\nfrom fiqa_bench.cli.main import main\n"
         "try:\n    main(['list'])\nexcept SystemExit:\n    pass\n"
         "print('TORCH', 'torch' in sys.modules)"
     )

@@ -27,7 +27,7 @@ from urllib.parse import quote
 import pytest
 
 from _leaderboard_runs import real_runs
-from fiqa_bench.leaderboard import write_site
+from fiqa_bench.writers.leaderboard import write_site
 
 CHROMIUM = os.environ.get("FIQA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -461,7 +461,7 @@ def test_markup_in_a_results_file_is_shown_as_text(browser, site, tmp_path):
 
 @pytest.mark.shared
 def test_html_report_in_the_browser(browser, site, tmp_path):
-    from fiqa_bench.report import write_report
+    from fiqa_bench.writers.report import write_report
 
     out = tmp_path / "report"
     write_report(site["runs"], out)
@@ -612,7 +612,7 @@ def test_the_committed_comparison_as_a_leaderboard(browser, tmp_path):
     give, and a heading click and a copied link work on it. Needs no ../shared: the results are committed."""
     from click.testing import CliRunner
 
-    from fiqa_bench.cli import main
+    from fiqa_bench.cli.main import main
 
     files = {
         p.name: json.loads(p.read_text())

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from fiqa_bench.cache import ArrayCache, image_key, safe_name
+from fiqa_bench.data.cache import ArrayCache, image_key, safe_name
 
 
 def test_roundtrip_and_resume(tmp_path):
@@ -108,7 +108,7 @@ def test_shard_of_another_producer_is_rejected(tmp_path):
 def test_nan_values_rejected_even_with_a_valid_checksum(tmp_path):
     import json
 
-    from fiqa_bench.cache import shard_checksum
+    from fiqa_bench.data.cache import shard_checksum
 
     c = ArrayCache(tmp_path / "c", width=2, producer="p")
     c.put_many(["a", "b"], np.ones((2, 2)))
@@ -145,8 +145,8 @@ def test_old_shards_without_checksum_are_recomputed(tmp_path):
 
 
 def test_flush_every_256_values_or_5_seconds(tmp_path, monkeypatch):
-    import fiqa_bench.cache as cache_mod
-    from fiqa_bench.cache import FLUSH_EVERY, FLUSH_SECONDS
+    import fiqa_bench.data.cache as cache_mod
+    from fiqa_bench.data.cache import FLUSH_EVERY, FLUSH_SECONDS
 
     assert (FLUSH_EVERY, FLUSH_SECONDS) == (256, 5.0)
     clock = [1000.0]

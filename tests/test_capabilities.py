@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fiqa_bench.capabilities import CAPABILITIES, check_capabilities, missing_capabilities
+from fiqa_bench.api.capabilities import CAPABILITIES, check_capabilities, missing_capabilities
 from fiqa_bench.errors import CapabilityError, FiqaBenchError
 
 
@@ -71,7 +71,7 @@ def test_torch_backbone_satisfies_every_method(shared, isolated_cache):
 
 
 def test_run_stops_before_any_work_with_one_error(shared, small_bench, mbf, tmp_path, isolated_cache):
-    from fiqa_bench.cli import main
+    from fiqa_bench.cli.main import main
 
     with pytest.raises(SystemExit) as info:
         main(
@@ -152,7 +152,8 @@ def test_kit_checks_method_declarations():
 
 
 def test_runner_checks_before_constructing_the_method(mbf, monkeypatch):
-    from fiqa_bench import registry, runner
+    from fiqa_bench import registry
+    from fiqa_bench.pipeline import runner
 
     backbone = registry.create("backbone", mbf)
 

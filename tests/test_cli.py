@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from fiqa_bench.cli import main
+from fiqa_bench.cli.main import main
 
 
 def test_unknown_method_is_one_clear_line(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fiqa_bench.cli import main
+from fiqa_bench.cli.main import main
 
 pytest.importorskip("torch")
 pytestmark = pytest.mark.shared

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fiqa_bench.replicate_store import ReplicateStore
+from fiqa_bench.pipeline.replicate_store import ReplicateStore
 
 B = "300"
 

@@ -11,8 +11,8 @@ from dataclasses import fields
 import pytest
 from click.testing import CliRunner
 
-from fiqa_bench.cli import main, run_cmd
-from fiqa_bench.runner import RunConfig
+from fiqa_bench.cli.main import main, run_cmd
+from fiqa_bench.config import RunConfig
 
 
 def test_every_run_config_field_is_an_option_with_its_help():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fiqa_bench.cli import main
+from fiqa_bench.cli.main import main
 
 
 def _invoke(*args: str):
@@ -192,7 +192,7 @@ def test_svm_and_evaluate_never_import_torch(baseline_set, tmp_path):
     """svm training and evaluating every registered method run without torch (a fresh interpreter)."""
     folder, _ = baseline_set
     code = (
-        "import sys; from click.testing import CliRunner; from fiqa_bench.cli import main; "
+        "import sys; from click.testing import CliRunner; from fiqa_bench.cli.main import main; "
         f"r = CliRunner().invoke(main, ['train-baseline', 'svm', {str(folder)!r}, '--out', "
         f"{str(tmp_path / 's.npz')!r}]); "
         "assert r.exit_code == 0, r.output; "
@@ -256,7 +256,7 @@ def test_bad_options_are_clear_errors(tmp_path):
 
 def test_list_shows_the_three_baselines_with_their_papers_without_torch():
     code = (
-        "import json, sys; from click.testing import CliRunner; from fiqa_bench.cli import main; "
+        "import json, sys; from click.testing import CliRunner; from fiqa_bench.cli.main import main; "
         "res = CliRunner().invoke(main, ['list', '--kind', 'method', '--json']); "
         "print(json.dumps({'out': res.output, 'code': res.exit_code, 'torch': 'torch' in sys.modules}))"
     )

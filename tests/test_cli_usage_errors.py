@@ -23,7 +23,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from fiqa_bench.cli import main
+from fiqa_bench.cli.main import main
 
 FILE, DIR, MISSING, NEW = "<file>", "<dir>", "<missing>", "<new>"  # placeholders, made real paths per test
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fiqa_bench.cli import main
-from fiqa_bench.compare import compare, load_runs
-from fiqa_bench.runner import RunConfig, run
+from fiqa_bench.cli.main import main
+from fiqa_bench.config import RunConfig
+from fiqa_bench.pipeline.runner import run
+from fiqa_bench.results.compare import compare, load_runs
 
 
 @pytest.mark.shared

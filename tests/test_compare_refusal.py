@@ -11,9 +11,10 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from fiqa_bench.cli import main
-from fiqa_bench.results import read_raw
-from fiqa_bench.runner import RunConfig, run
+from fiqa_bench.cli.main import main
+from fiqa_bench.config import RunConfig
+from fiqa_bench.pipeline.runner import run
+from fiqa_bench.results.record import read_raw
 
 
 def _run(bench, mbf, out, method, **kw):

@@ -16,7 +16,7 @@ import pytest
 
 from fiqa_bench import registry
 from fiqa_bench.api import Backbone, QualityMethod
-from fiqa_bench.cards import BackboneCard, InputSpec, MethodCard
+from fiqa_bench.api.cards import BackboneCard, InputSpec, MethodCard
 from fiqa_bench.methods.blur import BlurQuality
 from fiqa_bench.methods.jpeg import JpegQuality
 from fiqa_bench.methods.random_select import RandomQuality
@@ -274,7 +274,7 @@ def _module(tmp_path, monkeypatch, name: str, header: str):
         {header}
         import numpy as np
         from fiqa_bench.api import QualityMethod
-        from fiqa_bench.cards import InputSpec, MethodCard
+        from fiqa_bench.api.cards import InputSpec, MethodCard
 
         class Method(QualityMethod):
             card = MethodCard("{name}", "1", "test", "MIT", input=InputSpec("aligned", 112, "RGB"))

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from _tiny_onnx import write_linear_model
-from fiqa_bench.costs import validate_costs
 from fiqa_bench.errors import FiqaBenchError
-from fiqa_bench.onnx_info import OnnxReadError, onnx_costs
-from fiqa_bench.report import load_results, write_report
+from fiqa_bench.models.onnx_info import OnnxReadError, onnx_costs
+from fiqa_bench.writers.costs import validate_costs
+from fiqa_bench.writers.report import load_results, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -463,7 +463,7 @@ def test_detector_multiply_adds_match_an_onnxruntime_run(shared):
 
 
 def test_markdown_cells_are_escaped_once_for_report_and_costs():
-    from fiqa_bench.markdown import md_cell
+    from fiqa_bench.writers.markdown import md_cell
 
     assert md_cell("a_b|c*d\n[e]<f>#`g`\\") == "a\\_b\\|c\\*d \\[e\\]\\<f\\>\\#\\`g\\`\\\\"
 

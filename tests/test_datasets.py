@@ -9,7 +9,7 @@ import tarfile
 import pytest
 
 from _http_server import Route, serve, unused_port_url
-from fiqa_bench import datasets
+from fiqa_bench.data import datasets
 from fiqa_bench.errors import ChecksumError, DownloadError, FiqaBenchError, ProtocolFormatError
 
 PAIRS = b"1\t1\nAaron_Tiny\t1\t2\nAaron_Tiny\t1\tBetty_Tiny\t1\n"

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fiqa_bench import degradations as D
+from fiqa_bench.data import degradations as D
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from fiqa_bench import device
-from fiqa_bench.cli import main
+from fiqa_bench.cli.main import main
 from fiqa_bench.errors import DeviceError
 
 
@@ -99,7 +99,8 @@ def test_train_api_on_cuda_without_a_gpu_raises():
 @pytest.mark.shared
 @pytest.mark.skipif(NO_GPU is not None, reason=f"no GPU for onnxruntime here: {NO_GPU}")
 def test_run_on_cuda_matches_cpu_and_reports_img_per_s(small_bench, mbf, tmp_path, monkeypatch, capsys):
-    from fiqa_bench.runner import RunConfig, run
+    from fiqa_bench.config import RunConfig
+    from fiqa_bench.pipeline.runner import run
 
     def one(dev: str):
         monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / f"cache-{dev}"))

@@ -1,4 +1,5 @@
-"""Derived from the run configuration's declaration (:class:`fiqa_bench.runner.RunConfig`, each field's metadata):
+"""Derived from the run configuration's declaration (:class:`fiqa_bench.config.RunConfig`, each field's
+metadata):
 every setting that can change a number (``numbers=True``) changes the results file name's digest, and every other
 setting leaves it alone (equal runs, equal names). A new setting is covered as soon as it is declared; one declared
 without ``numbers`` must be listed below with the reason it cannot change a number.
@@ -13,8 +14,8 @@ from dataclasses import fields, replace
 import pytest
 
 from _settings import NUMBERS, other_value
-from fiqa_bench.results import settings_digest
-from fiqa_bench.runner import RunConfig, run_settings
+from fiqa_bench.config import RunConfig, run_settings
+from fiqa_bench.results.record import settings_digest
 
 #: Settings that cannot change a number, with the reason (a new setting must be declared ``numbers=True`` or be
 #: listed here).

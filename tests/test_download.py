@@ -8,8 +8,8 @@ import os
 import pytest
 
 from _http_server import Route, serve, unused_port_url
-from fiqa_bench import download as dl
-from fiqa_bench.cards import Weights
+from fiqa_bench.api.cards import Weights
+from fiqa_bench.data import download as dl
 from fiqa_bench.errors import ChecksumError, DownloadError
 
 PAYLOAD = os.urandom(3 * (1 << 20) + 123)  # several chunks

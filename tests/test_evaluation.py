@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 
 from _reference import best_rows, fnm_edc_pauc_loop, kfold_accuracy_loop, template_quality_loop, tpr_at_fpr_conservative
-from fiqa_bench.evaluation import select, template_features, template_quality
+from fiqa_bench.config import RunConfig
 from fiqa_bench.metrics.edc import edc, pauc, theoretical_best_area
-from fiqa_bench.results import read_raw
-from fiqa_bench.runner import RunConfig, run
+from fiqa_bench.pipeline.evaluation import select, template_features, template_quality
+from fiqa_bench.pipeline.runner import run
+from fiqa_bench.results.record import read_raw
 
 # ------------------------------------------------------------------------------------ selection (units)
 GROUPS = np.array([7, 7, 7, 3, 3, 9, 9, 9, 9])
@@ -120,7 +121,7 @@ def test_golden_run_kept_images_metrics_and_rescore(small_bench, mbf, tmp_path, 
     thr = np.quantile(s, 0.05)
     assert rec["metrics"]["edc_fnm"]["threshold"] == thr
     # rescore recomputes every metric from the .npz alone
-    from fiqa_bench.rescore import rescore
+    from fiqa_bench.results.rescore import rescore
 
     assert rescore(path) == []
     # tampering with a pair score is caught by the recorded sha256
@@ -159,7 +160,7 @@ GOLDEN_FNM_PAUC = {"0.20": 0.034444444444444444, "0.30": 0.05444444444444445}
 
 @pytest.mark.shared
 def test_topk_k2_and_k3_write_two_files_and_both_reach_the_report(small_bench, mbf, tmp_path, isolated_cache):
-    from fiqa_bench.report import load_results, render_markdown
+    from fiqa_bench.writers.report import load_results, render_markdown
 
     out = tmp_path / "out"
     p2, r2 = run(_cfg(small_bench, mbf, out, method="blur", selection="topk", k=2))

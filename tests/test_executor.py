@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fiqa_bench.cache import ArrayCache
-from fiqa_bench.cli import main
+from fiqa_bench.cli.main import main
+from fiqa_bench.config import RunConfig
+from fiqa_bench.data.cache import ArrayCache
 from fiqa_bench.executors import LocalExecutor
-from fiqa_bench.runner import RunConfig, make_executor
+from fiqa_bench.pipeline.runner import make_executor
 
 
 def _one_error_line(output: str) -> str:

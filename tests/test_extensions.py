@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fiqa_bench.runner import RunConfig, run
+from fiqa_bench.config import RunConfig
+from fiqa_bench.pipeline.runner import run
 
 EXECUTOR = """
 from fiqa_bench.executors.local import LocalExecutor
@@ -45,7 +46,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from fiqa_bench.fields import Num
+from fiqa_bench.results.fields import Num
 from fiqa_bench.metrics.base import Metric, MetricOption
 from fiqa_bench.protocols.ijb import IJBLayout
 
@@ -79,10 +80,10 @@ import numpy as np
 import pandas as pd
 
 from fiqa_bench.api import Protocol
-from fiqa_bench.benchmark import Benchmark, empty_landmarks
-from fiqa_bench.cards import ProtocolCard
+from fiqa_bench.pipeline.benchmark import Benchmark, empty_landmarks
+from fiqa_bench.api.cards import ProtocolCard
 from fiqa_bench.errors import FiqaBenchError
-from fiqa_bench.fields import Num
+from fiqa_bench.results.fields import Num
 from fiqa_bench.metrics.base import Metric
 
 
@@ -273,9 +274,9 @@ def test_a_metric_with_an_option_from_another_package(plugin_site, small_bench, 
             "fiqa_bench.protocols": {"ijb-fnmr": "ext_fiqa_fnmr:IJBWithFNMR"},
         },
     )
+    from fiqa_bench.config import run_settings
     from fiqa_bench.protocols.ijb import IJBLayout
-    from fiqa_bench.results import settings_digest
-    from fiqa_bench.runner import run_settings
+    from fiqa_bench.results.record import settings_digest
 
     help_text = " ".join(fiqa("run", "--help").stdout.split())
     assert (

@@ -113,7 +113,7 @@ def test_identity_names_weights_and_thresholds(shared, yunet, scrfd):
 
 @pytest.mark.shared
 def test_default_weights_resolve_from_shared(shared, isolated_cache, monkeypatch):
-    pytest.importorskip("fiqa_bench.download")
+    pytest.importorskip("fiqa_bench.data.download")
     monkeypatch.setenv("FIQA_SHARED", str(shared))
     img = load_image(shared / "data/lfw/lfw/Aaron_Eckhart/Aaron_Eckhart_0001.jpg")
     assert detect_face(YuNetDetector(), img, LFW_PAD) is not None

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fiqa_bench.cards import InputSpec
+from fiqa_bench.api.cards import InputSpec
 from fiqa_bench.errors import NoFaceError
 from fiqa_bench.faces.align import ARCFACE_TEMPLATE, align_face
 from fiqa_bench.faces.pipeline import Face, fallback_landmarks, load_face, to_input

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fiqa_bench.cli import main
+from fiqa_bench.cli.main import main
 
 pytestmark = pytest.mark.shared
 
@@ -144,7 +144,7 @@ def _cli_subprocess(root: Path, mbf: str, out: Path, *extra: str, env_cache: Pat
     cmd = [
         sys.executable,
         "-m",
-        "fiqa_bench.cli",
+        "fiqa_bench.cli.main",
         "run",
         "--protocol",
         str(root),
@@ -490,7 +490,7 @@ def test_cache_shard_with_wrong_values_is_recomputed(bench, mbf, tmp_path, isola
 
 
 def test_cache_shard_with_nan_and_a_valid_checksum_is_recomputed(bench, mbf, tmp_path, isolated_cache):
-    from fiqa_bench.cache import shard_checksum
+    from fiqa_bench.data.cache import shard_checksum
 
     clean = succeeds(cli(bench, mbf, tmp_path / "out"), tmp_path / "out")
     (shard,) = _shards(isolated_cache, "embeddings")
@@ -554,7 +554,7 @@ def _modes(folder: Path) -> tuple[set[int], set[int]]:
 
 
 def test_results_and_prepared_benchmarks_follow_the_umask(bench, mbf, tmp_path, copy_identities):
-    from fiqa_bench.protocols.prepare import prepare_benchmark
+    from fiqa_bench.data.prepare import prepare_benchmark
 
     old = os.umask(0o022)
     try:
@@ -578,7 +578,7 @@ HOSTILE_METHOD = """
 import os, sys
 import numpy as np
 from fiqa_bench.api import QualityMethod
-from fiqa_bench.cards import InputSpec, MethodCard
+from fiqa_bench.api.cards import InputSpec, MethodCard
 
 class Hostile(QualityMethod):
     card = MethodCard(name="hostile", version="1", summary="mean intensity; misbehaves on request (tests)",

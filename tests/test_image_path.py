@@ -67,7 +67,7 @@ def test_stacked_similarity_transforms_refuse_what_the_single_one_refuses():
 def test_batched_alignment_and_colour_swap_give_the_same_bytes(shared):
     import cv2
 
-    from fiqa_bench.cards import InputSpec
+    from fiqa_bench.api.cards import InputSpec
     from fiqa_bench.faces.pipeline import Face, fallback_landmarks, to_input
 
     files = sorted((shared / "data/celeba-wild/images").rglob("*.jpg"))[::97][:24]
@@ -220,8 +220,8 @@ def test_cut_jpegs_are_still_caught_and_dark_corners_pass(shared, tmp_path):
 
 # ------------------------------------------------------------------------------------------ paths and keys
 def test_resolve_with_a_folder_cache_keeps_every_containment_check(tmp_path):
+    from fiqa_bench.data.safepath import resolve
     from fiqa_bench.errors import UnsafePathError
-    from fiqa_bench.safepath import resolve
 
     root, outside = tmp_path / "root", tmp_path / "outside"
     (root / "loose_crop").mkdir(parents=True)
@@ -249,8 +249,8 @@ def test_resolve_with_a_folder_cache_keeps_every_containment_check(tmp_path):
 
 
 def test_image_key_from_the_read_stat_equals_a_fresh_stat(tmp_path):
-    from fiqa_bench.cache import image_key
-    from fiqa_bench.safepath import read_regular_stat
+    from fiqa_bench.data.cache import image_key
+    from fiqa_bench.data.safepath import read_regular_stat
 
     (tmp_path / "a.jpg").write_bytes(b"abc" * 100)
     data, st = read_regular_stat(tmp_path / "a.jpg")
@@ -273,10 +273,10 @@ def _stage(
     root: Path, method, batch_size: int, workers: int = 2, on_no_face: str = "error", on_bad_image: str = "error"
 ):
     from fiqa_bench.api import check_scores
-    from fiqa_bench.cache import ArrayCache
+    from fiqa_bench.data.cache import ArrayCache
     from fiqa_bench.faces.pipeline import to_input
+    from fiqa_bench.pipeline.stages import FaceSource, per_image_stage
     from fiqa_bench.protocols.ijb import IJBLayout
-    from fiqa_bench.stages import FaceSource, per_image_stage
 
     bench = IJBLayout(root).load()
     source = FaceSource(bench, "yunet", on_bad_image, on_no_face, workers)
@@ -349,7 +349,7 @@ def test_stage_skips_and_the_first_error_in_row_order(bench_copy):
 @pytest.mark.shared
 def test_an_error_in_the_batch_loading_ahead_comes_after_the_batch_before_is_saved(bench_copy):
     """The next batch decodes while this one is computed; its error is raised only once this one is cached."""
-    from fiqa_bench.cache import ArrayCache
+    from fiqa_bench.data.cache import ArrayCache
     from fiqa_bench.errors import ImageError
     from fiqa_bench.methods.tinyfq import TinyFQ
 
@@ -363,7 +363,7 @@ def test_an_error_in_the_batch_loading_ahead_comes_after_the_batch_before_is_sav
 
 def test_batch_crop_keys_equal_the_single_ones(tmp_path):
     from fiqa_bench.faces.pipeline import Face
-    from fiqa_bench.stages import crop_key, crop_keys
+    from fiqa_bench.pipeline.stages import crop_key, crop_keys
 
     rng = np.random.default_rng(3)
     for i in range(4):

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from _reference import kfold_accuracy_loop
-from fiqa_bench.cli import main
-from fiqa_bench.results import read_raw
-from fiqa_bench.runner import open_protocol
+from fiqa_bench.cli.main import main
+from fiqa_bench.pipeline.runner import open_protocol
+from fiqa_bench.results.record import read_raw
 
 
 def _break_video(src, dest, video: str) -> list[str]:

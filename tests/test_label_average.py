@@ -84,7 +84,7 @@ def test_several_backbones_take_no_shared_options(photos):
 
 
 def test_cli_repeats_fr_to_average_and_records_both(photos, shared, sets, tmp_path, monkeypatch):
-    from fiqa_bench.cli import main
+    from fiqa_bench.cli.main import main
 
     monkeypatch.setenv("FIQA_BENCH_THREADS", "1")
     monkeypatch.setenv("FIQA_BENCH_CACHE", str(tmp_path / "cache"))

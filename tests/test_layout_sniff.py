@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
+from fiqa_bench.data.layout_files import LAYOUT_FILE
 from fiqa_bench.layouts import sniff_layout
-from fiqa_bench.protocols._layout import LAYOUT_FILE
 from fiqa_bench.protocols.ijb import IJBLayout
 from fiqa_bench.protocols.ytf import YTFLayout
 
@@ -42,7 +42,7 @@ def test_declared_layout_wins_and_unknown_folders_are_none(tmp_path):
 
 def test_open_protocol_uses_the_readers_and_a_bad_benchmark_json_is_a_file_line_error(tmp_path):
     from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
-    from fiqa_bench.runner import open_protocol
+    from fiqa_bench.pipeline.runner import open_protocol
 
     (tmp_path / "meta").mkdir()
     (tmp_path / "meta" / "x_face_tid_mid.txt").write_text("a.jpg 1 1\n")

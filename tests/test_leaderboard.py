@@ -20,9 +20,9 @@ import pytest
 from click.testing import CliRunner
 
 from _leaderboard_runs import METHODS, real_runs
-from fiqa_bench.cli import main
+from fiqa_bench.cli.main import main
 from fiqa_bench.errors import FiqaBenchError
-from fiqa_bench.leaderboard import MARKER, embed_json, write_site
+from fiqa_bench.writers.leaderboard import MARKER, embed_json, write_site
 
 pytestmark = pytest.mark.shared
 
@@ -400,7 +400,7 @@ def test_an_undeclared_metric_key_is_an_error_naming_the_file(runs, tmp_path):
 
 
 def test_paired_verdicts_are_fiqa_bench_compares(runs, tmp_path):
-    from fiqa_bench.compare import compare, load_runs
+    from fiqa_bench.results.compare import compare, load_runs
 
     write_site([runs], tmp_path / "site")
     data = site_data(tmp_path / "site")
@@ -493,7 +493,7 @@ def test_a_costs_file_in_another_format_is_one_line_and_the_site_is_built(tmp_pa
     file is; the runs are listed without its costs."""
     from click.testing import CliRunner
 
-    from fiqa_bench.cli import main
+    from fiqa_bench.cli.main import main
 
     src = Path(__file__).resolve().parents[1] / "reports" / "lfw"
     folder = tmp_path / "runs"

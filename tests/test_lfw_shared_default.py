@@ -15,7 +15,7 @@ def _no_download(data=None, **kw):
 
 @pytest.mark.shared
 def test_shared_lfw_is_used_when_no_root_is_given(shared, monkeypatch):
-    import fiqa_bench.datasets as datasets
+    import fiqa_bench.data.datasets as datasets
 
     monkeypatch.setattr(datasets, "lfw_root", _no_download)
     monkeypatch.setenv("FIQA_SHARED", str(shared))
@@ -24,7 +24,7 @@ def test_shared_lfw_is_used_when_no_root_is_given(shared, monkeypatch):
 
 
 def test_without_shared_lfw_the_download_path_is_taken(tmp_path, monkeypatch):
-    import fiqa_bench.datasets as datasets
+    import fiqa_bench.data.datasets as datasets
 
     monkeypatch.setattr(datasets, "lfw_root", _no_download)
     monkeypatch.setenv("FIQA_SHARED", str(tmp_path))  # a shared folder without data/lfw

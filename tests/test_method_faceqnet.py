@@ -38,7 +38,7 @@ def test_faceqnet_labels_by_hand():
 
 
 def test_bundled_weights_and_card():
-    from fiqa_bench.download import file_sha256
+    from fiqa_bench.data.download import file_sha256
     from fiqa_bench.training.export import read_metadata
 
     path = bundled_weights()
@@ -60,10 +60,10 @@ def test_conformance():
 @pytest.fixture(scope="module")
 def held_out_ladders(shared):
     """Aligned 112x112 RGB crops of eval-part CelebA photos, each clean then gaussian blur sigma 1, 2, 4."""
-    from fiqa_bench.cards import InputSpec
-    from fiqa_bench.degradations import gaussian_blur
+    from fiqa_bench.api.cards import InputSpec
+    from fiqa_bench.data.degradations import gaussian_blur
+    from fiqa_bench.data.splits import identity_part
     from fiqa_bench.faces import Face, load_face, make_detector, to_input
-    from fiqa_bench.splits import identity_part
 
     root = shared / "data/celeba-wild/images"
     ids = [p for p in sorted(root.iterdir()) if identity_part(p.name) == "eval"][:8]
@@ -115,7 +115,7 @@ def committed_ladders():
 
 def test_committed_ladders_are_of_the_held_out_photos(shared):
     from _pinned_inputs import load
-    from fiqa_bench.splits import identity_part
+    from fiqa_bench.data.splits import identity_part
 
     root = shared / "data/celeba-wild/images"
     ids = [p for p in sorted(root.iterdir()) if identity_part(p.name) == "eval"][:8]

@@ -74,7 +74,8 @@ def test_conformance_kit(onnx):
 
 
 def test_run_scores_the_runs_cached_embeddings(shared, small_bench, mbf, tmp_path, isolated_cache):
-    from fiqa_bench.runner import RunConfig, run
+    from fiqa_bench.config import RunConfig
+    from fiqa_bench.pipeline.runner import run
 
     path, record = run(
         RunConfig(protocol=str(small_bench), backbone=mbf, method="norm", out=str(tmp_path), progress=False, workers=1)

@@ -12,11 +12,12 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from fiqa_bench.cli import main
+from fiqa_bench.cli.main import main
+from fiqa_bench.config import RunConfig
 from fiqa_bench.errors import OptionError
-from fiqa_bench.report import load_results, render_markdown
-from fiqa_bench.results import results_stem, settings_digest
-from fiqa_bench.runner import RunConfig, check_method_options, run
+from fiqa_bench.pipeline.runner import check_method_options, run
+from fiqa_bench.results.record import results_stem, settings_digest
+from fiqa_bench.writers.report import load_results, render_markdown
 
 
 def _cfg(bench, backbone, tmp_path, **kw) -> RunConfig:
@@ -158,7 +159,7 @@ def test_weights_variants_get_own_results_and_never_share_cached_scores(
 OPTION_METHOD = """
 import numpy as np
 from fiqa_bench.api import QualityMethod
-from fiqa_bench.cards import InputSpec, MethodCard
+from fiqa_bench.api.cards import InputSpec, MethodCard
 
 class Scaled(QualityMethod):
     card = MethodCard(name="scaled", version="1", summary="mean intensity to a power (tests)", licence="MIT",

@@ -216,8 +216,9 @@ def test_a_run_keys_each_image_on_its_benchmark_relative_path(small_bench, mbf, 
     """End to end: the runner hands random each face named as the protocol lists it, so the scores are the
     reference hash of those names; a copy of the benchmark elsewhere, every image re-encoded (other bytes, other
     pixels, as a preparation with another OpenCV build gives for some degraded copies), scores the same."""
-    from fiqa_bench.results import load_record, read_raw
-    from fiqa_bench.runner import RunConfig, open_protocol, run
+    from fiqa_bench.config import RunConfig
+    from fiqa_bench.pipeline.runner import open_protocol, run
+    from fiqa_bench.results.record import load_record, read_raw
 
     def scores(bench: Path, out: Path) -> tuple[np.ndarray, list[str], dict]:
         path, _ = run(

@@ -17,7 +17,7 @@ from fiqa_bench.testing import check_method, synthetic_inputs
 
 @pytest.fixture(scope="module")
 def crops():
-    from fiqa_bench.cards import InputSpec
+    from fiqa_bench.api.cards import InputSpec
 
     return synthetic_inputs(InputSpec("aligned", SIZE, "RGB"), n=6, seed=3)
 
@@ -126,10 +126,10 @@ def test_conformance(crops):
 def held_out_ladders(shared):
     """Eval-part CelebA photos (never trained on): for each photo and each degradation kind, the clean crop and
     the light, medium and strong versions (same free parameters), aligned 112x112 RGB as the runner makes them."""
-    from fiqa_bench.cards import InputSpec
-    from fiqa_bench.degradations import DEGRADATIONS
+    from fiqa_bench.api.cards import InputSpec
+    from fiqa_bench.data.degradations import DEGRADATIONS
+    from fiqa_bench.data.splits import identity_part
     from fiqa_bench.faces import Face, load_face, make_detector, to_input
-    from fiqa_bench.splits import identity_part
     from fiqa_bench.training.baselines import degradation_ladder
 
     root = shared / "data/celeba-wild/images"

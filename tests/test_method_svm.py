@@ -72,9 +72,9 @@ def backbone(shared):
 @pytest.fixture(scope="module")
 def eval_faces(shared):
     """Four undegraded CelebA-wild photos of each of three eval-part identities, plus a strongly blurred copy."""
-    from fiqa_bench.degradations import gaussian_blur
+    from fiqa_bench.data.degradations import gaussian_blur
+    from fiqa_bench.data.splits import identity_part
     from fiqa_bench.faces import Face, load_face, make_detector
-    from fiqa_bench.splits import identity_part
 
     root = shared / "data/celeba-wild/images"
     ids = [p for p in sorted(root.iterdir()) if identity_part(p.name) == "eval"][:3]
@@ -148,7 +148,7 @@ def test_backbone_without_a_bundled_model_says_how_to_make_one(tmp_path, monkeyp
     import shlex
 
     from _tiny_onnx import write_linear_model
-    from fiqa_bench.cli import main as cli
+    from fiqa_bench.cli.main import main as cli
     from fiqa_bench.registry import create
 
     w = np.random.default_rng(0).normal(size=(3 * 112 * 112, 16)).astype(np.float32) / 100
@@ -215,7 +215,8 @@ def test_train_baseline_svm_on_a_tiny_real_set(shared, backbone, tmp_path):
 def test_runner_gives_svm_the_runs_backbone(small_bench, mbf, tmp_path, isolated_cache):
     """End to end: `fiqa-bench run --method svm --fr onnx:mobilefacenet.onnx` (default ArcFace normalisation,
     which the model key ignores) scores every image with the bundled model and is cached on rerun."""
-    from fiqa_bench.runner import RunConfig, run
+    from fiqa_bench.config import RunConfig
+    from fiqa_bench.pipeline.runner import run
 
     def cfg():
         return RunConfig(
@@ -228,9 +229,9 @@ def test_runner_gives_svm_the_runs_backbone(small_bench, mbf, tmp_path, isolated
     # one image at a time, and summed over the support vectors here); the best one per template is kept; the TPR
     # is the one a loop over the recorded pairs reads
     from _reference import best_rows, embed_rows, tpr_at_fpr_conservative
+    from fiqa_bench.pipeline.runner import open_protocol
     from fiqa_bench.registry import create
-    from fiqa_bench.results import read_raw
-    from fiqa_bench.runner import open_protocol
+    from fiqa_bench.results.record import read_raw
 
     raw = read_raw(path)
     bench = open_protocol(str(small_bench)).load()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fiqa_bench.methods.tinyfq import TinyFQ, bundled_weights
-from fiqa_bench.onnx_info import count_parameters, read_graph
+from fiqa_bench.models.onnx_info import count_parameters, read_graph
 
 TABLE1_PARAMETERS = 13_366  # fiqa_bench.training.nets: Table 1 as built (the paper states 21,806; see nets.py)
 
@@ -73,9 +73,9 @@ def test_the_models_bundled_before_are_kept():
 
 @pytest.mark.shared
 def test_scores_rank_clean_faces_above_degraded_copies(shared):
-    from fiqa_bench.degradations import downscale, gaussian_blur, gaussian_noise, jpeg
+    from fiqa_bench.data.degradations import downscale, gaussian_blur, gaussian_noise, jpeg
+    from fiqa_bench.data.splits import identity_part
     from fiqa_bench.faces import Face, load_face, make_detector, to_input
-    from fiqa_bench.splits import identity_part
 
     root = shared / "data/celeba-wild/images"
     det = make_detector("yunet")
@@ -122,9 +122,9 @@ def test_a_bundled_alternative_is_named_by_its_file_name_on_the_command_line(tmp
     (no installation path in a results file) and loads the bundled v1 file; an unknown bare name is refused."""
     import hashlib
 
+    from fiqa_bench.api.options import parse_options
     from fiqa_bench.errors import OptionError
-    from fiqa_bench.options import parse_options
-    from fiqa_bench.quality_net import bundled_weights_path
+    from fiqa_bench.models.quality_net import bundled_weights_path
 
     monkeypatch.chdir(tmp_path)  # nothing called tinyfq-v1.onnx here
     assert parse_options(TinyFQ, "method 'tinyfq'", {"weights": "tinyfq-v1.onnx"}) == {"weights": "tinyfq-v1.onnx"}

@@ -16,7 +16,7 @@ import pytest
 from scipy import ndimage
 
 from fiqa_bench import registry
-from fiqa_bench.cards import InputSpec
+from fiqa_bench.api.cards import InputSpec
 from fiqa_bench.faces.align import align_face
 from fiqa_bench.methods import jpeg as jpeg_module
 from fiqa_bench.methods.blur import BlurQuality

@@ -53,7 +53,7 @@ def test_the_scan_finds_a_quoted_name_in_any_quoting():
 def test_the_names_come_from_the_registry():
     names = registered_names()
     assert set(registry.names("metric")) <= names and len(names) > len(registry.names("metric"))
-    assert len(source_files()) > 50 and ROOT / "fiqa_bench" / "report.py" in source_files()
+    assert len(source_files()) > 50 and ROOT / "fiqa_bench" / "writers" / "report.py" in source_files()
     assert not any(ROOT / "fiqa_bench" / "metrics" in p.parents for p in source_files())
 
 
@@ -72,7 +72,7 @@ def test_no_module_outside_the_metrics_and_protocols_names_a_metric_key_or_proto
 
 def test_the_run_summary_marks_a_tpr_below_one_over_impostors_as_before():
     """The CLI's line of TPR@FPR (now the metric's own ``summary``): a value read below 1/impostors is starred."""
-    from fiqa_bench.cli import _summary
+    from fiqa_bench.cli.main import _summary
 
     counts = {
         "images": 4,

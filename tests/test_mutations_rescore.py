@@ -18,10 +18,11 @@ from dataclasses import replace
 import pytest
 
 from _settings import NUMBERS, other_value
+from fiqa_bench.config import RunConfig
 from fiqa_bench.errors import BadResultsFile
-from fiqa_bench.fields import field_path
-from fiqa_bench.rescore import rescore
-from fiqa_bench.runner import RunConfig, run
+from fiqa_bench.pipeline.runner import run
+from fiqa_bench.results.fields import field_path
+from fiqa_bench.results.rescore import rescore
 
 BASE = RunConfig(protocol="bench", backbone="onnx:/models/one.onnx", method="blur", progress=False)
 

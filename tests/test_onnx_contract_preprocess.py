@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fiqa_bench.onnx_contract import preprocess
+from fiqa_bench.models.onnx_contract import preprocess
 
 
 def _formula(images: np.ndarray) -> np.ndarray:

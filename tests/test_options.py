@@ -6,8 +6,8 @@ import os
 
 import pytest
 
+from fiqa_bench.api.options import Option, declared_options, parse_options
 from fiqa_bench.errors import OptionError
-from fiqa_bench.options import Option, declared_options, parse_options
 
 
 class Annotated:

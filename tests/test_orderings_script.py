@@ -36,7 +36,7 @@ def test_differences_match_compare_on_committed_results(capsys):
     folder = ROOT / "reports" / "celeba-eval" / "ijb"
     if not any(folder.glob("*.npz")):
         pytest.skip("no committed results in reports/celeba-eval/ijb")
-    from fiqa_bench.compare import compare, load_runs
+    from fiqa_bench.results.compare import compare, load_runs
 
     _load().main([str(folder), "--columns", "TPR@FPR=1e-3"])
     text = capsys.readouterr().out

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fiqa_bench.errors import FiqaBenchError
-from fiqa_bench.pairscore import pair_scores, pool_templates
+from fiqa_bench.pipeline.pairscore import pair_scores, pool_templates
 
 
 def reference_pool(features, groups, media, weights=None, by_media=True):

@@ -143,7 +143,7 @@ def test_installed_adapter_runs_through_the_cli(example_package, small_bench, mb
         [
             sys.executable,
             "-m",
-            "fiqa_bench.cli",
+            "fiqa_bench.cli.main",
             "run",
             "--method",
             NAME,

@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 import pytest
 
-from fiqa_bench import degradations
+from fiqa_bench.data import degradations
+from fiqa_bench.data import prepare as P
 from fiqa_bench.errors import FiqaBenchError
-from fiqa_bench.protocols import prepare as P
 
 T = 3  # templates per identity in the small tree: 5 identities x C(3, 2) = 15 same pairs >= 10 YTF folds
 
@@ -296,7 +296,7 @@ def test_cli_prints_a_short_summary_and_the_record_with_json(env):
     """``prepare`` prints a few lines for people (the counts, where it wrote); ``--json`` the whole record."""
     from click.testing import CliRunner
 
-    from fiqa_bench.cli import main
+    from fiqa_bench.cli.main import main
 
     base, src = env["base"], env["src"]
     args = [
@@ -546,7 +546,7 @@ def test_two_sources_identities_pairs_and_padded_landmarks(two_sources):
 def test_two_sources_cli_matches_api_and_refuses_shared_names(two_sources, tmp_path):
     from click.testing import CliRunner
 
-    from fiqa_bench.cli import main
+    from fiqa_bench.cli.main import main
 
     base, trees = two_sources["base"], two_sources["trees"]
     res = CliRunner().invoke(

@@ -13,10 +13,11 @@ import pytest
 from _executors import KillingBuild, assert_same
 from _executors import evaluate_with as _evaluate
 from _executors import run_config as _cfg
-from fiqa_bench.evaluation import evaluate
+from fiqa_bench.config import RunConfig
 from fiqa_bench.executors import LocalExecutor
+from fiqa_bench.pipeline.evaluation import evaluate
+from fiqa_bench.pipeline.runner import make_executor
 from fiqa_bench.resolve import ConfigBuild
-from fiqa_bench.runner import RunConfig, make_executor
 
 pytestmark = pytest.mark.shared
 

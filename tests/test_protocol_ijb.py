@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from fiqa_bench import registry
-from fiqa_bench.benchmark import LANDMARK_COLUMNS
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
+from fiqa_bench.pipeline.benchmark import LANDMARK_COLUMNS
 from fiqa_bench.protocols.ijb import IJBB, IJBC, IJBLayout, read_ijb_layout
 
 IMAGES = ["1.jpg", "2.jpg", "3.jpg", "4.jpg", "5.jpg", "6.jpg"]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from fiqa_bench import registry
-from fiqa_bench.benchmark import LANDMARK_COLUMNS
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
+from fiqa_bench.pipeline.benchmark import LANDMARK_COLUMNS
 from fiqa_bench.protocols.lfw import LFW, parse_pairs
 
 
@@ -65,7 +65,7 @@ def test_real_is_deterministic(real, shared):
 
 
 def test_default_root_comes_from_datasets(shared, monkeypatch):
-    datasets = pytest.importorskip("fiqa_bench.datasets")
+    datasets = pytest.importorskip("fiqa_bench.data.datasets")
     monkeypatch.setattr(datasets, "lfw_root", lambda data=None: shared / "data" / "lfw")
     assert len(LFW().load().pairs) == 6000
 

@@ -10,8 +10,8 @@ import pytest
 import scipy.io
 
 from fiqa_bench import registry
-from fiqa_bench.benchmark import LANDMARK_COLUMNS
 from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
+from fiqa_bench.pipeline.benchmark import LANDMARK_COLUMNS
 from fiqa_bench.protocols.ytf import YTF, YTFLayout, normalise_video_name, read_splits, read_splits_mat
 
 

@@ -54,7 +54,7 @@ def test_two_nodes_equal_local_with_a_worker_killed(two_nodes, small_bench, mbf,
     marker.write_text("")
     executor = RayExecutor(KillingBuild(cfg, str(marker)), shard_size=8, shard_order_seed=5)
     driver = ConfigBuild(cfg)()
-    from fiqa_bench.evaluation import evaluate
+    from fiqa_bench.pipeline.evaluation import evaluate
 
     killed = evaluate(
         *driver, cfg.eval_options(), backbone_name=cfg.backbone, method_name=cfg.method, executor=executor

@@ -30,11 +30,11 @@ import _executors  # noqa: E402
 from _executors import KillingBuild, assert_same  # noqa: E402
 from _executors import evaluate_with as _evaluate  # noqa: E402
 from _executors import run_config as _cfg  # noqa: E402
-from fiqa_bench.evaluation import evaluate  # noqa: E402
 from fiqa_bench.executors import LocalExecutor  # noqa: E402
 from fiqa_bench.executors.ray import RayExecutor  # noqa: E402
+from fiqa_bench.pipeline.evaluation import evaluate  # noqa: E402
+from fiqa_bench.pipeline.runner import run  # noqa: E402
 from fiqa_bench.resolve import ConfigBuild  # noqa: E402
-from fiqa_bench.runner import run  # noqa: E402
 
 # the killing adapter (the tests' helper module) and this module's failing build are not importable on Ray
 # workers: send both modules by value
@@ -220,7 +220,7 @@ def test_cli_error_from_a_worker_is_one_line_exit_2(local_ray, small_bench, mbf,
 
     from click.testing import CliRunner
 
-    from fiqa_bench.cli import main
+    from fiqa_bench.cli.main import main
 
     bench = tmp_path / "bench"
     shutil.copytree(small_bench, bench)

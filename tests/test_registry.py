@@ -64,7 +64,10 @@ def test_broken_plugin_is_reported_not_dropped(tmp_path, monkeypatch):
 
     env = {**os.environ, "PYTHONPATH": str(site)}
     out = subprocess.run(
-        [sys.executable, "-m", "fiqa_bench.cli", "list", "--kind", "method"], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "fiqa_bench.cli.main", "list", "--kind", "method"],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert out.returncode == 1
     assert "FAILED to load method 'broken-method'" in out.stderr
@@ -76,7 +79,7 @@ def test_list_shows_cards_without_heavy_imports():
         """
         import json, sys
         from click.testing import CliRunner
-        from fiqa_bench.cli import main
+        from fiqa_bench.cli.main import main
         res = CliRunner().invoke(main, ["list", "--json"])
         heavy = sorted(m for m in ("torch", "onnxruntime", "dlib", "tensorflow") if m in sys.modules)
         print(json.dumps({"code": res.exit_code, "out": res.output, "heavy": heavy}))
@@ -147,7 +150,7 @@ def test_nothing_is_looked_up_in_the_registry_after_resolution(small_bench, mbf,
     """The runner resolves names to objects once, before the evaluation; the evaluation itself (stages, pair scores,
     metrics, bootstrap) takes objects and never goes back to the registry: counted by wrapping the registry's
     look-ups while ``evaluate`` runs, on a real run."""
-    from fiqa_bench import evaluation, runner
+    from fiqa_bench.pipeline import evaluation, runner
 
     calls: list[tuple[str, tuple]] = []
     inside = [False]

@@ -1,4 +1,4 @@
-"""The replicate store (fiqa_bench.replicate_store): bootstrap replicates reused from it are bit-identical to
+"""The replicate store (fiqa_bench.pipeline.replicate_store): bootstrap replicates reused from it are bit-identical to
 computing them, every input they depend on is in the key (changing any one computes them again), and a damaged
 entry is recomputed, never served."""
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from fiqa_bench.metrics.base import MetricOptions, get_metric
-from fiqa_bench.replicate_store import ReplicateStore, bootstrap_reusing, code_version, replicate_key
-from fiqa_bench.uncertainty import BootstrapOptions, bootstrap
+from fiqa_bench.pipeline.replicate_store import ReplicateStore, bootstrap_reusing, code_version, replicate_key
+from fiqa_bench.pipeline.uncertainty import BootstrapOptions, bootstrap
 from test_uncertainty import synthetic
 
 KEYS = ("tpr_at_fpr", "edc_fnm", "edc_fm", "edc_fnm_rethreshold", "accuracy")

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 
 from fiqa_bench.errors import FiqaBenchError
-from fiqa_bench.report import load_results, render_html, render_markdown, write_report
+from fiqa_bench.writers.report import load_results, render_html, render_markdown, write_report
 
 KEYS = ["1e-1", "1e-2", "1e-3", "1e-4", "1e-5"]
 

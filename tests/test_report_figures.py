@@ -7,8 +7,9 @@ import hashlib
 
 import pytest
 
-from fiqa_bench.report import load_results, significance, write_report
-from fiqa_bench.runner import RunConfig, run
+from fiqa_bench.config import RunConfig
+from fiqa_bench.pipeline.runner import run
+from fiqa_bench.writers.report import load_results, significance, write_report
 
 
 @pytest.mark.shared

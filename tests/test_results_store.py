@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fiqa_bench.cli import main
+from fiqa_bench.cli.main import main
 from fiqa_bench.errors import BadResultsFile
-from fiqa_bench.fields import Interval, Map, Num, Obj, Text, describe, field_path
-from fiqa_bench.results import validate
-from fiqa_bench.store import comparable_key, load_runs, method_label, null_reason, pairing_key
+from fiqa_bench.results.fields import Interval, Map, Num, Obj, Text, describe, field_path
+from fiqa_bench.results.record import validate
+from fiqa_bench.results.store import comparable_key, load_runs, method_label, null_reason, pairing_key
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 LFW = REPORTS / "lfw"  # two k-fold runs (dlib, mobilefacenet) with their .npz: the valid rest of every folder

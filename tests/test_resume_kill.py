@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fiqa_bench.cache import FLUSH_EVERY, ArrayCache
+from fiqa_bench.data.cache import FLUSH_EVERY, ArrayCache
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 
@@ -29,7 +29,7 @@ BATCH = 32
 PACED_METHOD = """
 import os, time
 from fiqa_bench.methods.blur import BlurQuality
-from fiqa_bench.cards import MethodCard
+from fiqa_bench.api.cards import MethodCard
 
 
 class PacedBlur(BlurQuality):
@@ -52,7 +52,7 @@ class PacedBlur(BlurQuality):
 
 @pytest.fixture(scope="module")
 def big_bench(tmp_path_factory, copy_identities) -> Path:
-    from fiqa_bench.protocols.prepare import prepare_benchmark
+    from fiqa_bench.data.prepare import prepare_benchmark
 
     src = copy_identities(tmp_path_factory.mktemp("src-2600"), N_IDS, PER_ID)
     out = tmp_path_factory.mktemp("bench") / "big"
@@ -79,7 +79,7 @@ class Run:
         self.cmd = [
             sys.executable,
             "-m",
-            "fiqa_bench.cli",
+            "fiqa_bench.cli.main",
             "run",
             "--protocol",
             str(bench),

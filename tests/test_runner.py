@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from _reference import best_rows, kfold_accuracy_loop, tpr_at_fpr_conservative
+from fiqa_bench.config import RunConfig
 from fiqa_bench.errors import AdapterError, ImageError
-from fiqa_bench.results import read_raw
-from fiqa_bench.runner import RunConfig, run
+from fiqa_bench.pipeline.runner import run
+from fiqa_bench.results.record import read_raw
 
 
 def _cfg(bench, backbone, tmp_path, **kw) -> RunConfig:
@@ -59,7 +60,7 @@ def test_methods_on_fr_features_score_the_runs_cached_embeddings(
 ):
     """svm scores the run's own embeddings: every image is embedded once, through the run's embedding cache, which
     the FR stage and later runs share; the numbers equal those of the method embedding inside its own score()."""
-    import fiqa_bench.evaluation as evaluation
+    import fiqa_bench.pipeline.evaluation as evaluation
 
     _, rec = run(_cfg(small_bench, mbf, tmp_path, method="svm"))
     c = rec["counts"]
@@ -87,7 +88,7 @@ INTERRUPTING_METHOD = """
 import os
 import numpy as np
 from fiqa_bench.api import QualityMethod
-from fiqa_bench.cards import InputSpec, MethodCard
+from fiqa_bench.api.cards import InputSpec, MethodCard
 
 class Flaky(QualityMethod):
     card = MethodCard(name="flaky", version="1", summary="mean intensity; misbehaves on request (tests)",
@@ -179,7 +180,7 @@ def test_no_face_policy(tmp_path, mbf, isolated_cache, shared):
     """An image without a face: error naming it by default, counted skip or centred fallback on request."""
     import cv2
 
-    from fiqa_bench.protocols.prepare import prepare_benchmark
+    from fiqa_bench.data.prepare import prepare_benchmark
 
     src = tmp_path / "src"
     root = shared / "data/celeba-wild/images"

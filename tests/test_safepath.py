@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from fiqa_bench import atomic, safepath
 from fiqa_bench.api import check_embeddings, check_scores
+from fiqa_bench.data import atomic, safepath
 from fiqa_bench.errors import AdapterError, AdapterInterrupt, FileAccessError, ImageError, UnsafePathError
 from fiqa_bench.faces.io import _jpeg_partial, load_image
-from fiqa_bench.stages import MIN_EYE_DISTANCE, call_adapter, landmark_problem
+from fiqa_bench.pipeline.stages import MIN_EYE_DISTANCE, call_adapter, landmark_problem
 
 
 # ------------------------------------------------------------------------------------------ names
@@ -233,7 +233,7 @@ def test_call_adapter_names_the_adapter_for_every_exception():
 
 
 def test_conformance_kit_refuses_strings_and_exits():
-    from fiqa_bench.cards import InputSpec, MethodCard
+    from fiqa_bench.api.cards import InputSpec, MethodCard
     from fiqa_bench.testing import method_checks
 
     class Strings:

@@ -23,9 +23,10 @@ from _reference import (
     tpr_at_fpr_conservative,
     unit,
 )
-from fiqa_bench.evaluation import select, template_quality
-from fiqa_bench.results import read_raw
-from fiqa_bench.runner import RunConfig, run
+from fiqa_bench.config import RunConfig
+from fiqa_bench.pipeline.evaluation import select, template_quality
+from fiqa_bench.pipeline.runner import run
+from fiqa_bench.results.record import read_raw
 
 GROUPS = np.array([7, 7, 7, 3, 3, 9, 9, 9, 9])
 QUALITY = np.array([0.2, 0.9, 0.5, 0.1, 0.4, 0.3, 0.8, 0.8, 0.1])
@@ -54,8 +55,8 @@ def test_weighted_template_quality_is_the_best_images_not_the_mean():
 @pytest.fixture(scope="module")
 def embeddings(small_bench, shared):
     """Every image of ``small_bench`` embedded by the shared MobileFaceNet, one at a time."""
+    from fiqa_bench.pipeline.runner import open_protocol
     from fiqa_bench.registry import create
-    from fiqa_bench.runner import open_protocol
 
     bench = open_protocol(str(small_bench)).load()
     backbone = create("backbone", f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from fiqa_bench.splits import identity_part, in_part
+from fiqa_bench.data.splits import identity_part, in_part
 
 
 def test_part_is_the_documented_hash_bit():
@@ -28,7 +28,7 @@ def test_in_part_rejects_unknown_part():
 
 
 def test_prepare_eval_part_keeps_only_eval_identities(tmp_path, copy_identities):
-    from fiqa_bench.protocols.prepare import prepare_benchmark
+    from fiqa_bench.data.prepare import prepare_benchmark
 
     src = copy_identities(tmp_path / "src", 8, 4)
     out = tmp_path / "bench"

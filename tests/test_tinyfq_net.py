@@ -195,10 +195,10 @@ def test_torch_onnx_export_reproduces_the_bundled_tinyfq(shared, tmp_path):
     import onnx
     from onnx import numpy_helper
 
-    from fiqa_bench.cards import InputSpec
+    from fiqa_bench.api.cards import InputSpec
+    from fiqa_bench.data.splits import identity_part
     from fiqa_bench.faces import load_face, make_detector, to_input
     from fiqa_bench.methods.tinyfq import TinyFQ, bundled_weights
-    from fiqa_bench.splits import identity_part
     from fiqa_bench.training.export import export_onnx
 
     bundled = onnx.load(str(bundled_weights().with_name("tinyfq-v1.onnx")))

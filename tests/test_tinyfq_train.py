@@ -398,7 +398,7 @@ def test_adam_optimiser_is_recorded_and_trains_other_weights(training_set):
 def test_cli_oversample_and_pair_kinds_errors_are_one_line(training_set, tmp_path):
     from click.testing import CliRunner
 
-    from fiqa_bench.cli import main
+    from fiqa_bench.cli.main import main
 
     folder = training_set.save(tmp_path / "set")
     base = [

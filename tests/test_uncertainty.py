@@ -14,7 +14,7 @@ from fiqa_bench.metrics.resample import Draw as _Draw
 from fiqa_bench.metrics.resample import Prepared as _Prepared
 from fiqa_bench.metrics.resample import pair_weights
 from fiqa_bench.metrics.resample import quantile_of_weighted as _quantile_of_weighted
-from fiqa_bench.uncertainty import (
+from fiqa_bench.pipeline.uncertainty import (
     BootstrapOptions,
     _materialised,
     add_intervals,

@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..api import Backbone
-from ..cards import BackboneCard, InputSpec, Weights
-from ..errors import AdapterError, MissingDependencyError
+from fiqa_bench.api import Backbone
+from fiqa_bench.api.cards import BackboneCard, InputSpec, Weights
+from fiqa_bench.errors import AdapterError, MissingDependencyError
 
 RECOGNITION_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 RECOGNITION_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
@@ -105,7 +105,7 @@ class DlibResNet(Backbone):
 
     def _load(self):
         if self._models is None:
-            from ..download import verify_local
+            from fiqa_bench.data.download import verify_local
 
             dlib = _import_dlib()
             d = models_dir()

@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..api import Backbone
-from ..cards import BackboneCard, InputSpec, Weights
-from ..errors import AdapterError
+from fiqa_bench.api import Backbone
+from fiqa_bench.api.cards import BackboneCard, InputSpec, Weights
+from fiqa_bench.errors import AdapterError
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -58,13 +58,13 @@ class PerInstanceCard:
 def make_session(path: Path):
     """An onnxruntime session on the run's device (:func:`fiqa_bench.device.onnx_providers`: CPU, or CUDA with
     ``--device cuda``) with ``thread_count()`` intra-op threads; errors name the file."""
-    from ..device import onnx_providers
-    from . import thread_count
+    from fiqa_bench.backbones import thread_count
+    from fiqa_bench.device import onnx_providers
 
     try:
         import onnxruntime as ort
     except ImportError as exc:  # a core dependency, but say what to do
-        from ..errors import MissingDependencyError
+        from fiqa_bench.errors import MissingDependencyError
 
         raise MissingDependencyError("onnxruntime is needed for ONNX backbones: pip install onnxruntime") from exc
     if not path.is_file():
@@ -134,7 +134,7 @@ class OnnxArcFace(Backbone):
     def normalisation(self) -> str:
         """The one given, else the known one for this file (by sha256), else ``arcface``."""
         if self._normalisation is None:
-            from ..download import file_sha256
+            from fiqa_bench.data.download import file_sha256
 
             self._normalisation = KNOWN_NORMALISATION.get(file_sha256(self.model_path()), DEFAULT_NORMALISATION)
         return self._normalisation
@@ -167,7 +167,7 @@ class OnnxArcFace(Backbone):
 
     def _instance_card(self) -> BackboneCard:
         if self._card is None:
-            from ..download import file_sha256
+            from fiqa_bench.data.download import file_sha256
 
             self._load()
             base = type(self).card

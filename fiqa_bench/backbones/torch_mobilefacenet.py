@@ -1,7 +1,7 @@
 """``torch-mobilefacenet``: the shared MobileFaceNet in PyTorch, for quality methods that need more than ``embed``.
 
 The ONNX export hides dropout, intermediate activations, batch-norm statistics and gradients; SER-FIQ, GraFIQs and
-FaceQAN need them (:mod:`fiqa_bench.capabilities`). The architecture is written here in the module layout of
+FaceQAN need them (:mod:`fiqa_bench.api.capabilities`). The architecture is written here in the module layout of
 foamliu/MobileFaceNet (Chen et al., "MobileFaceNets", CCBR 2018), so the shared state dict
 ``mobilefacenet_state_dict.pt`` (307 entries: ``conv1``, ``dw_conv``, ``features.0-14``, ``conv2``, ``gdconv``,
 ``conv3``, ``bn``) loads with ``strict=True``:
@@ -33,10 +33,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..api import Backbone
-from ..cards import BackboneCard, InputSpec, Weights
-from ..errors import AdapterError, MissingDependencyError
-from .onnx_arcface import NORMALISATIONS, PerInstanceCard
+from fiqa_bench.api import Backbone
+from fiqa_bench.api.cards import BackboneCard, InputSpec, Weights
+from fiqa_bench.backbones.onnx_arcface import NORMALISATIONS, PerInstanceCard
+from fiqa_bench.errors import AdapterError, MissingDependencyError
 
 INSTALL_HINT = "pip install 'fiqa-bench[train]' (installs torch; or pip install torch)"
 
@@ -187,7 +187,7 @@ class TorchBackbone(Backbone):
                     raise AdapterError(f"{type(self).card.name}: weights file not found: {self.weights}")
                 self._path = self.weights
             else:
-                from ..download import resolve_weights
+                from fiqa_bench.data.download import resolve_weights
 
                 pinned = type(self).card.weights
                 if pinned is None:
@@ -199,7 +199,7 @@ class TorchBackbone(Backbone):
         """The ``nn.Module`` in eval mode, parameters frozen (``requires_grad=False``), on the CPU."""
         if self._module is None:
             torch = require_torch()
-            from . import thread_count
+            from fiqa_bench.backbones import thread_count
 
             if torch.get_num_threads() != thread_count():
                 torch.set_num_threads(thread_count())
@@ -228,7 +228,7 @@ class TorchBackbone(Backbone):
 
     def _instance_card(self) -> BackboneCard:
         if self._card is None:
-            from ..download import file_sha256
+            from fiqa_bench.data.download import file_sha256
 
             base = type(self).card
             path = self.weights_path()

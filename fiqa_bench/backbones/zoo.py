@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from ..cards import BackboneCard, InputSpec, Weights
-from ..download import resolve_weights
-from .onnx_arcface import OnnxArcFace, PerInstanceCard
+from fiqa_bench.api.cards import BackboneCard, InputSpec, Weights
+from fiqa_bench.backbones.onnx_arcface import OnnxArcFace, PerInstanceCard
+from fiqa_bench.data.download import resolve_weights
 
 _LICENCE = "insightface models: non-commercial research use only"
 _ARCFACE_PAPER = "J. Deng et al., 'ArcFace: Additive Angular Margin Loss for Deep Face Recognition', CVPR 2019"

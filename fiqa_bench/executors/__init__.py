@@ -4,7 +4,7 @@ package registers its own. See :mod:`.base` for the seam."""
 
 from __future__ import annotations
 
-from .base import STAGES, Executor, SourceReport, StageContext, StageWorker
-from .local import LocalExecutor
+from fiqa_bench.executors.base import STAGES, Executor, SourceReport, StageContext, StageWorker
+from fiqa_bench.executors.local import LocalExecutor
 
 __all__ = ["STAGES", "Executor", "LocalExecutor", "SourceReport", "StageContext", "StageWorker"]

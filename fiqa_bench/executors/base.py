@@ -1,8 +1,9 @@
 """The executor seam: how the per-image stages (score, embed) of one evaluation are run over image rows.
 
-:func:`fiqa_bench.evaluation.evaluate` asks its executor for the values of a stage on some rows; the executor
+:func:`fiqa_bench.pipeline.evaluation.evaluate` asks its executor for the values of a stage on some rows; the executor
 decides where they are computed. Every executor computes a row with the same code (:class:`StageWorker`, which
-calls :func:`fiqa_bench.stages.per_image_stage` with a :class:`~fiqa_bench.stages.FaceSource`) and the same
+calls :func:`fiqa_bench.pipeline.stages.per_image_stage` with a :class:`~fiqa_bench.pipeline.stages.FaceSource`)
+and the same
 caches, so the values of a row never depend on the executor; the driver places them by row, so metrics do not
 depend on the order shards finish in.
 
@@ -20,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ..api import check_embeddings, check_scores
-from ..cache import ArrayCache
-from ..stages import FaceSource, Skipped, call_adapter, per_image_stage
+from fiqa_bench.api import check_embeddings, check_scores
+from fiqa_bench.data.cache import ArrayCache
+from fiqa_bench.pipeline.stages import FaceSource, Skipped, call_adapter, per_image_stage
 
 STAGES = ("quality", "embed")
 
@@ -35,7 +36,7 @@ class StageContext:
     ``device``: where onnxruntime models run (a device other than the CPU keys the caches apart, since its
     floating-point results may differ in the last bits)."""
 
-    options: Any  # fiqa_bench.evaluation.EvalOptions
+    options: Any  # fiqa_bench.pipeline.evaluation.EvalOptions
     dataset_id: str
     method_cache_identity: str | None = None
     backbone_name: str = "backbone"
@@ -145,12 +146,12 @@ class StageWorker:
     # The adapter's input (``to_input``: the aligned crops) is made on the face source's pool beside the decoding
     # (per_image_stage's ``prepare``), so the calling thread runs the models only.
     def _embed_input(self, batch_faces: list):
-        from ..faces.pipeline import to_input
+        from fiqa_bench.faces.pipeline import to_input
 
         return to_input(batch_faces, self.backbone.card.input)
 
     def _score_input(self, batch_faces: list):
-        from ..faces.pipeline import to_input
+        from fiqa_bench.faces.pipeline import to_input
 
         return to_input(batch_faces, self.method.card.input)
 
@@ -183,7 +184,7 @@ class StageWorker:
         progress: bool | None = None,
     ) -> tuple[np.ndarray, int]:
         """(values (len(rows), width), images computed now) of ``stage`` on ``rows``; ``skipped`` as in
-        :func:`~fiqa_bench.stages.per_image_stage` (read and extended)."""
+        :func:`~fiqa_bench.pipeline.stages.per_image_stage` (read and extended)."""
         own, width, compute, prepare = self.caches(stage)
         pool = self.pool
         if stage == "embed":
@@ -263,6 +264,6 @@ class Executor(ABC):
 
 
 def cache_root_of_driver() -> str:
-    from ..paths import cache_dir
+    from fiqa_bench.data.paths import cache_dir
 
     return os.path.abspath(str(cache_dir()))

@@ -2,7 +2,7 @@
 
 A stage of fewer than ``min_process_rows`` rows (or any stage, without a recipe to rebuild the adapters from)
 runs in this process through one :class:`StageWorker` (its face source's threads decode and align; the adapters
-run in the calling thread). A larger stage, when the run was built from a :class:`~fiqa_bench.runner.RunConfig`
+run in the calling thread). A larger stage, when the run was built from a :class:`~fiqa_bench.config.RunConfig`
 and asked for more than one worker, runs on worker processes (:mod:`.processes`: no interpreter lock shared by
 the image path, one inference thread each), started at its first large stage and kept for the next. Both give
 the same values, counts and skips; only the speed differs (starting the processes costs about a second, which a
@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..stages import Skipped
-from .base import Executor, SourceReport, StageContext, StageWorker
+from fiqa_bench.executors.base import Executor, SourceReport, StageContext, StageWorker
+from fiqa_bench.pipeline.stages import Skipped
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class LocalExecutor(Executor):
     @classmethod
     def from_run(cls, build, config) -> LocalExecutor:
         if getattr(config, "ray_address", None) is not None:
-            from ..errors import OptionError
+            from fiqa_bench.errors import OptionError
 
             raise OptionError("--ray-address needs --executor ray")
         return cls(build)
@@ -65,7 +65,7 @@ class LocalExecutor(Executor):
         self.widths = {"embed": int(backbone.card.embedding_dim), "quality": 1}
 
     def process_count(self) -> int:
-        from .processes import default_processes
+        from fiqa_bench.executors.processes import default_processes
 
         if self.build is None or self.ctx is None:
             return 1
@@ -93,8 +93,8 @@ class LocalExecutor(Executor):
         """The worker processes (started at the first large stage), or None when they cannot build the run's
         adapters although this process could (e.g. a method registered at run time, not through an entry
         point): the stage then runs here, with a warning, rather than not at all."""
-        from ..errors import FiqaBenchError
-        from .processes import ProcessPool
+        from fiqa_bench.errors import FiqaBenchError
+        from fiqa_bench.executors.processes import ProcessPool
 
         if self.pool is None and not self.no_processes:
             assert self.worker is not None and self.ctx is not None, "open() first"

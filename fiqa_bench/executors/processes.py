@@ -28,17 +28,17 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
-from ..errors import FiqaBenchError
-from ..stages import Skipped
-from .base import SourceReport, StageContext
-from .shards import ShardWorker, reraise
+from fiqa_bench.errors import FiqaBenchError
+from fiqa_bench.executors.base import SourceReport, StageContext
+from fiqa_bench.executors.shards import ShardWorker, reraise
+from fiqa_bench.pipeline.stages import Skipped
 
 log = logging.getLogger(__name__)
 
 _WORKER: ShardWorker | None = None  # the worker of this process (in a worker process only)
 
 # what the fork server imports once, so that each worker starts in milliseconds, not a second
-PRELOAD = ["numpy", "cv2", "onnxruntime", "fiqa_bench.executors.processes", "fiqa_bench.runner"]
+PRELOAD = ["numpy", "cv2", "onnxruntime", "fiqa_bench.executors.processes", "fiqa_bench.pipeline.runner"]
 
 
 class ProcessShardWorker(ShardWorker):

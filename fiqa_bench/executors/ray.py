@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FiqaBenchError, MissingDependencyError
-from ..stages import Skipped
-from .base import Executor, SourceReport, StageContext
-from .shards import ShardWorker, reraise
+from fiqa_bench.errors import FiqaBenchError, MissingDependencyError
+from fiqa_bench.executors.base import Executor, SourceReport, StageContext
+from fiqa_bench.executors.shards import ShardWorker, reraise
+from fiqa_bench.pipeline.stages import Skipped
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FiqaBenchError
-from ..stages import Skipped
-from .base import StageContext, StageWorker
+from fiqa_bench.errors import FiqaBenchError
+from fiqa_bench.executors.base import StageContext, StageWorker
+from fiqa_bench.pipeline.stages import Skipped
 
 
 def portable_error(exc: BaseException) -> tuple:
@@ -76,7 +76,7 @@ class ShardWorker:
                 os.chdir(ctx.cwd)
             if threads and "FIQA_BENCH_THREADS" not in os.environ:  # inference threads: the actor's CPUs
                 os.environ["FIQA_BENCH_THREADS"] = str(threads)
-            from .. import device
+            from fiqa_bench import device
 
             device.set_device(ctx.device)
             self.bench, self.backbone, self.method = build()

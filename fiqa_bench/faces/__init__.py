@@ -5,8 +5,8 @@ Cheap to import: OpenCV and onnxruntime are imported only when an image is decod
 
 from __future__ import annotations
 
-from .align import ARCFACE_TEMPLATE, align_face, align_faces, arcface_template, similarity_transform
-from .detect import (
+from fiqa_bench.faces.align import ARCFACE_TEMPLATE, align_face, align_faces, arcface_template, similarity_transform
+from fiqa_bench.faces.detect import (
     SCRFD_WEIGHTS,
     YUNET_WEIGHTS,
     Detection,
@@ -16,8 +16,8 @@ from .detect import (
     make_detector,
     select_face,
 )
-from .io import load_image
-from .pipeline import Face, fallback_landmarks, load_face, to_input
+from fiqa_bench.faces.io import load_image
+from fiqa_bench.faces.pipeline import Face, fallback_landmarks, load_face, to_input
 
 __all__ = [
     "ARCFACE_TEMPLATE",

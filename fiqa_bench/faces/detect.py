@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..cards import Weights
+from fiqa_bench.api.cards import Weights
 
 YUNET_WEIGHTS = Weights(
     filename="face_detection_yunet_2026may.onnx",
@@ -83,11 +83,11 @@ def _resolve(model_path: str | Path | None, weights: Weights) -> Path:
     if model_path is not None:
         path = Path(model_path).expanduser()
         if not path.is_file():
-            from ..errors import FiqaBenchError
+            from fiqa_bench.errors import FiqaBenchError
 
             raise FiqaBenchError(f"{path}: face detector weights not found")
         return path
-    from ..download import resolve_weights
+    from fiqa_bench.data.download import resolve_weights
 
     return Path(resolve_weights(weights))
 
@@ -113,7 +113,7 @@ class _WeightsFile:
 
 
 def _weights_error(path: str, exc: Exception):
-    from ..errors import FiqaBenchError
+    from fiqa_bench.errors import FiqaBenchError
 
     last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
     return FiqaBenchError(f"{path}: cannot load face detector weights ({last})")
@@ -385,8 +385,8 @@ class ScrfdDetector:
 def make_detector(name: str = "yunet", **kw):
     """A face detector by its registered name (entry-point group ``fiqa_bench.detectors``: ``yunet``, ``scrfd`` and
     any a package registers); keyword arguments go to its constructor."""
-    from .. import registry
-    from ..errors import UnknownNameError
+    from fiqa_bench import registry
+    from fiqa_bench.errors import UnknownNameError
 
     known = registry.names("detector")
     if name.lower() not in known:

@@ -13,8 +13,8 @@ import re
 
 import numpy as np
 
-from ..errors import ImageError
-from ..safepath import DEFAULT_MAX_IMAGE_BYTES, read_regular
+from fiqa_bench.data.safepath import DEFAULT_MAX_IMAGE_BYTES, read_regular
+from fiqa_bench.errors import ImageError
 
 _JPEG_SOI = b"\xff\xd8"
 _JPEG_SOS = b"\xff\xda"
@@ -243,6 +243,6 @@ def load_image(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
 
     Raises :class:`fiqa_bench.errors.ImageError` (naming the file) when it is missing, unreadable, not a regular
     file (a FIFO or device is never opened), over ``max_bytes``, empty, truncated, corrupt or in a format
-    OpenCV cannot decode. Files named by a benchmark go through :func:`fiqa_bench.safepath.resolve` first.
+    OpenCV cannot decode. Files named by a benchmark go through :func:`fiqa_bench.data.safepath.resolve` first.
     """
     return decode_image(read_regular(path, max_bytes), path)

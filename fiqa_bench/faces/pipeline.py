@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cards import InputSpec
-from .align import ARCFACE_TEMPLATE, align_faces
+from fiqa_bench.api.cards import InputSpec
+from fiqa_bench.faces.align import ARCFACE_TEMPLATE, align_faces
 
 ON_NO_FACE = ("error", "skip", "center")
 
@@ -66,9 +66,9 @@ def load_face(
     ``on_no_face``: ``error`` raises :class:`fiqa_bench.errors.NoFaceError`, ``skip`` returns None, ``center``
     returns a Face with :func:`fallback_landmarks` and ``fallback=True``.
     """
-    from ..errors import NoFaceError
-    from .detect import detect_face
-    from .io import load_image
+    from fiqa_bench.errors import NoFaceError
+    from fiqa_bench.faces.detect import detect_face
+    from fiqa_bench.faces.io import load_image
 
     if on_no_face not in ON_NO_FACE:
         raise ValueError(f"on_no_face must be one of {ON_NO_FACE}, got {on_no_face!r}")

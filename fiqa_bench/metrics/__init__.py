@@ -11,8 +11,8 @@
 # The declared metric ``tpr_at_fpr`` is a module of this package and the function ``tpr_at_fpr`` is re-exported
 # below under the same name: the module is imported first, so that the package attribute stays the function
 # whichever of the two is imported later (importing a loaded submodule never rebinds it).
-from . import tpr_at_fpr as _tpr_at_fpr_metric  # noqa: F401
-from .verification import (
+from fiqa_bench.metrics import tpr_at_fpr as _tpr_at_fpr_metric  # noqa: F401
+from fiqa_bench.metrics.verification import (
     DEFAULT_FPR_TARGETS,
     FPR_TARGETS,
     TPR_MODES,

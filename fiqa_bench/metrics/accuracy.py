@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..fields import List, Num
-from .base import Metric, MetricOptions, PairData, PairWorth
-from .verification import kfold_accuracy
+from fiqa_bench.metrics.base import Metric, MetricOptions, PairData, PairWorth
+from fiqa_bench.metrics.verification import kfold_accuracy
+from fiqa_bench.results.fields import List, Num
 
 
 def _compute(data: PairData, options: MetricOptions) -> dict:

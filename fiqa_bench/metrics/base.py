@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fields import Flag, Interval, Map, Num, Obj, Spec, Text, field_path
+from fiqa_bench.results.fields import Flag, Interval, Map, Num, Obj, Spec, Text, field_path
 
 __all__ = [
     "Column",
@@ -72,7 +72,7 @@ class MetricOption:
 
     def spec(self) -> Spec:
         """What a results file's ``config`` may hold under :attr:`name` (its type and range; read by
-        :func:`fiqa_bench.results.validate`)."""
+        :func:`fiqa_bench.results.record.validate`)."""
         if self.type is bool:
             return Flag()
         if self.type in (int, float):
@@ -99,8 +99,8 @@ class MetricOption:
 def declared_options() -> dict[str, MetricOption]:
     """Every option the registered metrics declare, by name (a metric that fails to load is reported by
     ``fiqa-bench list``, not here). Two metrics declaring one name must declare the same option."""
-    from .. import registry
-    from ..errors import FiqaBenchError
+    from fiqa_bench import registry
+    from fiqa_bench.errors import FiqaBenchError
 
     found: dict[str, MetricOption] = {}
     for key in registry.names("metric"):
@@ -194,7 +194,7 @@ class PairData:
         return self.quality.shape[0] > 0 and bool(np.isfinite(self.quality).all())
 
 
-#: How a value's bootstrap intervals were made (:mod:`fiqa_bench.uncertainty`), on every metric that has them.
+#: How a value's bootstrap intervals were made (:mod:`fiqa_bench.pipeline.uncertainty`), on every metric that has them.
 BOOTSTRAP = Obj(
     {
         "B": Num(0, integer=True),
@@ -265,7 +265,7 @@ class Metric:
     * ``higher_is_better``: the direction of every headline number;
     * ``scale``/``digits``: how a headline number is shown (100 and 2: percent);
     * ``bounds``: the range of every headline number (and of its interval's ends), ``value_fields``/``required``:
-      the other fields of a recorded value (:mod:`fiqa_bench.fields` specs) -- what :meth:`check` holds an
+      the other fields of a recorded value (:mod:`fiqa_bench.results.fields` specs) -- what :meth:`check` holds an
       untrusted results file to, so that no reader meets a string where a number belongs;
     * ``why_null(value, short, counts)``: why a headline column is null when the value says more than
       "unavailable" (None: no more to say), the one source of the reason reports and leaderboards print;
@@ -400,8 +400,8 @@ _resolved: dict[tuple[str, tuple[str, ...]], Metric] = {}
 
 
 def _lookup(key: str) -> Metric:
-    from .. import registry
-    from ..errors import FiqaBenchError
+    from fiqa_bench import registry
+    from fiqa_bench.errors import FiqaBenchError
 
     if not _KEY.match(str(key)):
         raise KeyError(f"not a metric key: {key!r}")

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from ..fields import ANY, Map, Num, Text
-from .base import MetricOption, fraction_key
-from .resample import quantile_of_weighted
+from fiqa_bench.metrics.base import MetricOption, fraction_key
+from fiqa_bench.metrics.resample import quantile_of_weighted
+from fiqa_bench.results.fields import ANY, Map, Num, Text
 
 PAIR_QUALITY_MODES = ("min", "mean", "product")
 
@@ -421,7 +421,7 @@ SUMMARY_FIELDS = {
 def fixed_threshold_metric(key: str, error: str, label: str, digits: int, description: str):
     """The declared metric of a fixed-threshold EDC (``fnm``: mated comparisons, ``fm``: non-mated): both EDC modules
     are this one recipe with their class and starting error."""
-    from .base import Metric
+    from fiqa_bench.metrics.base import Metric
 
     def compute(data, options) -> dict:
         chosen = data.labels == (1 if error == "fnm" else 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .edc import fixed_threshold_metric
+from fiqa_bench.metrics.edc import fixed_threshold_metric
 
 METRIC = fixed_threshold_metric(
     "edc_fm",

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from ..fields import Num, Text
-from .base import Metric, MetricOptions, PairData
-from .edc import (
+from fiqa_bench.metrics.base import Metric, MetricOptions, PairData
+from fiqa_bench.metrics.edc import (
     PAIR_QUALITY,
     RETHRESHOLD_FMR,
     SUMMARY_FIELDS,
@@ -14,6 +13,7 @@ from .edc import (
     summary,
     weighted_rethreshold,
 )
+from fiqa_bench.results.fields import Num, Text
 
 
 def _compute(data: PairData, options: MetricOptions) -> dict:

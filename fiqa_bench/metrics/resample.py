@@ -7,7 +7,7 @@ work done once per pair list (sorts, orders, quality levels); :class:`Draw` is o
 resample had been written out, by weighted counting instead of a new sort: the declared metrics use them as their
 ``replicate`` fast paths (:attr:`fiqa_bench.metrics.base.Metric.replicate`), each tested against the written-out
 resample (``tests/test_uncertainty.py``). The bootstrap itself (subject counts,
-intervals) is :mod:`fiqa_bench.uncertainty`.
+intervals) is :mod:`fiqa_bench.pipeline.uncertainty`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .base import MetricOptions, PairData
+from fiqa_bench.metrics.base import MetricOptions, PairData
 
 __all__ = ["Draw", "Prepared", "pair_weights", "quantile_of_weighted", "weighted_tpr"]
 

@@ -6,10 +6,10 @@ import math
 from collections.abc import Callable
 from typing import Any, TypedDict
 
-from ..fields import ANY, Flag, Map, Num, Obj, Text
-from .base import Metric, MetricOption, MetricOptions, PairData, PairWorth, fraction_key
-from .resample import weighted_tpr
-from .verification import TPR_MODES, reported_fpr_targets, tpr_at_fpr_detailed
+from fiqa_bench.metrics.base import Metric, MetricOption, MetricOptions, PairData, PairWorth, fraction_key
+from fiqa_bench.metrics.resample import weighted_tpr
+from fiqa_bench.metrics.verification import TPR_MODES, reported_fpr_targets, tpr_at_fpr_detailed
+from fiqa_bench.results.fields import ANY, Flag, Map, Num, Obj, Text
 
 FPR_READING = MetricOption(
     "fpr_reading",

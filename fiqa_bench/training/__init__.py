@@ -6,7 +6,7 @@ photos (:mod:`.dataset`, whose loop the learned baselines of :mod:`.baselines` s
 Only :mod:`.nets`, :mod:`.flops`, :mod:`.train` and :mod:`.export` need torch (the optional ``train`` extra:
 ``pip install 'fiqa-bench[train]'``, which also brings ``onnx`` and ``onnxscript`` for the export); labels and
 sampling are numpy only. Nothing in inference imports this package: scoring runs on onnxruntime with the contract
-of :mod:`fiqa_bench.onnx_contract`.
+of :mod:`fiqa_bench.models.onnx_contract`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def require_torch():
     try:
         import torch
     except ImportError as exc:
-        from ..errors import MissingDependencyError
+        from fiqa_bench.errors import MissingDependencyError
 
         raise MissingDependencyError(
             "training tinyFQnet needs PyTorch: pip install 'fiqa-bench[train]' (CPU build is enough)"

@@ -2,7 +2,8 @@
 
 :func:`build_training_set` runs, for every photo (:func:`label_photos`, the loop the learned baselines'
 set of :mod:`.baselines` is built by too): decode and detect (:func:`fiqa_bench.faces.load_face`), then
-the photo itself plus ``degraded_copies`` seeded degraded versions of it (:func:`fiqa_bench.degradations.apply_random`
+the photo itself plus ``degraded_copies`` seeded degraded versions of it
+(:func:`fiqa_bench.data.degradations.apply_random`
 on the whole loose photo, so blur/JPEG/noise act at the photo's own resolution, then aligned like any photo). Each
 version gives two crops: one for the FR backbone (its card's input spec) and one for the network (aligned
 ``size`` x ``size`` RGB, exactly what :class:`fiqa_bench.methods.tinyfq.TinyFQ` receives at inference). Labels
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .labels import quality_labels
+from fiqa_bench.training.labels import quality_labels
 
 
 @dataclass
@@ -94,7 +95,7 @@ class TrainingSet:
     def save(self, folder: str | os.PathLike) -> Path:
         """``images.npy``, ``labels.npy``, ``identities.npy``, ``embeddings.npy`` (when kept) and ``meta.json``
         (sources, degradations, meta)."""
-        from ..atomic import atomic_path, write_json
+        from fiqa_bench.data.atomic import atomic_path, write_json
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -150,7 +151,7 @@ def images_by_identity_folder(root: str | os.PathLike, min_images: int = 2) -> t
     identities with at least ``min_images`` images (Eq. 1 needs two to define a leave-one-out centre)."""
     root = Path(root)
     if not root.is_dir():
-        from ..errors import FiqaBenchError
+        from fiqa_bench.errors import FiqaBenchError
 
         raise FiqaBenchError(f"{root}: not a folder of identity folders")
     paths: list[Path] = []
@@ -212,9 +213,9 @@ def label_photos(
     embeddings are theirs side by side and ``backbone`` of the result is the list."""
     from tqdm.auto import tqdm
 
-    from ..cards import InputSpec
-    from ..faces import Face, load_face, make_detector, to_input
-    from ..registry import create
+    from fiqa_bench.api.cards import InputSpec
+    from fiqa_bench.faces import Face, load_face, make_detector, to_input
+    from fiqa_bench.registry import create
 
     if len(paths) != len(identities):
         raise ValueError(f"{len(paths)} paths but {len(identities)} identities")
@@ -354,9 +355,9 @@ def build_training_set(
     backbone object, or a list of several: the labels are then the mean of their Eq. 1 labels (``meta`` lists
     them in ``backbones`` with their ``embedding_dims``); ``detector``: ``"yunet"``/``"scrfd"`` or a detector object.
     Photos without a face are skipped (``on_no_face="skip"``, listed in ``meta["skipped"]``) or raise (``"error"``).
-    Each photo gets ``degraded_copies`` seeded degraded versions (:func:`fiqa_bench.degradations.apply_random`).
+    Each photo gets ``degraded_copies`` seeded degraded versions (:func:`fiqa_bench.data.degradations.apply_random`).
     """
-    from ..degradations import apply_random
+    from fiqa_bench.data.degradations import apply_random
 
     def copies(image: np.ndarray, rng: np.random.Generator, box: Any) -> list[tuple[np.ndarray, dict]]:
         return [apply_random(image, rng, box=box) for _ in range(int(degraded_copies))]

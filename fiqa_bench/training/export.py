@@ -1,11 +1,12 @@
-"""Export a trained quality network to ONNX with ``torch.onnx.export``, honouring :mod:`fiqa_bench.onnx_contract`.
+"""Export a trained quality network to ONNX with ``torch.onnx.export``, honouring
+:mod:`fiqa_bench.models.onnx_contract`.
 
 The exporter (``torch.export`` + ONNX Script, opset 18; the ``train`` extra installs ``onnx`` and ``onnxscript``)
 writes the graph; then its constants are folded, the zero biases it adds to bias-free convolutions removed (ONNX
 Script's own passes) and its provenance annotations dropped, leaving Conv / BatchNormalization / activation nodes
 one-for-one with the torch layers. BatchNormalization is deliberately *not* folded into the convolutions, so the
 file's learnable values equal the torch network's parameters (the costs tables compare both). Metadata
-properties (:func:`fiqa_bench.onnx_contract.metadata`) are added with ``onnx``; onnxruntime then checks the file
+properties (:func:`fiqa_bench.models.onnx_contract.metadata`) are added with ``onnx``; onnxruntime then checks the file
 against torch (:func:`verify`). :func:`float16_weights` shrinks a file by storing its largest weights as float16.
 
 A card is stored without machine paths (:func:`strip_machine_paths`): a bundled file is read on other machines,
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..onnx_contract import INPUT_NAME, OUTPUT_NAME, metadata, preprocess, read_metadata  # noqa: F401 (re-exported)
+from fiqa_bench.models.onnx_contract import INPUT_NAME, OUTPUT_NAME, metadata, preprocess, read_metadata  # noqa: F401 (re-exported)
 
 OPSET = 18
 PRODUCER = "fiqa-bench"
@@ -33,14 +34,14 @@ PRODUCER = "fiqa-bench"
 
 def _require_exporter():
     """``(torch, onnx, onnxscript)``, or a :class:`MissingDependencyError` naming the ``train`` extra."""
-    from . import require_torch
+    from fiqa_bench.training import require_torch
 
     torch = require_torch()
     try:
         import onnx
         import onnxscript
     except ImportError as exc:
-        from ..errors import MissingDependencyError
+        from fiqa_bench.errors import MissingDependencyError
 
         raise MissingDependencyError(f"exporting to ONNX needs {exc.name}: pip install 'fiqa-bench[train]'") from exc
     return torch, onnx, onnxscript
@@ -155,7 +156,7 @@ def export_onnx(
     ``card``: the training card (command, data, backbone, seed, validation numbers...), stored as JSON in the
     ``fiqa_bench.training_card`` property, without machine paths (:func:`strip_machine_paths`).
     """
-    from ..atomic import write_bytes
+    from fiqa_bench.data.atomic import write_bytes
 
     card_json = json.dumps(strip_machine_paths(json_safe(dict(card or {}))), sort_keys=True, allow_nan=False)
     proto = onnx_model(model, input_size, metadata(net, input_size, card_json))
@@ -191,8 +192,8 @@ def save_trained(result: Mapping[str, Any], onnx_path: str | os.PathLike, card: 
     """Export a :func:`fiqa_bench.training.train.train` result to ``onnx_path`` and write ``card`` beside it
     as JSON (same name, ``.json``, without machine paths): the bundled ``methods/weights/tinyfq.onnx`` +
     ``tinyfq.json`` pair."""
-    from ..atomic import write_json
-    from ..download import file_sha256
+    from fiqa_bench.data.atomic import write_json
+    from fiqa_bench.data.download import file_sha256
 
     path = export_onnx(result["model"], onnx_path, net=result["net"], input_size=result["input_size"], card=card)
     write_json(

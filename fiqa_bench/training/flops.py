@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import require_torch
+from fiqa_bench.training import require_torch
 
 
 @dataclass
@@ -87,6 +87,6 @@ def count_flops(model, input_size: int, channels: int = 3) -> FlopReport:
 
 def count_flops_by_name(name: str) -> FlopReport:
     """:func:`count_flops` of a registered network (:data:`fiqa_bench.training.nets.NETS`) at its input size."""
-    from .nets import build_net, net_spec
+    from fiqa_bench.training.nets import build_net, net_spec
 
     return count_flops(build_net(name), net_spec(name).input_size)

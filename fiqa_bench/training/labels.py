@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..mathutil import l2_normalise as _l2_normalise
+from fiqa_bench.mathutil import l2_normalise as _l2_normalise
 
 
 def l2_normalise(embeddings: np.ndarray) -> np.ndarray:

@@ -69,7 +69,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import require_torch
+from fiqa_bench.training import require_torch
 
 torch = require_torch()
 from torch import nn  # noqa: E402  (after require_torch, which names the extra to install when torch is missing)
@@ -304,7 +304,7 @@ def net_spec(name: str) -> NetSpec:
     try:
         return NETS[name]
     except KeyError:
-        from ..errors import UnknownNameError
+        from fiqa_bench.errors import UnknownNameError
 
         raise UnknownNameError(f"unknown network {name!r}; choose one of {', '.join(NETS)}") from None
 

@@ -182,7 +182,7 @@ def plot_histograms(
     """Fig. 5 style: the score histograms of two label arrays side by side, written as a PNG (atomically)."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
-    from ..atomic import atomic_path
+    from fiqa_bench.data.atomic import atomic_path
 
     fig = Figure(figsize=(9, 3.2), dpi=100)
     edges = np.linspace(0.0, 1.0, bins + 1)

@@ -80,9 +80,9 @@ from typing import Any
 
 import numpy as np
 
-from ..onnx_contract import preprocess
-from . import require_torch
-from .sampling import STRATEGIES, sample_indices, to_unit_interval
+from fiqa_bench.models.onnx_contract import preprocess
+from fiqa_bench.training import require_torch
+from fiqa_bench.training.sampling import STRATEGIES, sample_indices, to_unit_interval
 
 CHECKPOINT_NAME = "last.pt"
 LOSSES = ("l1", "mse")
@@ -146,7 +146,7 @@ def _deterministic(torch):
 
 def _save_checkpoint(path: Path, state: dict) -> None:
     torch = require_torch()
-    from ..atomic import atomic_path
+    from fiqa_bench.data.atomic import atomic_path
 
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(state, tmp)
@@ -235,8 +235,8 @@ def train(
     torch = require_torch()
     from tqdm.auto import tqdm
 
-    from ..errors import FiqaBenchError
-    from .nets import net_spec
+    from fiqa_bench.errors import FiqaBenchError
+    from fiqa_bench.training.nets import net_spec
 
     if pair_loss not in PAIR_LOSSES:
         raise ValueError(f"pair_loss must be one of {PAIR_LOSSES}, got {pair_loss!r}")
@@ -248,7 +248,7 @@ def train(
         raise ValueError(f"label_scaling must be one of {LABEL_SCALINGS}, got {label_scaling!r}")
     if sampling is not None and sampling not in STRATEGIES:
         raise ValueError(f"sampling must be None or one of {STRATEGIES}, got {sampling!r}")
-    from ..device import check_device
+    from fiqa_bench.device import check_device
 
     check_device(device, torch=True)  # before any work
     if device == "cuda":
@@ -465,11 +465,11 @@ def train(
 def oversampled(rows: np.ndarray, degradations, times: dict[str, int]) -> np.ndarray:
     """``rows`` with each row whose degradation matches a key of ``times`` (``kind/level`` before ``kind``)
     repeated that many times in all, in place (order kept: the epoch's permutation shuffles anyway)."""
-    from ..errors import FiqaBenchError
+    from fiqa_bench.errors import FiqaBenchError
 
     if degradations is None:
         raise FiqaBenchError("oversample needs a labelled set with degradations (fiqa-bench label)")
-    from ..degradations import DEGRADATIONS, LEVELS
+    from fiqa_bench.data.degradations import DEGRADATIONS, LEVELS
 
     for key, n in times.items():
         kind, _, level = key.partition("/")
@@ -507,8 +507,8 @@ def photo_versions(
     """Per training row: (its photo's undegraded row or None, the photo's degraded rows), among ``rows`` only, by
     ``dataset.sources`` (a photo's versions share its source path) and ``dataset.degradations`` (None = the photo).
     With ``kinds``, only copies of those degradation kinds count as versions; other copies get (None, no rows)."""
-    from ..degradations import DEGRADATIONS
-    from ..errors import FiqaBenchError
+    from fiqa_bench.data.degradations import DEGRADATIONS
+    from fiqa_bench.errors import FiqaBenchError
 
     unknown = sorted(set(kinds or ()) - set(DEGRADATIONS))
     if unknown:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the tables in this folder: every method x {shared MobileFaceNet, dlib} x {IJB layout, YTF layout}
 # on a benchmark prepared from the eval-part identities of ../shared/data/celeba-wild AND ../shared/data/lfw
-# (identities never used to train tinyfq, svm, rqs or faceqnet; fiqa_bench.splits), with 95% bootstrap intervals
+# (identities never used to train tinyfq, svm, rqs or faceqnet; fiqa_bench.data.splits), with 95% bootstrap intervals
 # (B = 1000 resamples of subjects) and paired comparisons (compare.md in each folder). Run from anywhere inside an environment with
 # `pip install -e '.[dlib]'`; FIQA_SHARED points at the shared folder (default: ../shared beside the repository).
 # Results files are written atomically and caches make a rerun resume where it stopped.

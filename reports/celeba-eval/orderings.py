@@ -5,7 +5,7 @@ also needs the orderings in between (is rqs above tinyfq, or a tie?), so this pr
 headline column, a method x method table of paired 95% bootstrap differences (row minus column, the same resamples
 of subjects for both: `boot_<metric>` in each `.npz`), '*' where the interval excludes zero, and the ranking cut
 into tiers: a method starts a new tier when it is significantly behind every method of the tier above.
-Built on fiqa_bench.compare (grouping, replicates) and fiqa_bench.uncertainty.percentile_interval.
+Built on fiqa_bench.results.compare (grouping, replicates) and fiqa_bench.pipeline.uncertainty.percentile_interval.
 
     python reports/celeba-eval/orderings.py reports/celeba-eval/ijb [--columns "TPR@FPR=1e-3"] > orderings.md
 """
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 
-from fiqa_bench.compare import compare, load_runs
 from fiqa_bench.metrics.base import get_metric
-from fiqa_bench.uncertainty import percentile_interval
+from fiqa_bench.pipeline.uncertainty import percentile_interval
+from fiqa_bench.results.compare import compare, load_runs
 
 
 def _boot(run, metric_key: str, metric, short: str):

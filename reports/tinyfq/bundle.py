@@ -18,7 +18,7 @@ WEIGHTS = Path("methods/weights")
 
 
 def main() -> None:
-    from fiqa_bench.download import file_sha256
+    from fiqa_bench.data.download import file_sha256
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("row")

@@ -24,7 +24,7 @@ def scores(onnx_path: str, images: np.ndarray, batch: int = 512) -> np.ndarray:
     """The model's output for uint8 (N, S, S, 3) crops, with the training normalisation (onnx_contract)."""
     import onnxruntime as ort
 
-    from fiqa_bench.onnx_contract import preprocess
+    from fiqa_bench.models.onnx_contract import preprocess
 
     sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name

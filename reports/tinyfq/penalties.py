@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 DEGRADATIONS = {
-    "jpeg-10": lambda image, i: __import__("fiqa_bench.degradations", fromlist=["jpeg"]).jpeg(image, quality=10),
-    "noise-20": lambda image, i: __import__("fiqa_bench.degradations", fromlist=["gaussian_noise"]).gaussian_noise(
+    "jpeg-10": lambda image, i: __import__("fiqa_bench.data.degradations", fromlist=["jpeg"]).jpeg(image, quality=10),
+    "noise-20": lambda image, i: __import__("fiqa_bench.data.degradations", fromlist=["gaussian_noise"]).gaussian_noise(
         image, sigma=20.0, seed=i
     ),
 }

@@ -1,10 +1,10 @@
 """Training the paper's three learned baselines (section 4.1): SVM, RQS and FaceQnet.
 
 All three learn from one labelled set, :class:`.data.BaselineSet`, built by :func:`.data.build_baseline_set` from
-identity folders of photos (the ``train`` part of :mod:`fiqa_bench.splits` only):
+identity folders of photos (the ``train`` part of :mod:`fiqa_bench.data.splits` only):
 
 * every photo is decoded and its face found (YuNet), then kept as **four versions**: the photo itself and a
-  *degradation ladder*, one kind of degradation drawn per photo (:data:`fiqa_bench.degradations.DEGRADATIONS`,
+  *degradation ladder*, one kind of degradation drawn per photo (:data:`fiqa_bench.data.degradations.DEGRADATIONS`,
   uniformly) applied at the light, medium and strong level with the same free parameters (angle, position,
   seed, sign), on the whole loose photo, drawn from ``numpy.random.default_rng([seed, i])`` for photo ``i``;
 * each version gives the 112x112 ArcFace-aligned RGB crop (what ``rqs`` and ``faceqnet`` see), the raw embedding
@@ -31,7 +31,7 @@ One module per concept: :mod:`.data` (the set), :mod:`.svm`, :mod:`.rqs`, :mod:`
 and :mod:`.evaluate` (scores against Eq. 1 labels and ladders, shared by the trainers' cards). The set's rows come
 from :func:`fiqa_bench.training.dataset.label_photos`, the loop tinyFQnet's training set is built by too.
 
-Command line: ``fiqa-bench train-baseline {data,svm,rqs,faceqnet,evaluate}`` (:mod:`fiqa_bench.cli`). Only
+Command line: ``fiqa-bench train-baseline {data,svm,rqs,faceqnet,evaluate}`` (:mod:`fiqa_bench.cli.main`). Only
 ``faceqnet`` imports torch. Each training command records itself on its card in this form. The shipped weights
 were made with these commands (their cards record the earlier ``python -m fiqa_bench.training.baselines``
 spelling of the same options), ``S`` being the shared folder (``FIQA_SHARED``)::

@@ -61,7 +61,7 @@ def collect_photos(
     """
     from collections import defaultdict
 
-    from fiqa_bench.splits import in_part
+    from fiqa_bench.data.splits import in_part
 
     paths: list[Path] = []
     identities: list[str] = []
@@ -97,7 +97,7 @@ def degradation_ladder(
     image: np.ndarray, rng: np.random.Generator, box=None, names: Sequence[str] | None = None
 ) -> list[tuple[np.ndarray, dict]]:
     """One degradation kind (uniform over ``names``) at the light, medium and strong level, same free parameters."""
-    from fiqa_bench.degradations import DEGRADATIONS, apply_record
+    from fiqa_bench.data.degradations import DEGRADATIONS, apply_record
 
     names = list(DEGRADATIONS) if names is None else list(names)
     name = names[int(rng.integers(len(names)))]
@@ -170,7 +170,7 @@ class BaselineSet:
         return BaselineSet(self.data.subset(index), self.embeddings[index], self.landmarks[index], self.boxes[index])
 
     def save(self, folder: str | os.PathLike) -> Path:
-        from fiqa_bench.atomic import atomic_path
+        from fiqa_bench.data.atomic import atomic_path
 
         folder = self.data.save(folder)
         arrays = {"embeddings": self.embeddings}
@@ -208,7 +208,7 @@ def build_baseline_set(
     """Photos + identities -> :class:`BaselineSet` (see :mod:`fiqa_bench.training.baselines`), through
     :func:`fiqa_bench.training.dataset.label_photos`; photos without a face are skipped (listed in
     ``meta["skipped"]``). ``ladder=False`` keeps the undegraded photos only."""
-    from fiqa_bench.methods.svm import backbone_key
+    from fiqa_bench.models.svm_model import backbone_key
     from fiqa_bench.training.dataset import identity_of, label_photos
 
     def versions(image: np.ndarray, rng: np.random.Generator, box: Any) -> list[tuple[np.ndarray, dict]]:

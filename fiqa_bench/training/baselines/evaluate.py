@@ -75,7 +75,7 @@ REBUILD_TOLERANCE = 2
 
 
 def _crop_spec():
-    from fiqa_bench.cards import InputSpec
+    from fiqa_bench.api.cards import InputSpec
 
     return InputSpec("aligned", CROP_SIZE, "RGB")
 
@@ -105,7 +105,7 @@ def _source_pad(path: str, sources: Sequence[str]) -> float:
 
 class FaceRebuilder:
     """The :class:`fiqa_bench.faces.Face` of a set's rows as :func:`build_baseline_set` made them: the source photo
-    decoded, the row's degradation replayed on it (:func:`fiqa_bench.degradations.apply_record`), and the face's
+    decoded, the row's degradation replayed on it (:func:`fiqa_bench.data.degradations.apply_record`), and the face's
     landmarks and box, stored in the set or, for sets built before they were stored, detected again (detector
     named by ``meta["detector"]``, pad of the row's ``--source``).
 
@@ -159,7 +159,7 @@ class FaceRebuilder:
 
     def faces(self, rows: np.ndarray | Sequence[int]) -> list:
         """The checked faces of ``rows`` (rows of one photo share one decode and one detection)."""
-        from fiqa_bench.degradations import apply_record
+        from fiqa_bench.data.degradations import apply_record
         from fiqa_bench.errors import FiqaBenchError
         from fiqa_bench.faces import Face, load_image, to_input
 
@@ -226,7 +226,7 @@ def evaluate(
     for name, method in methods.items():
         t = time.perf_counter()
         if routes[name] == "embeddings":
-            from fiqa_bench.methods.svm import backbone_key
+            from fiqa_bench.models.svm_model import backbone_key
 
             method.identity()  # resolves the method's backbone (a spec string becomes the backbone)
             backbone = getattr(method, "backbone", None)

@@ -149,10 +149,10 @@ def train_baseline_rqs(
     """Fit RQS on the non-held-out identities of ``data`` (ladder pairs + Eq. 1 pairs) and write ``out`` (.npz)
     + card (.json). ``C=None``: pick the stage-1 C from :data:`RQS_GRID` by validation pair accuracy.
     ``features_cache``: a ``.npz`` where the hand-crafted features of ``data`` are kept between runs."""
-    from fiqa_bench.atomic import atomic_path, write_json
-    from fiqa_bench.download import file_sha256
+    from fiqa_bench.data.atomic import atomic_path, write_json
+    from fiqa_bench.data.download import file_sha256
     from fiqa_bench.features.handcrafted import DIMS, GROUPS, features
-    from fiqa_bench.methods.rqs import FORMAT, linear_score
+    from fiqa_bench.models.rqs_model import FORMAT, linear_score
     from fiqa_bench.training.export import json_safe
 
     t0 = time.perf_counter()

@@ -34,7 +34,7 @@ def train_svm(
     """
     from sklearn.svm import SVR
 
-    from fiqa_bench.methods.svm import l2_rows
+    from fiqa_bench.models.svm_model import l2_rows
 
     x = l2_rows(np.asarray(embeddings))
     y = np.asarray(labels, np.float64).reshape(-1)
@@ -74,9 +74,9 @@ def save_svm(
     card: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``model`` (from :func:`train_svm`) as ``.npz`` (support vectors float32) and ``card`` as ``.json``."""
-    from fiqa_bench.atomic import atomic_path, write_json
-    from fiqa_bench.download import file_sha256
-    from fiqa_bench.methods.svm import FORMAT
+    from fiqa_bench.data.atomic import atomic_path, write_json
+    from fiqa_bench.data.download import file_sha256
+    from fiqa_bench.models.svm_model import FORMAT
     from fiqa_bench.training.export import json_safe
 
     path = Path(path)
@@ -123,7 +123,7 @@ def train_baseline_svm(
     ``search``: first pick C and gamma from :data:`SVM_GRID` by validation Spearman with the Eq. 1 labels (the
     grid's results go on the card). Returns the card.
     """
-    from fiqa_bench.methods.svm import l2_rows, rbf_decision
+    from fiqa_bench.models.svm_model import l2_rows, rbf_decision
 
     t0 = time.perf_counter()
     val = validation_mask(data, val_fraction, seed)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from fiqa_bench.api import QualityMethod
-from fiqa_bench.cards import InputSpec, MethodCard
+from fiqa_bench.api.cards import InputSpec, MethodCard
 
 SIZE = 112
 REGION = (slice(24, 104), slice(24, 88))
