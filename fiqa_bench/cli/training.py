@@ -355,6 +355,14 @@ def _load_set(path: str):
     return data, describe_set(path, data)
 
 
+def _train_on_set(ctx: click.Context, data: str, out: str, trainer, **options) -> None:
+    """Train one baseline on the set at ``data`` into ``out`` (the card records the command and the set) and print
+    its validation numbers."""
+    dataset, desc = _load_set(data)
+    card = trainer(dataset, out, command=_baseline_command(ctx), data_desc=desc, **options)
+    click.echo(json.dumps(card["validation"], indent=2, default=str))
+
+
 @click.group("train-baseline", cls=_CleanErrors, short_help="Train and evaluate the svm, rqs and faceqnet baselines.")
 def train_baseline() -> None:
     """Train and evaluate the learned baselines svm (Best-Rowden & Jain 2018), rqs (Chen et al. 2015) and faceqnet
@@ -458,10 +466,11 @@ def baseline_svm_cmd(ctx, data, out, seed, val_fraction, C, gamma, epsilon, max_
     """SVR (RBF) from the set's embeddings to its Eq. 1 labels (methods/svm.py; one model per backbone)."""
     from fiqa_bench.training.baselines import train_baseline_svm
 
-    dataset, desc = _load_set(data)
-    card = train_baseline_svm(
-        dataset,
+    _train_on_set(
+        ctx,
+        data,
         out,
+        train_baseline_svm,
         C=C,
         gamma=gamma,
         epsilon=epsilon,
@@ -469,10 +478,7 @@ def baseline_svm_cmd(ctx, data, out, seed, val_fraction, C, gamma, epsilon, max_
         val_fraction=val_fraction,
         seed=seed,
         search=search,
-        command=_baseline_command(ctx),
-        data_desc=desc,
     )
-    click.echo(json.dumps(card["validation"], indent=2, default=str))
 
 
 @train_baseline.command("rqs", short_help="Train a two-stage RankSVM on hand-crafted features.")
@@ -508,10 +514,11 @@ def baseline_rqs_cmd(ctx, data, out, seed, val_fraction, C, C2, margin, per_iden
     """Two-stage linear RankSVM on HoG, Gabor, Gist and LBP features (methods/rqs.py)."""
     from fiqa_bench.training.baselines import train_baseline_rqs
 
-    dataset, desc = _load_set(data)
-    card = train_baseline_rqs(
-        dataset,
+    _train_on_set(
+        ctx,
+        data,
         out,
+        train_baseline_rqs,
         C=C,
         C2=C2,
         margin=margin,
@@ -519,10 +526,7 @@ def baseline_rqs_cmd(ctx, data, out, seed, val_fraction, C, C2, margin, per_iden
         val_fraction=val_fraction,
         seed=seed,
         features_cache=features_cache,
-        command=_baseline_command(ctx),
-        data_desc=desc,
     )
-    click.echo(json.dumps(card["validation"], indent=2, default=str))
 
 
 @train_baseline.command("faceqnet", short_help="Train a FaceQnet CNN and export it to ONNX (needs torch).")
@@ -563,10 +567,11 @@ def baseline_faceqnet_cmd(
     """CNN regressing FaceQnet labels, exported to ONNX (methods/faceqnet.py); needs torch."""
     from fiqa_bench.training.baselines import train_baseline_faceqnet
 
-    dataset, desc = _load_set(data)
-    card = train_baseline_faceqnet(
-        dataset,
+    _train_on_set(
+        ctx,
+        data,
         out,
+        train_baseline_faceqnet,
         net=net,
         epochs=epochs,
         lr=lr,
@@ -579,10 +584,7 @@ def baseline_faceqnet_cmd(
         threads=threads,
         checkpoint_dir=checkpoints,
         progress=not no_progress,
-        command=_baseline_command(ctx),
-        data_desc=desc,
     )
-    click.echo(json.dumps(card["validation"], indent=2, default=str))
 
 
 @train_baseline.command("evaluate", short_help="Measure methods on a set: Spearman and ladder order.")

@@ -289,20 +289,8 @@ class FaceSource:
             rel, full, image, stat = item
             if i not in verdict:
                 result.append(self._detected(row, rel, full, image, stat))
-            elif verdict[i]:
-                result.append(
-                    Face(
-                        image=image,
-                        landmarks=self.given[row],
-                        box=None,
-                        path=rel,
-                        detected=False,
-                        fallback=False,
-                        stat=stat,
-                    )
-                )
             else:
-                problem = landmark_problem(self.given[row], image.shape, self.margin)
+                problem = None if verdict[i] else landmark_problem(self.given[row], image.shape, self.margin)
                 result.append(
                     self._bad_landmarks(row, rel, full, image, problem, stat)
                     if problem is not None
