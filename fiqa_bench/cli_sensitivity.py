@@ -10,17 +10,8 @@ from types import SimpleNamespace
 import click
 
 from .cli_common import _FloatRange, _IntRange
+from .cli_training import _key_values
 from .errors import FiqaBenchError
-
-
-def _key_values(items: tuple[str, ...], hint: str) -> tuple[tuple[str, str], ...]:
-    out = []
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=hint)
-        out.append((key, value))
-    return tuple(out)
 
 
 def _is_labelled_set(path: Path) -> bool:
@@ -81,7 +72,7 @@ def sensitivity_cmd(
     from .uncertainty import BootstrapOptions
 
     folder = Path(data)
-    opts = dict(_key_values(method_options, "--method-option"))
+    opts = _key_values(method_options, "--method-option")
     labelled = _is_labelled_set(folder)
     if labelled and source_roots:
         raise click.BadParameter("a labelled set has no source folders to give", param_hint="--source-root")

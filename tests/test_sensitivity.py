@@ -160,23 +160,8 @@ def test_benchmark_shares_equal_an_independent_loop(degraded_bench, tmp_path, is
 def test_copies_come_from_the_runs_quality_cache(degraded_bench, tmp_path, isolated_cache, mbf):
     """A `fiqa-bench run` of the method on the benchmark scores the copies; sensitivity then computes none."""
     bench, _ = degraded_bench
-    run = CliRunner().invoke(
-        main,
-        [
-            "run",
-            "--protocol",
-            str(bench),
-            "--fr",
-            mbf,
-            "--method",
-            "tinyfq",
-            "--out",
-            str(tmp_path / "r"),
-            "--no-progress",
-            "--bootstrap",
-            "0",
-        ],
-    )
+    args = f"run --protocol {bench} --fr {mbf} --method tinyfq --out {tmp_path / 'r'} --no-progress --bootstrap 0"
+    run = CliRunner().invoke(main, args.split())
     assert run.exit_code == 0, run.output
     _invoke(bench, "--method", "tinyfq", "--out", tmp_path / "o", "--no-progress", "--bootstrap", "0")
     data = json.loads((tmp_path / "o/sensitivity.json").read_text())["data"]
@@ -231,34 +216,7 @@ def test_bad_input_is_one_line_exit_2(degraded_bench, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- a labelled set
-@pytest.fixture(scope="module")
-def labelled_set(tmp_path_factory, copy_identities, shared):
-    """4 real celeba-wild identities x 3 photos -> `train-baseline data` (each photo + its 3-step ladder)."""
-    root = tmp_path_factory.mktemp("sl")
-    src = copy_identities(root / "photos", 4, 3)
-    mbf = shared / "models/mobilefacenet/mobilefacenet.onnx"
-    res = CliRunner().invoke(
-        main,
-        [
-            "train-baseline",
-            "data",
-            str(root / "set"),
-            "--fr",
-            f"onnx:{mbf}",
-            "--fr-option",
-            "normalisation=mobilefacenet",
-            "--source",
-            f"{src}:per_identity=3",
-            "--part",
-            "all",
-            "--no-progress",
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    return root / "set"
-
-
-def test_labelled_set_shares_equal_the_penalties_loop(labelled_set, tmp_path):
+def test_labelled_set_shares_equal_the_penalties_loop(baseline_set, tmp_path):
     """The eval-set route: each undegraded photo degraded as a whole (noise seeded by its row), aligned with its
     stored landmarks; the shares equal the loop reports/tinyfq/penalties.py ran before it called the suite."""
     from fiqa_bench.degradations import gaussian_noise, jpeg
@@ -266,6 +224,7 @@ def test_labelled_set_shares_equal_the_penalties_loop(labelled_set, tmp_path):
     from fiqa_bench.methods.tinyfq import TinyFQ
     from fiqa_bench.training.baselines.data import BaselineSet
 
+    labelled_set = baseline_set[0]
     _invoke(
         labelled_set,
         "-m",
