@@ -3,7 +3,6 @@ degradation kind and strength, with intervals over subjects (:mod:`fiqa_bench.se
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -135,6 +134,8 @@ def sensitivity_cmd(
         )
         record["data"] = {"benchmark": data, "name": bench.name, **bench.fingerprint(), **found}
         title = f"{method}: degraded copies scored below their source photo ({bench.name})"
+    if not len(copies):
+        raise FiqaBenchError(f"{data}: no degraded copy could be scored")
     table = sensitivity.sensitivity(copies, higher_is_better=hib, boot=boot)
     direction = "below" if hib else "above (lower is better)"
     lines = [
@@ -151,9 +152,6 @@ def sensitivity_cmd(
         click.echo(f"{table['unscored']} copies without a score were left out", err=True)
     for p in written:
         click.echo(f"wrote {p}")
-    if not len(copies):
-        raise FiqaBenchError(f"{data}: no degraded copy could be scored")
-    json.dumps(record)  # the record is plain JSON (raises here, not in a half-written folder, if not)
 
 
 #: The commands this module adds to ``fiqa-bench``.

@@ -576,7 +576,7 @@ def benchmark_copies(
         copy_score=copy_scores,
         source_score=[src_scores[r.source] for r in kept],
         copy_name=[paths[i] for i in bench_rows.tolist()],
-        source_name=[r.source for r in kept],
+        source_name=[str(located[r.source][1]) for r in kept],  # type: ignore[index]  # kept: located
     )
     found = {
         "copies_listed": len(rows),

@@ -141,6 +141,8 @@ def test_benchmark_shares_equal_an_independent_loop(degraded_bench, tmp_path, is
     assert data["source_folders"] == [{"folder": str(src.resolve()), "pad": 0.0, "given_by": "benchmark.json"}]
     assert data["skipped_sources"] == {} and data["copies_scored_new"] == 48
     rows = list(csv.DictReader(open(tmp_path / "o/copies.csv")))
+    listed = list(csv.DictReader(open(bench / "degradations.csv")))
+    assert [r["source"] for r in rows] == [str(src.resolve() / r["source"]) for r in listed]  # the photo found
     assert len(rows) == 48 and sum(int(r["penalised"]) for r in rows) == table["all"]["penalised"]
     assert all(float(r["copy_score"]) < float(r["source_score"]) for r in rows if r["penalised"] == "1")
     assert (tmp_path / "o/sensitivity.png").stat().st_size > 5000 and "| jpeg |" in res.output + "| jpeg |"
@@ -269,3 +271,10 @@ def test_set_copies_replay_a_degradation_record():
         **DEGRADATIONS["motion_blur"].draw(np.random.default_rng(7), image.shape, None),
     }
     assert apply_record(image, rec).shape == image.shape
+
+
+def test_a_ytf_layout_benchmark_reads_its_frames(small_ytf, tmp_path, isolated_cache):
+    listed = list(csv.DictReader(open(small_ytf / "degradations.csv")))
+    _invoke(small_ytf, "-m", "tinyfq", "--out", tmp_path / "o", "--bootstrap", "0", "--no-progress")
+    rows = list(csv.DictReader(open(tmp_path / "o/copies.csv")))
+    assert [r["copy"] for r in rows] == ["frame_images_DB/" + r["file"] for r in listed] and len(rows) > 10
