@@ -65,7 +65,7 @@ def sensitivity_cmd(
     `train-baseline data` (with --degrade KIND:STRENGTH ...): the share of degraded copies METHOD scores below
     their source photo, per kind and strength, with bootstrap intervals over subjects; writes sensitivity.md,
     .json, .csv, copies.csv and a heatmap (sensitivity.png, .svg) into OUT."""
-    from . import registry, sensitivity
+    from . import __version__, registry, sensitivity
     from .resolve import build_backbone, build_method, check_method_options, open_protocol
     from .runner import quality_identity
     from .uncertainty import BootstrapOptions
@@ -106,6 +106,7 @@ def sensitivity_cmd(
     hib = bool(getattr(q.card, "higher_is_better", True))
     progress = not no_progress
     record: dict = {
+        "fiqa_bench_version": __version__,
         "method": {
             "name": method,
             "options": opts,
