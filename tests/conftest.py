@@ -83,3 +83,22 @@ def mbf(shared) -> str:
 def copy_identities(shared):
     """``copy(dest, n_ids, per_id)``: copy real celeba-wild identity folders into ``dest`` for a test."""
     return lambda dest, n_ids, per_id: _copy_identities(shared, dest, n_ids, per_id)
+
+
+@pytest.fixture(scope="session")
+def baseline_set(tmp_path_factory, copy_identities, shared):
+    """4 real celeba-wild identities x 3 photos -> `train-baseline data` (each photo + its 3-step ladder):
+    (the set's folder, the labelling backbone's spec)."""
+    from click.testing import CliRunner
+
+    from fiqa_bench.cli.main import main
+
+    root = tmp_path_factory.mktemp("bl")
+    src = copy_identities(root / "photos", 4, 3)
+    mbf = shared / "models/mobilefacenet/mobilefacenet.onnx"
+    args = ["train-baseline", "data", str(root / "set"), "--fr", f"onnx:{mbf}", "--fr-option"]
+    args += ["normalisation=mobilefacenet", "--source", f"{src}:per_identity=3", "--part", "all", "--no-progress"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "48 rows (12 photos, 0 without a face) of 4 identities" in res.output
+    return root / "set", f"onnx:{mbf}"

@@ -21,29 +21,6 @@ def _invoke(*args: str):
     return res
 
 
-@pytest.fixture(scope="module")
-def baseline_set(tmp_path_factory, copy_identities, shared):
-    """4 real celeba-wild identities x 3 photos -> `train-baseline data` (each photo + its 3-step ladder)."""
-    root = tmp_path_factory.mktemp("bl")
-    src = copy_identities(root / "photos", 4, 3)
-    mbf = shared / "models/mobilefacenet/mobilefacenet.onnx"
-    res = _invoke(
-        "data",
-        root / "set",
-        "--fr",
-        f"onnx:{mbf}",
-        "--fr-option",
-        "normalisation=mobilefacenet",
-        "--source",
-        f"{src}:per_identity=3",
-        "--part",
-        "all",
-        "--no-progress",
-    )
-    assert "48 rows (12 photos, 0 without a face) of 4 identities" in res.output
-    return root / "set", f"onnx:{mbf}"
-
-
 def test_data_records_its_command_and_the_faces(baseline_set):
     from fiqa_bench.training.baselines import BaselineSet
 

@@ -35,7 +35,13 @@ def _modules() -> dict[str, Path]:
 
 
 #: The command line: the evaluation commands, the training commands and what they share, ``python -m fiqa_bench``.
-COMMAND_LINE = ("fiqa_bench.cli.main", "fiqa_bench.cli.training", "fiqa_bench.cli.common", "fiqa_bench.__main__")
+COMMAND_LINE = (
+    "fiqa_bench.cli.main",
+    "fiqa_bench.cli.training",
+    "fiqa_bench.cli.sensitivity",
+    "fiqa_bench.cli.common",
+    "fiqa_bench.__main__",
+)
 
 
 def _is_inference(name: str) -> bool:

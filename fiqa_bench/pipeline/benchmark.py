@@ -64,6 +64,11 @@ class Benchmark:
         """(N, 5, 2) float32 landmarks; rows of NaN where they must be detected."""
         return self.faces[LANDMARK_COLUMNS].to_numpy(np.float32).reshape(-1, 5, 2)
 
+    def dataset_id(self) -> str:
+        """The name the per-image caches (quality, embeddings) key this benchmark's images on: its name and the hash
+        of its image list, so two benchmarks never share cached arrays."""
+        return f"{self.name}-{self.fingerprint()['faces_sha256'][:16]}"
+
     def fingerprint(self) -> dict[str, str]:
         """Hashes of the template/image list and the pair list: results record exactly what was compared."""
         f = self.faces

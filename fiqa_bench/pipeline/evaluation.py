@@ -274,7 +274,7 @@ def evaluate(
     n = len(faces)
     groups = faces["group"].to_numpy(np.int64)
     if dataset_id is None:
-        dataset_id = f"{bench.name}-{bench.fingerprint()['faces_sha256'][:16]}"
+        dataset_id = bench.dataset_id()
     executor = executor if executor is not None else LocalExecutor()
     ctx = StageContext(
         options=options,

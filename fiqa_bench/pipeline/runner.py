@@ -101,6 +101,20 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
         return _run(cfg, t0, method_options, mcls, executor)
 
 
+def quality_identity(method: Any, method_options: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """(the identity the quality cache of ``method`` built with ``method_options`` is keyed on, the sha256 of every
+    option naming a file). The method's identity may not reflect its options (a plugin's): the cache is keyed on
+    them too, with a file's content (sha256) standing for its path, so two weights files never share scores."""
+    ident = method.identity()
+    if not method_options:
+        return ident, {}
+    options_sha256 = option_files_sha256(method_options)
+    keyed = {
+        k: f"sha256:{options_sha256[k]}" if k in options_sha256 else f"value:{v}" for k, v in method_options.items()
+    }
+    return ident + f"|options-{options_digest(keyed)}", options_sha256
+
+
 def _run(cfg: RunConfig, t0: float, method_options: dict, mcls, executor) -> tuple[Path, dict[str, Any]]:
     protocol = open_protocol(cfg.protocol, cfg.data)
     bench = protocol.load()
@@ -117,19 +131,7 @@ def _run(cfg: RunConfig, t0: float, method_options: dict, mcls, executor) -> tup
         )
     backbone = build_backbone(cfg)
     method = build_method(cfg, backbone)
-    options_sha256: dict[str, str] = {}
-    q_identity = None
-    if method is not None:
-        q_identity = method.identity()
-        if method_options:
-            # the method's identity may not reflect its options (a plugin's): key the cache on them too, with
-            # a file's content (sha256) standing for its path, so two weights files never share scores
-            options_sha256 = option_files_sha256(method_options)
-            keyed = {
-                k: f"sha256:{options_sha256[k]}" if k in options_sha256 else f"value:{v}"
-                for k, v in method_options.items()
-            }
-            q_identity += f"|options-{options_digest(keyed)}"
+    q_identity, options_sha256 = quality_identity(method, method_options) if method is not None else (None, {})
     resolve_metrics(bench.metrics)  # the evaluation measures and resamples with these objects, never the registry
     result = evaluate(
         bench,
