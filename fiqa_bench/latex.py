@@ -262,7 +262,7 @@ def render_document(with_figures: bool) -> str:
     return "\n".join(
         [
             r"\documentclass[10pt]{article}",
-            r"\usepackage[margin=1.5cm,landscape]{geometry}",
+            r"\usepackage[a4paper,landscape,margin=1.5cm]{geometry}",
             r"\usepackage{booktabs}",
             r"\usepackage{graphicx}",
             r"\begin{document}",
