@@ -289,3 +289,50 @@ def test_tables_and_figures_compile_with_pdflatex_and_render_with_ink(written, t
     blank = _render(pdftoppm, _compile(pdflatex, latex, "blank.tex"), renders)
     assert blank and all(_ink(png) == 0 for png in blank)
     assert re.search(r"\\input\{tables\}.*\\input\{figures\}", (latex / "report.tex").read_text(), re.S)
+
+
+def test_tables_split_by_declared_metric_the_edc_family_together_another_quality_metric_alone(monkeypatch):
+    """A metric that needs quality scores and declares no tag (a reject-curve metric from another package) gets a
+    table of its own; the EDC pAUCs (tag ``edc``) share one; TPR (no quality needed) keeps the paper's table."""
+    import sys
+
+    from fiqa_bench.fields import Map, Num
+    from fiqa_bench.metrics import base
+
+    reject = base.Metric(
+        key="test_reject_to_halve",
+        title="Rejected to halve FNMR (%)",
+        label="reject",
+        joiner="@",
+        needs=frozenset({"scores", "labels", "quality"}),
+        higher_is_better=False,
+        compute=lambda data, options: {},
+        columns=lambda value: list(value["at"].items()),
+        bounds=(0.0, 1.0),
+        required=("at",),
+        value_fields={"at": Map(Num(0, 1))},
+    )
+    monkeypatch.setitem(base._resolved, (reject.key, tuple(sys.path)), reject)
+    runs = []
+    for name, tpr, edc, rej in (("random", 0.8, 0.012, 0.31), ("tinyfq", 0.9, 0.008, 0.12)):
+        r = result(name, "r50", [tpr] * 5)
+        r["metrics"]["edc_fnm"] = {"pauc": {"0.20": edc, "0.30": edc + 0.001}}
+        r["metrics"]["edc_fm"] = {"pauc": {"0.20": edc / 10, "0.30": edc / 10}}
+        r["metrics"][reject.key] = {"at": {"1e-3": rej}}
+        r["protocol"]["metrics"] = ["tpr_at_fpr", "edc_fnm", "edc_fm", reject.key]
+        runs.append(r)
+    tables = _tables(render_tables(runs))
+    assert len(tables) == 3
+    assert (
+        r"\multicolumn{5}{c}{TPR (\%) @ FPR $\uparrow$}" in tables[0]
+        and "EDC" not in tables[0].split("\\end{tabular}")[0]
+    )
+    assert (
+        r"\multicolumn{2}{c}{FNM-EDC pAUC $\downarrow$} & \multicolumn{2}{c}{FM-EDC pAUC $\downarrow$} \\" in tables[1]
+    )
+    assert _body(tables[1]) == [
+        r"r50 & random & 0.0120 & 0.0130 & 0.001200 & 0.001200 \\",
+        r" & tinyfq & 0.0080 & 0.0090 & 0.000800 & 0.000800 \\",
+    ]
+    assert r"FR model & Method & \multicolumn{1}{c}{reject@1e-3 (\%) $\downarrow$} \\" in tables[2]
+    assert _body(tables[2]) == [r"r50 & random & 31.00 \\", r" & tinyfq & 12.00 \\"]
