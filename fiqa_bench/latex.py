@@ -28,7 +28,7 @@ from pathlib import Path
 
 from . import atomic
 from .errors import FiqaBenchError
-from .report import NULL, _build_tables, _Column, _load, _marks_legend, _Table, draw_figures, significance
+from .report import CAPTIONS, NULL, _build_tables, _Column, _load, _marks_legend, _Table, draw_figures, significance
 from .store import LoadedRun, OnBad
 
 __all__ = ["escape", "render_tables", "render_figures", "render_document", "write_latex"]
@@ -238,19 +238,15 @@ def render_figures(figures: dict) -> str:
     drawer: {(protocol, FR model, selection): {figure: [pdf path relative to the LaTeX folder]}})."""
     lines = ["% fiqa-bench figures: \\input{figures} in a document with \\usepackage{graphicx}.", ""]
     for (protocol, backbone, selection), figs in sorted(figures.items()):
-        names = [n for n in ("roc", "edc") if n in figs]
+        names = list(figs)  # as drawn: the ROC, then the EDC where there is one
         if not names:
             continue
         lines += [r"\begin{figure}[htbp]", r"\centering"]
         width = 0.49 if len(names) > 1 else 0.8
         lines.append(r"\hfill".join(rf"\includegraphics[width={width}\linewidth]{{{figs[n][0]}}}" for n in names))
-        what = {
-            "roc": "ROC (log FPR axis; dotted: the FPR targets)",
-            "edc": "FNM-EDC (dashed: each method's theoretical best; dotted: the pAUC limits)",
-        }
+        sides = ["left: ", "right: "] if len(names) == 2 else [""] * len(names)
         caption = f"{protocol}, FR model {backbone}, selection {selection}: " + "; ".join(
-            ("left: " if len(names) > 1 and i == 0 else "right: " if len(names) > 1 else "") + what[n]
-            for i, n in enumerate(names)
+            side + CAPTIONS.get(n, n) for side, n in zip(sides, names)
         )
         lines += [rf"\caption{{{escape(caption)}.}}", rf"\label{{fig:{_key(protocol, backbone, selection)}}}"]
         lines += [r"\end{figure}", ""]
