@@ -205,7 +205,7 @@ def _render_table(t: _Table, idx: list[int]) -> list[str]:
     lines.append(escape("; ".join(t.meta)) + ".")
     for num, reason in t.notes:
         if num in notes:
-            lines.append(rf"\textsuperscript{{{num}}}\,{escape(reason)}.")
+            lines.append(rf"\textsuperscript{{{num}}}\,{escape(reason.rstrip('.'))}.")
     lines += ["}", r"\end{table}", ""]
     return lines
 
