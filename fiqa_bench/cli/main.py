@@ -313,7 +313,8 @@ def compare_cmd(results, as_json) -> None:
 @main.command("report", short_help="Render report tables from a folder of results.")
 @click.argument("results_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "-o", default=None, type=click.Path(file_okay=False), help="Default: RESULTS_DIR.")
-def report_cmd(results_dir, out) -> None:
+@click.option("--latex", is_flag=True, help="Also write LaTeX tables (booktabs) and vector PDF figures into OUT/latex.")
+def report_cmd(results_dir, out, latex) -> None:
     """Render Markdown and HTML tables (laid out like the paper's) from a folder of results files (and its
     costs.json from benchmarks/bench_costs.py, if any: a Table 2 costs section). A malformed results file is named
     in one line on stderr and skipped (exit 2 only when nothing valid remains)."""
@@ -321,6 +322,10 @@ def report_cmd(results_dir, out) -> None:
 
     with _Skips() as skips:
         written = write_report(Path(results_dir), Path(out) if out else None, on_bad=skips)
+        if latex:
+            from fiqa_bench.writers.latex import write_latex
+
+            written += write_latex(Path(results_dir), Path(out) if out else None, on_bad=lambda skipped: None)
     for p in written:
         click.echo(str(p))
 

@@ -457,4 +457,5 @@ def fixed_threshold_metric(key: str, error: str, label: str, digits: int, descri
         value_fields={**SUMMARY_FIELDS, "start_target": Num(0, 1), "pair_quality": Text(), "note": Text()},
         options=(PAIR_QUALITY, FNM_START if error == "fnm" else FM_START),
         replicate=replicate,
+        tags=("edc",),  # the EDC family shares one LaTeX table (fiqa_bench.writers.latex)
     )

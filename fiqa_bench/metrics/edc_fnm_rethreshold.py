@@ -61,6 +61,7 @@ METRIC = Metric(
     unit="",
     options=(PAIR_QUALITY, RETHRESHOLD_FMR),
     replicate=_replicate,
+    tags=("edc",),  # shares the EDC family's LaTeX table (fiqa_bench.writers.latex)
     bounds=(0.0, 1.0),
     required=("pauc",),
     value_fields={**SUMMARY_FIELDS, "fmr": Num(0, 1), "pair_quality": Text(), "grid": Text(), "note": Text()},

@@ -1,5 +1,6 @@
 """Figures of a report, drawn from the runs' ``.npz`` raw data with matplotlib's object API (Agg canvas, no pyplot
-global state), each written as PNG and SVG with fixed metadata so a report is the same bytes every time.
+global state), each written as PNG and SVG with fixed metadata so a report is the same bytes every time; ROC and EDC
+also as vector PDF for LaTeX (:func:`draw_pdf`).
 
 Per table (protocol x FR model x selection): ROC on a log FPR axis with the FPR targets marked; FNM-EDC curves with
 each method's theoretical best line and the pAUC limits; genuine/impostor score histograms; quality histograms.
@@ -72,13 +73,12 @@ def _roc_points(scores: np.ndarray, labels: np.ndarray, max_points: int = 4000):
     return fpr, tpr
 
 
-def draw(runs: Iterable[tuple[str, dict]], folder: Path, stem: str) -> dict[str, list[Path]]:
-    """Every figure of one table: ``runs`` = (row label, raw arrays of its .npz). Returns {figure: [png, svg]}."""
-    runs = [(label, raw) for label, raw in runs]
-    out: dict[str, list[Path]] = {}
-    colours = {label: _COLOURS[i % len(_COLOURS)] for i, (label, _) in enumerate(runs)}
+def _colours(runs: list[tuple[str, dict]]) -> dict[str, str]:
+    return {label: _COLOURS[i % len(_COLOURS)] for i, (label, _) in enumerate(runs)}
 
-    # ROC, log FPR axis, FPR targets marked
+
+def _roc_figure(runs: list[tuple[str, dict]], colours: dict[str, str]):
+    """ROC of every run on one log FPR axis, the FPR targets marked."""
     fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
     n_imp = 0
@@ -98,9 +98,11 @@ def draw(runs: Iterable[tuple[str, dict]], folder: Path, stem: str) -> dict[str,
     ax.set_title("ROC (dotted: the FPR targets)")
     ax.grid(True, which="major", linewidth=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    out["roc"] = _save(fig, folder, f"{stem}__roc")
+    return fig
 
-    # FNM-EDC with the theoretical best and the pAUC limits
+
+def _edc_figure(runs: list[tuple[str, dict]], colours: dict[str, str]):
+    """FNM-EDC of every run with a quality score on one axis, each with its theoretical best; the pAUC limits."""
     fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
     drew = False
@@ -130,7 +132,47 @@ def draw(runs: Iterable[tuple[str, dict]], folder: Path, stem: str) -> dict[str,
     ax.grid(True, linewidth=0.3)
     if drew:
         ax.legend(fontsize=7, loc="upper right")
-    out["edc"] = _save(fig, folder, f"{stem}__edc")
+    return fig
+
+
+#: The figures :func:`draw_pdf` writes as vector PDF (the ones with every method of a table on one axis).
+VECTOR_FIGURES = {"roc": _roc_figure, "edc": _edc_figure}
+
+
+def draw_pdf(runs: Iterable[tuple[str, dict]], folder: Path, stem: str) -> dict[str, Path]:
+    """ROC and FNM-EDC of one table as vector PDF, for papers: every run on one axis, drawn as in :func:`draw`
+    through matplotlib's PDF backend, lines as paths (nothing rasterised), fonts embedded as TrueType subsets,
+    no creation date (the same bytes every time); the EDC only where a run has quality scores. ``runs`` as in
+    :func:`draw`; returns {figure: pdf path}."""
+    import matplotlib
+
+    runs = [(label, raw) for label, raw in runs]
+    colours = _colours(runs)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, make in VECTOR_FIGURES.items():
+        if name == "edc" and not any(np.isfinite(raw["pair_quality"]).any() for _, raw in runs):
+            continue  # no quality method in the table: no EDC to draw
+        fig = make(runs, colours)
+        target = folder / f"{stem}__{name}.pdf"
+        with matplotlib.rc_context({"pdf.fonttype": 42}), atomic_path(target) as tmp:
+            fig.savefig(
+                tmp,
+                format="pdf",
+                metadata={"Creator": None, "Producer": None, "CreationDate": None},
+                bbox_inches="tight",
+            )
+        out[name] = target
+    return out
+
+
+def draw(runs: Iterable[tuple[str, dict]], folder: Path, stem: str) -> dict[str, list[Path]]:
+    """Every figure of one table: ``runs`` = (row label, raw arrays of its .npz). Returns {figure: [png, svg]}."""
+    runs = [(label, raw) for label, raw in runs]
+    out: dict[str, list[Path]] = {}
+    colours = _colours(runs)
+    out["roc"] = _save(_roc_figure(runs, colours), folder, f"{stem}__roc")
+    out["edc"] = _save(_edc_figure(runs, colours), folder, f"{stem}__edc")
 
     # genuine / impostor score histograms, one panel per run
     out["scores"] = _small_multiples(runs, folder, f"{stem}__scores", "comparison score (cosine)", _scores_panel)

@@ -683,9 +683,10 @@ def significance(results: Iterable[LoadedRun | dict]) -> dict:
     return marks
 
 
-def draw_figures(results: Iterable[LoadedRun | dict], out_dir: Path) -> dict:
+def draw_figures(results: Iterable[LoadedRun | dict], out_dir: Path, draw=None) -> dict:
     """Figures of every table (from the runs' ``.npz``), written under ``out_dir/plots``; returns
-    {(protocol, backbone label, selection): {figure: [png path, svg path] relative to out_dir}}."""
+    {(protocol, backbone label, selection): {figure: [png path, svg path] relative to out_dir}}. ``draw``: another
+    drawer with :func:`fiqa_bench.writers.plots.draw_reusing`'s signature (the LaTeX writer's vector PDFs)."""
     from fiqa_bench.writers import plots
 
     out: dict = {}
@@ -702,7 +703,7 @@ def draw_figures(results: Iterable[LoadedRun | dict], out_dir: Path) -> dict:
             if not runs:
                 continue
             stem = plots.stem_for(t.protocol, block.backbone, t.selection)
-            paths = plots.draw_reusing(runs, out_dir / "plots", stem)  # not redrawn when its inputs are the same
+            paths = (draw or plots.draw_reusing)(runs, out_dir / "plots", stem)  # reused: same inputs, not redrawn
             out[(t.protocol, block.backbone, t.selection)] = {
                 name: [p.relative_to(out_dir).as_posix() for p in files] for name, files in paths.items()
             }
