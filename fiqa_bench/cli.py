@@ -17,6 +17,7 @@ from .cli_common import (
     _FloatRange,
     _IntRange,
 )
+from .cli_interchange import COMMANDS as INTERCHANGE_COMMANDS
 from .cli_training import COMMANDS as TRAINING_COMMANDS
 from .errors import FiqaBenchError
 
@@ -480,5 +481,5 @@ if __name__ == "__main__":  # pragma: no cover
     main()
 
 
-for _command in TRAINING_COMMANDS:  # label, train, train-baseline (fiqa_bench.cli_training)
+for _command in (*TRAINING_COMMANDS, *INTERCHANGE_COMMANDS):  # fiqa_bench.cli_training, fiqa_bench.cli_interchange
     main.add_command(_command)

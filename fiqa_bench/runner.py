@@ -230,6 +230,14 @@ class _RunSettings:
     out: str = field(
         default="results", metadata=_opt("Folder for results files and the report.", short="-o", record=False)
     )
+    keep_embeddings: bool = field(
+        default=False,
+        metadata=_opt(
+            "Keep the kept images' embeddings in the .npz (with --selection all: every image's, what `export --format "
+            "insightface` writes).",
+            record=False,
+        ),
+    )
     progress: bool = field(default=True, metadata=_opt("Progress bars.", cli=False, record=False))
 
     def __post_init__(self) -> None:
@@ -554,6 +562,7 @@ def _run(cfg: RunConfig, t0: float, method_options: dict, mcls, executor) -> tup
         detector=result.detector,
         notes=_scrub(list(bench.notes), roots),
     )
-    path = write_results(Path(cfg.out), record, result.raw)
+    raw = result.raw if cfg.keep_embeddings else {k: v for k, v in result.raw.items() if k != "kept_embeddings"}
+    path = write_results(Path(cfg.out), record, raw)
     log.info("results: %s (+ %s)", path, path.with_suffix(".npz").name)
     return path, record.to_json()

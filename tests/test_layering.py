@@ -34,8 +34,14 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-#: The command line: the evaluation commands, the training commands and what they share, ``python -m fiqa_bench``.
-COMMAND_LINE = ("fiqa_bench.cli", "fiqa_bench.cli_training", "fiqa_bench.cli_common", "fiqa_bench.__main__")
+#: The command line: the evaluation commands, the training commands, import/export and what they share, ``python -m fiqa_bench``.
+COMMAND_LINE = (
+    "fiqa_bench.cli",
+    "fiqa_bench.cli_training",
+    "fiqa_bench.cli_interchange",
+    "fiqa_bench.cli_common",
+    "fiqa_bench.__main__",
+)
 
 
 def _is_inference(name: str) -> bool:
