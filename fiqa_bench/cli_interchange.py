@@ -74,13 +74,13 @@ def _metric_options(f):
 @click.option("--out", "-o", default="results", show_default=True, help="Folder for the results file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results record (JSON).")
 def import_cmd(input_file, fmt, quality, protocol, data, selection, k, like, benchmark, method, fr, bootstrap, level,
-               bootstrap_seed, keep_embeddings, out, as_json, **metric) -> None:  # fmt: skip
+               bootstrap_seed, keep_embeddings, out, as_json, **given) -> None:  # fmt: skip
     """Import INPUT (scores or per-image arrays computed elsewhere) as a results file (+ .npz) in OUT, which
     rescore, compare, report and leaderboard read like any run's. The file records the format, INPUT as typed
     and its sha256."""
     from .interchange import ImportRequest, import_data
 
-    options = {name[len("metric_") :]: v for name, v in metric.items() if v is not None}
+    options = {name[len("metric_") :]: v for name, v in given.items() if v is not None}
     path, record = import_data(
         ImportRequest(
             input=input_file,
@@ -110,7 +110,7 @@ def import_cmd(input_file, fmt, quality, protocol, data, selection, k, like, ben
         for key in record["protocol"]["metrics"]:
             metric = get_metric(key)
             value = record["metrics"].get(key) or {}
-            shown = ", ".join(f"{title}={metric.format(v)}" for title, v in metric.headline(value))
+            shown = ", ".join(f"{metric.short_of(t)}={metric.format(v)}" for t, v in metric.headline(value))
             click.echo(f"{metric.title}: {shown or value.get('unavailable', '-')}")
         click.echo(f"results: {path}")
 

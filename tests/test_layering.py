@@ -34,7 +34,7 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-#: The command line: the evaluation commands, the training commands, import/export and what they share, ``python -m fiqa_bench``.
+#: The command line: evaluation, training and import/export commands, what they share, ``python -m fiqa_bench``.
 COMMAND_LINE = (
     "fiqa_bench.cli",
     "fiqa_bench.cli_training",
