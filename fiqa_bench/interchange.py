@@ -139,10 +139,45 @@ def _named(name: str, what: str, imported: dict) -> dict:
     }
 
 
-def _write(req: ImportRequest, record_parts: dict, raw: dict) -> tuple[Path, dict]:
+def _write(
+    req: ImportRequest,
+    cfg,
+    imported: dict,
+    *,
+    method_ran: bool,
+    what: str,
+    protocol: dict,
+    counts: dict,
+    timings: dict,
+    metrics: dict,
+    notes: list[str],
+    raw: dict,
+) -> tuple[Path, dict]:
+    """The results file of an import: the sections every run has, with the import's provenance in ``config`` and in
+    the settings its file name's digest covers; ``what`` the backbone produced (``embeddings``...)."""
     from .results import RunRecord, suite_info, write_results
+    from .runner import run_settings
 
-    record = RunRecord(suite=suite_info(), **record_parts)
+    settings = run_settings(cfg, method_ran, False, False, {}, None, protocol)
+    settings["imported"] = {"format": imported["format"], "sha256": imported["sha256"]}
+    method = (
+        {**_named(req.method, "quality", imported), "options": {}, "options_sha256": {}}
+        if method_ran
+        else {"name": "none", "version": None, "card_hash": None, "identity": None, "options": {}, "options_sha256": {}}
+    )
+    record = RunRecord(
+        suite=suite_info(),
+        method=method,
+        backbone={**_named(req.fr, what, imported), "spec": None, "weights_sha256": None},
+        protocol=protocol,
+        config={**cfg.record(), "imported": imported},
+        settings=settings,
+        counts=counts,
+        timings={k: v if isinstance(v, bool) else round(v, 3) for k, v in timings.items()},
+        metrics=metrics,
+        detector=None,
+        notes=[*notes, _note(imported)],
+    )
     if not req.keep_embeddings:
         raw = {k: v for k, v in raw.items() if k != KEPT_EMBEDDINGS}
     path = write_results(Path(req.out), record, raw)
@@ -200,7 +235,6 @@ def _faces_file(bench) -> str:
 def import_images(req: ImportRequest, fmt: ImageFormat) -> tuple[Path, dict]:
     from .evaluation import evaluate
     from .resolve import open_protocol
-    from .runner import run_settings
 
     t0 = time.perf_counter()
     if not req.protocol:
@@ -241,31 +275,18 @@ def import_images(req: ImportRequest, fmt: ImageFormat) -> tuple[Path, dict]:
         "metrics": list(bench.metrics),
         **bench.fingerprint(),
     }
-    settings = run_settings(cfg, method is not None, False, False, {}, None, protocol_info)
-    settings["imported"] = {"format": fmt.name, "sha256": imported["sha256"]}
-    config = {**cfg.record(), "imported": imported}
-    method_info = (
-        {**_named(req.method, "quality", imported), "options": {}, "options_sha256": {}}
-        if method is not None
-        else {"name": "none", "version": None, "card_hash": None, "identity": None, "options": {}, "options_sha256": {}}
-    )
-    backbone_info = {**_named(req.fr, "embeddings", imported), "spec": None, "weights_sha256": None}
-    timings = {**result.timings, "total_s": time.perf_counter() - t0}
     return _write(
         req,
-        {
-            "method": method_info,
-            "backbone": backbone_info,
-            "protocol": protocol_info,
-            "config": config,
-            "settings": settings,
-            "counts": result.counts,
-            "timings": {k: v if isinstance(v, bool) else round(v, 3) for k, v in timings.items()},
-            "metrics": result.metrics,
-            "detector": None,
-            "notes": [*map(str, bench.notes), _note(imported)],
-        },
-        result.raw,
+        cfg,
+        imported,
+        method_ran=method is not None,
+        what="embeddings",
+        protocol=protocol_info,
+        counts=result.counts,
+        timings={**result.timings, "total_s": time.perf_counter() - t0},
+        metrics=result.metrics,
+        notes=list(map(str, bench.notes)),
+        raw=result.raw,
     )
 
 
@@ -315,7 +336,6 @@ def import_pairs(req: ImportRequest, fmt: PairFormat) -> tuple[Path, dict]:
     from .evaluation import measure
     from .metrics.base import resolve_metrics
     from .metrics.edc import pair_quality as combine
-    from .runner import run_settings
 
     t0 = time.perf_counter()
     if req.protocol:
@@ -376,15 +396,6 @@ def import_pairs(req: ImportRequest, fmt: PairFormat) -> tuple[Path, dict]:
         "faces_sha256": None,
         "pairs_sha256": pairs_sha256(table),
     }
-    settings = run_settings(cfg, has_quality, False, False, {}, None, protocol_info)
-    settings["imported"] = {"format": fmt.name, "sha256": imported["sha256"]}
-    config = {**cfg.record(), "imported": imported}
-    method_info = (
-        {**_named(req.method, "quality", imported), "options": {}, "options_sha256": {}}
-        if has_quality
-        else {"name": "none", "version": None, "card_hash": None, "identity": None, "options": {}, "options_sha256": {}}
-    )
-    backbone_info = {**_named(req.fr, "comparison scores", imported), "spec": None, "weights_sha256": None}
     n_subjects = int(np.unique(np.r_[data.subject_a, data.subject_b]).size)
     counts = {
         "images": 0,
@@ -395,22 +406,6 @@ def import_pairs(req: ImportRequest, fmt: PairFormat) -> tuple[Path, dict]:
         "genuine": data.n_genuine,
         "impostor": data.n_impostor,
         "subjects": n_subjects,
-        **dict.fromkeys(
-            (
-                "images_scored",
-                "images_scored_new",
-                "images_embedded_for_quality",
-                "images_embedded",
-                "images_embedded_new",
-                "fallback_landmarks",
-                "skipped",
-                "cache_shards_rejected",
-            ),
-            0,
-        ),
-        "skipped_reasons": {},
-        "skipped_files": [],
-        "landmarks_rejected": {},
     }
     empty_i = np.zeros(0, dtype=np.int64)
     raw = {
@@ -435,19 +430,16 @@ def import_pairs(req: ImportRequest, fmt: PairFormat) -> tuple[Path, dict]:
     }
     return _write(
         req,
-        {
-            "method": method_info,
-            "backbone": backbone_info,
-            "protocol": protocol_info,
-            "config": config,
-            "settings": settings,
-            "counts": counts,
-            "timings": {"total_s": round(time.perf_counter() - t0, 3)},
-            "metrics": metrics,
-            "detector": None,
-            "notes": [f"{n} comparisons of {samples.shape[0]} samples ({data.n_genuine} genuine)", _note(imported)],
-        },
-        raw,
+        cfg,
+        imported,
+        method_ran=has_quality,
+        what="comparison scores",
+        protocol=protocol_info,
+        counts=counts,
+        timings={"total_s": time.perf_counter() - t0},
+        metrics=metrics,
+        notes=[f"{n} comparisons of {samples.shape[0]} samples ({data.n_genuine} genuine)"],
+        raw=raw,
     )
 
 

@@ -9,13 +9,15 @@ from ..atomic import atomic_path
 from .base import bad_line
 
 
-def read_rows(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> tuple[dict, list[int]]:
+def read_rows(
+    path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (), what: str = "score file"
+) -> tuple[dict, list[int]]:
     """{column: [values]} of the ``required`` and present ``optional`` columns (a header names them; others are
     ignored) and each row's line; a missing column, a short row or an empty field is an error naming the line."""
     try:
         handle = open(path, newline="", encoding="utf-8")
     except OSError as exc:
-        raise bad_line(path, None, f"cannot read the score file ({exc.strerror})") from None
+        raise bad_line(path, None, f"cannot read the {what} ({exc.strerror})") from None
     with handle:
         reader = csv.reader(handle)
         header = next(reader, None)

@@ -27,6 +27,7 @@ __all__ = [
     "write_sample_quality",
     "number_text",
     "check_token",
+    "check_labels_follow_subjects",
 ]
 
 
@@ -49,6 +50,20 @@ def parse_score(text: str, path: str | Path, line: int, what: str = "score") -> 
 def number_text(value: float) -> str:
     """A number as text that reads back to the same float64 (and so to the same float32)."""
     return repr(float(value))
+
+
+def check_labels_follow_subjects(table: PairTable, fmt: str) -> None:
+    """bob's formats derive a comparison's label from its subjects: a table whose labels say otherwise cannot be
+    written in them."""
+    wrong = np.flatnonzero((table.ref_subject == table.probe_subject) != (table.labels == 1))
+    if wrong.size:
+        i = int(wrong[0])
+        raise FiqaBenchError(
+            f"comparison {i + 1} ({table.ref[i]} vs {table.probe[i]}) is labelled "
+            f"{'genuine' if table.labels[i] == 1 else 'impostor'} but its subjects are {table.ref_subject[i]!r} and "
+            f"{table.probe_subject[i]!r}: {fmt} derives the label from the subjects (export --format csv keeps labels "
+            f"as they are)"
+        )
 
 
 def check_token(value: str, what: str) -> str:
@@ -151,27 +166,14 @@ def quality_path(path: Path) -> Path:
 def read_sample_quality(path: Path) -> dict[str, tuple[float, int]]:
     """``sample,quality`` lines (a header line first) -> {sample label: (quality, line)}; a repeated label, a missing
     field or a value that is no finite number is an error naming the line."""
-    import csv
+    from ._csvtable import read_rows
 
+    cols, lines = read_rows(path, QUALITY_HEADER, what="quality file")
     out: dict[str, tuple[float, int]] = {}
-    try:
-        handle = open(path, newline="", encoding="utf-8")
-    except OSError as exc:
-        raise bad_line(path, None, f"cannot read the quality file ({exc.strerror})") from None
-    with handle:
-        rows = csv.reader(handle)
-        header = next(rows, None)
-        if header is None or [h.strip() for h in header] != list(QUALITY_HEADER):
-            raise bad_line(path, 1, f"the first line must be the header {','.join(QUALITY_HEADER)}, got {header}")
-        for line, row in enumerate(rows, start=2):
-            if not row:
-                continue
-            if len(row) != 2:
-                raise bad_line(path, line, f"expected 2 fields (sample,quality), got {len(row)}")
-            label = row[0].strip()
-            if label in out:
-                raise bad_line(path, line, f"sample {label} already has a quality on line {out[label][1]}")
-            out[label] = (parse_score(row[1].strip(), path, line, "quality"), line)
+    for label, value, line in zip(cols["sample"], cols["quality"], lines):
+        if label in out:
+            raise bad_line(path, line, f"sample {label} already has a quality on line {out[label][1]}")
+        out[label] = (parse_score(value, path, line, "quality"), line)
     return out
 
 

@@ -24,6 +24,7 @@ from .base import (
     PairFormat,
     PairTable,
     bad_line,
+    check_labels_follow_subjects,
     check_token,
     number_text,
     parse_score,
@@ -100,16 +101,7 @@ class _Columns(PairFormat):
         from ..atomic import atomic_path
         from ..errors import FiqaBenchError
 
-        genuine = table.ref_subject == table.probe_subject
-        wrong = np.flatnonzero(genuine != (table.labels == 1))
-        if wrong.size:
-            i = int(wrong[0])
-            raise FiqaBenchError(
-                f"comparison {i + 1} ({table.ref[i]} vs {table.probe[i]}) is labelled "
-                f"{'genuine' if table.labels[i] == 1 else 'impostor'} but its subjects are {table.ref_subject[i]!r} "
-                f"and {table.probe_subject[i]!r}: bob's {self.columns}-column files derive the label from the "
-                f"subjects (export --format csv keeps labels as they are)"
-            )
+        check_labels_follow_subjects(table, f"bob's {self.columns}-column file")
         if self.columns == 4:
             seen: dict[tuple[str, str], int] = {}
             for i, key in enumerate(zip(table.ref_subject.tolist(), table.probe.tolist())):

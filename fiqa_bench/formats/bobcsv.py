@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FiqaBenchError
 from ._csvtable import read_rows, write_rows
 from .base import (
     PairFormat,
     PairTable,
+    check_labels_follow_subjects,
     number_text,
     parse_score,
     quality_path,
@@ -56,15 +56,7 @@ class BobCSV(PairFormat):
         return table
 
     def write(self, table: PairTable, path: Path) -> list[Path]:
-        wrong = np.flatnonzero((table.ref_subject == table.probe_subject) != (table.labels == 1))
-        if wrong.size:
-            i = int(wrong[0])
-            raise FiqaBenchError(
-                f"comparison {i + 1} ({table.ref[i]} vs {table.probe[i]}) is labelled "
-                f"{'genuine' if table.labels[i] == 1 else 'impostor'} but its subjects are {table.ref_subject[i]!r} "
-                f"and {table.probe_subject[i]!r}: bob's CSV derives the label from the subjects (export --format csv "
-                f"keeps labels as they are)"
-            )
+        check_labels_follow_subjects(table, "bob's CSV")
         rows = [
             [str(r), str(rs), str(p), str(ps), number_text(s)]
             for r, rs, p, ps, s in zip(table.ref, table.ref_subject, table.probe, table.probe_subject, table.scores)
