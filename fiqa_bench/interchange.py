@@ -293,13 +293,10 @@ def import_images(req: ImportRequest, fmt: ImageFormat) -> tuple[Path, dict]:
 # ------------------------------------------------------------------------------------------ comparisons
 def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sorted distinct values, the code of each value): the numbering of samples and subjects of an import. Subjects
-    are numbered in sorted order (numeric order where every id is an integer), so the bootstrap's resamples depend on
-    the subjects alone, not on the order of the file's lines."""
-    distinct = np.unique(values)
-    if distinct.size and all(v.lstrip("-").isdigit() for v in distinct.tolist()):
-        distinct = distinct[np.argsort([int(v) for v in distinct.tolist()], kind="stable")]
-    index = {v: i for i, v in enumerate(distinct.tolist())}
-    return distinct, np.asarray([index[v] for v in values.tolist()], dtype=np.int64)
+    are numbered in the sorted order of their ids as text (the order `fiqa-bench prepare` gives its identities), so
+    the bootstrap's resamples depend on the subjects alone, not on the order of the file's lines."""
+    distinct, codes = np.unique(values, return_inverse=True)
+    return distinct, codes.reshape(-1).astype(np.int64)
 
 
 def _per_sample(

@@ -105,8 +105,14 @@ def test_insightface_export_then_import_gives_the_runs_metrics(runs, small_bench
     assert "computed outside fiqa-bench" in record["backbone"]["card"]["summary"]
     assert record["counts"]["images_embedded_new"] == 0 and record["counts"]["images_scored_new"] == 0
 
-    # an independent loop: each pair's score is the cosine of its templates' kept images (top1: the best-quality one)
+    # the same kept images and pair scores as the run's, which differ between selections
     raw = read_raw(path)
+    native_raw = read_raw(runs[selection])
+    for key in ("kept_rows", "pair_scores", "pair_quality", "template_quality"):
+        assert np.array_equal(raw[key], native_raw[key], equal_nan=True), key
+    others = [read_raw(runs[s])["pair_scores"] for s in runs if s != selection]
+    assert not any(np.array_equal(raw["pair_scores"], o) for o in others)
+    # an independent loop: each pair's score is the cosine of its templates' kept images (top1: the best-quality one)
     if selection == "top1":
         groups = raw["image_group"]
         kept = best_rows(groups, quality, np.ones(n, bool), 1)
@@ -172,6 +178,38 @@ def test_bob4_round_trips_and_refuses_what_it_cannot_hold(runs, tmp_path, monkey
     export_run(first, "bob4", "again.txt")
     _, rec2 = import_data(ImportRequest(input="again.txt", format="bob4", benchmark="first", bootstrap=B, out="two"))
     assert not _close(json.loads(json.dumps(rec1["metrics"])), json.loads(json.dumps(rec2["metrics"])))
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_kept_embeddings_are_the_backbones_and_line_order_does_not_matter(runs, small_bench, shared, tmp_path):
+    """``run --keep-embeddings`` keeps each image's embedding as the backbone gives it (one image at a time, here);
+    comparisons imported with their lines shuffled give the same metrics, intervals included (the bootstrap numbers
+    subjects by their ids, not by the file's order)."""
+    from _reference import embed_rows
+    from fiqa_bench import registry
+    from fiqa_bench.protocols.ijb import IJBLayout
+
+    raw = read_raw(runs["all"])
+    bench = IJBLayout(str(small_bench)).load()
+    backbone = registry.create("backbone", f"onnx:{shared / 'models/mobilefacenet/mobilefacenet.onnx'}")
+    rows = raw["kept_rows"][[0, 7, 30]]
+    direct = embed_rows(bench, backbone, rows)
+    for i, r in zip([0, 7, 30], rows):
+        assert np.allclose(raw["kept_embeddings"][i], direct[int(r)], atol=1e-5)
+    assert "kept_embeddings" not in read_raw(runs["top1"])  # only where asked for
+
+    export_run(runs["top1"], "csv", tmp_path / "s.csv")
+    head, *lines = (tmp_path / "s.csv").read_text().splitlines(keepends=True)
+    order = np.random.default_rng(0).permutation(len(lines))
+    (tmp_path / "shuffled.csv").write_text(head + "".join(lines[i] for i in order))
+    _, one = import_data(
+        ImportRequest(input=str(tmp_path / "s.csv"), format="csv", bootstrap=B, out=str(tmp_path / "a"))
+    )
+    _, two = import_data(
+        ImportRequest(input=str(tmp_path / "shuffled.csv"), format="csv", bootstrap=B, out=str(tmp_path / "b"))
+    )
+    assert not _close(json.loads(json.dumps(one["metrics"])), json.loads(json.dumps(two["metrics"])))
 
 
 BOB4 = """# claimed_id real_id test_label score
