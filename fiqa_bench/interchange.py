@@ -152,14 +152,22 @@ def _write(
     metrics: dict,
     notes: list[str],
     raw: dict,
+    values_sha256: str,
+    quality_sha256: str | None,
 ) -> tuple[Path, dict]:
-    """The results file of an import: the sections every run has, with the import's provenance in ``config`` and in
-    the settings its file name's digest covers; ``what`` the backbone produced (``embeddings``...)."""
+    """The results file of an import: the sections every run has, with the import's provenance in ``config``;
+    ``what`` the backbone produced (``embeddings``...).
+
+    The settings (the file name's digest, and what ``compare`` pairs runs by) hold the hash of the imported values
+    (``values_sha256``: embeddings or scores) and, as the method's option, that of the quality (``quality_sha256``):
+    two imports of the same embeddings with two methods' quality are compared like two methods' runs."""
     from .results import RunRecord, suite_info, write_results
     from .runner import run_settings
 
     settings = run_settings(cfg, method_ran, False, False, {}, None, protocol)
-    settings["imported"] = {"format": imported["format"], "sha256": imported["sha256"]}
+    settings["imported"] = {"format": imported["format"], "values_sha256": values_sha256}
+    if method_ran and quality_sha256 is not None:
+        settings["method_options"] = {"quality": f"sha256:{quality_sha256}"}
     method = (
         {**_named(req.method, "quality", imported), "options": {}, "options_sha256": {}}
         if method_ran
@@ -287,6 +295,8 @@ def import_images(req: ImportRequest, fmt: ImageFormat) -> tuple[Path, dict]:
         metrics=result.metrics,
         notes=list(map(str, bench.notes)),
         raw=result.raw,
+        values_sha256=array_sha256(arrays.embeddings),
+        quality_sha256=array_sha256(arrays.quality) if arrays.quality is not None else None,
     )
 
 
@@ -319,6 +329,16 @@ def _per_sample(
                     f"sample {samples[code]} has {what} {value!r} here but {out[code]!r} on line {first[code]}",
                 )
     return out
+
+
+def array_sha256(*arrays: np.ndarray) -> str:
+    """The hash of arrays' values (dtype, shape and bytes), whatever file they were read from."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def pairs_sha256(table: PairTable) -> str:
@@ -437,6 +457,8 @@ def import_pairs(req: ImportRequest, fmt: PairFormat) -> tuple[Path, dict]:
         metrics=metrics,
         notes=[f"{n} comparisons of {samples.shape[0]} samples ({data.n_genuine} genuine)"],
         raw=raw,
+        values_sha256=array_sha256(np.asarray(protocol_info["pairs_sha256"]), data.scores),
+        quality_sha256=array_sha256(pq) if has_quality else None,
     )
 
 

@@ -41,7 +41,8 @@ def _close(a, b, where: str = "metrics") -> list[str]:
 @pytest.fixture(scope="module")
 def runs(small_bench, tmp_path_factory, shared):
     """The blur method with the shared MobileFaceNet on the benchmark: selection all keeping every image's embedding
-    (what the insightface export needs), and the paper's top1 and topk, each with a bootstrap."""
+    (what the insightface export needs), and the paper's top1 and topk; random's quality of every image (selection
+    all); each with a bootstrap."""
     import os
 
     cache = tmp_path_factory.mktemp("cache")
@@ -51,18 +52,23 @@ def runs(small_bench, tmp_path_factory, shared):
     out = tmp_path_factory.mktemp("runs")
     paths = {}
     try:
-        for sel in ("all", "top1", "topk"):
+        for name, method, sel in (
+            ("all", "blur", "all"),
+            ("top1", "blur", "top1"),
+            ("topk", "blur", "topk"),
+            ("random-all", "random", "all"),
+        ):
             cfg = RunConfig(
                 protocol=str(small_bench),
                 backbone=mbf,
-                method="blur",
+                method=method,
                 selection=sel,
                 bootstrap=B,
-                keep_embeddings=sel == "all",
-                out=str(out / sel),
+                keep_embeddings=name == "all",
+                out=str(out / name),
                 progress=False,
             )
-            paths[sel] = run(cfg)[0]
+            paths[name] = run(cfg)[0]
     finally:
         if old is None:
             os.environ.pop("FIQA_BENCH_CACHE")
@@ -110,7 +116,7 @@ def test_insightface_export_then_import_gives_the_runs_metrics(runs, small_bench
     native_raw = read_raw(runs[selection])
     for key in ("kept_rows", "pair_scores", "pair_quality", "template_quality"):
         assert np.array_equal(raw[key], native_raw[key], equal_nan=True), key
-    others = [read_raw(runs[s])["pair_scores"] for s in runs if s != selection]
+    others = [read_raw(runs[s])["pair_scores"] for s in ("top1", "topk", "all") if s != selection]
     assert not any(np.array_equal(raw["pair_scores"], o) for o in others)
     # an independent loop: each pair's score is the cosine of its templates' kept images (top1: the best-quality one)
     if selection == "top1":
@@ -210,6 +216,36 @@ def test_kept_embeddings_are_the_backbones_and_line_order_does_not_matter(runs, 
         ImportRequest(input=str(tmp_path / "shuffled.csv"), format="csv", bootstrap=B, out=str(tmp_path / "b"))
     )
     assert not _close(json.loads(json.dumps(one["metrics"])), json.loads(json.dumps(two["metrics"])))
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_imports_work_with_compare_report_and_leaderboard(runs, small_bench, tmp_path, monkeypatch):
+    """The same embeddings imported with two methods' quality (blur's and random's, as .npy files) are paired by
+    compare like two runs, and report and leaderboard take the imported folder as it is."""
+    monkeypatch.chdir(tmp_path)
+    export_run(runs["all"], "insightface", "feats.npz")
+    with np.load("feats.npz") as z:
+        np.save("feats.npy", z["img_feats"])
+        np.save("blur.npy", z["quality"])
+    np.save("random.npy", read_raw(runs["random-all"])["image_quality"])
+    cli = CliRunner()
+    for method in ("blur", "random"):
+        args = ["import", "feats.npy", "--format", "insightface", "--quality", f"{method}.npy", "-p", str(small_bench)]
+        result = cli.invoke(main, [*args, "-m", method, "--fr", "mbf", "--bootstrap", str(B), "-o", "imported"])
+        assert result.exit_code == 0, result.output
+    records = [load_record(p) for p in sorted((tmp_path / "imported").glob("*.json"))]
+    assert sorted(r.method["name"] for r in records) == ["blur", "random"]
+    assert records[0].settings["imported"] == records[1].settings["imported"]  # the same embeddings
+    result = cli.invoke(main, ["compare", "--json", "imported"])
+    assert result.exit_code == 0, result.output
+    groups = json.loads(result.output)
+    assert len(groups) == 1 and "blur" in result.output and "random" in result.output
+    for args in (["report", "imported"], ["leaderboard", "imported", "-o", "site"]):
+        result = cli.invoke(main, args)
+        assert result.exit_code == 0, result.output
+    assert "random" in (tmp_path / "imported" / "report.md").read_text()
+    assert (tmp_path / "site" / "index.html").is_file()
 
 
 BOB4 = """# claimed_id real_id test_label score
