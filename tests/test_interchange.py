@@ -286,6 +286,12 @@ def test_hand_written_score_files_parse_to_their_arrays(tmp_path):
     assert five.labels.tolist() == [1, 0, 1, 0]
     assert five.ref_quality.tolist() == [0.5, 0.5, 0.75, 0.75]
     assert five.probe_quality.tolist() == [0.25, 0.75, 1.5, 0.25]
+    # the same lines with a comment are read line by line (the whole-file fast path needs every line a comparison)
+    (tmp_path / "c5.txt").write_text("# scores\n" + BOB5)
+    slow = get_format("bob5").read(tmp_path / "c5.txt", tmp_path / "q.csv")
+    for name in ("ref", "probe", "ref_subject", "probe_subject", "scores", "labels", "ref_quality", "probe_quality"):
+        assert getattr(slow, name).tolist() == getattr(five, name).tolist(), name
+    assert slow.lines.tolist() == [2, 3, 4, 5] and five.lines.tolist() == [1, 2, 3, 4]
     plain = get_format("csv").read(tmp_path / "s.csv")
     for name in ("ref", "probe", "ref_subject", "probe_subject", "scores", "labels", "ref_quality", "probe_quality"):
         assert getattr(plain, name).tolist() == getattr(five, name).tolist(), name

@@ -43,6 +43,44 @@ class _Columns(PairFormat):
     suffix = ".txt"
 
     def read(self, path: Path, quality: Path | None = None) -> PairTable:
+        five = self.columns == 5
+        fields = _fast_columns(path, self.columns)
+        if fields is not None:  # every line a comparison: line i + 1 is row i
+            *names, scores_a = fields
+            if five:
+                claimed, model, real, test = names
+            else:
+                claimed, real, test = names
+                model = np.char.add(MODEL_PREFIX, claimed)
+            table = self._table(path, model, test, claimed, real, scores_a, np.arange(1, len(scores_a) + 1))
+        else:
+            table = self._read_lines(path)
+        if not five:
+            table.check = lambda: _check_four(table)  # type: ignore[method-assign]
+        table.check()
+        if quality is not None:
+            known = read_sample_quality(quality)
+            keys = table.ref if five else table.ref_subject
+            table.ref_quality = sample_quality_of(keys, table.lines, known, str(path), quality)
+            table.probe_quality = sample_quality_of(table.probe, table.lines, known, str(path), quality)
+        return table
+
+    @staticmethod
+    def _table(path, ref, probe, ref_subject, probe_subject, scores, lines) -> PairTable:
+        ref_s, probe_s = np.asarray(ref_subject, dtype=str), np.asarray(probe_subject, dtype=str)
+        return PairTable(
+            source=str(path),
+            ref=np.asarray(ref, dtype=str),
+            probe=np.asarray(probe, dtype=str),
+            ref_subject=ref_s,
+            probe_subject=probe_s,
+            scores=np.asarray(scores, dtype=np.float64),
+            labels=(ref_s == probe_s).astype(np.int8),
+            lines=np.asarray(lines, dtype=np.int64),
+        )
+
+    def _read_lines(self, path: Path) -> PairTable:
+        """Line by line, as bob's loaders read: what names the line of any problem."""
         refs, probes, ref_subj, probe_subj, scores, lines = [], [], [], [], [], []
         five = self.columns == 5
         try:
@@ -68,26 +106,7 @@ class _Columns(PairFormat):
                 probe_subj.append(real)
                 scores.append(parse_score(score, path, line))
                 lines.append(line)
-        ref_s, probe_s = np.asarray(ref_subj, dtype=str), np.asarray(probe_subj, dtype=str)
-        table = PairTable(
-            source=str(path),
-            ref=np.asarray(refs, dtype=str),
-            probe=np.asarray(probes, dtype=str),
-            ref_subject=ref_s,
-            probe_subject=probe_s,
-            scores=np.asarray(scores, dtype=np.float64),
-            labels=(ref_s == probe_s).astype(np.int8),
-            lines=np.asarray(lines, dtype=np.int64),
-        )
-        if not five:
-            table.check = lambda: _check_four(table)  # type: ignore[method-assign]
-        table.check()
-        if quality is not None:
-            known = read_sample_quality(quality)
-            keys = table.ref if five else table.ref_subject
-            table.ref_quality = sample_quality_of(keys, table.lines, known, str(path), quality)
-            table.probe_quality = sample_quality_of(table.probe, table.lines, known, str(path), quality)
-        return table
+        return self._table(path, refs, probes, ref_subj, probe_subj, scores, lines)
 
     @property
     def layout(self) -> str:
@@ -131,6 +150,46 @@ class _Columns(PairFormat):
             values = np.concatenate([table.ref_quality, table.probe_quality])
             written.append(write_sample_quality(quality_path(path), labels, values))
         return written
+
+
+def _fast_columns(path: Path, columns: int) -> list[np.ndarray] | None:
+    """The fields of a file in which every line is one well-formed comparison, read at once (pandas), the scores
+    parsed as Python parses them; None when any line is not (a comment, an empty line, a field too many or too few,
+    a score that is no finite number): the file is then read line by line, which names the line."""
+    import io
+
+    import pandas as pd
+
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise bad_line(path, None, f"cannot read the score file ({exc.strerror})") from None
+    if not blob or b"#" in blob or b"\r" in blob:
+        return None
+    n_lines = blob.count(b"\n") + (0 if blob.endswith(b"\n") else 1)
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(blob),
+            sep=r"\s+",
+            header=None,
+            names=list(range(columns + 1)),
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            skip_blank_lines=True,
+            encoding="utf-8",
+        )
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        return None
+    if len(frame) != n_lines or frame[columns].notna().any() or frame[columns - 1].isna().any():
+        return None
+    try:  # numpy parses text as Python does: the float a line's text means, to the last bit
+        scores = frame[columns - 1].to_numpy(dtype=str).astype(np.float64)
+    except ValueError:
+        return None
+    if not np.isfinite(scores).all():
+        return None
+    return [frame[c].to_numpy(dtype=str) for c in range(columns - 1)] + [scores]
 
 
 def _check_four(table: PairTable) -> None:
