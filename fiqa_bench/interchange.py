@@ -178,7 +178,7 @@ def _write(
         method=method,
         backbone={**_named(req.fr, what, imported), "spec": None, "weights_sha256": None},
         protocol=protocol,
-        config={**cfg.record(), "imported": imported},
+        config={**cfg.record(), "detector": None, "imported": imported},  # nothing was detected here
         settings=settings,
         counts=counts,
         timings={k: v if isinstance(v, bool) else round(v, 3) for k, v in timings.items()},
