@@ -248,6 +248,21 @@ def test_imports_work_with_compare_report_and_leaderboard(runs, small_bench, tmp
     assert (tmp_path / "site" / "index.html").is_file()
 
 
+@pytest.mark.shared
+@pytest.mark.slow
+def test_kfold_comparisons_round_trip_as_csv(small_ytf, mbf, tmp_path, isolated_cache, monkeypatch):
+    """A YTF-layout run (10 identity-disjoint folds) exported as CSV keeps its folds; imported like ytf-layout it
+    gives the run's 10-fold accuracy and EDC values, intervals included (1e-12)."""
+    monkeypatch.chdir(tmp_path)
+    cfg = RunConfig(protocol=str(small_ytf), backbone=mbf, method="blur", bootstrap=B, out="run", progress=False)
+    path, native = run(cfg)
+    export_run(path, "csv", "pairs.csv")
+    assert open("pairs.csv").readline().strip().endswith(",fold")
+    _, record = import_data(ImportRequest(input="pairs.csv", format="csv", like="ytf-layout", bootstrap=B, out="imp"))
+    assert "accuracy" in record["metrics"] and "unavailable" not in record["metrics"]["accuracy"]
+    assert not _close(json.loads(json.dumps(native["metrics"])), json.loads(json.dumps(record["metrics"])))
+
+
 BOB4 = """# claimed_id real_id test_label score
 alice alice a2 0.91
 alice bob b1 0.12
