@@ -258,9 +258,9 @@ def import_images(req: ImportRequest, fmt: ImageFormat) -> tuple[Path, dict]:
             f"of several images: give the quality (--quality FILE, or a 'quality' array in the .npz) or use "
             f"--selection all"
         )
-    files = {"embeddings": arrays.sources["embeddings"]}
+    files = {"embeddings": req.input}  # as typed (a Path would drop a leading ./)
     if arrays.quality is not None:
-        files["quality"] = arrays.sources["quality"]
+        files["quality"] = req.quality or req.input
     imported = _provenance(req, fmt, files)
     method = req.method if arrays.quality is not None else None
     cfg = _config(req, req.protocol, method)
