@@ -8,6 +8,7 @@ Every problem with an input is one :class:`~fiqa_bench.errors.FiqaBenchError` na
 
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ __all__ = [
     "number_text",
     "check_token",
     "check_labels_follow_subjects",
+    "read_rows",
+    "write_rows",
 ]
 
 
@@ -154,6 +157,59 @@ class ImageFormat:
         raise NotImplementedError
 
 
+# ------------------------------------------------------------------------------------- CSV with named columns
+def read_rows(
+    path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (), what: str = "score file"
+) -> tuple[dict, list[int]]:
+    """{column: [values]} of the ``required`` and present ``optional`` columns (a header names them; others are
+    ignored) and each row's line; a missing column, a short row or an empty field is an error naming the line."""
+    try:
+        handle = open(path, newline="", encoding="utf-8")
+    except OSError as exc:
+        raise bad_line(path, None, f"cannot read the {what} ({exc.strerror})") from None
+    with handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise bad_line(path, None, "empty file (expected a header line)")
+        names = [h.strip() for h in header]
+        missing = [c for c in required if c not in names]
+        if missing:
+            raise bad_line(path, 1, f"the header lacks the column(s) {', '.join(missing)} (it has {', '.join(names)})")
+        twice = sorted({c for c in names if names.count(c) > 1})
+        if twice:
+            raise bad_line(path, 1, f"the header names {', '.join(twice)} twice")
+        wanted = [c for c in (*required, *optional) if c in names]
+        index = {c: names.index(c) for c in wanted}
+        out: dict[str, list[str]] = {c: [] for c in wanted}
+        lines: list[int] = []
+        previous = reader.line_num
+        for row in reader:
+            line = previous + 1
+            previous = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(names):
+                raise bad_line(path, line, f"expected {len(names)} fields like the header, got {len(row)}")
+            for c in wanted:
+                value = row[index[c]].strip()
+                if value == "":
+                    raise bad_line(path, line, f"{c} is empty")
+                out[c].append(value)
+            lines.append(line)
+    return out, lines
+
+
+def write_rows(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    from ..atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
 # ------------------------------------------------------------------------------------- per-sample quality
 QUALITY_HEADER = ("sample", "quality")
 
@@ -166,8 +222,6 @@ def quality_path(path: Path) -> Path:
 def read_sample_quality(path: Path) -> dict[str, tuple[float, int]]:
     """``sample,quality`` lines (a header line first) -> {sample label: (quality, line)}; a repeated label, a missing
     field or a value that is no finite number is an error naming the line."""
-    from ._csvtable import read_rows
-
     cols, lines = read_rows(path, QUALITY_HEADER, what="quality file")
     out: dict[str, tuple[float, int]] = {}
     for label, value, line in zip(cols["sample"], cols["quality"], lines):
@@ -193,8 +247,6 @@ def sample_quality_of(
 def write_sample_quality(path: Path, labels: np.ndarray, quality: np.ndarray) -> Path:
     """One ``sample,quality`` line per distinct sample (first occurrence order); a sample with two qualities or a
     NaN quality is refused."""
-    import csv
-
     from ..atomic import atomic_path
 
     seen: dict[str, float] = {}

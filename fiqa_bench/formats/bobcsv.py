@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ._csvtable import read_rows, write_rows
 from .base import (
     PairFormat,
     PairTable,
@@ -20,8 +19,10 @@ from .base import (
     number_text,
     parse_score,
     quality_path,
+    read_rows,
     read_sample_quality,
     sample_quality_of,
+    write_rows,
     write_sample_quality,
 )
 

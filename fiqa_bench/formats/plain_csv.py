@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FiqaBenchError
-from ._csvtable import read_rows, write_rows
-from .base import PairFormat, PairTable, bad_line, number_text, parse_score
+from .base import PairFormat, PairTable, bad_line, number_text, parse_score, read_rows, write_rows
 
 REQUIRED = ("ref_id", "probe_id", "ref_subject", "probe_subject", "label", "score")
 OPTIONAL = ("ref_quality", "probe_quality", "quality", "fold")
