@@ -251,6 +251,14 @@ class _RunSettings:
     out: str = field(
         default="results", metadata=_opt("Folder for results files and the report.", short="-o", record=False)
     )
+    keep_embeddings: bool = field(
+        default=False,
+        metadata=_opt(
+            "Keep the kept images' embeddings in the .npz (with --selection all: every image's, what `export --format "
+            "insightface` writes).",
+            record=False,
+        ),
+    )
     progress: bool = field(default=True, metadata=_opt("Progress bars.", cli=False, record=False))
 
     def __post_init__(self) -> None:

@@ -1,5 +1,5 @@
 """Plugin registry: every pluggable kind (methods, backbones, protocols, metrics, detectors, executors,
-prepared-benchmark layouts) is found through one entry-point group per kind.
+prepared-benchmark layouts, score formats) is found through one entry-point group per kind.
 
 Built-ins are declared in ``pyproject.toml`` exactly as a third-party package declares its own, so there is one
 source of truth. Looking names up reads package metadata only; an adapter's module is imported when its card
@@ -34,6 +34,7 @@ GROUPS = {
     "executor": "fiqa_bench.executors",
     "layout": "fiqa_bench.layouts",
     "metric": "fiqa_bench.metrics",
+    "format": "fiqa_bench.formats",
 }
 
 

@@ -30,6 +30,7 @@ NOT_NUMBERS = {
     "ray_actors": "how many Ray actors",
     "out": "the results folder",
     "progress": "progress bars",
+    "keep_embeddings": "what the .npz keeps besides the numbers (the kept images' embeddings)",
 }
 
 #: A configuration in which every setting is in play: a method that takes a seed ran, topk (k counts), landmarks

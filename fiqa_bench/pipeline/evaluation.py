@@ -411,6 +411,7 @@ def evaluate(
         "kept_paths": faces["path"].astype(str).to_numpy()[rows_ok],
         "image_quality": image_quality,
         "image_group": groups,
+        "kept_embeddings": emb,  # written only where asked for (run --keep-embeddings)
         **boot_raw,
     }
     timings["evaluate_s"] = time.perf_counter() - t0

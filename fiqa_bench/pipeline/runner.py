@@ -203,6 +203,7 @@ def _run(cfg: RunConfig, t0: float, method_options: dict, mcls, executor) -> tup
         detector=result.detector,
         notes=_scrub(list(bench.notes), roots),
     )
-    path = write_results(Path(cfg.out), record, result.raw)
+    raw = result.raw if cfg.keep_embeddings else {k: v for k, v in result.raw.items() if k != "kept_embeddings"}
+    path = write_results(Path(cfg.out), record, raw)
     log.info("results: %s (+ %s)", path, path.with_suffix(".npz").name)
     return path, record.to_json()

@@ -49,6 +49,9 @@ RAW_ARRAYS = (
     "image_quality",
     "image_group",
 )
+#: Arrays a raw file holds only for some runs (written when given, never required by a reader): the sample labels of
+#: imported comparisons, and the kept images' embeddings (``run --keep-embeddings``; ``export --format insightface``).
+OPTIONAL_RAW_ARRAYS = ("template_labels", "kept_embeddings")
 
 
 @functools.lru_cache(maxsize=1)
@@ -365,7 +368,9 @@ def write_raw(path: Path, arrays: Mapping[str, np.ndarray]) -> str:
     buf = io.BytesIO()
     extra = sorted(k for k in arrays if k.startswith(BOOT_PREFIX))  # bootstrap replicates, one (B, columns) each
     # mypy matches the **dict against savez_compressed's allow_pickle: bool keyword; its keys are only array names
-    np.savez_compressed(buf, **{k: _plain(arrays[k]) for k in (*RAW_ARRAYS, *extra)})  # type: ignore[arg-type]
+    optional = [k for k in OPTIONAL_RAW_ARRAYS if k in arrays]
+    names = (*RAW_ARRAYS, *optional, *extra)
+    np.savez_compressed(buf, **{k: _plain(arrays[k]) for k in names})  # type: ignore[arg-type]
     blob = buf.getvalue()
     with atomic_path(path) as tmp:
         tmp.write_bytes(blob)
@@ -403,7 +408,9 @@ def write_results(out_dir: Path, record: RunRecord, raw: Mapping[str, np.ndarray
     record.raw = {
         "file": raw_path(path).name,
         "sha256": sha,
-        "arrays": list(RAW_ARRAYS) + sorted(k for k in raw if k.startswith(BOOT_PREFIX)),
+        "arrays": list(RAW_ARRAYS)
+        + [k for k in OPTIONAL_RAW_ARRAYS if k in raw]
+        + sorted(k for k in raw if k.startswith(BOOT_PREFIX)),
     }
     problems = validate(record.to_json())
     if problems:
