@@ -17,6 +17,7 @@ from .cli_common import (
     _FloatRange,
     _IntRange,
 )
+from .cli_groups import COMMANDS as GROUPS_COMMANDS
 from .cli_training import COMMANDS as TRAINING_COMMANDS
 from .errors import FiqaBenchError
 
@@ -480,5 +481,5 @@ if __name__ == "__main__":  # pragma: no cover
     main()
 
 
-for _command in TRAINING_COMMANDS:  # label, train, train-baseline (fiqa_bench.cli_training)
+for _command in TRAINING_COMMANDS + GROUPS_COMMANDS:  # label, train, train-baseline; groups (cli_groups)
     main.add_command(_command)
