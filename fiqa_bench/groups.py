@@ -120,6 +120,18 @@ def _read_csv(path: Path) -> list[list[str]]:
         raise FiqaBenchError(f"{path}: not a CSV file ({exc})") from None
 
 
+def _row_of(file: Path, line: int, name: str, index: dict[str, int], seen: dict[int, int]) -> int:
+    """The face-list row a CSV line names (recorded in ``seen``); an image the benchmark lacks, or one listed
+    twice, is refused with the file and line."""
+    at = index.get(name)
+    if at is None:
+        raise FiqaBenchError(f"{file}:{line}: {name!r} is not an image of the benchmark")
+    if at in seen:
+        raise FiqaBenchError(f"{file}:{line}: {name} is listed twice (first on line {seen[at]})")
+    seen[at] = line
+    return at
+
+
 def degradation_labels(bench_root: Path, paths: list[str]) -> list[Labels]:
     """The two degradation groupings of a benchmark prepared with ``--degrade``: ``degradation`` (each copy's kind:
     ``blur``, ``jpeg``...) and ``degradation_level`` (kind and strength: ``blur:strong``); images not listed in its
@@ -143,13 +155,7 @@ def degradation_labels(bench_root: Path, paths: list[str]) -> list[Labels]:
             continue
         if len(row) < 4 or not row[2].strip() or not row[3].strip():
             raise FiqaBenchError(f"{file}:{line}: expected file, source, degradation and level")
-        name = row[0].strip()
-        at = index.get(name)
-        if at is None:
-            raise FiqaBenchError(f"{file}:{line}: {name} is not an image of the benchmark's face list")
-        if at in seen:
-            raise FiqaBenchError(f"{file}:{line}: {name} is listed twice (first on line {seen[at]})")
-        seen[at] = line
+        at = _row_of(file, line, row[0].strip(), index, seen)
         kind[at] = row[2].strip()
         level[at] = f"{row[2].strip()}:{row[3].strip()}"
     src = DEGRADATIONS_FILE
@@ -187,13 +193,7 @@ def csv_labels(file: Path, paths: list[str], column: str | None = None, *, skip_
             continue
         if len(row) != len(header):
             raise FiqaBenchError(f"{file}:{line}: {len(row)} fields, the header has {len(header)}")
-        name = row[key].strip()
-        at = index.get(name)
-        if at is None:
-            raise FiqaBenchError(f"{file}:{line}: {name!r} is not an image of the benchmark")
-        if at in seen:
-            raise FiqaBenchError(f"{file}:{line}: {name} is listed twice (first on line {seen[at]})")
-        seen[at] = line
+        at = _row_of(file, line, row[key].strip(), index, seen)
         for j, c in enumerate(cols):
             v = row[c].strip()
             if not v:
@@ -218,11 +218,11 @@ def pair_groups(
     pair_a: np.ndarray,
     pair_b: np.ndarray,
     baseline: str | None = None,
-) -> tuple[list[str | None], dict[str, int]]:
-    """Each comparison's group (None: across groups, or an unlabelled kept image), and counts of the templates and
-    comparisons in no group. ``kept_rows``/``kept_group``: the face-list rows the selection kept and their
-    templates (the run's ``.npz``). ``baseline`` (degradations: ``none``): a comparison of a template of group ``g``
-    with one of the baseline is ``g``'s too (a degraded copy against a clean photo)."""
+) -> tuple[list[str | None], dict[str, int], dict[str, int]]:
+    """Each comparison's group (None: across groups, or an unlabelled kept image), counts of the templates and
+    comparisons in no group, and the templates of each group. ``kept_rows``/``kept_group``: the face-list rows the
+    selection kept and their templates (the run's ``.npz``). ``baseline`` (degradations: ``none``): a comparison of
+    a template of group ``g`` with one of the baseline is ``g``'s too (a degraded copy against a clean photo)."""
     by_template: dict[int, set] = {}
     for row, template in zip(kept_rows.tolist(), kept_group.tolist()):
         by_template.setdefault(int(template), set()).add(labels[int(row)])
@@ -241,7 +241,11 @@ def pair_groups(
         "templates_unlabelled": unlabelled,
         "pairs_in_no_group": sum(g is None for g in out),
     }
-    return out, counts
+    templates: dict[str, int] = {}
+    for g in of_template.values():
+        if g is not None:
+            templates[g] = templates.get(g, 0) + 1
+    return out, counts, templates
 
 
 def _subset(data: PairData, mask: np.ndarray) -> PairData:
@@ -449,19 +453,13 @@ def groups_of_run(
     kept_group = np.asarray(raw["kept_group"], dtype=np.int64)
     out_groupings = []
     for labels in groupings:
-        pg, counts = pair_groups(labels.values, kept_rows, kept_group, raw["pair_a"], raw["pair_b"], labels.baseline)
+        pg, counts, templates = pair_groups(
+            labels.values, kept_rows, kept_group, raw["pair_a"], raw["pair_b"], labels.baseline
+        )
         images: dict[str, int] = {}
         for v in labels.values:
             if v is not None:
                 images[v] = images.get(v, 0) + 1
-        templates: dict[str, int] = {}
-        per_template: dict[int, set] = {}
-        for row, t in zip(kept_rows.tolist(), kept_group.tolist()):
-            per_template.setdefault(t, set()).add(labels.values[row])
-        for s in per_template.values():
-            if len(s) == 1 and None not in s:
-                (g,) = s
-                templates[g] = templates.get(g, 0) + 1
         results_g = group_metrics(data, pg, keys, options, boot, images=images, templates=templates)
         out_groupings.append(
             {

@@ -190,6 +190,10 @@ def test_degradation_groups_equal_a_loop_over_the_benchmark_files(random_run, gr
             gs, gy = [float(s[i]) for i in idx], [int(y[i]) for i in idx]
             assert (g["pairs"], g["genuine"], g["impostor"]) == (len(idx), sum(gy), len(idx) - sum(gy))
             assert g["images"] == sum(1 for n in names if (kind[n][which] if n in kind else "none") == name)
+            kept_labels: dict[int, set] = {}
+            for row, t in zip(raw["kept_rows"].tolist(), raw["kept_group"].tolist()):
+                kept_labels.setdefault(t, set()).add(label(row))
+            assert g["templates"] == sum(1 for labels in kept_labels.values() if labels == {name})
             tpr = g["metrics"]["tpr_at_fpr"]
             if "unavailable" in tpr:
                 assert sum(gy) == 0 or sum(gy) == len(gy)
@@ -217,7 +221,7 @@ def test_a_degradation_grouping_needs_a_prepared_benchmark(random_run, groups_be
     (copy / "degradations.csv").write_text(
         "file,source,degradation,level,params,landmarks\nnot-an-image.jpg,x,b,c,{},d\n"
     )
-    with pytest.raises(FiqaBenchError, match=r"degradations\.csv:2: not-an-image\.jpg is not an image"):
+    with pytest.raises(FiqaBenchError, match=r"degradations\.csv:2: 'not-an-image\.jpg' is not an image"):
         groups_of_run(random_run, "degradation", bench=str(copy))
 
 
