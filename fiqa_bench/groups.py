@@ -297,7 +297,6 @@ def group_metrics(
     """Every declared metric of ``keys`` on each group's comparisons (``groups``: one name or None per pair of
     ``data``), with bootstrap intervals over subjects (``boot``: :class:`fiqa_bench.uncertainty.BootstrapOptions`;
     None or B = 0: none), all groups resampled with the same subject counts."""
-    from .evaluation import measure
     from .uncertainty import intervals_from, replicates, subject_counts
 
     names = sorted({g for g in groups if g is not None}, key=_sort_key)
@@ -310,7 +309,7 @@ def group_metrics(
     for name in names:
         mask = arr == name
         sub = _subset(data, mask)
-        metrics = measure(sub, keys, options)
+        metrics = {key: _measure(key, sub, options) for key in keys}
         reps: dict[str, np.ndarray] = {}
         if counts is not None:
             reps = replicates(sub, metrics, options, boot, counts=counts)
@@ -326,6 +325,15 @@ def group_metrics(
         }
         out.append(GroupResult(name, sizes, metrics, reps))
     return out
+
+
+def _measure(key: str, data: PairData, options: MetricOptions) -> dict:
+    """A metric on one group's comparisons; one the group cannot give (a k-fold accuracy whose group lies in one
+    fold) is unavailable with the metric's own reason, as in a run."""
+    try:
+        return get_metric(key).measure(data, options)
+    except ValueError as exc:
+        return {"unavailable": f"not computable on this group's comparisons: {exc}"}
 
 
 def gaps(results: list[GroupResult], keys: list[str], level: float = 0.95) -> list[dict]:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from _reference import fnm_edc_pauc_loop, tpr_at_fpr_conservative
+from _reference import fnm_edc_pauc_loop, kfold_accuracy_loop, tpr_at_fpr_conservative
 from fiqa_bench.cli import main
 from fiqa_bench.errors import BadResultsFile, FiqaBenchError
 from fiqa_bench.groups import csv_labels, groups_of_run
@@ -387,3 +387,43 @@ def test_leaderboard_reads_groups_files_beside_the_runs(random_run, groups_bench
     (runs / "other__x.groups.json").write_text(json.dumps({**obj, "version": 99}))
     with pytest.raises(BadResultsFile, match=r"other__x\.groups\.json: version 99 is not one"):
         collect([runs])
+
+
+# ------------------------------------------------------------------------------------------ membership (no data)
+
+
+def test_membership_by_kept_images_both_sides_and_the_baseline():
+    from fiqa_bench.groups import pair_groups
+
+    # images 0-5; templates 10 (kept: 0), 11 (kept: 1, 2), 12 (kept: 3), 13 (kept: 4), 14 (kept: 5, unlabelled)
+    labels = ["blur", "none", "jpeg", "none", "blur", None]
+    kept_rows, kept_group = np.array([0, 1, 2, 3, 4, 5]), np.array([10, 11, 11, 12, 13, 14])
+    a = np.array([10, 10, 12, 10, 11, 14, 12])
+    b = np.array([13, 12, 13, 11, 12, 10, 12])
+    got, counts, templates = pair_groups(labels, kept_rows, kept_group, a, b)
+    assert got == ["blur", None, None, None, None, None, "none"]
+    assert counts == {"templates_mixed": 1, "templates_unlabelled": 1, "pairs_in_no_group": 5}
+    assert templates == {"blur": 2, "none": 1}
+    # with a baseline: a template of g against one of the baseline is g's; mixed and unlabelled stay out
+    got, _, _ = pair_groups(labels, kept_rows, kept_group, a, b, baseline="none")
+    assert got == ["blur", "blur", "blur", None, None, None, "none"]
+
+
+def test_a_metric_a_group_cannot_give_is_unavailable_with_its_reason():
+    from fiqa_bench.groups import group_metrics
+    from fiqa_bench.metrics.base import MetricOptions, PairData
+
+    # k-fold pairs: group "x" lies in fold 0 only (accuracy needs two folds), group "y" in both
+    data = PairData(
+        scores=np.array([0.9, 0.1, 0.8, 0.2, 0.7, 0.3], np.float32),
+        labels=np.array([1, 0, 1, 0, 1, 0], np.int8),
+        folds=np.array([0, 0, 0, 1, 1, 1]),
+        quality=np.full(6, np.nan),
+        subject_a=np.array([0, 0, 1, 1, 2, 2]),
+        subject_b=np.array([0, 1, 1, 2, 2, 0]),
+    )
+    x, y = group_metrics(data, ["x", "x", "y", "y", "y", "y"], ["accuracy"], MetricOptions())
+    assert (x.name, y.name) == ("x", "y")
+    assert x.metrics["accuracy"]["unavailable"].startswith("not computable on this group's comparisons: k-fold")
+    ref = kfold_accuracy_loop(data.scores[2:], data.labels[2:], data.folds[2:])
+    assert y.metrics["accuracy"]["mean"] == ref["mean"] and y.sizes["pairs"] == 4
