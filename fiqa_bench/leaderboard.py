@@ -104,7 +104,9 @@ def collect(
         files = json_files(root, exclude=Path(exclude) if exclude is not None else None, on_bad=on_bad)
         costs_files = {p.parent: p for p in files if p.name == COSTS_FILE}
         group_files += [p for p in files if p.name.endswith(GROUPS_SUFFIX)]
-        trees.append((root, costs_files, [p for p in files if p.name != COSTS_FILE and p not in group_files]))
+        trees.append(
+            (root, costs_files, [p for p in files if p.name != COSTS_FILE and not p.name.endswith(GROUPS_SUFFIX)])
+        )
     costs = {}
     for _, by_folder, _ in trees:
         for p in list(by_folder.values()):

@@ -111,13 +111,12 @@ def _gap_loop(raw, pair_group, names: list[str], column: str, seed: int, level: 
 
 
 @pytest.fixture(scope="module")
-def groups_bench(shared, tmp_path_factory) -> Path:
+def groups_bench(copy_identities, tmp_path_factory) -> Path:
     """IJB layout from real photos: 12 celeba-wild identities x 8 photos, 2 templates each, 30% of each template
     degraded (``prepare --degrade``): enough impostors in each half of the identities for TPR@FPR=1e-1."""
-    from conftest import _copy_identities
     from fiqa_bench.protocols.prepare import prepare_benchmark
 
-    src = _copy_identities(shared, tmp_path_factory.mktemp("groups-src"), 12, 8)
+    src = copy_identities(tmp_path_factory.mktemp("groups-src"), 12, 8)
     out = tmp_path_factory.mktemp("groups-bench") / "twelve"
     prepare_benchmark(src, out, name="twelve", seed=0, layout="ijb", degrade_fraction=0.3, progress=False)
     return out
