@@ -678,3 +678,66 @@ def test_the_committed_comparison_as_a_leaderboard(browser, tmp_path):
     with opened(browser, url + link) as o:
         assert shown(o, big["id"]) == expected(big, col["id"], not col["higher_is_better"])
         o.clean()
+
+
+# ------------------------------------------------------------------------------------------ the group filter
+
+
+@pytest.mark.shared
+def test_group_filter_shows_the_rows_of_one_group(browser, site, tmp_path):
+    """Groups files (``fiqa-bench groups``) of two of the real top1 runs: choosing a group in the select shows those
+    two runs only, each cell the group's own number; the choice is kept in the link and cleared by "show all"."""
+    import csv
+
+    from fiqa_bench.analyses.groups import groups_of_run, groups_stem, write_groups
+
+    runs = tmp_path / "runs"
+    shutil.copytree(site["runs"], runs)
+    bench = Path(site["recs"]["blur"]["config"]["protocol"])
+    (faces,) = (bench / "meta").glob("*_face_tid_mid.txt")
+    names = [line.split()[0] for line in faces.read_text().splitlines() if line.strip()]
+    identities = sorted({n.split("_")[0] for n in names})
+    with (tmp_path / "halves.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image", "half"])
+        w.writerows([n, "a" if n.split("_")[0] in identities[:3] else "b"] for n in names)
+    expected = {}
+    for method in ("blur", "random"):
+        (path,) = runs.glob(f"*__{method}__*top1*.json")
+        obj = groups_of_run(path, str(tmp_path / "halves.csv"), bootstrap=20)
+        write_groups(obj, runs, groups_stem(path, obj["by"]))
+        (group_a,) = [g for g in obj["groupings"][0]["groups"] if g["name"] == "a"]
+        expected[method] = group_a["metrics"]["edc_fm"]["pauc"]["0.20"]
+    out = tmp_path / "site"
+    write_site([runs], out)
+    url = (out / "index.html").as_uri()
+    real = _ids(site)[0]
+    from fiqa_bench.metrics.base import get_metric
+
+    with opened(browser, url) as o:
+        assert sorted(o.rows(real)) == sorted(TOP1)
+        assert o.page.eval_on_selector_all("#group-filter option", "os => os.map(o => o.value)") == [
+            "",
+            "half=a",
+            "half=b",
+        ]
+        o.page.select_option("#group-filter", "half=a")
+        assert sorted(o.rows(real)) == ["blur", "random"]
+        assert o.page.is_visible(f"section[data-board='{real}'] .group-note")
+        for method, value in expected.items():
+            cell = o.page.text_content(
+                f"section[data-board='{real}'] tr[data-method='{method}'] td[data-col='edc_fm:0.20'] .v"
+            )
+            assert cell == get_metric("edc_fm").format(value)
+        assert "group=half%3Da" in o.hash()
+        o.page.goto("about:blank")
+        o.page.goto(url + o_hash(o, "half=a"))
+        assert sorted(o.rows(real)) == ["blur", "random"]
+        assert o.page.eval_on_selector("#group-filter", "s => s.value") == "half=a"
+        o.page.click("#clear-filters")
+        assert sorted(o.rows(real)) == sorted(TOP1) and o.hash() == ""
+        o.clean()
+
+
+def o_hash(o: Opened, group: str) -> str:
+    return "#" + "group=" + quote(group, safe="")

@@ -11,6 +11,7 @@ import click
 
 from fiqa_bench import __version__, registry
 from fiqa_bench.cli.common import _DETECTORS, _AllOrCount, _CleanErrors, _FloatRange, _IntRange
+from fiqa_bench.cli.groups import COMMANDS as GROUPS_COMMANDS
 from fiqa_bench.cli.interchange import COMMANDS as INTERCHANGE_COMMANDS
 from fiqa_bench.cli.sensitivity import COMMANDS as SENSITIVITY_COMMANDS
 from fiqa_bench.cli.training import COMMANDS as TRAINING_COMMANDS
@@ -482,7 +483,6 @@ if __name__ == "__main__":  # pragma: no cover
     main()
 
 
-for _command in (
-    TRAINING_COMMANDS + SENSITIVITY_COMMANDS + INTERCHANGE_COMMANDS
-):  # label, train, train-baseline; sensitivity
+# label, train, train-baseline (cli/training.py); sensitivity; import, export (cli/interchange.py); groups
+for _command in TRAINING_COMMANDS + SENSITIVITY_COMMANDS + INTERCHANGE_COMMANDS + GROUPS_COMMANDS:
     main.add_command(_command)

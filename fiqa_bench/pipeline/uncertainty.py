@@ -91,14 +91,25 @@ def replicate_values(key: str, p: Prepared, draw: Draw, value: dict) -> dict[str
 
 
 def replicates(
-    data: PairData, metrics: dict[str, dict], options: MetricOptions, boot: BootstrapOptions, *, progress: bool = False
+    data: PairData,
+    metrics: dict[str, dict],
+    options: MetricOptions,
+    boot: BootstrapOptions,
+    *,
+    progress: bool = False,
+    counts: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """``{key: (B, columns) float64}``: every metric's headline values on every resample (NaN where undefined).
-    ``progress``: a progress bar of the resamples on stderr (tqdm, like the stages' bars)."""
+    ``progress``: a progress bar of the resamples on stderr (tqdm, like the stages' bars). ``counts``: the (B, S)
+    subject counts to use (:func:`subject_counts` of a larger pair list whose subject codes ``data`` shares, so that
+    subsets of it are resampled together, resample by resample); default: drawn here from ``boot``."""
     if data.subject_a is None or data.subject_b is None:
         raise ValueError("a bootstrap over subjects needs each pair's subjects")
     n_subjects = int(max(data.subject_a.max(initial=-1), data.subject_b.max(initial=-1))) + 1
-    counts = subject_counts(n_subjects, boot.B, boot.seed)
+    if counts is None:
+        counts = subject_counts(n_subjects, boot.B, boot.seed)
+    else:
+        counts = counts[:, :n_subjects]
     p = Prepared(data, options)
     if p.top is not None:  # every resample's total impostor weight in one product
         cf = counts.astype(np.float64)

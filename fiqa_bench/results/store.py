@@ -12,7 +12,7 @@ as one :class:`Skipped` and left out while the rest loads. The CLI passes ``on_b
 ``skipped x.json: <field> ...`` for each such file and ``N results files skipped`` at the end, and exits 0 when
 something valid remains (2, as for any data error, when nothing does). JSON files that are no results file at all
 (no ``schema_version`` and no ``metrics``: notes, configs) are left out with a warning, as are ``costs.json`` files
-(read by :mod:`fiqa_bench.writers.costs`).
+(read by :mod:`fiqa_bench.writers.costs`) and per-group files ``*.groups.json`` (:mod:`fiqa_bench.results.groups_file`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fiqa_bench.errors import BadResultsFile, FiqaBenchError
+from fiqa_bench.results.groups_file import GROUPS_SUFFIX
 from fiqa_bench.results.record import RunRecord, raw_path, read_raw, read_results_json
 from fiqa_bench.writers.costs import COSTS_FILE
 
@@ -164,7 +165,11 @@ def load_runs(
     runs = []
     for given in map(Path, paths):
         if given.is_dir():
-            files = [f for f in json_files(given, exclude=exclude, on_bad=on_bad) if f.name != COSTS_FILE]
+            files = [
+                f
+                for f in json_files(given, exclude=exclude, on_bad=on_bad)
+                if f.name != COSTS_FILE and not f.name.endswith(GROUPS_SUFFIX)
+            ]
         elif given.exists():
             files = [given]
         else:

@@ -20,12 +20,13 @@ import re
 import shutil
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from fiqa_bench.data import atomic
 from fiqa_bench.errors import FiqaBenchError
+from fiqa_bench.results.groups_file import GROUPS_SUFFIX, read_groups
 from fiqa_bench.results.record import RunRecord, raw_path, settings_digest
 from fiqa_bench.results.store import LoadedRun, OnBad, Skipped, comparable_key, json_files, load_file, null_reason
 from fiqa_bench.writers.costs import COSTS_FILE, fmt_ms, load_costs
@@ -50,6 +51,7 @@ class SiteRun:
     costs: dict | None = None  # the validated costs.json that applies to it
     costs_path: Path | None = None
     costs_site_name: str | None = None
+    groups: list = field(default_factory=list)  # the validated groups files of this run (fiqa-bench groups)
 
     @property
     def path(self) -> Path:
@@ -93,6 +95,7 @@ def collect(
     seen: set[Path] = set()
     contents: dict[str, Path] = {}  # sha256 -> first path: a copy of a run elsewhere is the same run
     trees = []
+    group_files: list[Path] = []
     for d in dirs:
         root = Path(d)
         if not root.is_dir():
@@ -100,7 +103,10 @@ def collect(
         root = root.resolve()
         files = json_files(root, exclude=Path(exclude) if exclude is not None else None, on_bad=on_bad)
         costs_files = {p.parent: p for p in files if p.name == COSTS_FILE}
-        trees.append((root, costs_files, [p for p in files if p.name != COSTS_FILE]))
+        group_files += [p for p in files if p.name.endswith(GROUPS_SUFFIX)]
+        trees.append(
+            (root, costs_files, [p for p in files if p.name != COSTS_FILE and not p.name.endswith(GROUPS_SUFFIX)])
+        )
     costs = {}
     for _, by_folder, _ in trees:
         for p in list(by_folder.values()):
@@ -130,7 +136,41 @@ def collect(
             if run.costs_path is not None:
                 run.costs = costs[run.costs_path]
             runs.append(run)
+    _attach_groups(runs, group_files, on_bad)
     return _one_per_settings(runs)
+
+
+def _attach_groups(runs: list[SiteRun], files: list[Path], on_bad: OnBad | None) -> None:
+    """Each groups file (validated) to the run whose results file it was computed from (by the file's sha256); a
+    bad one is handed to ``on_bad`` (else raised), one of no listed run is left out with a warning."""
+    by_sha = {hashlib.sha256(run.path.read_bytes()).hexdigest(): run for run in runs}
+    for path in files:
+        try:
+            obj = read_groups(path)
+        except FiqaBenchError as exc:
+            if on_bad is None:
+                raise
+            on_bad(Skipped(path, str(exc).removeprefix(f"{path}: ")))
+            continue
+        run = by_sha.get(obj["results"]["sha256"])
+        if run is None:
+            warnings.warn(
+                f"{path}: its results file ({obj['results']['file']}) is not among these runs; skipped", stacklevel=2
+            )
+            continue
+        run.groups.append(obj)
+
+
+def _group_cells(run: SiteRun) -> dict[str, dict]:
+    """{``grouping=group``: the row's cells on that group's comparisons} (what the leaderboard's group filter shows)."""
+    out = {}
+    rec = run.record
+    for obj in run.groups:
+        for grouping in obj["groupings"]:
+            for g in grouping["groups"]:
+                counts = {**rec.counts, "genuine": g["genuine"], "impostor": g["impostor"], "pairs_scored": g["pairs"]}
+                out[f"{grouping['name']}={g['name']}"] = _cells(replace(rec, metrics=g["metrics"], counts=counts))[1]
+    return out
 
 
 def _one_per_settings(runs: list[SiteRun]) -> list[SiteRun]:
@@ -384,6 +424,7 @@ def build_data(runs: list[SiteRun]) -> dict:
                     "card": f"cards/{_card_name(rec)}",
                     "cost": _cost(run),
                     "cells": cells,
+                    "groups": _group_cells(run),
                     "settings_digest": hashlib.sha256(
                         json.dumps(rec.settings, sort_keys=True, default=str).encode()
                     ).hexdigest()[:8],
@@ -443,6 +484,7 @@ def build_data(runs: list[SiteRun]) -> dict:
         "selection": sorted({b["selection"] for b in boards}),
         "method": sorted({r["method"] for b in boards for r in b["rows"]}),
         "metric": [m["key"] for m in metrics],
+        "group": sorted({g for b in boards for r in b["rows"] for g in r["groups"]}),
     }
     return {"schema": DATA_SCHEMA, "boards": boards, "metrics": metrics, "filters": values}
 

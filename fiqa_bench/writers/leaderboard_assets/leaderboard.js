@@ -9,7 +9,8 @@
   var DIMS = ["protocol", "backbone", "selection", "method", "metric"];
   var LEGENDS = {protocol: "protocol", backbone: "FR backbone", selection: "selection", method: "method",
                  metric: "metric"};
-  var state = {filters: {}, sort: null, order: null};
+  var GROUPS = DATA.filters.group || [];  // "grouping=group" of the runs' groups files (fiqa-bench groups)
+  var state = {filters: {}, sort: null, order: null, group: ""};
 
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
@@ -34,6 +35,8 @@
     });
     var sort = params.get("sort");
     state.sort = sort && knownSort(sort) ? sort : null;
+    var group = params.get("group");
+    state.group = group && GROUPS.indexOf(group) >= 0 ? group : "";
     var order = params.get("order");
     state.order = state.sort && (order === "asc" || order === "desc") ? order : null;
   }
@@ -43,6 +46,7 @@
     DIMS.forEach(function (d) { state.filters[d].forEach(function (v) { params.append(d, v); }); });
     if (state.sort) { params.set("sort", state.sort); }
     if (state.order) { params.set("order", state.order); }
+    if (state.group) { params.set("group", state.group); }
     return params.toString();
   }
 
@@ -50,7 +54,7 @@
     var q = viewQuery();
     // a view given as ?query moves to the hash (else clearing the filters would leave the old view in the query)
     var search = new URLSearchParams(location.search.replace(/^\?/, ""));
-    var ours = DIMS.concat(["sort", "order"]).some(function (k) { return search.has(k); });
+    var ours = DIMS.concat(["sort", "order", "group"]).some(function (k) { return search.has(k); });
     var url = location.pathname + (ours ? "" : location.search) + (q ? "#" + q : "");
     try {
       history.replaceState(null, "", url);
@@ -92,11 +96,23 @@
       });
       form.appendChild(fs);
     });
+    if (GROUPS.length) {
+      // one group at a time: the rows of the runs with per-group numbers, each showing that group's comparisons
+      var gs = el("fieldset", {"data-filter": "group"});
+      gs.appendChild(el("legend", {}, "group"));
+      var select = el("select", {id: "group-filter", name: "group"});
+      select.appendChild(el("option", {value: ""}, "all comparisons"));
+      GROUPS.forEach(function (g) { select.appendChild(el("option", {value: g}, g)); });
+      select.addEventListener("change", function () { state.group = select.value; update(); });
+      gs.appendChild(select);
+      form.appendChild(gs);
+    }
     var clear = el("button", {type: "button", id: "clear-filters"}, "show all");
     clear.addEventListener("click", function () {
       DIMS.forEach(function (d) { state.filters[d] = []; });
       state.sort = null;
       state.order = null;
+      state.group = "";
       update();
     });
     form.appendChild(clear);
@@ -107,6 +123,8 @@
     Array.prototype.forEach.call(boxes, function (box) {
       box.checked = state.filters[box.name].indexOf(box.value) >= 0;
     });
+    var select = document.getElementById("group-filter");
+    if (select) { select.value = state.group; }
   }
 
   function onFilterChange() {
@@ -247,6 +265,11 @@
 
   function renderBoard(board) {
     var rows = board.rows.filter(function (r) { return allowed("method", r.method); });
+    if (state.group) {  // the runs with this group, each row showing the metrics of the group's comparisons only
+      rows = rows.filter(function (r) { return r.groups && r.groups[state.group]; }).map(function (r) {
+        return Object.assign({}, r, {cells: r.groups[state.group]});
+      });
+    }
     if (rows.length === 0) { return null; }
     var columns = board.columns.filter(function (c) { return allowed("metric", c.metric); });
     var spec = sortSpec(board, columns);
@@ -255,6 +278,11 @@
     var section = el("section", {"class": "board", id: board.id, "data-board": board.id});
     section.appendChild(el("h2", {}, board.title));
     section.appendChild(el("p", {"class": "meta"}, boardMeta(board)));
+    if (state.group) {
+      section.appendChild(el("p", {"class": "meta group-note"}, "Group " + state.group + ": each run's metrics on " +
+        "the comparisons whose two templates kept images of this group only (fiqa-bench groups); intervals over " +
+        "subjects; paired marks are for all comparisons and are not shown."));
+    }
     if (board.paired) {
       section.appendChild(el("p", {"class": "meta"}, "Bold: the best, separated from the runner-up (the paired " +
         "bootstrap interval of their difference excludes zero); \u2020: tied with the best (that interval " +
