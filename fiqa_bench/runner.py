@@ -119,6 +119,16 @@ class _RunSettings:
             numbers=True,
         ),
     )
+    add_metrics: tuple = field(
+        default=(),
+        metadata=_opt(
+            "Also report this registered metric beyond the protocol's own (repeatable), e.g. reject_curve.",
+            flag="--add-metric",
+            metavar="KEY",
+            repeat=True,
+            numbers=True,
+        ),
+    )
     data: str | None = field(
         default=None,
         metadata=_opt(
@@ -261,6 +271,7 @@ class _RunSettings:
         if options and self.method is None:
             raise OptionError("method options (--method-option) need a quality method (--method)")
         object.__setattr__(self, "method_options", options)
+        object.__setattr__(self, "add_metrics", tuple(dict.fromkeys(str(k) for k in self.add_metrics)))
         b_items = self.backbone_options.items() if isinstance(self.backbone_options, dict) else self.backbone_options
         object.__setattr__(self, "backbone_options", tuple(sorted((str(k), str(v)) for k, v in b_items)))
 
@@ -275,7 +286,8 @@ class _RunSettings:
         for f in fields(self):
             if f.metadata.get("record", True):
                 value = getattr(self, f.name)
-                out[f.name] = dict(value) if f.metadata.get("repeat") else value
+                pairs = f.metadata.get("metavar") == "KEY=VALUE"
+                out[f.name] = (dict(value) if pairs else list(value)) if f.metadata.get("repeat") else value
         return out
 
     def eval_options(self) -> EvalOptions:
@@ -408,6 +420,8 @@ def run_settings(
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
+    if cfg.add_metrics:
+        settings["add_metrics"] = list(cfg.add_metrics)
     if cfg.selection == "topk":
         settings["k"] = cfg.k
     if method_ran and method_takes_seed:
@@ -434,6 +448,10 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
     t0 = time.perf_counter()
     # fail fast on a mistyped name or option, before any data is read
     registry.load_class("backbone", cfg.backbone)
+    unknown = [k for k in cfg.add_metrics if k not in registry.names("metric")]
+    if unknown:
+        known = ", ".join(registry.names("metric"))
+        raise OptionError(f"--add-metric {unknown[0]}: no such metric; registered: {known}")
     typed_backbone_options(cfg)
     method_options = dict(cfg.method_options)
     mcls = None
@@ -457,6 +475,7 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
 def _run(cfg: RunConfig, t0: float, method_options: dict, mcls, executor) -> tuple[Path, dict[str, Any]]:
     protocol = open_protocol(cfg.protocol, cfg.data)
     bench = protocol.load()
+    bench.metrics = tuple(dict.fromkeys((*bench.metrics, *cfg.add_metrics)))  # --add-metric: after the card's
     load_s = time.perf_counter() - t0
     log.info(
         "protocol %s: %d images, %d pairs (read in %.1f s)", bench.name, len(bench.faces), len(bench.pairs), load_s
