@@ -135,6 +135,8 @@ def test_an_fmr_the_impostors_cannot_support_is_flagged_never_extrapolated():
     need = "FMR 1e-3 needs at least 1000 impostor pairs to be measurable"
     assert value["reason"] == f"{need}; this pair list has {n_imp}"
     assert METRIC.null_reason(value, "1e-3", {}) == value["reason"]
+    assert METRIC.summary is not None
+    assert METRIC.summary(value, lambda short, v: "—") == f"at FMR=1e-3: — ({value['reason']})"
     assert METRIC.check(json.loads(json.dumps(value)), "metrics.reject_curve") == []
     supported = METRIC.compute(data, MetricOptions(reject_fmr=1 / n_imp))
     assert next(iter(supported["values"].values())) is not None

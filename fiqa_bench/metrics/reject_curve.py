@@ -60,6 +60,21 @@ def _replicate(draw, shorts: list, options: MetricOptions) -> dict:
     return {s: value for s in shorts}
 
 
+def _summary(value: dict, shown) -> str:
+    """``at FMR=1e-3: 46.01% [11.61, 88.15] (ideal 1.59%; FNMR at the start 2.96%)``, or the reason."""
+    parts = []
+    for short, number in METRIC.columns(value):
+        text = f"at FMR={short}: {shown(short, number)}"
+        if number is None and value.get("reason"):
+            text += f" ({value['reason']})"
+        elif value.get("start_fnmr") is not None:
+            ideal = value.get("ideal")
+            ideal_text = f"ideal {100 * ideal:.2f}%; " if ideal is not None else ""
+            text += f" ({ideal_text}FNMR at the start {100 * value['start_fnmr']:.2f}%)"
+        parts.append(text)
+    return "  ".join(parts)
+
+
 def _why_null(value: dict, short: str, counts) -> str | None:
     reason = value.get("reason")
     return str(reason) if reason else None
@@ -113,6 +128,7 @@ METRIC = Metric(
     replicate=_replicate,
     bounds=(0.0, 1.0),
     why_null=_why_null,
+    summary=_summary,
     required=("values",),
     value_fields={
         "values": Map(ANY, key=fraction_key, key_expected="an FMR like '1e-3'"),
