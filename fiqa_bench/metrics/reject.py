@@ -2,7 +2,8 @@
 
 The curve NIST draws in its face image quality evaluations (FRVT Part 5 / FATE Quality, "FNMR vs. Reject"; the
 error-versus-reject characteristic of P. Grother and E. Tabassi, "Performance of biometric quality measures", IEEE
-TPAMI 29(4), 2007) and ISO/IEC 29794-1's error-versus-discard characteristic with an FMR-fixed threshold:
+TPAMI 29(4), 2007): the discard procedure of ISO/IEC 29794-1:2024's error-versus-discard characteristic (EDC; see
+:mod:`fiqa_bench.metrics.edc`), with the threshold fixed at a target FMR instead of a starting FNMR:
 
 * the decision threshold is fixed **once, before any rejection**, on all comparisons, at the target FMR: the
   conservative reading of :func:`fiqa_bench.metrics.verification.tpr_at_fpr_detailed` (the largest set of accepted
