@@ -116,6 +116,17 @@ class _RunSettings:
             identity=True,
         ),
     )
+    add_metrics: tuple = field(
+        default=(),
+        metadata=_opt(
+            "Also report this registered metric beyond the protocol's own (repeatable), e.g. reject_curve.",
+            flag="--add-metric",
+            metavar="KEY",
+            repeat=True,
+            numbers=True,
+            when="not_default",
+        ),
+    )
     data: str | None = field(
         default=None,
         metadata=_opt(
@@ -290,6 +301,7 @@ class _RunSettings:
         if options and self.method is None:
             raise OptionError("method options (--method-option) need a quality method (--method)")
         object.__setattr__(self, "method_options", options)
+        object.__setattr__(self, "add_metrics", tuple(dict.fromkeys(str(k) for k in self.add_metrics)))
         b_items = self.backbone_options.items() if isinstance(self.backbone_options, dict) else self.backbone_options
         object.__setattr__(self, "backbone_options", tuple(sorted((str(k), str(v)) for k, v in b_items)))
 
@@ -304,7 +316,8 @@ class _RunSettings:
         for f in fields(self):
             if f.metadata.get("record", True):
                 value = getattr(self, f.name)
-                out[f.name] = dict(value) if f.metadata.get("repeat") else value
+                pairs = f.metadata.get("metavar") == "KEY=VALUE"
+                out[f.name] = (dict(value) if pairs else list(value)) if f.metadata.get("repeat") else value
         return out
 
     def eval_options(self) -> EvalOptions:
@@ -400,7 +413,7 @@ def run_settings(
             continue
         if isinstance(when, str) and when in context and not context[when]:
             continue
-        _place(settings, tuple(meta.get("digest") or (f.name,)), value)
+        _place(settings, tuple(meta.get("digest") or (f.name,)), list(value) if meta.get("repeat") else value)
     # the options of the metrics this run reports (and those declared for every run), each at the place its
     # declaration names (every registered metric's, by its value here or its default): a metric the protocol does
     # not report cannot change a number of the run

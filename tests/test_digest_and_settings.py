@@ -14,6 +14,7 @@ from dataclasses import fields, replace
 import pytest
 
 from _settings import NUMBERS, other_value
+from fiqa_bench import registry
 from fiqa_bench.config import RunConfig, run_settings
 from fiqa_bench.results.record import settings_digest
 
@@ -34,11 +35,11 @@ NOT_NUMBERS = {
 }
 
 #: A configuration in which every setting is in play: a method that takes a seed ran, topk (k counts), landmarks
-#: were detected (the detector counts).
+#: were detected (the detector counts); the protocol reports every registered metric (each metric's options count).
 BASE = RunConfig(
     protocol="bench", backbone="onnx:/models/one.onnx", method="random", selection="topk", out="results", progress=False
 )
-PROTOCOL = {"name": "bench", "pairs_sha256": "0" * 64}
+PROTOCOL = {"name": "bench", "pairs_sha256": "0" * 64, "metrics": registry.names("metric")}
 
 
 def _digest(cfg: RunConfig, protocol: dict = PROTOCOL) -> str:

@@ -18,8 +18,10 @@ from dataclasses import replace
 import pytest
 
 from _settings import NUMBERS, other_value
+from fiqa_bench import registry
 from fiqa_bench.config import RunConfig
 from fiqa_bench.errors import BadResultsFile
+from fiqa_bench.metrics.base import get_metric
 from fiqa_bench.pipeline.runner import run
 from fiqa_bench.results.fields import field_path
 from fiqa_bench.results.rescore import rescore
@@ -47,7 +49,15 @@ def test_the_declaration_gives_the_metric_and_bootstrap_settings():
         "bootstrap",
         "bootstrap_level",
         "bootstrap_seed",
+        "reject_fmr",
     }
+
+
+def _metrics_declaring(name: str, reported) -> tuple:
+    """The registered metrics that declare the option ``name``, where none of ``reported`` does (an option of a
+    metric the protocol does not report: a run must add one for the option to count)."""
+    declaring = tuple(k for k in registry.names("metric") if any(o.name == name for o in get_metric(k).options))
+    return () if set(declaring) & set(reported) else declaring
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +80,10 @@ def default_run(small_bench, shared, tmp_path_factory):
 def test_rescore_honours_a_recorded_non_default_setting(default_run, f):
     cfg, default_path, default_rec, _ = default_run
     value = other_value(f, getattr(cfg, f.name))
+    added = _metrics_declaring(f.name, default_rec["protocol"]["metrics"])
+    if added:  # compared with the default run that adds the same metrics
+        cfg = replace(cfg, add_metrics=added)
+        default_path, default_rec = run(cfg)
     path, rec = run(replace(cfg, **{f.name: value}))
     assert path != default_path, f"{f.name} is not in the file name's digest"
     assert rec["metrics"] != default_rec["metrics"], f"{f.name}={value!r} changes no number here: pick another"

@@ -274,6 +274,8 @@ class Metric:
       shown as ``± x`` after the number in report cells (accuracy's ``std``), ``column_order`` a sort key of short
       names when one table's runs have different columns, ``worth`` what one comparison is worth
       (:class:`PairWorth`), ``table_note(configs)`` a line for a report table from its runs' recorded configs;
+    * ``figure(runs, folder, stem) -> [png, svg]``: a figure of its own that reports draw beside the built-in ones
+      for the runs of a table that report it (``runs``: (row label, raw arrays of the ``.npz``, recorded value));
     * ``replicate(draw, shorts, options)``: a fast path of the bootstrap, the headline values on one weighted
       resample (:class:`fiqa_bench.metrics.resample.Draw`), or None to have the resample written out and
       ``compute`` called on it (the default, exact and slower).
@@ -306,6 +308,7 @@ class Metric:
     worth: PairWorth | None = None
     table_note: Callable[[list], str | None] | None = field(default=None, hash=False, compare=False)
     replicate: Callable[[Any, list, MetricOptions], dict | None] | None = field(default=None, hash=False, compare=False)
+    figure: Callable[[list, Any, str], list] | None = field(default=None, hash=False, compare=False)
 
     def headline(self, value: dict | None) -> list:
         """[(full column title, number or None)] of a recorded value (empty when unavailable)."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from fiqa_bench import registry
 from fiqa_bench.config import RunConfig, backbone_label, run_settings
-from fiqa_bench.errors import FiqaBenchError
+from fiqa_bench.errors import FiqaBenchError, OptionError
 from fiqa_bench.metrics.base import resolve_metrics
 from fiqa_bench.pipeline.evaluation import evaluate
 from fiqa_bench.resolve import (
@@ -81,6 +81,10 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
     t0 = time.perf_counter()
     # fail fast on a mistyped name or option, before any data is read
     registry.load_class("backbone", cfg.backbone)
+    unknown = [k for k in cfg.add_metrics if k not in registry.names("metric")]
+    if unknown:
+        known = ", ".join(registry.names("metric"))
+        raise OptionError(f"--add-metric {unknown[0]}: no such metric; registered: {known}")
     typed_backbone_options(cfg)
     method_options = dict(cfg.method_options)
     mcls = None
@@ -118,6 +122,7 @@ def quality_identity(method: Any, method_options: dict[str, str]) -> tuple[str, 
 def _run(cfg: RunConfig, t0: float, method_options: dict, mcls, executor) -> tuple[Path, dict[str, Any]]:
     protocol = open_protocol(cfg.protocol, cfg.data)
     bench = protocol.load()
+    bench.metrics = tuple(dict.fromkeys((*bench.metrics, *cfg.add_metrics)))  # --add-metric: after the card's
     load_s = time.perf_counter() - t0
     log.info(
         "protocol %s: %d images, %d pairs (read in %.1f s)", bench.name, len(bench.faces), len(bench.pairs), load_s

@@ -704,9 +704,36 @@ def draw_figures(results: Iterable[LoadedRun | dict], out_dir: Path, draw=None) 
                 continue
             stem = plots.stem_for(t.protocol, block.backbone, t.selection)
             paths = (draw or plots.draw_reusing)(runs, out_dir / "plots", stem)  # reused: same inputs, not redrawn
+            if draw is None:  # the PNG/SVG report (the LaTeX writer draws its own vector figures)
+                paths.update(_metric_figures(block.rows, runs, out_dir / "plots", stem))
             out[(t.protocol, block.backbone, t.selection)] = {
                 name: [p.relative_to(out_dir).as_posix() for p in files] for name, files in paths.items()
             }
+    return out
+
+
+def _metric_figures(rows, runs: list, folder: Path, stem: str) -> dict:
+    """The figures the rows' reported metrics declare (:attr:`fiqa_bench.metrics.base.Metric.figure`), each from
+    the runs that report it: {metric key: [png, svg]}."""
+    from fiqa_bench.metrics.base import get_metric
+
+    out: dict = {}
+    raw_of = dict(runs)
+    keys = dict.fromkeys(k for row in rows for k in row.result.record.protocol.get("metrics") or ())
+    for key in keys:
+        try:
+            metric = get_metric(key)
+        except KeyError:
+            continue
+        if metric.figure is None:
+            continue
+        chosen = [
+            (row.method, raw_of[row.method], row.result.record.metrics.get(key))
+            for row in rows
+            if row.method in raw_of and key in (row.result.record.protocol.get("metrics") or ())
+        ]
+        if chosen:
+            out[key] = metric.figure(chosen, folder, f"{stem}__{key}")
     return out
 
 
