@@ -132,3 +132,58 @@ class _CleanErrors(click.Group):
 
 #: The registered face detectors (entry-point group ``fiqa_bench.detectors``), the choices of every --detector.
 _DETECTORS = registry.names("detector")
+
+
+def config_options(only: tuple[str, ...] | None = None, metrics: bool = False):
+    """A decorator adding click options generated from :class:`fiqa_bench.config.RunConfig` (one source of truth for
+    names, types, choices, ranges, defaults and help): every setting (``fiqa-bench run``), or only the settings named
+    in ``only`` plus, with ``metrics``, every option the registered metrics declare (``fiqa-bench import``)."""
+
+    def add(f):
+        from dataclasses import fields
+
+        from fiqa_bench.config import RunConfig
+
+        for fld in reversed(fields(RunConfig)):
+            meta = fld.metadata
+            if not meta.get("cli", True):
+                continue
+            if only is not None and fld.name not in only and not (metrics and meta.get("metric")):
+                continue
+            f = click.option(*_option_decls(fld), **_option_kwargs(fld))(f)
+        return f
+
+    return add
+
+
+def _option_decls(fld) -> list[str]:
+    meta = fld.metadata
+    flag = meta.get("flag") or "--" + fld.name.replace("_", "-")
+    return [flag] + ([meta["short"]] if meta.get("short") else []) + [fld.name]
+
+
+def _option_kwargs(fld) -> dict:
+    """The click arguments of one declared setting: its type, choices, range, default and help."""
+    from dataclasses import MISSING
+
+    from fiqa_bench.config import option_choices
+
+    meta = fld.metadata
+    kwargs: dict = {"help": meta.get("help", "")}
+    required = fld.default is MISSING  # no default in RunConfig: a required option (no default=None given to
+    default = None if required else fld.default  # click, which would count None as a value and pass it on)
+    if meta.get("repeat"):
+        kwargs.update(multiple=True, metavar=meta.get("metavar") or "KEY=VALUE")
+    elif isinstance(default, bool):
+        kwargs.update(is_flag=True, default=default)
+    elif meta.get("choices"):
+        kwargs.update(type=click.Choice(list(option_choices(meta) or ())), default=default, show_default=True)
+    elif isinstance(default, int) and fld.type in ("int", int):
+        kwargs.update(type=_IntRange(meta.get("min"), meta.get("max")), default=default, show_default=True)
+    elif isinstance(default, float):
+        kwargs.update(type=_FloatRange(meta.get("min"), meta.get("max")), default=default, show_default=True)
+    elif required:
+        kwargs.update(required=True)
+    else:
+        kwargs.update(default=default, show_default=default is not None)
+    return kwargs

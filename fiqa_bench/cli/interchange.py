@@ -9,28 +9,12 @@ import json
 import click
 
 from fiqa_bench import registry
-from fiqa_bench.cli.common import _FloatRange, _IntRange
+from fiqa_bench.cli.common import config_options
 
 _FORMATS = registry.names("format")
-
-
-def _metric_options(f):
-    """One option per option the registered metrics declare (``--pair-quality``, ``--fpr-reading``, ...), as on
-    ``fiqa-bench run``."""
-    from fiqa_bench.metrics.base import declared_options
-
-    for option in reversed(list(declared_options().values())):
-        kwargs: dict = {"help": option.help, "default": None, "show_default": str(option.default)}
-        if option.choices:
-            kwargs["type"] = click.Choice([str(c) for c in option.choices])
-        elif option.type is bool:
-            kwargs = {"help": option.help, "is_flag": True, "default": None}
-        elif option.type is int:
-            kwargs["type"] = _IntRange(option.min, option.max)
-        elif option.type is float:
-            kwargs["type"] = _FloatRange(option.min, option.max)
-        f = click.option(option.cli_flag, "metric_" + option.name, **kwargs)(f)
-    return f
+#: The run settings an import takes, declared (type, default, help, spelling) once in fiqa_bench.config.RunConfig;
+#: with every registered metric's options.
+IMPORT_SETTINGS = ("selection", "k", "bootstrap", "bootstrap_level", "bootstrap_seed", "keep_embeddings", "out")
 
 
 @click.command("import", short_help="Turn scores or embeddings computed elsewhere into a results file.")
@@ -50,14 +34,6 @@ def _metric_options(f):
 )
 @click.option("--data", "-d", default=None, help="insightface: the protocol's dataset root (as for `run`).")
 @click.option(
-    "--selection",
-    type=click.Choice(["top1", "topk", "weighted", "all"]),
-    default="top1",
-    show_default=True,
-    help="insightface: images kept per template, exactly as `run --selection`.",
-)
-@click.option("--k", type=_IntRange(1, None), default=3, show_default=True, help="Images kept per template for topk.")
-@click.option(
     "--like",
     default="ijb-layout",
     show_default=True,
@@ -66,21 +42,17 @@ def _metric_options(f):
 @click.option("--benchmark", default=None, help="Score formats: the name of the comparisons (default: INPUT's stem).")
 @click.option("--method", "-m", default="imported", show_default=True, help="Name of the quality method in results.")
 @click.option("--fr", default="imported", show_default=True, help="Name of the FR model that made INPUT, in results.")
-@click.option("--bootstrap", type=_IntRange(0, 1_000_000), default=1000, show_default=True, help="Bootstrap resamples.")
-@click.option("--level", type=_FloatRange(0.5, 0.999), default=0.95, show_default=True, help="Interval level.")
-@click.option("--bootstrap-seed", type=_IntRange(0, None), default=0, show_default=True, help="Bootstrap seed.")
-@click.option("--keep-embeddings", is_flag=True, help="insightface: keep the kept images' embeddings in the .npz.")
-@_metric_options
-@click.option("--out", "-o", default="results", show_default=True, help="Folder for the results file.")
+@config_options(IMPORT_SETTINGS, metrics=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results record (JSON).")
-def import_cmd(input_file, fmt, quality, protocol, data, selection, k, like, benchmark, method, fr, bootstrap, level,
-               bootstrap_seed, keep_embeddings, out, as_json, **given) -> None:  # fmt: skip
+def import_cmd(input_file, fmt, quality, protocol, data, like, benchmark, method, fr, as_json, **settings) -> None:
     """Import INPUT (scores or per-image arrays computed elsewhere) as a results file (+ .npz) in OUT, which
     rescore, compare, report and leaderboard read like any run's. The file records the format, INPUT as typed
     and its sha256."""
+    from fiqa_bench.metrics.base import declared_options
     from fiqa_bench.results.interchange import ImportRequest, import_data
 
-    options = {name[len("metric_") :]: v for name, v in given.items() if v is not None}
+    declared = declared_options()
+    metric_options = {name: settings.pop(name) for name in list(settings) if name in declared}
     path, record = import_data(
         ImportRequest(
             input=input_file,
@@ -92,14 +64,8 @@ def import_cmd(input_file, fmt, quality, protocol, data, selection, k, like, ben
             benchmark=benchmark,
             method=method,
             fr=fr,
-            selection=selection,
-            k=k,
-            bootstrap=bootstrap,
-            bootstrap_level=level,
-            bootstrap_seed=bootstrap_seed,
-            metric_options=options,
-            keep_embeddings=keep_embeddings,
-            out=out,
+            metric_options=metric_options,
+            **settings,
         )
     )
     if as_json:

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from fiqa_bench import __version__, registry
-from fiqa_bench.cli.common import _DETECTORS, _AllOrCount, _CleanErrors, _FloatRange, _IntRange
+from fiqa_bench.cli.common import _DETECTORS, _AllOrCount, _CleanErrors, _FloatRange, _IntRange, config_options
 from fiqa_bench.cli.groups import COMMANDS as GROUPS_COMMANDS
 from fiqa_bench.cli.interchange import COMMANDS as INTERCHANGE_COMMANDS
 from fiqa_bench.cli.sensitivity import COMMANDS as SENSITIVITY_COMMANDS
@@ -92,40 +92,6 @@ def list_cmd(kind: str | None, as_json: bool) -> None:
         sys.exit(1)
 
 
-def _run_config_options(f):
-    """Click options generated from :class:`fiqa_bench.config.RunConfig`: one source of truth for names, types,
-    choices, ranges, defaults and help."""
-    from dataclasses import MISSING, fields
-
-    from fiqa_bench.config import RunConfig, option_choices
-
-    for fld in reversed(fields(RunConfig)):
-        meta = fld.metadata
-        if not meta.get("cli", True):
-            continue
-        flag = meta.get("flag") or "--" + fld.name.replace("_", "-")
-        decls = [flag] + ([meta["short"]] if meta.get("short") else []) + [fld.name]
-        kwargs: dict = {"help": meta.get("help", "")}
-        required = fld.default is MISSING  # no default in RunConfig: a required option (no default=None given to
-        default = None if required else fld.default  # click, which would count None as a value and pass it on)
-        if meta.get("repeat"):
-            kwargs.update(multiple=True, metavar=meta.get("metavar") or "KEY=VALUE")
-        elif isinstance(default, bool):
-            kwargs.update(is_flag=True, default=default)
-        elif meta.get("choices"):
-            kwargs.update(type=click.Choice(list(option_choices(meta))), default=default, show_default=True)
-        elif isinstance(default, int) and fld.type in ("int", int):
-            kwargs.update(type=_IntRange(meta.get("min"), meta.get("max")), default=default, show_default=True)
-        elif isinstance(default, float):
-            kwargs.update(type=_FloatRange(meta.get("min"), meta.get("max")), default=default, show_default=True)
-        elif required:
-            kwargs.update(required=True)
-        else:
-            kwargs.update(default=default, show_default=default is not None)
-        f = click.option(*decls, **kwargs)(f)
-    return f
-
-
 def _pairs(items, hint: str) -> tuple:
     out = []
     for item in items:
@@ -137,7 +103,7 @@ def _pairs(items, hint: str) -> tuple:
 
 
 @main.command("run", short_help="Evaluate a quality method and write a results file.")
-@_run_config_options
+@config_options()
 @click.option("--skip-bad-images", is_flag=True, help="Same as --on-bad-image skip.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results record (JSON) instead of the summary.")
