@@ -215,3 +215,16 @@ def open_meta(path: str | Path):
         return open(path, "rb")
     except OSError as exc:
         raise ProtocolFormatError(path, None, f"cannot read: {exc.strerror or exc}") from None
+
+
+def text_lines(path: Path):
+    """(line number, stripped text) of every non-empty line of a UTF-8 text file (gzip read transparently by
+    :func:`open_meta`); a line that is not UTF-8 is a :class:`ProtocolFormatError` naming it."""
+    with open_meta(path) as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise ProtocolFormatError(path, lineno, "not UTF-8 text") from None
+            if line:
+                yield lineno, line

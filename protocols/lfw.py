@@ -223,14 +223,10 @@ class LFW(Protocol):
         )
         pairs = pd.DataFrame({"a": parsed.a, "b": parsed.b, "label": parsed.label, "fold": parsed.fold})
         folds = int(parsed.fold.max()) + 1
-        return Benchmark(
-            name=self.card.name,
+        return self.benchmark(
+            faces,
+            pairs,
             root=root,
-            faces=faces,
-            pairs=pairs,
-            metric=self.card.metric,
-            metrics=self.card.metrics,
-            version=self.card.version,
             source_files=[parsed.path],
             detect_pad=self.DETECT_PAD,
             notes=[f"{n} images, {len(pairs)} pairs in {folds} folds, images from {images_dir}/"],

@@ -92,14 +92,10 @@ class LFWTemplates(Protocol):
             }
         )
         genuine = int(label.sum())
-        return Benchmark(
-            name=self.card.name,
+        return self.benchmark(
+            faces,
+            pairs,
             root=root,
-            faces=faces,
-            pairs=pairs,
-            metric=self.card.metric,
-            metrics=self.card.metrics,
-            version=self.card.version,
             source_files=[parsed.path],
             detect_pad=self.DETECT_PAD,
             notes=[

@@ -36,7 +36,7 @@ from fiqa_bench.errors import FiqaBenchError, ProtocolFormatError
 from fiqa_bench.pipeline.benchmark import LANDMARK_COLUMNS, Benchmark, empty_landmarks
 from fiqa_bench.protocols._layout import declared_layout, need_root, read_layout_json, reject_unknown
 from fiqa_bench.protocols._metrics import KFOLD_METRICS
-from fiqa_bench.protocols._tables import fail_at_row, first_true, open_meta, read_table
+from fiqa_bench.protocols._tables import fail_at_row, first_true, open_meta, read_table, text_lines
 
 SPLITS_CANDIDATES = layout_files.YTF_SPLITS_CANDIDATES
 NAMES_FILE = "Youtube_names.txt"
@@ -69,38 +69,31 @@ def read_splits_text(path: str | Path) -> pd.DataFrame:
         raise ProtocolFormatError(path, None, "file not found")
     rows: list[tuple[int, int, str, str, int, int]] = []
     seen: dict[tuple[int, int], int] = {}
-    with open_meta(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError:
-                raise ProtocolFormatError(path, lineno, "not UTF-8 text") from None
-            if not line:
-                continue
-            fields = [f.strip() for f in line.split(",")]
-            if not rows and fields[0].lower() == "split":
-                continue  # tolerate a header line
-            if len(fields) != 5:
-                raise ProtocolFormatError(
-                    path, lineno, f"expected 5 fields 'split, pair, video1, video2, same', found {len(fields)}"
-                )
-            split = _int_field(path, lineno, fields[0], "split", 1)
-            if split > YTF_SPLITS:  # an eleventh fold would be averaged into the 10-fold accuracy
-                raise ProtocolFormatError(path, lineno, f"split must be 1..{YTF_SPLITS}, got {split}")
-            pair = _int_field(path, lineno, fields[1], "pair number", 1)
-            for video in fields[2:4]:
-                problem = _video_problem(video)
-                if problem:
-                    raise ProtocolFormatError(path, lineno, problem)
-            label = _int_field(path, lineno, fields[4], "same", 0)
-            if label not in (0, 1):
-                raise ProtocolFormatError(path, lineno, f"same must be 0 or 1, got {label}")
-            if (split, pair) in seen:
-                raise ProtocolFormatError(
-                    path, lineno, f"split {split} pair {pair} already given on line {seen[split, pair]}"
-                )
-            seen[split, pair] = lineno
-            rows.append((split - 1, pair, fields[2], fields[3], label, lineno))
+    for lineno, line in text_lines(path):
+        fields = [f.strip() for f in line.split(",")]
+        if not rows and fields[0].lower() == "split":
+            continue  # tolerate a header line
+        if len(fields) != 5:
+            raise ProtocolFormatError(
+                path, lineno, f"expected 5 fields 'split, pair, video1, video2, same', found {len(fields)}"
+            )
+        split = _int_field(path, lineno, fields[0], "split", 1)
+        if split > YTF_SPLITS:  # an eleventh fold would be averaged into the 10-fold accuracy
+            raise ProtocolFormatError(path, lineno, f"split must be 1..{YTF_SPLITS}, got {split}")
+        pair = _int_field(path, lineno, fields[1], "pair number", 1)
+        for video in fields[2:4]:
+            problem = _video_problem(video)
+            if problem:
+                raise ProtocolFormatError(path, lineno, problem)
+        label = _int_field(path, lineno, fields[4], "same", 0)
+        if label not in (0, 1):
+            raise ProtocolFormatError(path, lineno, f"same must be 0 or 1, got {label}")
+        if (split, pair) in seen:
+            raise ProtocolFormatError(
+                path, lineno, f"split {split} pair {pair} already given on line {seen[split, pair]}"
+            )
+        seen[split, pair] = lineno
+        rows.append((split - 1, pair, fields[2], fields[3], label, lineno))
     if not rows:
         raise ProtocolFormatError(path, None, "file has no pairs")
     _check_pairs(path, rows, lambda r: (r[5], f"split {r[0] + 1} pair {r[1]}"))
@@ -247,24 +240,17 @@ def find_splits(root: Path) -> Path:
 def read_labeled_faces(path: Path) -> dict[str, tuple[float, float, float, float]]:
     """``<person>.labeled_faces.txt`` -> {``person/video/frame.jpg``: (left, top, width, height)}."""
     boxes = {}
-    with open_meta(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError:
-                raise ProtocolFormatError(path, lineno, "not UTF-8 text") from None
-            if not line:
-                continue
-            fields = line.split(",")
-            if len(fields) < 6:
-                raise ProtocolFormatError(
-                    path, lineno, f"expected 'filename,?,x,y,width,height,...' (>= 6 fields), found {len(fields)}"
-                )
-            try:
-                x, y, w, h = (float(f) for f in fields[2:6])
-            except ValueError:
-                raise ProtocolFormatError(path, lineno, f"x, y, width, height must be numbers: {fields[2:6]}") from None
-            boxes[fields[0].strip().replace("\\", "/")] = (x - w / 2, y - h / 2, w, h)
+    for lineno, line in text_lines(path):
+        fields = line.split(",")
+        if len(fields) < 6:
+            raise ProtocolFormatError(
+                path, lineno, f"expected 'filename,?,x,y,width,height,...' (>= 6 fields), found {len(fields)}"
+            )
+        try:
+            x, y, w, h = (float(f) for f in fields[2:6])
+        except ValueError:
+            raise ProtocolFormatError(path, lineno, f"x, y, width, height must be numbers: {fields[2:6]}") from None
+        boxes[fields[0].strip().replace("\\", "/")] = (x - w / 2, y - h / 2, w, h)
     return boxes
 
 
@@ -455,14 +441,11 @@ class YTF(Protocol):
             }
         )
         with_box = int(np.isfinite(boxes[:, 0]).sum())
-        return Benchmark(
-            name=self.benchmark_name(),
+        return self.benchmark(
+            faces,
+            pairs,
             root=root,
-            faces=faces,
-            pairs=pairs,
-            metric=self.card.metric,
-            metrics=self.card.metrics,
-            version=self.card.version,
+            name=self.benchmark_name(),
             source_files=[splits_path, *box_sources],
             detect_pad=self.detect_pad(),
             notes=[

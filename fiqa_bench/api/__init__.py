@@ -56,6 +56,25 @@ class Protocol:
     def load(self):  # pragma: no cover - interface
         raise NotImplementedError
 
+    def benchmark(self, faces, pairs, *, root: Path, source_files: list, notes: list, name: str | None = None,
+                  detect_pad: float = 0.0):  # fmt: skip
+        """The :class:`~fiqa_bench.pipeline.benchmark.Benchmark` a ``load`` returns, with what the card declares
+        (its name unless ``name`` is given, its kind, metrics and version) filled in from the card, once."""
+        from fiqa_bench.pipeline.benchmark import Benchmark
+
+        return Benchmark(
+            name=name or self.card.name,
+            root=root,
+            faces=faces,
+            pairs=pairs,
+            metric=self.card.metric,
+            metrics=self.card.metrics,
+            version=self.card.version,
+            source_files=source_files,
+            detect_pad=detect_pad,
+            notes=notes,
+        )
+
 
 def _numeric(values: Any, who: str, what: str) -> np.ndarray:
     """``values`` as float32, refusing anything that is not already numbers: NumPy would turn the strings
