@@ -10,6 +10,7 @@ without ``numbers`` must be listed below with the reason it cannot change a numb
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +109,50 @@ def test_the_benchmark_is_in_the_digest_by_its_name_and_pair_list():
 def test_each_edc_setting_alone_changes_the_digest(name, value):
     """The EDC settings one at a time, including a change in the last digits (the digest is of the exact value)."""
     assert _digest(replace(BASE, **{name: value})) != _digest(BASE)
+
+
+def _committed_results() -> list[Path]:
+    root = Path(__file__).resolve().parents[1] / "reports"
+    return sorted(p for p in root.rglob("*.json") if p.with_suffix(".npz").is_file())
+
+
+def test_every_committed_results_file_name_is_derived_again_from_its_recorded_config():
+    """The digest is derived from the declaration (each setting's place and when it matters): rebuilt from every
+    committed results file's recorded ``config``, ``run_settings`` gives exactly the settings the file records, and
+    their digest is the one in its name. The four facts a run learns while running (did the method run, does it take
+    a seed, were landmarks detected, which option files had which hash) are read from the recorded settings; every
+    other entry is derived."""
+    import json
+
+    from fiqa_bench.results.record import settings_digest as digest
+
+    files = _committed_results()
+    assert len(files) >= 100
+    known = {f.name for f in fields(RunConfig)}
+    for path in files:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        config, recorded = record["config"], record["settings"]
+        values = {k: v for k, v in config.items() if k in known}
+        values["method_options"] = tuple(sorted((config.get("method_options") or {}).items()))
+        values["backbone_options"] = tuple(sorted((config.get("backbone_options") or {}).items()))
+        values["add_metrics"] = tuple(config.get("add_metrics") or ())
+        cfg = RunConfig(**values, progress=False)
+        options_sha256 = {
+            k: v[len("sha256:") :] for k, v in recorded["method_options"].items() if str(v).startswith("sha256:")
+        }
+        protocol = {
+            "name": recorded["protocol"],
+            "pairs_sha256": recorded["pairs_sha256"],
+            "metrics": record["protocol"]["metrics"],
+        }
+        derived = run_settings(
+            cfg,
+            method_ran=recorded["method"] is not None,
+            method_takes_seed="seed" in recorded,
+            detection_used="detector" in recorded,
+            options_sha256=options_sha256,
+            backbone_sha256=recorded.get("backbone_sha256"),
+            protocol=protocol,
+        )
+        assert derived == recorded, path.name
+        assert path.stem.endswith("__" + digest(derived)), path.name
