@@ -67,16 +67,7 @@ def test_a_killed_worker_process_is_replaced_and_its_shards_sent_again(small_ben
     marker = tmp_path / "kill-me"
     marker.write_text(str(os.getpid()))  # the driver itself never kills itself
     executor = processes(cfg, KillingBuild(cfg, str(marker)))
-    bench, backbone, method = ConfigBuild(cfg)()  # the driver's own adapters: the kill happens in a worker only
-    remote = evaluate(
-        bench,
-        backbone,
-        method,
-        cfg.eval_options(),
-        backbone_name=cfg.backbone,
-        method_name=cfg.method,
-        executor=executor,
-    )
+    remote = _evaluate(cfg, executor)  # the driver's own adapters (ConfigBuild): the kill happens in a worker only
     assert not marker.exists()  # a worker saw it and killed itself
     assert executor.restarts == 1  # the pool was started again once
     assert_same(threads, remote)

@@ -94,16 +94,7 @@ def test_a_killed_worker_is_restarted_and_its_shard_retried(local_ray, small_ben
     marker = tmp_path / "kill-me"
     marker.write_text("")
     executor = RayExecutor(KillingBuild(cfg, str(marker)), shard_size=8, shard_order_seed=1)
-    bench, backbone, method = ConfigBuild(cfg)()  # the driver's own: the kill happens on a worker only
-    remote = evaluate(
-        bench,
-        backbone,
-        method,
-        cfg.eval_options(),
-        backbone_name=cfg.backbone,
-        method_name=cfg.method,
-        executor=executor,
-    )
+    remote = _evaluate(cfg, executor)  # the driver's own adapters (ConfigBuild): the kill happens in a worker only
     assert not marker.exists()  # a worker saw it and killed itself
     assert executor.restarts() == 1  # one actor process was replaced
     assert_same(local, remote)

@@ -56,8 +56,9 @@ class Protocol:
     def load(self):  # pragma: no cover - interface
         raise NotImplementedError
 
-    def benchmark(self, faces, pairs, *, root: Path, source_files: list, notes: list, name: str | None = None,
-                  detect_pad: float = 0.0):  # fmt: skip
+    def benchmark(
+        self, faces, pairs, *, root: Path, source_files: list, notes: list, name: str | None = None, detect_pad=0.0
+    ):
         """The :class:`~fiqa_bench.pipeline.benchmark.Benchmark` a ``load`` returns, with what the card declares
         (its name unless ``name`` is given, its kind, metrics and version) filled in from the card, once."""
         from fiqa_bench.pipeline.benchmark import Benchmark
